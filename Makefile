@@ -1,0 +1,130 @@
+# ghost-scx: one entry point.
+#
+#   make deps    install the toolchain from Debian (root; idempotent)
+#   make         BPF objects -> skel/*.skel.h -> static binaries in build/
+#   make test    host unit tests, then the sched_ext VM scenarios
+#   make demo    boot the test kernel in qemu and run the demo workload
+#   make bench   benchmarks (host and VM); results go to docs/BENCHMARKS.md
+#   make vmlinux regenerate vmlinux/vmlinux.h from the test kernel's BTF
+#
+# Sources are found by wildcard, so adding a file needs no Makefile edit:
+#   bpf/progs/NAME.bpf.c        -> skel/NAME.skel.h
+#   userspace/**/*.cc           -> build/libghost.a (except userspace/bin/)
+#   userspace/bin/ghost_X.cc    -> build/ghost-X
+#   tests/unit/*_test.cc        -> build/unit_tests (one GoogleTest binary)
+#   tests/vm/bin/*.cc           -> build/vm/NAME (static, run inside the guest)
+#   tests/bench/*.cc            -> build/bench/NAME (host, Google Benchmark)
+
+CXX      ?= g++
+CLANG    ?= clang-19
+BPFTOOL  ?= bpftool
+BUILD    ?= build
+
+ARCH_DEFS := -D__TARGET_ARCH_x86
+BPF_CFLAGS := -target bpf -g -O2 -mcpu=v3 -fms-extensions -Wno-microsoft-anon-tag \
+              $(ARCH_DEFS) -Wall -Werror -I. -Ivmlinux -Ibpf/progs
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -Wno-unused-parameter \
+            -Wno-missing-field-initializers -I. -MMD -MP
+
+ABSL_MODS := absl_flags absl_flags_parse absl_flags_usage absl_status absl_statusor \
+             absl_strings absl_str_format absl_time absl_synchronization \
+             absl_random_random absl_raw_hash_set absl_hash absl_cleanup
+ABSL_LIBS := $(shell pkg-config --static --libs $(ABSL_MODS) 2>/dev/null)
+# Everything runs in a busybox initramfs too, so binaries are fully static.
+HOST_LIBS := -Wl,--start-group $(ABSL_LIBS) -lbpf -lelf -lz -lzstd -Wl,--end-group -lpthread
+STATIC_LIBS := -static $(HOST_LIBS)
+GTEST_LIBS := -lgmock -lgtest -lgtest_main
+
+BPF_SRCS  := $(wildcard bpf/progs/*.bpf.c)
+BPF_OBJS  := $(patsubst bpf/progs/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS     := $(patsubst bpf/progs/%.bpf.c,skel/%.skel.h,$(BPF_SRCS))
+BPF_HDRS  := $(wildcard bpf/progs/*.h) kernel/ghost_abi.h vmlinux/vmlinux.h
+
+LIB_SRCS  := $(filter-out userspace/bin/%,$(shell find userspace -name '*.cc' | sort))
+LIB_OBJS  := $(patsubst %.cc,$(BUILD)/obj/%.o,$(LIB_SRCS))
+BIN_SRCS  := $(wildcard userspace/bin/*.cc)
+BINS      := $(patsubst userspace/bin/%.cc,$(BUILD)/%,$(subst _,-,$(BIN_SRCS)))
+TEST_SRCS := $(wildcard tests/unit/*.cc)
+TEST_OBJS := $(patsubst %.cc,$(BUILD)/obj/%.o,$(TEST_SRCS))
+VMBIN_SRCS := $(wildcard tests/vm/bin/*.cc)
+VMBINS    := $(patsubst tests/vm/bin/%.cc,$(BUILD)/vm/%,$(VMBIN_SRCS))
+BENCH_SRCS := $(wildcard tests/bench/*.cc)
+BENCHES   := $(patsubst tests/bench/%.cc,$(BUILD)/bench/%,$(BENCH_SRCS))
+
+.PHONY: all deps test unit-test vm-test demo bench vmlinux kernel clean
+.DELETE_ON_ERROR:
+
+all: $(BINS) $(VMBINS)
+
+deps:
+	@bash scripts/deps.sh
+
+# --- BPF ------------------------------------------------------------------
+$(BUILD)/bpf/%.bpf.o: bpf/progs/%.bpf.c $(BPF_HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+# bpftool 7.5 emits a `map->link` line that only libbpf >= 1.5 knows; with
+# 1.4.6 the struct_ops link is made by bpf_map__attach_struct_ops instead.
+# `gen object` links and drops DWARF (BTF stays): the embedded object shrinks ~20x.
+skel/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	@mkdir -p $(@D)
+	$(BPFTOOL) gen object $(BUILD)/bpf/$*.linked.o $<
+	$(BPFTOOL) gen skeleton $(BUILD)/bpf/$*.linked.o name $(subst -,_,$*) > $@.tmp
+	sed -i '/map->link = /d' $@.tmp
+	mv $@.tmp $@
+
+# --- C++ ------------------------------------------------------------------
+# Every object waits for the skeletons on a clean build; -MMD tracks the rest.
+$(BUILD)/obj/%.o: %.cc | $(SKELS)
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/libghost.a: $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/ghost-%: $(BUILD)/obj/userspace/bin/ghost_%.o $(BUILD)/libghost.a
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(STATIC_LIBS)
+
+$(BUILD)/vm/%: $(BUILD)/obj/tests/vm/bin/%.o $(BUILD)/libghost.a
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(STATIC_LIBS)
+
+$(BUILD)/unit_tests: $(TEST_OBJS) $(BUILD)/libghost.a
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(GTEST_LIBS) $(HOST_LIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libghost.a
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -o $@ $^ -lbenchmark $(HOST_LIBS)
+
+# --- tests, demo, bench ------------------------------------------------------
+test: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/unit_tests
+	@bash tests/run.sh
+
+unit-test: $(BUILD)/unit_tests
+	$(BUILD)/unit_tests
+
+vm-test: all
+	@bash tests/run.sh --vm-only
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCHES)
+	@bash scripts/bench.sh
+
+kernel:
+	@bash scripts/kernel.sh
+
+vmlinux:
+	bash vmlinux/gen.sh "$$(bash scripts/kernel.sh)" vmlinux/vmlinux.h
+
+clean:
+	rm -rf $(BUILD) skel/*.skel.h
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* What every ghost BPF program includes: vmlinux types, libbpf's helpers and
+ * the ABI. Kfunc prototypes come from vmlinux.h (bpftool emits them). */
+#ifndef GHOST_SCX_BPF_COMMON_H
+#define GHOST_SCX_BPF_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "kernel/ghost_abi.h"
+
+#define SCHED_EXT_POLICY 7
+
+/* struct_ops callbacks: BPF_PROG unpacks the u64 context into arguments. */
+#define GHOST_OPS(name, args...) SEC("struct_ops/" #name) BPF_PROG(name, ##args)
+#define GHOST_OPS_SLEEPABLE(name, args...) SEC("struct_ops.s/" #name) BPF_PROG(name, ##args)
+
+/* Why the kernel ended the class, copied out in ops.exit for the loader. */
+struct ghost_exit_record {
+	__s32 kind;        /* enum scx_exit_kind; 0 while the class runs */
+	__s32 exit_cpu;
+	__s64 exit_code;
+	char reason[128];
+	char msg[1024];
+};
+
+#define GHOST_RECORD_EXIT(rec, ei)                                              \
+	do {                                                                    \
+		bpf_probe_read_kernel_str((rec)->reason, sizeof((rec)->reason), \
+					  (ei)->reason);                        \
+		bpf_probe_read_kernel_str((rec)->msg, sizeof((rec)->msg),       \
+					  (ei)->msg);                           \
+		(rec)->exit_code = (ei)->exit_code;                             \
+		(rec)->exit_cpu = (ei)->exit_cpu;                               \
+		/* kind last: the loader polls it */                            \
+		__sync_val_compare_and_swap(&(rec)->kind, 0, (ei)->kind);       \
+	} while (0)
+
+#endif /* GHOST_SCX_BPF_COMMON_H */

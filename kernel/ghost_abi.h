@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The ghost-scx ABI: the only contract between the "kernel side" (the BPF
+ * sched_ext class in bpf/progs/, or the simulator in userspace/sim/) and the
+ * agents. It is included by BPF C (after vmlinux.h) and by C++ (after
+ * <linux/types.h>), so it uses only __u64-style types and plain structs.
+ *
+ * ghOSt concepts and where they live:
+ *   thread identity   p->scx.tid (never reused, never a pid)         ghost_tid
+ *   messages          fixed 64-byte records in per-queue ring buffers struct ghost_msg
+ *   status words      mmapped array, one word per thread, seqlocked   struct ghost_status_word
+ *   agent barrier     per-queue counter bumped by every message       struct ghost_queue_word
+ *   transactions      mmapped per-CPU slots, committed in groups      struct ghost_txn
+ *   group commit      one bpf() call of a SEC("syscall") program      struct ghost_commit_args
+ *
+ * Every layout here is fixed-size and versioned by GHOST_ABI_VERSION; an agent
+ * refuses to attach to a class whose version differs from its own.
+ */
+#ifndef GHOST_SCX_KERNEL_GHOST_ABI_H
+#define GHOST_SCX_KERNEL_GHOST_ABI_H
+
+#define GHOST_ABI_VERSION 1
+
+/* Limits. Sized for the simulator's largest preset (2x64 cores, SMT2). */
+#define GHOST_MAX_CPUS 256
+#define GHOST_CPU_MASK_WORDS (GHOST_MAX_CPUS / 64)
+#define GHOST_MAX_THREADS 8192 /* status words */
+#define GHOST_MAX_QUEUES 64
+#define GHOST_MAX_ENCLAVES 8
+
+#define GHOST_TID_NONE 0ULL      /* no thread; in a transaction: idle the CPU */
+#define GHOST_QUEUE_NONE 0xffffffffU
+#define GHOST_ENCLAVE_NONE 0xffffffffU
+
+/* ------------------------------------------------------------------------
+ * Messages (kernel -> agent).
+ *
+ * Task messages carry the thread's seqnum *after* the event: the status word
+ * holds the same number once the message is visible, so an agent that acted on
+ * message N and commits with seqnum N is current. CPU messages carry a per-CPU
+ * sequence number instead.
+ */
+enum ghost_msg_type {
+	GHOST_MSG_NONE = 0,
+
+	GHOST_MSG_TASK_NEW = 1,
+	GHOST_MSG_TASK_WAKEUP,
+	GHOST_MSG_TASK_BLOCKED,
+	GHOST_MSG_TASK_PREEMPT,
+	GHOST_MSG_TASK_YIELD,
+	GHOST_MSG_TASK_DEAD,
+	GHOST_MSG_TASK_DEPARTED,
+	GHOST_MSG_TASK_AFFINITY_CHANGED,
+	GHOST_MSG_TASK_PRIORITY_CHANGED,
+	GHOST_MSG_TASK_ON_CPU,
+	GHOST_MSG_TASK_LAST = GHOST_MSG_TASK_ON_CPU,
+
+	GHOST_MSG_CPU_TICK = 64,
+	GHOST_MSG_CPU_AVAILABLE,   /* a higher class gave the CPU back */
+	GHOST_MSG_CPU_BUSY,        /* a higher class (CFS, RT) took the CPU */
+	GHOST_MSG_CPU_NOT_IDLE,    /* the CPU went to run something not from the agent */
+	GHOST_MSG_CPU_TIMER_EXPIRED,
+	GHOST_MSG_CPU_LAST = GHOST_MSG_CPU_TIMER_EXPIRED,
+};
+
+struct ghost_msg_task_new {
+	__u32 pid;        /* for display and for sched_setscheduler(); never an identity */
+	__u32 tgid;
+	__u32 sw_index;   /* status word of this thread */
+	__s32 nice;
+	__u32 weight;     /* sched_ext weight, 100 = nice 0 */
+	__u32 runnable;   /* 1 if it is runnable right now (a WAKEUP is not sent) */
+	__u64 runtime_ns;
+};
+
+struct ghost_msg_task_wakeup {
+	__u32 waker_cpu;  /* CPU the wakeup came from, or ~0 */
+	__u32 deferrable;
+	__u64 wake_time_ns;
+};
+
+/* BLOCKED, PREEMPT, YIELD, DEAD and DEPARTED. */
+struct ghost_msg_task_off_cpu {
+	__u64 runtime_ns; /* total runtime so far */
+	__u32 from_cpu;   /* CPU it was on, or ~0 if it was not on a CPU */
+	__u32 was_current;
+};
+
+struct ghost_msg_task_affinity {
+	__u64 cpus[GHOST_CPU_MASK_WORDS];
+};
+
+struct ghost_msg_task_priority {
+	__s32 nice;
+	__u32 weight;
+};
+
+struct ghost_msg_task_on_cpu {
+	__u32 cpu;
+	__u32 pad;
+	__u64 commit_seq; /* the transaction that put it there, 0 if none */
+};
+
+/* All CPU messages. */
+struct ghost_msg_cpu {
+	__u32 reason;     /* CPU_BUSY: the sched_ext reason (SCX_CPU_PREEMPT_*) */
+	__u32 pad;
+	__u64 next_tid;   /* CPU_NOT_IDLE: what it switched to, if known */
+	__u64 cookie;     /* TIMER_EXPIRED */
+};
+
+struct ghost_msg {
+	__u16 type;       /* enum ghost_msg_type */
+	__u16 size;       /* sizeof(struct ghost_msg): readers skip what they do not know */
+	__u32 cpu;        /* CPU the event happened on */
+	__u64 tid;        /* GHOST_TID_NONE for CPU messages */
+	__u64 seqnum;     /* thread seqnum after this event (CPU messages: per-CPU seq) */
+	__u64 time_ns;    /* bpf_ktime_get_ns() at the event */
+	union {
+		struct ghost_msg_task_new task_new;
+		struct ghost_msg_task_wakeup wakeup;
+		struct ghost_msg_task_off_cpu off_cpu;
+		struct ghost_msg_task_affinity affinity;
+		struct ghost_msg_task_priority priority;
+		struct ghost_msg_task_on_cpu on_cpu;
+		struct ghost_msg_cpu cpu_event;
+		__u8 payload[32];
+	};
+};
+
+/* ------------------------------------------------------------------------
+ * Status words: one per thread in an mmapped array, written only by the kernel
+ * side. Seqlock: `lock` is odd while a writer is inside; a reader copies the
+ * word and retries if `lock` was odd or changed.
+ */
+enum ghost_sw_flags {
+	GHOST_SW_INUSE = 1U << 0,     /* the word belongs to `tid` */
+	GHOST_SW_RUNNABLE = 1U << 1,
+	GHOST_SW_ON_CPU = 1U << 2,
+	GHOST_SW_DEAD = 1U << 3,      /* TASK_DEAD/DEPARTED sent; the word will be reused */
+	GHOST_SW_WANT_ON_CPU = 1U << 4, /* the agent asked for TASK_ON_CPU messages */
+};
+
+struct ghost_status_word {
+	__u32 lock;
+	__u32 flags;      /* enum ghost_sw_flags */
+	__u64 tid;
+	__u64 seqnum;     /* == the seqnum of the newest message about this thread */
+	__u64 runtime_ns;
+	__u32 cpu;        /* current or last CPU */
+	__u32 enclave;
+	__u32 queue;      /* queue its messages go to */
+	__u32 pid;
+	__u64 switch_time_ns; /* when it last went on or off a CPU */
+};
+
+/* ------------------------------------------------------------------------
+ * Queues: one kernel->agent ring buffer each, plus a word the agent reads
+ * without a syscall. `barrier` is the agent barrier of ghOSt: it moves with
+ * every message produced to the queue, so a transaction made before the agent
+ * saw the newest message fails as GHOST_TXN_AGENT_STALE.
+ */
+enum ghost_queue_flags {
+	GHOST_QUEUE_INUSE = 1U << 0,
+	GHOST_QUEUE_WAKE_AGENT = 1U << 1, /* wake a blocked reader on each message */
+};
+
+struct ghost_queue_word {
+	__u64 barrier;    /* messages produced (== agent barrier) */
+	__u64 dropped;    /* messages lost to a full ring: never silent */
+	__u32 flags;      /* enum ghost_queue_flags */
+	__u32 enclave;
+	__u32 wake_cpu;   /* CPU whose agent this queue wakes, or ~0 */
+	__u32 pad;
+};
+
+/* ------------------------------------------------------------------------
+ * Transactions: one slot per CPU. The agent owns a slot in FREE/OPEN/DONE,
+ * the kernel side in READY/CLAIMED. Every transition is a compare-and-swap.
+ *
+ *   FREE -(agent)-> OPEN -(agent, fields written)-> READY -(commit call)->
+ *   CLAIMED -(thread started on the CPU, or validation failed)-> DONE
+ *   DONE -(agent read the result)-> FREE
+ *
+ * A transaction is committed when its thread really starts on the CPU
+ * (ops.running), not when it is inserted: the result is written then.
+ */
+enum ghost_txn_state {
+	GHOST_TXN_FREE = 0,
+	GHOST_TXN_OPEN,
+	GHOST_TXN_READY,
+	GHOST_TXN_CLAIMED,
+	GHOST_TXN_DONE,
+};
+
+enum ghost_txn_result {
+	GHOST_TXN_PENDING = 0,
+	GHOST_TXN_COMMITTED,         /* the thread started on the CPU */
+	GHOST_TXN_TARGET_STALE,      /* task_seqnum is older than the thread's */
+	GHOST_TXN_AGENT_STALE,       /* the agent's queue has messages it has not seen */
+	GHOST_TXN_NOT_FOUND,         /* no such thread (or not in this enclave) */
+	GHOST_TXN_NOT_RUNNABLE,
+	GHOST_TXN_RUNNING_ELSEWHERE, /* on another CPU right now */
+	GHOST_TXN_CPU_UNAVAILABLE,   /* offline, not in the enclave, or a higher class has it */
+	GHOST_TXN_NOT_ALLOWED,       /* the thread's affinity forbids the CPU */
+	GHOST_TXN_INVALID,           /* malformed slot (bad flags, state, group) */
+	GHOST_TXN_ABORTED,           /* a sync group member failed; this one was not run */
+	GHOST_TXN_PREEMPTED,         /* lost its CPU before it ran (e.g. a later commit) */
+	GHOST_TXN_RESULT_LAST = GHOST_TXN_PREEMPTED,
+};
+
+enum ghost_txn_flags {
+	GHOST_TXN_F_PREEMPT = 1U << 0,    /* may preempt a ghost thread running there */
+	GHOST_TXN_F_NO_BARRIER = 1U << 1, /* skip the agent-barrier check */
+	GHOST_TXN_F_SYNC_GROUP = 1U << 2, /* all of `group` run, or none */
+	GHOST_TXN_F_ALL = (1U << 3) - 1,
+};
+
+struct ghost_txn {
+	__u32 state;          /* enum ghost_txn_state */
+	__u32 result;         /* enum ghost_txn_result */
+	__u64 tid;            /* GHOST_TID_NONE: idle the CPU (unschedule) */
+	__u64 task_seqnum;    /* the thread's seqnum the agent acted on */
+	__u64 agent_barrier;  /* queue barrier the agent acted on */
+	__u32 queue;          /* queue whose barrier is checked */
+	__u32 flags;          /* enum ghost_txn_flags */
+	__u32 group;          /* sync group id (GHOST_TXN_F_SYNC_GROUP) */
+	__u32 cpu;            /* the target CPU (== slot index), checked */
+	__u64 slice_ns;       /* 0: until it blocks, yields or is preempted */
+	__u64 commit_seq;     /* bumped by the kernel side at each result */
+	__u64 commit_time_ns; /* when the result was written */
+};
+
+/*
+ * Context of the group-commit program (BPF_PROG_TEST_RUN of a SEC("syscall")
+ * program): every CPU in `cpus` whose slot is READY is committed. One call, any
+ * number of CPUs: ghOSt's TXNS_COMMIT.
+ */
+struct ghost_commit_args {
+	__u64 cpus[GHOST_CPU_MASK_WORDS];
+	__u32 nr_claimed;     /* out: slots taken by this call */
+	__u32 nr_failed;      /* out: slots that failed validation at once */
+};
+
+/* Enclaves: a CPU set with its own queues and agent. */
+struct ghost_enclave_word {
+	__u64 cpus[GHOST_CPU_MASK_WORDS];
+	__u32 flags;          /* GHOST_ENCLAVE_INUSE */
+	__u32 default_queue;  /* new threads' messages go here */
+	__u32 watchdog_ms;    /* threads held longer go to the fallback */
+	__u32 tick_msgs;      /* 1: send CPU_TICK */
+	__u64 agent_heartbeat_ns;
+};
+
+#define GHOST_ENCLAVE_INUSE 1U
+
+/* Class-wide information, readable by agents (a one-element mmapped array). */
+struct ghost_class_info {
+	__u32 abi_version;    /* GHOST_ABI_VERSION of the loaded class */
+	__u32 nr_cpus;
+	__u64 fallback_runs;  /* threads run by the fallback (agent late or gone) */
+	__u64 msgs_dropped;   /* across all queues */
+	__u64 commits;        /* group-commit calls */
+};
+
+#endif /* GHOST_SCX_KERNEL_GHOST_ABI_H */

@@ -1,0 +1,98 @@
+// The kernel side of the ghOSt ABI, as the agent library sees it.
+//
+// Two implementations exist and every policy runs unchanged on both:
+//   - BpfKernelSide (userspace/bpf_kernel_side.*): the sched_ext class in
+//     bpf/progs/, reached through its skeleton, mmapped maps and the
+//     group-commit syscall program.
+//   - sim::SimKernelSide (userspace/sim/): the deterministic simulator.
+//
+// Everything an agent reads without a syscall in ghOSt (status words, queue
+// words, transaction slots) is exposed as memory here; everything that is a
+// syscall in ghOSt is a virtual call. Layouts are those of kernel/ghost_abi.h.
+#ifndef GHOST_SCX_USERSPACE_KERNEL_SIDE_H_
+#define GHOST_SCX_USERSPACE_KERNEL_SIDE_H_
+
+#include <linux/types.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "kernel/ghost_abi.h"
+#include "userspace/cpu_list.h"
+
+namespace ghost {
+
+using Tid = uint64_t;      // p->scx.tid: unique, never reused, never a pid
+using QueueId = uint32_t;
+using EnclaveId = uint32_t;
+
+struct QueueOptions {
+  EnclaveId enclave = 0;
+  size_t ring_bytes = 256 * 1024;  // power of two, >= one page
+  int wake_cpu = -1;               // CPU whose agent the queue wakes; -1: none
+  bool wake_agent = true;          // false: the reader busy-polls
+};
+
+struct EnclaveOptions {
+  CpuList cpus;
+  uint32_t watchdog_ms = 1000;  // threads held longer run through the fallback
+  bool tick_messages = false;   // send CPU_TICK
+};
+
+class KernelSide {
+ public:
+  virtual ~KernelSide() = default;
+
+  // Number of CPUs this kernel side has (possible CPUs), <= GHOST_MAX_CPUS.
+  virtual int NumCpus() const = 0;
+
+  // ABI version of the kernel side; agents refuse a mismatch.
+  virtual uint32_t AbiVersion() const = 0;
+
+  // Enclaves ----------------------------------------------------------------
+  virtual absl::StatusOr<EnclaveId> CreateEnclave(const EnclaveOptions& opts) = 0;
+  virtual absl::Status DestroyEnclave(EnclaveId enclave) = 0;
+
+  // Queues (ghOSt's CREATE/DESTROY/ASSOCIATE_QUEUE, CONFIG_QUEUE_WAKEUP) ----
+  virtual absl::StatusOr<QueueId> CreateQueue(const QueueOptions& opts) = 0;
+  virtual absl::Status DestroyQueue(QueueId queue) = 0;
+  // Makes `queue` the enclave's default queue (new threads report there).
+  virtual absl::Status SetDefaultQueue(EnclaveId enclave, QueueId queue) = 0;
+  // Moves tid's future messages to `queue`. FailedPrecondition while its old
+  // queue still holds unread messages about it (as in ghOSt).
+  virtual absl::Status AssociateQueue(Tid tid, QueueId queue) = 0;
+  virtual absl::Status ConfigQueueWakeup(QueueId queue, int wake_cpu,
+                                         bool wake_agent) = 0;
+
+  // Calls `fn` for every message waiting in `queue`, oldest first, and
+  // consumes them. Never blocks. Returns the number consumed. The record is
+  // only valid during the call.
+  virtual size_t ConsumeQueue(QueueId queue,
+                              absl::FunctionRef<void(const ghost_msg&)> fn) = 0;
+  // Blocks until `queue` has a message or `timeout` passes (real kernel);
+  // the simulator returns at once.
+  virtual absl::Status WaitQueue(QueueId queue, absl::Duration timeout) = 0;
+
+  // Shared memory, read without a syscall --------------------------------
+  virtual const ghost_queue_word& QueueWord(QueueId queue) const = 0;
+  // The status word array, GHOST_MAX_THREADS long.
+  virtual const ghost_status_word* StatusWords() const = 0;
+  // Transaction slot of `cpu`, written by the agent.
+  virtual ghost_txn* TxnSlot(int cpu) = 0;
+
+  // Group commit: every READY slot among `cpus`, in one call (one bpf()
+  // syscall on the real kernel). Results appear in the slots.
+  virtual absl::Status Commit(const CpuList& cpus) = 0;
+
+  // Thread control (tests and ghost-run) ------------------------------------
+  // Asks for TASK_ON_CPU messages about `tid`.
+  virtual absl::Status SetWantOnCpu(Tid tid, bool want) = 0;
+};
+
+}  // namespace ghost
+
+#endif  // GHOST_SCX_USERSPACE_KERNEL_SIDE_H_
