@@ -173,6 +173,18 @@ TEST(ThreadGroupTest, AThreadThatNeverFinishesIsReportedNotAwaited) {
   EXPECT_TRUE(g.Finished(stuck));
 }
 
+TEST(ThreadGroupTest, ExpectClassFailsARunOutsideSchedExt) {
+  // This host has no sched_ext, so no thread can have been run by a class.
+  if (RunBySchedExtClass() == 1) GTEST_SKIP() << "a sched_ext class runs this thread";
+  RunOptions run = Host(absl::Milliseconds(50));
+  run.expect_class = true;
+  BenchResult r = RunPingpong({.pairs = 1, .rounds = 10}, run);
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.error.find("not run by a sched_ext class"), std::string::npos) << r.error;
+  run.expect_class = false;
+  EXPECT_TRUE(RunPingpong({.pairs = 1, .rounds = 10}, run).ok());
+}
+
 TEST(ThreadGroupTest, NoBodyRunsIfAThreadCannotSwitchToSchedExt) {
   if (CheckSchedExtSupported().ok()) GTEST_SKIP() << "this kernel has sched_ext";
   auto ran = std::make_shared<std::atomic<int>>(0);

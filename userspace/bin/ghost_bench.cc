@@ -25,6 +25,9 @@
 ABSL_FLAG(std::string, workload, "mixed",
           "Workloads to run, comma-separated: mixed, dispersive, antagonist, pingpong.");
 ABSL_FLAG(bool, sched_ext, true, "Measured threads switch themselves to SCHED_EXT (policy 7).");
+ABSL_FLAG(bool, expect_class, false,
+          "Fail unless a sched_ext class really ran every measured thread (ext.enabled in "
+          "/proc/thread-self/sched).");
 ABSL_FLAG(std::string, label, "",
           "Scheduler label in the report (default: 'ghost' with --sched-ext, else 'default').");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(5), "How long each workload runs.");
@@ -74,6 +77,7 @@ int main(int argc, char** argv) {
   if (!rest.empty()) Usage(absl::StrFormat("unexpected argument '%s'", rest[0]));
 
   ghost::RunOptions run{.sched_ext = absl::GetFlag(FLAGS_sched_ext),
+                        .expect_class = absl::GetFlag(FLAGS_expect_class),
                         .label = absl::GetFlag(FLAGS_label),
                         .duration = absl::GetFlag(FLAGS_duration),
                         .grace = absl::GetFlag(FLAGS_grace)};
@@ -139,7 +143,7 @@ int main(int argc, char** argv) {
                     absl::FormatDuration(run.duration + run.grace));
     }
     if (r.lost > 0) {
-      absl::FPrintF(stderr, "ghost-bench: %s: %d units of work handed out were never done\n",
+      absl::FPrintF(stderr, "ghost-bench: %s: %d units of work (wake-ups, requests, round trips) were never done\n",
                     r.workload, r.lost);
     }
   }

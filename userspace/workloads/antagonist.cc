@@ -42,7 +42,7 @@ BenchResult RunAntagonist(const AntagonistOptions& o, const RunOptions& run) {
   auto st = std::make_shared<State>();
   for (int i = 0; i < o.threads; i++) st->spinners.push_back(std::make_unique<Spinner>());
   const absl::Time deadline = absl::Now() + run.duration + run.grace;
-  ThreadGroup group(run.sched_ext);
+  ThreadGroup group(run.sched_ext, run.expect_class);
   for (int i = 0; i < o.threads; i++) {
     group.Add([st, i] {
       const int64_t cpu0 = ThreadCpuNs(), wall0 = MonotonicNs();
@@ -63,6 +63,7 @@ BenchResult RunAntagonist(const AntagonistOptions& o, const RunOptions& run) {
   absl::SleepFor(run.duration);
   st->stop.store(true);
   r.unfinished_threads = group.JoinUntil(deadline);
+  if (std::string e = group.ClassError(); !e.empty() && r.error.empty()) r.error = e;
   const int64_t elapsed = MonotonicNs() - start;
 
   std::vector<double> shares;

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -61,6 +63,21 @@ absl::Status CheckSchedExtSupported() {
   return s;
 }
 
+int RunBySchedExtClass() {
+  FILE* f = fopen("/proc/thread-self/sched", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  int v = -1;
+  while (fgets(line, sizeof(line), f)) {
+    if (strncmp(line, "ext.enabled", 11) == 0) {
+      const char* colon = strchr(line, ':');
+      if (colon) v = atoi(colon + 1);
+    }
+  }
+  fclose(f);
+  return v;
+}
+
 int AvailableCpus() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
@@ -73,6 +90,7 @@ struct ThreadGroup::Shared {
   int reported = 0;
   bool go = false, abort = false;
   std::string error;
+  std::string class_error;
   std::vector<bool> done;
   int ndone = 0;
 };
@@ -109,7 +127,8 @@ absl::Status ThreadGroup::Start(absl::Time deadline) {
   shared_->done.assign(n, false);
   joined_.assign(n, false);
   for (int i = 0; i < n; i++) {
-    threads_.emplace_back([sh = shared_, body = std::move(pending_[i]), i, ext = sched_ext_] {
+    threads_.emplace_back([sh = shared_, body = std::move(pending_[i]), i, ext = sched_ext_,
+                           expect = expect_class_] {
       absl::Status s = ext ? SwitchToSchedExt() : absl::OkStatus();
       bool run;
       {
@@ -121,7 +140,12 @@ absl::Status ThreadGroup::Start(absl::Time deadline) {
         run = sh->go;
       }
       if (run) body();
+      const int in_class = run && expect ? RunBySchedExtClass() : 1;
       absl::MutexLock l(&sh->mu);
+      if (in_class != 1 && sh->class_error.empty()) {
+        sh->class_error = absl::StrCat("thread ", i, " was not run by a sched_ext class (ext.enabled=",
+                                       in_class, ")");
+      }
       sh->done[i] = true;
       sh->ndone++;
     });
@@ -167,6 +191,12 @@ int ThreadGroup::JoinUntil(absl::Time deadline) {
     }
   }
   return unfinished;
+}
+
+std::string ThreadGroup::ClassError() const {
+  if (shared_ == nullptr) return "";
+  absl::MutexLock l(&shared_->mu);
+  return shared_->class_error;
 }
 
 bool ThreadGroup::Finished(int i) const { return i < static_cast<int>(joined_.size()) && joined_[i]; }

@@ -37,12 +37,19 @@ absl::Status SwitchToSchedExt();
 // throwaway thread so the caller keeps its policy).
 absl::Status CheckSchedExtSupported();
 
+// 1 if a sched_ext class runs the calling thread, 0 if not, -1 if unknown
+// (ext.enabled in /proc/thread-self/sched).
+int RunBySchedExtClass();
+
 // CPUs the process may run on.
 int AvailableCpus();
 
 class ThreadGroup {
  public:
-  explicit ThreadGroup(bool sched_ext) : sched_ext_(sched_ext) {}
+  // With `expect_class`, each thread checks after its body that a sched_ext
+  // class ran it (so a run "under ghost" cannot silently be a fair-class run).
+  explicit ThreadGroup(bool sched_ext, bool expect_class = false)
+      : sched_ext_(sched_ext), expect_class_(expect_class) {}
   ThreadGroup(const ThreadGroup&) = delete;
   ThreadGroup& operator=(const ThreadGroup&) = delete;
   // Joins finished threads; detaches ones still running (they keep their
@@ -60,10 +67,14 @@ class ThreadGroup {
   // After JoinUntil: whether thread i returned (its results may be read).
   bool Finished(int i) const;
   int size() const { return static_cast<int>(threads_.size()); }
+  // After JoinUntil: the first thread that was not run by a sched_ext class
+  // although expect_class was set ("" if none).
+  std::string ClassError() const;
 
  private:
   struct Shared;
   bool sched_ext_;
+  bool expect_class_;
   std::vector<std::function<void()>> pending_;
   std::shared_ptr<Shared> shared_;
   std::vector<std::thread> threads_;

@@ -137,7 +137,7 @@ BenchResult RunDispersive(const DispersiveOptions& o, const RunOptions& run) {
   const absl::Time deadline = absl::Now() + run.duration + run.grace;
   const int64_t short_ns = absl::ToInt64Nanoseconds(o.short_request);
   const int64_t long_ns = absl::ToInt64Nanoseconds(o.long_request);
-  ThreadGroup workers(run.sched_ext), generator(/*sched_ext=*/false);
+  ThreadGroup workers(run.sched_ext, run.expect_class), generator(/*sched_ext=*/false);
   for (int i = 0; i < o.workers; i++) {
     workers.Add([st, i, short_ns, long_ns] { WorkerLoop(*st, i, short_ns, long_ns); });
   }
@@ -163,6 +163,7 @@ BenchResult RunDispersive(const DispersiveOptions& o, const RunOptions& run) {
   }
   for (Worker* w : to_wake) FutexWake(&w->state, 1);
   stuck += workers.JoinUntil(deadline);
+  if (std::string e = workers.ClassError(); !e.empty() && r.error.empty()) r.error = e;
   const int64_t elapsed = MonotonicNs() - start;
   r.unfinished_threads = stuck;
 

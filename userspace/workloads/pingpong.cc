@@ -59,7 +59,7 @@ BenchResult RunPingpong(const PingpongOptions& o, const RunOptions& run) {
   std::vector<std::shared_ptr<Pair>> pairs;
   for (int i = 0; i < o.pairs; i++) pairs.push_back(std::make_shared<Pair>());
   const absl::Time deadline = absl::Now() + run.duration + run.grace;
-  ThreadGroup group(run.sched_ext);
+  ThreadGroup group(run.sched_ext, run.expect_class);
   std::vector<int> pingers;
   for (auto& p : pairs) {
     pingers.push_back(group.Add([p, rounds = o.rounds] { Pinger(*p, rounds); }));
@@ -72,6 +72,7 @@ BenchResult RunPingpong(const PingpongOptions& o, const RunOptions& run) {
   }
   const int64_t start = MonotonicNs();
   r.unfinished_threads = group.JoinUntil(deadline);
+  if (std::string e = group.ClassError(); !e.empty() && r.error.empty()) r.error = e;
   const int64_t elapsed = MonotonicNs() - start;
   for (int i = 0; i < o.pairs; i++) {
     r.completions += pairs[i]->round_trips.load();

@@ -11,6 +11,8 @@ namespace ghost {
 
 struct RunOptions {
   bool sched_ext = true;       // threads switch themselves to SCHED_EXT
+  // Fail the run unless a sched_ext class really ran every measured thread.
+  bool expect_class = false;
   std::string label = "ghost";  // scheduler label in the report
   absl::Duration duration = absl::Seconds(5);
   // Past duration + grace, threads still running are reported and abandoned.
