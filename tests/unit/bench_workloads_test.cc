@@ -118,6 +118,17 @@ TEST(BenchDispersiveTest, ServesEveryRequestOnHost) {
   EXPECT_GE(r.latency.Min(), 4000);
 }
 
+TEST(BenchDispersiveTest, RequestsStillQueuedAtTheEndAreServed) {
+  // One worker offered twice what it can serve: a backlog remains when the
+  // generator stops, and every queued request must still complete.
+  BenchResult r = RunDispersive({.workers = 1, .rps = 1000, .short_request = absl::Milliseconds(2),
+                                 .long_fraction = 0},
+                                Host(absl::Milliseconds(200)));
+  EXPECT_TRUE(r.ok()) << r.error << " unfinished=" << r.unfinished_threads << " lost=" << r.lost;
+  EXPECT_GT(Extra(r, "arrivals"), 20);
+  EXPECT_EQ(r.completions, static_cast<int64_t>(Extra(r, "arrivals")));
+}
+
 TEST(BenchDispersiveTest, DroppedRequestsFailTheRun) {
   // One worker, 1 ms requests at 5000/s, room for one waiting request.
   BenchResult r = RunDispersive({.workers = 1, .rps = 5000, .short_request = absl::Milliseconds(1),
