@@ -30,7 +30,8 @@ ABSL_FLAG(bool, expect_class, false,
           "/proc/thread-self/sched).");
 ABSL_FLAG(std::string, label, "",
           "Scheduler label in the report (default: 'ghost' with --sched-ext, else 'default').");
-ABSL_FLAG(absl::Duration, duration, absl::Seconds(5), "How long each workload runs.");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(5), "How long each workload runs (pingpong runs all --rounds; for it --duration + "
+          "--grace is only the time limit).");
 ABSL_FLAG(absl::Duration, grace, absl::Seconds(10),
           "After --duration, how long to wait for threads to finish before failing.");
 ABSL_FLAG(std::string, format, "table", "Output: table, csv or json (one line per workload).");
