@@ -54,6 +54,7 @@ BENCHES   := $(patsubst tests/bench/%.cc,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 .PHONY: all deps test unit-test vm-test demo bench vmlinux kernel clean
 .DELETE_ON_ERROR:
+.SECONDARY:
 
 all: $(BINS) $(VMBINS)
 
@@ -71,7 +72,7 @@ $(BUILD)/bpf/%.bpf.o: bpf/progs/%.bpf.c $(BPF_HDRS)
 skel/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	@mkdir -p $(@D)
 	$(BPFTOOL) gen object $(BUILD)/bpf/$*.linked.o $<
-	$(BPFTOOL) gen skeleton $(BUILD)/bpf/$*.linked.o name $(subst -,_,$*) > $@.tmp
+	$(BPFTOOL) gen skeleton $(BUILD)/bpf/$*.linked.o name $(subst -,_,$*)_bpf > $@.tmp
 	sed -i '/map->link = /d' $@.tmp
 	mv $@.tmp $@
 

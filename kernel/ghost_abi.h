@@ -293,4 +293,13 @@ struct ghost_class_info {
 	__u64 commits;        /* group-commit calls */
 };
 
+/* Why the kernel ended the class, copied out in ops.exit for the loader. */
+struct ghost_exit_record {
+	__s32 kind;        /* enum scx_exit_kind; 0 while the class runs */
+	__s32 exit_cpu;
+	__s64 exit_code;
+	char reason[128];
+	char msg[1024];
+};
+
 #endif /* GHOST_SCX_KERNEL_GHOST_ABI_H */

@@ -27,15 +27,6 @@
 #define GHOST_OPS(name, args...) SEC("struct_ops/" #name) BPF_PROG(name, ##args)
 #define GHOST_OPS_SLEEPABLE(name, args...) SEC("struct_ops.s/" #name) BPF_PROG(name, ##args)
 
-/* Why the kernel ended the class, copied out in ops.exit for the loader. */
-struct ghost_exit_record {
-	__s32 kind;        /* enum scx_exit_kind; 0 while the class runs */
-	__s32 exit_cpu;
-	__s64 exit_code;
-	char reason[128];
-	char msg[1024];
-};
-
 #define GHOST_RECORD_EXIT(rec, ei)                                              \
 	do {                                                                    \
 		bpf_probe_read_kernel_str((rec)->reason, sizeof((rec)->reason), \

@@ -1,0 +1,103 @@
+// workers: N threads that each switch themselves to SCHED_EXT and then alternate
+// compute bursts and sleeps. Exits 0 only if every thread ran every burst as a
+// SCHED_EXT thread; prints one line per problem otherwise.
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <atomic>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_format.h"
+#include "userspace/flags.h"
+
+ABSL_FLAG(int, threads, 8, "Worker threads.");
+ABSL_FLAG(int, bursts, 100, "Compute bursts per thread.");
+ABSL_FLAG(int, burst_us, 1000, "Length of one compute burst (CPU time, microseconds).");
+ABSL_FLAG(int, sleep_us, 500, "Sleep between bursts (microseconds).");
+ABSL_FLAG(bool, sched_ext, true, "Switch each thread to SCHED_EXT (policy 7) first.");
+ABSL_FLAG(bool, expect_class, false,
+          "Require that a sched_ext class runs each thread (ext.enabled in /proc/thread-self/sched) "
+          "after its first burst.");
+
+namespace {
+
+constexpr int kSchedExt = 7;
+
+// 1 if a sched_ext class runs the calling thread, 0 if not, -1 if unknown.
+int ExtEnabled() {
+  FILE* f = fopen("/proc/thread-self/sched", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  int v = -1;
+  while (fgets(line, sizeof(line), f)) {
+    if (strncmp(line, "ext.enabled", 11) == 0) {
+      const char* colon = strchr(line, ':');
+      if (colon) v = atoi(colon + 1);
+    }
+  }
+  fclose(f);
+  return v;
+}
+
+int64_t ThreadCpuNs() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ghost::ParseFlagsOrExit(argc, argv, "usage: workers [flags]");
+  const int n = absl::GetFlag(FLAGS_threads), bursts = absl::GetFlag(FLAGS_bursts);
+  const int burst_us = absl::GetFlag(FLAGS_burst_us), sleep_us = absl::GetFlag(FLAGS_sleep_us);
+  const bool ext = absl::GetFlag(FLAGS_sched_ext);
+  const bool expect_class = absl::GetFlag(FLAGS_expect_class);
+  if (n < 1 || n > 4096 || bursts < 0 || burst_us < 0 || sleep_us < 0) {
+    absl::FPrintF(stderr, "workers: bad flags (threads 1..4096, others >= 0)\n");
+    return 2;
+  }
+  std::atomic<int> finished{0}, problems{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; i++) {
+    threads.emplace_back([&, i] {
+      if (ext) {
+        sched_param p = {.sched_priority = 0};
+        if (sched_setscheduler(0, kSchedExt, &p) != 0) {
+          absl::PrintF("workers: thread %d: sched_setscheduler(SCHED_EXT): %s\n", i,
+                       strerror(errno));
+          problems++;
+          return;
+        }
+      }
+      for (int b = 0; b < bursts; b++) {
+        int64_t end = ThreadCpuNs() + burst_us * 1000LL;
+        while (ThreadCpuNs() < end) {
+        }
+        if (sleep_us > 0) usleep(sleep_us);
+        if (b == 0 && expect_class && ExtEnabled() != 1) {
+          absl::PrintF("workers: thread %d: not run by a sched_ext class (ext.enabled=%d)\n", i,
+                       ExtEnabled());
+          problems++;
+        }
+      }
+      if (ext && sched_getscheduler(0) != kSchedExt) {
+        absl::PrintF("workers: thread %d: policy changed to %d\n", i, sched_getscheduler(0));
+        problems++;
+      }
+      finished++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  absl::PrintF("workers: %d of %d threads finished, %d problems\n", finished.load(), n,
+               problems.load());
+  return finished == n && problems == 0 ? 0 : 1;
+}
