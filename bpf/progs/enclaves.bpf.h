@@ -43,9 +43,13 @@ static __always_inline struct ghost_enclave_word *enclave_word(__u32 enclave)
 
 static __always_inline bool cpu_in_mask(const __u64 *mask, __u32 cpu)
 {
+	__u32 w = (cpu / 64) & (GHOST_CPU_MASK_WORDS - 1);
+
 	if (cpu >= GHOST_MAX_CPUS)
 		return false;
-	return (mask[cpu / 64 & (GHOST_CPU_MASK_WORDS - 1)] >> (cpu % 64)) & 1;
+	barrier_var(w);
+	w &= GHOST_CPU_MASK_WORDS - 1;
+	return (mask[w] >> (cpu % 64)) & 1;
 }
 
 static __always_inline bool enclave_has_cpu(__u32 enclave, __u32 cpu)

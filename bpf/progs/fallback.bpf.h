@@ -29,7 +29,7 @@
 /* Most threads looked at per DSQ per pass (the verifier needs a bound). */
 #define SCAN_MAX 512
 
-const volatile __u64 fallback_slice_ns = 5000000ULL; /* FIFO slice */
+const volatile __u64 slice_ns = 5000000ULL; /* FIFO slice */
 
 __u8 sweep_req[GHOST_MAX_CPUS];  /* parking DSQ of this CPU holds expired threads */
 __u64 nr_watchdog_moves;         /* parked threads handed to the fallback */
@@ -55,7 +55,7 @@ static __always_inline void fallback_insert(struct task_struct *p, struct ghost_
 		if (!t->held_at)
 			t->held_at = bpf_ktime_get_ns();
 	}
-	scx_bpf_dsq_insert(p, FALLBACK_DSQ, fallback_slice_ns, enq_flags);
+	scx_bpf_dsq_insert(p, FALLBACK_DSQ, slice_ns, enq_flags);
 }
 
 /* Park a runnable enclave thread for its agent. */
@@ -70,7 +70,7 @@ static __always_inline void park(struct task_struct *p, struct ghost_task *t, __
 	t->fallback = 0;
 	if (!t->held_at)
 		t->held_at = bpf_ktime_get_ns();
-	scx_bpf_dsq_insert(p, PARK_DSQ(cpu), fallback_slice_ns, enq_flags);
+	scx_bpf_dsq_insert(p, PARK_DSQ(cpu), slice_ns, enq_flags);
 }
 
 static __always_inline bool held_too_long(struct task_struct *p, __u64 now)
@@ -84,37 +84,48 @@ static __always_inline bool held_too_long(struct task_struct *p, __u64 now)
 	return now - t->held_at > enclave_watchdog_ns(t->enclave);
 }
 
+__u8 sweep_pending; /* some sweep_req is set */
+
+static long sweep_one(__u64 i, void *data)
+{
+	__u64 now = *(__u64 *)data;
+	__u32 c = (__u32)i & (GHOST_MAX_CPUS - 1);
+	struct bpf_iter_scx_dsq it;
+	struct task_struct *p;
+	int n = 0;
+
+	if (!sweep_req[c])
+		return 0;
+	sweep_req[c] = 0;
+	if (bpf_iter_scx_dsq_new(&it, PARK_DSQ(c), 0) == 0) {
+		while ((p = bpf_iter_scx_dsq_next(&it)) && n++ < SCAN_MAX) {
+			struct ghost_task *t;
+
+			if (!held_too_long(p, now))
+				continue;
+			t = task_get(p);
+			if (scx_bpf_dsq_move(&it, p, FALLBACK_DSQ, 0)) {
+				__sync_fetch_and_add(&nr_watchdog_moves, 1);
+				if (t) {
+					t->state = GT_QUEUED;
+					t->fallback = 1;
+				}
+			}
+		}
+	}
+	bpf_iter_scx_dsq_destroy(&it);
+	return 0;
+}
+
 /* From dispatch: move expired threads of flagged parking DSQs to the FIFO. */
 static __always_inline void sweep_parked(void)
 {
 	__u64 now = bpf_ktime_get_ns();
 
-	for (__u32 c = 0; c < GHOST_MAX_CPUS && c < nr_cpus; c++) {
-		struct bpf_iter_scx_dsq it;
-		struct task_struct *p;
-		int n = 0;
-
-		if (!sweep_req[c])
-			continue;
-		sweep_req[c] = 0;
-		if (bpf_iter_scx_dsq_new(&it, PARK_DSQ(c), 0) == 0) {
-			while ((p = bpf_iter_scx_dsq_next(&it)) && n++ < SCAN_MAX) {
-				struct ghost_task *t;
-
-				if (!held_too_long(p, now))
-					continue;
-				t = task_get(p);
-				if (scx_bpf_dsq_move(&it, p, FALLBACK_DSQ, 0)) {
-					__sync_fetch_and_add(&nr_watchdog_moves, 1);
-					if (t) {
-						t->state = GT_QUEUED;
-						t->fallback = 1;
-					}
-				}
-			}
-		}
-		bpf_iter_scx_dsq_destroy(&it);
-	}
+	if (!sweep_pending)
+		return;
+	sweep_pending = 0;
+	bpf_loop(nr_cpus, sweep_one, &now, 0);
 }
 
 /* Kick a CPU `p` may run on so that its dispatch serves the fallback. */
@@ -128,6 +139,28 @@ static __always_inline void kick_for(struct task_struct *p)
 	}
 }
 
+static long watchdog_scan_cpu(__u64 i, void *data)
+{
+	__u64 now = *(__u64 *)data;
+	__u32 c = (__u32)i & (GHOST_MAX_CPUS - 1);
+	struct bpf_iter_scx_dsq it;
+	struct task_struct *p;
+	int n = 0;
+
+	if (bpf_iter_scx_dsq_new(&it, PARK_DSQ(c), 0) == 0) {
+		while ((p = bpf_iter_scx_dsq_next(&it)) && n++ < SCAN_MAX) {
+			if (held_too_long(p, now)) {
+				sweep_req[c] = 1;
+				sweep_pending = 1;
+				kick_for(p);
+				break;
+			}
+		}
+	}
+	bpf_iter_scx_dsq_destroy(&it);
+	return 0;
+}
+
 static int watchdog_fire(void *map, int *key, struct ghost_watchdog_timer *w)
 {
 	__u64 now = bpf_ktime_get_ns();
@@ -135,21 +168,7 @@ static int watchdog_fire(void *map, int *key, struct ghost_watchdog_timer *w)
 	struct task_struct *p;
 	int n = 0;
 
-	for (__u32 c = 0; c < GHOST_MAX_CPUS && c < nr_cpus; c++) {
-		n = 0;
-		if (bpf_iter_scx_dsq_new(&it, PARK_DSQ(c), 0) == 0) {
-			while ((p = bpf_iter_scx_dsq_next(&it)) && n++ < SCAN_MAX) {
-				if (held_too_long(p, now)) {
-					sweep_req[c] = 1;
-					kick_for(p);
-					break;
-				}
-			}
-		}
-		bpf_iter_scx_dsq_destroy(&it);
-	}
-
-	n = 0;
+	bpf_loop(nr_cpus, watchdog_scan_cpu, &now, 0);
 	if (bpf_iter_scx_dsq_new(&it, FALLBACK_DSQ, 0) == 0) {
 		while ((p = bpf_iter_scx_dsq_next(&it)) && n++ < SCAN_MAX) {
 			struct ghost_task *t = task_get(p);

@@ -39,7 +39,9 @@
 char _license[] SEC("license") = "GPL";
 
 struct ghost_exit_record exit_record;
-__u64 nr_enabled, nr_fallback_tasks, nr_enroll_misses;
+__u64 nr_enabled, nr_fallback_tasks;
+/* FIFO placements (threads of no enclave, or handed over by a watchdog). */
+__u64 nr_enqueued, nr_dispatched, nr_direct;
 
 s32 GHOST_OPS(ghost_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
@@ -51,8 +53,10 @@ s32 GHOST_OPS(ghost_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_fl
 	if (task_in_enclave(t))
 		return prev_cpu;
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &idle);
-	if (idle)
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, fallback_slice_ns, 0);
+	if (idle) {
+		__sync_fetch_and_add(&nr_direct, 1);
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
+	}
 	return cpu;
 }
 
@@ -61,6 +65,7 @@ void GHOST_OPS(ghost_enqueue, struct task_struct *p, u64 enq_flags)
 	struct ghost_task *t = task_get(p);
 
 	if (!task_in_enclave(t)) {
+		__sync_fetch_and_add(&nr_enqueued, 1);
 		fallback_insert(p, t, enq_flags);
 		return;
 	}
@@ -106,7 +111,8 @@ void GHOST_OPS(ghost_dequeue, struct task_struct *p, u64 deq_flags)
 void GHOST_OPS(ghost_dispatch, s32 cpu, struct task_struct *prev)
 {
 	sweep_parked();
-	scx_bpf_dsq_move_to_local(FALLBACK_DSQ);
+	if (scx_bpf_dsq_move_to_local(FALLBACK_DSQ))
+		__sync_fetch_and_add(&nr_dispatched, 1);
 }
 
 void GHOST_OPS(ghost_running, struct task_struct *p)

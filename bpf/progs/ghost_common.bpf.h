@@ -13,6 +13,9 @@
 
 #define SCHED_EXT_POLICY 7
 
+/* Keeps the compiler from dropping a bounds mask the verifier needs. */
+#define barrier_var(var) asm volatile("" : "+r"(var))
+
 /* What vmlinux.h does not carry (macros, not BTF). */
 #define CLOCK_MONOTONIC 1
 #define EINVAL 22
