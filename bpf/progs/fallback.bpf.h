@@ -26,8 +26,6 @@
  * before the watchdog preempts a CPU for them. */
 #define WATCHDOG_PERIOD_NS (5ULL * 1000 * 1000)
 #define FALLBACK_WAIT_NS (20ULL * 1000 * 1000)
-/* Most threads looked at per DSQ per pass (the verifier needs a bound). */
-#define SCAN_MAX 512
 
 const volatile __u64 slice_ns = 5000000ULL; /* FIFO slice */
 
@@ -92,13 +90,12 @@ static long sweep_one(__u64 i, void *data)
 	__u32 c = (__u32)i & (GHOST_MAX_CPUS - 1);
 	struct bpf_iter_scx_dsq it;
 	struct task_struct *p;
-	int n = 0;
 
 	if (!sweep_req[c])
 		return 0;
 	sweep_req[c] = 0;
 	if (bpf_iter_scx_dsq_new(&it, PARK_DSQ(c), 0) == 0) {
-		while ((p = bpf_iter_scx_dsq_next(&it)) && n++ < SCAN_MAX) {
+		while ((p = bpf_iter_scx_dsq_next(&it))) {
 			struct ghost_task *t;
 
 			if (!held_too_long(p, now))
@@ -145,10 +142,9 @@ static long watchdog_scan_cpu(__u64 i, void *data)
 	__u32 c = (__u32)i & (GHOST_MAX_CPUS - 1);
 	struct bpf_iter_scx_dsq it;
 	struct task_struct *p;
-	int n = 0;
 
 	if (bpf_iter_scx_dsq_new(&it, PARK_DSQ(c), 0) == 0) {
-		while ((p = bpf_iter_scx_dsq_next(&it)) && n++ < SCAN_MAX) {
+		while ((p = bpf_iter_scx_dsq_next(&it))) {
 			if (held_too_long(p, now)) {
 				sweep_req[c] = 1;
 				sweep_pending = 1;
@@ -166,11 +162,10 @@ static int watchdog_fire(void *map, int *key, struct ghost_watchdog_timer *w)
 	__u64 now = bpf_ktime_get_ns();
 	struct bpf_iter_scx_dsq it;
 	struct task_struct *p;
-	int n = 0;
 
 	bpf_loop(nr_cpus, watchdog_scan_cpu, &now, 0);
 	if (bpf_iter_scx_dsq_new(&it, FALLBACK_DSQ, 0) == 0) {
-		while ((p = bpf_iter_scx_dsq_next(&it)) && n++ < SCAN_MAX) {
+		while ((p = bpf_iter_scx_dsq_next(&it))) {
 			struct ghost_task *t = task_get(p);
 
 			if (t && t->held_at && now - t->held_at > FALLBACK_WAIT_NS) {

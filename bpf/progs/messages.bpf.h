@@ -154,18 +154,34 @@ static __always_inline void send_task_on_cpu(struct task_struct *p, struct ghost
 	task_msg_send(p, t, &m, false);
 }
 
+struct cpu_queue_ctx {
+	__u32 cpu;
+	__u32 enclave;
+	__u32 found;
+};
+
+static long cpu_queue_match(__u64 i, void *data)
+{
+	struct cpu_queue_ctx *ctx = data;
+	struct ghost_queue_word *qw = queue_word((__u32)i);
+
+	if (qw && (qw->flags & GHOST_QUEUE_INUSE) && qw->enclave == ctx->enclave &&
+	    qw->wake_cpu == ctx->cpu) {
+		ctx->found = (__u32)i;
+		return 1;
+	}
+	return 0;
+}
+
 /* The queue that gets CPU messages for `cpu` in `enclave`. */
 static __always_inline __u32 cpu_msg_queue(__u32 cpu, __u32 enclave)
 {
 	struct ghost_enclave_word *ew = enclave_word(enclave);
+	struct cpu_queue_ctx ctx = { .cpu = cpu, .enclave = enclave, .found = GHOST_QUEUE_NONE };
 
-	for (__u32 q = 0; q < GHOST_MAX_QUEUES; q++) {
-		struct ghost_queue_word *qw = queue_word(q);
-
-		if (qw && (qw->flags & GHOST_QUEUE_INUSE) && qw->enclave == enclave &&
-		    qw->wake_cpu == cpu)
-			return q;
-	}
+	bpf_loop(GHOST_MAX_QUEUES, cpu_queue_match, &ctx, 0);
+	if (ctx.found != GHOST_QUEUE_NONE)
+		return ctx.found;
 	return ew ? ew->default_queue : GHOST_QUEUE_NONE;
 }
 

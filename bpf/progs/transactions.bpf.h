@@ -106,12 +106,11 @@ static __always_inline __u32 txn_move(__u64 tid, __s32 park_cpu, __u32 cpu, __u6
 	struct bpf_iter_scx_dsq it;
 	struct task_struct *q;
 	__u32 res = GHOST_TXN_NOT_RUNNABLE;
-	int n = 0;
 
 	if (park_cpu < 0 || park_cpu >= GHOST_MAX_CPUS)
 		return res;
 	if (bpf_iter_scx_dsq_new(&it, PARK_DSQ(park_cpu), 0) == 0) {
-		while ((q = bpf_iter_scx_dsq_next(&it)) && n++ < SCAN_MAX) {
+		while ((q = bpf_iter_scx_dsq_next(&it))) {
 			if (q->scx.tid != tid)
 				continue;
 			/* Affinity of the task as the iterator holds it: if it
@@ -248,30 +247,34 @@ __noinline int txn_commit_cpu(__u32 cpu)
 	return 2;
 }
 
+static long commit_bit(__u64 i, void *data)
+{
+	struct ghost_commit_args *args = data; /* a stack copy: bpf_loop wants one */
+	__u32 cpu = (__u32)i & (GHOST_MAX_CPUS - 1);
+	int r;
+
+	if (!((args->cpus[cpu / 64] >> (cpu % 64)) & 1))
+		return 0;
+	r = txn_commit_cpu(cpu);
+	args->nr_claimed += r != 0;
+	args->nr_failed += r == 2;
+	return 0;
+}
+
 /* ghOSt's TXNS_COMMIT: every READY slot among args->cpus, in one bpf() call. */
 SEC("syscall")
 int ghost_commit(struct ghost_commit_args *args)
 {
-	__u32 claimed = 0, failed = 0;
+	struct ghost_commit_args a;
 
 	__sync_fetch_and_add(&nr_commit_calls, 1);
 	CLASS_COUNT(commits);
-	for (__u32 w = 0; w < GHOST_CPU_MASK_WORDS; w++) {
-		__u64 bits = args->cpus[w];
-
-		for (__u32 b = 0; b < 64 && bits; b++) {
-			int r;
-
-			if (!(bits & (1ULL << b)))
-				continue;
-			bits &= ~(1ULL << b);
-			r = txn_commit_cpu(w * 64 + b);
-			claimed += r != 0;
-			failed += r == 2;
-		}
-	}
-	args->nr_claimed = claimed;
-	args->nr_failed = failed;
+	__builtin_memcpy(a.cpus, args->cpus, sizeof(a.cpus));
+	a.nr_claimed = 0;
+	a.nr_failed = 0;
+	bpf_loop(nr_cpus < GHOST_MAX_CPUS ? nr_cpus : GHOST_MAX_CPUS, commit_bit, &a, 0);
+	args->nr_claimed = a.nr_claimed;
+	args->nr_failed = a.nr_failed;
 	return 0;
 }
 
