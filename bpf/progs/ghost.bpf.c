@@ -324,6 +324,12 @@ void GHOST_OPS(ghost_enable, struct task_struct *p)
 	t->state = p->on_rq ? GT_QUEUED : GT_BLOCKED;
 	__sync_fetch_and_add(&nr_enabled, 1);
 	send_task_new(p, t, p->on_rq != 0);
+	/* A thread that enters the class while running must not keep its CPU
+	 * until a slice ends: it goes to its agent at once, as in ghOSt. */
+	if (p->on_rq) {
+		p->scx.slice = 0;
+		scx_bpf_kick_cpu(scx_bpf_task_cpu(p), SCX_KICK_PREEMPT);
+	}
 }
 
 void GHOST_OPS(ghost_disable, struct task_struct *p)
