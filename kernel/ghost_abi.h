@@ -242,17 +242,47 @@ struct ghost_commit_args {
 	__u32 nr_failed;      /* out: slots that failed validation at once */
 };
 
+/*
+ * Per-thread and per-CPU control (BPF_PROG_TEST_RUN of the SEC("syscall")
+ * program `ghost_ctl`): what ghOSt did with ASSOCIATE_QUEUE, the ON_CPU
+ * request and timerfd ticks. `ret` is 0 or a negative errno:
+ *   ASSOCIATE_QUEUE  -ENOENT no such thread, -EINVAL bad queue (or another
+ *                    enclave's), -EBUSY its old queue still holds messages
+ *                    about it (drain, then retry).
+ *   SET_WANT_ON_CPU  arg: 1 to get TASK_ON_CPU messages, 0 to stop.
+ *   ARM_TIMER        a CPU_TIMER_EXPIRED for `cpu` after `arg` ns, carrying
+ *                    `cookie` (one pending timer per CPU; re-arming replaces it).
+ */
+enum ghost_ctl_op {
+	GHOST_CTL_ASSOCIATE_QUEUE = 1,
+	GHOST_CTL_SET_WANT_ON_CPU,
+	GHOST_CTL_ARM_TIMER,
+};
+
+struct ghost_ctl_args {
+	__u32 op;             /* enum ghost_ctl_op */
+	__u32 queue;
+	__u64 tid;
+	__u64 arg;
+	__u64 cookie;
+	__u32 cpu;
+	__s32 ret;            /* out */
+};
+
 /* Enclaves: a CPU set with its own queues and agent. */
 struct ghost_enclave_word {
 	__u64 cpus[GHOST_CPU_MASK_WORDS];
 	__u32 flags;          /* GHOST_ENCLAVE_INUSE */
 	__u32 default_queue;  /* new threads' messages go here */
 	__u32 watchdog_ms;    /* threads held longer go to the fallback */
-	__u32 tick_msgs;      /* 1: send CPU_TICK */
+	__u32 tick_msgs;      /* GHOST_ENCLAVE_MSG_*: optional CPU messages */
 	__u64 agent_heartbeat_ns;
 };
 
 #define GHOST_ENCLAVE_INUSE 1U
+/* Bits of tick_msgs (1 keeps meaning "send CPU_TICK"). */
+#define GHOST_ENCLAVE_MSG_TICK 1U
+#define GHOST_ENCLAVE_MSG_NOT_IDLE 2U
 
 /* Class-wide information, readable by agents (a one-element mmapped array). */
 struct ghost_class_info {

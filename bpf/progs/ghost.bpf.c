@@ -2,31 +2,57 @@
 /*
  * ghost: the ghOSt scheduling class on sched_ext.
  *
- * First cut: a global FIFO for SCHED_EXT threads (SCX_OPS_SWITCH_PARTIAL, so
- * everything else stays in the fair class, which keeps priority over us as
- * ghOSt's class sat below CFS). A waking thread that finds an idle CPU goes
- * straight to that CPU's local queue; otherwise it joins the shared FIFO that
- * every CPU drains when it has nothing local.
+ * SCHED_EXT threads (SCX_OPS_SWITCH_PARTIAL: everything else stays in the fair
+ * class, which keeps priority over us as it did over ghOSt's class) belong to
+ * an enclave or to nobody. Threads of nobody run in a global FIFO. Enclave
+ * threads are delegated: every state change becomes a message in the thread's
+ * queue (messages.bpf.h) and its status word (status_words.bpf.h); a runnable
+ * thread waits in a parking DSQ (fallback.bpf.h) until its agent commits a
+ * transaction that moves it to a CPU (transactions.bpf.h), or until the
+ * enclave's watchdog hands it to the FIFO, so no agent can stall the class.
+ *
+ * Where the ghOSt events come from (see DESIGN.md, "Rules the kernel imposes"):
+ *   TASK_NEW        ops.enable           TASK_DEAD/DEPARTED  ops.quiescent/disable
+ *   TASK_WAKEUP     ops.enqueue, when the thread was blocked
+ *   TASK_PREEMPT    ops.enqueue, after ops.stopping(runnable)
+ *   TASK_YIELD      ops.enqueue, after ops.yield + ops.stopping
+ *   TASK_BLOCKED    ops.quiescent with SCX_DEQ_SLEEP
+ *   AFFINITY/PRIORITY_CHANGED  ops.set_cpumask/set_weight (when they change)
+ *   TASK_ON_CPU     ops.running, on request
+ *   CPU_BUSY/AVAILABLE  ops.cpu_release/cpu_acquire; CPU_TICK ops.tick;
+ *   CPU_NOT_IDLE    ops.update_idle; CPU_TIMER_EXPIRED a bpf_timer (control.bpf.h)
  *
  * The kernel ends the class on any BPF error or a stalled thread; ops.exit
  * records why so the agent can print it.
  */
 #include "ghost_common.bpf.h"
+#include "class_info.bpf.h"
+#include "enclaves.bpf.h"
+#include "status_words.bpf.h"
+#include "queues.bpf.h"
+#include "tasks.bpf.h"
+#include "messages.bpf.h"
+#include "fallback.bpf.h"
+#include "transactions.bpf.h"
+#include "control.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
-#define FIFO_DSQ 0
-
-const volatile __u64 slice_ns = 5000000ULL; /* 5 ms; set by --slice-us */
-
 struct ghost_exit_record exit_record;
+__u64 nr_enabled, nr_fallback_tasks;
+/* FIFO placements (threads of no enclave, or handed over by a watchdog). */
 __u64 nr_enqueued, nr_dispatched, nr_direct;
 
 s32 GHOST_OPS(ghost_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
+	struct ghost_task *t = task_get(p);
 	bool idle = false;
-	s32 cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &idle);
+	s32 cpu;
 
+	/* Enclave threads must reach ops.enqueue: the agent places them. */
+	if (task_in_enclave(t))
+		return prev_cpu;
+	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &idle);
 	if (idle) {
 		__sync_fetch_and_add(&nr_direct, 1);
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
@@ -36,19 +62,302 @@ s32 GHOST_OPS(ghost_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_fl
 
 void GHOST_OPS(ghost_enqueue, struct task_struct *p, u64 enq_flags)
 {
-	__sync_fetch_and_add(&nr_enqueued, 1);
-	scx_bpf_dsq_insert(p, FIFO_DSQ, slice_ns, enq_flags);
+	struct ghost_task *t = task_get(p);
+
+	if (!task_in_enclave(t)) {
+		__sync_fetch_and_add(&nr_enqueued, 1);
+		fallback_insert(p, t, enq_flags);
+		return;
+	}
+	if (t->txn_cpu >= 0) {
+		/* A commit moved it, but it came back before it ran. The
+		 * result tells the agent; the thread's state did not change. */
+		txn_settle(p, t, (enq_flags & SCX_ENQ_REENQ) ? GHOST_TXN_CPU_UNAVAILABLE
+							     : GHOST_TXN_PREEMPTED);
+		t->stop_reason = GT_STOP_NONE;
+		park(p, t, enq_flags);
+		return;
+	}
+	if (t->state == GT_BLOCKED) {
+		t->state = GT_HELD;
+		t->held_at = 0;
+		park(p, t, enq_flags);
+		send_task_wakeup(p, t, (enq_flags & SCX_ENQ_WAKEUP) ? bpf_get_smp_processor_id()
+								   : ~0U);
+	} else if (t->stop_reason != GT_STOP_NONE) {
+		__u16 type = t->stop_reason == GT_STOP_YIELD ? GHOST_MSG_TASK_YIELD
+							     : GHOST_MSG_TASK_PREEMPT;
+
+		t->stop_reason = GT_STOP_NONE;
+		t->held_at = 0;
+		park(p, t, enq_flags);
+		send_task_off_cpu(p, t, type, t->cpu, true);
+	} else {
+		/* A property change (ENQUEUE_RESTORE) or the first enqueue of a
+		 * thread TASK_NEW already reported runnable: no event. */
+		park(p, t, enq_flags);
+	}
+}
+
+void GHOST_OPS(ghost_dequeue, struct task_struct *p, u64 deq_flags)
+{
+	struct ghost_task *t = task_get(p);
+
+	/* Out of our DSQs: no commit may find it until it is parked again. */
+	if (task_in_enclave(t) && t->state == GT_HELD)
+		t->state = GT_QUEUED;
 }
 
 void GHOST_OPS(ghost_dispatch, s32 cpu, struct task_struct *prev)
 {
-	if (scx_bpf_dsq_move_to_local(FIFO_DSQ))
+	sweep_parked();
+	if (scx_bpf_dsq_move_to_local(FALLBACK_DSQ))
 		__sync_fetch_and_add(&nr_dispatched, 1);
+}
+
+void GHOST_OPS(ghost_running, struct task_struct *p)
+{
+	struct ghost_task *t = task_get(p);
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	if (!t)
+		return;
+	if (t->fallback) {
+		t->fallback = 0;
+		CLASS_COUNT(fallback_runs);
+	}
+	t->held_at = 0;
+	if (!task_in_enclave(t))
+		return;
+	t->state = GT_ON_CPU;
+	t->cpu = cpu;
+	t->stop_reason = GT_STOP_NONE;
+	if (cpu < GHOST_MAX_CPUS)
+		cpu_curr_tid[cpu] = p->scx.tid;
+	txn_settle(p, t, t->txn_cpu == (__s32)cpu ? GHOST_TXN_COMMITTED : GHOST_TXN_PREEMPTED);
+	if (t->want_on_cpu)
+		send_task_on_cpu(p, t, cpu);
+	else
+		task_publish(p, t, false);
+}
+
+void GHOST_OPS(ghost_stopping, struct task_struct *p, bool runnable)
+{
+	struct ghost_task *t = task_get(p);
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	if (cpu < GHOST_MAX_CPUS && cpu_curr_tid[cpu] == p->scx.tid)
+		cpu_curr_tid[cpu] = 0;
+	if (!task_in_enclave(t))
+		return;
+	t->state = GT_QUEUED;
+	if (runnable)
+		t->stop_reason = t->yielding ? GT_STOP_YIELD : GT_STOP_PREEMPT;
+	t->yielding = 0;
+	task_publish(p, t, false);
+}
+
+bool GHOST_OPS(ghost_yield, struct task_struct *from, struct task_struct *to)
+{
+	struct ghost_task *t = task_get(from);
+
+	if (task_in_enclave(t))
+		t->yielding = 1;
+	from->scx.slice = 0;
+	return false;
+}
+
+static __always_inline void task_gone(struct task_struct *p, struct ghost_task *t, __u16 type)
+{
+	txn_settle(p, t, GHOST_TXN_NOT_FOUND);
+	t->state = GT_BLOCKED;
+	send_task_off_cpu(p, t, type, t->cpu, false);
+	sw_free(t->sw, p->scx.tid);
+	t->enabled = 0;
+}
+
+void GHOST_OPS(ghost_quiescent, struct task_struct *p, u64 deq_flags)
+{
+	struct ghost_task *t = task_get(p);
+
+	if (!task_in_enclave(t))
+		return;
+	if (t->txn_cpu >= 0)
+		txn_settle(p, t, GHOST_TXN_NOT_RUNNABLE);
+	if (!(deq_flags & SCX_DEQ_SLEEP))
+		return; /* nice/affinity change or migration: not an event */
+	t->held_at = 0;
+	t->stop_reason = GT_STOP_NONE;
+	if (p->__state & TASK_DEAD) {
+		task_gone(p, t, GHOST_MSG_TASK_DEAD);
+		return;
+	}
+	t->state = GT_BLOCKED;
+	send_task_off_cpu(p, t, GHOST_MSG_TASK_BLOCKED, t->cpu, true);
+}
+
+void GHOST_OPS(ghost_set_cpumask, struct task_struct *p, const struct cpumask *mask)
+{
+	struct ghost_task *t = task_get(p);
+	bool same = true;
+
+	if (!task_in_enclave(t))
+		return;
+	for (int i = 0; i < GHOST_CPU_MASK_WORDS; i++) {
+		__u64 w = BPF_CORE_READ(mask, bits[i]);
+
+		same = same && w == t->cpus[i];
+		t->cpus[i] = w;
+	}
+	if (!same)
+		send_task_affinity(p, t, mask);
+}
+
+void GHOST_OPS(ghost_set_weight, struct task_struct *p, u32 weight)
+{
+	struct ghost_task *t = task_get(p);
+
+	if (!task_in_enclave(t) || t->weight == weight)
+		return;
+	t->weight = weight;
+	send_task_priority(p, t, weight);
+}
+
+void GHOST_OPS(ghost_tick, struct task_struct *p)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	if (enclave_msg_flags(cpu_enclave(cpu)) & GHOST_ENCLAVE_MSG_TICK)
+		send_cpu_msg(cpu, GHOST_MSG_CPU_TICK, 0, 0, 0);
+}
+
+void GHOST_OPS(ghost_update_idle, s32 cpu, bool idle)
+{
+	if (!idle && (enclave_msg_flags(cpu_enclave(cpu)) & GHOST_ENCLAVE_MSG_NOT_IDLE))
+		send_cpu_msg(cpu, GHOST_MSG_CPU_NOT_IDLE, 0, 0, 0);
+}
+
+void GHOST_OPS(ghost_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
+{
+	if (cpu >= 0 && cpu < GHOST_MAX_CPUS)
+		cpu_busy[cpu] = 1;
+	send_cpu_msg(cpu, GHOST_MSG_CPU_BUSY, args->reason, 0, 0);
+	/* Our threads waiting on this CPU go back to their agents (PREEMPT,
+	 * or CPU_UNAVAILABLE for a commit that had not started yet). */
+	scx_bpf_reenqueue_local();
+}
+
+void GHOST_OPS(ghost_cpu_acquire, s32 cpu, struct scx_cpu_acquire_args *args)
+{
+	if (cpu >= 0 && cpu < GHOST_MAX_CPUS)
+		cpu_busy[cpu] = 0;
+	send_cpu_msg(cpu, GHOST_MSG_CPU_AVAILABLE, 0, 0, 0);
+}
+
+void GHOST_OPS(ghost_cpu_online, s32 cpu)
+{
+	if (cpu >= 0 && cpu < GHOST_MAX_CPUS)
+		cpu_is_online[cpu] = 1;
+}
+
+void GHOST_OPS(ghost_cpu_offline, s32 cpu)
+{
+	if (cpu >= 0 && cpu < GHOST_MAX_CPUS)
+		cpu_is_online[cpu] = 0;
+}
+
+s32 GHOST_OPS_SLEEPABLE(ghost_init_task, struct task_struct *p, struct scx_init_task_args *args)
+{
+	struct ghost_task *t = task_create(p);
+	struct ghost_task *parent;
+
+	if (!t)
+		return -ENOMEM;
+	t->sw = GHOST_SW_NONE;
+	t->enclave = GHOST_ENCLAVE_NONE;
+	t->queue = GHOST_QUEUE_NONE;
+	t->park_cpu = -1;
+	t->txn_cpu = -1;
+	t->cpu = -1;
+	/* A thread forked by an enclave thread joins the same enclave. */
+	if (args->fork) {
+		parent = task_get(bpf_get_current_task_btf());
+		if (task_in_enclave(parent))
+			t->enclave = parent->enclave;
+	}
+	return 0;
+}
+
+void GHOST_OPS(ghost_enable, struct task_struct *p)
+{
+	struct ghost_task *t = task_get(p);
+	struct ghost_enclave_word *ew;
+	__u32 pid = p->pid, *enrolled;
+
+	if (!t)
+		return;
+	enrolled = bpf_map_lookup_elem(&enroll, &pid);
+	if (enrolled) {
+		t->enclave = *enrolled;
+		bpf_map_delete_elem(&enroll, &pid);
+	}
+	ew = enclave_word(t->enclave);
+	if (!ew || !(ew->flags & GHOST_ENCLAVE_INUSE)) {
+		t->enclave = GHOST_ENCLAVE_NONE;
+		__sync_fetch_and_add(&nr_fallback_tasks, 1);
+		return;
+	}
+	t->sw = sw_alloc(p->scx.tid);
+	if (t->sw == GHOST_SW_NONE) {
+		t->enclave = GHOST_ENCLAVE_NONE; /* no status word: FIFO, counted */
+		return;
+	}
+	t->queue = ew->default_queue;
+	t->seq = 0;
+	t->last_pos = 0;
+	t->enabled = 1;
+	t->cpu = scx_bpf_task_cpu(p);
+	t->weight = p->scx.weight;
+	for (int i = 0; i < GHOST_CPU_MASK_WORDS; i++)
+		t->cpus[i] = BPF_CORE_READ(p->cpus_ptr, bits[i]);
+	/* Runnable now (a queued thread changing class): no WAKEUP follows. */
+	t->state = p->on_rq ? GT_QUEUED : GT_BLOCKED;
+	__sync_fetch_and_add(&nr_enabled, 1);
+	send_task_new(p, t, p->on_rq != 0);
+	/* A thread that enters the class while running must not keep its CPU
+	 * until a slice ends: it goes to its agent at once, as in ghOSt. */
+	if (p->on_rq) {
+		p->scx.slice = 0;
+		scx_bpf_kick_cpu(scx_bpf_task_cpu(p), SCX_KICK_PREEMPT);
+	}
+}
+
+void GHOST_OPS(ghost_disable, struct task_struct *p)
+{
+	struct ghost_task *t = task_get(p);
+
+	if (!task_in_enclave(t))
+		return;
+	task_gone(p, t, (p->flags & PF_EXITING) ? GHOST_MSG_TASK_DEAD : GHOST_MSG_TASK_DEPARTED);
 }
 
 s32 GHOST_OPS_SLEEPABLE(ghost_init)
 {
-	return scx_bpf_create_dsq(FIFO_DSQ, -1);
+	struct ghost_class_info *ci = class_info_get();
+	const struct cpumask *online;
+
+	nr_cpus = scx_bpf_nr_cpu_ids();
+	if (nr_cpus > GHOST_MAX_CPUS)
+		nr_cpus = GHOST_MAX_CPUS;
+	online = scx_bpf_get_online_cpumask();
+	for (__u32 c = 0; c < GHOST_MAX_CPUS && c < nr_cpus; c++)
+		cpu_is_online[c] = bpf_cpumask_test_cpu(c, online);
+	scx_bpf_put_cpumask(online);
+	if (ci) {
+		ci->abi_version = GHOST_ABI_VERSION;
+		ci->nr_cpus = nr_cpus;
+	}
+	return fallback_init();
 }
 
 void GHOST_OPS(ghost_exit, struct scx_exit_info *ei)
@@ -60,10 +369,31 @@ SEC(".struct_ops.link")
 struct sched_ext_ops ghost_ops = {
 	.select_cpu = (void *)ghost_select_cpu,
 	.enqueue = (void *)ghost_enqueue,
+	.dequeue = (void *)ghost_dequeue,
 	.dispatch = (void *)ghost_dispatch,
+	.tick = (void *)ghost_tick,
+	.running = (void *)ghost_running,
+	.stopping = (void *)ghost_stopping,
+	.quiescent = (void *)ghost_quiescent,
+	.yield = (void *)ghost_yield,
+	.set_weight = (void *)ghost_set_weight,
+	.set_cpumask = (void *)ghost_set_cpumask,
+	.update_idle = (void *)ghost_update_idle,
+	.cpu_acquire = (void *)ghost_cpu_acquire,
+	.cpu_release = (void *)ghost_cpu_release,
+	.cpu_online = (void *)ghost_cpu_online,
+	.cpu_offline = (void *)ghost_cpu_offline,
+	.init_task = (void *)ghost_init_task,
+	.enable = (void *)ghost_enable,
+	.disable = (void *)ghost_disable,
 	.init = (void *)ghost_init,
 	.exit = (void *)ghost_exit,
-	.flags = SCX_OPS_SWITCH_PARTIAL,
-	.timeout_ms = 5000,
+	/* SWITCH_PARTIAL: only SCHED_EXT threads; ENQ_LAST: a slice that ends
+	 * goes back through enqueue (PREEMPT) even with nothing else to run;
+	 * KEEP_BUILTIN_IDLE: update_idle must not turn off idle tracking. */
+	.flags = SCX_OPS_SWITCH_PARTIAL | SCX_OPS_ENQ_LAST | SCX_OPS_KEEP_BUILTIN_IDLE |
+		 SCX_OPS_TID_TO_TASK,
+	/* Last resort only: enclave watchdogs hand threads to the FIFO first. */
+	.timeout_ms = 30000,
 	.name = "ghost",
 };

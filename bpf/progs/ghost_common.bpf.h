@@ -13,6 +13,19 @@
 
 #define SCHED_EXT_POLICY 7
 
+/* Keeps the compiler from dropping a bounds mask the verifier needs. */
+#define barrier_var(var) asm volatile("" : "+r"(var))
+
+/* What vmlinux.h does not carry (macros, not BTF). */
+#define CLOCK_MONOTONIC 1
+#define EINVAL 22
+#define ENOENT 2
+#define EBUSY 16
+#define ENOMEM 12
+#define PF_EXITING 0x00000004
+#define TASK_DEAD 0x00000080
+#define ENQUEUE_RESTORE 0x02 /* core enqueue flag: a property change, not an event */
+
 /* struct_ops callbacks: BPF_PROG unpacks the u64 context into arguments. */
 #define GHOST_OPS(name, args...) SEC("struct_ops/" #name) BPF_PROG(name, ##args)
 #define GHOST_OPS_SLEEPABLE(name, args...) SEC("struct_ops.s/" #name) BPF_PROG(name, ##args)

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The `ghost_ctl` syscall program: agent requests about one thread or CPU
+ * (ASSOCIATE_QUEUE, the ON_CPU request, CPU timers). Nothing here trusts its
+ * arguments: unknown threads, queues of other enclaves and CPUs out of range
+ * are refused with an errno.
+ */
+#ifndef GHOST_SCX_BPF_CONTROL_H
+#define GHOST_SCX_BPF_CONTROL_H
+
+#include "ghost_common.bpf.h"
+#include "messages.bpf.h"
+
+struct ghost_cpu_timer {
+	struct bpf_timer timer;
+	__u64 cookie;
+	__u32 cpu;
+	__u32 armed;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GHOST_MAX_CPUS);
+	__type(key, __u32);
+	__type(value, struct ghost_cpu_timer);
+} cpu_timers SEC(".maps");
+
+static int cpu_timer_fire(void *map, int *key, struct ghost_cpu_timer *ct)
+{
+	if (ct->armed) {
+		ct->armed = 0;
+		send_cpu_msg(ct->cpu, GHOST_MSG_CPU_TIMER_EXPIRED, 0, 0, ct->cookie);
+	}
+	return 0;
+}
+
+static __always_inline int ctl_associate(struct task_struct *p, struct ghost_task *t, __u32 q)
+{
+	struct ghost_queue_word *qw = queue_word(q);
+
+	if (!qw || !(qw->flags & GHOST_QUEUE_INUSE) || qw->enclave != t->enclave ||
+	    !queue_ring(q))
+		return -EINVAL;
+	if (q != t->queue && queue_holds(t->queue, t->last_pos))
+		return -EBUSY;
+	t->queue = q;
+	t->last_pos = 0;
+	return 0;
+}
+
+static __always_inline int ctl_arm_timer(struct ghost_ctl_args *args)
+{
+	__u32 cpu = args->cpu;
+	struct ghost_cpu_timer *ct;
+
+	if (cpu >= GHOST_MAX_CPUS || cpu >= nr_cpus || cpu_enclave(cpu) == GHOST_ENCLAVE_NONE)
+		return -EINVAL;
+	ct = bpf_map_lookup_elem(&cpu_timers, &cpu);
+	if (!ct)
+		return -EINVAL;
+	/* -EBUSY from init just means it was initialised before. */
+	bpf_timer_init(&ct->timer, &cpu_timers, CLOCK_MONOTONIC);
+	bpf_timer_set_callback(&ct->timer, cpu_timer_fire);
+	ct->cookie = args->cookie;
+	ct->cpu = cpu;
+	ct->armed = 1;
+	return bpf_timer_start(&ct->timer, args->arg, 0);
+}
+
+SEC("syscall")
+int ghost_ctl(struct ghost_ctl_args *args)
+{
+	struct task_struct *p;
+	struct ghost_task *t;
+	int ret = 0;
+
+	if (args->op == GHOST_CTL_ARM_TIMER) {
+		args->ret = ctl_arm_timer(args);
+		return 0;
+	}
+	if (args->op != GHOST_CTL_ASSOCIATE_QUEUE && args->op != GHOST_CTL_SET_WANT_ON_CPU) {
+		args->ret = -EINVAL;
+		return 0;
+	}
+	bpf_rcu_read_lock();
+	p = scx_bpf_tid_to_task(args->tid);
+	t = p ? task_get(p) : NULL;
+	if (!p || !t || !task_in_enclave(t))
+		ret = -ENOENT;
+	else if (args->op == GHOST_CTL_ASSOCIATE_QUEUE)
+		ret = ctl_associate(p, t, args->queue);
+	else
+		t->want_on_cpu = !!args->arg;
+	bpf_rcu_read_unlock();
+	args->ret = ret;
+	return 0;
+}
+
+#endif /* GHOST_SCX_BPF_CONTROL_H */

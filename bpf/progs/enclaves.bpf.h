@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Enclaves: CPU sets with their own queues and agent (ghOSt's enclaves).
+ *
+ * Userspace owns the enclave words (mmapped, BPF_F_MMAPABLE) and writes them
+ * before it enrols threads; BPF only reads them and never trusts them: every
+ * CPU and queue number read here is bounds-checked by the reader. A thread
+ * joins an enclave when it enters SCHED_EXT if its pid is in `enroll` (ghost-run
+ * writes it first), or by forking from a thread of that enclave.
+ */
+#ifndef GHOST_SCX_BPF_ENCLAVES_H
+#define GHOST_SCX_BPF_ENCLAVES_H
+
+#include "ghost_common.bpf.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, GHOST_MAX_ENCLAVES);
+	__type(key, __u32);
+	__type(value, struct ghost_enclave_word);
+} enclave_words SEC(".maps");
+
+/* pid -> enclave, written by the agent side (EnrollPid) before the thread
+ * switches to SCHED_EXT; consumed when the class enables the thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GHOST_MAX_THREADS);
+	__type(key, __u32);
+	__type(value, __u32);
+} enroll SEC(".maps");
+
+/* Online CPUs as the class saw them (ops.cpu_online/offline). */
+__u8 cpu_is_online[GHOST_MAX_CPUS];
+__u32 nr_cpus;
+
+static __always_inline struct ghost_enclave_word *enclave_word(__u32 enclave)
+{
+	if (enclave >= GHOST_MAX_ENCLAVES)
+		return NULL;
+	return bpf_map_lookup_elem(&enclave_words, &enclave);
+}
+
+static __always_inline bool cpu_in_mask(const __u64 *mask, __u32 cpu)
+{
+	__u32 w = (cpu / 64) & (GHOST_CPU_MASK_WORDS - 1);
+
+	if (cpu >= GHOST_MAX_CPUS)
+		return false;
+	barrier_var(w);
+	w &= GHOST_CPU_MASK_WORDS - 1;
+	return (mask[w] >> (cpu % 64)) & 1;
+}
+
+static __always_inline bool enclave_has_cpu(__u32 enclave, __u32 cpu)
+{
+	struct ghost_enclave_word *ew = enclave_word(enclave);
+
+	return ew && (ew->flags & GHOST_ENCLAVE_INUSE) && cpu_in_mask(ew->cpus, cpu);
+}
+
+/* The enclave owning `cpu`, or GHOST_ENCLAVE_NONE. */
+static __always_inline __u32 cpu_enclave(__u32 cpu)
+{
+	for (__u32 e = 0; e < GHOST_MAX_ENCLAVES; e++)
+		if (enclave_has_cpu(e, cpu))
+			return e;
+	return GHOST_ENCLAVE_NONE;
+}
+
+static __always_inline bool cpu_online(__u32 cpu)
+{
+	return cpu < GHOST_MAX_CPUS && cpu < nr_cpus && cpu_is_online[cpu];
+}
+
+static __always_inline __u64 enclave_watchdog_ns(__u32 enclave)
+{
+	struct ghost_enclave_word *ew = enclave_word(enclave);
+	__u64 ms = ew ? ew->watchdog_ms : 0;
+
+	/* A missing or zero watchdog still never lets a thread wait forever. */
+	if (ms == 0 || ms > 10000)
+		ms = ms ? 10000 : 1000;
+	return ms * 1000000ULL;
+}
+
+static __always_inline __u32 enclave_msg_flags(__u32 enclave)
+{
+	struct ghost_enclave_word *ew = enclave_word(enclave);
+
+	return ew ? ew->tick_msgs : 0;
+}
+
+#endif /* GHOST_SCX_BPF_ENCLAVES_H */

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Parking and the fallback: how no agent can stall or break the class.
+ *
+ * A runnable enclave thread waits for its agent in a short per-CPU parking DSQ
+ * (the CPU it was last on), stamped with the time it started waiting. The
+ * commit program finds it there. Threads of no enclave, and parked threads
+ * older than their enclave's watchdog, go to one FIFO that every CPU's
+ * dispatch serves first. A BPF timer looks for such threads and kicks a CPU
+ * they may run on, so a dead, silent or hostile agent degrades its enclave to
+ * FIFO long before sched_ext's own stall detector (timeout_ms) would fire.
+ */
+#ifndef GHOST_SCX_BPF_FALLBACK_H
+#define GHOST_SCX_BPF_FALLBACK_H
+
+#include "ghost_common.bpf.h"
+#include "class_info.bpf.h"
+#include "enclaves.bpf.h"
+#include "tasks.bpf.h"
+
+#define FALLBACK_DSQ 0x100ULL
+#define PARK_DSQ_BASE 0x1000ULL
+#define PARK_DSQ(cpu) (PARK_DSQ_BASE + (__u64)(cpu))
+
+/* How often the watchdog looks; how long fallback FIFO threads may wait
+ * before the watchdog preempts a CPU for them. */
+#define WATCHDOG_PERIOD_NS (5ULL * 1000 * 1000)
+#define FALLBACK_WAIT_NS (20ULL * 1000 * 1000)
+
+const volatile __u64 slice_ns = 5000000ULL; /* FIFO slice */
+
+__u8 sweep_req[GHOST_MAX_CPUS];  /* parking DSQ of this CPU holds expired threads */
+__u64 nr_watchdog_moves;         /* parked threads handed to the fallback */
+__u64 nr_watchdog_kicks;
+
+struct ghost_watchdog_timer {
+	struct bpf_timer timer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ghost_watchdog_timer);
+} watchdog SEC(".maps");
+
+static __always_inline void fallback_insert(struct task_struct *p, struct ghost_task *t,
+					    __u64 enq_flags)
+{
+	if (t) {
+		t->state = GT_QUEUED;
+		t->fallback = 1;
+		if (!t->held_at)
+			t->held_at = bpf_ktime_get_ns();
+	}
+	scx_bpf_dsq_insert(p, FALLBACK_DSQ, slice_ns, enq_flags);
+}
+
+/* Park a runnable enclave thread for its agent. */
+static __always_inline void park(struct task_struct *p, struct ghost_task *t, __u64 enq_flags)
+{
+	__s32 cpu = scx_bpf_task_cpu(p);
+
+	if (cpu < 0 || cpu >= GHOST_MAX_CPUS || (__u32)cpu >= nr_cpus)
+		cpu = 0;
+	t->state = GT_HELD;
+	t->park_cpu = cpu;
+	t->fallback = 0;
+	if (!t->held_at)
+		t->held_at = bpf_ktime_get_ns();
+	scx_bpf_dsq_insert(p, PARK_DSQ(cpu), slice_ns, enq_flags);
+}
+
+static __always_inline bool held_too_long(struct task_struct *p, __u64 now)
+{
+	struct ghost_task *t = task_get(p);
+
+	if (!t || !t->held_at)
+		return false;
+	if (!task_in_enclave(t))
+		return true;
+	return now - t->held_at > enclave_watchdog_ns(t->enclave);
+}
+
+__u8 sweep_pending; /* some sweep_req is set */
+
+static long sweep_one(__u64 i, void *data)
+{
+	__u64 now = *(__u64 *)data;
+	__u32 c = (__u32)i & (GHOST_MAX_CPUS - 1);
+	struct bpf_iter_scx_dsq it;
+	struct task_struct *p;
+
+	if (!sweep_req[c])
+		return 0;
+	sweep_req[c] = 0;
+	if (bpf_iter_scx_dsq_new(&it, PARK_DSQ(c), 0) == 0) {
+		while ((p = bpf_iter_scx_dsq_next(&it))) {
+			struct ghost_task *t;
+
+			if (!held_too_long(p, now))
+				continue;
+			t = task_get(p);
+			if (scx_bpf_dsq_move(&it, p, FALLBACK_DSQ, 0)) {
+				__sync_fetch_and_add(&nr_watchdog_moves, 1);
+				if (t) {
+					t->state = GT_QUEUED;
+					t->fallback = 1;
+				}
+			}
+		}
+	}
+	bpf_iter_scx_dsq_destroy(&it);
+	return 0;
+}
+
+/* From dispatch: move expired threads of flagged parking DSQs to the FIFO. */
+static __always_inline void sweep_parked(void)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!sweep_pending)
+		return;
+	sweep_pending = 0;
+	bpf_loop(nr_cpus, sweep_one, &now, 0);
+}
+
+/* Kick a CPU `p` may run on so that its dispatch serves the fallback. */
+static __always_inline void kick_for(struct task_struct *p)
+{
+	__u32 cpu = bpf_cpumask_any_distribute(p->cpus_ptr);
+
+	if (cpu < nr_cpus) {
+		scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+		__sync_fetch_and_add(&nr_watchdog_kicks, 1);
+	}
+}
+
+static long watchdog_scan_cpu(__u64 i, void *data)
+{
+	__u64 now = *(__u64 *)data;
+	__u32 c = (__u32)i & (GHOST_MAX_CPUS - 1);
+	struct bpf_iter_scx_dsq it;
+	struct task_struct *p;
+
+	if (bpf_iter_scx_dsq_new(&it, PARK_DSQ(c), 0) == 0) {
+		while ((p = bpf_iter_scx_dsq_next(&it))) {
+			if (held_too_long(p, now)) {
+				sweep_req[c] = 1;
+				sweep_pending = 1;
+				kick_for(p);
+				break;
+			}
+		}
+	}
+	bpf_iter_scx_dsq_destroy(&it);
+	return 0;
+}
+
+static int watchdog_fire(void *map, int *key, struct ghost_watchdog_timer *w)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct bpf_iter_scx_dsq it;
+	struct task_struct *p;
+
+	bpf_loop(nr_cpus, watchdog_scan_cpu, &now, 0);
+	if (bpf_iter_scx_dsq_new(&it, FALLBACK_DSQ, 0) == 0) {
+		while ((p = bpf_iter_scx_dsq_next(&it))) {
+			struct ghost_task *t = task_get(p);
+
+			if (t && t->held_at && now - t->held_at > FALLBACK_WAIT_NS) {
+				kick_for(p);
+				break;
+			}
+		}
+	}
+	bpf_iter_scx_dsq_destroy(&it);
+
+	bpf_timer_start(&w->timer, WATCHDOG_PERIOD_NS, 0);
+	return 0;
+}
+
+/* From the sleepable ops.init: the DSQs and the watchdog timer. */
+static __always_inline s32 fallback_init(void)
+{
+	struct ghost_watchdog_timer *w;
+	__u32 zero = 0;
+	s32 ret;
+
+	ret = scx_bpf_create_dsq(FALLBACK_DSQ, -1);
+	if (ret)
+		return ret;
+	for (__u32 c = 0; c < GHOST_MAX_CPUS && c < nr_cpus; c++) {
+		ret = scx_bpf_create_dsq(PARK_DSQ(c), -1);
+		if (ret)
+			return ret;
+	}
+	w = bpf_map_lookup_elem(&watchdog, &zero);
+	if (!w)
+		return -ENOENT;
+	bpf_timer_init(&w->timer, &watchdog, CLOCK_MONOTONIC);
+	bpf_timer_set_callback(&w->timer, watchdog_fire);
+	return bpf_timer_start(&w->timer, WATCHDOG_PERIOD_NS, 0);
+}
+
+#endif /* GHOST_SCX_BPF_FALLBACK_H */

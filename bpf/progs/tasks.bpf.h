@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Per-thread state the class keeps privately (task storage), next to the
+ * public status word. Every field is written from callbacks about that thread,
+ * which the kernel serialises with the thread's rq lock; the commit program
+ * only reads it, and the thread's own callbacks finish what a commit started.
+ */
+#ifndef GHOST_SCX_BPF_TASKS_H
+#define GHOST_SCX_BPF_TASKS_H
+
+#include "ghost_common.bpf.h"
+#include "status_words.bpf.h"
+
+enum ghost_task_state {
+	GT_BLOCKED = 0,  /* not runnable */
+	GT_HELD,         /* runnable, parked, waiting for the agent */
+	GT_QUEUED,       /* moved to a CPU by a commit or the fallback */
+	GT_ON_CPU,
+};
+
+/* Why it last stopped while still runnable: decides the enqueue message. */
+enum ghost_stop_reason {
+	GT_STOP_NONE = 0,
+	GT_STOP_PREEMPT,
+	GT_STOP_YIELD,
+};
+
+struct ghost_task {
+	__u64 seq;         /* thread seqnum: bumped by every message about it */
+	__u64 last_pos;    /* producer position of `queue` after its last message */
+	__u64 held_at;     /* when it started waiting for the agent (0: not waiting) */
+	__u64 txn_token;   /* commit_seq of slot `txn_cpu` when it was claimed */
+	__u64 txn_commit_seq; /* the transaction that last put it on a CPU */
+	__u64 cpus[GHOST_CPU_MASK_WORDS]; /* affinity last reported */
+	__u32 weight;      /* weight last reported */
+	__u32 sw;          /* status word index or GHOST_SW_NONE */
+	__u32 enclave;     /* GHOST_ENCLAVE_NONE: runs in the fallback FIFO */
+	__u32 queue;
+	__u32 state;       /* enum ghost_task_state */
+	__u32 stop_reason; /* enum ghost_stop_reason */
+	__s32 park_cpu;    /* parking DSQ it sits in while GT_HELD */
+	__s32 txn_cpu;     /* slot whose commit moved it, or -1 */
+	__s32 cpu;         /* current or last CPU */
+	__u8 enabled;      /* TASK_NEW sent, DEAD/DEPARTED not yet */
+	__u8 want_on_cpu;  /* agent asked for TASK_ON_CPU */
+	__u8 yielding;     /* ops.yield seen; the next stop is a yield */
+	__u8 fallback;     /* placed by the fallback, not by an agent */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ghost_task);
+} task_ctx SEC(".maps");
+
+static __always_inline struct ghost_task *task_get(struct task_struct *p)
+{
+	return bpf_task_storage_get(&task_ctx, p, 0, 0);
+}
+
+static __always_inline struct ghost_task *task_create(struct task_struct *p)
+{
+	return bpf_task_storage_get(&task_ctx, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
+
+/* A thread the class delegates to an agent (else: fallback FIFO). */
+static __always_inline bool task_in_enclave(const struct ghost_task *t)
+{
+	return t && t->enabled && t->enclave != GHOST_ENCLAVE_NONE;
+}
+
+static __always_inline __s32 task_nice(const struct task_struct *p)
+{
+	return (__s32)p->static_prio - 120;
+}
+
+#endif /* GHOST_SCX_BPF_TASKS_H */

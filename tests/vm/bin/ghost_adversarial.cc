@@ -1,0 +1,189 @@
+// ghost_adversarial: an agent that commits garbage — random target CPUs (in
+// and out of the enclave), stale and random seqnums, stale barriers, random
+// flags, mismatched slot CPUs — 10 000 transactions, while other threads flip
+// the workers' affinity and nice in a loop. The class must never be ejected,
+// never run a thread on a CPU its affinity forbids, and every worker must
+// finish (what the agent does not place runs through the watchdog fallback).
+#include <sched.h>
+#include <sys/resource.h>
+
+#include <random>
+#include <thread>
+
+#include "tests/vm/test_agent.h"
+#include "userspace/ghost_skel.h"
+
+using namespace ghost_test;
+
+namespace {
+constexpr int kTxns = 10000;
+constexpr int kFixed = 2;    // affinity {1}, never changed: checked on every burst
+constexpr int kFlipped = 4;  // affinity and nice flipped by other threads
+constexpr int kBursts = 150;
+}  // namespace
+
+int main() {
+  Failures f;
+  const int ncpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  if (ncpus < 2) {
+    std::printf("FAIL: needs at least 2 CPUs\n");
+    return 1;
+  }
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  for (int c = 0; c < ncpus; c++) CPU_SET(c, &all);
+  if (!EnterFifo()) std::printf("note: agent not SCHED_FIFO\n");
+  // The enclave is every CPU but 0 where the agent and flippers run; a short
+  // watchdog so the fallback keeps everyone moving.
+  ghost::CpuList enclave_cpus;
+  for (int c = 1; c < ncpus; c++) enclave_cpus.Set(c);
+  auto setup = Setup::Create(enclave_cpus, /*watchdog_ms=*/30);
+  if (!setup) return 1;
+  auto& ks = *setup->ks;
+  TestAgent agent(ks, setup->queue, {});
+
+  const int nworkers = kFixed + kFlipped;
+  std::vector<std::atomic<int>> pid(nworkers);
+  std::vector<std::atomic<bool>> go(nworkers);
+  std::atomic<int> done{0}, violations{0}, entered{0};
+  std::vector<std::thread> workers;
+  for (int i = 0; i < nworkers; i++) {
+    pid[i] = 0;
+    go[i] = false;
+    workers.emplace_back([&, i] {
+      const bool fixed = i < kFixed;
+      cpu_set_t mine;
+      CPU_ZERO(&mine);
+      CPU_SET(1, &mine);
+      sched_setaffinity(0, sizeof(cpu_set_t), fixed ? &mine : &all);
+      pid[i] = Gettid();
+      while (!go[i].load()) SleepUs(100);
+      if (EnterSchedExt()) entered++;
+      for (int b = 0; b < kBursts; b++) {
+        SpinNs(500'000);
+        int cpu = sched_getcpu();
+        if (fixed && cpu != 1) {
+          violations++;
+          std::printf("FAIL: fixed worker %d ran on CPU %d, its affinity is {1}\n", i, cpu);
+        }
+        SleepUs(300);
+      }
+      done++;
+    });
+  }
+  for (int i = 0; i < nworkers; i++) {
+    while (pid[i].load() == 0) SleepUs(100);
+    if (auto s = ks.EnrollPid(pid[i], setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
+    go[i] = true;
+  }
+
+  // Flippers: CFS threads changing the flipped workers' affinity and nice.
+  std::atomic<bool> stop_flip{false};
+  std::atomic<uint64_t> flips{0};
+  std::vector<std::thread> flippers;
+  for (int k = 0; k < 2; k++) {
+    flippers.emplace_back([&, k] {
+      std::mt19937 rng(1234 + k);
+      while (!stop_flip.load()) {
+        int w = kFixed + static_cast<int>(rng() % kFlipped);
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        unsigned bits = 1 + rng() % ((1u << ncpus) - 1);
+        for (int c = 0; c < ncpus; c++)
+          if (bits & (1u << c)) CPU_SET(c, &set);
+        if (sched_setaffinity(pid[w], sizeof(set), &set) == 0) flips++;
+        if (setpriority(PRIO_PROCESS, pid[w], static_cast<int>(rng() % 20) - 5) == 0) flips++;
+        SleepUs(500);
+      }
+    });
+  }
+
+  // The adversarial agent.
+  std::mt19937_64 rng(42);
+  int txns = 0, calls = 0;
+  std::map<int, uint64_t> results;
+  int64_t end = NowNs() + 120'000'000'000LL;
+  auto settle = [&] {
+    for (int c = 0; c < ncpus; c++) {
+      ghost_txn* s = ks.TxnSlot(c);
+      if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == GHOST_TXN_DONE) {
+        results[static_cast<int>(s->result)]++;
+        __atomic_store_n(&s->state, GHOST_TXN_FREE, __ATOMIC_RELEASE);
+      }
+    }
+  };
+  while (txns < kTxns && NowNs() < end) {
+    settle();
+    agent.Drain();
+    auto threads = agent.Threads();
+    if (threads.empty()) {
+      SleepUs(200);
+      continue;
+    }
+    std::vector<uint64_t> tids;
+    for (auto& [t, st] : threads) tids.push_back(t);
+    ghost::CpuList group;
+    int n = 1 + static_cast<int>(rng() % 3);
+    for (int j = 0; j < n; j++) {
+      int cpu = static_cast<int>(rng() % ncpus);
+      uint64_t tid = tids[rng() % tids.size()];
+      ghost_txn t = {};
+      t.tid = rng() % 16 == 0 ? rng() : tid;
+      uint64_t seq = threads[tid].seq;
+      switch (rng() % 4) {
+        case 0: t.task_seqnum = seq; break;
+        case 1: t.task_seqnum = seq - 1; break;
+        case 2: t.task_seqnum = rng() % (seq + 3); break;
+        default: t.task_seqnum = seq; break;
+      }
+      t.agent_barrier = rng() % 3 == 0 ? agent.barrier() - rng() % 3 : agent.barrier();
+      t.queue = rng() % 8 == 0 ? static_cast<uint32_t>(rng()) : setup->queue;
+      const uint32_t flag_choices[] = {0, GHOST_TXN_F_PREEMPT, GHOST_TXN_F_NO_BARRIER,
+                                       GHOST_TXN_F_PREEMPT | GHOST_TXN_F_NO_BARRIER,
+                                       GHOST_TXN_F_SYNC_GROUP, static_cast<uint32_t>(rng())};
+      t.flags = flag_choices[rng() % std::size(flag_choices)];
+      t.slice_ns = rng() % 2 ? 0 : rng() % 3'000'000;
+      if (!OpenTxn(ks, cpu, t)) continue;
+      if (rng() % 16 == 0) ks.TxnSlot(cpu)->cpu = static_cast<uint32_t>(rng());  // lie
+      group.Set(cpu);
+      txns++;
+    }
+    if (!group.Empty()) {
+      calls++;
+      if (auto s = ks.Commit(group); !s.ok()) f.Fail(std::string(s.message()));
+    }
+    SleepUs(100);
+  }
+  f.Check(txns >= kTxns, absl::StrFormat("%d adversarial transactions in %d group commits", txns,
+                                         calls));
+  stop_flip = true;
+  for (auto& t : flippers) t.join();
+  end = NowNs() + 120'000'000'000LL;
+  while (done.load() < nworkers && NowNs() < end) {
+    SleepUs(10'000);
+    settle();
+    agent.Drain();
+  }
+  settle();
+  std::string dist;
+  for (auto& [r, n] : results) absl::StrAppendFormat(&dist, " %s=%u", ResultName(r), n);
+  absl::PrintF("results:%s; %u affinity/nice changes\n", dist, flips.load());
+  f.Check(entered.load() == nworkers, "every worker entered SCHED_EXT");
+  f.Check(done.load() == nworkers,
+          absl::StrFormat("every worker finished (%d of %d)", done.load(), nworkers));
+  f.Check(violations.load() == 0, "no fixed worker ever ran outside its affinity");
+  f.Check(results[GHOST_TXN_NOT_ALLOWED] > 0 && results[GHOST_TXN_TARGET_STALE] > 0 &&
+              results[GHOST_TXN_COMMITTED] > 0,
+          "the agent hit NOT_ALLOWED, TARGET_STALE and COMMITTED (the test bites)");
+  f.Check(ks.ClassInfo().fallback_runs > 0,
+          absl::StrFormat("the fallback ran what the agent did not place (%u runs)",
+                          ks.ClassInfo().fallback_runs));
+  CheckClassAlive(ks, f);
+  if (done.load() == nworkers) {
+    for (auto& t : workers) t.join();
+  } else {
+    std::fflush(stdout);
+    _exit(1);
+  }
+  return f.n == 0 ? 0 : 1;
+}

@@ -1,0 +1,3 @@
+# ghOSt messages from the BPF class: a thread's life (new, sleep, wake,
+# preempt, yield, affinity, nice, exit) arrives in order with seqnums 1, 2, ...
+ghost_messages

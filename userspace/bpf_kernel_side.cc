@@ -1,0 +1,393 @@
+#include "userspace/bpf_kernel_side.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "userspace/ghost_skel.h"
+
+namespace ghost {
+namespace {
+
+absl::Status Errno(absl::string_view what, int err) {
+  return absl::InternalError(absl::StrCat(what, ": ", strerror(err)));
+}
+
+template <typename T>
+absl::StatusOr<T*> MapArray(const bpf_map* map, size_t entries, std::vector<void*>& addrs,
+                            std::vector<size_t>& lens) {
+  if (bpf_map__value_size(map) != sizeof(T) || bpf_map__max_entries(map) != entries) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "map %s has %u x %u bytes, this agent expects %u x %u (stale build?)", bpf_map__name(map),
+        bpf_map__max_entries(map), bpf_map__value_size(map), entries, sizeof(T)));
+  }
+  size_t page = sysconf(_SC_PAGESIZE);
+  size_t len = (sizeof(T) * entries + page - 1) / page * page;
+  void* addr = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+  if (addr == MAP_FAILED) return Errno(absl::StrCat("mmap of map ", bpf_map__name(map)), errno);
+  addrs.push_back(addr);
+  lens.push_back(len);
+  return static_cast<T*>(addr);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<BpfKernelSide>> BpfKernelSide::Create(const ClassOptions& opts) {
+  absl::StatusOr<std::unique_ptr<BpfClass>> cls = BpfClass::Load(opts);
+  if (!cls.ok()) return cls.status();
+  if (absl::Status s = (*cls)->Attach(); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<BpfKernelSide>> ks = Open(**cls);
+  if (!ks.ok()) return ks.status();
+  (*ks)->owned_ = std::move(*cls);
+  return ks;
+}
+
+absl::StatusOr<std::unique_ptr<BpfKernelSide>> BpfKernelSide::Open(BpfClass& cls) {
+  std::unique_ptr<BpfKernelSide> ks(new BpfKernelSide(cls));
+  if (absl::Status s = ks->MapMemory(); !s.ok()) return s;
+  // ops.init published the class's version; an agent built for another ABI
+  // must not touch its memory.
+  uint32_t v = __atomic_load_n(&ks->class_info_->abi_version, __ATOMIC_ACQUIRE);
+  if (v != GHOST_ABI_VERSION) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "ABI mismatch: the loaded ghost class speaks ABI version %u, this agent ABI version %u",
+        v, GHOST_ABI_VERSION));
+  }
+  ks->nr_cpus_ = static_cast<int>(ks->class_info_->nr_cpus);
+  if (ks->nr_cpus_ <= 0 || ks->nr_cpus_ > GHOST_MAX_CPUS) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("the class reports %d CPUs (want 1..%d)", ks->nr_cpus_, GHOST_MAX_CPUS));
+  }
+  return ks;
+}
+
+absl::Status BpfKernelSide::MapMemory() {
+  ghost_bpf* skel = cls_->skel();
+  std::vector<void*> addrs;
+  std::vector<size_t> lens;
+  auto sw = MapArray<ghost_status_word>(skel->maps.status_words, GHOST_MAX_THREADS, addrs, lens);
+  auto qw = MapArray<ghost_queue_word>(skel->maps.queue_words, GHOST_MAX_QUEUES, addrs, lens);
+  auto tx = MapArray<ghost_txn>(skel->maps.txn_slots, GHOST_MAX_CPUS, addrs, lens);
+  auto ew = MapArray<ghost_enclave_word>(skel->maps.enclave_words, GHOST_MAX_ENCLAVES, addrs, lens);
+  auto ci = MapArray<ghost_class_info>(skel->maps.class_info, 1, addrs, lens);
+  for (size_t i = 0; i < addrs.size(); i++) mappings_.push_back({addrs[i], lens[i]});
+  for (const absl::Status& s : {sw.status(), qw.status(), tx.status(), ew.status(), ci.status()}) {
+    if (!s.ok()) return s;
+  }
+  status_words_ = *sw;
+  queue_words_ = *qw;
+  txn_slots_ = *tx;
+  enclave_words_ = *ew;
+  class_info_ = *ci;
+  commit_fd_ = bpf_program__fd(skel->progs.ghost_commit);
+  ctl_fd_ = bpf_program__fd(skel->progs.ghost_ctl);
+  queues_fd_ = bpf_map__fd(skel->maps.queues);
+  enroll_fd_ = bpf_map__fd(skel->maps.enroll);
+  // Queues of a previous agent are not ours: only what this object creates.
+  return absl::OkStatus();
+}
+
+BpfKernelSide::~BpfKernelSide() {
+  for (Queue& q : queues_) {
+    if (q.rb != nullptr) ring_buffer__free(q.rb);
+    if (q.fd >= 0) close(q.fd);
+  }
+  for (const Mapping& m : mappings_) munmap(m.addr, m.len);
+  // owned_ (if any) detaches and unloads the class after the memory is gone.
+}
+
+int BpfKernelSide::NumCpus() const { return nr_cpus_; }
+
+uint32_t BpfKernelSide::AbiVersion() const {
+  return __atomic_load_n(&class_info_->abi_version, __ATOMIC_ACQUIRE);
+}
+
+absl::StatusOr<EnclaveId> BpfKernelSide::CreateEnclave(const EnclaveOptions& opts) {
+  if (opts.cpus.Empty()) return absl::InvalidArgumentError("an enclave needs at least one CPU");
+  for (int cpu : opts.cpus.ToVector()) {
+    if (cpu >= nr_cpus_) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("CPU %d does not exist (the class has %d CPUs)", cpu, nr_cpus_));
+    }
+  }
+  if (opts.watchdog_ms == 0) return absl::InvalidArgumentError("watchdog_ms must be positive");
+  absl::MutexLock l(&mu_);
+  int free_id = -1;
+  for (int e = 0; e < GHOST_MAX_ENCLAVES; e++) {
+    const ghost_enclave_word& w = enclave_words_[e];
+    if (!(__atomic_load_n(&w.flags, __ATOMIC_ACQUIRE) & GHOST_ENCLAVE_INUSE)) {
+      if (free_id < 0) free_id = e;
+      continue;
+    }
+    for (int cpu : opts.cpus.ToVector()) {
+      if ((w.cpus[cpu / 64] >> (cpu % 64)) & 1) {
+        return absl::AlreadyExistsError(
+            absl::StrFormat("CPU %d already belongs to enclave %d", cpu, e));
+      }
+    }
+  }
+  if (free_id < 0) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("all %d enclaves are in use", GHOST_MAX_ENCLAVES));
+  }
+  ghost_enclave_word& w = enclave_words_[free_id];
+  memset(w.cpus, 0, sizeof(w.cpus));
+  for (int cpu : opts.cpus.ToVector()) w.cpus[cpu / 64] |= 1ULL << (cpu % 64);
+  w.default_queue = GHOST_QUEUE_NONE;
+  w.watchdog_ms = opts.watchdog_ms;
+  w.tick_msgs = opts.tick_messages ? GHOST_ENCLAVE_MSG_TICK : 0;
+  w.agent_heartbeat_ns = 0;
+  __atomic_store_n(&w.flags, GHOST_ENCLAVE_INUSE, __ATOMIC_RELEASE);
+  return static_cast<EnclaveId>(free_id);
+}
+
+absl::Status BpfKernelSide::DestroyEnclave(EnclaveId enclave) {
+  if (enclave >= GHOST_MAX_ENCLAVES) {
+    return absl::InvalidArgumentError(absl::StrFormat("no enclave %u", enclave));
+  }
+  absl::MutexLock l(&mu_);
+  ghost_enclave_word& w = enclave_words_[enclave];
+  if (!(w.flags & GHOST_ENCLAVE_INUSE)) {
+    return absl::NotFoundError(absl::StrFormat("enclave %u does not exist", enclave));
+  }
+  // Its threads stop being delegated: the class runs them in the FIFO.
+  __atomic_store_n(&w.flags, 0, __ATOMIC_RELEASE);
+  memset(w.cpus, 0, sizeof(w.cpus));
+  w.default_queue = GHOST_QUEUE_NONE;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<QueueId> BpfKernelSide::CreateQueue(const QueueOptions& opts) {
+  size_t page = sysconf(_SC_PAGESIZE);
+  if (opts.ring_bytes < page || (opts.ring_bytes & (opts.ring_bytes - 1)) != 0 ||
+      opts.ring_bytes > (1u << 30)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "queue size %u must be a power of two between %u and 1 GiB", opts.ring_bytes, page));
+  }
+  if (opts.wake_cpu < -1 || opts.wake_cpu >= nr_cpus_) {
+    return absl::InvalidArgumentError(absl::StrFormat("no CPU %d to wake", opts.wake_cpu));
+  }
+  absl::MutexLock l(&mu_);
+  if (opts.enclave >= GHOST_MAX_ENCLAVES ||
+      !(enclave_words_[opts.enclave].flags & GHOST_ENCLAVE_INUSE)) {
+    return absl::NotFoundError(absl::StrFormat("enclave %u does not exist", opts.enclave));
+  }
+  int id = -1;
+  for (int q = 0; q < GHOST_MAX_QUEUES; q++) {
+    if (queues_[q].fd < 0 && !(queue_words_[q].flags & GHOST_QUEUE_INUSE)) {
+      id = q;
+      break;
+    }
+  }
+  if (id < 0) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("all %d queues are in use", GHOST_MAX_QUEUES));
+  }
+  std::string name = absl::StrCat("ghost_q", id);
+  int fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, name.c_str(), 0, 0, opts.ring_bytes, nullptr);
+  if (fd < 0) return Errno("creating a queue ring buffer", errno);
+  Queue& q = queues_[id];
+  q.self = this;
+  q.rb = ring_buffer__new(fd, &BpfKernelSide::OnRecord, &q, nullptr);
+  if (q.rb == nullptr) {
+    int err = errno;
+    close(fd);
+    return Errno("opening a queue ring buffer", err);
+  }
+  q.fd = fd;
+  ghost_queue_word& w = queue_words_[id];
+  w.enclave = opts.enclave;
+  w.wake_cpu = opts.wake_cpu < 0 ? ~0u : static_cast<uint32_t>(opts.wake_cpu);
+  uint32_t qid = id;
+  if (bpf_map_update_elem(queues_fd_, &qid, &fd, BPF_ANY) != 0) {
+    int err = errno;
+    ring_buffer__free(q.rb);
+    close(fd);
+    q = Queue{};
+    return Errno("installing the queue in the class", err);
+  }
+  // In use last: BPF produces only into a queue whose word says so. The
+  // barrier keeps counting across reuse of the slot (never goes back).
+  __atomic_store_n(&w.flags, GHOST_QUEUE_INUSE | (opts.wake_agent ? GHOST_QUEUE_WAKE_AGENT : 0),
+                   __ATOMIC_RELEASE);
+  return static_cast<QueueId>(id);
+}
+
+absl::Status BpfKernelSide::DestroyQueue(QueueId queue) {
+  absl::MutexLock l(&mu_);
+  if (queue >= GHOST_MAX_QUEUES || queues_[queue].fd < 0) {
+    return absl::NotFoundError(absl::StrFormat("queue %u does not exist", queue));
+  }
+  Queue& q = queues_[queue];
+  __atomic_store_n(&queue_words_[queue].flags, 0, __ATOMIC_RELEASE);
+  bpf_map_delete_elem(queues_fd_, &queue);
+  for (int e = 0; e < GHOST_MAX_ENCLAVES; e++) {
+    if (enclave_words_[e].default_queue == queue) enclave_words_[e].default_queue = GHOST_QUEUE_NONE;
+  }
+  ring_buffer__free(q.rb);
+  close(q.fd);
+  q = Queue{};
+  return absl::OkStatus();
+}
+
+absl::Status BpfKernelSide::SetDefaultQueue(EnclaveId enclave, QueueId queue) {
+  absl::MutexLock l(&mu_);
+  if (enclave >= GHOST_MAX_ENCLAVES || !(enclave_words_[enclave].flags & GHOST_ENCLAVE_INUSE)) {
+    return absl::NotFoundError(absl::StrFormat("enclave %u does not exist", enclave));
+  }
+  if (queue >= GHOST_MAX_QUEUES || queues_[queue].fd < 0) {
+    return absl::NotFoundError(absl::StrFormat("queue %u does not exist", queue));
+  }
+  if (queue_words_[queue].enclave != enclave) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("queue %u belongs to enclave %u, not %u", queue,
+                        queue_words_[queue].enclave, enclave));
+  }
+  __atomic_store_n(&enclave_words_[enclave].default_queue, queue, __ATOMIC_RELEASE);
+  return absl::OkStatus();
+}
+
+absl::Status BpfKernelSide::RunCtl(ghost_ctl_args& args) {
+  LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = &args, .ctx_size_in = sizeof(args));
+  if (bpf_prog_test_run_opts(ctl_fd_, &run) != 0) return Errno("running ghost_ctl", errno);
+  return absl::OkStatus();
+}
+
+absl::Status BpfKernelSide::AssociateQueue(Tid tid, QueueId queue) {
+  ghost_ctl_args args = {.op = GHOST_CTL_ASSOCIATE_QUEUE, .queue = queue, .tid = tid};
+  if (absl::Status s = RunCtl(args); !s.ok()) return s;
+  switch (-args.ret) {
+    case 0: return absl::OkStatus();
+    case ENOENT:
+      return absl::NotFoundError(absl::StrFormat("no enclave thread with tid %u", tid));
+    case EBUSY:
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "thread %u still has unread messages in its old queue; drain it first", tid));
+    case EINVAL:
+      return absl::InvalidArgumentError(
+          absl::StrFormat("queue %u does not exist in thread %u's enclave", queue, tid));
+    default: return Errno("ASSOCIATE_QUEUE", -args.ret);
+  }
+}
+
+absl::Status BpfKernelSide::ConfigQueueWakeup(QueueId queue, int wake_cpu, bool wake_agent) {
+  absl::MutexLock l(&mu_);
+  if (queue >= GHOST_MAX_QUEUES || queues_[queue].fd < 0) {
+    return absl::NotFoundError(absl::StrFormat("queue %u does not exist", queue));
+  }
+  if (wake_cpu < -1 || wake_cpu >= nr_cpus_) {
+    return absl::InvalidArgumentError(absl::StrFormat("no CPU %d to wake", wake_cpu));
+  }
+  ghost_queue_word& w = queue_words_[queue];
+  w.wake_cpu = wake_cpu < 0 ? ~0u : static_cast<uint32_t>(wake_cpu);
+  __atomic_store_n(&w.flags, GHOST_QUEUE_INUSE | (wake_agent ? GHOST_QUEUE_WAKE_AGENT : 0),
+                   __ATOMIC_RELEASE);
+  return absl::OkStatus();
+}
+
+int BpfKernelSide::OnRecord(void* ctx, void* data, size_t size) {
+  Queue* q = static_cast<Queue*>(ctx);
+  if (size < sizeof(ghost_msg)) {
+    q->self->malformed_.fetch_add(1);
+    return 0;
+  }
+  q->consumed++;
+  if (q->fn != nullptr) (*q->fn)(*static_cast<const ghost_msg*>(data));
+  return 0;
+}
+
+size_t BpfKernelSide::ConsumeQueue(QueueId queue, absl::FunctionRef<void(const ghost_msg&)> fn) {
+  if (queue >= GHOST_MAX_QUEUES || queues_[queue].rb == nullptr) return 0;
+  Queue& q = queues_[queue];
+  q.fn = &fn;
+  q.consumed = 0;
+  ring_buffer__consume(q.rb);
+  q.fn = nullptr;
+  return q.consumed;
+}
+
+absl::Status BpfKernelSide::WaitQueue(QueueId queue, absl::Duration timeout) {
+  if (queue >= GHOST_MAX_QUEUES || queues_[queue].rb == nullptr) {
+    return absl::NotFoundError(absl::StrFormat("queue %u does not exist", queue));
+  }
+  ring_buffer* rb = queues_[queue].rb;
+  if (ring__avail_data_size(ring_buffer__ring(rb, 0)) > 0) return absl::OkStatus();
+  epoll_event ev;
+  int ms = static_cast<int>(absl::ToInt64Milliseconds(timeout));
+  int n = epoll_wait(ring_buffer__epoll_fd(rb), &ev, 1, ms < 0 ? 0 : ms);
+  if (n < 0 && errno != EINTR) return Errno("waiting for a queue", errno);
+  if (n <= 0 && ring__avail_data_size(ring_buffer__ring(rb, 0)) == 0) {
+    return absl::DeadlineExceededError("no message");
+  }
+  return absl::OkStatus();
+}
+
+const ghost_queue_word& BpfKernelSide::QueueWord(QueueId queue) const {
+  static const ghost_queue_word kNone = {};
+  if (queue >= GHOST_MAX_QUEUES) return kNone;
+  return queue_words_[queue];
+}
+
+ghost_txn* BpfKernelSide::TxnSlot(int cpu) {
+  if (cpu < 0 || cpu >= nr_cpus_) return nullptr;
+  return &txn_slots_[cpu];
+}
+
+absl::Status BpfKernelSide::Commit(const CpuList& cpus) {
+  ghost_commit_args args = {};
+  for (int cpu : cpus.ToVector()) {
+    if (cpu >= nr_cpus_) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("CPU %d does not exist (the class has %d CPUs)", cpu, nr_cpus_));
+    }
+    args.cpus[cpu / 64] |= 1ULL << (cpu % 64);
+  }
+  LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = &args, .ctx_size_in = sizeof(args));
+  commit_syscalls_.fetch_add(1);
+  if (bpf_prog_test_run_opts(commit_fd_, &run) != 0) return Errno("running ghost_commit", errno);
+  return absl::OkStatus();
+}
+
+absl::Status BpfKernelSide::SetWantOnCpu(Tid tid, bool want) {
+  ghost_ctl_args args = {.op = GHOST_CTL_SET_WANT_ON_CPU, .tid = tid, .arg = want ? 1u : 0u};
+  if (absl::Status s = RunCtl(args); !s.ok()) return s;
+  if (args.ret == -ENOENT) {
+    return absl::NotFoundError(absl::StrFormat("no enclave thread with tid %u", tid));
+  }
+  if (args.ret != 0) return Errno("SET_WANT_ON_CPU", -args.ret);
+  return absl::OkStatus();
+}
+
+absl::Status BpfKernelSide::ArmCpuTimer(int cpu, absl::Duration delay, uint64_t cookie) {
+  if (delay < absl::ZeroDuration()) return absl::InvalidArgumentError("negative timer delay");
+  ghost_ctl_args args = {.op = GHOST_CTL_ARM_TIMER,
+                         .arg = static_cast<__u64>(absl::ToInt64Nanoseconds(delay)),
+                         .cookie = cookie,
+                         .cpu = static_cast<__u32>(cpu)};
+  if (absl::Status s = RunCtl(args); !s.ok()) return s;
+  if (args.ret == -EINVAL) {
+    return absl::InvalidArgumentError(absl::StrFormat("CPU %d is in no enclave", cpu));
+  }
+  if (args.ret != 0) return Errno("ARM_TIMER", -args.ret);
+  return absl::OkStatus();
+}
+
+absl::Status BpfKernelSide::EnrollPid(pid_t pid, EnclaveId enclave) {
+  if (pid <= 0) return absl::InvalidArgumentError(absl::StrFormat("bad pid %d", pid));
+  if (enclave >= GHOST_MAX_ENCLAVES || !(enclave_words_[enclave].flags & GHOST_ENCLAVE_INUSE)) {
+    return absl::NotFoundError(absl::StrFormat("enclave %u does not exist", enclave));
+  }
+  __u32 key = static_cast<__u32>(pid), val = enclave;
+  if (bpf_map_update_elem(enroll_fd_, &key, &val, BPF_ANY) != 0) {
+    return Errno("enrolling a pid", errno);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace ghost
