@@ -1,24 +1,58 @@
-// ghost-agent: loads the ghost sched_ext class, runs until SIGINT/SIGTERM,
-// then detaches it. If the kernel ends the class first, prints the kernel's
-// reason and exits 1. Exit 2: this host cannot run it, or bad flags.
+// ghost-agent: loads the ghost sched_ext class and runs a ghOSt policy over an
+// enclave of CPUs until SIGINT/SIGTERM, then detaches the class (every thread
+// goes back to the fair class). If the kernel ends the class first, prints the
+// kernel's reason and exits 1. Exit 2: bad flags, or this host cannot run it.
+//
+// Agents run as SCHED_FIFO threads pinned to their CPUs, so they outrank
+// every thread they schedule, as ghOSt's agents do. The class's `enroll` map is
+// pinned in bpffs so ghost-run can put threads into the enclave.
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <bpf/bpf.h>
+
+#include <atomic>
 #include <cstdio>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
-#include "userspace/ghost_skel.h"
 #include "userspace/bpf_class.h"
+#include "userspace/bpf_kernel_side.h"
+#include "userspace/enclave.h"
+#include "userspace/enrollment.h"
 #include "userspace/flags.h"
+#include "userspace/ghost_skel.h"
+#include "userspace/policy.h"
 
-ABSL_FLAG(int64_t, slice_us, 5000, "Time slice of a ghost thread, in microseconds.");
+ABSL_FLAG(std::string, policy, "fifo-centralized",
+          "Scheduling policy: fifo-centralized, fifo-per-cpu, or none (the class alone: "
+          "SCHED_EXT threads run in its FIFO).");
+ABSL_FLAG(std::string, cpus, "", "CPUs of the enclave, e.g. 0-3,6 (default: every CPU).");
+ABSL_FLAG(int64_t, slice_us, 0,
+          "Time slice in microseconds. fifo-centralized preempts a thread that ran longer "
+          "when others wait; 0: threads run until they block or yield. With --policy=none: "
+          "the FIFO's slice (0 means 5000).");
+ABSL_FLAG(int64_t, watchdog_ms, 1000,
+          "A runnable thread the agent has not placed within this time runs through the "
+          "class's fallback FIFO (the enclave degrades, the class is never ejected).");
 ABSL_FLAG(int64_t, kernel_timeout_ms, 5000,
           "sched_ext's own stall watchdog (100..30000 ms): the kernel ejects the class if a "
-          "runnable thread waits longer.");
-ABSL_FLAG(bool, stats, false, "Print the class's counters when the agent exits.");
+          "runnable thread waits longer. Keep it above --watchdog-ms.");
+ABSL_FLAG(int, agent_priority, 50, "SCHED_FIFO priority of the agent threads (1..99).");
+ABSL_FLAG(std::string, pin_dir, ghost::kDefaultPinDir,
+          "bpffs directory where the enroll map is pinned for ghost-run.");
+ABSL_FLAG(bool, stats, false, "Print the class's and the agents' counters at exit.");
 
 namespace {
 
@@ -27,49 +61,145 @@ int Fail(int code, const std::string& msg) {
   return code;
 }
 
-void PrintStats(struct ghost_bpf* skel) {
-  absl::PrintF("ghost-agent: stats: enqueued=%d dispatched=%d direct=%d\n",
-               skel->bss->nr_enqueued, skel->bss->nr_dispatched, skel->bss->nr_direct);
+// Pins the enroll map at PIN_DIR/enroll; a pin left by a killed agent is
+// replaced (only one class can be attached, and it is ours).
+absl::Status PinEnrollMap(struct ghost_bpf* skel, const std::string& dir) {
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot create ", dir, " (is bpffs mounted at /sys/fs/bpf?): ", strerror(errno)));
+  }
+  std::string path = absl::StrCat(dir, "/enroll");
+  unlink(path.c_str());
+  if (bpf_obj_pin(bpf_map__fd(skel->maps.enroll), path.c_str()) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot pin ", path, " (is ", dir, " on bpffs?): ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+void UnpinEnrollMap(const std::string& dir) {
+  unlink(absl::StrCat(dir, "/enroll").c_str());
+  rmdir(dir.c_str());
+}
+
+// Pins the calling thread to `cpu` and makes it SCHED_FIFO.
+absl::Status BecomeAgentThread(int cpu, int priority) {
+  if (cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+      return absl::InternalError(absl::StrCat("pinning an agent to CPU ", cpu, ": ", strerror(errno)));
+    }
+  }
+  sched_param p = {.sched_priority = priority};
+  if (sched_setscheduler(0, SCHED_FIFO, &p) != 0) {
+    return absl::InternalError(absl::StrCat("making an agent SCHED_FIFO: ", strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> rest = ghost::ParseFlagsOrExit(
-      argc, argv, "usage: ghost-agent [flags]\nRuns the ghost sched_ext class until SIGINT/SIGTERM.");
+      argc, argv,
+      "usage: ghost-agent [flags]\n"
+      "Loads the ghost sched_ext class and runs a ghOSt policy until SIGINT/SIGTERM.");
   if (!rest.empty()) return Fail(2, absl::StrFormat("unexpected argument '%s'", rest[0]));
-  int64_t slice_us = absl::GetFlag(FLAGS_slice_us);
-  int64_t timeout_ms = absl::GetFlag(FLAGS_kernel_timeout_ms);
-  if (slice_us <= 0 || slice_us > 1000000) {
-    return Fail(2, absl::StrFormat("--slice-us=%d is out of range (1..1000000)", slice_us));
+  const std::string policy_name = absl::GetFlag(FLAGS_policy);
+  const int64_t slice_us = absl::GetFlag(FLAGS_slice_us);
+  const int64_t watchdog_ms = absl::GetFlag(FLAGS_watchdog_ms);
+  const int64_t timeout_ms = absl::GetFlag(FLAGS_kernel_timeout_ms);
+  const int priority = absl::GetFlag(FLAGS_agent_priority);
+  const std::string pin_dir = absl::GetFlag(FLAGS_pin_dir);
+  std::vector<std::string> known = ghost::PolicyNames();
+  known.push_back("none");
+  if (std::find(known.begin(), known.end(), policy_name) == known.end()) {
+    return Fail(2, absl::StrFormat("unknown policy '%s' (known: %s)", policy_name,
+                                   absl::StrJoin(known, ", ")));
+  }
+  if (slice_us < 0 || slice_us > 1000000) {
+    return Fail(2, absl::StrFormat("--slice-us=%d is out of range (0..1000000)", slice_us));
   }
   if (timeout_ms < 100 || timeout_ms > 30000) {
     return Fail(2, absl::StrFormat("--kernel-timeout-ms=%d is out of range (100..30000)", timeout_ms));
   }
+  if (watchdog_ms < 1 || watchdog_ms >= timeout_ms) {
+    return Fail(2, absl::StrFormat("--watchdog-ms=%d must be within 1..%d (below --kernel-timeout-ms)",
+                                   watchdog_ms, timeout_ms - 1));
+  }
+  if (priority < 1 || priority > 99) {
+    return Fail(2, absl::StrFormat("--agent-priority=%d is out of range (1..99)", priority));
+  }
+  const int ncpus = static_cast<int>(sysconf(_SC_NPROCESSORS_CONF));
+  ghost::CpuList cpus = ghost::CpuList::FirstN(ncpus);
+  if (!absl::GetFlag(FLAGS_cpus).empty()) {
+    absl::StatusOr<ghost::CpuList> l = ghost::CpuList::Parse(absl::GetFlag(FLAGS_cpus), ncpus);
+    if (!l.ok()) return Fail(2, absl::StrCat("--cpus: ", l.status().message()));
+    cpus = *l;
+  }
   if (absl::Status s = ghost::CheckSchedExtHost(); !s.ok()) return Fail(2, std::string(s.message()));
 
-  // Signals are taken synchronously so shutdown is an ordinary code path.
+  // Signals are taken synchronously (every thread inherits the mask), so
+  // shutdown is an ordinary code path.
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
-  sigprocmask(SIG_BLOCK, &sigs, nullptr);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-  absl::StatusOr<std::unique_ptr<ghost::BpfClass>> cls = ghost::BpfClass::Load({
-      .slice = absl::Microseconds(slice_us),
+  absl::StatusOr<std::unique_ptr<ghost::BpfKernelSide>> kernel = ghost::BpfKernelSide::Create({
+      .slice = absl::Microseconds(slice_us > 0 && policy_name == "none" ? slice_us : 5000),
       .kernel_timeout = absl::Milliseconds(timeout_ms),
   });
-  if (!cls.ok()) return Fail(1, std::string(cls.status().message()));
-  if (absl::Status s = (*cls)->Attach(); !s.ok()) return Fail(1, std::string(s.message()));
-  absl::PrintF("ghost-agent: class 'ghost' attached (slice %dus)\n", slice_us);
+  if (!kernel.ok()) return Fail(1, std::string(kernel.status().message()));
+  struct ghost_bpf* skel = (*kernel)->bpf_class().skel();
+  if (absl::Status s = PinEnrollMap(skel, pin_dir); !s.ok()) return Fail(1, std::string(s.message()));
+
+  std::unique_ptr<ghost::Enclave> enclave;
+  std::unique_ptr<ghost::Policy> policy;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  std::atomic<int> thread_errors{0};
+  if (policy_name != "none") {
+    absl::StatusOr<std::unique_ptr<ghost::Enclave>> e = ghost::Enclave::Create(**kernel, {
+        .cpus = cpus,
+        .watchdog_ms = static_cast<uint32_t>(watchdog_ms),
+    });
+    if (!e.ok()) return Fail(1, std::string(e.status().message()));
+    enclave = std::move(*e);
+    absl::StatusOr<std::unique_ptr<ghost::Policy>> p = ghost::MakePolicy(
+        {.name = policy_name, .slice = absl::Microseconds(slice_us)}, *enclave);
+    if (!p.ok()) return Fail(2, std::string(p.status().message()));
+    policy = std::move(*p);
+    for (ghost::Agent* agent : policy->agents()) {
+      threads.emplace_back([agent, priority, &stop, &thread_errors] {
+        if (absl::Status s = BecomeAgentThread(agent->cpu(), priority); !s.ok()) {
+          absl::FPrintF(stderr, "ghost-agent: %s\n", s.message());
+          thread_errors++;
+          return;
+        }
+        agent->Run(stop);
+      });
+    }
+    absl::PrintF("ghost-agent: policy %s on enclave %d (CPUs %s), %d agent thread(s)\n",
+                 policy_name, enclave->id(), cpus.ToString(), threads.size());
+  } else {
+    absl::PrintF("ghost-agent: class 'ghost' attached, no policy: SCHED_EXT threads run in its FIFO\n");
+  }
   fflush(stdout);
 
   int code = 0;
   for (;;) {
     struct timespec poll = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
     int sig = sigtimedwait(&sigs, nullptr, &poll);
-    if (absl::Status h = (*cls)->Health(); !h.ok()) {
+    if (absl::Status h = (*kernel)->Health(); !h.ok()) {
       code = Fail(1, std::string(h.message()));
+      break;
+    }
+    if (thread_errors > 0) {
+      code = 1;
       break;
     }
     if (sig == SIGINT || sig == SIGTERM) {
@@ -77,7 +207,24 @@ int main(int argc, char** argv) {
       break;
     }
   }
-  if (absl::GetFlag(FLAGS_stats)) PrintStats((*cls)->skel());
-  (*cls)->Detach();
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  if (absl::GetFlag(FLAGS_stats)) {
+    const ghost_class_info& ci = (*kernel)->ClassInfo();
+    absl::PrintF("ghost-agent: stats: enqueued=%d dispatched=%d direct=%d fallback_runs=%d "
+                 "msgs_dropped=%d commit_calls=%d\n",
+                 skel->bss->nr_enqueued, skel->bss->nr_dispatched, skel->bss->nr_direct,
+                 ci.fallback_runs, ci.msgs_dropped, (*kernel)->commit_syscalls());
+    if (policy) {
+      for (ghost::Agent* a : policy->agents()) {
+        absl::PrintF("ghost-agent: agent cpu %d: %d rounds, %d messages\n", a->cpu(), a->rounds(),
+                     a->messages());
+      }
+    }
+  }
+  UnpinEnrollMap(pin_dir);
+  policy.reset();
+  enclave.reset();
+  kernel->reset();  // detaches the class
   return code;
 }
