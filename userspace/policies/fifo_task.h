@@ -42,10 +42,12 @@ class FifoTaskTable {
   // Finds or creates the task a task message is about, and records the
   // message's seqnum and TASK_NEW's payload. A thread first seen through a
   // message other than TASK_NEW (an agent that started late) is created too.
-  FifoTask& Update(const Message& m) {
+  // `*created` tells whether the table did not know the thread.
+  FifoTask& Update(const Message& m, bool* created = nullptr) {
     auto [it, inserted] = tasks_.try_emplace(m.tid());
     FifoTask& t = it->second;
     if (inserted) t.tid = m.tid();
+    if (created != nullptr) *created = inserted;
     t.seq = std::max(t.seq, m.seqnum());
     const ghost_msg& raw = m.raw();
     switch (m.type()) {
