@@ -284,6 +284,23 @@ TEST_F(FifoPerCpuTest, ThreadFirstSeenLateIsPlaced) {
   EXPECT_NE(rig_->kernel.thread(a).cpu, rig_->kernel.thread(b).cpu);
 }
 
+// The thread ran, was preempted (e.g. by its agent waking up) and is runnable
+// again before the agent reads the COMMITTED result: it must be queued again.
+TEST_F(FifoPerCpuTest, ThreadThatLeftAndCameBackBeforeTheResultIsKept) {
+  Start(1);
+  rig_->kernel.set_defer_results(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(0), a);
+  rig_->kernel.Preempt(a);
+  rig_->Settle();  // PREEMPT read, result still pending
+  rig_->kernel.set_defer_results(false);
+  rig_->kernel.CompleteDeferred();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+  EXPECT_EQ(rig_->kernel.starts().size(), 2u);
+}
+
 TEST_F(FifoPerCpuTest, SixtyFourThreadsAllComplete) {
   Start(4);
   std::map<Tid, int> runs;

@@ -50,6 +50,10 @@ void FifoCentralizedScheduler::OffCpu(FifoTask& t) {
 }
 
 void FifoCentralizedScheduler::Enqueue(FifoTask& t, bool front) {
+  if (t.runnable && t.on_cpu < 0 && t.inflight_cpu >= 0) {
+    t.requeue_front = front;  // HandleResult queues it if it already left
+    return;
+  }
   if (!t.Waiting()) return;
   if (front) {
     fifo_.PushFront(t);
@@ -196,6 +200,8 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       c.run_start_ns = start != 0 ? start : opts_.clock();
     } else {
       c.current = GHOST_TID_NONE;  // it already came and went
+      // Whatever the messages since said about it (WAKEUP, PREEMPT) stands.
+      if (t != nullptr) Enqueue(*t, t->requeue_front);
     }
     return;
   }

@@ -44,6 +44,10 @@ void FifoPerCpuScheduler::OffCpu(FifoTask& t) {
 }
 
 void FifoPerCpuScheduler::Enqueue(FifoTask& t, bool front) {
+  if (t.runnable && t.on_cpu < 0 && t.inflight_cpu >= 0) {
+    t.requeue_front = front;  // HandleResult queues it if it already left
+    return;
+  }
   if (t.owner < 0 || !t.Waiting()) return;
   auto it = cpus_.find(t.owner);
   if (it == cpus_.end()) return;
@@ -258,6 +262,10 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
     if (t != nullptr && !left) {
       t->on_cpu = c.cpu;
       c.current = tid;
+    } else if (t != nullptr) {
+      // It ran and left (blocked, was preempted, yielded) before we read
+      // this: whatever the messages since said about it stands.
+      Enqueue(*t, t->requeue_front);
     }
     return true;
   }

@@ -23,6 +23,9 @@ struct FifoTask {
   int on_cpu = -1;                   // CPU it runs on (a commit of ours started it)
   int inflight_cpu = -1;             // CPU whose transaction targets it
   bool left_while_inflight = false;  // an off-CPU message came while in flight
+  // A message asked to queue it while in flight (front or back): if the result
+  // says it came and went, it is queued then.
+  bool requeue_front = false;
   bool queued = false;               // in a runqueue
   CpuList affinity = CpuList::FirstN(GHOST_MAX_CPUS);  // until AFFINITY_CHANGED
   // Per-CPU FIFO: CPU whose runqueue holds it (-1: waiting to be placed) and
