@@ -236,6 +236,12 @@ class FakeKernelSide : public KernelSide {
     Emit(t, GHOST_MSG_TASK_AFFINITY_CHANGED,
          [&](ghost_msg& m) { cpus.ToMask(m.affinity.cpus); });
   }
+  // Changes the affinity without a message or seqnum bump: only a commit can
+  // find out (NOT_ALLOWED). Not something a correct kernel side does; it lets
+  // tests reach that result code.
+  void SetAffinitySilently(Tid tid, const CpuList& cpus) {
+    threads_.at(tid).affinity = cpus;
+  }
   // A higher class takes `cpu` (preempting its ghost thread); `notify` sends
   // CPU_BUSY, otherwise the agent only learns it from CPU_UNAVAILABLE.
   void TakeCpu(int cpu, bool notify = true) {
