@@ -714,6 +714,9 @@ void SimKernelSide::RunAgent(int a) {
   in_agent_ = a;
   clock_ = start + costs_.agent_pass_ns;
   ag.consumed = 0;
+  Deliver(queues_[ag.opts.queue], clock_);
+  const size_t visible_at_start = queues_[ag.opts.queue].delivered;
+  const uint64_t txns_before = stats_.txns;
   stats_.agent_runs++;
   ag.opts.run_once();
   in_agent_ = -1;
@@ -724,11 +727,15 @@ void SimKernelSide::RunAgent(int a) {
   Queue& q = queues_[after.opts.queue];
   Deliver(q, end);
   // Messages still waiting: run again when they are visible, unless this
-  // pass ignored visible ones (a stuck agent must not spin the simulation).
-  after.stalled = after.consumed == 0 && q.delivered > 0;
+  // pass ignored ones it could see (a stuck agent must not spin the simulation).
+  after.stalled = after.consumed == 0 && visible_at_start > 0;
   const bool again = QueuePending(q) && !after.stalled;
   if (again) {
     RequestRun(a, std::max(end, NextVisible(q)));
+  } else if (after.opts.global && (after.consumed > 0 || stats_.txns != txns_before)) {
+    // A global agent spins: after a pass that did something it looks again
+    // (a pass that finds nothing to do ends the chain until the next trigger).
+    RequestRun(a, end);
   } else if (!after.opts.global) {
     At(end, kAgentRelease, static_cast<uint32_t>(a), ++after.release_gen);
   }
