@@ -108,6 +108,7 @@ class FakeKernelSide : public KernelSide {
     return absl::OkStatus();
   }
   absl::Status AssociateQueue(Tid tid, QueueId q) override {
+    if (before_associate_) before_associate_(tid);
     Thread* t = Find(tid);
     if (t == nullptr || t->dead) return absl::NotFoundError("no such thread");
     if (!ValidQueue(q)) return absl::InvalidArgumentError("no such queue");
@@ -272,6 +273,10 @@ class FakeKernelSide : public KernelSide {
   // Called after each message ConsumeQueue hands out (inject races).
   void set_on_consume(std::function<void(QueueId, const ghost_msg&)> f) {
     on_consume_ = std::move(f);
+  }
+  // Called at the start of AssociateQueue (inject a racing message).
+  void set_before_associate(std::function<void(Tid)> f) {
+    before_associate_ = std::move(f);
   }
   void AdvanceTime(uint64_t ns) { now_ns_ += ns; }
   uint64_t NowNs() const { return now_ns_; }
@@ -463,6 +468,7 @@ class FakeKernelSide : public KernelSide {
   std::vector<int> deferred_;
   bool fail_commit_calls_ = false;
   std::function<void(QueueId, const ghost_msg&)> on_consume_;
+  std::function<void(Tid)> before_associate_;
 };
 
 }  // namespace ghost::testing

@@ -189,8 +189,8 @@ TEST_F(FifoCentralizedTest, CpuTakenByHigherClass) {
   Tid b = rig_->kernel.NewThread();
   rig_->Settle();
   ASSERT_EQ(rig_->kernel.CurrentOn(1), a);
+  Tid c = rig_->kernel.NewThread();  // waits: CPUs 1 and 2 are busy
   rig_->kernel.TakeCpu(1);  // a preempted; CPU 1 gone for now
-  Tid c = rig_->kernel.NewThread();
   rig_->Settle();
   EXPECT_EQ(rig_->kernel.CurrentOn(1), GHOST_TID_NONE);
   rig_->kernel.Block(b);

@@ -198,6 +198,30 @@ TEST_F(FifoPerCpuTest, AffinityMessageMigratesAWaitingThread) {
   (void)b;
 }
 
+// A message about the thread lands in its old queue just before the move:
+// AssociateQueue refuses (FailedPrecondition) and the move is retried after
+// that message was read.
+TEST_F(FifoPerCpuTest, RefusedAssociationIsRetried) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  Tid b = GHOST_TID_NONE;
+  bool once = false;
+  rig_->kernel.set_before_associate([&](Tid tid) {
+    if (!once && tid == b) {
+      once = true;
+      rig_->kernel.SetAffinity(b, CpuList{0, 1});
+    }
+  });
+  b = rig_->kernel.NewThread();  // CPU 0 is busy with a: b goes to CPU 1
+  rig_->Settle();
+  EXPECT_TRUE(once);
+  EXPECT_GE(sched().stats().associate_retries, 1u);
+  EXPECT_EQ(rig_->kernel.thread(a).cpu, 0);
+  EXPECT_EQ(rig_->kernel.thread(b).cpu, 1);
+  EXPECT_EQ(rig_->kernel.thread(b).queue, rig_->policy->agents()[1]->queue());
+}
+
 TEST_F(FifoPerCpuTest, CpuUnavailableWaitsForCpuAvailable) {
   Start(1);
   rig_->kernel.TakeCpu(0, /*notify=*/false);

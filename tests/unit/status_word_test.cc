@@ -51,14 +51,20 @@ TEST(StatusWordTest, NeverReturnsATornCopy) {
     for (uint64_t i = 1; !stop.load(std::memory_order_relaxed); ++i) {
       __atomic_fetch_add(&sw.lock, 1, __ATOMIC_ACQ_REL);
       __atomic_store_n(&sw.tid, i, __ATOMIC_RELAXED);
+      // Widen the window a torn copy needs (a reader that does not recheck
+      // the lock then sees tid and seqnum from different versions).
+      for (int k = 0; k < 20; ++k) __atomic_signal_fence(__ATOMIC_SEQ_CST);
       __atomic_store_n(&sw.seqnum, i * 2, __ATOMIC_RELAXED);
       __atomic_store_n(&sw.runtime_ns, i * 3, __ATOMIC_RELAXED);
       __atomic_store_n(&sw.flags, GHOST_SW_INUSE, __ATOMIC_RELAXED);
       __atomic_fetch_add(&sw.lock, 1, __ATOMIC_RELEASE);
     }
   });
+  // Read while the writer is really running: from its first write until it
+  // has published a good number of versions.
+  while (__atomic_load_n(&sw.tid, __ATOMIC_RELAXED) == 0) std::this_thread::yield();
   int ok = 0;
-  for (int i = 0; i < 20000; ++i) {
+  for (int i = 0; i < 300000; ++i) {
     absl::StatusOr<StatusWordSnapshot> s = ReadStatusWord(sw);
     if (!s.ok()) continue;  // the writer can win every retry on a busy box
     ++ok;
