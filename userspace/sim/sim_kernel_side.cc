@@ -716,7 +716,6 @@ void SimKernelSide::RunAgent(int a) {
   ag.consumed = 0;
   Deliver(queues_[ag.opts.queue], clock_);
   const size_t visible_at_start = queues_[ag.opts.queue].delivered;
-  const uint64_t txns_before = stats_.txns;
   stats_.agent_runs++;
   ag.opts.run_once();
   in_agent_ = -1;
@@ -732,10 +731,6 @@ void SimKernelSide::RunAgent(int a) {
   const bool again = QueuePending(q) && !after.stalled;
   if (again) {
     RequestRun(a, std::max(end, NextVisible(q)));
-  } else if (after.opts.global && (after.consumed > 0 || stats_.txns != txns_before)) {
-    // A global agent spins: after a pass that did something it looks again
-    // (a pass that finds nothing to do ends the chain until the next trigger).
-    RequestRun(a, end);
   } else if (!after.opts.global) {
     At(end, kAgentRelease, static_cast<uint32_t>(a), ++after.release_gen);
   }
