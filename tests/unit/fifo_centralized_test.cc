@@ -227,6 +227,25 @@ TEST_F(FifoCentralizedTest, PendingResultAndThreadThatAlreadyLeft) {
   EXPECT_EQ(rig_->kernel.CurrentOn(1), b);
 }
 
+// The thread ran, blocked and woke up before the agent read the COMMITTED
+// result: it must be queued again, not forgotten.
+TEST_F(FifoCentralizedTest, ThreadThatLeftAndCameBackBeforeTheResultIsKept) {
+  Start(2);
+  rig_->kernel.set_defer_results(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(1), a);
+  rig_->kernel.Block(a);
+  rig_->kernel.Wake(a);
+  rig_->Settle();  // both read, result still pending
+  rig_->kernel.set_defer_results(false);
+  rig_->kernel.CompleteDeferred();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), a);
+  EXPECT_EQ(rig_->kernel.starts().size(), 2u);
+  EXPECT_EQ(sched().Waiting(), 0u);
+}
+
 TEST_F(FifoCentralizedTest, SixtyFourThreadsAllComplete) {
   Start(5, absl::Milliseconds(1));
   std::map<Tid, int> runs;

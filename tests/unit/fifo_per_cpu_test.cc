@@ -269,6 +269,38 @@ TEST_F(FifoPerCpuTest, PendingResultAndThreadThatAlreadyLeft) {
   EXPECT_EQ(rig_->kernel.CurrentOn(0), b);
 }
 
+// An agent that starts late never sees TASK_NEW: a thread it first hears of
+// through another message is placed like a new one.
+TEST_F(FifoPerCpuTest, ThreadFirstSeenLateIsPlaced) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread(0, /*runnable=*/false);
+  rig_->kernel.ConsumeQueue(rig_->enclave->default_queue(),
+                            [](const ghost_msg&) {});  // lost TASK_NEW
+  Tid b = rig_->kernel.NewThread();  // keeps CPU 0's agent busy
+  rig_->Settle();
+  rig_->kernel.Wake(a);
+  rig_->Settle();
+  EXPECT_GE(rig_->kernel.thread(a).cpu, 0);
+  EXPECT_NE(rig_->kernel.thread(a).cpu, rig_->kernel.thread(b).cpu);
+}
+
+// The thread ran, was preempted (e.g. by its agent waking up) and is runnable
+// again before the agent reads the COMMITTED result: it must be queued again.
+TEST_F(FifoPerCpuTest, ThreadThatLeftAndCameBackBeforeTheResultIsKept) {
+  Start(1);
+  rig_->kernel.set_defer_results(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(0), a);
+  rig_->kernel.Preempt(a);
+  rig_->Settle();  // PREEMPT read, result still pending
+  rig_->kernel.set_defer_results(false);
+  rig_->kernel.CompleteDeferred();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+  EXPECT_EQ(rig_->kernel.starts().size(), 2u);
+}
+
 TEST_F(FifoPerCpuTest, SixtyFourThreadsAllComplete) {
   Start(4);
   std::map<Tid, int> runs;

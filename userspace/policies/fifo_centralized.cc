@@ -50,6 +50,10 @@ void FifoCentralizedScheduler::OffCpu(FifoTask& t) {
 }
 
 void FifoCentralizedScheduler::Enqueue(FifoTask& t, bool front) {
+  if (t.runnable && t.on_cpu < 0 && t.inflight_cpu >= 0) {
+    t.requeue_front = front;  // HandleResult queues it if it already left
+    return;
+  }
   if (!t.Waiting()) return;
   if (front) {
     fifo_.PushFront(t);
@@ -178,6 +182,9 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       c.preempting != GHOST_TID_NONE ? tasks_.Find(c.preempting) : nullptr;
   c.preempting = GHOST_TID_NONE;
   FifoTask* t = tasks_.Find(tid);
+  // Messages about it came after the commit was made: what we know now beats
+  // what the failed commit was judged on.
+  const bool newer = t != nullptr && t->seq != c.req->target_barrier();
   bool left = false;
   if (t != nullptr) {
     t->inflight_cpu = -1;
@@ -193,6 +200,8 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       c.run_start_ns = start != 0 ? start : opts_.clock();
     } else {
       c.current = GHOST_TID_NONE;  // it already came and went
+      // Whatever the messages since said about it (WAKEUP, PREEMPT) stands.
+      if (t != nullptr) Enqueue(*t, t->requeue_front);
     }
     return;
   }
@@ -208,12 +217,20 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       Enqueue(*t, /*front=*/true);
       return;
     case GHOST_TXN_NOT_RUNNABLE:
-      t->runnable = false;  // a WAKEUP will follow
+      if (newer) {
+        Enqueue(*t, /*front=*/true);
+      } else {
+        t->runnable = false;  // a WAKEUP will follow
+      }
       return;
     case GHOST_TXN_NOT_FOUND:
       Forget(tid);
       return;
     case GHOST_TXN_RUNNING_ELSEWHERE: {
+      if (newer) {  // it may have stopped since: its state says
+        Enqueue(*t, /*front=*/true);
+        return;
+      }
       // Learn where from its status word so no one else is put there; an
       // off-CPU message brings it back to the FIFO.
       if (t->sw_index >= GHOST_MAX_THREADS) return;
@@ -234,7 +251,7 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       Enqueue(*t, /*front=*/true);
       return;
     case GHOST_TXN_NOT_ALLOWED:
-      t->affinity.Clear(c.cpu);  // our view was behind the kernel's
+      if (!newer) t->affinity.Clear(c.cpu);  // our view was behind the kernel's
       Enqueue(*t, /*front=*/true);
       return;
     default:  // PREEMPTED, ABORTED, INVALID, a failed commit call

@@ -44,6 +44,10 @@ void FifoPerCpuScheduler::OffCpu(FifoTask& t) {
 }
 
 void FifoPerCpuScheduler::Enqueue(FifoTask& t, bool front) {
+  if (t.runnable && t.on_cpu < 0 && t.inflight_cpu >= 0) {
+    t.requeue_front = front;  // HandleResult queues it if it already left
+    return;
+  }
   if (t.owner < 0 || !t.Waiting()) return;
   auto it = cpus_.find(t.owner);
   if (it == cpus_.end()) return;
@@ -91,16 +95,25 @@ void FifoPerCpuScheduler::TaskNew(const Message& m) {
   NeedsPlacement(t);
 }
 
+FifoTask& FifoPerCpuScheduler::Track(const Message& m) {
+  bool created = false;
+  FifoTask& t = tasks_.Update(m, &created);
+  // A thread we never saw TASK_NEW for (the agent started late): its queue
+  // is unknown, so place it like a new one (AssociateQueue tells the kernel).
+  if (created && m.type() != GHOST_MSG_TASK_NEW) NeedsPlacement(t);
+  return t;
+}
+
 void FifoPerCpuScheduler::TaskWakeup(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = tasks_.Update(m);
+  FifoTask& t = Track(m);
   t.runnable = true;
   Enqueue(t, /*front=*/false);
 }
 
 void FifoPerCpuScheduler::TaskBlocked(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = tasks_.Update(m);
+  FifoTask& t = Track(m);
   NoteLeftCpu(t, m);
   OffCpu(t);
   t.runnable = false;
@@ -109,7 +122,7 @@ void FifoPerCpuScheduler::TaskBlocked(const Message& m) {
 
 void FifoPerCpuScheduler::TaskPreempt(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = tasks_.Update(m);
+  FifoTask& t = Track(m);
   NoteLeftCpu(t, m);
   OffCpu(t);
   t.runnable = true;
@@ -120,7 +133,7 @@ void FifoPerCpuScheduler::TaskPreempt(const Message& m) {
 
 void FifoPerCpuScheduler::TaskYield(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = tasks_.Update(m);
+  FifoTask& t = Track(m);
   NoteLeftCpu(t, m);
   OffCpu(t);
   t.runnable = true;
@@ -138,18 +151,18 @@ void FifoPerCpuScheduler::TaskDeparted(const Message& m) { TaskDead(m); }
 
 void FifoPerCpuScheduler::TaskAffinityChanged(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = tasks_.Update(m);
+  FifoTask& t = Track(m);
   if (t.owner >= 0 && !t.affinity.IsSet(t.owner)) NeedsPlacement(t);
 }
 
 void FifoPerCpuScheduler::TaskPriorityChanged(const Message& m) {
   absl::MutexLock l(&mu_);
-  tasks_.Update(m);  // FIFO ignores priority; the seqnum still moved
+  Track(m);  // FIFO ignores priority; the seqnum still moved
 }
 
 void FifoPerCpuScheduler::TaskOnCpu(const Message& m) {
   absl::MutexLock l(&mu_);
-  tasks_.Update(m);
+  Track(m);
 }
 
 void FifoPerCpuScheduler::CpuAvailable(const Message& m) {
@@ -235,6 +248,9 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
   c.req->Release();
   c.req_active = false;
   FifoTask* t = tasks_.Find(tid);
+  // Messages about it came after the commit was made: what we know now beats
+  // what the failed commit was judged on.
+  const bool newer = t != nullptr && t->seq != c.req->target_barrier();
   bool left = false;
   if (t != nullptr) {
     t->inflight_cpu = -1;
@@ -246,6 +262,10 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
     if (t != nullptr && !left) {
       t->on_cpu = c.cpu;
       c.current = tid;
+    } else if (t != nullptr) {
+      // It ran and left (blocked, was preempted, yielded) before we read
+      // this: whatever the messages since said about it stands.
+      Enqueue(*t, t->requeue_front);
     }
     return true;
   }
@@ -259,21 +279,31 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
       if (t != nullptr) Enqueue(*t, /*front=*/true);
       return false;
     case GHOST_TXN_NOT_RUNNABLE:
-      if (t != nullptr) t->runnable = false;  // a WAKEUP will follow
+      if (t == nullptr) return true;
+      if (newer) {
+        Enqueue(*t, /*front=*/true);  // we know more than that commit did
+      } else {
+        t->runnable = false;  // a WAKEUP will follow
+      }
       return true;
     case GHOST_TXN_NOT_FOUND:
       Forget(tid);
       return true;
     case GHOST_TXN_RUNNING_ELSEWHERE:
-      // It runs (fallback or a race); an off-CPU message will bring it back.
+      // It runs (fallback or a race); an off-CPU message will bring it back,
+      // or already did.
+      if (t != nullptr && newer) Enqueue(*t, /*front=*/true);
       return true;
     case GHOST_TXN_CPU_UNAVAILABLE:
       c.retry_after_ns = opts_.clock() + kUnavailableBackoffNs;
       if (t != nullptr) Enqueue(*t, /*front=*/true);
       return false;
     case GHOST_TXN_NOT_ALLOWED:
-      if (t != nullptr) {
-        t->affinity.Clear(c.cpu);
+      if (t == nullptr) return true;
+      if (!newer) t->affinity.Clear(c.cpu);  // else AFFINITY_CHANGED told us
+      if (t->affinity.IsSet(c.cpu)) {
+        Enqueue(*t, /*front=*/true);
+      } else {
         NeedsPlacement(*t);
       }
       return true;

@@ -72,6 +72,8 @@ class FifoPerCpuScheduler : public Scheduler {
     bool req_active = false;        // req holds a transaction we have not read
   };
 
+  // Updates the task a message is about (creating it if need be).
+  FifoTask& Track(const Message& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OffCpu(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Enqueue(FifoTask& t, bool front) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Forget(Tid tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -23,6 +23,9 @@ struct FifoTask {
   int on_cpu = -1;                   // CPU it runs on (a commit of ours started it)
   int inflight_cpu = -1;             // CPU whose transaction targets it
   bool left_while_inflight = false;  // an off-CPU message came while in flight
+  // A message asked to queue it while in flight (front or back): if the result
+  // says it came and went, it is queued then.
+  bool requeue_front = false;
   bool queued = false;               // in a runqueue
   CpuList affinity = CpuList::FirstN(GHOST_MAX_CPUS);  // until AFFINITY_CHANGED
   // Per-CPU FIFO: CPU whose runqueue holds it (-1: waiting to be placed) and
@@ -42,10 +45,12 @@ class FifoTaskTable {
   // Finds or creates the task a task message is about, and records the
   // message's seqnum and TASK_NEW's payload. A thread first seen through a
   // message other than TASK_NEW (an agent that started late) is created too.
-  FifoTask& Update(const Message& m) {
+  // `*created` tells whether the table did not know the thread.
+  FifoTask& Update(const Message& m, bool* created = nullptr) {
     auto [it, inserted] = tasks_.try_emplace(m.tid());
     FifoTask& t = it->second;
     if (inserted) t.tid = m.tid();
+    if (created != nullptr) *created = inserted;
     t.seq = std::max(t.seq, m.seqnum());
     const ghost_msg& raw = m.raw();
     switch (m.type()) {
