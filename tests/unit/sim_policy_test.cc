@@ -128,6 +128,47 @@ TEST(SimPolicyTest, CfsLoadReachesThePolicyAsCpuBusy) {
   EXPECT_EQ(r->fallback_runs, 0u);
 }
 
+TEST(SimPolicyTest, PerCpuThreadPreemptedByItsOwnAgentRunsAgain) {
+  // A 3 ms burst outlives the agent's 1 ms WaitQueue timeout: the agent's
+  // wake-up preempts it (TASK_PREEMPT) before the agent has read the COMMITTED
+  // result that started it. The thread must still be run to completion.
+  WakeScript w;
+  PolicyRig r = MakeRig("fifo-per-cpu", "flat1", &w);
+  const int t = r.ks->SpawnThread(r.enclave->id(), 0, 0, false, 3'000'000);
+  w.wakes.push_back({100'000, t});
+  r.machine->RunUntil(10'000'000);
+  EXPECT_EQ(r.machine->thread(t).state, ThreadState::kBlocked);
+  EXPECT_GE(r.machine->thread(t).runtime_ns, 3'000'000u);
+  EXPECT_EQ(r.ks->stats().fallback_runs, 0u);
+}
+
+TEST(SimPolicyTest, CentralizedSliceCutsTheDispersiveTail) {
+  // 0.5 % of requests take 10 ms; without a slice short ones queue behind them.
+  SimOptions o;
+  o.load = 0.7;
+  absl::StatusOr<SimReport> plain = RunSimulation(o);
+  o.slice_us = 30;
+  absl::StatusOr<SimReport> sliced = RunSimulation(o);
+  ASSERT_TRUE(plain.ok() && sliced.ok());
+  EXPECT_GT(plain->latency.p99_ns, 500'000u);
+  EXPECT_LT(sliced->latency.p99_ns, 100'000u);
+  EXPECT_GT(sliced->txns, plain->txns);  // the preemptions are transactions too
+}
+
+TEST(SimPolicyTest, CpuSharesAddUp) {
+  SimOptions o;
+  o.machine = "flat8";
+  o.workload = "antagonist";
+  o.cfs_load = 0.2;
+  o.duration = absl::Milliseconds(50);
+  absl::StatusOr<SimReport> r = RunSimulation(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NEAR(r->share_thread + r->share_cfs + r->share_agent + r->share_idle, 1.0, 1e-9);
+  EXPECT_GT(r->share_batch, 0.1);  // the antagonists soak up what is left
+  EXPECT_LE(r->share_batch, r->share_thread);
+  EXPECT_NEAR(r->share_agent, 1.0 / 8, 1e-3);  // the global agent's CPU
+}
+
 std::string RunText(const SimOptions& o) {
   absl::StatusOr<SimReport> r = RunSimulation(o);
   EXPECT_TRUE(r.ok()) << r.status();
