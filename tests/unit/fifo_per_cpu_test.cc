@@ -301,6 +301,41 @@ TEST_F(FifoPerCpuTest, ThreadThatLeftAndCameBackBeforeTheResultIsKept) {
   EXPECT_EQ(rig_->kernel.starts().size(), 2u);
 }
 
+// Started behind the policy's back (the fallback): the commit finds it
+// RUNNING_ELSEWHERE; its status word says it runs, so the policy waits for
+// its off-CPU message instead of retrying.
+TEST_F(FifoPerCpuTest, RunningElsewhereWaitsForTheThreadToStop) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread();
+  RunRequest fallback(rig_->kernel, 1);
+  ASSERT_TRUE(fallback.Open({.target = a, .target_barrier = 1}).ok());
+  ASSERT_TRUE(fallback.Commit());
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().failed_commits, 1u);
+  EXPECT_EQ(rig_->kernel.starts().size(), 1u);
+  rig_->kernel.Block(a);
+  rig_->kernel.Wake(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.starts().size(), 2u);
+  EXPECT_EQ(rig_->kernel.thread(a).cpu, sched().OwnerOf(a));
+}
+
+// RUNNING_ELSEWHERE while the status word says it is on no CPU: the kernel
+// side is moving it. The policy retries after a short back-off.
+TEST_F(FifoPerCpuTest, RunningElsewhereInTransitIsRetried) {
+  Start(1);
+  Tid a = rig_->kernel.NewThread();
+  rig_->kernel.set_in_transit(a, true);
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().failed_commits, 1u);  // backs off, no spinning
+  rig_->kernel.set_in_transit(a, false);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), GHOST_TID_NONE);  // still backing off
+  rig_->kernel.AdvanceTime(kElsewhereBackoffNs);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+}
+
 TEST_F(FifoPerCpuTest, SixtyFourThreadsAllComplete) {
   Start(4);
   std::map<Tid, int> runs;

@@ -290,9 +290,13 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
       Forget(tid);
       return true;
     case GHOST_TXN_RUNNING_ELSEWHERE:
-      // It runs (fallback or a race); an off-CPU message will bring it back,
-      // or already did.
-      if (t != nullptr && newer) Enqueue(*t, /*front=*/true);
+      if (t == nullptr) return true;
+      // Running (fallback, a race): its off-CPU message brings it back. Not
+      // running (newer messages, or the kernel side is moving it): retry.
+      if (newer || StatusWordCpu(kernel_, *t) < 0) {
+        if (!newer) t->not_before_ns = opts_.clock() + kElsewhereBackoffNs;
+        Enqueue(*t, /*front=*/true);
+      }
       return true;
     case GHOST_TXN_CPU_UNAVAILABLE:
       c.retry_after_ns = opts_.clock() + kUnavailableBackoffNs;
@@ -313,6 +317,36 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
   }
 }
 
+FifoTask* FifoPerCpuScheduler::TakeNext(Cpu& c) {
+  std::vector<Tid> gone;
+  FifoTask* found = nullptr;
+  uint64_t now = 0;
+  for (Tid tid : c.rq.tids()) {
+    FifoTask* t = tasks_.Find(tid);
+    if (t == nullptr || !t->Waiting() || t->owner != c.cpu) {
+      gone.push_back(tid);
+      continue;
+    }
+    if (t->not_before_ns != 0) {
+      if (now == 0) now = opts_.clock();
+      if (now < t->not_before_ns) continue;
+      t->not_before_ns = 0;
+    }
+    found = t;
+    break;
+  }
+  for (Tid tid : gone) {
+    FifoTask* t = tasks_.Find(tid);
+    if (t != nullptr && t->owner == c.cpu) {
+      c.rq.Remove(*t);
+    } else {
+      c.rq.RemoveTid(tid);
+    }
+  }
+  if (found != nullptr) c.rq.Remove(*found);
+  return found;
+}
+
 void FifoPerCpuScheduler::Schedule(Agent& agent) {
   absl::MutexLock l(&mu_);
   PlacePending();
@@ -329,17 +363,7 @@ void FifoPerCpuScheduler::Schedule(Agent& agent) {
       if (opts_.clock() < c.retry_after_ns) return;
       c.retry_after_ns = 0;
     }
-    FifoTask* t = nullptr;
-    while (!c.rq.Empty() && t == nullptr) {
-      const Tid tid = c.rq.tids().front();
-      t = tasks_.Find(tid);
-      if (t == nullptr) {
-        c.rq.RemoveTid(tid);
-        continue;
-      }
-      c.rq.Remove(*t);
-      if (!t->Waiting() || t->owner != c.cpu) t = nullptr;
-    }
+    FifoTask* t = TakeNext(c);
     if (t == nullptr) return;
     absl::Status s = c.req->Open({.target = t->tid,
                                   .target_barrier = t->seq,

@@ -81,6 +81,9 @@ class FifoPerCpuScheduler : public Scheduler {
   void NeedsPlacement(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PlacePending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int PickCpu(const FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Oldest waiting thread of `c`'s runqueue that may be committed now,
+  // taken out of it.
+  FifoTask* TakeNext(Cpu& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads a finished transaction of `c`. False if the round should stop
   // (stale: wait for the next message).
   bool HandleResult(Cpu& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
