@@ -236,6 +236,32 @@ TEST_F(SimKernelSideTest, CfsLoadSendsCpuBusyAndAvailableAndPreempts) {
   EXPECT_GT(machine_->OccupantNs(kCfs), 0u);
 }
 
+TEST(SimKernelSideTickTest, TicksOnlyWhereItsThreadsRunAndOnlyIfAsked) {
+  for (bool ticks : {false, true}) {
+    ScriptWorkload wl;
+    wl.forever = true;
+    Machine m(*Topology::Preset("flat2"), 1);
+    SimKernelSide ks(m, CostModel::Zero());
+    m.SetWorkload(&wl);
+    EnclaveId e = *ks.CreateEnclave({.cpus = CpuList{0, 1}, .tick_messages = ticks});
+    QueueId q = *ks.CreateQueue({.enclave = e});
+    ASSERT_TRUE(ks.SetDefaultQueue(e, q).ok());
+    const int t = ks.SpawnThread(e, 0, 0, true, 1'000'000);
+    m.RunUntil(1);
+    ghost_txn* s = ks.TxnSlot(1);
+    *s = {.state = GHOST_TXN_READY, .tid = ks.TidOf(t), .task_seqnum = 1,
+          .flags = GHOST_TXN_F_NO_BARRIER, .cpu = 1};
+    ASSERT_TRUE(ks.Commit(CpuList{1}).ok());
+    m.RunUntil(20'000'000);
+    int on1 = 0, on0 = 0;
+    ks.ConsumeQueue(q, [&](const ghost_msg& msg) {
+      if (msg.type == GHOST_MSG_CPU_TICK) (msg.cpu == 1 ? on1 : on0)++;
+    });
+    EXPECT_EQ(on0, 0);
+    EXPECT_EQ(on1, ticks ? 5 : 0);  // every 4 ms for 20 ms
+  }
+}
+
 TEST_F(SimKernelSideTest, UnplacedThreadRunsThroughTheFallback) {
   const int t = ks_->SpawnThread(enclave_, 0, 0, true, 5'000);
   RunFor(5'000'000);  // half the 10 ms watchdog: still held for the agent

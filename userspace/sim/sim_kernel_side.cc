@@ -11,6 +11,8 @@ namespace {
 
 bool IsPowerOfTwo(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
+constexpr uint64_t kTickNs = 4'000'000;
+
 }  // namespace
 
 SimKernelSide::SimKernelSide(Machine& machine, const CostModel& costs)
@@ -45,11 +47,13 @@ absl::StatusOr<EnclaveId> SimKernelSide::CreateEnclave(const EnclaveOptions& opt
   e.in_use = true;
   e.cpus = opts.cpus;
   e.watchdog_ns = uint64_t{opts.watchdog_ms} * 1'000'000;
+  e.ticks = opts.tick_messages;
   enclaves_.push_back(std::move(e));
   for (int c : opts.cpus.ToVector()) cpu_enclave_[c] = static_cast<int>(id);
   RecomputeCpuQueues();
   // The watchdog looks four times per period, like the class's BPF timer.
   At(machine_.now() + enclaves_[id].watchdog_ns / 4, kWatchdog, id, 0);
+  if (enclaves_[id].ticks) At(machine_.now() + kTickNs, kTick, id, 0);
   return id;
 }
 
@@ -476,6 +480,17 @@ void SimKernelSide::Watchdog(EnclaveId id) {
   At(now + en.watchdog_ns / 4, kWatchdog, id, 0);
 }
 
+// The scheduler tick (HZ=250 on the test kernel) reaches the class only on
+// CPUs running one of its threads, as ops.tick does.
+void SimKernelSide::Tick(EnclaveId id) {
+  Enclave& en = enclaves_[id];
+  if (!en.in_use) return;
+  for (int c : en.cpus.ToVector()) {
+    if (machine_.cpu(c).thread >= 0) ProduceCpu(c, GHOST_MSG_CPU_TICK, 0);
+  }
+  At(machine_.now() + kTickNs, kTick, id, 0);
+}
+
 // --- Transactions ------------------------------------------------------------------
 
 ghost_txn* SimKernelSide::TxnSlot(int cpu) {
@@ -749,7 +764,9 @@ void SimKernelSide::RunAgent(int a) {
   const bool again = QueuePending(q) && !after.stalled;
   if (again) {
     RequestRun(a, std::max(end, NextVisible(q)));
-  } else if (!after.opts.global) {
+  } else if (after.opts.global) {
+    if (idle_poll_ns_ > 0) RequestRun(a, end + idle_poll_ns_);
+  } else {
     At(end, kAgentRelease, static_cast<uint32_t>(a), ++after.release_gen);
   }
 }
@@ -809,6 +826,9 @@ void SimKernelSide::OnEvent(const Event& e) {
     }
     case kWatchdog:
       Watchdog(e.a);
+      break;
+    case kTick:
+      Tick(e.a);
       break;
   }
 }

@@ -55,6 +55,9 @@ class SimKernelSide : public KernelSide, public SchedClass {
   // Global agents are also run this long after a thread starts, so that a
   // policy with a time slice sees it expire (a real one spins and notices).
   void SetGlobalAgentPollAfterStart(uint64_t ns) { poll_after_start_ns_ = ns; }
+  // A real global agent spins; here it also runs this often when nothing else
+  // triggers it, so time-based decisions (back-offs) are taken. 0: never.
+  void SetGlobalAgentIdlePoll(uint64_t ns) { idle_poll_ns_ = ns; }
   // Creates a thread in `enclave` (TASK_NEW to its default queue).
   int SpawnThread(EnclaveId enclave, uint8_t kind, uint32_t owner, bool runnable,
                   uint64_t burst_ns);
@@ -100,7 +103,7 @@ class SimKernelSide : public KernelSide, public SchedClass {
 
  private:
   enum SubEvent : uint32_t {
-    kAgentWake = 0, kAgentRun, kAgentRelease, kAgentPoll, kAgentTimeout, kTxnStart, kWatchdog
+    kAgentWake = 0, kAgentRun, kAgentRelease, kAgentPoll, kAgentTimeout, kTxnStart, kWatchdog, kTick
   };
   struct Pending {
     ghost_msg msg;
@@ -121,6 +124,7 @@ class SimKernelSide : public KernelSide, public SchedClass {
     bool in_use = false;
     CpuList cpus;
     uint64_t watchdog_ns = 0;
+    bool ticks = false;            // CPU_TICK to CPUs running its threads
     QueueId default_queue = GHOST_QUEUE_NONE;
     std::vector<int> fallback;     // FIFO of threads the agent did not place in time
     size_t fallback_head = 0;
@@ -179,6 +183,7 @@ class SimKernelSide : public KernelSide, public SchedClass {
   void AgentRelease(int a);
   void AgentWake(int a);
   void Watchdog(EnclaveId e);
+  void Tick(EnclaveId e);
   bool RunFallback(int cpu);
 
   Machine& machine_;
@@ -202,6 +207,7 @@ class SimKernelSide : public KernelSide, public SchedClass {
   uint64_t clock_ = 0;
   uint64_t commit_seq_ = 0;
   uint64_t poll_after_start_ns_ = 0;
+  uint64_t idle_poll_ns_ = 0;
   SimKernelStats stats_;
 };
 

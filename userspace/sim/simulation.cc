@@ -21,6 +21,9 @@ namespace ghost {
 namespace sim {
 namespace {
 
+// How often an otherwise idle global agent looks again (it spins for real).
+constexpr uint64_t kGlobalAgentIdlePollNs = 10'000;
+
 std::vector<std::string> AllPolicyNames() {
   std::vector<std::string> names = PolicyNames();
   for (const std::string& b : BaselineClass::Names()) names.push_back(b);
@@ -177,6 +180,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
       if (a->global()) worker_cpus.Clear(a->cpu());
     }
     if (o.slice_us > 0) kernel->SetGlobalAgentPollAfterStart(uint64_t(o.slice_us) * 1000);
+    kernel->SetGlobalAgentIdlePoll(kGlobalAgentIdlePollNs);
     const EnclaveId eid = enclave->id();
     spawn = [ks, eid](uint8_t kind, uint32_t owner, bool runnable, uint64_t burst) {
       return ks->SpawnThread(eid, kind, owner, runnable, burst);
