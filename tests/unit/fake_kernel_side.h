@@ -262,7 +262,7 @@ class FakeKernelSide : public KernelSide {
   // Puts a record into a queue as the kernel would (bumps the barrier).
   void PushRaw(QueueId q, const ghost_msg& m) {
     queues_[q].msgs.push_back(m);
-    ++queues_[q].word.barrier;
+    __atomic_fetch_add(&queues_[q].word.barrier, 1, __ATOMIC_RELEASE);
   }
   // A writer that died inside the seqlock of `tid`'s status word.
   void WedgeStatusWord(Tid tid) { ++sw_[threads_.at(tid).sw_index].lock; }

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_format.h"
 
 namespace ghost {
 namespace {
@@ -404,6 +405,11 @@ absl::StatusOr<std::unique_ptr<Policy>> FifoPerCpuPolicy::Create(
     const PolicyOptions& opts, Enclave& enclave) {
   KernelSide& kernel = enclave.kernel();
   const std::vector<int> cpus = enclave.cpus().ToVector();
+  if (cpus.size() > GHOST_MAX_QUEUES) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s needs a queue per CPU: at most %d CPUs, enclave has %d", kName,
+        GHOST_MAX_QUEUES, cpus.size()));
+  }
   std::map<int, QueueId> queues;
   // The first CPU's agent reads the default queue: threads it keeps need no
   // AssociateQueue.
