@@ -378,6 +378,14 @@ absl::Status BpfKernelSide::ArmCpuTimer(int cpu, absl::Duration delay, uint64_t 
   return absl::OkStatus();
 }
 
+absl::Status BpfKernelSide::RegisterAgentThread(pid_t tid) {
+  __u32 key = static_cast<__u32>(tid), val = 1;
+  if (bpf_map_update_elem(bpf_map__fd(cls_->skel()->maps.agent_tids), &key, &val, BPF_ANY) != 0) {
+    return Errno("registering an agent thread", errno);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status BpfKernelSide::EnrollPid(pid_t pid, EnclaveId enclave) {
   if (pid <= 0) return absl::InvalidArgumentError(absl::StrFormat("bad pid %d", pid));
   if (enclave >= GHOST_MAX_ENCLAVES || !(enclave_words_[enclave].flags & GHOST_ENCLAVE_INUSE)) {

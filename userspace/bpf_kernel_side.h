@@ -57,6 +57,10 @@ class BpfKernelSide : public KernelSide {
   // ghost-run: `pid` joins `enclave` when it next switches to SCHED_EXT
   // (its children inherit the enclave).
   absl::Status EnrollPid(pid_t pid, EnclaveId enclave);
+  // Marks thread `tid` (a pid) as an agent thread: when it takes a CPU from
+  // the class, that is not a higher class taking the CPU (no CPU_BUSY, and a
+  // commit it just made to that CPU stays queued until it blocks).
+  absl::Status RegisterAgentThread(pid_t tid);
   // A CPU_TIMER_EXPIRED message for `cpu` after `delay`, carrying `cookie`.
   absl::Status ArmCpuTimer(int cpu, absl::Duration delay, uint64_t cookie);
 

@@ -237,10 +237,45 @@ void GHOST_OPS(ghost_update_idle, s32 cpu, bool idle)
 		send_cpu_msg(cpu, GHOST_MSG_CPU_NOT_IDLE, 0, 0, 0);
 }
 
+/*
+ * Agent threads (registered in `agent_tids`) run above the class, as ghOSt's
+ * agents did, but they are not "a higher class taking the CPU": a per-CPU
+ * agent wakes, commits to its own CPU and blocks, and its commit must run
+ * right after. So an agent taking the CPU sends no CPU_BUSY, marks nothing
+ * busy and leaves the local queue alone; without this every agent wake-up
+ * would bounce its own commit and message itself again, forever.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GHOST_MAX_CPUS * 2);
+	__type(key, __u32);   /* thread id (pid) of an agent thread */
+	__type(value, __u32);
+} agent_tids SEC(".maps");
+
+__u8 cpu_agent_held[GHOST_MAX_CPUS]; /* the CPU was released to an agent */
+
+static __always_inline bool is_agent_thread(struct task_struct *p)
+{
+	__u32 pid;
+
+	if (!p)
+		return false;
+	pid = BPF_CORE_READ(p, pid);
+	return bpf_map_lookup_elem(&agent_tids, &pid) != NULL;
+}
+
 void GHOST_OPS(ghost_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
 {
-	if (cpu >= 0 && cpu < GHOST_MAX_CPUS)
-		cpu_busy[cpu] = 1;
+	__u32 c = (__u32)cpu & (GHOST_MAX_CPUS - 1);
+
+	if (cpu < 0 || cpu >= GHOST_MAX_CPUS)
+		return;
+	if (is_agent_thread(args->task)) {
+		cpu_agent_held[c] = 1;
+		return;
+	}
+	cpu_agent_held[c] = 0;
+	cpu_busy[c] = 1;
 	send_cpu_msg(cpu, GHOST_MSG_CPU_BUSY, args->reason, 0, 0);
 	/* Our threads waiting on this CPU go back to their agents (PREEMPT,
 	 * or CPU_UNAVAILABLE for a commit that had not started yet). */
@@ -249,8 +284,15 @@ void GHOST_OPS(ghost_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
 
 void GHOST_OPS(ghost_cpu_acquire, s32 cpu, struct scx_cpu_acquire_args *args)
 {
-	if (cpu >= 0 && cpu < GHOST_MAX_CPUS)
-		cpu_busy[cpu] = 0;
+	__u32 c = (__u32)cpu & (GHOST_MAX_CPUS - 1);
+
+	if (cpu < 0 || cpu >= GHOST_MAX_CPUS)
+		return;
+	if (cpu_agent_held[c]) {
+		cpu_agent_held[c] = 0;
+		return;
+	}
+	cpu_busy[c] = 0;
 	send_cpu_msg(cpu, GHOST_MSG_CPU_AVAILABLE, 0, 0, 0);
 }
 

@@ -174,8 +174,10 @@ int main(int argc, char** argv) {
     if (!p.ok()) return Fail(2, std::string(p.status().message()));
     policy = std::move(*p);
     for (ghost::Agent* agent : policy->agents()) {
-      threads.emplace_back([agent, priority, &stop, &thread_errors] {
-        if (absl::Status s = BecomeAgentThread(agent->cpu(), priority); !s.ok()) {
+      threads.emplace_back([agent, priority, &stop, &thread_errors, k = kernel->get()] {
+        absl::Status s = k->RegisterAgentThread(static_cast<pid_t>(gettid()));
+        if (s.ok()) s = BecomeAgentThread(agent->cpu(), priority);
+        if (!s.ok()) {
           absl::FPrintF(stderr, "ghost-agent: %s\n", s.message());
           thread_errors++;
           return;
