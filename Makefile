@@ -52,6 +52,15 @@ VMBINS    := $(patsubst tests/vm/bin/%.cc,$(BUILD)/vm/%,$(VMBIN_SRCS))
 BENCH_SRCS := $(wildcard tests/bench/*.cc)
 BENCHES   := $(patsubst tests/bench/%.cc,$(BUILD)/bench/%,$(BENCH_SRCS))
 
+# `make V=1` shows every command.
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-8s %s\n' $(1) $(2)
+endif
+
 .PHONY: all deps test unit-test vm-test demo bench vmlinux kernel clean
 .DELETE_ON_ERROR:
 .SECONDARY:
@@ -64,45 +73,53 @@ deps:
 # --- BPF ------------------------------------------------------------------
 $(BUILD)/bpf/%.bpf.o: bpf/progs/%.bpf.c $(BPF_HDRS)
 	@mkdir -p $(@D)
-	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 # bpftool 7.5 emits a `map->link` line that only libbpf >= 1.5 knows; with
 # 1.4.6 the struct_ops link is made by bpf_map__attach_struct_ops instead.
 # `gen object` links and drops DWARF (BTF stays): the embedded object shrinks ~20x.
 skel/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	@mkdir -p $(@D)
-	$(BPFTOOL) gen object $(BUILD)/bpf/$*.linked.o $<
-	$(BPFTOOL) gen skeleton $(BUILD)/bpf/$*.linked.o name $(subst -,_,$*)_bpf > $@.tmp
-	sed -i '/map->link = /d' $@.tmp
-	mv $@.tmp $@
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen object $(BUILD)/bpf/$*.linked.o $<
+	$(Q)$(BPFTOOL) gen skeleton $(BUILD)/bpf/$*.linked.o name $(subst -,_,$*)_bpf > $@.tmp
+	$(Q)sed -i '/map->link = /d' $@.tmp
+	$(Q)mv $@.tmp $@
 
 # --- C++ ------------------------------------------------------------------
 # Every object waits for the skeletons on a clean build; -MMD tracks the rest.
 $(BUILD)/obj/%.o: %.cc | $(SKELS)
 	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS) -c $< -o $@
+	$(call msg,CXX,$<)
+	$(Q)$(CXX) $(CXXFLAGS) -c $< -o $@
 
 $(BUILD)/libghost.a: $(LIB_OBJS)
 	@mkdir -p $(@D)
-	rm -f $@ && ar rcs $@ $^
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/ghost-%: $(BUILD)/obj/userspace/bin/ghost_%.o $(BUILD)/libghost.a
-	$(CXX) $(CXXFLAGS) -o $@ $^ $(STATIC_LIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CXX) $(CXXFLAGS) -o $@ $^ $(STATIC_LIBS)
 
 $(BUILD)/vm/%: $(BUILD)/obj/tests/vm/bin/%.o $(BUILD)/libghost.a
 	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS) -o $@ $^ $(STATIC_LIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CXX) $(CXXFLAGS) -o $@ $^ $(STATIC_LIBS)
 
 $(BUILD)/unit_tests: $(TEST_OBJS) $(BUILD)/libghost.a
-	$(CXX) $(CXXFLAGS) -o $@ $^ $(GTEST_LIBS) $(HOST_LIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CXX) $(CXXFLAGS) -o $@ $^ $(GTEST_LIBS) $(HOST_LIBS)
 
 $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libghost.a
 	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS) -o $@ $^ -lbenchmark $(HOST_LIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CXX) $(CXXFLAGS) -o $@ $^ -lbenchmark $(HOST_LIBS)
 
 # --- tests, demo, bench ------------------------------------------------------
 test: deps
-	@$(MAKE) --no-print-directory all $(BUILD)/unit_tests
+	@$(MAKE) --no-print-directory -j$$(nproc) all $(BUILD)/unit_tests
 	@bash tests/run.sh
 
 unit-test: $(BUILD)/unit_tests
@@ -112,11 +129,11 @@ vm-test: all
 	@bash tests/run.sh --vm-only
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$$(nproc) all
 	@bash scripts/demo.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCHES)
+	@$(MAKE) --no-print-directory -j$$(nproc) all $(BENCHES)
 	@bash scripts/bench.sh
 
 kernel:

@@ -56,4 +56,4 @@ EOL
 fi
 
 have_backports || { echo "deps: libbpf >= 1.4 from bookworm-backports did not install" >&2; exit 1; }
-echo "deps: ok (clang $(clang-19 --version | head -1 | awk '{print $NF}'), libbpf $(dpkg-query -W -f='${Version}' libbpf-dev), $(bpftool version | head -1))"
+echo "deps: ok (clang-19 $(clang-19 --version | head -1 | grep -o 'version [0-9.]*' | cut -d' ' -f2), libbpf $(dpkg-query -W -f='${Version}' libbpf-dev), $(bpftool version | head -1))"

@@ -12,7 +12,7 @@
 # (vmlinuz) and linux-base-<ver> (config). The config must say
 # CONFIG_SCHED_CLASS_EXT=y or the kernel is refused.
 set -euo pipefail
-cache=${GHOST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ghost-scx}
+cache=${GHOST_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/ghost-scx}
 mkdir -p "$cache/kernel"
 say() { echo "kernel.sh: $*" >&2; }
 

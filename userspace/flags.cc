@@ -31,8 +31,10 @@ absl::StatusOr<ParsedArgs> ParseFlags(int argc, char** argv) {
       break;
     }
     if (arg.size() < 2 || arg[0] != '-') {
-      out.positional.emplace_back(arg);
-      continue;
+      // Flags come first: from the first argument on, everything is positional
+      // (so `ghost-run ls -l` passes -l to ls).
+      for (; i < argc; i++) out.positional.push_back(argv[i]);
+      break;
     }
     absl::string_view body = absl::StripPrefix(absl::StripPrefix(arg, "-"), "-");
     absl::string_view name = body, value;

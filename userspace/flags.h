@@ -1,6 +1,7 @@
 // One command-line dialect for every ghost-scx binary: Abseil flags, spelled
 // with dashes (--slice-us) or underscores (--slice_us), "--flag=value" or
-// "--flag value", bools as --flag / --noflag / --flag=false.
+// "--flag value", bools as --flag / --noflag / --flag=false. Flags come before
+// arguments: the first argument that is not a flag, or "--", ends them.
 // Bad flags or values end the program with one line on stderr and exit 2;
 // --help prints this binary's own flags and exits 0.
 #ifndef GHOST_SCX_USERSPACE_FLAGS_H_
@@ -15,7 +16,7 @@
 namespace ghost {
 
 struct ParsedArgs {
-  std::vector<std::string> positional;  // after "--" or not starting with "-"
+  std::vector<std::string> positional;  // from the first non-flag (or after "--") on
   bool help = false;
 };
 

@@ -1,4 +1,5 @@
 # The first ghost class end to end (issue: build and VM test bed):
+#  0. as a non-root user ghost-agent refuses in one line with exit 2;
 #  1. ghost-agent loads and attaches the class: state 'enabled', ops 'ghost';
 #  2. 16 SCHED_EXT threads run to completion under it (each checks it is run
 #     by the class), and the class counted their enqueues;
@@ -15,6 +16,11 @@ wait_state() {  # wait_state WANT TENTHS
 }
 
 [ "$(state)" = disabled ] || fail "sched_ext state is '$(state)' before the agent started"
+runas 1000 ghost-agent >/tmp/nonroot.log 2>&1; rc=$?
+[ $rc = 2 ] && grep -q 'must run as root' /tmp/nonroot.log && [ "$(wc -l </tmp/nonroot.log)" = 1 ] ||
+  fail "non-root ghost-agent: exit $rc, said: $(cat /tmp/nonroot.log)"
+[ "$(state)" = disabled ] || fail "a refused non-root agent changed the state"
+echo "PASS: not root: one line, exit 2"
 ghost-agent --stats >/tmp/agent.log 2>&1 &
 agent=$!
 wait_state enabled 100 || fail "class not enabled within 10 s (state '$(state)')"

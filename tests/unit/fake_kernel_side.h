@@ -1,0 +1,476 @@
+// An in-process KernelSide that implements the ABI semantics of
+// docs/lib_api.md deterministically, for host tests and benchmarks: queues are
+// deques of ghost_msg, status words and transaction slots plain arrays, and
+// Commit() validates and applies at once (a committed thread is on its CPU and
+// the slot is DONE/COMMITTED when Commit returns). Tests make things happen
+// with NewThread, Wake, Block, Preempt, Yield, SetAffinity, Exit, TakeCpu...
+//
+// Header-only so that tests/unit and tests/bench can both include it.
+#ifndef GHOST_SCX_TESTS_UNIT_FAKE_KERNEL_SIDE_H_
+#define GHOST_SCX_TESTS_UNIT_FAKE_KERNEL_SIDE_H_
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "userspace/kernel_side.h"
+
+namespace ghost::testing {
+
+class FakeKernelSide : public KernelSide {
+ public:
+  struct Thread {
+    Tid tid = GHOST_TID_NONE;
+    uint32_t sw_index = 0;
+    EnclaveId enclave = GHOST_ENCLAVE_NONE;
+    QueueId queue = GHOST_QUEUE_NONE;
+    uint64_t seq = 0;
+    bool runnable = false;
+    bool dead = false;
+    int cpu = -1;
+    CpuList affinity;
+    bool want_on_cpu = false;
+  };
+
+  explicit FakeKernelSide(int num_cpus = 8)
+      : num_cpus_(num_cpus),
+        sw_(GHOST_MAX_THREADS),
+        slots_(GHOST_MAX_CPUS),
+        cpus_(GHOST_MAX_CPUS) {
+    std::memset(sw_.data(), 0, sw_.size() * sizeof(ghost_status_word));
+    std::memset(slots_.data(), 0, slots_.size() * sizeof(ghost_txn));
+    for (int c = 0; c < GHOST_MAX_CPUS; ++c) slots_[c].cpu = c;
+  }
+
+  // --- KernelSide ------------------------------------------------------------
+  int NumCpus() const override { return num_cpus_; }
+  uint32_t AbiVersion() const override { return abi_version_; }
+
+  absl::StatusOr<EnclaveId> CreateEnclave(const EnclaveOptions& opts) override {
+    if (opts.cpus.Empty()) return absl::InvalidArgumentError("no cpus");
+    for (int c : opts.cpus.ToVector()) {
+      if (c >= num_cpus_) return absl::InvalidArgumentError("cpu out of range");
+      if (EnclaveOf(c) != GHOST_ENCLAVE_NONE) {
+        return absl::AlreadyExistsError(absl::StrFormat("cpu %d taken", c));
+      }
+    }
+    for (EnclaveId e = 0; e < GHOST_MAX_ENCLAVES; ++e) {
+      if (!enclaves_[e].in_use) {
+        enclaves_[e] = {.in_use = true, .cpus = opts.cpus};
+        return e;
+      }
+    }
+    return absl::ResourceExhaustedError("no enclave slot");
+  }
+  absl::Status DestroyEnclave(EnclaveId e) override {
+    if (e >= GHOST_MAX_ENCLAVES || !enclaves_[e].in_use) {
+      return absl::NotFoundError("no such enclave");
+    }
+    enclaves_[e] = {};
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<QueueId> CreateQueue(const QueueOptions& opts) override {
+    if (opts.enclave >= GHOST_MAX_ENCLAVES || !enclaves_[opts.enclave].in_use) {
+      return absl::InvalidArgumentError("no such enclave");
+    }
+    for (QueueId q = 0; q < GHOST_MAX_QUEUES; ++q) {
+      if (!queues_[q].in_use) {
+        queues_[q] = {};
+        queues_[q].in_use = true;
+        queues_[q].enclave = opts.enclave;
+        queues_[q].wake_cpu = opts.wake_cpu;
+        queues_[q].word.flags = GHOST_QUEUE_INUSE;
+        queues_[q].word.enclave = opts.enclave;
+        queues_[q].word.wake_cpu = static_cast<uint32_t>(opts.wake_cpu);
+        return q;
+      }
+    }
+    return absl::ResourceExhaustedError("no queue slot");
+  }
+  absl::Status DestroyQueue(QueueId q) override {
+    if (!ValidQueue(q)) return absl::NotFoundError("no such queue");
+    queues_[q].in_use = false;
+    queues_[q].msgs.clear();
+    return absl::OkStatus();
+  }
+  absl::Status SetDefaultQueue(EnclaveId e, QueueId q) override {
+    if (e >= GHOST_MAX_ENCLAVES || !enclaves_[e].in_use || !ValidQueue(q)) {
+      return absl::InvalidArgumentError("bad enclave or queue");
+    }
+    enclaves_[e].default_queue = q;
+    return absl::OkStatus();
+  }
+  absl::Status AssociateQueue(Tid tid, QueueId q) override {
+    if (before_associate_) before_associate_(tid);
+    Thread* t = Find(tid);
+    if (t == nullptr || t->dead) return absl::NotFoundError("no such thread");
+    if (!ValidQueue(q)) return absl::InvalidArgumentError("no such queue");
+    if (ValidQueue(t->queue)) {
+      for (const ghost_msg& m : queues_[t->queue].msgs) {
+        if (m.tid == tid) {
+          return absl::FailedPreconditionError("old queue holds messages");
+        }
+      }
+    }
+    t->queue = q;
+    WriteStatusWord(*t);
+    ++associations_;
+    return absl::OkStatus();
+  }
+  absl::Status ConfigQueueWakeup(QueueId q, int wake_cpu,
+                                 bool wake_agent) override {
+    if (!ValidQueue(q)) return absl::NotFoundError("no such queue");
+    queues_[q].wake_cpu = wake_cpu;
+    queues_[q].word.wake_cpu = static_cast<uint32_t>(wake_cpu);
+    return absl::OkStatus();
+  }
+
+  size_t ConsumeQueue(QueueId q,
+                      absl::FunctionRef<void(const ghost_msg&)> fn) override {
+    if (!ValidQueue(q)) return 0;
+    size_t n = 0;
+    while (!queues_[q].msgs.empty()) {
+      ghost_msg m = queues_[q].msgs.front();
+      queues_[q].msgs.pop_front();
+      fn(m);
+      ++n;
+      if (on_consume_) on_consume_(q, m);
+    }
+    return n;
+  }
+  absl::Status WaitQueue(QueueId, absl::Duration) override {
+    return absl::OkStatus();
+  }
+
+  const ghost_queue_word& QueueWord(QueueId q) const override {
+    static const ghost_queue_word kNone = {};
+    return q < GHOST_MAX_QUEUES ? queues_[q].word : kNone;
+  }
+  const ghost_status_word* StatusWords() const override { return sw_.data(); }
+  ghost_txn* TxnSlot(int cpu) override {
+    return cpu >= 0 && cpu < num_cpus_ ? &slots_[cpu] : nullptr;
+  }
+
+  // Validates every READY slot first (against the state at the call, as one
+  // syscall would), then starts the valid ones in CPU order.
+  absl::Status Commit(const CpuList& cpus) override {
+    ++commit_calls_;
+    if (fail_commit_calls_) return absl::InternalError("commit call failed");
+    std::vector<int> claimed;
+    for (int c : cpus.ToVector()) {
+      if (c >= num_cpus_) continue;
+      uint32_t ready = GHOST_TXN_READY;
+      if (__atomic_compare_exchange_n(&slots_[c].state, &ready,
+                                      GHOST_TXN_CLAIMED, false,
+                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        claimed.push_back(c);
+      }
+    }
+    last_commit_cpus_ = claimed;
+    std::vector<uint32_t> results;
+    for (int c : claimed) results.push_back(Validate(c, slots_[c]));
+    for (size_t i = 0; i < claimed.size(); ++i) {
+      const int c = claimed[i];
+      uint32_t r = results[i];
+      if (r == GHOST_TXN_COMMITTED) r = Apply(c, slots_[c]);
+      if (defer_results_ && r == GHOST_TXN_COMMITTED) {
+        deferred_.push_back(c);  // "started", result reported later
+        continue;
+      }
+      Finish(c, r);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status SetWantOnCpu(Tid tid, bool want) override {
+    Thread* t = Find(tid);
+    if (t == nullptr) return absl::NotFoundError("no such thread");
+    t->want_on_cpu = want;
+    return absl::OkStatus();
+  }
+
+  // --- events (what the kernel would see happen) -----------------------------
+  Tid NewThread(EnclaveId e = 0, bool runnable = true) {
+    const Tid tid = next_tid_++;
+    Thread& t = threads_[tid];
+    t.tid = tid;
+    t.sw_index = next_sw_++;
+    t.enclave = e;
+    t.queue = enclaves_[e].default_queue;
+    t.runnable = runnable;
+    t.affinity = CpuList::FirstN(num_cpus_);
+    Emit(t, GHOST_MSG_TASK_NEW, [&](ghost_msg& m) {
+      m.task_new.pid = static_cast<uint32_t>(tid);
+      m.task_new.tgid = static_cast<uint32_t>(tid);
+      m.task_new.sw_index = t.sw_index;
+      m.task_new.weight = 100;
+      m.task_new.runnable = runnable ? 1 : 0;
+    });
+    return tid;
+  }
+  void Wake(Tid tid) {
+    Thread& t = threads_.at(tid);
+    t.runnable = true;
+    Emit(t, GHOST_MSG_TASK_WAKEUP, [](ghost_msg& m) { m.wakeup.waker_cpu = ~0U; });
+  }
+  void Block(Tid tid) { OffCpu(tid, GHOST_MSG_TASK_BLOCKED, false); }
+  void Preempt(Tid tid) { OffCpu(tid, GHOST_MSG_TASK_PREEMPT, true); }
+  void Yield(Tid tid) { OffCpu(tid, GHOST_MSG_TASK_YIELD, true); }
+  void Exit(Tid tid) {
+    OffCpu(tid, GHOST_MSG_TASK_DEAD, false);
+    Thread& t = threads_.at(tid);
+    t.dead = true;
+    WriteStatusWord(t);
+  }
+  void SetAffinity(Tid tid, const CpuList& cpus) {
+    Thread& t = threads_.at(tid);
+    t.affinity = cpus;
+    // The kernel moves it off a CPU it may no longer use.
+    if (t.cpu >= 0 && !cpus.IsSet(t.cpu)) Preempt(tid);
+    Emit(t, GHOST_MSG_TASK_AFFINITY_CHANGED,
+         [&](ghost_msg& m) { cpus.ToMask(m.affinity.cpus); });
+  }
+  // Changes the affinity without a message or seqnum bump: only a commit can
+  // find out (NOT_ALLOWED). Not something a correct kernel side does; it lets
+  // tests reach that result code.
+  void SetAffinitySilently(Tid tid, const CpuList& cpus) {
+    threads_.at(tid).affinity = cpus;
+  }
+  // A higher class takes `cpu` (preempting its ghost thread); `notify` sends
+  // CPU_BUSY, otherwise the agent only learns it from CPU_UNAVAILABLE.
+  void TakeCpu(int cpu, bool notify = true) {
+    cpus_[cpu].taken = true;
+    if (cpus_[cpu].current != GHOST_TID_NONE) Preempt(cpus_[cpu].current);
+    if (notify) EmitCpu(cpu, GHOST_MSG_CPU_BUSY);
+  }
+  void ReturnCpu(int cpu) {
+    cpus_[cpu].taken = false;
+    EmitCpu(cpu, GHOST_MSG_CPU_AVAILABLE);
+  }
+  // Puts a record into a queue as the kernel would (bumps the barrier).
+  void PushRaw(QueueId q, const ghost_msg& m) {
+    queues_[q].msgs.push_back(m);
+    ++queues_[q].word.barrier;
+  }
+  // A writer that died inside the seqlock of `tid`'s status word.
+  void WedgeStatusWord(Tid tid) { ++sw_[threads_.at(tid).sw_index].lock; }
+  // Deferred mode: committed threads start at once but the slot stays CLAIMED
+  // until CompleteDeferred() (a real kernel reports from ops.running).
+  void set_defer_results(bool d) { defer_results_ = d; }
+  void CompleteDeferred() {
+    for (int c : deferred_) Finish(c, GHOST_TXN_COMMITTED);
+    deferred_.clear();
+  }
+  void set_fail_commit_calls(bool f) { fail_commit_calls_ = f; }
+  void set_abi_version(uint32_t v) { abi_version_ = v; }
+  // Called after each message ConsumeQueue hands out (inject races).
+  void set_on_consume(std::function<void(QueueId, const ghost_msg&)> f) {
+    on_consume_ = std::move(f);
+  }
+  // Called at the start of AssociateQueue (inject a racing message).
+  void set_before_associate(std::function<void(Tid)> f) {
+    before_associate_ = std::move(f);
+  }
+  void AdvanceTime(uint64_t ns) { now_ns_ += ns; }
+  uint64_t NowNs() const { return now_ns_; }
+
+  // --- inspection ------------------------------------------------------------
+  const Thread& thread(Tid tid) const { return threads_.at(tid); }
+  Tid CurrentOn(int cpu) const { return cpus_[cpu].current; }
+  size_t Pending(QueueId q) const { return queues_[q].msgs.size(); }
+  uint64_t commit_calls() const { return commit_calls_; }
+  const std::vector<int>& last_commit_cpus() const { return last_commit_cpus_; }
+  // Every (cpu, tid) a commit started, in order.
+  const std::vector<std::pair<int, Tid>>& starts() const { return starts_; }
+  uint64_t associations() const { return associations_; }
+  QueueId DefaultQueue(EnclaveId e) const { return enclaves_[e].default_queue; }
+
+ private:
+  struct EnclaveState {
+    bool in_use = false;
+    CpuList cpus;
+    QueueId default_queue = GHOST_QUEUE_NONE;
+  };
+  struct QueueState {
+    bool in_use = false;
+    EnclaveId enclave = GHOST_ENCLAVE_NONE;
+    int wake_cpu = -1;
+    std::deque<ghost_msg> msgs;
+    ghost_queue_word word = {};
+  };
+  struct CpuState {
+    Tid current = GHOST_TID_NONE;
+    bool taken = false;
+    uint64_t seq = 0;
+  };
+
+  bool ValidQueue(QueueId q) const {
+    return q < GHOST_MAX_QUEUES && queues_[q].in_use;
+  }
+  EnclaveId EnclaveOf(int cpu) const {
+    for (EnclaveId e = 0; e < GHOST_MAX_ENCLAVES; ++e) {
+      if (enclaves_[e].in_use && enclaves_[e].cpus.IsSet(cpu)) return e;
+    }
+    return GHOST_ENCLAVE_NONE;
+  }
+  Thread* Find(Tid tid) {
+    auto it = threads_.find(tid);
+    return it == threads_.end() ? nullptr : &it->second;
+  }
+
+  void WriteStatusWord(const Thread& t) {
+    ghost_status_word& w = sw_[t.sw_index];
+    __atomic_fetch_add(&w.lock, 1, __ATOMIC_ACQ_REL);  // odd: writer inside
+    w.flags = GHOST_SW_INUSE | (t.runnable ? GHOST_SW_RUNNABLE : 0) |
+              (t.cpu >= 0 ? GHOST_SW_ON_CPU : 0) | (t.dead ? GHOST_SW_DEAD : 0) |
+              (t.want_on_cpu ? GHOST_SW_WANT_ON_CPU : 0);
+    w.tid = t.tid;
+    w.seqnum = t.seq;
+    w.cpu = t.cpu >= 0 ? static_cast<uint32_t>(t.cpu) : w.cpu;
+    w.enclave = t.enclave;
+    w.queue = t.queue;
+    w.pid = static_cast<uint32_t>(t.tid);
+    w.switch_time_ns = now_ns_;
+    __atomic_fetch_add(&w.lock, 1, __ATOMIC_RELEASE);
+  }
+
+  template <typename Fill>
+  void Emit(Thread& t, uint16_t type, Fill fill) {
+    ++t.seq;
+    ghost_msg m = {};
+    m.type = type;
+    m.size = sizeof(ghost_msg);
+    m.cpu = t.cpu >= 0 ? static_cast<uint32_t>(t.cpu) : 0;
+    m.tid = t.tid;
+    m.seqnum = t.seq;
+    m.time_ns = now_ns_;
+    fill(m);
+    WriteStatusWord(t);
+    if (ValidQueue(t.queue)) PushRaw(t.queue, m);
+  }
+
+  void EmitCpu(int cpu, uint16_t type) {
+    const EnclaveId e = EnclaveOf(cpu);
+    if (e == GHOST_ENCLAVE_NONE) return;
+    QueueId q = enclaves_[e].default_queue;
+    for (QueueId i = 0; i < GHOST_MAX_QUEUES; ++i) {
+      if (queues_[i].in_use && queues_[i].enclave == e &&
+          queues_[i].wake_cpu == cpu) {
+        q = i;
+        break;
+      }
+    }
+    if (!ValidQueue(q)) return;
+    ghost_msg m = {};
+    m.type = type;
+    m.size = sizeof(ghost_msg);
+    m.cpu = static_cast<uint32_t>(cpu);
+    m.seqnum = ++cpus_[cpu].seq;
+    m.time_ns = now_ns_;
+    PushRaw(q, m);
+  }
+
+  void OffCpu(Tid tid, uint16_t type, bool runnable) {
+    Thread& t = threads_.at(tid);
+    const int from = t.cpu;
+    if (from >= 0 && cpus_[from].current == tid) cpus_[from].current = GHOST_TID_NONE;
+    t.cpu = -1;
+    t.runnable = runnable;
+    Emit(t, type, [&](ghost_msg& m) {
+      m.cpu = from >= 0 ? static_cast<uint32_t>(from) : 0;
+      m.off_cpu.from_cpu = from >= 0 ? static_cast<uint32_t>(from) : ~0U;
+      m.off_cpu.was_current = from >= 0;
+    });
+  }
+
+  uint32_t Validate(int cpu, const ghost_txn& s) {
+    if (s.cpu != static_cast<uint32_t>(cpu) || (s.flags & ~GHOST_TXN_F_ALL)) {
+      return GHOST_TXN_INVALID;
+    }
+    const EnclaveId e = EnclaveOf(cpu);
+    if (e == GHOST_ENCLAVE_NONE || cpus_[cpu].taken) return GHOST_TXN_CPU_UNAVAILABLE;
+    if (s.tid == GHOST_TID_NONE) return GHOST_TXN_COMMITTED;
+    Thread* t = Find(s.tid);
+    if (t == nullptr || t->dead || t->enclave != e) return GHOST_TXN_NOT_FOUND;
+    if (s.task_seqnum != t->seq) return GHOST_TXN_TARGET_STALE;
+    if (!(s.flags & GHOST_TXN_F_NO_BARRIER)) {
+      if (!ValidQueue(s.queue)) return GHOST_TXN_INVALID;
+      if (s.agent_barrier != queues_[s.queue].word.barrier) {
+        return GHOST_TXN_AGENT_STALE;
+      }
+    }
+    if (!t->runnable) return GHOST_TXN_NOT_RUNNABLE;
+    if (t->cpu >= 0 && t->cpu != cpu) return GHOST_TXN_RUNNING_ELSEWHERE;
+    if (!t->affinity.IsSet(cpu)) return GHOST_TXN_NOT_ALLOWED;
+    const Tid cur = cpus_[cpu].current;
+    if (cur != GHOST_TID_NONE && cur != s.tid && !(s.flags & GHOST_TXN_F_PREEMPT)) {
+      return GHOST_TXN_CPU_UNAVAILABLE;  // busy; IMMED would bounce it
+    }
+    return GHOST_TXN_COMMITTED;
+  }
+
+  // Starts the validated transaction; an earlier slot of the same call may
+  // have started the thread already.
+  uint32_t Apply(int cpu, const ghost_txn& s) {
+    const Tid cur = cpus_[cpu].current;
+    if (s.tid == GHOST_TID_NONE) {
+      if (cur != GHOST_TID_NONE) Preempt(cur);
+      return GHOST_TXN_COMMITTED;
+    }
+    Thread& t = threads_.at(s.tid);
+    if (t.cpu == cpu) return GHOST_TXN_COMMITTED;
+    if (t.cpu >= 0) return GHOST_TXN_RUNNING_ELSEWHERE;
+    if (cur != GHOST_TID_NONE) Preempt(cur);
+    t.cpu = cpu;
+    cpus_[cpu].current = t.tid;
+    WriteStatusWord(t);
+    starts_.emplace_back(cpu, t.tid);
+    if (t.want_on_cpu) {
+      Emit(t, GHOST_MSG_TASK_ON_CPU, [&](ghost_msg& m) {
+        m.on_cpu.cpu = static_cast<uint32_t>(cpu);
+        m.on_cpu.commit_seq = slots_[cpu].commit_seq + 1;
+      });
+    }
+    return GHOST_TXN_COMMITTED;
+  }
+
+  void Finish(int cpu, uint32_t result) {
+    ghost_txn& s = slots_[cpu];
+    s.result = result;
+    ++s.commit_seq;
+    s.commit_time_ns = now_ns_;
+    __atomic_store_n(&s.state, GHOST_TXN_DONE, __ATOMIC_RELEASE);
+  }
+
+  const int num_cpus_;
+  uint32_t abi_version_ = GHOST_ABI_VERSION;
+  EnclaveState enclaves_[GHOST_MAX_ENCLAVES];
+  QueueState queues_[GHOST_MAX_QUEUES];
+  std::map<Tid, Thread> threads_;
+  std::vector<ghost_status_word> sw_;
+  std::vector<ghost_txn> slots_;
+  std::vector<CpuState> cpus_;
+  Tid next_tid_ = 100;
+  uint32_t next_sw_ = 1;
+  uint64_t now_ns_ = 1'000'000'000;
+  uint64_t commit_calls_ = 0;
+  uint64_t associations_ = 0;
+  std::vector<int> last_commit_cpus_;
+  std::vector<std::pair<int, Tid>> starts_;
+  bool defer_results_ = false;
+  std::vector<int> deferred_;
+  bool fail_commit_calls_ = false;
+  std::function<void(QueueId, const ghost_msg&)> on_consume_;
+  std::function<void(Tid)> before_associate_;
+};
+
+}  // namespace ghost::testing
+
+#endif  // GHOST_SCX_TESTS_UNIT_FAKE_KERNEL_SIDE_H_

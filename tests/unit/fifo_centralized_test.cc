@@ -1,0 +1,257 @@
+#include "userspace/policies/fifo_centralized.h"
+
+#include <map>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/unit/policy_test_util.h"
+
+namespace ghost {
+namespace {
+
+using testing::PolicyRig;
+
+class FifoCentralizedTest : public ::testing::Test {
+ protected:
+  FifoCentralizedScheduler& sched() {
+    return static_cast<FifoCentralizedPolicy*>(rig_->policy.get())->scheduler();
+  }
+  // CPUs 0..ncpus-1; the agent sits on CPU 0.
+  void Start(int ncpus, absl::Duration slice = absl::ZeroDuration()) {
+    rig_ = std::make_unique<PolicyRig>(ncpus);
+    ASSERT_TRUE(rig_->Start(CpuList::FirstN(ncpus),
+                            {.name = "fifo-centralized", .slice = slice}));
+    ASSERT_EQ(rig_->policy->agents().size(), 1u);
+    agent_ = rig_->policy->agents()[0];
+  }
+  std::vector<Tid> StartOrder() {
+    std::vector<Tid> out;
+    for (auto [c, t] : rig_->kernel.starts()) out.push_back(t);
+    return out;
+  }
+  std::unique_ptr<PolicyRig> rig_;
+  Agent* agent_ = nullptr;
+};
+
+TEST_F(FifoCentralizedTest, OneGlobalAgentOnTheDefaultQueue) {
+  Start(4);
+  EXPECT_TRUE(agent_->global());
+  EXPECT_EQ(agent_->cpu(), 0);
+  EXPECT_EQ(agent_->queue(), rig_->enclave->default_queue());
+}
+
+TEST_F(FifoCentralizedTest, GroupCommitStartsAllTargetsInOneCall) {
+  Start(4);
+  std::vector<Tid> tids;
+  for (int i = 0; i < 3; ++i) tids.push_back(rig_->kernel.NewThread());
+  agent_->RunOnce();
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);
+  EXPECT_EQ(rig_->kernel.last_commit_cpus(), (std::vector<int>{1, 2, 3}));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(rig_->kernel.CurrentOn(i + 1), tids[i]);
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), GHOST_TID_NONE);  // the agent's CPU
+  EXPECT_EQ(sched().stats().commits, 3u);
+}
+
+TEST_F(FifoCentralizedTest, AgentCpuNeverRunsThreads) {
+  Start(3);
+  for (int i = 0; i < 10; ++i) rig_->kernel.NewThread();
+  for (int step = 0; step < 20; ++step) {
+    rig_->Settle();
+    for (int cpu = 1; cpu < 3; ++cpu) {
+      if (Tid t = rig_->kernel.CurrentOn(cpu)) rig_->kernel.Exit(t);
+    }
+  }
+  EXPECT_EQ(rig_->kernel.starts().size(), 10u);
+  for (auto [cpu, t] : rig_->kernel.starts()) EXPECT_NE(cpu, 0);
+}
+
+TEST_F(FifoCentralizedTest, FifoOrderHolds) {
+  Start(3);  // two CPUs for threads
+  std::vector<Tid> tids;
+  for (int i = 0; i < 6; ++i) tids.push_back(rig_->kernel.NewThread());
+  rig_->Settle();
+  // Free one CPU at a time: threads start in arrival order.
+  for (int i = 0; i < 6; ++i) {
+    for (int cpu = 1; cpu < 3; ++cpu) {
+      if (Tid t = rig_->kernel.CurrentOn(cpu)) {
+        rig_->kernel.Block(t);
+        break;
+      }
+    }
+    rig_->Settle();
+  }
+  EXPECT_EQ(StartOrder(), tids);
+  // Woken threads queue in wake-up order.
+  rig_->kernel.Wake(tids[3]);
+  rig_->kernel.Wake(tids[1]);
+  rig_->kernel.Wake(tids[2]);
+  rig_->Settle();
+  const std::vector<Tid> s = StartOrder();
+  ASSERT_EQ(s.size(), 8u);
+  EXPECT_EQ(s[6], tids[3]);
+  EXPECT_EQ(s[7], tids[1]);
+  EXPECT_EQ(sched().Waiting(), 1u);
+}
+
+TEST_F(FifoCentralizedTest, AffinityIsRespected) {
+  Start(4);
+  Tid a = rig_->kernel.NewThread(0, /*runnable=*/false);
+  rig_->kernel.SetAffinity(a, CpuList{3});
+  Tid b = rig_->kernel.NewThread();
+  Tid c = rig_->kernel.NewThread();
+  Tid d = rig_->kernel.NewThread();
+  rig_->Settle();
+  // b, c, d took 1, 2, 3; a wakes and may only use 3.
+  rig_->kernel.Wake(a);
+  Tid e = rig_->kernel.NewThread();
+  rig_->kernel.Block(b);  // frees CPU 1: e (not a) goes there
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), e);
+  EXPECT_EQ(rig_->kernel.thread(a).cpu, -1);
+  rig_->kernel.Block(d);  // frees CPU 3
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(3), a);
+  for (auto [cpu, t] : rig_->kernel.starts()) {
+    if (t == a) {
+      EXPECT_EQ(cpu, 3);
+    }
+  }
+  (void)c;
+}
+
+TEST_F(FifoCentralizedTest, NotAllowedPutsTheThreadBackForAnotherCpu) {
+  Start(3);
+  Tid a = rig_->kernel.NewThread(0, /*runnable=*/false);
+  rig_->Settle();
+  rig_->kernel.SetAffinitySilently(a, CpuList{2});
+  rig_->kernel.Wake(a);
+  rig_->Settle();
+  EXPECT_GE(sched().stats().failed_commits, 1u);
+  EXPECT_EQ(rig_->kernel.CurrentOn(2), a);
+}
+
+TEST_F(FifoCentralizedTest, StaleCommitIsRetried) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread();
+  Tid b = GHOST_TID_NONE;
+  rig_->kernel.set_on_consume([&](QueueId, const ghost_msg&) {
+    if (b == GHOST_TID_NONE) b = rig_->kernel.NewThread();
+  });
+  agent_->RunOnce();
+  EXPECT_EQ(sched().stats().stale, 1u);
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), GHOST_TID_NONE);
+  rig_->kernel.set_on_consume(nullptr);
+  agent_->RunOnce();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), a);  // kept its place ahead of b
+  rig_->kernel.Block(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), b);
+}
+
+TEST_F(FifoCentralizedTest, SlicePreemptsWhenOthersWait) {
+  Start(3, absl::Milliseconds(10));
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  rig_->kernel.AdvanceTime(6'000'000);
+  Tid b = rig_->kernel.NewThread();
+  rig_->Settle();
+  rig_->kernel.AdvanceTime(6'000'000);  // a ran 12 ms, b 6 ms
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().preemptions, 0u);  // nobody waits: keep running
+  Tid c = rig_->kernel.NewThread();
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().preemptions, 1u);
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), c);  // a's slice was up, b's not
+  EXPECT_EQ(rig_->kernel.CurrentOn(2), b);
+  // a went to the tail; when b's slice is up, a takes its CPU.
+  rig_->kernel.AdvanceTime(5'000'000);
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().preemptions, 2u);
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), c);  // c's slice is not up
+  EXPECT_EQ(rig_->kernel.CurrentOn(2), a);
+  EXPECT_EQ(StartOrder(), (std::vector<Tid>{a, b, c, a}));
+}
+
+TEST_F(FifoCentralizedTest, NoSliceNoPreemption) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread();
+  rig_->kernel.NewThread();
+  rig_->Settle();
+  rig_->kernel.AdvanceTime(1'000'000'000);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), a);
+  EXPECT_EQ(sched().stats().preemptions, 0u);
+}
+
+TEST_F(FifoCentralizedTest, CpuTakenByHigherClass) {
+  Start(3);
+  Tid a = rig_->kernel.NewThread();
+  Tid b = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(1), a);
+  Tid c = rig_->kernel.NewThread();  // waits: CPUs 1 and 2 are busy
+  rig_->kernel.TakeCpu(1);  // a preempted; CPU 1 gone for now
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), GHOST_TID_NONE);
+  rig_->kernel.Block(b);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(2), a);  // preempted a kept its turn
+  rig_->kernel.ReturnCpu(1);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), c);
+  // Without a CPU_BUSY message the commit itself tells: CPU_UNAVAILABLE.
+  rig_->kernel.Block(c);
+  rig_->kernel.TakeCpu(1, /*notify=*/false);
+  rig_->kernel.Wake(c);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), GHOST_TID_NONE);
+  EXPECT_GE(sched().stats().failed_commits, 1u);
+  rig_->kernel.ReturnCpu(1);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), c);
+}
+
+TEST_F(FifoCentralizedTest, PendingResultAndThreadThatAlreadyLeft) {
+  Start(2);
+  rig_->kernel.set_defer_results(true);
+  Tid a = rig_->kernel.NewThread();
+  Tid b = rig_->kernel.NewThread();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), a);
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);
+  rig_->kernel.Block(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);  // CPU 1's result is not in
+  rig_->kernel.CompleteDeferred();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), b);
+}
+
+TEST_F(FifoCentralizedTest, SixtyFourThreadsAllComplete) {
+  Start(5, absl::Milliseconds(1));
+  std::map<Tid, int> runs;
+  for (int i = 0; i < 64; ++i) runs[rig_->kernel.NewThread()] = 0;
+  int exited = 0;
+  for (int step = 0; step < 2000 && exited < 64; ++step) {
+    rig_->Settle();
+    rig_->kernel.AdvanceTime(400'000);
+    for (int cpu = 1; cpu < 5; ++cpu) {
+      Tid t = rig_->kernel.CurrentOn(cpu);
+      if (t == GHOST_TID_NONE) continue;
+      if (step % 4 != 0) continue;  // let them run past their slice
+      if (++runs[t] == 3) {
+        rig_->kernel.Exit(t);
+        ++exited;
+      } else {
+        rig_->kernel.Block(t);
+        rig_->kernel.Wake(t);
+      }
+    }
+  }
+  EXPECT_EQ(exited, 64);
+  EXPECT_EQ(sched().Waiting(), 0u);
+  EXPECT_GT(sched().stats().preemptions, 0u);
+}
+
+}  // namespace
+}  // namespace ghost

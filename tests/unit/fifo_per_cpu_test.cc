@@ -1,0 +1,299 @@
+#include "userspace/policies/fifo_per_cpu.h"
+
+#include <map>
+#include <set>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/unit/policy_test_util.h"
+
+namespace ghost {
+namespace {
+
+using testing::PolicyRig;
+
+class FifoPerCpuTest : public ::testing::Test {
+ protected:
+  FifoPerCpuScheduler& sched() {
+    return static_cast<FifoPerCpuPolicy*>(rig_->policy.get())->scheduler();
+  }
+  void Start(int ncpus, absl::Duration slice = absl::ZeroDuration()) {
+    rig_ = std::make_unique<PolicyRig>(ncpus);
+    ASSERT_TRUE(rig_->Start(CpuList::FirstN(ncpus),
+                            {.name = "fifo-per-cpu", .slice = slice}));
+    ASSERT_EQ(rig_->policy->agents().size(), static_cast<size_t>(ncpus));
+  }
+  // Threads started on `cpu`, in order.
+  std::vector<Tid> StartsOn(int cpu) {
+    std::vector<Tid> out;
+    for (auto [c, t] : rig_->kernel.starts()) {
+      if (c == cpu) out.push_back(t);
+    }
+    return out;
+  }
+  std::unique_ptr<PolicyRig> rig_;
+};
+
+TEST_F(FifoPerCpuTest, OneAgentPerCpuEachOnItsOwnQueue) {
+  Start(4);
+  std::set<QueueId> queues;
+  for (Agent* a : rig_->policy->agents()) {
+    EXPECT_FALSE(a->global());
+    queues.insert(a->queue());
+  }
+  EXPECT_EQ(queues.size(), 4u);
+  // The first CPU's agent reads the default queue, where new threads report.
+  EXPECT_EQ(rig_->policy->agents()[0]->cpu(), 0);
+  EXPECT_EQ(rig_->policy->agents()[0]->queue(), rig_->enclave->default_queue());
+}
+
+TEST_F(FifoPerCpuTest, NewThreadsAreSpreadOverCpus) {
+  Start(4);
+  std::vector<Tid> tids;
+  for (int i = 0; i < 4; ++i) tids.push_back(rig_->kernel.NewThread());
+  rig_->Settle();
+  std::set<int> cpus;
+  for (Tid t : tids) {
+    const int cpu = rig_->kernel.thread(t).cpu;
+    EXPECT_GE(cpu, 0) << "thread " << t << " not running";
+    EXPECT_EQ(sched().OwnerOf(t), cpu);
+    cpus.insert(cpu);
+  }
+  EXPECT_EQ(cpus.size(), 4u);
+  // Three of them left the default queue (CPU 0's own).
+  EXPECT_EQ(rig_->kernel.associations(), 3u);
+  // Each agent committed to its own CPU only: the thread's messages go to
+  // that CPU's queue.
+  for (Agent* a : rig_->policy->agents()) {
+    const Tid cur = rig_->kernel.CurrentOn(a->cpu());
+    ASSERT_NE(cur, GHOST_TID_NONE);
+    EXPECT_EQ(rig_->kernel.thread(cur).queue, a->queue());
+  }
+}
+
+TEST_F(FifoPerCpuTest, FifoOrderOnOneCpu) {
+  Start(1);
+  Tid a = rig_->kernel.NewThread();
+  Tid b = rig_->kernel.NewThread();
+  Tid c = rig_->kernel.NewThread();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+  rig_->kernel.Block(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), b);
+  // Wake-up order decides from now on: a, then b's successor c is ahead.
+  rig_->kernel.Wake(a);
+  rig_->kernel.Yield(b);  // b to the tail: c, a, b
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), c);
+  rig_->kernel.Block(c);
+  rig_->Settle();
+  rig_->kernel.Block(a);
+  rig_->Settle();
+  rig_->kernel.Block(b);
+  rig_->Settle();
+  EXPECT_EQ(StartsOn(0), (std::vector<Tid>{a, b, c, a, b}));
+}
+
+TEST_F(FifoPerCpuTest, FifoOrderHoldsOnEveryCpu) {
+  Start(4);
+  std::vector<Tid> tids;
+  for (int i = 0; i < 16; ++i) tids.push_back(rig_->kernel.NewThread());
+  // Run to completion: whatever runs blocks for good.
+  for (int step = 0; step < 100; ++step) {
+    rig_->Settle();
+    bool any = false;
+    for (int cpu = 0; cpu < 4; ++cpu) {
+      if (Tid t = rig_->kernel.CurrentOn(cpu)) {
+        rig_->kernel.Block(t);
+        any = true;
+      }
+    }
+    if (!any) break;
+  }
+  EXPECT_EQ(rig_->kernel.starts().size(), 16u);
+  for (int cpu = 0; cpu < 4; ++cpu) {
+    std::vector<Tid> s = StartsOn(cpu);
+    EXPECT_EQ(s.size(), 4u) << "cpu " << cpu;  // least loaded spreads evenly
+    EXPECT_TRUE(std::is_sorted(s.begin(), s.end())) << "cpu " << cpu;
+  }
+}
+
+TEST_F(FifoPerCpuTest, StaleCommitIsDroppedAndRetried) {
+  Start(1);
+  Tid a = rig_->kernel.NewThread();
+  Tid b = GHOST_TID_NONE;
+  // A message lands while the agent drains: its barrier is old, the commit
+  // of `a` fails AGENT_STALE and `a` must not be stranded.
+  rig_->kernel.set_on_consume([&](QueueId, const ghost_msg&) {
+    if (b == GHOST_TID_NONE) b = rig_->kernel.NewThread();
+  });
+  Agent* agent = rig_->policy->agents()[0];
+  agent->RunOnce();
+  EXPECT_EQ(sched().stats().stale, 1u);
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), GHOST_TID_NONE);
+  rig_->kernel.set_on_consume(nullptr);
+  agent->RunOnce();  // nothing new: the decision is made again
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);  // and keeps its FIFO place
+  rig_->kernel.Block(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), b);
+}
+
+TEST_F(FifoPerCpuTest, TargetStaleIsRetried) {
+  Start(1);
+  Tid a = rig_->kernel.NewThread();
+  bool once = false;
+  // A message about `a` itself after the agent read its seqnum.
+  rig_->kernel.set_on_consume([&](QueueId, const ghost_msg&) {
+    if (!once) {
+      once = true;
+      rig_->kernel.SetAffinity(a, CpuList{0});
+    }
+  });
+  rig_->Settle();
+  EXPECT_GE(sched().stats().stale, 1u);
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+}
+
+TEST_F(FifoPerCpuTest, NotAllowedMovesTheThreadToAnAllowedCpu) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread();
+  Tid b = rig_->kernel.NewThread();
+  rig_->Settle();
+  const int bcpu = rig_->kernel.thread(b).cpu;
+  ASSERT_GE(bcpu, 0);
+  const int other = 1 - bcpu;
+  rig_->kernel.Block(a);
+  rig_->kernel.Block(b);
+  rig_->Settle();
+  // The agent of b's CPU only finds out by committing.
+  rig_->kernel.SetAffinitySilently(b, CpuList{other});
+  rig_->kernel.Wake(b);
+  rig_->Settle();
+  EXPECT_GE(sched().stats().failed_commits, 1u);
+  EXPECT_EQ(rig_->kernel.thread(b).cpu, other);
+  EXPECT_EQ(sched().OwnerOf(b), other);
+}
+
+TEST_F(FifoPerCpuTest, AffinityMessageMigratesAWaitingThread) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread();
+  Tid b = rig_->kernel.NewThread();
+  Tid c = rig_->kernel.NewThread();  // waits behind a or b
+  rig_->Settle();
+  const int ccpu = sched().OwnerOf(c);
+  ASSERT_GE(ccpu, 0);
+  EXPECT_EQ(rig_->kernel.thread(c).cpu, -1);
+  const int other = 1 - ccpu;
+  rig_->kernel.SetAffinity(c, CpuList{other});
+  rig_->Settle();
+  EXPECT_EQ(sched().OwnerOf(c), other);
+  EXPECT_EQ(sched().RunqueueSize(ccpu), 0u);
+  // It runs there once that CPU frees up.
+  rig_->kernel.Block(rig_->kernel.CurrentOn(other));
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(other), c);
+  (void)a;
+  (void)b;
+}
+
+// A message about the thread lands in its old queue just before the move:
+// AssociateQueue refuses (FailedPrecondition) and the move is retried after
+// that message was read.
+TEST_F(FifoPerCpuTest, RefusedAssociationIsRetried) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  Tid b = GHOST_TID_NONE;
+  bool once = false;
+  rig_->kernel.set_before_associate([&](Tid tid) {
+    if (!once && tid == b) {
+      once = true;
+      rig_->kernel.SetAffinity(b, CpuList{0, 1});
+    }
+  });
+  b = rig_->kernel.NewThread();  // CPU 0 is busy with a: b goes to CPU 1
+  rig_->Settle();
+  EXPECT_TRUE(once);
+  EXPECT_GE(sched().stats().associate_retries, 1u);
+  EXPECT_EQ(rig_->kernel.thread(a).cpu, 0);
+  EXPECT_EQ(rig_->kernel.thread(b).cpu, 1);
+  EXPECT_EQ(rig_->kernel.thread(b).queue, rig_->policy->agents()[1]->queue());
+}
+
+TEST_F(FifoPerCpuTest, CpuUnavailableWaitsForCpuAvailable) {
+  Start(1);
+  rig_->kernel.TakeCpu(0, /*notify=*/false);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), GHOST_TID_NONE);
+  const uint64_t failed = sched().stats().failed_commits;
+  EXPECT_GE(failed, 1u);
+  rig_->Settle();  // no retry storm before the CPU comes back
+  EXPECT_EQ(sched().stats().failed_commits, failed);
+  rig_->kernel.ReturnCpu(0);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+}
+
+TEST_F(FifoPerCpuTest, CpuBusyMessageHoldsCommitsBack) {
+  Start(1);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(0), a);
+  rig_->kernel.TakeCpu(0);  // preempts a, sends CPU_BUSY
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), GHOST_TID_NONE);
+  EXPECT_EQ(sched().stats().failed_commits, 0u);  // it did not even try
+  rig_->kernel.ReturnCpu(0);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+}
+
+// On a real kernel the result comes when the thread runs; it may even have
+// blocked again before the agent reads it.
+TEST_F(FifoPerCpuTest, PendingResultAndThreadThatAlreadyLeft) {
+  Start(1);
+  rig_->kernel.set_defer_results(true);
+  Tid a = rig_->kernel.NewThread();
+  Tid b = rig_->kernel.NewThread();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);  // waits for the pending one
+  rig_->kernel.Block(a);
+  rig_->Settle();  // still pending: nothing new committed
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);
+  rig_->kernel.CompleteDeferred();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), b);
+}
+
+TEST_F(FifoPerCpuTest, SixtyFourThreadsAllComplete) {
+  Start(4);
+  std::map<Tid, int> runs;
+  for (int i = 0; i < 64; ++i) runs[rig_->kernel.NewThread()] = 0;
+  int exited = 0;
+  for (int step = 0; step < 1000 && exited < 64; ++step) {
+    rig_->Settle();
+    for (int cpu = 0; cpu < 4; ++cpu) {
+      Tid t = rig_->kernel.CurrentOn(cpu);
+      if (t == GHOST_TID_NONE) continue;
+      if (++runs[t] == 3) {
+        rig_->kernel.Exit(t);
+        ++exited;
+      } else if (runs[t] == 1) {
+        rig_->kernel.Yield(t);
+      } else {
+        rig_->kernel.Block(t);
+        rig_->kernel.Wake(t);
+      }
+    }
+  }
+  EXPECT_EQ(exited, 64);
+  for (auto [t, n] : runs) EXPECT_EQ(n, 3) << t;
+  EXPECT_EQ(rig_->kernel.starts().size(), 64u * 3);
+}
+
+}  // namespace
+}  // namespace ghost

@@ -1,0 +1,64 @@
+// An agent (ghOSt's Agent): drains one queue into a Scheduler and lets it
+// decide. Per-CPU policies run one per CPU; centralized ones one global agent.
+// On a real kernel Run() is the agent thread's loop; the simulator calls
+// RunOnce() itself.
+#ifndef GHOST_SCX_USERSPACE_AGENT_H_
+#define GHOST_SCX_USERSPACE_AGENT_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/time/time.h"
+#include "userspace/kernel_side.h"
+#include "userspace/scheduler.h"
+
+namespace ghost {
+
+struct AgentOptions {
+  int cpu = -1;
+  QueueId queue = GHOST_QUEUE_NONE;
+  bool global = false;
+  // Run(): how long a blocking (per-CPU) agent waits for a message before it
+  // runs Schedule() again anyway (pending commits, CPUs coming back).
+  absl::Duration wait_timeout = absl::Milliseconds(1);
+};
+
+class Agent {
+ public:
+  Agent(KernelSide& kernel, Scheduler& sched, const AgentOptions& opts);
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Reads the queue's barrier FIRST, then drains every waiting message into
+  // the scheduler (DispatchMessage), then calls sched.Schedule(*this).
+  // Returns messages handled. A message that arrives after the barrier was
+  // read makes this round's commits AGENT_STALE, as in ghOSt.
+  size_t RunOnce();
+  // Real-kernel loop until `stop`: per-CPU agents block in WaitQueue, global
+  // ones busy-poll.
+  void Run(const std::atomic<bool>& stop);
+
+  // The queue barrier read at the start of the last RunOnce.
+  uint64_t barrier() const { return barrier_; }
+  int cpu() const { return opts_.cpu; }
+  QueueId queue() const { return opts_.queue; }
+  bool global() const { return opts_.global; }
+  KernelSide& kernel() { return kernel_; }
+  Scheduler& scheduler() { return sched_; }
+  // Totals since construction.
+  uint64_t rounds() const { return rounds_; }
+  uint64_t messages() const { return messages_; }
+
+ private:
+  KernelSide& kernel_;
+  Scheduler& sched_;
+  const AgentOptions opts_;
+  uint64_t barrier_ = 0;
+  uint64_t rounds_ = 0;
+  uint64_t messages_ = 0;
+};
+
+}  // namespace ghost
+
+#endif  // GHOST_SCX_USERSPACE_AGENT_H_

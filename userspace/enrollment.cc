@@ -1,0 +1,89 @@
+#include "userspace/enrollment.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace ghost {
+
+absl::StatusOr<Enrollment> Enrollment::Open(const std::string& pin_dir) {
+  std::string path = absl::StrCat(pin_dir, "/enroll");
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) {
+      return absl::NotFoundError(absl::StrCat("no ghost class is running (", path,
+                                              " is missing): start ghost-agent first"));
+    }
+    return absl::PermissionDeniedError(absl::StrCat("cannot open ", path, ": ", strerror(err)));
+  }
+  return Enrollment(fd);
+}
+
+Enrollment::~Enrollment() {
+  if (fd_ >= 0) close(fd_);
+}
+
+absl::Status Enrollment::Enroll(pid_t pid, EnclaveId enclave) {
+  __u32 key = static_cast<__u32>(pid), value = enclave;
+  if (bpf_map_update_elem(fd_, &key, &value, BPF_ANY) != 0) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("enrolling pid ", pid, " in enclave ", enclave, ": ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<pid_t>> ProcessThreads(pid_t pid) {
+  std::string dir = absl::StrCat("/proc/", pid, "/task");
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return absl::NotFoundError(absl::StrCat("no process ", pid));
+  std::vector<pid_t> tids;
+  while (dirent* e = readdir(d)) {
+    int tid;
+    if (absl::SimpleAtoi(e->d_name, &tid)) tids.push_back(tid);
+  }
+  closedir(d);
+  std::sort(tids.begin(), tids.end());
+  return tids;
+}
+
+absl::StatusOr<int> MoveProcess(Enrollment& enrollment, pid_t pid, EnclaveId enclave) {
+  std::set<pid_t> moved;
+  // A clone racing the walk inherits SCHED_EXT if its parent was already
+  // moved, but not its enrolment unless the parent's was there: scan until a
+  // pass finds nothing new.
+  for (int pass = 0; pass < 100; pass++) {
+    absl::StatusOr<std::vector<pid_t>> tids = ProcessThreads(pid);
+    if (!tids.ok()) {
+      if (moved.empty()) return tids.status();
+      break;  // the process exited meanwhile
+    }
+    bool fresh = false;
+    for (pid_t tid : *tids) {
+      if (moved.count(tid)) continue;
+      fresh = true;
+      if (absl::Status s = enrollment.Enroll(tid, enclave); !s.ok()) return s;
+      sched_param p = {.sched_priority = 0};
+      if (sched_setscheduler(tid, kSchedExt, &p) != 0) {
+        if (errno == ESRCH) continue;  // exited
+        return absl::PermissionDeniedError(
+            absl::StrCat("moving thread ", tid, " to SCHED_EXT: ", strerror(errno)));
+      }
+      moved.insert(tid);
+    }
+    if (!fresh) return static_cast<int>(moved.size());
+  }
+  return static_cast<int>(moved.size());
+}
+
+}  // namespace ghost

@@ -1,0 +1,333 @@
+#include "userspace/policies/fifo_centralized.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "userspace/status_word.h"
+
+namespace ghost {
+namespace {
+
+// After CPU_UNAVAILABLE without a CPU_BUSY message, leave the CPU alone this
+// long (or until CPU_AVAILABLE).
+constexpr uint64_t kUnavailableBackoffNs = 1'000'000;
+
+void NoteLeftCpu(FifoTask& t, const Message& m) {
+  if (t.inflight_cpu >= 0 &&
+      m.raw().off_cpu.from_cpu == static_cast<uint32_t>(t.inflight_cpu)) {
+    t.left_while_inflight = true;
+  }
+}
+
+}  // namespace
+
+FifoCentralizedScheduler::FifoCentralizedScheduler(KernelSide& kernel,
+                                                   const CpuList& cpus,
+                                                   int agent_cpu,
+                                                   const PolicyOptions& opts)
+    : kernel_(kernel), opts_(opts) {
+  for (int cpu : cpus.ToVector()) {
+    if (cpu == agent_cpu) continue;
+    Cpu& c = cpus_[cpu];
+    c.cpu = cpu;
+    c.req = std::make_unique<RunRequest>(kernel, cpu);
+  }
+}
+
+Tid FifoCentralizedScheduler::CurrentOn(int cpu) const {
+  auto it = cpus_.find(cpu);
+  return it == cpus_.end() ? GHOST_TID_NONE : it->second.current;
+}
+
+// --- message handlers ---------------------------------------------------------
+
+void FifoCentralizedScheduler::OffCpu(FifoTask& t) {
+  if (t.on_cpu < 0) return;
+  auto it = cpus_.find(t.on_cpu);
+  if (it != cpus_.end() && it->second.current == t.tid) {
+    it->second.current = GHOST_TID_NONE;
+  }
+  t.on_cpu = -1;
+}
+
+void FifoCentralizedScheduler::Enqueue(FifoTask& t, bool front) {
+  if (!t.Waiting()) return;
+  if (front) {
+    fifo_.PushFront(t);
+  } else {
+    fifo_.PushBack(t);
+  }
+}
+
+void FifoCentralizedScheduler::Forget(Tid tid) {
+  if (FifoTask* t = tasks_.Find(tid)) {
+    OffCpu(*t);
+    fifo_.Remove(*t);
+  }
+  tasks_.Erase(tid);
+}
+
+void FifoCentralizedScheduler::TaskNew(const Message& m) {
+  FifoTask& t = tasks_.Update(m);
+  Enqueue(t, /*front=*/false);
+}
+
+void FifoCentralizedScheduler::TaskWakeup(const Message& m) {
+  FifoTask& t = tasks_.Update(m);
+  t.runnable = true;
+  Enqueue(t, /*front=*/false);
+}
+
+void FifoCentralizedScheduler::TaskBlocked(const Message& m) {
+  FifoTask& t = tasks_.Update(m);
+  NoteLeftCpu(t, m);
+  OffCpu(t);
+  t.runnable = false;
+  t.slice_preempted = false;
+  fifo_.Remove(t);
+}
+
+void FifoCentralizedScheduler::TaskPreempt(const Message& m) {
+  FifoTask& t = tasks_.Update(m);
+  NoteLeftCpu(t, m);
+  OffCpu(t);
+  t.runnable = true;
+  // Our slice preemption sends it to the tail; anything else (a higher class
+  // took the CPU) keeps its turn.
+  const bool front = !t.slice_preempted;
+  t.slice_preempted = false;
+  Enqueue(t, front);
+}
+
+void FifoCentralizedScheduler::TaskYield(const Message& m) {
+  FifoTask& t = tasks_.Update(m);
+  NoteLeftCpu(t, m);
+  OffCpu(t);
+  t.runnable = true;
+  t.slice_preempted = false;
+  Enqueue(t, /*front=*/false);
+}
+
+void FifoCentralizedScheduler::TaskDead(const Message& m) {
+  tasks_.Update(m);
+  Forget(m.tid());
+}
+
+void FifoCentralizedScheduler::TaskDeparted(const Message& m) { TaskDead(m); }
+
+void FifoCentralizedScheduler::TaskAffinityChanged(const Message& m) {
+  // The new mask is used at the next pick; a running thread the kernel side
+  // moves off a forbidden CPU reports a PREEMPT.
+  tasks_.Update(m);
+}
+
+void FifoCentralizedScheduler::TaskPriorityChanged(const Message& m) {
+  tasks_.Update(m);
+}
+
+void FifoCentralizedScheduler::TaskOnCpu(const Message& m) { tasks_.Update(m); }
+
+void FifoCentralizedScheduler::CpuAvailable(const Message& m) {
+  auto it = cpus_.find(m.cpu());
+  if (it == cpus_.end()) return;
+  it->second.busy = false;
+  it->second.retry_after_ns = 0;
+}
+
+void FifoCentralizedScheduler::CpuBusy(const Message& m) {
+  auto it = cpus_.find(m.cpu());
+  if (it != cpus_.end()) it->second.busy = true;
+}
+
+// --- decisions ----------------------------------------------------------------
+
+bool FifoCentralizedScheduler::Usable(Cpu& c, uint64_t now) {
+  if (c.busy) return false;
+  if (c.retry_after_ns != 0) {
+    if (now < c.retry_after_ns) return false;
+    c.retry_after_ns = 0;
+  }
+  return true;
+}
+
+FifoTask* FifoCentralizedScheduler::TakeFor(int cpu) {
+  std::vector<Tid> gone;
+  FifoTask* found = nullptr;
+  for (Tid tid : fifo_.tids()) {
+    FifoTask* t = tasks_.Find(tid);
+    if (t == nullptr) {
+      gone.push_back(tid);
+      continue;
+    }
+    if (t->Waiting() && t->affinity.IsSet(cpu)) {
+      found = t;
+      break;
+    }
+  }
+  for (Tid tid : gone) fifo_.RemoveTid(tid);
+  if (found != nullptr) fifo_.Remove(*found);
+  return found;
+}
+
+void FifoCentralizedScheduler::HandleResult(Cpu& c) {
+  const Tid tid = c.req->target();
+  const uint32_t r = c.req->Done() ? c.req->result() : GHOST_TXN_ABORTED;
+  const uint64_t start = c.req->commit_time_ns();
+  c.req->Release();
+  c.req_active = false;
+  FifoTask* victim =
+      c.preempting != GHOST_TID_NONE ? tasks_.Find(c.preempting) : nullptr;
+  c.preempting = GHOST_TID_NONE;
+  FifoTask* t = tasks_.Find(tid);
+  bool left = false;
+  if (t != nullptr) {
+    t->inflight_cpu = -1;
+    left = t->left_while_inflight;
+    t->left_while_inflight = false;
+  }
+  if (r == GHOST_TXN_COMMITTED) {
+    ++stats_.commits;
+    if (victim != nullptr) ++stats_.preemptions;
+    if (t != nullptr && !left) {
+      t->on_cpu = c.cpu;
+      c.current = tid;
+      c.run_start_ns = start != 0 ? start : opts_.clock();
+    } else {
+      c.current = GHOST_TID_NONE;  // it already came and went
+    }
+    return;
+  }
+  ++stats_.failed_commits;
+  if (victim != nullptr) victim->slice_preempted = false;  // it keeps running
+  if (t == nullptr) return;
+  switch (r) {
+    case GHOST_TXN_TARGET_STALE:
+    case GHOST_TXN_AGENT_STALE:
+      // Acted on old state: keep its place; the next round (after draining
+      // the newer messages) decides again.
+      ++stats_.stale;
+      Enqueue(*t, /*front=*/true);
+      return;
+    case GHOST_TXN_NOT_RUNNABLE:
+      t->runnable = false;  // a WAKEUP will follow
+      return;
+    case GHOST_TXN_NOT_FOUND:
+      Forget(tid);
+      return;
+    case GHOST_TXN_RUNNING_ELSEWHERE: {
+      // Learn where from its status word so no one else is put there; an
+      // off-CPU message brings it back to the FIFO.
+      if (t->sw_index >= GHOST_MAX_THREADS) return;
+      absl::StatusOr<StatusWordSnapshot> sw =
+          ReadStatusWord(kernel_.StatusWords()[t->sw_index]);
+      if (!sw.ok() || sw->tid != tid || !sw->on_cpu()) return;
+      auto it = cpus_.find(sw->cpu);
+      if (it != cpus_.end() && it->second.current == GHOST_TID_NONE &&
+          !it->second.req_active) {
+        it->second.current = tid;
+        it->second.run_start_ns = sw->switch_time_ns;
+        t->on_cpu = sw->cpu;
+      }
+      return;
+    }
+    case GHOST_TXN_CPU_UNAVAILABLE:
+      c.retry_after_ns = opts_.clock() + kUnavailableBackoffNs;
+      Enqueue(*t, /*front=*/true);
+      return;
+    case GHOST_TXN_NOT_ALLOWED:
+      t->affinity.Clear(c.cpu);  // our view was behind the kernel's
+      Enqueue(*t, /*front=*/true);
+      return;
+    default:  // PREEMPTED, ABORTED, INVALID, a failed commit call
+      Enqueue(*t, /*front=*/true);
+      return;
+  }
+}
+
+void FifoCentralizedScheduler::Schedule(Agent& agent) {
+  for (auto& [cpu, c] : cpus_) {
+    if (c.req_active && !c.req->in_flight()) HandleResult(c);
+  }
+  if (fifo_.Empty()) return;
+  const uint64_t now = opts_.clock();
+  std::vector<RunRequest*> group;
+  auto open = [&](Cpu& c, FifoTask& t, uint32_t flags) {
+    absl::Status s = c.req->Open({.target = t.tid,
+                                  .target_barrier = t.seq,
+                                  .agent_barrier = agent.barrier(),
+                                  .queue = agent.queue(),
+                                  .commit_flags = flags});
+    if (!s.ok()) {
+      Enqueue(t, /*front=*/true);
+      return false;
+    }
+    t.inflight_cpu = c.cpu;
+    t.left_while_inflight = false;
+    c.req_active = true;
+    group.push_back(c.req.get());
+    return true;
+  };
+  // Idle CPUs get the oldest waiting threads they may run.
+  for (auto& [cpu, c] : cpus_) {
+    if (fifo_.Empty()) break;
+    if (c.req_active || c.current != GHOST_TID_NONE || !Usable(c, now)) continue;
+    if (FifoTask* t = TakeFor(cpu)) open(c, *t, 0);
+  }
+  // Slices: threads that ran past theirs make room for waiting ones.
+  if (opts_.slice > absl::ZeroDuration()) {
+    const uint64_t slice_ns = absl::ToInt64Nanoseconds(opts_.slice);
+    for (auto& [cpu, c] : cpus_) {
+      if (fifo_.Empty()) break;
+      if (c.req_active || c.current == GHOST_TID_NONE || !Usable(c, now)) continue;
+      if (now < c.run_start_ns || now - c.run_start_ns < slice_ns) continue;
+      FifoTask* t = TakeFor(cpu);
+      if (t == nullptr) continue;
+      if (!open(c, *t, GHOST_TXN_F_PREEMPT)) continue;
+      c.preempting = c.current;
+      if (FifoTask* v = tasks_.Find(c.current)) v->slice_preempted = true;
+    }
+  }
+  if (group.empty()) return;
+  ++stats_.rounds_committed;
+  (void)CommitGroup(kernel_, group);  // failed calls abort the requests
+  // Back to front, so failed targets return to the FIFO head in their order.
+  for (auto it = group.rbegin(); it != group.rend(); ++it) {
+    Cpu& c = cpus_[(*it)->cpu()];
+    if (!c.req->in_flight()) HandleResult(c);
+  }
+}
+
+// --- policy -------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<Policy>> FifoCentralizedPolicy::Create(
+    const PolicyOptions& opts, Enclave& enclave) {
+  const CpuList& cpus = enclave.cpus();
+  if (cpus.Size() < 2) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s needs at least 2 CPUs (one for the agent), enclave has %s", kName,
+        cpus.ToString()));
+  }
+  const int agent_cpu =
+      opts.global_cpu >= 0 ? opts.global_cpu : cpus.ToVector().front();
+  if (agent_cpu >= GHOST_MAX_CPUS || !cpus.IsSet(agent_cpu)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "agent CPU %d is not in the enclave (%s)", agent_cpu, cpus.ToString()));
+  }
+  KernelSide& kernel = enclave.kernel();
+  // The global agent busy-polls: no wake-ups needed.
+  if (absl::Status s =
+          kernel.ConfigQueueWakeup(enclave.default_queue(), agent_cpu, false);
+      !s.ok()) {
+    return s;
+  }
+  std::unique_ptr<FifoCentralizedPolicy> p(new FifoCentralizedPolicy());
+  p->sched_ = std::make_unique<FifoCentralizedScheduler>(kernel, cpus,
+                                                         agent_cpu, opts);
+  p->agent_ = std::make_unique<Agent>(
+      kernel, *p->sched_,
+      AgentOptions{.cpu = agent_cpu,
+                   .queue = enclave.default_queue(),
+                   .global = true});
+  return std::unique_ptr<Policy>(std::move(p));
+}
+
+}  // namespace ghost

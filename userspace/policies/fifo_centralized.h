@@ -1,0 +1,103 @@
+// Centralized FIFO (ghOSt's centralized FIFO policy): one global agent reads
+// the enclave's default queue, keeps one FIFO of runnable threads, and each
+// round hands the head threads to the idle CPUs in ONE group commit. With a
+// slice, a thread that ran longer than it while others wait is preempted
+// (GHOST_TXN_F_PREEMPT) and goes to the tail. The agent's CPU runs no threads.
+#ifndef GHOST_SCX_USERSPACE_POLICIES_FIFO_CENTRALIZED_H_
+#define GHOST_SCX_USERSPACE_POLICIES_FIFO_CENTRALIZED_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "userspace/agent.h"
+#include "userspace/enclave.h"
+#include "userspace/policies/fifo_task.h"
+#include "userspace/policy.h"
+#include "userspace/run_request.h"
+#include "userspace/scheduler.h"
+
+namespace ghost {
+
+class FifoCentralizedScheduler : public Scheduler {
+ public:
+  // `cpus`: the enclave's CPUs; `agent_cpu` is left out of scheduling.
+  FifoCentralizedScheduler(KernelSide& kernel, const CpuList& cpus,
+                           int agent_cpu, const PolicyOptions& opts);
+
+  void TaskNew(const Message& m) override;
+  void TaskWakeup(const Message& m) override;
+  void TaskBlocked(const Message& m) override;
+  void TaskPreempt(const Message& m) override;
+  void TaskYield(const Message& m) override;
+  void TaskDead(const Message& m) override;
+  void TaskDeparted(const Message& m) override;
+  void TaskAffinityChanged(const Message& m) override;
+  void TaskPriorityChanged(const Message& m) override;
+  void TaskOnCpu(const Message& m) override;
+  void CpuAvailable(const Message& m) override;
+  void CpuBusy(const Message& m) override;
+  void Schedule(Agent& agent) override;
+
+  struct Stats {
+    uint64_t rounds_committed = 0;  // Schedule() rounds that made a group commit
+    uint64_t commits = 0;           // transactions that reached COMMITTED
+    uint64_t failed_commits = 0;
+    uint64_t stale = 0;             // TARGET_STALE or AGENT_STALE
+    uint64_t preemptions = 0;       // slice preemptions committed
+  };
+  Stats stats() const { return stats_; }
+  size_t Waiting() const { return fifo_.Size(); }
+  // What our commits started on `cpu` (GHOST_TID_NONE: idle as far as we know).
+  Tid CurrentOn(int cpu) const;
+
+ private:
+  struct Cpu {
+    int cpu = -1;
+    Tid current = GHOST_TID_NONE;
+    uint64_t run_start_ns = 0;     // when `current` started
+    bool busy = false;             // a higher class has it (CPU_BUSY)
+    uint64_t retry_after_ns = 0;   // CPU_UNAVAILABLE back-off
+    std::unique_ptr<RunRequest> req;
+    bool req_active = false;       // req holds a transaction we have not read
+    Tid preempting = GHOST_TID_NONE;  // the running thread req displaces
+  };
+
+  void OffCpu(FifoTask& t);
+  void Enqueue(FifoTask& t, bool front);
+  void Forget(Tid tid);
+  // Reads a finished transaction of `c`; puts a failed target back in front.
+  void HandleResult(Cpu& c);
+  // First waiting thread allowed on `cpu`, taken out of the FIFO.
+  FifoTask* TakeFor(int cpu);
+  bool Usable(Cpu& c, uint64_t now);
+
+  KernelSide& kernel_;
+  const PolicyOptions opts_;
+  FifoTaskTable tasks_;
+  FifoRunqueue fifo_;
+  std::map<int, Cpu> cpus_;  // scheduled CPUs (the agent's excluded)
+  Stats stats_;
+};
+
+class FifoCentralizedPolicy : public Policy {
+ public:
+  static constexpr const char* kName = "fifo-centralized";
+  static absl::StatusOr<std::unique_ptr<Policy>> Create(
+      const PolicyOptions& opts, Enclave& enclave);
+
+  std::vector<Agent*> agents() override { return {agent_.get()}; }
+  const char* name() const override { return kName; }
+  FifoCentralizedScheduler& scheduler() { return *sched_; }
+
+ private:
+  FifoCentralizedPolicy() = default;
+  std::unique_ptr<FifoCentralizedScheduler> sched_;
+  std::unique_ptr<Agent> agent_;
+};
+
+}  // namespace ghost
+
+#endif  // GHOST_SCX_USERSPACE_POLICIES_FIFO_CENTRALIZED_H_

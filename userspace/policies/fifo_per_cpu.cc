@@ -1,0 +1,383 @@
+#include "userspace/policies/fifo_per_cpu.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "absl/status/status.h"
+
+namespace ghost {
+namespace {
+
+// After CPU_UNAVAILABLE without a CPU_BUSY message (e.g. the kernel side
+// bounced the thread off a CPU something else just took), try again after
+// this long or at CPU_AVAILABLE, whichever is first.
+constexpr uint64_t kUnavailableBackoffNs = 1'000'000;
+
+// Commits one agent round may try after failures that are not worth waiting
+// for a message (NOT_FOUND, NOT_ALLOWED, ...): bounds the round's work.
+constexpr int kMaxAttemptsPerRound = 8;
+
+}  // namespace
+
+FifoPerCpuScheduler::FifoPerCpuScheduler(
+    KernelSide& kernel, QueueId default_queue,
+    const std::map<int, QueueId>& cpu_queues, const PolicyOptions& opts)
+    : kernel_(kernel), default_queue_(default_queue), opts_(opts) {
+  for (const auto& [cpu, queue] : cpu_queues) {
+    Cpu& c = cpus_[cpu];
+    c.cpu = cpu;
+    c.queue = queue;
+    c.req = std::make_unique<RunRequest>(kernel, cpu);
+  }
+}
+
+// --- message handlers ---------------------------------------------------------
+
+void FifoPerCpuScheduler::OffCpu(FifoTask& t) {
+  if (t.on_cpu >= 0) {
+    auto it = cpus_.find(t.on_cpu);
+    if (it != cpus_.end() && it->second.current == t.tid) {
+      it->second.current = GHOST_TID_NONE;
+    }
+    t.on_cpu = -1;
+  }
+}
+
+void FifoPerCpuScheduler::Enqueue(FifoTask& t, bool front) {
+  if (t.owner < 0 || !t.Waiting()) return;
+  auto it = cpus_.find(t.owner);
+  if (it == cpus_.end()) return;
+  if (front) {
+    it->second.rq.PushFront(t);
+  } else {
+    it->second.rq.PushBack(t);
+  }
+}
+
+void FifoPerCpuScheduler::Forget(Tid tid) {
+  if (FifoTask* t = tasks_.Find(tid)) {
+    OffCpu(*t);
+    if (t->owner >= 0) cpus_[t->owner].rq.Remove(*t);
+  }
+  unplaced_.erase(std::remove(unplaced_.begin(), unplaced_.end(), tid),
+                  unplaced_.end());
+  tasks_.Erase(tid);
+}
+
+void FifoPerCpuScheduler::NeedsPlacement(FifoTask& t) {
+  if (t.owner >= 0) {
+    cpus_[t.owner].rq.Remove(t);
+    t.owner = -1;
+  }
+  if (std::find(unplaced_.begin(), unplaced_.end(), t.tid) == unplaced_.end()) {
+    unplaced_.push_back(t.tid);
+  }
+}
+
+// An off-CPU message (BLOCKED, PREEMPT, YIELD, DEAD, DEPARTED).
+static void NoteLeftCpu(FifoTask& t, const Message& m) {
+  // It left the CPU our pending transaction put it on: when that result is
+  // read as COMMITTED, the CPU is already free again.
+  if (t.inflight_cpu >= 0 &&
+      m.raw().off_cpu.from_cpu == static_cast<uint32_t>(t.inflight_cpu)) {
+    t.left_while_inflight = true;
+  }
+}
+
+void FifoPerCpuScheduler::TaskNew(const Message& m) {
+  absl::MutexLock l(&mu_);
+  FifoTask& t = tasks_.Update(m);
+  t.queue = default_queue_;
+  NeedsPlacement(t);
+}
+
+void FifoPerCpuScheduler::TaskWakeup(const Message& m) {
+  absl::MutexLock l(&mu_);
+  FifoTask& t = tasks_.Update(m);
+  t.runnable = true;
+  Enqueue(t, /*front=*/false);
+}
+
+void FifoPerCpuScheduler::TaskBlocked(const Message& m) {
+  absl::MutexLock l(&mu_);
+  FifoTask& t = tasks_.Update(m);
+  NoteLeftCpu(t, m);
+  OffCpu(t);
+  t.runnable = false;
+  if (t.owner >= 0) cpus_[t.owner].rq.Remove(t);
+}
+
+void FifoPerCpuScheduler::TaskPreempt(const Message& m) {
+  absl::MutexLock l(&mu_);
+  FifoTask& t = tasks_.Update(m);
+  NoteLeftCpu(t, m);
+  OffCpu(t);
+  t.runnable = true;
+  // Without slices it was displaced (a higher class took the CPU): it keeps
+  // its turn. With slices it used its turn up.
+  Enqueue(t, /*front=*/opts_.slice == absl::ZeroDuration());
+}
+
+void FifoPerCpuScheduler::TaskYield(const Message& m) {
+  absl::MutexLock l(&mu_);
+  FifoTask& t = tasks_.Update(m);
+  NoteLeftCpu(t, m);
+  OffCpu(t);
+  t.runnable = true;
+  Enqueue(t, /*front=*/false);
+}
+
+void FifoPerCpuScheduler::TaskDead(const Message& m) {
+  absl::MutexLock l(&mu_);
+  FifoTask& t = tasks_.Update(m);
+  NoteLeftCpu(t, m);
+  Forget(m.tid());
+}
+
+void FifoPerCpuScheduler::TaskDeparted(const Message& m) { TaskDead(m); }
+
+void FifoPerCpuScheduler::TaskAffinityChanged(const Message& m) {
+  absl::MutexLock l(&mu_);
+  FifoTask& t = tasks_.Update(m);
+  if (t.owner >= 0 && !t.affinity.IsSet(t.owner)) NeedsPlacement(t);
+}
+
+void FifoPerCpuScheduler::TaskPriorityChanged(const Message& m) {
+  absl::MutexLock l(&mu_);
+  tasks_.Update(m);  // FIFO ignores priority; the seqnum still moved
+}
+
+void FifoPerCpuScheduler::TaskOnCpu(const Message& m) {
+  absl::MutexLock l(&mu_);
+  tasks_.Update(m);
+}
+
+void FifoPerCpuScheduler::CpuAvailable(const Message& m) {
+  absl::MutexLock l(&mu_);
+  auto it = cpus_.find(m.cpu());
+  if (it == cpus_.end()) return;
+  it->second.busy = false;
+  it->second.retry_after_ns = 0;
+}
+
+void FifoPerCpuScheduler::CpuBusy(const Message& m) {
+  absl::MutexLock l(&mu_);
+  auto it = cpus_.find(m.cpu());
+  if (it != cpus_.end()) it->second.busy = true;
+}
+
+// --- placement ----------------------------------------------------------------
+
+int FifoPerCpuScheduler::PickCpu(const FifoTask& t) {
+  // Least loaded allowed CPU (available ones first); ties go round-robin.
+  const int n = static_cast<int>(cpus_.size());
+  std::vector<Cpu*> order;
+  order.reserve(n);
+  for (auto& [cpu, c] : cpus_) order.push_back(&c);
+  int best = -1;
+  size_t best_load = std::numeric_limits<size_t>::max();
+  size_t best_idx = 0;
+  for (int i = 0; i < n; ++i) {
+    const size_t idx = (rr_ + i) % n;
+    const Cpu& c = *order[idx];
+    if (!t.affinity.IsSet(c.cpu)) continue;
+    size_t load = c.rq.Size() + (c.current != GHOST_TID_NONE) + c.req_active;
+    if (c.busy) load += n * 1024;  // a higher class has it: last resort
+    if (load < best_load) {
+      best = c.cpu;
+      best_load = load;
+      best_idx = idx;
+    }
+  }
+  if (best >= 0) rr_ = best_idx + 1;
+  return best;
+}
+
+void FifoPerCpuScheduler::PlacePending() {
+  std::vector<Tid> keep;
+  for (Tid tid : unplaced_) {
+    FifoTask* t = tasks_.Find(tid);
+    if (t == nullptr) continue;
+    const int dest = PickCpu(*t);
+    if (dest < 0) {
+      // No enclave CPU is allowed: leave it to the kernel side's fallback
+      // until its affinity changes.
+      keep.push_back(tid);
+      continue;
+    }
+    const QueueId q = cpus_[dest].queue;
+    if (q != t->queue) {
+      absl::Status s = kernel_.AssociateQueue(tid, q);
+      if (absl::IsNotFound(s)) {
+        // Gone; its DEAD message is on its way (or was before we knew it).
+        continue;
+      }
+      if (!s.ok()) {
+        // FailedPrecondition: its old queue still holds messages about it.
+        ++stats_.associate_retries;
+        keep.push_back(tid);
+        continue;
+      }
+      ++stats_.migrations;
+      t->queue = q;
+    }
+    t->owner = dest;
+    Enqueue(*t, /*front=*/false);
+  }
+  unplaced_ = std::move(keep);
+}
+
+// --- decisions ----------------------------------------------------------------
+
+bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
+  const Tid tid = c.req->target();
+  const uint32_t r = c.req->Done() ? c.req->result() : GHOST_TXN_ABORTED;
+  c.req->Release();
+  c.req_active = false;
+  FifoTask* t = tasks_.Find(tid);
+  bool left = false;
+  if (t != nullptr) {
+    t->inflight_cpu = -1;
+    left = t->left_while_inflight;
+    t->left_while_inflight = false;
+  }
+  if (r == GHOST_TXN_COMMITTED) {
+    ++stats_.commits;
+    if (t != nullptr && !left) {
+      t->on_cpu = c.cpu;
+      c.current = tid;
+    }
+    return true;
+  }
+  ++stats_.failed_commits;
+  switch (r) {
+    case GHOST_TXN_TARGET_STALE:
+    case GHOST_TXN_AGENT_STALE:
+      // We acted on old state: drop the decision, keep its place, and decide
+      // again once the newer message has been read.
+      ++stats_.stale;
+      if (t != nullptr) Enqueue(*t, /*front=*/true);
+      return false;
+    case GHOST_TXN_NOT_RUNNABLE:
+      if (t != nullptr) t->runnable = false;  // a WAKEUP will follow
+      return true;
+    case GHOST_TXN_NOT_FOUND:
+      Forget(tid);
+      return true;
+    case GHOST_TXN_RUNNING_ELSEWHERE:
+      // It runs (fallback or a race); an off-CPU message will bring it back.
+      return true;
+    case GHOST_TXN_CPU_UNAVAILABLE:
+      c.retry_after_ns = opts_.clock() + kUnavailableBackoffNs;
+      if (t != nullptr) Enqueue(*t, /*front=*/true);
+      return false;
+    case GHOST_TXN_NOT_ALLOWED:
+      if (t != nullptr) {
+        t->affinity.Clear(c.cpu);
+        NeedsPlacement(*t);
+      }
+      return true;
+    default:  // PREEMPTED, ABORTED, INVALID, a call error: retry later
+      if (t != nullptr) Enqueue(*t, /*front=*/true);
+      return false;
+  }
+}
+
+void FifoPerCpuScheduler::Schedule(Agent& agent) {
+  absl::MutexLock l(&mu_);
+  PlacePending();
+  auto it = cpus_.find(agent.cpu());
+  if (it == cpus_.end()) return;
+  Cpu& c = it->second;
+  for (int attempt = 0; attempt < kMaxAttemptsPerRound; ++attempt) {
+    if (c.req_active) {
+      if (c.req->in_flight()) return;  // result not in yet
+      if (!HandleResult(c)) return;
+    }
+    if (c.busy || c.current != GHOST_TID_NONE || c.rq.Empty()) return;
+    if (c.retry_after_ns != 0) {
+      if (opts_.clock() < c.retry_after_ns) return;
+      c.retry_after_ns = 0;
+    }
+    FifoTask* t = nullptr;
+    while (!c.rq.Empty() && t == nullptr) {
+      const Tid tid = c.rq.tids().front();
+      t = tasks_.Find(tid);
+      if (t == nullptr) {
+        c.rq.RemoveTid(tid);
+        continue;
+      }
+      c.rq.Remove(*t);
+      if (!t->Waiting() || t->owner != c.cpu) t = nullptr;
+    }
+    if (t == nullptr) return;
+    absl::Status s = c.req->Open({.target = t->tid,
+                                  .target_barrier = t->seq,
+                                  .agent_barrier = agent.barrier(),
+                                  .queue = agent.queue(),
+                                  .slice = opts_.slice});
+    if (!s.ok()) {
+      Enqueue(*t, /*front=*/true);
+      return;
+    }
+    t->inflight_cpu = c.cpu;
+    t->left_while_inflight = false;
+    c.req_active = true;
+    c.req->Commit();  // the result is read at the top of the loop
+  }
+}
+
+FifoPerCpuScheduler::Stats FifoPerCpuScheduler::stats() const {
+  absl::MutexLock l(&mu_);
+  return stats_;
+}
+
+int FifoPerCpuScheduler::OwnerOf(Tid tid) const {
+  absl::MutexLock l(&mu_);
+  FifoTask* t = const_cast<FifoTaskTable&>(tasks_).Find(tid);
+  return t ? t->owner : -1;
+}
+
+size_t FifoPerCpuScheduler::RunqueueSize(int cpu) const {
+  absl::MutexLock l(&mu_);
+  auto it = cpus_.find(cpu);
+  return it == cpus_.end() ? 0 : it->second.rq.Size();
+}
+
+// --- policy -------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<Policy>> FifoPerCpuPolicy::Create(
+    const PolicyOptions& opts, Enclave& enclave) {
+  KernelSide& kernel = enclave.kernel();
+  const std::vector<int> cpus = enclave.cpus().ToVector();
+  std::map<int, QueueId> queues;
+  // The first CPU's agent reads the default queue: threads it keeps need no
+  // AssociateQueue.
+  queues[cpus.front()] = enclave.default_queue();
+  if (absl::Status s = kernel.ConfigQueueWakeup(enclave.default_queue(),
+                                                cpus.front(), true);
+      !s.ok()) {
+    return s;
+  }
+  for (size_t i = 1; i < cpus.size(); ++i) {
+    absl::StatusOr<QueueId> q = enclave.CreateQueue({.wake_cpu = cpus[i]});
+    if (!q.ok()) return q.status();
+    queues[cpus[i]] = *q;
+  }
+  std::unique_ptr<FifoPerCpuPolicy> p(new FifoPerCpuPolicy());
+  p->sched_ = std::make_unique<FifoPerCpuScheduler>(
+      kernel, enclave.default_queue(), queues, opts);
+  for (int cpu : cpus) {
+    p->agents_.push_back(std::make_unique<Agent>(
+        kernel, *p->sched_, AgentOptions{.cpu = cpu, .queue = queues[cpu]}));
+  }
+  return std::unique_ptr<Policy>(std::move(p));
+}
+
+std::vector<Agent*> FifoPerCpuPolicy::agents() {
+  std::vector<Agent*> out;
+  for (auto& a : agents_) out.push_back(a.get());
+  return out;
+}
+
+}  // namespace ghost

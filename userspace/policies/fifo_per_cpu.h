@@ -1,0 +1,115 @@
+// Per-CPU FIFO (ghOSt's per-CPU FIFO policy): one agent per enclave CPU, each
+// with its own queue and FIFO runqueue, committing the head to its own CPU.
+// New threads report on the enclave's default queue, which the first CPU's
+// agent reads (it is also that CPU's own queue); they are spread over the CPUs
+// by moving each one's messages to the chosen CPU's queue (AssociateQueue).
+//
+// One scheduler object serves all the agents: handing a thread to another
+// CPU's runqueue is a move under one lock, as in ghOSt's in-process policy.
+#ifndef GHOST_SCX_USERSPACE_POLICIES_FIFO_PER_CPU_H_
+#define GHOST_SCX_USERSPACE_POLICIES_FIFO_PER_CPU_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "userspace/agent.h"
+#include "userspace/enclave.h"
+#include "userspace/policies/fifo_task.h"
+#include "userspace/policy.h"
+#include "userspace/run_request.h"
+#include "userspace/scheduler.h"
+
+namespace ghost {
+
+class FifoPerCpuScheduler : public Scheduler {
+ public:
+  // `cpu_queues`: every enclave CPU and the queue its agent reads.
+  FifoPerCpuScheduler(KernelSide& kernel, QueueId default_queue,
+                      const std::map<int, QueueId>& cpu_queues,
+                      const PolicyOptions& opts);
+
+  void TaskNew(const Message& m) override;
+  void TaskWakeup(const Message& m) override;
+  void TaskBlocked(const Message& m) override;
+  void TaskPreempt(const Message& m) override;
+  void TaskYield(const Message& m) override;
+  void TaskDead(const Message& m) override;
+  void TaskDeparted(const Message& m) override;
+  void TaskAffinityChanged(const Message& m) override;
+  void TaskPriorityChanged(const Message& m) override;
+  void TaskOnCpu(const Message& m) override;
+  void CpuAvailable(const Message& m) override;
+  void CpuBusy(const Message& m) override;
+  void Schedule(Agent& agent) override;
+
+  // For tests and stats.
+  struct Stats {
+    uint64_t commits = 0;         // transactions that reached COMMITTED
+    uint64_t failed_commits = 0;  // any other result
+    uint64_t stale = 0;           // TARGET_STALE or AGENT_STALE
+    uint64_t migrations = 0;      // successful AssociateQueue calls
+    uint64_t associate_retries = 0;
+  };
+  Stats stats() const;
+  // CPU whose runqueue holds `tid` (-1: not placed or unknown).
+  int OwnerOf(Tid tid) const;
+  size_t RunqueueSize(int cpu) const;
+
+ private:
+  struct Cpu {
+    int cpu = -1;
+    QueueId queue = GHOST_QUEUE_NONE;
+    FifoRunqueue rq;
+    Tid current = GHOST_TID_NONE;   // what our commit started there
+    bool busy = false;              // a higher class has it (CPU_BUSY)
+    uint64_t retry_after_ns = 0;    // CPU_UNAVAILABLE back-off
+    std::unique_ptr<RunRequest> req;
+    bool req_active = false;        // req holds a transaction we have not read
+  };
+
+  void OffCpu(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Enqueue(FifoTask& t, bool front) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Forget(Tid tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Asks for `t` to be (re)placed on some allowed CPU.
+  void NeedsPlacement(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PlacePending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int PickCpu(const FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads a finished transaction of `c`. False if the round should stop
+  // (stale: wait for the next message).
+  bool HandleResult(Cpu& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  KernelSide& kernel_;
+  const QueueId default_queue_;
+  const PolicyOptions opts_;
+  mutable absl::Mutex mu_;
+  FifoTaskTable tasks_ ABSL_GUARDED_BY(mu_);
+  std::map<int, Cpu> cpus_ ABSL_GUARDED_BY(mu_);
+  std::vector<Tid> unplaced_ ABSL_GUARDED_BY(mu_);
+  size_t rr_ ABSL_GUARDED_BY(mu_) = 0;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+};
+
+class FifoPerCpuPolicy : public Policy {
+ public:
+  static constexpr const char* kName = "fifo-per-cpu";
+  static absl::StatusOr<std::unique_ptr<Policy>> Create(
+      const PolicyOptions& opts, Enclave& enclave);
+
+  std::vector<Agent*> agents() override;
+  const char* name() const override { return kName; }
+  FifoPerCpuScheduler& scheduler() { return *sched_; }
+
+ private:
+  FifoPerCpuPolicy() = default;
+  std::unique_ptr<FifoPerCpuScheduler> sched_;
+  std::vector<std::unique_ptr<Agent>> agents_;
+};
+
+}  // namespace ghost
+
+#endif  // GHOST_SCX_USERSPACE_POLICIES_FIFO_PER_CPU_H_

@@ -1,0 +1,109 @@
+// What the FIFO policies know about one thread, learnt from its messages
+// (ghOSt's Task): seqnum, status word, runnable / on-CPU, affinity, and
+// where the policy has put it.
+#ifndef GHOST_SCX_USERSPACE_POLICIES_FIFO_TASK_H_
+#define GHOST_SCX_USERSPACE_POLICIES_FIFO_TASK_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <unordered_map>
+
+#include "userspace/cpu_list.h"
+#include "userspace/kernel_side.h"
+#include "userspace/message.h"
+
+namespace ghost {
+
+struct FifoTask {
+  Tid tid = GHOST_TID_NONE;
+  uint64_t seq = 0;                  // seqnum of the newest message about it
+  uint32_t sw_index = UINT32_MAX;    // TASK_NEW's status word, if seen
+  bool runnable = false;
+  int on_cpu = -1;                   // CPU it runs on (a commit of ours started it)
+  int inflight_cpu = -1;             // CPU whose transaction targets it
+  bool left_while_inflight = false;  // an off-CPU message came while in flight
+  bool queued = false;               // in a runqueue
+  CpuList affinity = CpuList::FirstN(GHOST_MAX_CPUS);  // until AFFINITY_CHANGED
+  // Per-CPU FIFO: CPU whose runqueue holds it (-1: waiting to be placed) and
+  // the queue its messages go to.
+  int owner = -1;
+  QueueId queue = GHOST_QUEUE_NONE;
+  // Centralized FIFO: we preempted it because its slice ran out.
+  bool slice_preempted = false;
+
+  // Waiting for a CPU: runnable and neither running nor being committed.
+  bool Waiting() const { return runnable && on_cpu < 0 && inflight_cpu < 0; }
+};
+
+// Tasks by tid. References stay valid until Erase (unordered_map nodes).
+class FifoTaskTable {
+ public:
+  // Finds or creates the task a task message is about, and records the
+  // message's seqnum and TASK_NEW's payload. A thread first seen through a
+  // message other than TASK_NEW (an agent that started late) is created too.
+  FifoTask& Update(const Message& m) {
+    auto [it, inserted] = tasks_.try_emplace(m.tid());
+    FifoTask& t = it->second;
+    if (inserted) t.tid = m.tid();
+    t.seq = std::max(t.seq, m.seqnum());
+    const ghost_msg& raw = m.raw();
+    switch (m.type()) {
+      case GHOST_MSG_TASK_NEW:
+        t.sw_index = raw.task_new.sw_index;
+        t.runnable = raw.task_new.runnable != 0;
+        break;
+      case GHOST_MSG_TASK_AFFINITY_CHANGED:
+        t.affinity = CpuList::FromMask(raw.affinity.cpus);
+        break;
+      default:
+        break;
+    }
+    return t;
+  }
+  FifoTask* Find(Tid tid) {
+    auto it = tasks_.find(tid);
+    return it == tasks_.end() ? nullptr : &it->second;
+  }
+  void Erase(Tid tid) { tasks_.erase(tid); }
+  size_t size() const { return tasks_.size(); }
+
+ private:
+  std::unordered_map<Tid, FifoTask> tasks_;
+};
+
+// A FIFO of tids; a task is in at most one.
+class FifoRunqueue {
+ public:
+  void PushBack(FifoTask& t) {
+    if (t.queued) return;
+    q_.push_back(t.tid);
+    t.queued = true;
+  }
+  void PushFront(FifoTask& t) {
+    if (t.queued) return;
+    q_.push_front(t.tid);
+    t.queued = true;
+  }
+  void Remove(FifoTask& t) {
+    if (!t.queued) return;
+    auto it = std::find(q_.begin(), q_.end(), t.tid);
+    if (it != q_.end()) q_.erase(it);
+    t.queued = false;
+  }
+  // Removes a tid whose task is gone.
+  void RemoveTid(Tid tid) {
+    auto it = std::find(q_.begin(), q_.end(), tid);
+    if (it != q_.end()) q_.erase(it);
+  }
+  bool Empty() const { return q_.empty(); }
+  size_t Size() const { return q_.size(); }
+  const std::deque<Tid>& tids() const { return q_; }
+
+ private:
+  std::deque<Tid> q_;
+};
+
+}  // namespace ghost
+
+#endif  // GHOST_SCX_USERSPACE_POLICIES_FIFO_TASK_H_

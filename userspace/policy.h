@@ -1,0 +1,50 @@
+// Policies by name: what ghost-agent and ghost-sim instantiate. A policy owns
+// its scheduler(s) and agents; the caller runs them (threads on a real kernel)
+// or drives them (the simulator calls Agent::RunOnce).
+#ifndef GHOST_SCX_USERSPACE_POLICY_H_
+#define GHOST_SCX_USERSPACE_POLICY_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "userspace/agent.h"
+#include "userspace/enclave.h"
+
+namespace ghost {
+
+struct PolicyOptions {
+  std::string name;                             // "fifo-per-cpu", "fifo-centralized"
+  absl::Duration slice = absl::ZeroDuration();  // 0: run to block/yield (centralized: preempt after slice)
+  int global_cpu = -1;                          // centralized: agent CPU (-1: first enclave CPU)
+  // Now, in ns on the clock of message time_ns and txn commit_time_ns (the
+  // kernel's CLOCK_MONOTONIC; the simulator's clock). Used for slices and
+  // retry back-off. Empty: CLOCK_MONOTONIC.
+  std::function<uint64_t()> clock;
+};
+
+class Policy {
+ public:
+  virtual ~Policy() = default;
+  virtual std::vector<Agent*> agents() = 0;  // to run (threads) or drive (simulator)
+  virtual const char* name() const = 0;
+};
+
+std::vector<std::string> PolicyNames();
+
+// Unknown name -> InvalidArgument("unknown policy 'x' (known: fifo-per-cpu,
+// fifo-centralized)"); bad options (negative slice, agent CPU outside the
+// enclave, too few CPUs) -> InvalidArgument.
+absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(const PolicyOptions& opts,
+                                                   Enclave& enclave);
+
+// CLOCK_MONOTONIC in ns: the default PolicyOptions::clock.
+uint64_t MonotonicNowNs();
+
+}  // namespace ghost
+
+#endif  // GHOST_SCX_USERSPACE_POLICY_H_

@@ -1,0 +1,51 @@
+// A scheduling policy's message handlers, ghOSt style: one callback per
+// message type, then Schedule() to make and commit decisions.
+#ifndef GHOST_SCX_USERSPACE_SCHEDULER_H_
+#define GHOST_SCX_USERSPACE_SCHEDULER_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "userspace/message.h"
+
+namespace ghost {
+
+class Agent;
+
+class Scheduler {
+ public:
+  virtual ~Scheduler() = default;
+
+  virtual void TaskNew(const Message& m) {}
+  virtual void TaskWakeup(const Message& m) {}
+  virtual void TaskBlocked(const Message& m) {}
+  virtual void TaskPreempt(const Message& m) {}
+  virtual void TaskYield(const Message& m) {}
+  virtual void TaskDead(const Message& m) {}
+  virtual void TaskDeparted(const Message& m) {}
+  virtual void TaskAffinityChanged(const Message& m) {}
+  virtual void TaskPriorityChanged(const Message& m) {}
+  virtual void TaskOnCpu(const Message& m) {}
+  virtual void CpuTick(const Message& m) {}
+  virtual void CpuAvailable(const Message& m) {}
+  virtual void CpuBusy(const Message& m) {}
+  virtual void CpuNotIdle(const Message& m) {}
+  virtual void CpuTimerExpired(const Message& m) {}
+
+  // Routes one message; unknown types are counted, never fatal.
+  void DispatchMessage(const Message& m);
+  uint64_t unknown_messages() const {
+    return unknown_.load(std::memory_order_relaxed);
+  }
+
+  // Called by `agent` after it drained its queue: make and commit decisions.
+  virtual void Schedule(Agent& agent) = 0;
+
+ private:
+  // Atomic: per-CPU agents of one policy may dispatch concurrently.
+  std::atomic<uint64_t> unknown_{0};
+};
+
+}  // namespace ghost
+
+#endif  // GHOST_SCX_USERSPACE_SCHEDULER_H_
