@@ -49,7 +49,7 @@ int main() {
   std::atomic<bool> quit{false};
   int pipefd[2];
   if (pipe(pipefd) != 0) return 1;
-  Worker spinner, pinned, sleeper;
+  Worker spinner, pinned, sleeper, spinner2;
   cpu_set_t all;
   CPU_ZERO(&all);
   CPU_SET(0, &all);
@@ -64,6 +64,7 @@ int main() {
   };
   spinner.th = std::thread(spin_body, &spinner, false);
   pinned.th = std::thread(spin_body, &pinned, true);
+  spinner2.th = std::thread(spin_body, &spinner2, false);
   sleeper.th = std::thread([&] {
     sleeper.pid = Gettid();
     sched_setaffinity(0, sizeof(all), &all);
@@ -74,7 +75,7 @@ int main() {
     (void)!read(pipefd[0], &c, 1);  // blocks: BLOCKED
     sleeper.spins++;
   });
-  for (Worker* w : {&spinner, &pinned, &sleeper}) {
+  for (Worker* w : {&spinner, &pinned, &sleeper, &spinner2}) {
     while (w->pid.load() == 0) SleepUs(100);
     if (auto s = ks.EnrollPid(w->pid, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
     w->entered = true;
@@ -82,13 +83,13 @@ int main() {
   // Each appears (TASK_NEW) and waits for us.
   int64_t end = NowNs() + 3'000'000'000LL;
   while (NowNs() < end && (agent.TidOf(spinner.pid) == 0 || agent.TidOf(pinned.pid) == 0 ||
-                           agent.TidOf(sleeper.pid) == 0)) {
+                           agent.TidOf(sleeper.pid) == 0 || agent.TidOf(spinner2.pid) == 0)) {
     agent.Drain();
     SleepUs(500);
   }
   const uint64_t t_spin = agent.TidOf(spinner.pid), t_pin = agent.TidOf(pinned.pid),
-                 t_sleep = agent.TidOf(sleeper.pid);
-  f.Check(t_spin && t_pin && t_sleep, "the three threads reported TASK_NEW");
+                 t_sleep = agent.TidOf(sleeper.pid), t_spin2 = agent.TidOf(spinner2.pid);
+  f.Check(t_spin && t_pin && t_sleep && t_spin2, "the four threads reported TASK_NEW");
 
   // Commit one transaction to `cpu` and wait for its result.
   auto commit = [&](int cpu, uint64_t tid, uint64_t seq, uint64_t barrier, uint32_t flags) {
@@ -167,12 +168,50 @@ int main() {
   f.Check(spinner.spins.load() > before && spinner.cpu.load() == 1,
           absl::StrFormat("the committed thread started on CPU 1 (cpu %d)", spinner.cpu.load()));
 
+  // Preemption: without GHOST_TXN_F_PREEMPT a busy CPU is unavailable; with
+  // it the new thread takes the CPU and the old one goes back (PREEMPT).
+  auto preempted = [&](uint64_t tid, size_t from) {
+    agent.Drain();
+    auto log = agent.Log();
+    for (size_t i = from; i < log.size(); i++) {
+      if (log[i].tid == tid && log[i].type == GHOST_MSG_TASK_PREEMPT) return true;
+    }
+    return false;
+  };
+  agent.Drain();
+  expect("a second thread to the busy CPU, no PREEMPT flag",
+         commit(1, t_spin2, seq_of(t_spin2), agent.barrier(), 0), GHOST_TXN_CPU_UNAVAILABLE);
+  size_t mark = agent.Log().size();
+  r = -1;
+  for (int attempt = 0; attempt < 5 && r != GHOST_TXN_COMMITTED; attempt++) {
+    agent.Drain();
+    r = commit(1, t_spin2, seq_of(t_spin2), agent.barrier(), GHOST_TXN_F_PREEMPT);
+  }
+  expect("the same with GHOST_TXN_F_PREEMPT", r, GHOST_TXN_COMMITTED);
+  SleepUs(20'000);
+  f.Check(preempted(t_spin, mark), "the running thread was preempted (TASK_PREEMPT)");
+  end = NowNs() + 2'000'000'000LL;
+  while (NowNs() < end && spinner2.cpu.load() != 1) SleepUs(1000);
+  f.Check(spinner2.cpu.load() == 1, "the preempting thread started on CPU 1");
+
+  // An idle transaction unschedules the CPU.
+  mark = agent.Log().size();
+  agent.Drain();
+  expect("idle transaction (no thread) on CPU 1",
+         commit(1, GHOST_TID_NONE, 0, agent.barrier(), 0), GHOST_TXN_COMMITTED);
+  SleepUs(20'000);
+  f.Check(preempted(t_spin2, mark), "the idle transaction sent the thread back (TASK_PREEMPT)");
+  uint64_t s1 = spinner2.spins.load();
+  SleepUs(50'000);
+  f.Check(spinner2.spins.load() == s1, "CPU 1 stays unscheduled: the thread does not run");
+
   // Let everything finish: the watchdog's fallback runs what we never place.
   quit = true;
   (void)!write(pipefd[1], "x", 1);
   spinner.th.join();
   pinned.th.join();
   sleeper.th.join();
+  spinner2.th.join();
   f.Check(true, "every thread finished (unplaced ones through the fallback)");
   f.Check(ks.ClassInfo().fallback_runs > 0,
           absl::StrFormat("the fallback ran threads the agent left (%u runs)",
