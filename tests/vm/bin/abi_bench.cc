@@ -20,7 +20,8 @@
 //   group commit of k    k threads on CPUs 1..k in one Commit (one bpf()
 //                        call, checked per sample): the call, and commit
 //                        return -> the last of the k running
-// Prints a markdown table between ABI-BENCH-TABLE-BEGIN/END. Exit 1 if a row
+// Prints a markdown table between ABI-BENCH-TABLE-BEGIN/END (ratio to the
+// futex wake-up median first, then median, p90, samples). Exit 1 if a row
 // got fewer than half its samples, a group commit took more than one call, or
 // the class was ejected; exit 2 on bad flags.
 #include <linux/futex.h>
@@ -388,9 +389,10 @@ int main(int argc, char** argv) {
     Stats wake{"message delivery to spinning global agent: TASK_WAKEUP"};
     Stats block{"message delivery to spinning global agent: TASK_BLOCKED"};
     Sleeper& w = *sl[1];
-    std::atomic<int> want{0};
+    std::atomic<uint32_t> want{0};  // wake-ups the agent asked for (a futex word)
     std::atomic<bool> stop{false};
-    std::atomic<int> sent{0}, stage{0};
+    std::atomic<uint32_t> sent{0};
+    std::atomic<int> stage{0};
     int commits = 0;
     std::thread driver([&] {
       // Created by the SCHED_FIFO agent on its CPU: move away, then be CFS.
@@ -398,15 +400,17 @@ int main(int argc, char** argv) {
       sched_param sp = {.sched_priority = 0};
       sched_setscheduler(0, SCHED_OTHER, &sp);
       stage = 1;
-      while (!stop.load()) {
-        if (want.load() == sent) {
-          SleepUs(100);
+      // Blocks between wake-ups, so that its CPU is idle while messages fly.
+      for (;;) {
+        const uint32_t asked = want.load();
+        if (stop.load()) return;
+        if (asked == sent.load()) {
+          FutexWait(&want, asked);
           continue;
         }
         stage = 2;
         while (ProcState(w.pid) != 'S' && !stop.load()) SleepUs(50);
         stage = 3;
-        SleepUs(100);
         w.Wake();
         sent++;
       }
@@ -420,6 +424,7 @@ int main(int argc, char** argv) {
     const int64_t end = NowNs() + 60 * kSecond;
     bool in_flight = false;
     want = 1;
+    FutexWake(&want);
     while (static_cast<int>(block.v.size()) < n && NowNs() < end) {
       CpuRelax();
       agent.Drain();
@@ -436,15 +441,18 @@ int main(int argc, char** argv) {
         in_flight = true;
       }
       if (t.last == GHOST_MSG_TASK_BLOCKED && !in_flight &&
-          want.load() == static_cast<int>(block.v.size())) {
+          want.load() == block.v.size()) {
         want.fetch_add(1);
+        FutexWake(&want);
       }
     }
     std::printf("abi_bench: delivery: driver stage %d, %d wake-ups sent, %d commits, %d+%d "
                 "messages, thread state '%c', last message %d\n",
-                stage.load(), sent.load(), commits, static_cast<int>(wake.v.size()),
+                stage.load(), static_cast<int>(sent.load()), commits, static_cast<int>(wake.v.size()),
                 static_cast<int>(block.v.size()), ProcState(w.pid), agent.Get(w.tid).last);
     stop = true;
+    want.fetch_add(1);
+    FutexWake(&want);
     driver.join();
     agent.on_delivery = nullptr;
     if (in_flight) (void)agent.Result(w.cpu, kSecond);
@@ -623,12 +631,12 @@ int main(int argc, char** argv) {
   // The table: ratios to the futex wake-up median first.
   const double base = static_cast<double>(std::max<int64_t>(1, rows[0].Pct(50)));
   std::printf("ABI-BENCH-TABLE-BEGIN\n");
-  std::printf("| operation | samples | median ns | p90 ns | median / futex wake-up |\n");
+  std::printf("| operation | median / futex wake-up | median ns | p90 ns | samples |\n");
   std::printf("|---|---:|---:|---:|---:|\n");
   for (const Stats& s : rows) {
-    std::printf("| %s | %d | %lld | %lld | %.2f |\n", s.name.c_str(), static_cast<int>(s.v.size()),
-                static_cast<long long>(s.Pct(50)), static_cast<long long>(s.Pct(90)),
-                static_cast<double>(s.Pct(50)) / base);
+    std::printf("| %s | %.2f | %lld | %lld | %d |\n", s.name.c_str(),
+                static_cast<double>(s.Pct(50)) / base, static_cast<long long>(s.Pct(50)),
+                static_cast<long long>(s.Pct(90)), static_cast<int>(s.v.size()));
   }
   std::printf("ABI-BENCH-TABLE-END\n");
   std::printf("ABI-BENCH-NOTE: local commits that ran the thread: %d of %d\n", local_committed,
