@@ -7,6 +7,7 @@
 #   GHOST_BENCH_DIR   host benchmark binaries (default build/bench)
 #   GHOST_BENCH_OUT   the report (default docs/BENCHMARKS.md)
 #   GHOST_VM_BENCH_ARGS  extra arguments for abi_bench (e.g. --samples=200)
+#   GHOST_BENCH_SOURCE   a sentence saying where non-default host binaries came from
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -84,7 +85,7 @@ sed -n '/^ABI-BENCH-TABLE-BEGIN$/,/^ABI-BENCH-TABLE-END$/p' "$log" | sed '1d;$d'
 [ "$(grep -c '^| ' "$table")" -ge 10 ] || die "no Table 3 in the VM log ($log)"
 cat "$table"
 local_note=$(sed -n 's/^ABI-BENCH-NOTE: //p' "$log" | head -1)
-notes=$(grep -E '^note: [0-9]+ timed commits failed' "$log" | sed 's/^note: /- /' || true)
+notes=$(sed -n 's/^note: failed commits (retried, not sampled): /- /p' "$log")
 
 # Median (ns) of the row whose operation starts with $1.
 median() { awk -F'|' -v p="$1" 'index($2, " " p) == 1 { gsub(/ /, "", $4); print $4; exit }' "$table"; }
@@ -129,7 +130,10 @@ mkdir -p "$(dirname "$out")"
   cat "$table"
   echo
   echo "- $local_note."
-  [ -n "$notes" ] && { echo "- Timed commits that failed and were retried (not in the samples):"; echo "$notes" | sed 's/^/  /'; }
+  if [ -n "$notes" ]; then
+    echo "- Commits that failed (phase: result: count); they were retried and are not in the samples:"
+    echo "$notes" | sed 's/^/  /'
+  fi
   echo
   echo "### Against the paper"
   echo
@@ -147,8 +151,20 @@ mkdir -p "$(dirname "$out")"
   echo "| remote commit, agent side / futex wake-up (this run) | - | $(ratio "$r_agent" "$futex") |"
   echo "| context switch / futex wake-up (this run) | - | $(ratio "$cswitch" "$futex") |"
   echo
+  echo "Why the shapes differ. (1) Our commit does the work synchronously in the agent's bpf()"
+  echo "call (validate, find the parked thread with a DSQ iterator, move it to the target's"
+  echo "local DSQ, kick), where ghOSt's target CPU did most of it on the IPI: so our agent side"
+  echo "is heavier and our target side lighter than the paper's. (2) A message reaches the"
+  echo "agent through a BPF ring buffer read with libbpf (a callback per record) and is stamped"
+  echo "with two clock reads, which TCG makes expensive. (3) A local schedule (the agent commits"
+  echo "a thread to its own CPU, then gets off it) does not work on this class yet: the class"
+  echo "moves the thread with SCX_ENQ_IMMED while the SCHED_FIFO agent still runs on that CPU,"
+  echo "so the kernel hands it back and the transaction ends CPU_UNAVAILABLE; the local row"
+  echo "therefore times only the agent's call, and the thread runs after the enclave watchdog."
+  echo
   echo "## Host: agent-side cost per transaction (Google Benchmark)"
   echo
+  [ -z "${GHOST_BENCH_SOURCE:-}" ] || { echo "$GHOST_BENCH_SOURCE"; echo; }
   echo "In-process kernel side (the unit tests' fake), no syscalls: what the agent library itself"
   echo "spends to drain, read status words, fill slots and commit."
   echo

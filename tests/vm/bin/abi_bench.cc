@@ -370,11 +370,11 @@ int main(int argc, char** argv) {
   }
   f.Check(std::all_of(sl.begin(), sl.end(), [](auto& s) { return s->entered.load(); }),
           "every enclave thread entered SCHED_EXT");
-  std::map<int, int> failures;  // result -> count, over all commits timed
+  std::map<std::string, int> failures;  // "phase: RESULT" -> count, over all commits timed
   int noted = 0;
   // The first few failed commits, with what the class thought of the CPU.
   auto note = [&](const char* phase, int cpu, int r) {
-    failures[r]++;
+    failures[absl::StrFormat("%s: %s", phase, r == -2 ? "slot busy" : ResultName(r))]++;
     if (noted++ < 8) {
       std::printf("note: %s: commit to CPU %d: %s (cpu_busy=%d, cpu_curr_tid=%llu)\n", phase,
                   cpu, r == -2 ? "slot busy" : ResultName(r),
@@ -622,9 +622,8 @@ int main(int argc, char** argv) {
   f.Check(extra_calls == 0,
           absl::StrFormat("every group commit was exactly one bpf() call and one program run "
                           "(%d were not)", extra_calls));
-  for (auto& [r, count] : failures) {
-    std::printf("note: %d timed commits failed: %s\n", count,
-                r == -2 ? "slot busy" : ResultName(r));
+  for (auto& [what, count] : failures) {
+    std::printf("note: failed commits (retried, not sampled): %s: %d\n", what.c_str(), count);
   }
   CheckClassAlive(ks, f);
 
