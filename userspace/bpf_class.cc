@@ -68,6 +68,7 @@ absl::StatusOr<std::unique_ptr<BpfClass>> BpfClass::Load(const ClassOptions& opt
     return absl::InternalError(absl::StrCat("opening the BPF object: ", strerror(errno)));
   }
   skel->rodata->slice_ns = absl::ToInt64Nanoseconds(opts.slice);
+  skel->rodata->race_window_iters = opts.race_window_iters;
   skel->struct_ops.ghost_ops->timeout_ms =
       static_cast<__u32>(absl::ToInt64Milliseconds(opts.kernel_timeout));
   if (int err = ghost_bpf__load(skel); err != 0) {

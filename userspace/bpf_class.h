@@ -34,6 +34,9 @@ struct ClassOptions {
   // The kernel's own stall watchdog (sched_ext_ops.timeout_ms): the last
   // resort that ejects the class; fixed at load, at most 30 s.
   absl::Duration kernel_timeout = absl::Seconds(5);
+  // Tests only: bpf_loop iterations between a commit's affinity check and its
+  // move, to widen that race window (TOOLCHAIN.md). 0 in production.
+  uint32_t race_window_iters = 0;
 };
 
 class BpfClass {

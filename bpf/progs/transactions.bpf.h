@@ -44,13 +44,16 @@ __u64 nr_commit_calls;              /* runs of ghost_commit (== bpf() calls) */
 __u64 nr_txn_claimed, nr_txn_moved;
 __u64 nr_txn_results[GHOST_TXN_RESULT_LAST + 1];
 
-/* Test builds widen the check-to-move window to make race tests bite. */
-#ifdef GHOST_RACE_WINDOW
+/* Tests widen the window between the affinity check and the move (set at
+ * load; 0 in production) so that race tests bite under single-threaded TCG. */
+const volatile __u32 race_window_iters = 0;
+
 static long race_spin(__u64 i, void *data) { return 0; }
-#define RACE_WINDOW() bpf_loop(GHOST_RACE_WINDOW, race_spin, NULL, 0)
-#else
-#define RACE_WINDOW() do {} while (0)
-#endif
+#define RACE_WINDOW()                                                  \
+	do {                                                           \
+		if (race_window_iters)                                 \
+			bpf_loop(race_window_iters, race_spin, NULL, 0); \
+	} while (0)
 
 static __always_inline struct ghost_txn *txn_slot(__u32 cpu)
 {

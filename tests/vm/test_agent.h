@@ -87,10 +87,12 @@ struct Setup {
   ghost::QueueId queue = 0;
 
   static std::unique_ptr<Setup> Create(const ghost::CpuList& cpus, uint32_t watchdog_ms,
-                                       bool tick_messages = false) {
+                                       bool tick_messages = false,
+                                       uint32_t race_window_iters = 0) {
     auto s = std::make_unique<Setup>();
     auto ks = ghost::BpfKernelSide::Create({.slice = absl::Milliseconds(5),
-                                            .kernel_timeout = absl::Seconds(10)});
+                                            .kernel_timeout = absl::Seconds(10),
+                                            .race_window_iters = race_window_iters});
     if (!ks.ok()) {
       std::printf("FAIL: loading the class: %s\n", std::string(ks.status().message()).c_str());
       return nullptr;

@@ -22,8 +22,12 @@ constexpr int kFlipped = 4;  // affinity and nice flipped by other threads
 constexpr int kBursts = 150;
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   Failures f;
+  // argv[1]: iterations between a commit's affinity check and its move
+  // (widens the race the check closes; 0: production class).
+  const uint32_t race_window = argc > 1 ? static_cast<uint32_t>(atoi(argv[1])) : 0;
+  if (race_window) std::printf("race window: %u bpf_loop iterations\n", race_window);
   const int ncpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   if (ncpus < 2) {
     std::printf("FAIL: needs at least 2 CPUs\n");
@@ -37,7 +41,7 @@ int main() {
   // watchdog so the fallback keeps everyone moving.
   ghost::CpuList enclave_cpus;
   for (int c = 1; c < ncpus; c++) enclave_cpus.Set(c);
-  auto setup = Setup::Create(enclave_cpus, /*watchdog_ms=*/30);
+  auto setup = Setup::Create(enclave_cpus, /*watchdog_ms=*/30, false, race_window);
   if (!setup) return 1;
   auto& ks = *setup->ks;
   TestAgent agent(ks, setup->queue, {});
