@@ -161,6 +161,11 @@ mkdir -p "$(dirname "$out")"
   echo "moves the thread with SCX_ENQ_IMMED while the SCHED_FIFO agent still runs on that CPU,"
   echo "so the kernel hands it back and the transaction ends CPU_UNAVAILABLE; the local row"
   echo "therefore times only the agent's call, and the thread runs after the enclave watchdog."
+  echo "(4) In the delivery phase the agent commits the moment it sees TASK_WAKEUP; most of"
+  echo "those first commits came back CPU_UNAVAILABLE (the same IMMED hand-back, on the target"
+  echo "CPU that had just processed the wake-up) and the retry placed the thread (see the counts"
+  echo "above). (5) Under TCG on a shared host these ratios move by up to about 3x from run to"
+  echo "run; only differences larger than that mean anything."
   echo
   echo "## Host: agent-side cost per transaction (Google Benchmark)"
   echo
