@@ -13,7 +13,9 @@
 //                        message's time_ns (both CLOCK_MONOTONIC)
 //   local commit         the agent commits a woken thread to CPU 0 (its own)
 //                        and sleeps: the commit call, and commit start ->
-//                        thread running (it stamps itself)
+//                        thread running (it stamps itself). The class refuses
+//                        these today (CPU_UNAVAILABLE): the running row counts
+//                        only commits that ran the thread and is not required
 //   remote commit        the agent commits a thread to CPU 1: the commit call
 //                        (agent side) and commit return -> thread running
 //                        (target side)
