@@ -142,12 +142,15 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 	struct ghost_queue_word *qw;
 	struct task_struct *p;
 	struct ghost_task *t;
-	bool preempt = false;
+	bool preempt = false, local;
 	__s32 park_cpu;
 
 	if (txn->cpu != cpu || (flags & ~GHOST_TXN_F_ALL) || (flags & GHOST_TXN_F_SYNC_GROUP))
 		return GHOST_TXN_INVALID;
-	if (!cpu_online(cpu) || cpu_busy[cpu & (GHOST_MAX_CPUS - 1)])
+	/* A per-CPU agent commits to its own CPU, which it holds (as RT) until
+	 * it blocks: that CPU is not "taken by a higher class" for this commit. */
+	local = cpu == bpf_get_smp_processor_id();
+	if (!cpu_online(cpu) || (!local && cpu_busy[cpu & (GHOST_MAX_CPUS - 1)]))
 		return GHOST_TXN_CPU_UNAVAILABLE;
 	enclave = cpu_enclave(cpu);
 	if (enclave == GHOST_ENCLAVE_NONE)
@@ -215,8 +218,9 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 	t->txn_cpu = cpu;
 	slice = txn->slice_ns ? txn->slice_ns : SCX_SLICE_INF;
 	/* IMMED hands the thread back (-> CPU_UNAVAILABLE) if the CPU is busy;
-	 * when preempting one of ours, queue it first and kick. */
-	enq_flags = preempt ? SCX_ENQ_PREEMPT : SCX_ENQ_IMMED;
+	 * when preempting one of ours, queue it first and kick; on the agent's
+	 * own CPU, queue it: it runs when the agent blocks. */
+	enq_flags = preempt ? SCX_ENQ_PREEMPT : local ? 0 : SCX_ENQ_IMMED;
 	res = GHOST_TXN_NOT_RUNNABLE;
 	for (int i = 0; i < COMMIT_SCAN_TRIES && res == GHOST_TXN_NOT_RUNNABLE; i++)
 		res = txn_move(tid, park_cpu, cpu, slice, enq_flags);

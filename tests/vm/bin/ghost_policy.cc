@@ -1,0 +1,121 @@
+// ghost_policy NAME: the library's policy NAME (fifo-per-cpu, fifo-centralized)
+// schedules SCHED_EXT workers through BpfKernelSide on the real class: every
+// worker finishes, the class is never ejected, and the agent (not only the
+// fallback) placed threads.
+// Enclave: CPUs 1..N-1 (the test's main thread lives on CPU 0).
+#include <sched.h>
+
+#include <thread>
+
+#include "tests/vm/test_agent.h"
+#include "userspace/agent.h"
+#include "userspace/enclave.h"
+#include "userspace/ghost_skel.h"
+#include "userspace/policy.h"
+
+using namespace ghost_test;
+
+int main(int argc, char** argv) {
+  Failures f;
+  const std::string name = argc > 1 ? argv[1] : "fifo-per-cpu";
+  const int ncpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  if (ncpus < 3) {
+    std::printf("FAIL: needs at least 3 CPUs\n");
+    return 1;
+  }
+  cpu_set_t cpu0;
+  CPU_ZERO(&cpu0);
+  CPU_SET(0, &cpu0);
+  sched_setaffinity(0, sizeof(cpu0), &cpu0);
+  auto ks = ghost::BpfKernelSide::Create({.kernel_timeout = absl::Seconds(10)});
+  if (!ks.ok()) {
+    std::printf("FAIL: %s\n", std::string(ks.status().message()).c_str());
+    return 1;
+  }
+  ghost::CpuList cpus;
+  for (int c = 1; c < ncpus; c++) cpus.Set(c);
+  auto enclave = ghost::Enclave::Create(**ks, {.cpus = cpus, .watchdog_ms = 1000});
+  if (!enclave.ok()) {
+    std::printf("FAIL: enclave: %s\n", std::string(enclave.status().message()).c_str());
+    return 1;
+  }
+  auto policy = ghost::MakePolicy({.name = name, .slice = absl::Milliseconds(2)}, **enclave);
+  if (!policy.ok()) {
+    std::printf("FAIL: policy: %s\n", std::string(policy.status().message()).c_str());
+    return 1;
+  }
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> agents;
+  for (ghost::Agent* a : (*policy)->agents()) {
+    agents.emplace_back([a, &stop] {
+      if (a->cpu() >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(a->cpu(), &set);
+        sched_setaffinity(0, sizeof(set), &set);
+      }
+      EnterFifo(50);
+      a->Run(stop);
+    });
+  }
+  std::printf("policy %s: %zu agent(s) on enclave CPUs %s\n", (*policy)->name(), agents.size(),
+              cpus.ToString().c_str());
+
+  constexpr int kWorkers = 6, kBursts = 60;
+  std::atomic<int> done{0}, entered{0};
+  std::vector<std::atomic<int>> pid(kWorkers);
+  std::vector<std::atomic<bool>> go(kWorkers);
+  std::vector<std::thread> workers;
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  for (int c = 0; c < ncpus; c++) CPU_SET(c, &all);
+  for (int i = 0; i < kWorkers; i++) {
+    pid[i] = 0;
+    go[i] = false;
+    workers.emplace_back([&, i] {
+      sched_setaffinity(0, sizeof(all), &all);
+      pid[i] = Gettid();
+      while (!go[i].load()) SleepUs(100);
+      if (EnterSchedExt()) entered++;
+      for (int b = 0; b < kBursts; b++) {
+        SpinNs(1'000'000);
+        SleepUs(500);
+      }
+      done++;
+    });
+  }
+  for (int i = 0; i < kWorkers; i++) {
+    while (pid[i].load() == 0) SleepUs(100);
+    if (auto s = (*ks)->EnrollPid(pid[i], (*enclave)->id()); !s.ok()) {
+      f.Fail(std::string(s.message()));
+    }
+    go[i] = true;
+  }
+  int64_t end = NowNs() + 120'000'000'000LL;
+  while (done.load() < kWorkers && NowNs() < end) SleepUs(10'000);
+  const uint64_t committed = (*ks)->bpf_class().skel()->bss->nr_txn_results[GHOST_TXN_COMMITTED];
+  const uint64_t fallback = (*ks)->ClassInfo().fallback_runs;
+  absl::PrintF("commits: %u committed, %u fallback runs, %u group-commit calls\n", committed,
+               fallback, (*ks)->commit_syscalls());
+  std::string dist;
+  for (int r = 0; r <= GHOST_TXN_RESULT_LAST; r++) {
+    uint64_t n = (*ks)->bpf_class().skel()->bss->nr_txn_results[r];
+    if (n) absl::StrAppendFormat(&dist, " %s=%u", ResultName(r), n);
+  }
+  std::printf("results:%s\n", dist.c_str());
+  f.Check(entered.load() == kWorkers, "every worker entered SCHED_EXT");
+  f.Check(done.load() == kWorkers,
+          absl::StrFormat("every worker finished (%d of %d)", done.load(), kWorkers));
+  f.Check(committed > static_cast<uint64_t>(kWorkers),
+          absl::StrFormat("the agent placed threads (%u committed transactions)", committed));
+  CheckClassAlive(**ks, f);
+  stop = true;
+  for (auto& a : agents) a.join();
+  if (done.load() == kWorkers) {
+    for (auto& w : workers) w.join();
+  } else {
+    std::fflush(stdout);
+    _exit(1);
+  }
+  return f.n == 0 ? 0 : 1;
+}
