@@ -85,6 +85,10 @@ sed -n '/^ABI-BENCH-TABLE-BEGIN$/,/^ABI-BENCH-TABLE-END$/p' "$log" | sed '1d;$d'
 [ "$(grep -c '^| ' "$table")" -ge 10 ] || die "no Table 3 in the VM log ($log)"
 cat "$table"
 local_note=$(sed -n 's/^ABI-BENCH-NOTE: //p' "$log" | head -1)
+# "local commits that ran the thread: R of C"
+local_ran=$(echo "$local_note" | awk '{print $(NF-2)}')
+local_calls=$(echo "$local_note" | awk '{print $NF}')
+[[ "$local_ran" =~ ^[0-9]+$ && "$local_calls" =~ ^[0-9]+$ ]] || die "no local-commit note in the VM log ($log)"
 notes=$(sed -n 's/^note: failed commits (retried, not sampled): /- /p' "$log")
 
 # Median (ns) of the row whose operation starts with $1.
@@ -156,15 +160,21 @@ mkdir -p "$(dirname "$out")"
   echo "local DSQ, kick), where ghOSt's target CPU did most of it on the IPI: so our agent side"
   echo "is heavier and our target side lighter than the paper's. (2) A message reaches the"
   echo "agent through a BPF ring buffer read with libbpf (a callback per record) and is stamped"
-  echo "with two clock reads, which TCG makes expensive. (3) A local schedule (the agent commits"
-  echo "a thread to its own CPU, then gets off it) does not work on this class yet: the class"
-  echo "moves the thread with SCX_ENQ_IMMED while the SCHED_FIFO agent still runs on that CPU,"
-  echo "so the kernel hands it back and the transaction ends CPU_UNAVAILABLE; the local row"
-  echo "therefore times only the agent's call, and the thread runs after the enclave watchdog."
-  echo "(4) In the delivery phase the agent commits the moment it sees TASK_WAKEUP; most of"
-  echo "those first commits came back CPU_UNAVAILABLE (the same IMMED hand-back, on the target"
-  echo "CPU that had just processed the wake-up) and the retry placed the thread (see the counts"
-  echo "above). (5) Under TCG on a shared host these ratios move by up to about 3x from run to"
+  echo "with two clock reads, which TCG makes expensive."
+  if [ "$local_ran" -gt 0 ] && [ "$local_ran" = "$local_calls" ]; then
+    echo "(3) In the local schedule the agent commits to its own CPU and then leaves it with a"
+    echo "nanosleep: the thread-running row includes the agent's own trip into that sleep and the"
+    echo "switch, so it is a whole hand-over, not only the commit."
+  else
+    echo "(3) A local schedule (the agent commits a thread to its own CPU, then gets off it) did"
+    echo "not work in this run ($local_ran of $local_calls local commits ran the thread): a class"
+    echo "that moves the thread with SCX_ENQ_IMMED while the SCHED_FIFO agent still runs on that"
+    echo "CPU gets it handed back (CPU_UNAVAILABLE); then the local row times only the agent's call."
+  fi
+  echo "(4) In the delivery phase the agent commits the moment it sees TASK_WAKEUP; when the"
+  echo "delivery CPU_UNAVAILABLE count above is close to the number of wake-ups, nearly every such"
+  echo "first commit was handed back by the kernel (IMMED, on the target CPU that had just"
+  echo "processed the wake-up) and only the retry placed the thread. (5) Under TCG on a shared host these ratios move by up to about 3x from run to"
   echo "run; only differences larger than that mean anything."
   echo
   echo "## Host: agent-side cost per transaction (Google Benchmark)"
