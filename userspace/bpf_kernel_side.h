@@ -57,6 +57,8 @@ class BpfKernelSide : public KernelSide {
   // ghost-run: `pid` joins `enclave` when it next switches to SCHED_EXT
   // (its children inherit the enclave).
   absl::Status EnrollPid(pid_t pid, EnclaveId enclave);
+  // Which optional CPU messages the enclave's CPUs send (GHOST_ENCLAVE_MSG_*).
+  absl::Status SetEnclaveCpuMessages(EnclaveId enclave, uint32_t msg_bits);
   // A CPU_TIMER_EXPIRED message for `cpu` after `delay`, carrying `cookie`.
   absl::Status ArmCpuTimer(int cpu, absl::Duration delay, uint64_t cookie);
 

@@ -1,6 +1,7 @@
 // ghost_cpu_msgs: CPU messages of the BPF class. With tick messages on, a CPU
 // running a ghost thread sends CPU_TICK; an armed CPU timer sends
-// CPU_TIMER_EXPIRED with its cookie; CPU messages carry increasing per-CPU
+// CPU_TIMER_EXPIRED with its cookie; with NOT_IDLE on, a CPU leaving idle
+// sends CPU_NOT_IDLE; CPU messages carry increasing per-CPU
 // seqnums. Needs 2 CPUs: the agent on CPU 0, the enclave is CPU 1.
 #include <sched.h>
 
@@ -23,6 +24,9 @@ int main() {
   if (!setup) return 1;
   auto& ks = *setup->ks;
   TestAgent agent(ks, setup->queue, {1});
+  f.Check(ks.SetEnclaveCpuMessages(setup->enclave,
+                                   GHOST_ENCLAVE_MSG_TICK | GHOST_ENCLAVE_MSG_NOT_IDLE).ok(),
+          "ask for CPU_TICK and CPU_NOT_IDLE");
 
   std::atomic<bool> go{false}, quit{false};
   std::atomic<int> wpid{0};
@@ -55,7 +59,7 @@ int main() {
   }
   worker.join();
   agent.Drain();
-  int ticks = 0, timers = 0;
+  int ticks = 0, timers = 0, not_idle = 0;
   uint64_t last_seq = 0;
   bool seq_ok = true, cookie_ok = false;
   for (const ghost_msg& m : agent.Log()) {
@@ -63,6 +67,7 @@ int main() {
     if (m.seqnum <= last_seq) seq_ok = false;
     last_seq = m.seqnum;
     if (m.type == GHOST_MSG_CPU_TICK) ticks++;
+    if (m.type == GHOST_MSG_CPU_NOT_IDLE) not_idle++;
     if (m.type == GHOST_MSG_CPU_TIMER_EXPIRED) {
       timers++;
       cookie_ok = m.cpu_event.cookie == cookie;
@@ -71,6 +76,7 @@ int main() {
   f.Check(ticks > 0, absl::StrFormat("CPU_TICK from CPU 1 while a ghost thread ran (%d)", ticks));
   f.Check(timers == 1 && cookie_ok,
           absl::StrFormat("one CPU_TIMER_EXPIRED with the cookie (%d)", timers));
+  f.Check(not_idle > 0, absl::StrFormat("CPU_NOT_IDLE from CPU 1 (%d)", not_idle));
   f.Check(seq_ok, "CPU messages carry increasing per-CPU seqnums");
   CheckClassAlive(ks, f);
   return f.n == 0 ? 0 : 1;

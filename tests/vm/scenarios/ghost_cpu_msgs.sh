@@ -1,2 +1,2 @@
-# CPU messages: CPU_TICK when asked for, CPU_TIMER_EXPIRED from an armed timer.
+# CPU messages: CPU_TICK and CPU_NOT_IDLE when asked for, CPU_TIMER_EXPIRED from a timer.
 ghost_cpu_msgs
