@@ -36,6 +36,7 @@ class FakeKernelSide : public KernelSide {
     int cpu = -1;
     CpuList affinity;
     bool want_on_cpu = false;
+    bool in_transit = false;  // being moved by the kernel side: not committable
   };
 
   explicit FakeKernelSide(int num_cpus = 8)
@@ -243,6 +244,10 @@ class FakeKernelSide : public KernelSide {
   void SetAffinitySilently(Tid tid, const CpuList& cpus) {
     threads_.at(tid).affinity = cpus;
   }
+  // The kernel side is moving the thread (e.g. the fallback took it, a
+  // property change dequeued it): commits find it RUNNING_ELSEWHERE although
+  // it is on no CPU.
+  void set_in_transit(Tid tid, bool v) { threads_.at(tid).in_transit = v; }
   // A higher class takes `cpu` (preempting its ghost thread); `notify` sends
   // CPU_BUSY, otherwise the agent only learns it from CPU_UNAVAILABLE.
   void TakeCpu(int cpu, bool notify = true) {
@@ -257,7 +262,7 @@ class FakeKernelSide : public KernelSide {
   // Puts a record into a queue as the kernel would (bumps the barrier).
   void PushRaw(QueueId q, const ghost_msg& m) {
     queues_[q].msgs.push_back(m);
-    ++queues_[q].word.barrier;
+    __atomic_fetch_add(&queues_[q].word.barrier, 1, __ATOMIC_RELEASE);
   }
   // A writer that died inside the seqlock of `tid`'s status word.
   void WedgeStatusWord(Tid tid) { ++sw_[threads_.at(tid).sw_index].lock; }
@@ -408,6 +413,7 @@ class FakeKernelSide : public KernelSide {
     }
     if (!t->runnable) return GHOST_TXN_NOT_RUNNABLE;
     if (t->cpu >= 0 && t->cpu != cpu) return GHOST_TXN_RUNNING_ELSEWHERE;
+    if (t->in_transit) return GHOST_TXN_RUNNING_ELSEWHERE;
     if (!t->affinity.IsSet(cpu)) return GHOST_TXN_NOT_ALLOWED;
     const Tid cur = cpus_[cpu].current;
     if (cur != GHOST_TID_NONE && cur != s.tid && !(s.flags & GHOST_TXN_F_PREEMPT)) {

@@ -227,6 +227,60 @@ TEST_F(FifoCentralizedTest, PendingResultAndThreadThatAlreadyLeft) {
   EXPECT_EQ(rig_->kernel.CurrentOn(1), b);
 }
 
+// The thread ran, blocked and woke up before the agent read the COMMITTED
+// result: it must be queued again, not forgotten.
+TEST_F(FifoCentralizedTest, ThreadThatLeftAndCameBackBeforeTheResultIsKept) {
+  Start(2);
+  rig_->kernel.set_defer_results(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(1), a);
+  rig_->kernel.Block(a);
+  rig_->kernel.Wake(a);
+  rig_->Settle();  // both read, result still pending
+  rig_->kernel.set_defer_results(false);
+  rig_->kernel.CompleteDeferred();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), a);
+  EXPECT_EQ(rig_->kernel.starts().size(), 2u);
+  EXPECT_EQ(sched().Waiting(), 0u);
+}
+
+// Started behind the policy's back (the fallback) on CPU 2: the commit finds
+// it RUNNING_ELSEWHERE and the policy learns from its status word that CPU 2
+// is taken, so it puts no one else there until it stops.
+TEST_F(FifoCentralizedTest, RunningElsewhereMarksItsCpuBusy) {
+  Start(4);
+  Tid a = rig_->kernel.NewThread();
+  RunRequest fallback(rig_->kernel, 2);
+  ASSERT_TRUE(fallback.Open({.target = a, .target_barrier = 1}).ok());
+  ASSERT_TRUE(fallback.Commit());
+  rig_->Settle();
+  EXPECT_EQ(sched().CurrentOn(2), a);
+  Tid b = rig_->kernel.NewThread();
+  Tid c = rig_->kernel.NewThread();
+  Tid d = rig_->kernel.NewThread();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), b);
+  EXPECT_EQ(rig_->kernel.CurrentOn(3), c);
+  EXPECT_EQ(sched().stats().failed_commits, 1u);  // only a's
+  rig_->kernel.Block(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(2), d);
+}
+
+TEST_F(FifoCentralizedTest, RunningElsewhereInTransitIsRetried) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread();
+  rig_->kernel.set_in_transit(a, true);
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().failed_commits, 1u);
+  rig_->kernel.set_in_transit(a, false);
+  rig_->kernel.AdvanceTime(kElsewhereBackoffNs);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), a);
+}
+
 TEST_F(FifoCentralizedTest, SixtyFourThreadsAllComplete) {
   Start(5, absl::Milliseconds(1));
   std::map<Tid, int> runs;

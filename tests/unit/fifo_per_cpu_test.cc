@@ -269,6 +269,73 @@ TEST_F(FifoPerCpuTest, PendingResultAndThreadThatAlreadyLeft) {
   EXPECT_EQ(rig_->kernel.CurrentOn(0), b);
 }
 
+// An agent that starts late never sees TASK_NEW: a thread it first hears of
+// through another message is placed like a new one.
+TEST_F(FifoPerCpuTest, ThreadFirstSeenLateIsPlaced) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread(0, /*runnable=*/false);
+  rig_->kernel.ConsumeQueue(rig_->enclave->default_queue(),
+                            [](const ghost_msg&) {});  // lost TASK_NEW
+  Tid b = rig_->kernel.NewThread();  // keeps CPU 0's agent busy
+  rig_->Settle();
+  rig_->kernel.Wake(a);
+  rig_->Settle();
+  EXPECT_GE(rig_->kernel.thread(a).cpu, 0);
+  EXPECT_NE(rig_->kernel.thread(a).cpu, rig_->kernel.thread(b).cpu);
+}
+
+// The thread ran, was preempted (e.g. by its agent waking up) and is runnable
+// again before the agent reads the COMMITTED result: it must be queued again.
+TEST_F(FifoPerCpuTest, ThreadThatLeftAndCameBackBeforeTheResultIsKept) {
+  Start(1);
+  rig_->kernel.set_defer_results(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(0), a);
+  rig_->kernel.Preempt(a);
+  rig_->Settle();  // PREEMPT read, result still pending
+  rig_->kernel.set_defer_results(false);
+  rig_->kernel.CompleteDeferred();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+  EXPECT_EQ(rig_->kernel.starts().size(), 2u);
+}
+
+// Started behind the policy's back (the fallback): the commit finds it
+// RUNNING_ELSEWHERE; its status word says it runs, so the policy waits for
+// its off-CPU message instead of retrying.
+TEST_F(FifoPerCpuTest, RunningElsewhereWaitsForTheThreadToStop) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread();
+  RunRequest fallback(rig_->kernel, 1);
+  ASSERT_TRUE(fallback.Open({.target = a, .target_barrier = 1}).ok());
+  ASSERT_TRUE(fallback.Commit());
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().failed_commits, 1u);
+  EXPECT_EQ(rig_->kernel.starts().size(), 1u);
+  rig_->kernel.Block(a);
+  rig_->kernel.Wake(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.starts().size(), 2u);
+  EXPECT_EQ(rig_->kernel.thread(a).cpu, sched().OwnerOf(a));
+}
+
+// RUNNING_ELSEWHERE while the status word says it is on no CPU: the kernel
+// side is moving it. The policy retries after a short back-off.
+TEST_F(FifoPerCpuTest, RunningElsewhereInTransitIsRetried) {
+  Start(1);
+  Tid a = rig_->kernel.NewThread();
+  rig_->kernel.set_in_transit(a, true);
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().failed_commits, 1u);  // backs off, no spinning
+  rig_->kernel.set_in_transit(a, false);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), GHOST_TID_NONE);  // still backing off
+  rig_->kernel.AdvanceTime(kElsewhereBackoffNs);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+}
+
 TEST_F(FifoPerCpuTest, SixtyFourThreadsAllComplete) {
   Start(4);
   std::map<Tid, int> runs;

@@ -85,6 +85,15 @@ TEST_F(PolicyTest, RejectsBadOptions) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(PolicyLimitsTest, PerCpuNeedsAQueuePerCpu) {
+  FakeKernelSide big(GHOST_MAX_QUEUES + 1);
+  auto e = Enclave::Create(big, {.cpus = CpuList::FirstN(GHOST_MAX_QUEUES + 1)});
+  ASSERT_TRUE(e.ok());
+  auto p = MakePolicy({.name = "fifo-per-cpu"}, **e);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(MakePolicy({.name = "fifo-centralized"}, **e).ok());
+}
+
 TEST_F(PolicyTest, CentralizedAgentCpuIsConfigurable) {
   auto p = MakePolicy({.name = "fifo-centralized", .global_cpu = 2}, *enclave_);
   ASSERT_TRUE(p.ok()) << p.status();

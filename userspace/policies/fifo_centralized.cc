@@ -50,6 +50,10 @@ void FifoCentralizedScheduler::OffCpu(FifoTask& t) {
 }
 
 void FifoCentralizedScheduler::Enqueue(FifoTask& t, bool front) {
+  if (t.runnable && t.on_cpu < 0 && t.inflight_cpu >= 0) {
+    t.requeue_front = front;  // HandleResult queues it if it already left
+    return;
+  }
   if (!t.Waiting()) return;
   if (front) {
     fifo_.PushFront(t);
@@ -149,7 +153,7 @@ bool FifoCentralizedScheduler::Usable(Cpu& c, uint64_t now) {
   return true;
 }
 
-FifoTask* FifoCentralizedScheduler::TakeFor(int cpu) {
+FifoTask* FifoCentralizedScheduler::TakeFor(int cpu, uint64_t now) {
   std::vector<Tid> gone;
   FifoTask* found = nullptr;
   for (Tid tid : fifo_.tids()) {
@@ -158,7 +162,7 @@ FifoTask* FifoCentralizedScheduler::TakeFor(int cpu) {
       gone.push_back(tid);
       continue;
     }
-    if (t->Waiting() && t->affinity.IsSet(cpu)) {
+    if (t->Waiting() && t->affinity.IsSet(cpu) && now >= t->not_before_ns) {
       found = t;
       break;
     }
@@ -178,6 +182,9 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       c.preempting != GHOST_TID_NONE ? tasks_.Find(c.preempting) : nullptr;
   c.preempting = GHOST_TID_NONE;
   FifoTask* t = tasks_.Find(tid);
+  // Messages about it came after the commit was made: what we know now beats
+  // what the failed commit was judged on.
+  const bool newer = t != nullptr && t->seq != c.req->target_barrier();
   bool left = false;
   if (t != nullptr) {
     t->inflight_cpu = -1;
@@ -193,6 +200,8 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       c.run_start_ns = start != 0 ? start : opts_.clock();
     } else {
       c.current = GHOST_TID_NONE;  // it already came and went
+      // Whatever the messages since said about it (WAKEUP, PREEMPT) stands.
+      if (t != nullptr) Enqueue(*t, t->requeue_front);
     }
     return;
   }
@@ -208,24 +217,36 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       Enqueue(*t, /*front=*/true);
       return;
     case GHOST_TXN_NOT_RUNNABLE:
-      t->runnable = false;  // a WAKEUP will follow
+      if (newer) {
+        Enqueue(*t, /*front=*/true);
+      } else {
+        t->runnable = false;  // a WAKEUP will follow
+      }
       return;
     case GHOST_TXN_NOT_FOUND:
       Forget(tid);
       return;
     case GHOST_TXN_RUNNING_ELSEWHERE: {
-      // Learn where from its status word so no one else is put there; an
-      // off-CPU message brings it back to the FIFO.
-      if (t->sw_index >= GHOST_MAX_THREADS) return;
-      absl::StatusOr<StatusWordSnapshot> sw =
-          ReadStatusWord(kernel_.StatusWords()[t->sw_index]);
-      if (!sw.ok() || sw->tid != tid || !sw->on_cpu()) return;
-      auto it = cpus_.find(sw->cpu);
+      if (newer) {  // it may have stopped since: its state says
+        Enqueue(*t, /*front=*/true);
+        return;
+      }
+      uint64_t since = 0;
+      const int where = StatusWordCpu(kernel_, *t, &since);
+      if (where < 0) {
+        // Not on a CPU: the kernel side is moving it. Try again shortly.
+        t->not_before_ns = opts_.clock() + kElsewhereBackoffNs;
+        Enqueue(*t, /*front=*/true);
+        return;
+      }
+      // Running (fallback, a race): note where, so no one else is put there;
+      // its off-CPU message brings it back to the FIFO.
+      auto it = cpus_.find(where);
       if (it != cpus_.end() && it->second.current == GHOST_TID_NONE &&
           !it->second.req_active) {
         it->second.current = tid;
-        it->second.run_start_ns = sw->switch_time_ns;
-        t->on_cpu = sw->cpu;
+        it->second.run_start_ns = since;
+        t->on_cpu = where;
       }
       return;
     }
@@ -234,7 +255,7 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       Enqueue(*t, /*front=*/true);
       return;
     case GHOST_TXN_NOT_ALLOWED:
-      t->affinity.Clear(c.cpu);  // our view was behind the kernel's
+      if (!newer) t->affinity.Clear(c.cpu);  // our view was behind the kernel's
       Enqueue(*t, /*front=*/true);
       return;
     default:  // PREEMPTED, ABORTED, INVALID, a failed commit call
@@ -270,7 +291,7 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
   for (auto& [cpu, c] : cpus_) {
     if (fifo_.Empty()) break;
     if (c.req_active || c.current != GHOST_TID_NONE || !Usable(c, now)) continue;
-    if (FifoTask* t = TakeFor(cpu)) open(c, *t, 0);
+    if (FifoTask* t = TakeFor(cpu, now)) open(c, *t, 0);
   }
   // Slices: threads that ran past theirs make room for waiting ones.
   if (opts_.slice > absl::ZeroDuration()) {
@@ -279,7 +300,7 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
       if (fifo_.Empty()) break;
       if (c.req_active || c.current == GHOST_TID_NONE || !Usable(c, now)) continue;
       if (now < c.run_start_ns || now - c.run_start_ns < slice_ns) continue;
-      FifoTask* t = TakeFor(cpu);
+      FifoTask* t = TakeFor(cpu, now);
       if (t == nullptr) continue;
       if (!open(c, *t, GHOST_TXN_F_PREEMPT)) continue;
       c.preempting = c.current;

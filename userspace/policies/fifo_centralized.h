@@ -70,8 +70,9 @@ class FifoCentralizedScheduler : public Scheduler {
   void Forget(Tid tid);
   // Reads a finished transaction of `c`; puts a failed target back in front.
   void HandleResult(Cpu& c);
-  // First waiting thread allowed on `cpu`, taken out of the FIFO.
-  FifoTask* TakeFor(int cpu);
+  // First waiting thread allowed on `cpu` (and not backing off at `now`),
+  // taken out of the FIFO.
+  FifoTask* TakeFor(int cpu, uint64_t now);
   bool Usable(Cpu& c, uint64_t now);
 
   KernelSide& kernel_;

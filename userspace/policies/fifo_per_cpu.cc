@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_format.h"
 
 namespace ghost {
 namespace {
@@ -44,6 +45,10 @@ void FifoPerCpuScheduler::OffCpu(FifoTask& t) {
 }
 
 void FifoPerCpuScheduler::Enqueue(FifoTask& t, bool front) {
+  if (t.runnable && t.on_cpu < 0 && t.inflight_cpu >= 0) {
+    t.requeue_front = front;  // HandleResult queues it if it already left
+    return;
+  }
   if (t.owner < 0 || !t.Waiting()) return;
   auto it = cpus_.find(t.owner);
   if (it == cpus_.end()) return;
@@ -91,16 +96,25 @@ void FifoPerCpuScheduler::TaskNew(const Message& m) {
   NeedsPlacement(t);
 }
 
+FifoTask& FifoPerCpuScheduler::Track(const Message& m) {
+  bool created = false;
+  FifoTask& t = tasks_.Update(m, &created);
+  // A thread we never saw TASK_NEW for (the agent started late): its queue
+  // is unknown, so place it like a new one (AssociateQueue tells the kernel).
+  if (created && m.type() != GHOST_MSG_TASK_NEW) NeedsPlacement(t);
+  return t;
+}
+
 void FifoPerCpuScheduler::TaskWakeup(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = tasks_.Update(m);
+  FifoTask& t = Track(m);
   t.runnable = true;
   Enqueue(t, /*front=*/false);
 }
 
 void FifoPerCpuScheduler::TaskBlocked(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = tasks_.Update(m);
+  FifoTask& t = Track(m);
   NoteLeftCpu(t, m);
   OffCpu(t);
   t.runnable = false;
@@ -109,7 +123,7 @@ void FifoPerCpuScheduler::TaskBlocked(const Message& m) {
 
 void FifoPerCpuScheduler::TaskPreempt(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = tasks_.Update(m);
+  FifoTask& t = Track(m);
   NoteLeftCpu(t, m);
   OffCpu(t);
   t.runnable = true;
@@ -120,7 +134,7 @@ void FifoPerCpuScheduler::TaskPreempt(const Message& m) {
 
 void FifoPerCpuScheduler::TaskYield(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = tasks_.Update(m);
+  FifoTask& t = Track(m);
   NoteLeftCpu(t, m);
   OffCpu(t);
   t.runnable = true;
@@ -138,18 +152,18 @@ void FifoPerCpuScheduler::TaskDeparted(const Message& m) { TaskDead(m); }
 
 void FifoPerCpuScheduler::TaskAffinityChanged(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = tasks_.Update(m);
+  FifoTask& t = Track(m);
   if (t.owner >= 0 && !t.affinity.IsSet(t.owner)) NeedsPlacement(t);
 }
 
 void FifoPerCpuScheduler::TaskPriorityChanged(const Message& m) {
   absl::MutexLock l(&mu_);
-  tasks_.Update(m);  // FIFO ignores priority; the seqnum still moved
+  Track(m);  // FIFO ignores priority; the seqnum still moved
 }
 
 void FifoPerCpuScheduler::TaskOnCpu(const Message& m) {
   absl::MutexLock l(&mu_);
-  tasks_.Update(m);
+  Track(m);
 }
 
 void FifoPerCpuScheduler::CpuAvailable(const Message& m) {
@@ -235,6 +249,9 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
   c.req->Release();
   c.req_active = false;
   FifoTask* t = tasks_.Find(tid);
+  // Messages about it came after the commit was made: what we know now beats
+  // what the failed commit was judged on.
+  const bool newer = t != nullptr && t->seq != c.req->target_barrier();
   bool left = false;
   if (t != nullptr) {
     t->inflight_cpu = -1;
@@ -246,6 +263,10 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
     if (t != nullptr && !left) {
       t->on_cpu = c.cpu;
       c.current = tid;
+    } else if (t != nullptr) {
+      // It ran and left (blocked, was preempted, yielded) before we read
+      // this: whatever the messages since said about it stands.
+      Enqueue(*t, t->requeue_front);
     }
     return true;
   }
@@ -259,21 +280,35 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
       if (t != nullptr) Enqueue(*t, /*front=*/true);
       return false;
     case GHOST_TXN_NOT_RUNNABLE:
-      if (t != nullptr) t->runnable = false;  // a WAKEUP will follow
+      if (t == nullptr) return true;
+      if (newer) {
+        Enqueue(*t, /*front=*/true);  // we know more than that commit did
+      } else {
+        t->runnable = false;  // a WAKEUP will follow
+      }
       return true;
     case GHOST_TXN_NOT_FOUND:
       Forget(tid);
       return true;
     case GHOST_TXN_RUNNING_ELSEWHERE:
-      // It runs (fallback or a race); an off-CPU message will bring it back.
+      if (t == nullptr) return true;
+      // Running (fallback, a race): its off-CPU message brings it back. Not
+      // running (newer messages, or the kernel side is moving it): retry.
+      if (newer || StatusWordCpu(kernel_, *t) < 0) {
+        if (!newer) t->not_before_ns = opts_.clock() + kElsewhereBackoffNs;
+        Enqueue(*t, /*front=*/true);
+      }
       return true;
     case GHOST_TXN_CPU_UNAVAILABLE:
       c.retry_after_ns = opts_.clock() + kUnavailableBackoffNs;
       if (t != nullptr) Enqueue(*t, /*front=*/true);
       return false;
     case GHOST_TXN_NOT_ALLOWED:
-      if (t != nullptr) {
-        t->affinity.Clear(c.cpu);
+      if (t == nullptr) return true;
+      if (!newer) t->affinity.Clear(c.cpu);  // else AFFINITY_CHANGED told us
+      if (t->affinity.IsSet(c.cpu)) {
+        Enqueue(*t, /*front=*/true);
+      } else {
         NeedsPlacement(*t);
       }
       return true;
@@ -281,6 +316,36 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
       if (t != nullptr) Enqueue(*t, /*front=*/true);
       return false;
   }
+}
+
+FifoTask* FifoPerCpuScheduler::TakeNext(Cpu& c) {
+  std::vector<Tid> gone;
+  FifoTask* found = nullptr;
+  uint64_t now = 0;
+  for (Tid tid : c.rq.tids()) {
+    FifoTask* t = tasks_.Find(tid);
+    if (t == nullptr || !t->Waiting() || t->owner != c.cpu) {
+      gone.push_back(tid);
+      continue;
+    }
+    if (t->not_before_ns != 0) {
+      if (now == 0) now = opts_.clock();
+      if (now < t->not_before_ns) continue;
+      t->not_before_ns = 0;
+    }
+    found = t;
+    break;
+  }
+  for (Tid tid : gone) {
+    FifoTask* t = tasks_.Find(tid);
+    if (t != nullptr && t->owner == c.cpu) {
+      c.rq.Remove(*t);
+    } else {
+      c.rq.RemoveTid(tid);
+    }
+  }
+  if (found != nullptr) c.rq.Remove(*found);
+  return found;
 }
 
 void FifoPerCpuScheduler::Schedule(Agent& agent) {
@@ -299,17 +364,7 @@ void FifoPerCpuScheduler::Schedule(Agent& agent) {
       if (opts_.clock() < c.retry_after_ns) return;
       c.retry_after_ns = 0;
     }
-    FifoTask* t = nullptr;
-    while (!c.rq.Empty() && t == nullptr) {
-      const Tid tid = c.rq.tids().front();
-      t = tasks_.Find(tid);
-      if (t == nullptr) {
-        c.rq.RemoveTid(tid);
-        continue;
-      }
-      c.rq.Remove(*t);
-      if (!t->Waiting() || t->owner != c.cpu) t = nullptr;
-    }
+    FifoTask* t = TakeNext(c);
     if (t == nullptr) return;
     absl::Status s = c.req->Open({.target = t->tid,
                                   .target_barrier = t->seq,
@@ -350,6 +405,11 @@ absl::StatusOr<std::unique_ptr<Policy>> FifoPerCpuPolicy::Create(
     const PolicyOptions& opts, Enclave& enclave) {
   KernelSide& kernel = enclave.kernel();
   const std::vector<int> cpus = enclave.cpus().ToVector();
+  if (cpus.size() > GHOST_MAX_QUEUES) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s needs a queue per CPU: at most %d CPUs, enclave has %d", kName,
+        GHOST_MAX_QUEUES, cpus.size()));
+  }
   std::map<int, QueueId> queues;
   // The first CPU's agent reads the default queue: threads it keeps need no
   // AssociateQueue.

@@ -72,6 +72,8 @@ class FifoPerCpuScheduler : public Scheduler {
     bool req_active = false;        // req holds a transaction we have not read
   };
 
+  // Updates the task a message is about (creating it if need be).
+  FifoTask& Track(const Message& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OffCpu(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Enqueue(FifoTask& t, bool front) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Forget(Tid tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -79,6 +81,9 @@ class FifoPerCpuScheduler : public Scheduler {
   void NeedsPlacement(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PlacePending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int PickCpu(const FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Oldest waiting thread of `c`'s runqueue that may be committed now,
+  // taken out of it.
+  FifoTask* TakeNext(Cpu& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads a finished transaction of `c`. False if the round should stop
   // (stale: wait for the next message).
   bool HandleResult(Cpu& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

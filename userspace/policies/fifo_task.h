@@ -12,6 +12,7 @@
 #include "userspace/cpu_list.h"
 #include "userspace/kernel_side.h"
 #include "userspace/message.h"
+#include "userspace/status_word.h"
 
 namespace ghost {
 
@@ -23,6 +24,9 @@ struct FifoTask {
   int on_cpu = -1;                   // CPU it runs on (a commit of ours started it)
   int inflight_cpu = -1;             // CPU whose transaction targets it
   bool left_while_inflight = false;  // an off-CPU message came while in flight
+  // A message asked to queue it while in flight (front or back): if the result
+  // says it came and went, it is queued then.
+  bool requeue_front = false;
   bool queued = false;               // in a runqueue
   CpuList affinity = CpuList::FirstN(GHOST_MAX_CPUS);  // until AFFINITY_CHANGED
   // Per-CPU FIFO: CPU whose runqueue holds it (-1: waiting to be placed) and
@@ -31,10 +35,29 @@ struct FifoTask {
   QueueId queue = GHOST_QUEUE_NONE;
   // Centralized FIFO: we preempted it because its slice ran out.
   bool slice_preempted = false;
+  // Not to be committed before this time (0: any time): after a commit found
+  // it RUNNING_ELSEWHERE while its status word says it is not on a CPU (the
+  // kernel side is moving it), retrying at once would only spin.
+  uint64_t not_before_ns = 0;
 
   // Waiting for a CPU: runnable and neither running nor being committed.
   bool Waiting() const { return runnable && on_cpu < 0 && inflight_cpu < 0; }
 };
+
+// Back-off after RUNNING_ELSEWHERE for a thread that is not on a CPU.
+inline constexpr uint64_t kElsewhereBackoffNs = 100'000;
+
+// The CPU `t`'s status word says it runs on, or -1 (not on a CPU, or the word
+// is unreadable or no longer `t`'s). `*since_ns`: when it got there.
+inline int StatusWordCpu(const KernelSide& kernel, const FifoTask& t,
+                         uint64_t* since_ns = nullptr) {
+  if (t.sw_index >= GHOST_MAX_THREADS) return -1;
+  absl::StatusOr<StatusWordSnapshot> sw =
+      ReadStatusWord(kernel.StatusWords()[t.sw_index]);
+  if (!sw.ok() || sw->tid != t.tid || !sw->on_cpu()) return -1;
+  if (since_ns != nullptr) *since_ns = sw->switch_time_ns;
+  return sw->cpu;
+}
 
 // Tasks by tid. References stay valid until Erase (unordered_map nodes).
 class FifoTaskTable {
@@ -42,10 +65,12 @@ class FifoTaskTable {
   // Finds or creates the task a task message is about, and records the
   // message's seqnum and TASK_NEW's payload. A thread first seen through a
   // message other than TASK_NEW (an agent that started late) is created too.
-  FifoTask& Update(const Message& m) {
+  // `*created` tells whether the table did not know the thread.
+  FifoTask& Update(const Message& m, bool* created = nullptr) {
     auto [it, inserted] = tasks_.try_emplace(m.tid());
     FifoTask& t = it->second;
     if (inserted) t.tid = m.tid();
+    if (created != nullptr) *created = inserted;
     t.seq = std::max(t.seq, m.seqnum());
     const ghost_msg& raw = m.raw();
     switch (m.type()) {

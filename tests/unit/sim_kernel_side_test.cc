@@ -1,0 +1,290 @@
+// The simulated kernel side's ABI semantics, driven by hand-written
+// transactions (no policy): result codes, group commit, sync groups, CPU
+// messages from CFS load, the watchdog fallback.
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "userspace/run_request.h"
+#include "userspace/sim/machine.h"
+#include "userspace/sim/sim_kernel_side.h"
+#include "userspace/topology.h"
+
+namespace ghost {
+namespace sim {
+namespace {
+
+// Threads that compute `burst_ns` and then block (or keep computing).
+class ScriptWorkload : public Workload {
+ public:
+  void Start(Machine& m) override {}
+  void OnEvent(Machine& m, const Event& e) override {}
+  Next OnBurstEnd(Machine& m, int t) override {
+    if (forever) {
+      m.SetBurst(t, 1'000'000);
+      return Next::kContinue;
+    }
+    return Next::kBlock;
+  }
+  void OnRun(Machine& m, int t) override { runs.push_back(t); }
+  bool forever = false;
+  std::vector<int> runs;
+};
+
+class SimKernelSideTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    machine_ = std::make_unique<Machine>(*Topology::Preset("flat4"), 1);
+    ks_ = std::make_unique<SimKernelSide>(*machine_, CostModel::Paper());
+    machine_->SetWorkload(&wl_);
+    absl::StatusOr<EnclaveId> e = ks_->CreateEnclave({.cpus = CpuList{0, 1, 2, 3},
+                                                       .watchdog_ms = 10});
+    ASSERT_TRUE(e.ok()) << e.status();
+    enclave_ = *e;
+    absl::StatusOr<QueueId> q = ks_->CreateQueue({.enclave = enclave_});
+    ASSERT_TRUE(q.ok());
+    queue_ = *q;
+    ASSERT_TRUE(ks_->SetDefaultQueue(enclave_, queue_).ok());
+  }
+  std::vector<ghost_msg> Drain() {
+    std::vector<ghost_msg> out;
+    ks_->ConsumeQueue(queue_, [&](const ghost_msg& m) { out.push_back(m); });
+    return out;
+  }
+  const ghost_status_word& Sw(int t) { return ks_->StatusWords()[t]; }
+  // Fills `cpu`'s slot for thread t with its current seqnum and our barrier.
+  void Fill(int cpu, int t, uint32_t flags = 0, uint32_t group = 0) {
+    ghost_txn* s = ks_->TxnSlot(cpu);
+    s->tid = ks_->TidOf(t);
+    s->task_seqnum = Sw(t).seqnum;
+    s->agent_barrier = ks_->QueueWord(queue_).barrier;
+    s->queue = queue_;
+    s->flags = flags;
+    s->group = group;
+    s->cpu = static_cast<uint32_t>(cpu);
+    s->slice_ns = 0;
+    s->state = GHOST_TXN_READY;
+  }
+  void RunFor(uint64_t ns) { machine_->RunUntil(machine_->now() + ns); }
+
+  ScriptWorkload wl_;
+  std::unique_ptr<Machine> machine_;
+  std::unique_ptr<SimKernelSide> ks_;
+  EnclaveId enclave_ = 0;
+  QueueId queue_ = 0;
+};
+
+TEST_F(SimKernelSideTest, MessagesCarrySeqnumsAndBumpTheBarrier) {
+  const int t = ks_->SpawnThread(enclave_, 0, 0, false, 5'000);
+  RunFor(1'000);  // past the delivery cost
+  machine_->Wake(t, -1);
+  RunFor(1'000);
+  std::vector<ghost_msg> msgs = Drain();
+  ASSERT_EQ(msgs.size(), 2u);
+  EXPECT_EQ(msgs[0].type, GHOST_MSG_TASK_NEW);
+  EXPECT_EQ(msgs[1].type, GHOST_MSG_TASK_WAKEUP);
+  EXPECT_EQ(msgs[1].seqnum, msgs[0].seqnum + 1);
+  EXPECT_EQ(Sw(t).seqnum, msgs[1].seqnum);
+  EXPECT_TRUE(Sw(t).flags & GHOST_SW_RUNNABLE);
+  EXPECT_EQ(ks_->QueueWord(queue_).barrier, 2u);
+}
+
+TEST_F(SimKernelSideTest, MessagesBecomeVisibleAfterTheDeliveryCost) {
+  ks_->SpawnThread(enclave_, 0, 0, true, 5'000);
+  EXPECT_EQ(ks_->QueueWord(queue_).barrier, 0u);  // produced, not yet delivered
+  EXPECT_TRUE(Drain().empty());
+  RunFor(CostModel::Paper().msg_global_ns);
+  EXPECT_EQ(Drain().size(), 1u);
+}
+
+TEST_F(SimKernelSideTest, StaleTransactionGetsStaleResult) {
+  const int t = ks_->SpawnThread(enclave_, 0, 0, true, 5'000);
+  RunFor(1'000);
+  Drain();
+  Fill(1, t);
+  ks_->TxnSlot(1)->task_seqnum -= 1;  // acted on an older message
+  ASSERT_TRUE(ks_->Commit(CpuList{1}).ok());
+  EXPECT_EQ(ks_->TxnSlot(1)->state, GHOST_TXN_DONE);
+  EXPECT_EQ(ks_->TxnSlot(1)->result, GHOST_TXN_TARGET_STALE);
+
+  Fill(1, t);
+  ks_->TxnSlot(1)->agent_barrier -= 1;  // missed a message in the queue
+  ASSERT_TRUE(ks_->Commit(CpuList{1}).ok());
+  EXPECT_EQ(ks_->TxnSlot(1)->result, GHOST_TXN_AGENT_STALE);
+
+  Fill(1, t);
+  ks_->TxnSlot(1)->tid = 999;
+  ASSERT_TRUE(ks_->Commit(CpuList{1}).ok());
+  EXPECT_EQ(ks_->TxnSlot(1)->result, GHOST_TXN_NOT_FOUND);
+
+  Fill(1, t);
+  ks_->TxnSlot(1)->cpu = 2;  // slot/CPU mismatch
+  ASSERT_TRUE(ks_->Commit(CpuList{1}).ok());
+  EXPECT_EQ(ks_->TxnSlot(1)->result, GHOST_TXN_INVALID);
+  EXPECT_TRUE(wl_.runs.empty());
+
+  // Current state: committed once it really starts, after the target cost.
+  Fill(1, t);
+  ASSERT_TRUE(ks_->Commit(CpuList{1}).ok());
+  EXPECT_EQ(ks_->TxnSlot(1)->state, GHOST_TXN_CLAIMED);
+  RunFor(CostModel::Paper().commit_remote_target_ns);
+  EXPECT_EQ(ks_->TxnSlot(1)->result, GHOST_TXN_COMMITTED);
+  EXPECT_EQ(machine_->cpu(1).thread, t);
+  EXPECT_TRUE(Sw(t).flags & GHOST_SW_ON_CPU);
+}
+
+TEST_F(SimKernelSideTest, ThreadChangingAfterCommitIsStaleAtStart) {
+  const int a = ks_->SpawnThread(enclave_, 0, 0, true, 5'000);
+  RunFor(1'000);
+  Drain();
+  Fill(2, a);
+  ASSERT_TRUE(ks_->Commit(CpuList{2}).ok());
+  ASSERT_TRUE(ks_->SetAffinity(ks_->TidOf(a), CpuList{0, 1, 2, 3}).ok());  // a new message
+  RunFor(5'000);
+  EXPECT_EQ(ks_->TxnSlot(2)->result, GHOST_TXN_TARGET_STALE);
+  EXPECT_EQ(machine_->cpu(2).thread, -1);
+}
+
+TEST_F(SimKernelSideTest, RunningElsewhereNotRunnableNotAllowedBusy) {
+  const int a = ks_->SpawnThread(enclave_, 0, 0, true, 50'000);
+  const int b = ks_->SpawnThread(enclave_, 0, 1, false, 5'000);
+  const int c = ks_->SpawnThread(enclave_, 0, 2, true, 5'000);
+  RunFor(1'000);
+  Drain();
+  Fill(1, a);
+  ASSERT_TRUE(ks_->Commit(CpuList{1}).ok());
+  RunFor(2'000);
+  ASSERT_EQ(ks_->TxnSlot(1)->result, GHOST_TXN_COMMITTED);
+  Fill(2, a);
+  Fill(3, b);
+  ASSERT_TRUE(ks_->Commit(CpuList{2, 3}).ok());
+  EXPECT_EQ(ks_->TxnSlot(2)->result, GHOST_TXN_RUNNING_ELSEWHERE);
+  EXPECT_EQ(ks_->TxnSlot(3)->result, GHOST_TXN_NOT_RUNNABLE);
+  Fill(1, c);  // CPU 1 runs a and we did not ask to preempt
+  ASSERT_TRUE(ks_->Commit(CpuList{1}).ok());
+  EXPECT_EQ(ks_->TxnSlot(1)->result, GHOST_TXN_CPU_UNAVAILABLE);
+  ASSERT_TRUE(ks_->SetAffinity(ks_->TidOf(c), CpuList{3}).ok());
+  RunFor(1'000);
+  Drain();
+  Fill(2, c);
+  ASSERT_TRUE(ks_->Commit(CpuList{2}).ok());
+  EXPECT_EQ(ks_->TxnSlot(2)->result, GHOST_TXN_NOT_ALLOWED);
+  // With PREEMPT, c takes CPU 1 from a, which reports TASK_PREEMPT.
+  ASSERT_TRUE(ks_->SetAffinity(ks_->TidOf(c), CpuList{1}).ok());
+  RunFor(1'000);
+  Drain();
+  Fill(1, c, GHOST_TXN_F_PREEMPT);
+  ASSERT_TRUE(ks_->Commit(CpuList{1}).ok());
+  RunFor(2'000);
+  EXPECT_EQ(ks_->TxnSlot(1)->result, GHOST_TXN_COMMITTED);
+  EXPECT_EQ(machine_->cpu(1).thread, c);
+  std::vector<ghost_msg> msgs = Drain();
+  ASSERT_FALSE(msgs.empty());
+  EXPECT_EQ(msgs.back().type, GHOST_MSG_TASK_PREEMPT);
+  EXPECT_EQ(msgs.back().tid, ks_->TidOf(a));
+}
+
+TEST_F(SimKernelSideTest, GroupCommitStartsAllTargets) {
+  std::vector<int> ts;
+  for (int i = 0; i < 4; i++) ts.push_back(ks_->SpawnThread(enclave_, 0, i, true, 50'000));
+  RunFor(1'000);
+  Drain();
+  for (int cpu = 0; cpu < 4; cpu++) Fill(cpu, ts[cpu]);
+  ASSERT_TRUE(ks_->Commit(CpuList{0, 1, 2, 3}).ok());
+  EXPECT_EQ(ks_->stats().commit_calls, 1u);
+  RunFor(2'000);
+  for (int cpu = 0; cpu < 4; cpu++) {
+    EXPECT_EQ(ks_->TxnSlot(cpu)->result, GHOST_TXN_COMMITTED) << cpu;
+    EXPECT_EQ(machine_->cpu(cpu).thread, ts[cpu]) << cpu;
+  }
+}
+
+TEST_F(SimKernelSideTest, SyncGroupIsAllOrNothing) {
+  std::vector<int> ts;
+  for (int i = 0; i < 3; i++) ts.push_back(ks_->SpawnThread(enclave_, 0, i, true, 50'000));
+  RunFor(1'000);
+  Drain();
+  for (int cpu = 0; cpu < 3; cpu++) Fill(cpu, ts[cpu], GHOST_TXN_F_SYNC_GROUP, 7);
+  ks_->TxnSlot(2)->task_seqnum += 5;  // one member is stale
+  ASSERT_TRUE(ks_->Commit(CpuList{0, 1, 2}).ok());
+  RunFor(2'000);
+  EXPECT_EQ(ks_->TxnSlot(0)->result, GHOST_TXN_ABORTED);
+  EXPECT_EQ(ks_->TxnSlot(1)->result, GHOST_TXN_ABORTED);
+  EXPECT_EQ(ks_->TxnSlot(2)->result, GHOST_TXN_TARGET_STALE);
+  EXPECT_TRUE(wl_.runs.empty());
+}
+
+TEST_F(SimKernelSideTest, CfsLoadSendsCpuBusyAndAvailableAndPreempts) {
+  wl_.forever = true;
+  const int t = ks_->SpawnThread(enclave_, 0, 0, true, 1'000'000);
+  RunFor(1'000);
+  Drain();
+  Fill(2, t);
+  ASSERT_TRUE(ks_->Commit(CpuList{2}).ok());
+  RunFor(2'000);
+  ASSERT_EQ(machine_->cpu(2).thread, t);
+  machine_->SetCfsLoad({.cpus = CpuList{2}, .fraction = 0.5, .mean_burst_ns = 100'000});
+  RunFor(5'000'000);
+  int busy = 0, avail = 0, preempt = 0;
+  for (const ghost_msg& m : Drain()) {
+    if (m.type == GHOST_MSG_CPU_BUSY && m.cpu == 2) busy++;
+    if (m.type == GHOST_MSG_CPU_AVAILABLE && m.cpu == 2) avail++;
+    if (m.type == GHOST_MSG_TASK_PREEMPT && m.tid == ks_->TidOf(t)) preempt++;
+  }
+  EXPECT_GT(busy, 5);
+  EXPECT_GE(avail, busy - 1);
+  EXPECT_EQ(preempt, 1);  // nobody re-committed it: it stays off
+  EXPECT_GT(machine_->OccupantNs(kCfs), 0u);
+}
+
+TEST(SimKernelSideTickTest, TicksOnlyWhereItsThreadsRunAndOnlyIfAsked) {
+  for (bool ticks : {false, true}) {
+    ScriptWorkload wl;
+    wl.forever = true;
+    Machine m(*Topology::Preset("flat2"), 1);
+    SimKernelSide ks(m, CostModel::Zero());
+    m.SetWorkload(&wl);
+    EnclaveId e = *ks.CreateEnclave({.cpus = CpuList{0, 1}, .tick_messages = ticks});
+    QueueId q = *ks.CreateQueue({.enclave = e});
+    ASSERT_TRUE(ks.SetDefaultQueue(e, q).ok());
+    const int t = ks.SpawnThread(e, 0, 0, true, 1'000'000);
+    m.RunUntil(1);
+    ghost_txn* s = ks.TxnSlot(1);
+    *s = {.state = GHOST_TXN_READY, .tid = ks.TidOf(t), .task_seqnum = 1,
+          .flags = GHOST_TXN_F_NO_BARRIER, .cpu = 1};
+    ASSERT_TRUE(ks.Commit(CpuList{1}).ok());
+    m.RunUntil(20'000'000);
+    int on1 = 0, on0 = 0;
+    ks.ConsumeQueue(q, [&](const ghost_msg& msg) {
+      if (msg.type == GHOST_MSG_CPU_TICK) (msg.cpu == 1 ? on1 : on0)++;
+    });
+    EXPECT_EQ(on0, 0);
+    EXPECT_EQ(on1, ticks ? 5 : 0);  // every 4 ms for 20 ms
+  }
+}
+
+TEST_F(SimKernelSideTest, UnplacedThreadRunsThroughTheFallback) {
+  const int t = ks_->SpawnThread(enclave_, 0, 0, true, 5'000);
+  RunFor(5'000'000);  // half the 10 ms watchdog: still held for the agent
+  EXPECT_TRUE(wl_.runs.empty());
+  RunFor(10'000'000);
+  ASSERT_EQ(wl_.runs.size(), 1u);
+  EXPECT_EQ(wl_.runs[0], t);
+  EXPECT_EQ(ks_->stats().fallback_runs, 1u);
+}
+
+TEST_F(SimKernelSideTest, AssociateQueueRefusedWhileMessagesUnread) {
+  const int t = ks_->SpawnThread(enclave_, 0, 0, true, 5'000);
+  absl::StatusOr<QueueId> q2 = ks_->CreateQueue({.enclave = enclave_, .wake_cpu = 1});
+  ASSERT_TRUE(q2.ok());
+  EXPECT_EQ(ks_->AssociateQueue(ks_->TidOf(t), *q2).code(),
+            absl::StatusCode::kFailedPrecondition);
+  RunFor(1'000);
+  Drain();
+  EXPECT_TRUE(ks_->AssociateQueue(ks_->TidOf(t), *q2).ok());
+  EXPECT_FALSE(ks_->CreateQueue({.enclave = enclave_, .ring_bytes = 1000}).ok());
+  EXPECT_FALSE(ks_->CreateEnclave({.cpus = CpuList{1}}).ok());  // CPU 1 is taken
+}
+
+}  // namespace
+}  // namespace sim
+}  // namespace ghost

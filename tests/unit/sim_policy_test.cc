@@ -1,0 +1,286 @@
+// The agent library's policies running unchanged on the simulator, plus the
+// simulator's whole-run properties: determinism, the M/M/c check against
+// Erlang C, bad options.
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "userspace/enclave.h"
+#include "userspace/policy.h"
+#include "userspace/sim/machine.h"
+#include "userspace/sim/sim_kernel_side.h"
+#include "userspace/sim/simulation.h"
+#include "userspace/topology.h"
+
+namespace ghost {
+namespace sim {
+namespace {
+
+// Threads that run `burst` once per wake-up, woken at given times.
+class WakeScript : public Workload {
+ public:
+  std::vector<std::pair<uint64_t, int>> wakes;  // (time, thread)
+  std::vector<int> first_runs;
+  std::vector<bool> ran;
+  void Start(Machine& m) override {
+    for (size_t i = 0; i < wakes.size(); i++) {
+      m.Schedule(wakes[i].first, Machine::kWorkloadEvent, static_cast<uint32_t>(i), 0);
+    }
+  }
+  void OnEvent(Machine& m, const Event& e) override { m.Wake(wakes[e.a].second, -1); }
+  Next OnBurstEnd(Machine& m, int t) override {
+    m.SetBurst(t, 10'000);
+    return Next::kBlock;
+  }
+  void OnRun(Machine& m, int t) override {
+    if (ran.size() <= static_cast<size_t>(t)) ran.resize(t + 1, false);
+    if (!ran[t]) first_runs.push_back(t);
+    ran[t] = true;
+  }
+};
+
+struct PolicyRig {
+  std::unique_ptr<Machine> machine;
+  std::unique_ptr<SimKernelSide> ks;
+  std::unique_ptr<Enclave> enclave;
+  std::unique_ptr<Policy> policy;
+};
+
+PolicyRig MakeRig(const std::string& policy, const std::string& preset, Workload* w) {
+  PolicyRig r;
+  r.machine = std::make_unique<Machine>(*Topology::Preset(preset), 1);
+  r.ks = std::make_unique<SimKernelSide>(*r.machine, CostModel::Paper());
+  r.machine->SetWorkload(w);
+  r.enclave = *Enclave::Create(*r.ks, {.cpus = r.machine->topology().all_cpus()});
+  SimKernelSide* ks = r.ks.get();
+  r.policy = *MakePolicy({.name = policy, .clock = [ks] { return ks->Clock(); }}, *r.enclave);
+  for (Agent* a : r.policy->agents()) {
+    EXPECT_TRUE(r.ks->RegisterAgent({.cpu = a->cpu(), .global = a->global(), .queue = a->queue(),
+                                     .run_once = [a] { a->RunOnce(); },
+                                     .wait_timeout_ns = a->global() ? 0u : 1000000u})
+                    .ok());
+  }
+  return r;
+}
+
+TEST(SimPolicyTest, CentralizedFifoRunsThreadsInWakeOrder) {
+  WakeScript w;
+  PolicyRig r = MakeRig("fifo-centralized", "flat2", &w);  // agent on 0, threads on 1
+  std::vector<int> ts;
+  for (int i = 0; i < 6; i++) ts.push_back(r.ks->SpawnThread(r.enclave->id(), 0, i, false, 10'000));
+  // Wake in a scrambled thread order while CPU 1 is busy with the first one.
+  const int order[] = {3, 0, 5, 1, 4, 2};
+  for (int i = 0; i < 6; i++) w.wakes.push_back({10'000 + 1'000 * i, ts[order[i]]});
+  r.machine->RunUntil(1'000'000);
+  ASSERT_EQ(w.first_runs.size(), 6u);
+  for (int i = 0; i < 6; i++) EXPECT_EQ(w.first_runs[i], ts[order[i]]) << i;
+  EXPECT_EQ(r.ks->stats().fallback_runs, 0u);  // the agent placed everything
+}
+
+TEST(SimPolicyTest, CentralizedFifoGroupCommitsToAllIdleCpus) {
+  WakeScript w;
+  PolicyRig r = MakeRig("fifo-centralized", "flat5", &w);
+  for (int i = 0; i < 4; i++) {
+    const int t = r.ks->SpawnThread(r.enclave->id(), 0, i, false, 10'000);
+    w.wakes.push_back({5'000, t});  // all at once
+  }
+  r.machine->RunUntil(12'000);  // agent side 4 x 668 ns, target side 1064 ns
+  // One agent pass saw all four wake-ups and placed them in one commit call.
+  EXPECT_EQ(r.ks->stats().txns, 4u);
+  EXPECT_EQ(r.ks->stats().commit_calls, 1u);
+  int running = 0;
+  for (int c = 1; c < 5; c++) running += r.machine->cpu(c).thread >= 0;
+  EXPECT_EQ(running, 4);
+  EXPECT_EQ(r.ks->stats().txn_results[GHOST_TXN_COMMITTED], 4u);
+}
+
+TEST(SimPolicyTest, PerCpuFifoRunsEveryThreadOnSequentialWakeups) {
+  WakeScript w;
+  PolicyRig r = MakeRig("fifo-per-cpu", "flat2", &w);
+  std::vector<int> ts;
+  for (int i = 0; i < 6; i++) ts.push_back(r.ks->SpawnThread(r.enclave->id(), 0, i, false, 10'000));
+  for (int i = 0; i < 6; i++) w.wakes.push_back({2'000'000 + 100'000 * i, ts[i]});
+  r.machine->RunUntil(5'000'000);
+  ASSERT_EQ(w.first_runs.size(), 6u);
+  EXPECT_EQ(w.first_runs, ts);
+  EXPECT_EQ(r.ks->stats().fallback_runs, 0u);
+  // Per-CPU agents commit locally: their CPUs were occupied by agents.
+  EXPECT_GT(r.machine->OccupantNs(kAgent), 0u);
+}
+
+TEST(SimPolicyTest, CfsLoadReachesThePolicyAsCpuBusy) {
+  SimOptions o;
+  o.machine = "flat5";
+  o.duration = absl::Milliseconds(50);
+  o.service = "fixed";
+  o.service_us = 10;
+  absl::StatusOr<SimReport> quiet = RunSimulation(o);
+  ASSERT_TRUE(quiet.ok()) << quiet.status();
+  o.cfs_load = 0.3;
+  absl::StatusOr<SimReport> r = RunSimulation(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(r->share_cfs, 0.15);
+  EXPECT_EQ(quiet->share_cfs, 0);
+  // 4 x 0.7 CPUs left for 2 CPUs of work: requests still complete, because
+  // the agent stops using CPUs CFS took (CPU_BUSY) and resumes on AVAILABLE.
+  EXPECT_GT(r->completed, quiet->completed * 95 / 100);
+  EXPECT_EQ(r->fallback_runs, 0u);
+}
+
+TEST(SimPolicyTest, PerCpuThreadPreemptedByItsOwnAgentRunsAgain) {
+  // A 3 ms burst outlives the agent's 1 ms WaitQueue timeout: the agent's
+  // wake-up preempts it (TASK_PREEMPT) before the agent has read the COMMITTED
+  // result that started it. The thread must still be run to completion.
+  WakeScript w;
+  PolicyRig r = MakeRig("fifo-per-cpu", "flat1", &w);
+  const int t = r.ks->SpawnThread(r.enclave->id(), 0, 0, false, 3'000'000);
+  w.wakes.push_back({100'000, t});
+  r.machine->RunUntil(10'000'000);
+  EXPECT_EQ(r.machine->thread(t).state, ThreadState::kBlocked);
+  EXPECT_GE(r.machine->thread(t).runtime_ns, 3'000'000u);
+  EXPECT_EQ(r.ks->stats().fallback_runs, 0u);
+}
+
+TEST(SimPolicyTest, CentralizedSliceCutsTheDispersiveTail) {
+  // 0.5 % of requests take 10 ms; without a slice short ones queue behind them.
+  SimOptions o;
+  o.load = 0.7;
+  absl::StatusOr<SimReport> plain = RunSimulation(o);
+  o.slice_us = 30;
+  absl::StatusOr<SimReport> sliced = RunSimulation(o);
+  ASSERT_TRUE(plain.ok() && sliced.ok());
+  EXPECT_GT(plain->latency.p99_ns, 500'000u);
+  EXPECT_LT(sliced->latency.p99_ns, 100'000u);
+  EXPECT_GT(sliced->txns, plain->txns);  // the preemptions are transactions too
+}
+
+TEST(SimPolicyTest, CpuSharesAddUp) {
+  SimOptions o;
+  o.machine = "flat8";
+  o.workload = "antagonist";
+  o.cfs_load = 0.2;
+  o.duration = absl::Milliseconds(50);
+  absl::StatusOr<SimReport> r = RunSimulation(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NEAR(r->share_thread + r->share_cfs + r->share_agent + r->share_idle, 1.0, 1e-9);
+  EXPECT_GT(r->share_batch, 0.1);  // the antagonists soak up what is left
+  EXPECT_LE(r->share_batch, r->share_thread);
+  EXPECT_NEAR(r->share_agent, 1.0 / 8, 1e-3);  // the global agent's CPU
+}
+
+std::string RunText(const SimOptions& o) {
+  absl::StatusOr<SimReport> r = RunSimulation(o);
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok()) return "";
+  return *FormatReport(*r, "json");
+}
+
+TEST(SimDeterminismTest, SameSeedSameBytesDifferentSeedDifferent) {
+  for (const char* policy : {"fifo-centralized", "fifo-per-cpu", "baseline-fair"}) {
+    SimOptions o;
+    o.policy = policy;
+    o.machine = "flat8";
+    o.duration = absl::Milliseconds(30);
+    o.cfs_load = 0.1;
+    const std::string a = RunText(o);
+    const std::string b = RunText(o);
+    EXPECT_EQ(a, b) << policy;
+    o.seed = 2;
+    EXPECT_NE(a, RunText(o)) << policy;
+  }
+}
+
+TEST(SimDeterminismTest, TraceIsByteIdentical) {
+  auto read = [](const std::string& p) {
+    FILE* f = fopen(p.c_str(), "r");
+    std::string s;
+    char buf[4096];
+    size_t n;
+    while (f != nullptr && (n = fread(buf, 1, sizeof(buf), f)) > 0) s.append(buf, n);
+    if (f != nullptr) fclose(f);
+    return s;
+  };
+  SimOptions o;
+  o.machine = "flat4";
+  o.duration = absl::Milliseconds(5);
+  o.trace = "/tmp/sim_trace_test_a.json";
+  RunText(o);
+  o.trace = "/tmp/sim_trace_test_b.json";
+  RunText(o);
+  const std::string a = read("/tmp/sim_trace_test_a.json");
+  EXPECT_GT(a.size(), 1000u);
+  EXPECT_EQ(a, read("/tmp/sim_trace_test_b.json"));
+  EXPECT_EQ(a.substr(0, 16), "{\"displayTimeUni");
+  EXPECT_EQ(a.substr(a.size() - 4), "\n]}\n");
+  remove("/tmp/sim_trace_test_a.json");
+  remove("/tmp/sim_trace_test_b.json");
+}
+
+// Erlang C: mean wait in queue of M/M/c with offered load a = lambda/mu.
+double ErlangCWaitNs(int c, double rho, double mean_service_ns) {
+  const double a = c * rho;
+  double term = 1, sum = 0;
+  for (int k = 0; k < c; k++) {
+    sum += term;
+    term *= a / (k + 1);
+  }
+  const double top = term * c / (c - a);  // a^c/c! * c/(c-a)
+  const double pw = top / (sum + top);
+  return pw * mean_service_ns / (c - a);
+}
+
+void CheckErlang(const std::string& policy, const std::string& machine, double rho,
+                 absl::Duration duration) {
+  SimOptions o;
+  o.policy = policy;
+  o.machine = machine;
+  o.costs = "zero";
+  o.service = "exponential";
+  o.service_us = 10;
+  o.load = rho;
+  o.workers = 200;
+  o.duration = duration;
+  absl::StatusOr<SimReport> r = RunSimulation(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->worker_cpus, 4);
+  const double want = ErlangCWaitNs(4, rho, 10'000);
+  EXPECT_NEAR(r->wait.mean_ns / want, 1.0, 0.05)
+      << policy << " rho=" << rho << " measured " << r->wait.mean_ns << " ns, Erlang C "
+      << want << " ns over " << r->wait.count << " requests";
+}
+
+TEST(SimErlangCTest, CentralizedFifoMatchesMMcAt50And80Percent) {
+  CheckErlang("fifo-centralized", "flat5", 0.5, absl::Seconds(2));
+  CheckErlang("fifo-centralized", "flat5", 0.8, absl::Seconds(4));
+}
+
+TEST(SimErlangCTest, BaselineFifoMatchesMMc) {
+  CheckErlang("baseline-fifo", "flat4", 0.8, absl::Seconds(4));
+}
+
+TEST(SimOptionsTest, BadInputIsOneClearError) {
+  auto bad = [](auto mutate, const char* needle) {
+    SimOptions o;
+    mutate(o);
+    absl::Status s = ValidateSimOptions(o);
+    EXPECT_FALSE(s.ok()) << needle;
+    EXPECT_NE(s.message().find(needle), std::string::npos) << s.message();
+    EXPECT_EQ(s.message().find('\n'), std::string::npos);
+  };
+  bad([](SimOptions& o) { o.machine = "vax"; }, "unknown machine 'vax'");
+  bad([](SimOptions& o) { o.machine = "flat0"; }, "CPU count");
+  bad([](SimOptions& o) { o.workload = "bogus"; }, "unknown workload 'bogus'");
+  bad([](SimOptions& o) { o.policy = "lottery"; }, "unknown policy 'lottery'");
+  bad([](SimOptions& o) { o.load = -0.5; }, "load");
+  bad([](SimOptions& o) { o.load = 1e9; }, "load");
+  bad([](SimOptions& o) { o.load = NAN; }, "load");
+  bad([](SimOptions& o) { o.duration = absl::ZeroDuration(); }, "duration");
+  bad([](SimOptions& o) { o.cpus = "0-40"; }, "--cpus");
+  bad([](SimOptions& o) { o.cfs_load = 1.0; }, "CFS load");
+  EXPECT_TRUE(ValidateSimOptions(SimOptions{}).ok());
+}
+
+}  // namespace
+}  // namespace sim
+}  // namespace ghost

@@ -1,0 +1,837 @@
+#include "userspace/sim/sim_kernel_side.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace ghost {
+namespace sim {
+namespace {
+
+bool IsPowerOfTwo(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+constexpr uint64_t kTickNs = 4'000'000;
+
+}  // namespace
+
+SimKernelSide::SimKernelSide(Machine& machine, const CostModel& costs)
+    : machine_(machine), costs_(costs), sw_(GHOST_MAX_THREADS), slots_(GHOST_MAX_CPUS),
+      latches_(GHOST_MAX_CPUS), cpu_enclave_(GHOST_MAX_CPUS, -1),
+      cpu_queue_(GHOST_MAX_CPUS, GHOST_QUEUE_NONE), cpu_seq_(GHOST_MAX_CPUS, 0),
+      pinned_(GHOST_MAX_CPUS, false) {
+  for (int c = 0; c < GHOST_MAX_CPUS; c++) slots_[c].cpu = c;
+  machine_.SetClass(this);
+}
+
+// --- Enclaves and queues ------------------------------------------------------
+
+absl::StatusOr<EnclaveId> SimKernelSide::CreateEnclave(const EnclaveOptions& opts) {
+  if (opts.cpus.Empty()) return absl::InvalidArgumentError("enclave has no CPUs");
+  if (opts.watchdog_ms == 0) return absl::InvalidArgumentError("enclave watchdog must be > 0");
+  for (int c : opts.cpus.ToVector()) {
+    if (c >= NumCpus()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("enclave CPU ", c, " does not exist (", NumCpus(), " CPUs)"));
+    }
+    if (cpu_enclave_[c] >= 0) {
+      return absl::AlreadyExistsError(absl::StrCat("CPU ", c, " is in enclave ",
+                                                   cpu_enclave_[c]));
+    }
+  }
+  if (enclaves_.size() >= GHOST_MAX_ENCLAVES) {
+    return absl::ResourceExhaustedError("too many enclaves");
+  }
+  const EnclaveId id = static_cast<EnclaveId>(enclaves_.size());
+  Enclave e;
+  e.in_use = true;
+  e.cpus = opts.cpus;
+  e.watchdog_ns = uint64_t{opts.watchdog_ms} * 1'000'000;
+  e.ticks = opts.tick_messages;
+  enclaves_.push_back(std::move(e));
+  for (int c : opts.cpus.ToVector()) cpu_enclave_[c] = static_cast<int>(id);
+  RecomputeCpuQueues();
+  // The watchdog looks four times per period, like the class's BPF timer.
+  At(machine_.now() + enclaves_[id].watchdog_ns / 4, kWatchdog, id, 0);
+  if (enclaves_[id].ticks) At(machine_.now() + kTickNs, kTick, id, 0);
+  return id;
+}
+
+absl::Status SimKernelSide::DestroyEnclave(EnclaveId id) {
+  if (id >= enclaves_.size() || !enclaves_[id].in_use) {
+    return absl::NotFoundError(absl::StrCat("no enclave ", id));
+  }
+  for (int c : enclaves_[id].cpus.ToVector()) cpu_enclave_[c] = -1;
+  enclaves_[id].in_use = false;
+  RecomputeCpuQueues();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<QueueId> SimKernelSide::CreateQueue(const QueueOptions& opts) {
+  if (opts.enclave >= enclaves_.size() || !enclaves_[opts.enclave].in_use) {
+    return absl::InvalidArgumentError(absl::StrCat("no enclave ", opts.enclave));
+  }
+  if (opts.ring_bytes < 4096 || !IsPowerOfTwo(opts.ring_bytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("queue size ", opts.ring_bytes, " is not a power of two >= 4096"));
+  }
+  if (opts.wake_cpu < -1 || opts.wake_cpu >= NumCpus()) {
+    return absl::InvalidArgumentError(absl::StrCat("bad wake CPU ", opts.wake_cpu));
+  }
+  if (queues_.size() >= GHOST_MAX_QUEUES) {
+    return absl::ResourceExhaustedError("too many queues");
+  }
+  Queue q;
+  q.in_use = true;
+  q.enclave = opts.enclave;
+  q.capacity = opts.ring_bytes / sizeof(ghost_msg);
+  q.delivery_ns = costs_.msg_global_ns;
+  q.ring.reserve(64);
+  q.word.flags = GHOST_QUEUE_INUSE | (opts.wake_agent ? GHOST_QUEUE_WAKE_AGENT : 0);
+  q.word.enclave = opts.enclave;
+  q.word.wake_cpu = opts.wake_cpu < 0 ? ~0U : static_cast<uint32_t>(opts.wake_cpu);
+  queues_.push_back(std::move(q));
+  RecomputeCpuQueues();
+  return static_cast<QueueId>(queues_.size() - 1);
+}
+
+absl::Status SimKernelSide::DestroyQueue(QueueId queue) {
+  if (!ValidQueue(queue)) return absl::NotFoundError(absl::StrCat("no queue ", queue));
+  for (const Enclave& e : enclaves_) {
+    if (e.in_use && e.default_queue == queue) {
+      return absl::FailedPreconditionError("queue is an enclave's default queue");
+    }
+  }
+  for (const KThread& kt : kthreads_) {
+    if (kt.queue == queue) return absl::FailedPreconditionError("threads report to the queue");
+  }
+  queues_[queue].in_use = false;
+  RecomputeCpuQueues();
+  return absl::OkStatus();
+}
+
+absl::Status SimKernelSide::SetDefaultQueue(EnclaveId enclave, QueueId queue) {
+  if (enclave >= enclaves_.size() || !enclaves_[enclave].in_use) {
+    return absl::NotFoundError(absl::StrCat("no enclave ", enclave));
+  }
+  if (!ValidQueue(queue) || queues_[queue].enclave != enclave) {
+    return absl::InvalidArgumentError(absl::StrCat("queue ", queue, " is not in enclave ",
+                                                   enclave));
+  }
+  enclaves_[enclave].default_queue = queue;
+  RecomputeCpuQueues();
+  return absl::OkStatus();
+}
+
+absl::Status SimKernelSide::AssociateQueue(Tid tid, QueueId queue) {
+  const int t = ThreadOf(tid);
+  if (t < 0 || machine_.thread(t).state == ThreadState::kDead) {
+    return absl::NotFoundError(absl::StrCat("no thread ", tid));
+  }
+  KThread& kt = kthreads_[t];
+  if (!ValidQueue(queue) || queues_[queue].enclave != kt.enclave) {
+    return absl::InvalidArgumentError(absl::StrCat("queue ", queue, " is not in thread ", tid,
+                                                   "'s enclave"));
+  }
+  if (kt.unread > 0 && kt.queue != queue) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("thread ", tid, " has ", kt.unread, " unread messages in queue ", kt.queue));
+  }
+  kt.queue = queue;
+  UpdateStatusWord(t, 0, 0);
+  return absl::OkStatus();
+}
+
+absl::Status SimKernelSide::ConfigQueueWakeup(QueueId queue, int wake_cpu, bool wake_agent) {
+  if (!ValidQueue(queue)) return absl::NotFoundError(absl::StrCat("no queue ", queue));
+  if (wake_cpu < -1 || wake_cpu >= NumCpus()) {
+    return absl::InvalidArgumentError(absl::StrCat("bad wake CPU ", wake_cpu));
+  }
+  ghost_queue_word& w = queues_[queue].word;
+  w.wake_cpu = wake_cpu < 0 ? ~0U : static_cast<uint32_t>(wake_cpu);
+  w.flags = (w.flags & ~GHOST_QUEUE_WAKE_AGENT) | (wake_agent ? GHOST_QUEUE_WAKE_AGENT : 0);
+  RecomputeCpuQueues();
+  return absl::OkStatus();
+}
+
+void SimKernelSide::RecomputeCpuQueues() {
+  for (int c = 0; c < GHOST_MAX_CPUS; c++) {
+    cpu_queue_[c] = GHOST_QUEUE_NONE;
+    const int e = cpu_enclave_[c];
+    if (e < 0) continue;
+    cpu_queue_[c] = enclaves_[e].default_queue;
+    for (QueueId q = 0; q < queues_.size(); q++) {
+      if (queues_[q].in_use && queues_[q].enclave == static_cast<EnclaveId>(e) &&
+          queues_[q].word.wake_cpu == static_cast<uint32_t>(c)) {
+        cpu_queue_[c] = q;
+        break;
+      }
+    }
+  }
+}
+
+// --- Messages -------------------------------------------------------------------
+
+void SimKernelSide::Deliver(Queue& q, uint64_t t) const {
+  while (q.head + q.delivered < q.ring.size() &&
+         q.ring[q.head + q.delivered].visible_ns <= t) {
+    q.delivered++;
+    q.word.barrier++;
+  }
+}
+
+uint64_t SimKernelSide::NextVisible(const Queue& q) const { return q.ring[q.head].visible_ns; }
+
+const ghost_queue_word& SimKernelSide::QueueWord(QueueId queue) const {
+  static const ghost_queue_word kNone = {};
+  if (!ValidQueue(queue)) return kNone;
+  Deliver(queues_[queue], Clock());
+  return queues_[queue].word;
+}
+
+size_t SimKernelSide::ConsumeQueue(QueueId queue,
+                                   absl::FunctionRef<void(const ghost_msg&)> fn) {
+  if (!ValidQueue(queue)) return 0;
+  Queue& q = queues_[queue];
+  Deliver(q, Clock());
+  const size_t n = q.delivered;
+  for (size_t i = 0; i < n; i++) {
+    // Copy out first: fn may produce into this queue and grow the ring.
+    const ghost_msg m = queues_[queue].ring[queues_[queue].head].msg;
+    queues_[queue].head++;
+    queues_[queue].delivered--;
+    if (m.tid != GHOST_TID_NONE) {
+      const int t = ThreadOf(m.tid);
+      if (t >= 0 && kthreads_[t].unread > 0) kthreads_[t].unread--;
+    }
+    if (in_agent_ >= 0) {
+      clock_ += costs_.agent_msg_ns;
+      agents_[in_agent_].consumed++;
+    }
+    fn(m);
+  }
+  Queue& after = queues_[queue];
+  if (after.head == after.ring.size()) {
+    after.ring.clear();
+    after.head = 0;
+  } else if (after.head >= 1024 && after.head * 2 >= after.ring.size()) {
+    after.ring.erase(after.ring.begin(), after.ring.begin() + static_cast<long>(after.head));
+    after.head = 0;
+  }
+  return n;
+}
+
+absl::Status SimKernelSide::WaitQueue(QueueId queue, absl::Duration timeout) {
+  if (!ValidQueue(queue)) return absl::NotFoundError(absl::StrCat("no queue ", queue));
+  return absl::OkStatus();  // the simulator runs agents only when there is work
+}
+
+void SimKernelSide::UpdateStatusWord(int t, uint32_t set, uint32_t clear) {
+  ghost_status_word& w = sw_[t];
+  const KThread& kt = kthreads_[t];
+  const SimThread& th = machine_.thread(t);
+  w.lock++;  // odd: a writer is inside (single-threaded here, kept for the ABI)
+  w.flags = (w.flags & ~clear) | set;
+  w.tid = TidOf(t);
+  w.seqnum = kt.seq;
+  w.runtime_ns = th.runtime_ns;
+  w.cpu = th.cpu < 0 ? ~0U : static_cast<uint32_t>(th.cpu);
+  w.enclave = kt.enclave;
+  w.queue = kt.queue;
+  w.pid = static_cast<uint32_t>(t) + 1000;
+  if ((set | clear) & GHOST_SW_ON_CPU) w.switch_time_ns = machine_.now();
+  w.lock++;
+}
+
+ghost_msg SimKernelSide::NewTaskMsg(int t, uint16_t type, int cpu) {
+  ghost_msg m;
+  std::memset(&m, 0, sizeof(m));
+  m.type = type;
+  m.size = sizeof(ghost_msg);
+  m.cpu = cpu < 0 ? ~0U : static_cast<uint32_t>(cpu);
+  m.tid = TidOf(t);
+  m.seqnum = ++kthreads_[t].seq;
+  m.time_ns = Clock();
+  return m;
+}
+
+void SimKernelSide::Produce(QueueId queue, const ghost_msg& m, int thread) {
+  if (!ValidQueue(queue)) {
+    stats_.messages_dropped++;
+    return;
+  }
+  Queue& q = queues_[queue];
+  if (q.ring.size() - q.head >= q.capacity) {  // a full ring drops, and says so
+    q.word.dropped++;
+    stats_.messages_dropped++;
+    return;
+  }
+  const uint64_t visible = Clock() + q.delivery_ns;
+  q.ring.push_back({m, visible});
+  if (thread >= 0) kthreads_[thread].unread++;
+  stats_.messages++;
+  NotifyAgent(queue, visible);
+}
+
+void SimKernelSide::ProduceCpu(int cpu, uint16_t type, uint32_t reason) {
+  const QueueId q = cpu_queue_[cpu];
+  if (q == GHOST_QUEUE_NONE) return;
+  ghost_msg m;
+  std::memset(&m, 0, sizeof(m));
+  m.type = type;
+  m.size = sizeof(ghost_msg);
+  m.cpu = static_cast<uint32_t>(cpu);
+  m.tid = GHOST_TID_NONE;
+  m.seqnum = ++cpu_seq_[cpu];
+  m.time_ns = Clock();
+  m.cpu_event.reason = reason;
+  Produce(q, m, -1);
+}
+
+// --- Threads (SchedClass) ---------------------------------------------------------
+
+int SimKernelSide::SpawnThread(EnclaveId enclave, uint8_t kind, uint32_t owner, bool runnable,
+                               uint64_t burst_ns) {
+  if (machine_.num_threads() >= GHOST_MAX_THREADS || enclave >= enclaves_.size()) return -1;
+  spawn_enclave_ = enclave;
+  return machine_.CreateThread(kind, owner, runnable, burst_ns);
+}
+
+int SimKernelSide::ThreadOf(Tid tid) const {
+  if (tid == GHOST_TID_NONE || tid > kthreads_.size()) return -1;
+  return static_cast<int>(tid - 1);
+}
+
+void SimKernelSide::Enqueued(int t) { kthreads_[t].queued_ns = machine_.now(); }
+
+void SimKernelSide::ThreadNew(int t) {
+  kthreads_.emplace_back();
+  KThread& kt = kthreads_[t];
+  kt.enclave = spawn_enclave_;
+  kt.queue = enclaves_[spawn_enclave_].default_queue;
+  kt.affinity = CpuList::FirstN(NumCpus());
+  const bool runnable = machine_.thread(t).state == ThreadState::kRunnable;
+  ghost_msg m = NewTaskMsg(t, GHOST_MSG_TASK_NEW, -1);
+  m.task_new.pid = static_cast<uint32_t>(t) + 1000;
+  m.task_new.tgid = 1000;
+  m.task_new.sw_index = static_cast<uint32_t>(t);
+  m.task_new.weight = 100;
+  m.task_new.runnable = runnable ? 1 : 0;
+  sw_[t] = {};
+  UpdateStatusWord(t, GHOST_SW_INUSE | (runnable ? GHOST_SW_RUNNABLE : 0), 0);
+  if (runnable) Enqueued(t);
+  Produce(kt.queue, m, t);
+}
+
+void SimKernelSide::ThreadRunnable(int t, int waker_cpu) {
+  ghost_msg m = NewTaskMsg(t, GHOST_MSG_TASK_WAKEUP, waker_cpu);
+  m.wakeup.waker_cpu = waker_cpu < 0 ? ~0U : static_cast<uint32_t>(waker_cpu);
+  m.wakeup.wake_time_ns = machine_.now();
+  UpdateStatusWord(t, GHOST_SW_RUNNABLE, 0);
+  Enqueued(t);
+  Produce(kthreads_[t].queue, m, t);
+}
+
+void SimKernelSide::ThreadStopped(int t, int cpu, StopReason why) {
+  static constexpr uint16_t kType[] = {GHOST_MSG_TASK_BLOCKED, GHOST_MSG_TASK_PREEMPT,
+                                       GHOST_MSG_TASK_YIELD, GHOST_MSG_TASK_DEAD};
+  ghost_msg m = NewTaskMsg(t, kType[static_cast<int>(why)], cpu);
+  m.off_cpu.runtime_ns = machine_.thread(t).runtime_ns;
+  m.off_cpu.from_cpu = static_cast<uint32_t>(cpu);
+  m.off_cpu.was_current = 1;
+  switch (why) {
+    case StopReason::kBlocked:
+      UpdateStatusWord(t, 0, GHOST_SW_RUNNABLE | GHOST_SW_ON_CPU);
+      break;
+    case StopReason::kDead:
+      UpdateStatusWord(t, GHOST_SW_DEAD, GHOST_SW_RUNNABLE | GHOST_SW_ON_CPU);
+      break;
+    default:
+      UpdateStatusWord(t, 0, GHOST_SW_ON_CPU);
+      Enqueued(t);
+      break;
+  }
+  Produce(kthreads_[t].queue, m, t);
+}
+
+void SimKernelSide::ThreadStarted(int t, int cpu) {
+  KThread& kt = kthreads_[t];
+  kt.in_fallback = false;
+  UpdateStatusWord(t, GHOST_SW_ON_CPU, 0);
+  if (kt.want_on_cpu) {
+    ghost_msg m = NewTaskMsg(t, GHOST_MSG_TASK_ON_CPU, cpu);
+    m.on_cpu.cpu = static_cast<uint32_t>(cpu);
+    m.on_cpu.commit_seq = kt.last_commit_seq;
+    UpdateStatusWord(t, 0, 0);
+    Produce(kt.queue, m, t);
+  }
+  kt.last_commit_seq = 0;
+  if (poll_after_start_ns_ > 0) {
+    for (size_t a = 0; a < agents_.size(); a++) {
+      if (agents_[a].opts.global && queues_[agents_[a].opts.queue].enclave == kt.enclave) {
+        At(machine_.now() + poll_after_start_ns_ + 1, kAgentPoll, static_cast<uint32_t>(a), 0);
+      }
+    }
+  }
+}
+
+absl::Status SimKernelSide::SetWantOnCpu(Tid tid, bool want) {
+  const int t = ThreadOf(tid);
+  if (t < 0) return absl::NotFoundError(absl::StrCat("no thread ", tid));
+  kthreads_[t].want_on_cpu = want;
+  UpdateStatusWord(t, want ? GHOST_SW_WANT_ON_CPU : 0, want ? 0 : GHOST_SW_WANT_ON_CPU);
+  return absl::OkStatus();
+}
+
+absl::Status SimKernelSide::SetAffinity(Tid tid, const CpuList& cpus) {
+  const int t = ThreadOf(tid);
+  if (t < 0) return absl::NotFoundError(absl::StrCat("no thread ", tid));
+  if ((cpus & CpuList::FirstN(NumCpus())).Empty()) {
+    return absl::InvalidArgumentError("affinity allows no CPU");
+  }
+  kthreads_[t].affinity = cpus;
+  ghost_msg m = NewTaskMsg(t, GHOST_MSG_TASK_AFFINITY_CHANGED, machine_.thread(t).cpu);
+  cpus.ToMask(m.affinity.cpus);
+  UpdateStatusWord(t, 0, 0);
+  Produce(kthreads_[t].queue, m, t);
+  const SimThread& th = machine_.thread(t);
+  if (th.state == ThreadState::kRunning && !cpus.IsSet(th.cpu)) {
+    const int cpu = th.cpu;
+    machine_.Preempt(cpu);
+    if (machine_.IsFree(cpu)) CpuFree(cpu);
+  }
+  return absl::OkStatus();
+}
+
+// --- CPUs ----------------------------------------------------------------------------
+
+void SimKernelSide::CpuFree(int cpu) {
+  if (latches_[cpu].thread != -1 && latches_[cpu].ready) TryStart(cpu);
+  if (machine_.IsFree(cpu) && latches_[cpu].thread == -1) RunFallback(cpu);
+}
+
+void SimKernelSide::CpuBusy(int cpu) {
+  // A higher class took the CPU: what was committed there cannot start.
+  if (latches_[cpu].thread != -1) {
+    const int agent = latches_[cpu].agent;
+    const int t = latches_[cpu].thread;
+    latches_[cpu].thread = -1;
+    if (t >= 0) kthreads_[t].latched_cpu = -1;
+    Finish(cpu, GHOST_TXN_CPU_UNAVAILABLE);
+    if (agent >= 0 && agents_[agent].opts.global) RequestRun(agent, machine_.now());
+  }
+  ProduceCpu(cpu, GHOST_MSG_CPU_BUSY, 3 /* SCX_CPU_PREEMPT_UNKNOWN-ish: CFS */);
+}
+
+void SimKernelSide::CpuAvailable(int cpu) { ProduceCpu(cpu, GHOST_MSG_CPU_AVAILABLE, 0); }
+
+bool SimKernelSide::RunFallback(int cpu) {
+  const int e = cpu_enclave_[cpu];
+  if (e < 0 || pinned_[cpu]) return false;
+  Enclave& en = enclaves_[e];
+  // One pass over the FIFO at most: threads whose affinity forbids this CPU
+  // keep their turn.
+  size_t budget = en.fallback.size() - en.fallback_head;
+  while (budget-- > 0 && en.fallback_head < en.fallback.size()) {
+    const int t = en.fallback[en.fallback_head++];
+    KThread& kt = kthreads_[t];
+    if (!kt.in_fallback || machine_.thread(t).state != ThreadState::kRunnable ||
+        kt.latched_cpu >= 0) {
+      kt.in_fallback = false;
+      continue;
+    }
+    if (!kt.affinity.IsSet(cpu)) {
+      en.fallback.push_back(t);
+      continue;
+    }
+    kt.in_fallback = false;
+    stats_.fallback_runs++;
+    machine_.RunThread(cpu, t, 0, costs_.context_switch_ns);
+    break;
+  }
+  if (en.fallback_head == en.fallback.size()) {
+    en.fallback.clear();
+    en.fallback_head = 0;
+  }
+  return machine_.cpu(cpu).thread >= 0;
+}
+
+void SimKernelSide::Watchdog(EnclaveId id) {
+  Enclave& en = enclaves_[id];
+  if (!en.in_use) return;
+  const uint64_t now = machine_.now();
+  bool any = false;
+  for (int t = 0; t < static_cast<int>(kthreads_.size()); t++) {
+    KThread& kt = kthreads_[t];
+    if (kt.enclave != id || kt.in_fallback || kt.latched_cpu >= 0 ||
+        machine_.thread(t).state != ThreadState::kRunnable ||
+        now - kt.queued_ns < en.watchdog_ns) {
+      continue;
+    }
+    kt.in_fallback = true;
+    en.fallback.push_back(t);
+    any = true;
+  }
+  if (any) {
+    for (int c : en.cpus.ToVector()) {
+      if (machine_.IsFree(c) && latches_[c].thread == -1) RunFallback(c);
+    }
+  }
+  At(now + en.watchdog_ns / 4, kWatchdog, id, 0);
+}
+
+// The scheduler tick (HZ=250 on the test kernel) reaches the class only on
+// CPUs running one of its threads, as ops.tick does.
+void SimKernelSide::Tick(EnclaveId id) {
+  Enclave& en = enclaves_[id];
+  if (!en.in_use) return;
+  for (int c : en.cpus.ToVector()) {
+    if (machine_.cpu(c).thread >= 0) ProduceCpu(c, GHOST_MSG_CPU_TICK, 0);
+  }
+  At(machine_.now() + kTickNs, kTick, id, 0);
+}
+
+// --- Transactions ------------------------------------------------------------------
+
+ghost_txn* SimKernelSide::TxnSlot(int cpu) {
+  if (cpu < 0 || cpu >= NumCpus()) return nullptr;
+  return &slots_[cpu];
+}
+
+uint32_t SimKernelSide::Validate(int cpu, const ghost_txn& txn, int* thread) {
+  *thread = -1;
+  if (txn.cpu != static_cast<uint32_t>(cpu) || (txn.flags & ~GHOST_TXN_F_ALL) != 0) {
+    return GHOST_TXN_INVALID;
+  }
+  const int e = cpu_enclave_[cpu];
+  if (txn.tid == GHOST_TID_NONE) {
+    if (e < 0 || pinned_[cpu]) return GHOST_TXN_CPU_UNAVAILABLE;
+    *thread = kIdleLatch;
+    return GHOST_TXN_PENDING;
+  }
+  const int t = ThreadOf(txn.tid);
+  if (t < 0 || machine_.thread(t).state == ThreadState::kDead) return GHOST_TXN_NOT_FOUND;
+  const KThread& kt = kthreads_[t];
+  if (e < 0 || static_cast<EnclaveId>(e) != kt.enclave || pinned_[cpu]) {
+    return GHOST_TXN_CPU_UNAVAILABLE;
+  }
+  if (txn.task_seqnum != kt.seq) return GHOST_TXN_TARGET_STALE;
+  if ((txn.flags & GHOST_TXN_F_NO_BARRIER) == 0) {
+    if (!ValidQueue(txn.queue)) return GHOST_TXN_INVALID;
+    Queue& q = queues_[txn.queue];
+    Deliver(q, Clock());
+    if (txn.agent_barrier != q.word.barrier) return GHOST_TXN_AGENT_STALE;
+  }
+  const SimThread& th = machine_.thread(t);
+  if (th.state == ThreadState::kBlocked) return GHOST_TXN_NOT_RUNNABLE;
+  if (th.state == ThreadState::kRunning) {
+    return th.cpu == cpu ? GHOST_TXN_COMMITTED : GHOST_TXN_RUNNING_ELSEWHERE;
+  }
+  if (kt.latched_cpu >= 0 && kt.latched_cpu != cpu) return GHOST_TXN_RUNNING_ELSEWHERE;
+  if (!kt.affinity.IsSet(cpu)) return GHOST_TXN_NOT_ALLOWED;
+  const SimCpu& c = machine_.cpu(cpu);
+  if (c.cfs) return GHOST_TXN_CPU_UNAVAILABLE;
+  if (c.thread >= 0 && (txn.flags & GHOST_TXN_F_PREEMPT) == 0) return GHOST_TXN_CPU_UNAVAILABLE;
+  *thread = t;
+  return GHOST_TXN_PENDING;
+}
+
+void SimKernelSide::Finish(int cpu, uint32_t result) {
+  ghost_txn& s = slots_[cpu];
+  s.result = result;
+  s.commit_seq = ++commit_seq_;
+  s.commit_time_ns = Clock();
+  stats_.txn_results[result]++;
+  __atomic_store_n(&s.state, static_cast<uint32_t>(GHOST_TXN_DONE), __ATOMIC_RELEASE);
+}
+
+absl::Status SimKernelSide::Commit(const CpuList& cpus) {
+  stats_.commit_calls++;
+  struct Claimed {
+    int cpu;
+    uint32_t result;
+    int thread;
+  };
+  Claimed claimed[GHOST_MAX_CPUS];
+  int n = 0;
+  bool sync = false;
+  // The set CPUs: test each CPU on small machines, walk the mask on big ones
+  // (CpuList::ToMask visits all 256 bits; so would 256 IsSet calls).
+  int targets[GHOST_MAX_CPUS];
+  int ntargets = 0;
+  if (NumCpus() <= 64) {
+    for (int cpu = 0; cpu < NumCpus(); cpu++) {
+      if (cpus.IsSet(cpu)) targets[ntargets++] = cpu;
+    }
+  } else {
+    __u64 words[GHOST_CPU_MASK_WORDS];
+    cpus.ToMask(words);
+    for (int wi = 0; wi < GHOST_CPU_MASK_WORDS; wi++) {
+      for (__u64 w = words[wi]; w != 0; w &= w - 1) {
+        targets[ntargets++] = wi * 64 + __builtin_ctzll(w);
+      }
+    }
+  }
+  for (int k = 0; k < ntargets; k++) {
+    const int cpu = targets[k];
+    if (cpu >= NumCpus() || slots_[cpu].state != GHOST_TXN_READY) continue;
+    slots_[cpu].state = GHOST_TXN_CLAIMED;
+    stats_.txns++;
+    int t;
+    const uint32_t r = Validate(cpu, slots_[cpu], &t);
+    claimed[n++] = {cpu, r, t};
+    sync |= (slots_[cpu].flags & GHOST_TXN_F_SYNC_GROUP) != 0;
+  }
+  // A sync group runs entirely or not at all.
+  if (sync) {
+    for (int i = 0; i < n; i++) {
+      const ghost_txn& si = slots_[claimed[i].cpu];
+      if ((si.flags & GHOST_TXN_F_SYNC_GROUP) == 0 || claimed[i].result != GHOST_TXN_PENDING) {
+        continue;
+      }
+      for (int j = 0; j < n; j++) {
+        const ghost_txn& sj = slots_[claimed[j].cpu];
+        if ((sj.flags & GHOST_TXN_F_SYNC_GROUP) != 0 && sj.group == si.group &&
+            claimed[j].result != GHOST_TXN_PENDING && claimed[j].result != GHOST_TXN_ABORTED) {
+          claimed[i].result = GHOST_TXN_ABORTED;
+          break;
+        }
+      }
+    }
+  }
+  // The agent pays for the call: local commits each, remote ones batched.
+  const int agent = in_agent_;
+  const bool per_cpu_agent = agent >= 0 && !agents_[agent].opts.global;
+  int local = 0, remote = 0;
+  for (int i = 0; i < n; i++) {
+    if (per_cpu_agent && claimed[i].cpu == agents_[agent].opts.cpu) {
+      local++;
+    } else {
+      remote++;
+    }
+  }
+  if (agent >= 0) {
+    clock_ += local * costs_.commit_local_ns;
+    if (remote > 0) {
+      clock_ += costs_.commit_remote_agent_ns +
+                (remote - 1) * costs_.commit_group_extra_agent_ns;
+    }
+  }
+  const uint64_t start = Clock() + costs_.commit_remote_target_ns;
+  for (int i = 0; i < n; i++) {
+    const int cpu = claimed[i].cpu;
+    if (claimed[i].result != GHOST_TXN_PENDING) {
+      Finish(cpu, claimed[i].result);
+      continue;
+    }
+    Latch& l = latches_[cpu];
+    if (l.thread >= 0) kthreads_[l.thread].latched_cpu = -1;
+    l.thread = claimed[i].thread;
+    l.gen++;
+    l.agent = agent;
+    if (l.thread >= 0) kthreads_[l.thread].latched_cpu = cpu;
+    if (per_cpu_agent && cpu == agents_[agent].opts.cpu) {
+      l.ready = true;  // starts when the agent yields its CPU
+    } else {
+      l.ready = false;
+      At(start, kTxnStart, static_cast<uint32_t>(cpu), l.gen);
+    }
+  }
+  return absl::OkStatus();
+}
+
+void SimKernelSide::TryStart(int cpu) {
+  Latch& l = latches_[cpu];
+  if (l.thread == -1 || !l.ready) return;
+  const SimCpu& c = machine_.cpu(cpu);
+  if (c.agent) return;  // an agent holds the CPU; CpuFree brings us back
+  const int t = l.thread;
+  const int agent = l.agent;
+  const ghost_txn& s = slots_[cpu];
+  uint32_t result = GHOST_TXN_COMMITTED;
+  if (c.cfs) {
+    result = GHOST_TXN_CPU_UNAVAILABLE;
+  } else if (t >= 0) {
+    const SimThread& th = machine_.thread(t);
+    if (kthreads_[t].seq != s.task_seqnum) {
+      result = GHOST_TXN_TARGET_STALE;
+    } else if (th.state == ThreadState::kRunning) {
+      result = th.cpu == cpu ? GHOST_TXN_COMMITTED : GHOST_TXN_RUNNING_ELSEWHERE;
+    } else if (th.state != ThreadState::kRunnable) {
+      result = GHOST_TXN_NOT_RUNNABLE;
+    } else if (c.thread >= 0 && (s.flags & GHOST_TXN_F_PREEMPT) == 0) {
+      result = GHOST_TXN_CPU_UNAVAILABLE;
+    }
+  }
+  l.thread = -1;
+  if (t >= 0) kthreads_[t].latched_cpu = -1;
+  if (result == GHOST_TXN_COMMITTED) {
+    if (c.thread >= 0 && c.thread != t) machine_.Preempt(cpu);
+    if (t >= 0 && machine_.thread(t).state == ThreadState::kRunnable) {
+      kthreads_[t].last_commit_seq = commit_seq_ + 1;
+      machine_.RunThread(cpu, t, s.slice_ns);
+    }
+  }
+  Finish(cpu, result);
+  if (agent >= 0 && agents_[agent].opts.global && agent != in_agent_) {
+    RequestRun(agent, machine_.now());
+  }
+}
+
+// --- Agents --------------------------------------------------------------------------
+
+absl::Status SimKernelSide::RegisterAgent(SimAgentOptions opts) {
+  if (!ValidQueue(opts.queue)) {
+    return absl::InvalidArgumentError(absl::StrCat("agent queue ", opts.queue, " is not valid"));
+  }
+  if (opts.cpu < 0 || opts.cpu >= NumCpus()) {
+    return absl::InvalidArgumentError(absl::StrCat("agent CPU ", opts.cpu, " does not exist"));
+  }
+  if (!opts.run_once) return absl::InvalidArgumentError("agent without a body");
+  if (queues_[opts.queue].agent >= 0) {
+    return absl::AlreadyExistsError(absl::StrCat("queue ", opts.queue, " already has an agent"));
+  }
+  const int a = static_cast<int>(agents_.size());
+  Agent ag;
+  ag.opts = std::move(opts);
+  agents_.push_back(std::move(ag));
+  Agent& agent = agents_[a];
+  Queue& q = queues_[agent.opts.queue];
+  q.agent = a;
+  q.delivery_ns = agent.opts.global ? costs_.msg_global_ns : costs_.msg_local_ns;
+  if (agent.opts.global) {
+    pinned_[agent.opts.cpu] = true;
+    agent.on_cpu = true;
+    machine_.SetAgent(agent.opts.cpu, true);
+  } else if (agent.opts.wait_timeout_ns > 0) {
+    At(machine_.now() + agent.opts.wait_timeout_ns, kAgentTimeout, static_cast<uint32_t>(a),
+       ++agent.sleep_gen);
+  }
+  if (QueuePending(q)) NotifyAgent(agent.opts.queue, NextVisible(q));
+  return absl::OkStatus();
+}
+
+uint64_t SimKernelSide::agent_busy_ns() const {
+  uint64_t sum = 0;
+  for (const Agent& a : agents_) sum += a.busy_ns;
+  return sum;
+}
+
+void SimKernelSide::NotifyAgent(QueueId queue, uint64_t visible_ns) {
+  const int a = queues_[queue].agent;
+  if (a < 0) return;
+  Agent& ag = agents_[a];
+  if (ag.opts.global) {
+    RequestRun(a, visible_ns);
+  } else if (!ag.on_cpu && !ag.wake_pending) {
+    // The per-CPU agent is woken now and occupies its CPU from now on.
+    ag.wake_pending = true;
+    At(machine_.now(), kAgentWake, static_cast<uint32_t>(a), 0);
+  }
+}
+
+void SimKernelSide::RequestRun(int a, uint64_t t) {
+  Agent& ag = agents_[a];
+  t = std::max({t, ag.busy_until, machine_.now()});
+  if (ag.run_pending && ag.run_time <= t) return;
+  ag.run_pending = true;
+  ag.run_time = t;
+  ag.run_gen++;
+  At(t, kAgentRun, static_cast<uint32_t>(a), ag.run_gen);
+}
+
+void SimKernelSide::RunAgent(int a) {
+  Agent& ag = agents_[a];
+  ag.run_pending = false;
+  const uint64_t start = machine_.now();
+  in_agent_ = a;
+  clock_ = start + costs_.agent_pass_ns;
+  ag.consumed = 0;
+  Deliver(queues_[ag.opts.queue], clock_);
+  const size_t visible_at_start = queues_[ag.opts.queue].delivered;
+  stats_.agent_runs++;
+  ag.opts.run_once();
+  in_agent_ = -1;
+  Agent& after = agents_[a];
+  const uint64_t end = clock_;
+  after.busy_ns += end - start;
+  after.busy_until = end;
+  Queue& q = queues_[after.opts.queue];
+  Deliver(q, end);
+  // Messages still waiting: run again when they are visible, unless this
+  // pass ignored ones it could see (a stuck agent must not spin the simulation).
+  after.stalled = after.consumed == 0 && visible_at_start > 0;
+  const bool again = QueuePending(q) && !after.stalled;
+  if (again) {
+    RequestRun(a, std::max(end, NextVisible(q)));
+  } else if (after.opts.global) {
+    if (idle_poll_ns_ > 0) RequestRun(a, end + idle_poll_ns_);
+  } else {
+    At(end, kAgentRelease, static_cast<uint32_t>(a), ++after.release_gen);
+  }
+}
+
+void SimKernelSide::AgentRelease(int a) {
+  Agent& ag = agents_[a];
+  Queue& q = queues_[ag.opts.queue];
+  if (QueuePending(q) && !ag.stalled) {
+    RequestRun(a, std::max(machine_.now(), NextVisible(q)));
+    return;
+  }
+  ag.on_cpu = false;
+  if (ag.opts.wait_timeout_ns > 0) {
+    At(machine_.now() + ag.opts.wait_timeout_ns, kAgentTimeout, static_cast<uint32_t>(a),
+       ++ag.sleep_gen);
+  }
+  machine_.SetAgent(ag.opts.cpu, false);
+}
+
+void SimKernelSide::AgentWake(int a) {
+  Agent& ag = agents_[a];
+  ag.wake_pending = false;
+  if (ag.on_cpu) return;
+  ag.on_cpu = true;
+  ag.sleep_gen++;
+  ag.busy_until = machine_.now();
+  machine_.SetAgent(ag.opts.cpu, true);
+  RequestRun(a, machine_.now() + costs_.msg_local_ns);
+}
+
+void SimKernelSide::OnEvent(const Event& e) {
+  const uint32_t sub = e.kind - Machine::kClassEvent;
+  switch (sub) {
+    case kAgentWake:
+      AgentWake(static_cast<int>(e.a));
+      break;
+    case kAgentTimeout:
+      if (agents_[e.a].sleep_gen == e.b && !agents_[e.a].on_cpu) AgentWake(static_cast<int>(e.a));
+      break;
+    case kAgentRun:
+      if (agents_[e.a].run_gen == e.b && agents_[e.a].run_pending) RunAgent(static_cast<int>(e.a));
+      break;
+    case kAgentRelease:
+      if (agents_[e.a].release_gen == e.b && !agents_[e.a].run_pending) {
+        AgentRelease(static_cast<int>(e.a));
+      }
+      break;
+    case kAgentPoll:
+      RequestRun(static_cast<int>(e.a), machine_.now());
+      break;
+    case kTxnStart: {
+      Latch& l = latches_[e.a];
+      if (l.thread == -1 || l.gen != e.b) break;
+      l.ready = true;
+      TryStart(static_cast<int>(e.a));
+      break;
+    }
+    case kWatchdog:
+      Watchdog(e.a);
+      break;
+    case kTick:
+      Tick(e.a);
+      break;
+  }
+}
+
+}  // namespace sim
+}  // namespace ghost
