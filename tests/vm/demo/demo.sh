@@ -18,33 +18,47 @@ start_agent() {  # start_agent [ghost-agent flags]: attach the class, wait for '
   ghost-agent --stats "$@" >/tmp/agent.log 2>&1 &
   agent=$!
   i=0
-  while [ "$(cat /sys/kernel/sched_ext/state)" != enabled ]; do
-    i=$((i + 1)); [ $i -gt 100 ] && { cat /tmp/agent.log; fail "class not enabled"; }; sleep 0.1
+  while ! grep -q 'ghost-agent: \(policy\|class\)' /tmp/agent.log; do
+    i=$((i + 1)); [ $i -gt 150 ] && { cat /tmp/agent.log; fail "agent did not start"; }; sleep 0.1
   done
   echo "ghost-agent attached: ops=$(cat /sys/kernel/sched_ext/root/ops)"
 }
-stop_agent() {
+stop_agent() {  # also appends the class's fallback runs to the last row
   kill -TERM "$agent"; wait "$agent" || { cat /tmp/agent.log; fail "agent exit $?"; }
   sed 's/^/   /' /tmp/agent.log
   agent=""
+  fb=$(sed -n 's/.*fallback_runs=\([0-9]*\).*/\1/p' /tmp/agent.log)
+  sed -i "\$ s/\$/,${fb:-?}/" "$rows"
 }
 bench_row() {  # bench_row LABEL [ghost-bench flags]: run mixed, keep its CSV record
   label=$1; shift
   echo "-- $label: $threads threads, mixed workload for $duration"
-  ghost-bench --workload=mixed --threads="$threads" --duration="$duration" --label="$label" \
+  ${prefix:-} ghost-bench --workload=mixed --threads="$threads" --duration="$duration" --label="$label" \
     --format=csv "$@" >/tmp/row.csv || { cat /tmp/row.csv; fail "ghost-bench under $label"; }
   sed -n 2p /tmp/row.csv >>"$rows"
 }
 
-start_agent
-bench_row ghost-fifo --expect-class
+# The class alone: SCHED_EXT threads of no enclave run in its BPF FIFO.
+start_agent --policy=none
+bench_row class-fifo --expect-class
 stop_agent
+sed -i '$ s/,[^,]*$/,-/' "$rows"  # with no enclave every run is a FIFO run
+# The two ghOSt policies: ghost-run puts the workload into the agent's enclave.
+for policy in ${GHOST_DEMO_POLICIES:-fifo-centralized}; do
+  start_agent --policy=$policy
+  prefix="ghost-run --"
+  bench_row "$policy" --expect-class
+  prefix=""
+  stop_agent
+done
 echo "ghost-agent detached: state=$(cat /sys/kernel/sched_ext/state)"
 bench_row default-eevdf --nosched-ext
+sed -i '$ s/$/,-/' "$rows"
 
-# CSV: workload,label,metric,threads,completions,p50_us,p99_us,...
+# CSV: workload,label,metric,threads,completions,p50_us,p99_us,... then our fallback count.
 awk -F, 'BEGIN {
-  printf "\n%-16s %12s %18s %18s\n", "scheduler", "completions", "wakeup p50 (us)", "wakeup p99 (us)" }
-  { printf "%-16s %12d %18.1f %18.1f\n", $2, $5, $6, $7 }' "$rows"
+  printf "\n%-18s %12s %16s %16s %14s\n", "scheduler", "completions", "wakeup p50 (us)", "wakeup p99 (us)", "fallback runs" }
+  { printf "%-18s %12d %16.1f %16.1f %14s\n", $2, $5, $6, $7, $NF }' "$rows"
+echo "(fallback runs: threads the agent did not place within --watchdog-ms, run by the class's FIFO)"
 echo "(TCG: absolute times are meaningless; compare rows, not numbers with real hardware)"
 echo "demo: OK"
