@@ -1,0 +1,50 @@
+# ghost-run end to end with a running agent (fifo-centralized):
+#  - `ghost-run -- CMD` runs CMD and its threads as SCHED_EXT in the enclave;
+#  - `ghost-run --pid=PID` moves every thread of a running process;
+#  - bad input (missing program, no such pid, bad enclave) is one line, exit 2,
+#    and so is ghost-run with no agent running.
+set -u
+fail() { echo "FAIL: $*"; [ -f /tmp/agent.log ] && sed 's/^/  agent: /' /tmp/agent.log; exit 1; }
+one_line_exit2() {  # one_line_exit2 LABEL CMD...: expect exit 2 and one line on stderr
+  label=$1; shift
+  "$@" >/tmp/out 2>/tmp/err; rc=$?
+  [ $rc = 2 ] && [ "$(wc -l </tmp/err)" = 1 ] || fail "$label: exit $rc, said: $(cat /tmp/err)"
+  echo "PASS: $label: $(cat /tmp/err)"
+}
+ext_threads() {  # number of threads of PID run by a sched_ext class
+  n=0
+  for t in /proc/$1/task/*; do grep -q 'ext.enabled *: *1' $t/sched && n=$((n + 1)); done
+  echo $n
+}
+
+one_line_exit2 "no agent" ghost-run -- /bin/true
+
+ghost-agent --policy=fifo-centralized --stats >/tmp/agent.log 2>&1 &
+agent=$!
+i=0
+while ! grep -q 'ghost-agent: policy' /tmp/agent.log; do
+  i=$((i + 1)); [ $i -gt 150 ] && fail "agent did not start"; sleep 0.1
+done
+
+one_line_exit2 "missing program" ghost-run -- /no/such/program
+one_line_exit2 "no such pid" ghost-run --pid=999999
+one_line_exit2 "bad enclave" ghost-run --enclave=99 -- /bin/true
+
+ghost-run -- workers --threads 8 --bursts 20 --burst-us 1000 --sleep-us 1000 --nosched-ext --expect-class ||
+  fail "ghost-run -- CMD: threads not run by the class"
+echo "PASS: ghost-run -- CMD: 8 threads ran under the class without switching themselves"
+
+workers --threads 6 --bursts 1000 --burst-us 1000 --sleep-us 1000 --nosched-ext >/tmp/w.log 2>&1 &
+w=$!
+sleep 1
+[ "$(ext_threads $w)" = 0 ] || fail "threads were in sched_ext before ghost-run --pid"
+ghost-run --pid=$w || fail "ghost-run --pid failed"
+sleep 0.5
+n=$(ext_threads $w); total=$(ls /proc/$w/task | wc -l)
+[ "$n" = "$total" ] || fail "after ghost-run --pid: $n of $total threads run by the class"
+echo "PASS: ghost-run --pid moved all $total threads"
+wait $w || { cat /tmp/w.log; fail "moved workers did not finish"; }
+echo "PASS: moved workers finished"
+kill -TERM $agent; wait $agent || fail "agent exit $?"
+grep -q 'commit_calls=[1-9]' /tmp/agent.log || fail "the agent committed nothing"
+echo "PASS: agent scheduled them: $(grep -o 'commit_calls=[0-9]*' /tmp/agent.log)"
