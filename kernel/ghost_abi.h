@@ -38,7 +38,8 @@
  * Task messages carry the thread's seqnum *after* the event: the status word
  * holds the same number once the message is visible, so an agent that acted on
  * message N and commits with seqnum N is current. CPU messages carry a per-CPU
- * sequence number instead.
+ * sequence number instead: unique and gap-free, but a CPU message produced on
+ * another CPU (a timer's) may arrive before one with a lower number.
  */
 enum ghost_msg_type {
 	GHOST_MSG_NONE = 0,
