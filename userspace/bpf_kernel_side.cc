@@ -386,6 +386,18 @@ absl::Status BpfKernelSide::RegisterAgentThread(pid_t tid) {
   return absl::OkStatus();
 }
 
+absl::Status BpfKernelSide::SetEnclaveCpuMessages(EnclaveId enclave, uint32_t msg_bits) {
+  if (msg_bits & ~(GHOST_ENCLAVE_MSG_TICK | GHOST_ENCLAVE_MSG_NOT_IDLE)) {
+    return absl::InvalidArgumentError(absl::StrFormat("unknown CPU message bits %#x", msg_bits));
+  }
+  absl::MutexLock l(&mu_);
+  if (enclave >= GHOST_MAX_ENCLAVES || !(enclave_words_[enclave].flags & GHOST_ENCLAVE_INUSE)) {
+    return absl::NotFoundError(absl::StrFormat("enclave %u does not exist", enclave));
+  }
+  __atomic_store_n(&enclave_words_[enclave].tick_msgs, msg_bits, __ATOMIC_RELEASE);
+  return absl::OkStatus();
+}
+
 absl::Status BpfKernelSide::EnrollPid(pid_t pid, EnclaveId enclave) {
   if (pid <= 0) return absl::InvalidArgumentError(absl::StrFormat("bad pid %d", pid));
   if (enclave >= GHOST_MAX_ENCLAVES || !(enclave_words_[enclave].flags & GHOST_ENCLAVE_INUSE)) {

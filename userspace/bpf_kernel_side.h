@@ -61,6 +61,8 @@ class BpfKernelSide : public KernelSide {
   // the class, that is not a higher class taking the CPU (no CPU_BUSY, and a
   // commit it just made to that CPU stays queued until it blocks).
   absl::Status RegisterAgentThread(pid_t tid);
+  // Which optional CPU messages the enclave's CPUs send (GHOST_ENCLAVE_MSG_*).
+  absl::Status SetEnclaveCpuMessages(EnclaveId enclave, uint32_t msg_bits);
   // A CPU_TIMER_EXPIRED message for `cpu` after `delay`, carrying `cookie`.
   absl::Status ArmCpuTimer(int cpu, absl::Duration delay, uint64_t cookie);
 

@@ -46,6 +46,19 @@ inline void SpinNs(int64_t ns) {
   }
 }
 
+// Spins until the calling thread has used `ns` of CPU time (not wall time:
+// under TCG and preemption, wall time says little about what ran).
+inline void SpinCpuNs(int64_t ns) {
+  auto cpu_ns = [] {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+  };
+  int64_t end = cpu_ns() + ns;
+  while (cpu_ns() < end) {
+  }
+}
+
 inline void SleepUs(int64_t us) {
   timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
   nanosleep(&ts, nullptr);

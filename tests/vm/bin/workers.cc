@@ -16,7 +16,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
+#include "userspace/enrollment.h"
 #include "userspace/flags.h"
+#include "userspace/workloads/bench_threads.h"
 
 ABSL_FLAG(int, threads, 8, "Worker threads.");
 ABSL_FLAG(int, bursts, 100, "Compute bursts per thread.");
@@ -26,34 +28,6 @@ ABSL_FLAG(bool, sched_ext, true, "Switch each thread to SCHED_EXT (policy 7) fir
 ABSL_FLAG(bool, expect_class, false,
           "Require that a sched_ext class runs each thread (ext.enabled in /proc/thread-self/sched) "
           "after its first burst.");
-
-namespace {
-
-constexpr int kSchedExt = 7;
-
-// 1 if a sched_ext class runs the calling thread, 0 if not, -1 if unknown.
-int ExtEnabled() {
-  FILE* f = fopen("/proc/thread-self/sched", "r");
-  if (f == nullptr) return -1;
-  char line[256];
-  int v = -1;
-  while (fgets(line, sizeof(line), f)) {
-    if (strncmp(line, "ext.enabled", 11) == 0) {
-      const char* colon = strchr(line, ':');
-      if (colon) v = atoi(colon + 1);
-    }
-  }
-  fclose(f);
-  return v;
-}
-
-int64_t ThreadCpuNs() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   ghost::ParseFlagsOrExit(argc, argv, "usage: workers [flags]");
@@ -70,26 +44,22 @@ int main(int argc, char** argv) {
   for (int i = 0; i < n; i++) {
     threads.emplace_back([&, i] {
       if (ext) {
-        sched_param p = {.sched_priority = 0};
-        if (sched_setscheduler(0, kSchedExt, &p) != 0) {
-          absl::PrintF("workers: thread %d: sched_setscheduler(SCHED_EXT): %s\n", i,
-                       strerror(errno));
+        if (absl::Status s = ghost::SwitchToSchedExt(); !s.ok()) {
+          absl::PrintF("workers: thread %d: %s\n", i, s.message());
           problems++;
           return;
         }
       }
       for (int b = 0; b < bursts; b++) {
-        int64_t end = ThreadCpuNs() + burst_us * 1000LL;
-        while (ThreadCpuNs() < end) {
-        }
+        ghost::ComputeFor(burst_us * 1000LL);
         if (sleep_us > 0) usleep(sleep_us);
-        if (b == 0 && expect_class && ExtEnabled() != 1) {
+        if (b == 0 && expect_class && ghost::RunBySchedExtClass() != 1) {
           absl::PrintF("workers: thread %d: not run by a sched_ext class (ext.enabled=%d)\n", i,
-                       ExtEnabled());
+                       ghost::RunBySchedExtClass());
           problems++;
         }
       }
-      if (ext && sched_getscheduler(0) != kSchedExt) {
+      if (ext && sched_getscheduler(0) != ghost::kSchedExt) {
         absl::PrintF("workers: thread %d: policy changed to %d\n", i, sched_getscheduler(0));
         problems++;
       }
