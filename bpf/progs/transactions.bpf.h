@@ -235,6 +235,12 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 	res = GHOST_TXN_NOT_RUNNABLE;
 	for (int i = 0; i < COMMIT_SCAN_TRIES && res == GHOST_TXN_NOT_RUNNABLE; i++)
 		res = txn_move(tid, park_cpu, cpu, slice, enq_flags);
+	/* Still waiting to be parked (ops.enqueue's insert lands only after the
+	 * callback, which already sent the message): runnable, so not
+	 * NOT_RUNNABLE (the agent would wait for a WAKEUP that never comes);
+	 * the kernel side is moving it: the agent retries shortly. */
+	if (res == GHOST_TXN_NOT_RUNNABLE && t->state == GT_HELD)
+		res = GHOST_TXN_RUNNING_ELSEWHERE;
 	if (res != GHOST_TXN_PENDING)
 		__sync_val_compare_and_swap(&t->txn_cpu, (__s32)cpu, -1);
 out:
