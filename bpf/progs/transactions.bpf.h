@@ -219,11 +219,28 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 	slice = txn->slice_ns ? txn->slice_ns : SCX_SLICE_INF;
 	/* IMMED hands the thread back (-> CPU_UNAVAILABLE) if the CPU is busy;
 	 * when preempting one of ours, queue it first and kick; on the agent's
-	 * own CPU, queue it: it runs when the agent blocks. */
-	enq_flags = preempt ? SCX_ENQ_PREEMPT : local ? 0 : SCX_ENQ_IMMED;
+	 * own CPU, queue it: it runs when the agent blocks.
+	 * On a CPU with no thread of ours, IMMED alone bounces whenever an SCX
+	 * thread was just queued on that CPU's runqueue (sched_ext then thinks
+	 * the CPU is about to run it): a thread parked there by its own wake-up
+	 * does that, so nearly every commit made right at TASK_WAKEUP bounced.
+	 * PREEMPT makes the kernel accept the insert and re-run dispatch;
+	 * a higher class on the CPU still bounces it. */
+	if (preempt)
+		enq_flags = SCX_ENQ_PREEMPT;
+	else if (local)
+		enq_flags = 0;
+	else
+		enq_flags = SCX_ENQ_IMMED | (curr ? 0 : SCX_ENQ_PREEMPT);
 	res = GHOST_TXN_NOT_RUNNABLE;
 	for (int i = 0; i < COMMIT_SCAN_TRIES && res == GHOST_TXN_NOT_RUNNABLE; i++)
 		res = txn_move(tid, park_cpu, cpu, slice, enq_flags);
+	/* Still waiting to be parked (ops.enqueue's insert lands only after the
+	 * callback, which already sent the message): runnable, so not
+	 * NOT_RUNNABLE (the agent would wait for a WAKEUP that never comes);
+	 * the kernel side is moving it: the agent retries shortly. */
+	if (res == GHOST_TXN_NOT_RUNNABLE && t->state == GT_HELD)
+		res = GHOST_TXN_RUNNING_ELSEWHERE;
 	if (res != GHOST_TXN_PENDING)
 		__sync_val_compare_and_swap(&t->txn_cpu, (__s32)cpu, -1);
 out:

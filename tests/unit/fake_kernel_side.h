@@ -37,6 +37,9 @@ class FakeKernelSide : public KernelSide {
     CpuList affinity;
     bool want_on_cpu = false;
     bool in_transit = false;  // being moved by the kernel side: not committable
+    // Lookups by tid (AssociateQueue, commits) that still fail as if the
+    // thread did not exist, as for a fork sched_ext has not indexed yet.
+    int unfindable = 0;
   };
 
   explicit FakeKernelSide(int num_cpus = 8)
@@ -112,6 +115,10 @@ class FakeKernelSide : public KernelSide {
     if (before_associate_) before_associate_(tid);
     Thread* t = Find(tid);
     if (t == nullptr || t->dead) return absl::NotFoundError("no such thread");
+    if (t->unfindable > 0) {
+      --t->unfindable;
+      return absl::NotFoundError("no such thread (not indexed yet)");
+    }
     if (!ValidQueue(q)) return absl::InvalidArgumentError("no such queue");
     if (ValidQueue(t->queue)) {
       for (const ghost_msg& m : queues_[t->queue].msgs) {
@@ -248,6 +255,8 @@ class FakeKernelSide : public KernelSide {
   // property change dequeued it): commits find it RUNNING_ELSEWHERE although
   // it is on no CPU.
   void set_in_transit(Tid tid, bool v) { threads_.at(tid).in_transit = v; }
+  // The next `n` lookups of `tid` fail with NotFound / NOT_FOUND.
+  void set_unfindable(Tid tid, int n) { threads_.at(tid).unfindable = n; }
   // A higher class takes `cpu` (preempting its ghost thread); `notify` sends
   // CPU_BUSY, otherwise the agent only learns it from CPU_UNAVAILABLE.
   void TakeCpu(int cpu, bool notify = true) {
@@ -404,6 +413,10 @@ class FakeKernelSide : public KernelSide {
     if (s.tid == GHOST_TID_NONE) return GHOST_TXN_COMMITTED;
     Thread* t = Find(s.tid);
     if (t == nullptr || t->dead || t->enclave != e) return GHOST_TXN_NOT_FOUND;
+    if (t->unfindable > 0) {
+      --t->unfindable;
+      return GHOST_TXN_NOT_FOUND;
+    }
     if (s.task_seqnum != t->seq) return GHOST_TXN_TARGET_STALE;
     if (!(s.flags & GHOST_TXN_F_NO_BARRIER)) {
       if (!ValidQueue(s.queue)) return GHOST_TXN_INVALID;

@@ -148,6 +148,21 @@ TEST_F(FifoCentralizedTest, StaleCommitIsRetried) {
   EXPECT_EQ(rig_->kernel.CurrentOn(1), b);
 }
 
+// On the real class a thread just forked can be reported before sched_ext
+// finds it by tid: the commit says NOT_FOUND. With no DEAD message it is not
+// gone: it is retried after a back-off (forgetting it left it to the watchdog).
+TEST_F(FifoCentralizedTest, CommitOfAThreadNotFoundYetIsRetried) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread();
+  rig_->kernel.set_unfindable(a, 1);
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().failed_commits, 1u);  // backs off, no spinning
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), GHOST_TID_NONE);
+  rig_->kernel.AdvanceTime(kElsewhereBackoffNs);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), a);
+}
+
 TEST_F(FifoCentralizedTest, SlicePreemptsWhenOthersWait) {
   Start(3, absl::Milliseconds(10));
   Tid a = rig_->kernel.NewThread();

@@ -34,6 +34,7 @@
 #include "userspace/flags.h"
 #include "userspace/ghost_skel.h"
 #include "userspace/policy.h"
+#include "userspace/run_request.h"
 
 ABSL_FLAG(std::string, policy, "fifo-centralized",
           "Scheduling policy: fifo-centralized, fifo-per-cpu, or none (the class alone: "
@@ -217,6 +218,14 @@ int main(int argc, char** argv) {
                  "msgs_dropped=%d commit_calls=%d\n",
                  skel->bss->nr_enqueued, skel->bss->nr_dispatched, skel->bss->nr_direct,
                  ci.fallback_runs, ci.msgs_dropped, (*kernel)->commit_syscalls());
+    std::string results;
+    for (uint32_t r = 0; r <= GHOST_TXN_RESULT_LAST; ++r) {
+      if (uint64_t n = skel->bss->nr_txn_results[r]; n != 0) {
+        absl::StrAppend(&results, " ", ghost::TxnResultName(r), "=", n);
+      }
+    }
+    absl::PrintF("ghost-agent: transactions: watchdog_moves=%d%s\n", skel->bss->nr_watchdog_moves,
+                 results);
     if (policy) {
       for (ghost::Agent* a : policy->agents()) {
         absl::PrintF("ghost-agent: agent cpu %d: %d rounds, %d messages\n", a->cpu(), a->rounds(),

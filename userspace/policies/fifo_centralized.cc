@@ -224,7 +224,10 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       }
       return;
     case GHOST_TXN_NOT_FOUND:
-      Forget(tid);
+      // Not gone until its DEAD/DEPARTED message says so: a thread just
+      // forked may not be found for a moment. Retry after a back-off.
+      if (!newer) t->not_before_ns = opts_.clock() + kElsewhereBackoffNs;
+      Enqueue(*t, /*front=*/true);
       return;
     case GHOST_TXN_RUNNING_ELSEWHERE: {
       if (newer) {  // it may have stopped since: its state says

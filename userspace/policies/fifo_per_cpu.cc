@@ -222,12 +222,11 @@ void FifoPerCpuScheduler::PlacePending() {
     const QueueId q = cpus_[dest].queue;
     if (q != t->queue) {
       absl::Status s = kernel_.AssociateQueue(tid, q);
-      if (absl::IsNotFound(s)) {
-        // Gone; its DEAD message is on its way (or was before we knew it).
-        continue;
-      }
       if (!s.ok()) {
         // FailedPrecondition: its old queue still holds messages about it.
+        // NotFound: only its DEAD/DEPARTED message says it is gone (Forget);
+        // the kernel side may not find a thread it has just reported (a
+        // fork that sched_ext has not indexed by tid yet). Retry both.
         ++stats_.associate_retries;
         keep.push_back(tid);
         continue;
@@ -288,7 +287,11 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
       }
       return true;
     case GHOST_TXN_NOT_FOUND:
-      Forget(tid);
+      // Not gone until its DEAD/DEPARTED message says so: a thread just
+      // forked may not be found for a moment. Retry after a back-off.
+      if (t == nullptr) return true;
+      if (!newer) t->not_before_ns = opts_.clock() + kElsewhereBackoffNs;
+      Enqueue(*t, /*front=*/true);
       return true;
     case GHOST_TXN_RUNNING_ELSEWHERE:
       if (t == nullptr) return true;

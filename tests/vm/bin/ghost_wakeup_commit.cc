@@ -1,0 +1,149 @@
+// ghost_wakeup_commit: an agent that commits a thread the moment its
+// TASK_WAKEUP arrives, to an idle enclave CPU, gets COMMITTED on the first
+// try (as real agents do: they commit exactly then). The woken thread is
+// queued on that CPU's runqueue, which makes sched_ext treat the idle CPU as
+// "about to run one of ours" and refuse an SCX_ENQ_IMMED insert; the class
+// must not turn that into CPU_UNAVAILABLE.
+// The waker is a CFS thread on another CPU (the wake-up queues the thread on
+// CPU 1 from CPU 2, as in ghOSt's message-delivery benchmark).
+// Needs 3 CPUs: the agent on CPU 0, the enclave is CPU 1, the waker on CPU 2.
+#include <sched.h>
+
+#include <thread>
+
+#include "tests/vm/test_agent.h"
+
+using namespace ghost_test;
+
+int main() {
+  Failures f;
+  if (sysconf(_SC_NPROCESSORS_ONLN) < 3) {
+    std::printf("FAIL: needs 3 CPUs\n");
+    return 1;
+  }
+  cpu_set_t cpu0, cpu1, cpu2;
+  CPU_ZERO(&cpu0);
+  CPU_SET(0, &cpu0);
+  CPU_ZERO(&cpu1);
+  CPU_SET(1, &cpu1);
+  CPU_ZERO(&cpu2);
+  CPU_SET(2, &cpu2);
+  sched_setaffinity(0, sizeof(cpu0), &cpu0);
+  if (!EnterFifo()) std::printf("note: agent not SCHED_FIFO\n");
+  // A long watchdog: nothing may run the worker but our transactions.
+  auto setup = Setup::Create(ghost::CpuList({1}), /*watchdog_ms=*/4000);
+  if (!setup) return 1;
+  auto& ks = *setup->ks;
+  TestAgent agent(ks, setup->queue, {});
+
+  constexpr int kSleeps = 40;
+  std::atomic<int> pid{0}, done{0}, want{0};
+  std::atomic<bool> entered{false}, stop{false};
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return 1;
+  std::thread worker([&] {
+    pid = Gettid();
+    sched_setaffinity(0, sizeof(cpu1), &cpu1);
+    while (!entered.load()) SleepUs(100);
+    EnterSchedExt();
+    for (int i = 0; i < kSleeps; i++) {
+      char c;
+      if (read(pipefd[0], &c, 1) != 1) break;  // BLOCKED until the waker writes
+      done++;
+    }
+  });
+  std::thread waker([&] {
+    // Made by the SCHED_FIFO agent: a CFS thread on CPU 2 instead.
+    sched_setaffinity(0, sizeof(cpu2), &cpu2);
+    sched_param sp = {.sched_priority = 0};
+    sched_setscheduler(0, SCHED_OTHER, &sp);
+    int sent = 0;
+    while (!stop.load() && sent < kSleeps) {
+      if (want.load() > sent) {
+        (void)!write(pipefd[1], "x", 1);  // TASK_WAKEUP, queued on CPU 1 from here
+        sent++;
+      } else {
+        SleepUs(200);
+      }
+    }
+  });
+  while (pid.load() == 0) SleepUs(100);
+  if (auto s = ks.EnrollPid(pid, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
+  entered = true;
+
+  // Commit the thread to CPU 1 at its current seqnum; the result.
+  auto commit = [&](uint64_t tid) {
+    agent.Drain();
+    ghost_txn t = {};
+    t.tid = tid;
+    t.task_seqnum = agent.Threads()[tid].seq;
+    t.agent_barrier = agent.barrier();
+    t.queue = setup->queue;
+    if (!OpenTxn(ks, 1, t)) return -2;
+    if (!ks.Commit(ghost::CpuList({1})).ok()) return -3;
+    return WaitTxn(ks, 1, absl::Seconds(2));
+  };
+
+  int first_current = 0, first_committed = 0, stale = 0, retries = 0;
+  std::map<int, int> first_results;
+  uint64_t tid = 0, handled_seq = 0;
+  const int64_t end = NowNs() + 60'000'000'000LL;
+  while (done.load() < kSleeps && NowNs() < end) {
+    agent.Drain();
+    if (tid == 0) tid = agent.TidOf(pid);
+    if (tid == 0) {
+      SleepUs(200);
+      continue;
+    }
+    ThreadState st = agent.Threads()[tid];
+    if (!st.runnable) {
+      // Blocked in read(): ask for the next wake-up once.
+      if (want.load() == done.load()) want++;
+      continue;  // spin: the commit follows the WAKEUP at once
+    }
+    if (st.seq == handled_seq) continue;
+    handled_seq = st.seq;
+    int r = commit(tid);
+    first_results[r]++;
+    if (r == GHOST_TXN_AGENT_STALE || r == GHOST_TXN_TARGET_STALE) {
+      stale++;  // raced a message: not a fresh wake-up commit
+    } else {
+      first_current++;
+      first_committed += r == GHOST_TXN_COMMITTED;
+    }
+    for (int attempt = 0; attempt < 20 && r != GHOST_TXN_COMMITTED; attempt++) {
+      retries++;
+      SleepUs(1000);
+      r = commit(tid);
+    }
+    if (r != GHOST_TXN_COMMITTED) {
+      f.Fail(absl::StrFormat("the worker could not be committed: %s", ResultName(r)));
+      break;
+    }
+    // Wait for it to block again (or finish) before the next round.
+    const int64_t until = NowNs() + 2'000'000'000LL;
+    while (NowNs() < until && done.load() < kSleeps) {
+      agent.Drain();
+      if (!agent.Threads()[tid].runnable) break;
+      SleepUs(100);
+    }
+  }
+  stop = true;
+  waker.join();
+  if (done.load() < kSleeps) close(pipefd[1]);  // lets a stuck worker's read() end
+  worker.join();
+  std::string results;
+  for (auto [r, n] : first_results) results += absl::StrFormat(" %s=%d", ResultName(r), n);
+  std::printf("first commits:%s; %d retries\n", results.c_str(), retries);
+  f.Check(done.load() == kSleeps,
+          absl::StrFormat("the worker slept and woke %d times (got %d)", kSleeps, done.load()));
+  f.Check(first_current >= kSleeps / 2,
+          absl::StrFormat("%d first commits were current (%d wake-ups)", first_current, kSleeps));
+  // An idle CPU takes a current wake-up commit; allow rare real bounces (an
+  // interrupt or kworker on CPU 1 at that moment).
+  f.Check(first_committed * 4 >= first_current * 3,
+          absl::StrFormat("%d of %d current wake-up commits COMMITTED on the first try",
+                          first_committed, first_current));
+  CheckClassAlive(ks, f);
+  return f.n == 0 ? 0 : 1;
+}
