@@ -44,7 +44,7 @@ bench_row class-fifo --expect-class
 stop_agent
 sed -i '$ s/,[^,]*$/,-/' "$rows"  # with no enclave every run is a FIFO run
 # The two ghOSt policies: ghost-run puts the workload into the agent's enclave.
-for policy in ${GHOST_DEMO_POLICIES:-fifo-centralized}; do
+for policy in ${GHOST_DEMO_POLICIES:-fifo-per-cpu fifo-centralized}; do
   start_agent --policy=$policy
   prefix="ghost-run --"
   bench_row "$policy" --expect-class
