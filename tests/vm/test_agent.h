@@ -27,6 +27,7 @@
 
 #include "absl/strings/str_format.h"
 #include "userspace/bpf_kernel_side.h"
+#include "userspace/message.h"
 
 namespace ghost_test {
 
@@ -329,27 +330,6 @@ class TestAgent {
   std::map<int, uint64_t> inflight_;  // cpu -> tid
   std::map<int, uint64_t> results_;
 };
-
-inline const char* MsgName(uint16_t type) {
-  switch (type) {
-    case GHOST_MSG_TASK_NEW: return "TASK_NEW";
-    case GHOST_MSG_TASK_WAKEUP: return "TASK_WAKEUP";
-    case GHOST_MSG_TASK_BLOCKED: return "TASK_BLOCKED";
-    case GHOST_MSG_TASK_PREEMPT: return "TASK_PREEMPT";
-    case GHOST_MSG_TASK_YIELD: return "TASK_YIELD";
-    case GHOST_MSG_TASK_DEAD: return "TASK_DEAD";
-    case GHOST_MSG_TASK_DEPARTED: return "TASK_DEPARTED";
-    case GHOST_MSG_TASK_AFFINITY_CHANGED: return "TASK_AFFINITY_CHANGED";
-    case GHOST_MSG_TASK_PRIORITY_CHANGED: return "TASK_PRIORITY_CHANGED";
-    case GHOST_MSG_TASK_ON_CPU: return "TASK_ON_CPU";
-    case GHOST_MSG_CPU_TICK: return "CPU_TICK";
-    case GHOST_MSG_CPU_AVAILABLE: return "CPU_AVAILABLE";
-    case GHOST_MSG_CPU_BUSY: return "CPU_BUSY";
-    case GHOST_MSG_CPU_NOT_IDLE: return "CPU_NOT_IDLE";
-    case GHOST_MSG_CPU_TIMER_EXPIRED: return "CPU_TIMER_EXPIRED";
-    default: return "UNKNOWN";
-  }
-}
 
 // The class must still run (no ejection).
 inline void CheckClassAlive(ghost::BpfKernelSide& ks, Failures& f) {

@@ -90,7 +90,7 @@ int main() {
     if (m.tid == tid && tid != 0) mine.push_back(m);
   }
   std::string seen;
-  for (const ghost_msg& m : mine) absl::StrAppendFormat(&seen, " %s(%u)", MsgName(m.type), m.seqnum);
+  for (const ghost_msg& m : mine) absl::StrAppendFormat(&seen, " %s(%u)", ghost::MessageTypeName(m.type), m.seqnum);
   std::printf("messages about the worker:%s\n", seen.c_str());
 
   // When the worker is preempted depends on slices and ticks (it may already
@@ -107,7 +107,7 @@ int main() {
   }
   f.Check(w == std::size(want),
           absl::StrFormat("expected messages appear in order (matched %u of %u; next wanted %s)",
-                          w, std::size(want), w < std::size(want) ? MsgName(want[w]) : "-"));
+                          w, std::size(want), w < std::size(want) ? ghost::MessageTypeName(want[w]) : "-"));
   bool preempted = false;
   for (size_t i = 1; i < mine.size() && mine[i].type != GHOST_MSG_TASK_YIELD; i++) {
     if (mine[i].type == GHOST_MSG_TASK_PREEMPT) preempted = true;

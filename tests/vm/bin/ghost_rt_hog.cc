@@ -157,7 +157,7 @@ int main() {
   CheckClassAlive(ks, f);
   if (f.n != 0) {
     for (const ghost_msg& m : agent.Log()) {
-      absl::PrintF("  msg %s tid %u seq %u cpu %u t %d\n", MsgName(m.type), m.tid, m.seqnum,
+      absl::PrintF("  msg %s tid %u seq %u cpu %u t %d\n", ghost::MessageTypeName(m.type), m.tid, m.seqnum,
                    m.cpu, static_cast<int64_t>(m.time_ns) - hog_start.load());
     }
   }

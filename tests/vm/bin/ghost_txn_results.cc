@@ -223,7 +223,7 @@ int main() {
   CheckClassAlive(ks, f);
   if (f.n != 0) {
     for (const ghost_msg& m : agent.Log()) {
-      absl::PrintF("  msg %s tid %u seq %u cpu %u\n", MsgName(m.type), m.tid, m.seqnum, m.cpu);
+      absl::PrintF("  msg %s tid %u seq %u cpu %u\n", ghost::MessageTypeName(m.type), m.tid, m.seqnum, m.cpu);
     }
   }
   return f.n == 0 ? 0 : 1;
