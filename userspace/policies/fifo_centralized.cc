@@ -181,16 +181,9 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
   FifoTask* victim =
       c.preempting != GHOST_TID_NONE ? tasks_.Find(c.preempting) : nullptr;
   c.preempting = GHOST_TID_NONE;
-  FifoTask* t = tasks_.Find(tid);
-  // Messages about it came after the commit was made: what we know now beats
-  // what the failed commit was judged on.
-  const bool newer = t != nullptr && t->seq != c.req->target_barrier();
-  bool left = false;
-  if (t != nullptr) {
-    t->inflight_cpu = -1;
-    left = t->left_while_inflight;
-    t->left_while_inflight = false;
-  }
+  const FifoTaskTable::Settled settled = tasks_.SettleInflight(tid, c.req->target_barrier());
+  FifoTask* t = settled.task;
+  const bool newer = settled.newer, left = settled.left;
   if (r == GHOST_TXN_COMMITTED) {
     ++stats_.commits;
     if (victim != nullptr) ++stats_.preemptions;

@@ -247,16 +247,9 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
   const uint32_t r = c.req->Done() ? c.req->result() : GHOST_TXN_ABORTED;
   c.req->Release();
   c.req_active = false;
-  FifoTask* t = tasks_.Find(tid);
-  // Messages about it came after the commit was made: what we know now beats
-  // what the failed commit was judged on.
-  const bool newer = t != nullptr && t->seq != c.req->target_barrier();
-  bool left = false;
-  if (t != nullptr) {
-    t->inflight_cpu = -1;
-    left = t->left_while_inflight;
-    t->left_while_inflight = false;
-  }
+  const FifoTaskTable::Settled settled = tasks_.SettleInflight(tid, c.req->target_barrier());
+  FifoTask* t = settled.task;
+  const bool newer = settled.newer, left = settled.left;
   if (r == GHOST_TXN_COMMITTED) {
     ++stats_.commits;
     if (t != nullptr && !left) {

@@ -93,6 +93,25 @@ class FifoTaskTable {
   void Erase(Tid tid) { tasks_.erase(tid); }
   size_t size() const { return tasks_.size(); }
 
+  // What a policy knows about `tid` once a transaction on it has ended.
+  struct Settled {
+    FifoTask* task = nullptr;  // nullptr: forgotten meanwhile
+    bool newer = false;        // messages came after the commit was judged
+    bool left = false;         // it left the CPU while the commit was in flight
+  };
+  // Clears the task's in-flight state. `judged_seq` is the seqnum the commit
+  // carried: messages about it that came after it beat what the commit saw.
+  Settled SettleInflight(Tid tid, uint64_t judged_seq) {
+    Settled s;
+    s.task = Find(tid);
+    if (s.task == nullptr) return s;
+    s.newer = s.task->seq != judged_seq;
+    s.left = s.task->left_while_inflight;
+    s.task->inflight_cpu = -1;
+    s.task->left_while_inflight = false;
+    return s;
+  }
+
  private:
   std::unordered_map<Tid, FifoTask> tasks_;
 };
