@@ -6,10 +6,10 @@
 # class must still be enabled at the end.
 set -u
 fail() { echo "FAIL: $*"; [ -f /tmp/agent.log ] && sed 's/^/  agent: /' /tmp/agent.log; exit 1; }
-wait_enabled() {
+wait_policy() {  # the agent prints this line once its agents run
   i=0
-  while [ "$(cat /sys/kernel/sched_ext/state)" != enabled ]; do
-    i=$((i + 1)); [ $i -gt 150 ] && fail "class not enabled"; sleep 0.1
+  while ! grep -q "ghost-agent: policy $1" /tmp/agent.log; do
+    i=$((i + 1)); [ $i -gt 300 ] && fail "$1: agent did not start the policy"; sleep 0.1
   done
 }
 churn='i=0; while [ $i -lt 1000 ]; do /bin/true & i=$((i + 1)); done; wait'
@@ -17,8 +17,8 @@ churn='i=0; while [ $i -lt 1000 ]; do /bin/true & i=$((i + 1)); done; wait'
 for policy in fifo-per-cpu fifo-centralized; do
   ghost-agent --policy=$policy --slice-us=2000 --stats >/tmp/agent.log 2>&1 &
   agent=$!
-  wait_enabled
-  grep -q "policy $policy" /tmp/agent.log || fail "$policy: agent did not start the policy"
+  wait_policy $policy
+  [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || fail "$policy: class not enabled"
   ghost-run -- workers --threads 64 --bursts 20 --burst-us 1000 --sleep-us 2000 --expect-class ||
     fail "$policy: 64-thread mixed workload did not complete"
   echo "PASS: $policy: 64 threads ran to completion"
