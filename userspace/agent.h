@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "absl/time/time.h"
+#include "userspace/channel.h"
 #include "userspace/kernel_side.h"
 #include "userspace/scheduler.h"
 
@@ -45,6 +46,7 @@ class Agent {
   QueueId queue() const { return opts_.queue; }
   bool global() const { return opts_.global; }
   KernelSide& kernel() { return kernel_; }
+  Channel& channel() { return channel_; }
   Scheduler& scheduler() { return sched_; }
   // Totals since construction.
   uint64_t rounds() const { return rounds_; }
@@ -54,6 +56,7 @@ class Agent {
   KernelSide& kernel_;
   Scheduler& sched_;
   const AgentOptions opts_;
+  Channel channel_;
   uint64_t barrier_ = 0;
   uint64_t rounds_ = 0;
   uint64_t messages_ = 0;
