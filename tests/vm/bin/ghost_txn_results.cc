@@ -178,12 +178,18 @@ int main() {
 
   // Preemption: without GHOST_TXN_F_PREEMPT a busy CPU is unavailable; with
   // it the new thread takes the CPU and the old one goes back (PREEMPT).
+  // Waits (up to 2 s: a loaded TCG host delays the kick's IPI well past
+  // 20 ms) for a TASK_PREEMPT of `tid` logged at index `from` or later.
   auto preempted = [&](uint64_t tid, size_t from) {
-    agent.Drain();
-    auto log = agent.Log();
-    for (size_t i = from; i < log.size(); i++) {
-      if (log[i].tid == tid && log[i].type == GHOST_MSG_TASK_PREEMPT) return true;
-    }
+    int64_t until = NowNs() + 2'000'000'000LL;
+    do {
+      agent.Drain();
+      auto log = agent.Log();
+      for (size_t i = from; i < log.size(); i++) {
+        if (log[i].tid == tid && log[i].type == GHOST_MSG_TASK_PREEMPT) return true;
+      }
+      SleepUs(1000);
+    } while (NowNs() < until);
     return false;
   };
   agent.Drain();
@@ -192,18 +198,16 @@ int main() {
   size_t mark = agent.Log().size();
   r = commit_current(1, t_spin2, GHOST_TXN_F_PREEMPT);
   expect("the same with GHOST_TXN_F_PREEMPT", r, GHOST_TXN_COMMITTED);
-  SleepUs(20'000);
   f.Check(preempted(t_spin, mark), "the running thread was preempted (TASK_PREEMPT)");
   end = NowNs() + 2'000'000'000LL;
   while (NowNs() < end && spinner2.cpu.load() != 1) SleepUs(1000);
   f.Check(spinner2.cpu.load() == 1, "the preempting thread started on CPU 1");
 
   // An idle transaction unschedules the CPU.
-  mark = agent.Log().size();
   agent.Drain();
+  mark = agent.Log().size();
   expect("idle transaction (no thread) on CPU 1",
          commit(1, GHOST_TID_NONE, 0, agent.barrier(), 0), GHOST_TXN_COMMITTED);
-  SleepUs(20'000);
   f.Check(preempted(t_spin2, mark), "the idle transaction sent the thread back (TASK_PREEMPT)");
   uint64_t s1 = spinner2.spins.load();
   SleepUs(50'000);
