@@ -83,7 +83,7 @@ int ghost_ctl(struct ghost_ctl_args *args)
 		return 0;
 	}
 	bpf_rcu_read_lock();
-	p = scx_bpf_tid_to_task(args->tid);
+	p = task_from_tid(args->tid);
 	t = p ? task_get(p) : NULL;
 	if (!p || !t || !task_in_enclave(t))
 		ret = -ENOENT;

@@ -173,6 +173,7 @@ static __always_inline void task_gone(struct task_struct *p, struct ghost_task *
 	t->state = GT_BLOCKED;
 	send_task_off_cpu(p, t, type, t->cpu, false);
 	sw_free(t->sw, p->scx.tid);
+	tid_index_del(p);
 	t->enabled = 0;
 }
 
@@ -365,6 +366,8 @@ void GHOST_OPS(ghost_enable, struct task_struct *p)
 	/* Runnable now (a queued thread changing class): no WAKEUP follows. */
 	t->state = p->on_rq ? GT_QUEUED : GT_BLOCKED;
 	__sync_fetch_and_add(&nr_enabled, 1);
+	/* Findable by tid before the agent can read TASK_NEW (tasks.bpf.h). */
+	tid_index_add(p);
 	send_task_new(p, t, p->on_rq != 0);
 	/* A thread that enters the class while running must not keep its CPU
 	 * until a slice ends: it goes to its agent at once, as in ghOSt. */

@@ -70,6 +70,74 @@ static __always_inline bool task_in_enclave(const struct ghost_task *t)
 	return t && t->enabled && t->enclave != GHOST_ENCLAVE_NONE;
 }
 
+/*
+ * The class's own tid -> task index, for every delegated thread: filled in
+ * ops.enable (before TASK_NEW is sent), emptied when DEAD/DEPARTED is sent.
+ * sched_ext's tid hash is not enough: for a fork, 7.2 calls ops.enable from
+ * scx_post_fork() and only afterwards publishes the task in scx_tid_hash
+ * (under scx_tasks_lock), so scx_bpf_tid_to_task() misses a thread whose
+ * TASK_NEW the agent may already hold. The entry owns a task reference
+ * (RCU-freed: bpf_task_release), so a reader under RCU may use it.
+ */
+struct ghost_task_ref {
+	struct task_struct __kptr *task;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GHOST_MAX_THREADS); /* one per status word */
+	__type(key, __u64);                     /* p->scx.tid */
+	__type(value, struct ghost_task_ref);
+} tid_index SEC(".maps");
+
+__u64 tid_index_failures; /* a full index: lookups fall back to the kernel's */
+
+static __always_inline void tid_index_add(struct task_struct *p)
+{
+	struct ghost_task_ref fresh = {}, *ref;
+	struct task_struct *held, *old;
+	__u64 tid = p->scx.tid;
+
+	if (bpf_map_update_elem(&tid_index, &tid, &fresh, BPF_ANY) ||
+	    !(ref = bpf_map_lookup_elem(&tid_index, &tid))) {
+		__sync_fetch_and_add(&tid_index_failures, 1);
+		return;
+	}
+	held = bpf_task_acquire(p);
+	if (!held) {
+		bpf_map_delete_elem(&tid_index, &tid);
+		return;
+	}
+	old = bpf_kptr_xchg(&ref->task, held);
+	if (old)
+		bpf_task_release(old);
+}
+
+/* Drops the entry and its reference: from now on NOT_FOUND means gone. */
+static __always_inline void tid_index_del(struct task_struct *p)
+{
+	__u64 tid = p->scx.tid;
+
+	bpf_map_delete_elem(&tid_index, &tid);
+}
+
+/*
+ * The thread `tid`, RCU-protected (callers hold bpf_rcu_read_lock()): the
+ * class's index first, then sched_ext's hash (threads the class does not
+ * delegate, or a full index).
+ */
+static __always_inline struct task_struct *task_from_tid(__u64 tid)
+{
+	struct ghost_task_ref *ref = bpf_map_lookup_elem(&tid_index, &tid);
+	struct task_struct *p = NULL;
+
+	if (ref)
+		p = ref->task;
+	if (!p)
+		p = scx_bpf_tid_to_task(tid);
+	return p;
+}
+
 static __always_inline __s32 task_nice(const struct task_struct *p)
 {
 	return (__s32)p->static_prio - 120;

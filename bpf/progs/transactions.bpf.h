@@ -173,7 +173,7 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 	}
 
 	bpf_rcu_read_lock();
-	p = scx_bpf_tid_to_task(tid);
+	p = task_from_tid(tid);
 	if (!p) {
 		res = GHOST_TXN_NOT_FOUND;
 		goto out;
