@@ -24,9 +24,21 @@ void Agent::Run(const std::atomic<bool>& stop) {
     const size_t n = RunOnce();
     if (!opts_.global && n == 0 && channel_.valid()) {
       // A timeout or an interrupted wait is not an error: just go round.
-      (void)channel_.Wait(opts_.wait_timeout);
+      (void)Wait(opts_.wait_timeout);
     }
   }
+}
+
+absl::Status Agent::Wait(absl::Duration timeout) {
+  const int queue_fd = channel_.valid() ? channel_.fd() : -1;
+  if (channel_.valid() && channel_.barrier() != barrier_) return absl::OkStatus();
+  // Without a pollable queue only the kernel side can wait for it (the
+  // simulator, fakes): wake-ups then come at its timeout.
+  if (wakeup_.valid() && (queue_fd >= 0 || !channel_.valid())) {
+    return wakeup_.Wait(queue_fd, timeout);
+  }
+  if (!channel_.valid()) return absl::FailedPreconditionError("agent has no queue");
+  return channel_.Wait(timeout);
 }
 
 }  // namespace ghost

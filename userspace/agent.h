@@ -9,7 +9,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "userspace/agent_wakeup.h"
 #include "userspace/channel.h"
 #include "userspace/kernel_side.h"
 #include "userspace/scheduler.h"
@@ -36,9 +38,17 @@ class Agent {
   // Returns messages handled. A message that arrives after the barrier was
   // read makes this round's commits AGENT_STALE, as in ghOSt.
   size_t RunOnce();
-  // Real-kernel loop until `stop`: per-CPU agents block in WaitQueue, global
+  // Real-kernel loop until `stop`: per-CPU agents block in Wait(), global
   // ones busy-poll.
   void Run(const std::atomic<bool>& stop);
+
+  // Blocks until a message arrives in this agent's queue, another agent
+  // calls Wake(), or `timeout` passes (DeadlineExceeded). Returns at once if
+  // the queue received something since the last RunOnce read its barrier.
+  absl::Status Wait(absl::Duration timeout);
+  // From any thread (e.g. another CPU's agent that handed this one a
+  // thread): ends the current or the next Wait() early.
+  void Wake() { wakeup_.Wake(); }
 
   // The queue barrier read at the start of the last RunOnce.
   uint64_t barrier() const { return barrier_; }
@@ -57,6 +67,7 @@ class Agent {
   Scheduler& sched_;
   const AgentOptions opts_;
   Channel channel_;
+  AgentWakeup wakeup_;
   uint64_t barrier_ = 0;
   uint64_t rounds_ = 0;
   uint64_t messages_ = 0;

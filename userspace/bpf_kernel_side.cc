@@ -328,6 +328,11 @@ absl::Status BpfKernelSide::WaitQueue(QueueId queue, absl::Duration timeout) {
   return absl::OkStatus();
 }
 
+int BpfKernelSide::QueueFd(QueueId queue) const {
+  if (queue >= GHOST_MAX_QUEUES || queues_[queue].rb == nullptr) return -1;
+  return ring_buffer__epoll_fd(queues_[queue].rb);  // level-triggered on the ring
+}
+
 const ghost_queue_word& BpfKernelSide::QueueWord(QueueId queue) const {
   static const ghost_queue_word kNone = {};
   if (queue >= GHOST_MAX_QUEUES) return kNone;

@@ -46,6 +46,7 @@ class BpfKernelSide : public KernelSide {
   absl::Status ConfigQueueWakeup(QueueId queue, int wake_cpu, bool wake_agent) override;
   size_t ConsumeQueue(QueueId queue, absl::FunctionRef<void(const ghost_msg&)> fn) override;
   absl::Status WaitQueue(QueueId queue, absl::Duration timeout) override;
+  int QueueFd(QueueId queue) const override;
 
   const ghost_queue_word& QueueWord(QueueId queue) const override;
   const ghost_status_word* StatusWords() const override { return status_words_; }

@@ -33,6 +33,8 @@ class Channel {
   size_t Consume(absl::FunctionRef<void(const Message&)> fn);
   // Blocks until a message arrives or `timeout` passes.
   absl::Status Wait(absl::Duration timeout) { return kernel_.WaitQueue(queue_, timeout); }
+  // Polls readable while messages wait; -1 if the kernel side has no such fd.
+  int fd() const { return kernel_.QueueFd(queue_); }
   // Sends `tid`'s future messages here (FailedPrecondition while its old
   // queue still holds unread messages about it: retry after that is drained).
   absl::Status Associate(Tid tid) { return kernel_.AssociateQueue(tid, queue_); }

@@ -76,6 +76,10 @@ class KernelSide {
   // Blocks until `queue` has a message or `timeout` passes (real kernel);
   // the simulator returns at once.
   virtual absl::Status WaitQueue(QueueId queue, absl::Duration timeout) = 0;
+  // A descriptor that polls readable while `queue` has messages, so that an
+  // agent can wait for its queue and for other agents (AgentWakeup) at once;
+  // -1 if there is none (then WaitQueue is the only way to wait).
+  virtual int QueueFd(QueueId queue) const { return -1; }
 
   // Shared memory, read without a syscall --------------------------------
   virtual const ghost_queue_word& QueueWord(QueueId queue) const = 0;

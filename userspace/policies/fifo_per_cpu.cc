@@ -57,6 +57,7 @@ void FifoPerCpuScheduler::Enqueue(FifoTask& t, bool front) {
   } else {
     it->second.rq.PushBack(t);
   }
+  receivers_.insert(t.owner);
 }
 
 void FifoPerCpuScheduler::Forget(Tid tid) {
@@ -344,8 +345,32 @@ FifoTask* FifoPerCpuScheduler::TakeNext(Cpu& c) {
   return found;
 }
 
+void FifoPerCpuScheduler::AttachAgent(Agent& agent) {
+  absl::MutexLock l(&mu_);
+  auto it = cpus_.find(agent.cpu());
+  if (it != cpus_.end()) it->second.agent = &agent;
+}
+
+void FifoPerCpuScheduler::WakeReceivers(int self) {
+  for (int cpu : receivers_) {
+    auto it = cpus_.find(cpu);
+    if (cpu != self && it != cpus_.end() && it->second.agent != nullptr) {
+      it->second.agent->Wake();
+    }
+  }
+  receivers_.clear();
+}
+
 void FifoPerCpuScheduler::Schedule(Agent& agent) {
   absl::MutexLock l(&mu_);
+  ScheduleLocked(agent);
+  // A thread this round (or a message handler) put on another CPU's
+  // runqueue: that agent may be blocked on an empty queue. As in ghOSt, it
+  // is woken rather than left to its poll timeout.
+  WakeReceivers(agent.cpu());
+}
+
+void FifoPerCpuScheduler::ScheduleLocked(Agent& agent) {
   PlacePending();
   auto it = cpus_.find(agent.cpu());
   if (it == cpus_.end()) return;
@@ -426,6 +451,7 @@ absl::StatusOr<std::unique_ptr<Policy>> FifoPerCpuPolicy::Create(
   for (int cpu : cpus) {
     p->agents_.push_back(std::make_unique<Agent>(
         kernel, *p->sched_, AgentOptions{.cpu = cpu, .queue = queues[cpu]}));
+    p->sched_->AttachAgent(*p->agents_.back());
   }
   return std::unique_ptr<Policy>(std::move(p));
 }

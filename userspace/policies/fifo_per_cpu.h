@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -47,6 +48,10 @@ class FifoPerCpuScheduler : public Scheduler {
   void CpuBusy(const Message& m) override;
   void Schedule(Agent& agent) override;
 
+  // The agent of `agent.cpu()`: woken when another agent hands it a thread
+  // (until attached, it notices at its next message or wait timeout).
+  void AttachAgent(Agent& agent);
+
   // For tests and stats.
   struct Stats {
     uint64_t commits = 0;         // transactions that reached COMMITTED
@@ -70,6 +75,7 @@ class FifoPerCpuScheduler : public Scheduler {
     uint64_t retry_after_ns = 0;    // CPU_UNAVAILABLE back-off
     std::unique_ptr<RunRequest> req;
     bool req_active = false;        // req holds a transaction we have not read
+    Agent* agent = nullptr;         // woken on a hand-off (AttachAgent)
   };
 
   // Updates the task a message is about (creating it if need be).
@@ -87,6 +93,9 @@ class FifoPerCpuScheduler : public Scheduler {
   // Reads a finished transaction of `c`. False if the round should stop
   // (stale: wait for the next message).
   bool HandleResult(Cpu& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ScheduleLocked(Agent& agent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Wakes the agents whose runqueues gained threads, except `self`'s.
+  void WakeReceivers(int self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   KernelSide& kernel_;
   const QueueId default_queue_;
@@ -95,6 +104,7 @@ class FifoPerCpuScheduler : public Scheduler {
   FifoTaskTable tasks_ ABSL_GUARDED_BY(mu_);
   std::map<int, Cpu> cpus_ ABSL_GUARDED_BY(mu_);
   std::vector<Tid> unplaced_ ABSL_GUARDED_BY(mu_);
+  std::set<int> receivers_ ABSL_GUARDED_BY(mu_);  // CPUs whose runqueue grew
   size_t rr_ ABSL_GUARDED_BY(mu_) = 0;
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };
