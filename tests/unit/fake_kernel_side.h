@@ -38,7 +38,8 @@ class FakeKernelSide : public KernelSide {
     bool want_on_cpu = false;
     bool in_transit = false;  // being moved by the kernel side: not committable
     // Lookups by tid (AssociateQueue, commits) that still fail as if the
-    // thread did not exist, as for a fork sched_ext has not indexed yet.
+    // thread did not exist: the kernel side let it go, and its DEAD/DEPARTED
+    // message is yet to come.
     int unfindable = 0;
   };
 

@@ -148,19 +148,25 @@ TEST_F(FifoCentralizedTest, StaleCommitIsRetried) {
   EXPECT_EQ(rig_->kernel.CurrentOn(1), b);
 }
 
-// On the real class a thread just forked can be reported before sched_ext
-// finds it by tid: the commit says NOT_FOUND. With no DEAD message it is not
-// gone: it is retried after a back-off (forgetting it left it to the watchdog).
-TEST_F(FifoCentralizedTest, CommitOfAThreadNotFoundYetIsRetried) {
+// NOT_FOUND means the thread is gone (the class finds every thread it has
+// reported until DEAD/DEPARTED): it is not retried, and the CPU goes to the
+// next thread; its DEAD message forgets it.
+TEST_F(FifoCentralizedTest, CommitNotFoundMeansGone) {
   Start(2);
   Tid a = rig_->kernel.NewThread();
-  rig_->kernel.set_unfindable(a, 1);
+  rig_->kernel.set_unfindable(a, 1000);
   rig_->Settle();
-  EXPECT_EQ(sched().stats().failed_commits, 1u);  // backs off, no spinning
-  EXPECT_EQ(rig_->kernel.CurrentOn(1), GHOST_TID_NONE);
+  EXPECT_EQ(sched().stats().failed_commits, 1u);
   rig_->kernel.AdvanceTime(kElsewhereBackoffNs);
   rig_->Settle();
-  EXPECT_EQ(rig_->kernel.CurrentOn(1), a);
+  EXPECT_EQ(sched().stats().failed_commits, 1u);  // not tried again
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), GHOST_TID_NONE);
+  Tid b = rig_->kernel.NewThread();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), b);
+  rig_->kernel.Exit(a);
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().failed_commits, 1u);
 }
 
 TEST_F(FifoCentralizedTest, SlicePreemptsWhenOthersWait) {

@@ -222,41 +222,53 @@ TEST_F(FifoPerCpuTest, RefusedAssociationIsRetried) {
   EXPECT_EQ(rig_->kernel.thread(b).queue, rig_->policy->agents()[1]->queue());
 }
 
-// On the real class a thread just forked can be reported (TASK_NEW, WAKEUP)
-// before sched_ext finds it by tid: AssociateQueue says NotFound. It is not
-// gone (no DEAD came): the move is retried and it runs where it was placed.
-TEST_F(FifoPerCpuTest, AssociationOfAThreadNotFoundYetIsRetried) {
+// NotFound from AssociateQueue means the thread is gone (the class finds
+// every thread it has reported until DEAD/DEPARTED): it is not retried, and
+// nothing is placed for it; its DEAD message (still to be read) forgets it.
+TEST_F(FifoPerCpuTest, AssociationNotFoundMeansGone) {
   Start(2);
   Tid a = rig_->kernel.NewThread();
   rig_->Settle();
-  Tid b = rig_->kernel.NewThread();  // CPU 0 is busy with a: b goes to CPU 1
-  rig_->kernel.set_unfindable(b, 1);
+  Tid b = GHOST_TID_NONE;
+  int tries = 0;
+  rig_->kernel.set_before_associate([&](Tid tid) { tries += tid == b; });
+  b = rig_->kernel.NewThread();  // CPU 0 is busy with a: b goes to CPU 1
+  rig_->kernel.set_unfindable(b, 1000);
   rig_->Settle();
-  EXPECT_GE(sched().stats().associate_retries, 1u);
-  EXPECT_EQ(rig_->kernel.thread(a).cpu, 0);
-  EXPECT_EQ(rig_->kernel.thread(b).cpu, 1);
-  EXPECT_EQ(rig_->kernel.thread(b).queue, rig_->policy->agents()[1]->queue());
-}
-
-// The same for a commit: NOT_FOUND for a thread with no DEAD message is
-// retried after a back-off, not forgotten (it would wait for the watchdog).
-TEST_F(FifoPerCpuTest, CommitOfAThreadNotFoundYetIsRetried) {
-  Start(1);
-  Tid a = rig_->kernel.NewThread();
-  rig_->kernel.set_unfindable(a, 1);
-  rig_->Settle();
-  EXPECT_EQ(sched().stats().failed_commits, 1u);  // backs off, no spinning
-  EXPECT_EQ(rig_->kernel.CurrentOn(0), GHOST_TID_NONE);
   rig_->kernel.AdvanceTime(kElsewhereBackoffNs);
   rig_->Settle();
-  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+  EXPECT_EQ(tries, 1);
+  EXPECT_EQ(sched().stats().associate_retries, 0u);
+  EXPECT_EQ(sched().OwnerOf(b), -1);
+  EXPECT_EQ(rig_->kernel.thread(b).cpu, -1);
+  rig_->kernel.Exit(b);
+  rig_->Settle();
+  EXPECT_EQ(sched().RunqueueSize(1), 0u);
+  EXPECT_EQ(rig_->kernel.thread(a).cpu, 0);
 }
 
-// A thread that really is gone is forgotten at its DEAD message.
+// The same for a commit: NOT_FOUND is not retried, and the CPU goes to the
+// next thread.
+TEST_F(FifoPerCpuTest, CommitNotFoundMeansGone) {
+  Start(1);
+  Tid a = rig_->kernel.NewThread();
+  rig_->kernel.set_unfindable(a, 1000);
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().failed_commits, 1u);
+  rig_->kernel.AdvanceTime(kElsewhereBackoffNs);
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().failed_commits, 1u);  // not tried again
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), GHOST_TID_NONE);
+  Tid b = rig_->kernel.NewThread();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), b);
+}
+
+// A thread that is gone is forgotten at its DEAD message.
 TEST_F(FifoPerCpuTest, NotFoundThreadIsForgottenAtItsDeadMessage) {
   Start(1);
   Tid a = rig_->kernel.NewThread();
-  rig_->kernel.set_unfindable(a, 1);
+  rig_->kernel.set_unfindable(a, 1000);
   rig_->Settle();
   rig_->kernel.Exit(a);
   rig_->Settle();

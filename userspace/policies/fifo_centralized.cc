@@ -209,18 +209,16 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       ++stats_.stale;
       Enqueue(*t, /*front=*/true);
       return;
+    case GHOST_TXN_NOT_FOUND:
+      // Gone: the kernel side finds every thread it has reported until it
+      // sends DEAD/DEPARTED, and that message forgets it. Until then it is
+      // as good as blocked.
     case GHOST_TXN_NOT_RUNNABLE:
       if (newer) {
         Enqueue(*t, /*front=*/true);
       } else {
-        t->runnable = false;  // a WAKEUP will follow
+        t->runnable = false;  // a WAKEUP (or DEAD) will follow
       }
-      return;
-    case GHOST_TXN_NOT_FOUND:
-      // Not gone until its DEAD/DEPARTED message says so: a thread just
-      // forked may not be found for a moment. Retry after a back-off.
-      if (!newer) t->not_before_ns = opts_.clock() + kElsewhereBackoffNs;
-      Enqueue(*t, /*front=*/true);
       return;
     case GHOST_TXN_RUNNING_ELSEWHERE: {
       if (newer) {  // it may have stopped since: its state says

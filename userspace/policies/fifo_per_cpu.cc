@@ -223,11 +223,14 @@ void FifoPerCpuScheduler::PlacePending() {
     const QueueId q = cpus_[dest].queue;
     if (q != t->queue) {
       absl::Status s = kernel_.AssociateQueue(tid, q);
+      if (absl::IsNotFound(s)) {
+        // Gone (the kernel side finds every thread it reported until its
+        // DEAD/DEPARTED): that message, on its old queue, forgets it.
+        t->runnable = false;
+        continue;
+      }
       if (!s.ok()) {
         // FailedPrecondition: its old queue still holds messages about it.
-        // NotFound: only its DEAD/DEPARTED message says it is gone (Forget);
-        // the kernel side may not find a thread it has just reported (a
-        // fork that sched_ext has not indexed by tid yet). Retry both.
         ++stats_.associate_retries;
         keep.push_back(tid);
         continue;
@@ -272,20 +275,17 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
       ++stats_.stale;
       if (t != nullptr) Enqueue(*t, /*front=*/true);
       return false;
+    case GHOST_TXN_NOT_FOUND:
+      // Gone: the kernel side finds every thread it has reported until it
+      // sends DEAD/DEPARTED, and that message forgets it. Until then it is
+      // as good as blocked.
     case GHOST_TXN_NOT_RUNNABLE:
       if (t == nullptr) return true;
       if (newer) {
         Enqueue(*t, /*front=*/true);  // we know more than that commit did
       } else {
-        t->runnable = false;  // a WAKEUP will follow
+        t->runnable = false;  // a WAKEUP (or DEAD) will follow
       }
-      return true;
-    case GHOST_TXN_NOT_FOUND:
-      // Not gone until its DEAD/DEPARTED message says so: a thread just
-      // forked may not be found for a moment. Retry after a back-off.
-      if (t == nullptr) return true;
-      if (!newer) t->not_before_ns = opts_.clock() + kElsewhereBackoffNs;
-      Enqueue(*t, /*front=*/true);
       return true;
     case GHOST_TXN_RUNNING_ELSEWHERE:
       if (t == nullptr) return true;

@@ -5,7 +5,9 @@
 // by moving each one's messages to the chosen CPU's queue (AssociateQueue).
 //
 // One scheduler object serves all the agents: handing a thread to another
-// CPU's runqueue is a move under one lock, as in ghOSt's in-process policy.
+// CPU's runqueue is a move under one lock, as in ghOSt's in-process policy,
+// and the receiving agent is woken (Agent::Wake) rather than left blocked on
+// its empty queue until its poll timeout.
 #ifndef GHOST_SCX_USERSPACE_POLICIES_FIFO_PER_CPU_H_
 #define GHOST_SCX_USERSPACE_POLICIES_FIFO_PER_CPU_H_
 
