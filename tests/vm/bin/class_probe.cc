@@ -5,7 +5,7 @@
 //                                              (committed: transactions that ran, class-wide)
 //   class_probe [--pin-dir=D] --set-abi=N      rewrite class_info.abi_version
 //   class_probe --watch-pid=PID                until PID exits, sample its threads'
-//                                              ext.enabled every few ms; exit 1 if
+//                                              ext.enabled every 20 ms; exit 1 if
 //                                              any live thread was ever off sched_ext
 #include <linux/types.h>
 #include <bpf/bpf.h>
@@ -84,7 +84,7 @@ int Watch(int pid) {
     }
     closedir(d);
     if (!any) break;
-    usleep(5000);
+    usleep(20000);
   }
   absl::PrintF("class_probe: watched %d: %d samples, %d off sched_ext\n", pid, samples, off);
   return samples > 0 && off == 0 ? 0 : 1;

@@ -51,9 +51,11 @@ one_line_exit2() {  # one_line_exit2 LABEL PATTERN CMD...
   "$@" >/tmp/out 2>/tmp/err; rc=$?
   [ $rc = 2 ] && [ "$(wc -l </tmp/err)" = 1 ] && grep -q "$pattern" /tmp/err ||
     fail "$label: exit $rc, said: $(cat /tmp/err)"
-  echo "PASS: $label: $(cat /tmp/err)"
+  pass "$label: $(cat /tmp/err)"
 }
 agent_flags="--policy=fifo-centralized --watchdog-ms=50 --stats"
+t0=$(date +%s)
+pass() { echo "PASS: [$(($(date +%s) - t0))s] $*"; }
 
 [ "$(state)" = disabled ] || fail "sched_ext state is '$(state)' before the agent started"
 ghost-agent $agent_flags >/tmp/a1.log 2>&1 &
@@ -64,10 +66,10 @@ for p in link enroll maps/status_words maps/task_ctx maps/bss maps/watchdog; do
   [ -e $pins/$p ] || fail "$pins/$p is not pinned (have: $(ls $pins $pins/maps))"
 done
 seq1=$(enable_seq)
-echo "PASS: agent attached and pinned the class (enable_seq $seq1)"
+pass "agent attached and pinned the class (enable_seq $seq1)"
 
 # Long enough to outlive the first agent and reach the second.
-ghost-run -- workers --threads 4 --bursts 1500 --burst-us 2000 --sleep-us 2000 --nosched-ext \
+ghost-run -- workers --threads 4 --bursts 600 --burst-us 2000 --sleep-us 2000 --nosched-ext \
   >/tmp/w1.log 2>&1 &
 w1=$!
 wait_ext $w1 4 || fail "ghost-run workload not in sched_ext"
@@ -83,7 +85,7 @@ while [ $i -lt 20 ]; do
     fail "class went away after kill -9: state '$(state)', ops '$(ops)'"
   i=$((i + 1)); sleep 0.1
 done
-echo "PASS: kill -9: the class stays enabled with ops ghost"
+pass "kill -9: the class stays enabled with ops ghost"
 i=0
 while [ "$(probe fallback_runs)" -le $((fb_at_kill + 20)) ]; do
   i=$((i + 1)); [ $i -gt 100 ] && fail "fallback ran too little: $fb_at_kill -> $(probe fallback_runs)"
@@ -91,7 +93,7 @@ while [ "$(probe fallback_runs)" -le $((fb_at_kill + 20)) ]; do
 done
 kill -0 $w1 2>/dev/null || fail "workload ended before the restart; make it longer"
 [ "$(ext_threads $w1)" -ge 4 ] || fail "workload threads left sched_ext with the agent dead"
-echo "PASS: no agent: the BPF fallback runs the enclave's threads ($fb_at_kill -> $(probe fallback_runs) runs)"
+pass "no agent: the BPF fallback runs the enclave's threads ($fb_at_kill -> $(probe fallback_runs) runs)"
 
 abi=$(probe abi)
 class_probe --set-abi=$((abi + 98)) || fail "could not rewrite the ABI version"
@@ -106,7 +108,7 @@ grep -q 're-attached to the class pinned' /tmp/a2.log || fail "second agent did 
 [ "$(enable_seq)" = "$seq1" ] || fail "enable_seq moved $seq1 -> $(enable_seq): the class was attached again"
 n=$(sed -n 's/.*rediscovered \([0-9]*\) thread.*/\1/p' /tmp/a2.log)
 [ "${n:-0}" -ge 4 ] || fail "second agent rediscovered '${n:-}' threads, want the workload's 4+"
-echo "PASS: restart: re-attached without a new load (enable_seq $seq1), rediscovered $n threads"
+pass "restart: re-attached without a new load (enable_seq $seq1), rediscovered $n threads"
 
 one_line_exit2 "second agent while one runs" "another ghost-agent" ghost-agent $agent_flags
 
@@ -114,9 +116,9 @@ wait $w1 || fail "the killed agent's workload did not finish"
 committed=$(probe committed)
 [ "$committed" -gt "$committed_at_kill" ] ||
   fail "the new agent committed none of the rediscovered threads ($committed_at_kill -> $committed)"
-echo "PASS: rediscovered threads placed by the new agent ($committed_at_kill -> $committed commits) and all finished"
+pass "rediscovered threads placed by the new agent ($committed_at_kill -> $committed commits) and all finished"
 
-ghost-run -- workers --threads 4 --bursts 600 --burst-us 2000 --sleep-us 2000 --nosched-ext \
+ghost-run -- workers --threads 4 --bursts 200 --burst-us 2000 --sleep-us 2000 --nosched-ext \
   >/tmp/w2.log 2>&1 &
 w2=$!
 wait_ext $w2 4 || fail "second workload not in sched_ext"
@@ -130,13 +132,15 @@ grep -q "commit_calls=[1-9]" /tmp/a2.log || fail "the restarted agent's --stats 
 wait_grep /tmp/a3.log 'ghost-agent: policy' 300 || fail "upgraded agent did not start"
 grep -q 're-attached to the class pinned' /tmp/a3.log || fail "upgraded agent did not re-attach"
 [ "$(enable_seq)" = "$seq1" ] || fail "enable_seq moved during the upgrade"
+n=$(sed -n 's/.*rediscovered \([0-9]*\) thread.*/\1/p' /tmp/a3.log)
+[ "${n:-0}" -ge 4 ] || fail "upgraded agent rediscovered '${n:-}' threads, want the workload's 4+"
 wait $w2 || fail "workload across the upgrade did not finish"
 wait $watch || fail "a thread was seen off sched_ext during the upgrade"
-echo "PASS: live upgrade: $(grep -o 'rediscovered [0-9]* thread' /tmp/a3.log)s, $(tail -1 /tmp/watch.log)"
+pass "live upgrade: $(grep -o 'rediscovered [0-9]* thread' /tmp/a3.log)s, $(tail -1 /tmp/watch.log)"
 
 ghost-run -- workers --threads 4 --bursts 30 --burst-us 1000 --sleep-us 1000 --nosched-ext \
   --expect-class || fail "new ghost-run work under the upgraded agent"
-echo "PASS: new ghost-run work ran under the upgraded agent"
+pass "new ghost-run work ran under the upgraded agent"
 kill -TERM $a3
 wait $a3; rc=$?
 [ $rc = 0 ] || fail "upgraded agent exited $rc after SIGTERM"
@@ -146,5 +150,5 @@ while [ "$(state)" != disabled ]; do
 done
 [ ! -e $pins ] || fail "SIGTERM left pins behind: $(ls -R $pins)"
 grep -q 'commit_calls=[1-9]' /tmp/a3.log || fail "the upgraded agent committed nothing"
-echo "PASS: SIGTERM: exit 0, state disabled, nothing pinned"
+pass "SIGTERM: exit 0, state disabled, nothing pinned"
 exit 0
