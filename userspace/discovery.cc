@@ -2,6 +2,9 @@
 
 #include <cstring>
 
+#include "userspace/agent.h"
+#include "userspace/message.h"
+
 namespace ghost {
 
 std::vector<DiscoveredThread> DiscoverThreads(const ghost_status_word* words, size_t n,
@@ -33,6 +36,28 @@ ghost_msg DiscoveryMessage(const DiscoveredThread& t) {
   m.task_new.runnable = t.word.runnable() ? 1 : 0;
   m.task_new.runtime_ns = t.word.runtime_ns;
   return m;
+}
+
+int TakeOverThreads(KernelSide& kernel, Enclave& enclave, Policy& policy) {
+  Agent* target = policy.agents().empty() ? nullptr : policy.agents()[0];
+  for (Agent* a : policy.agents()) {
+    if (a->queue() == enclave.default_queue()) target = a;
+  }
+  if (target == nullptr) return 0;
+  int n = 0;
+  for (const DiscoveredThread& seen :
+       DiscoverThreads(kernel.StatusWords(), GHOST_MAX_THREADS, enclave.id())) {
+    if (!kernel.AssociateQueue(seen.word.tid, enclave.default_queue()).ok()) continue;  // gone
+    // The word again, after the association: what changed before it was lost
+    // with the old queue; what changes after it arrives as messages.
+    std::vector<DiscoveredThread> now =
+        DiscoverThreads(kernel.StatusWords() + seen.sw_index, 1, enclave.id());
+    if (now.empty() || now[0].word.tid != seen.word.tid) continue;
+    now[0].sw_index = seen.sw_index;
+    target->scheduler().DispatchMessage(Message(DiscoveryMessage(now[0])));
+    n++;
+  }
+  return n;
 }
 
 }  // namespace ghost

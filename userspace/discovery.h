@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "kernel/ghost_abi.h"
+#include "userspace/enclave.h"
 #include "userspace/kernel_side.h"
+#include "userspace/policy.h"
 #include "userspace/status_word.h"
 
 namespace ghost {
@@ -30,6 +32,13 @@ std::vector<DiscoveredThread> DiscoverThreads(const ghost_status_word* words, si
 // The TASK_NEW a policy gets for a discovered thread: its status word, tid and
 // seqnum, runnable as the word says, and the CPU it is on or was last on.
 ghost_msg DiscoveryMessage(const DiscoveredThread& t);
+
+// A new agent taking over `enclave` (same number as the previous agent's):
+// every live thread the status words place in it now reports to the
+// enclave's default queue, and the policy's agent on that queue hears of it
+// through DiscoveryMessage. Call before the agents run. Threads that exited
+// meanwhile are skipped. Returns how many were taken over.
+int TakeOverThreads(KernelSide& kernel, Enclave& enclave, Policy& policy);
 
 }  // namespace ghost
 

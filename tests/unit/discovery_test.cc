@@ -1,8 +1,11 @@
 #include "userspace/discovery.h"
 
+#include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/unit/policy_test_util.h"
 #include "userspace/message.h"
 
 namespace ghost {
@@ -62,6 +65,47 @@ TEST(DiscoveryTest, MessageIsATaskNewFromTheWord) {
   EXPECT_EQ(raw.cpu, 1u);
   EXPECT_EQ(DiscoveryMessage(found[1]).task_new.runnable, 0u);
 }
+
+// An agent dies with three runnable threads it never placed; its queue and
+// their messages are gone. A new agent on the same enclave number learns of
+// them only from the status words, and runs them.
+class TakeOverTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(TakeOverTest, NewAgentRunsThePreviousAgentsThreads) {
+  const bool take_over = GetParam();
+  testing::PolicyRig old_agent(4);
+  ASSERT_TRUE(old_agent.Start(CpuList::FirstN(4), {.name = "fifo-centralized"}));
+  std::vector<Tid> tids;
+  for (int i = 0; i < 3; i++) tids.push_back(old_agent.kernel.NewThread());
+  testing::FakeKernelSide& kernel = old_agent.kernel;
+  old_agent.policy.reset();
+  old_agent.enclave.reset();  // its queue (holding the TASK_NEWs) goes with it
+
+  absl::StatusOr<std::unique_ptr<Enclave>> e = Enclave::Create(kernel, {.cpus = CpuList::FirstN(4)});
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_EQ((*e)->id(), 0u);
+  absl::StatusOr<std::unique_ptr<Policy>> p = MakePolicy(
+      {.name = "fifo-centralized", .clock = [&kernel] { return kernel.NowNs(); }}, **e);
+  ASSERT_TRUE(p.ok()) << p.status();
+  if (take_over) {
+    EXPECT_EQ(TakeOverThreads(kernel, **e, **p), 3);
+  }
+  for (int round = 0; round < 10; round++) {
+    for (Agent* a : (*p)->agents()) a->RunOnce();
+  }
+  std::vector<Tid> running;
+  for (int cpu = 0; cpu < 4; cpu++) {
+    if (kernel.CurrentOn(cpu) != GHOST_TID_NONE) running.push_back(kernel.CurrentOn(cpu));
+  }
+  std::sort(running.begin(), running.end());
+  if (take_over) {
+    EXPECT_EQ(running, tids);
+  } else {
+    EXPECT_TRUE(running.empty());  // the control: nothing else tells the new agent
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(WithAndWithout, TakeOverTest, ::testing::Bool());
 
 }  // namespace
 }  // namespace ghost

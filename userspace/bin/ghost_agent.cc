@@ -91,32 +91,6 @@ pid_t LockHolder(const std::string& lock_file) {
   return pid;
 }
 
-// A new agent of a re-attached class: every live thread of `enclave` the
-// status words name now reports to the enclave's default queue, and its agent
-// hears of it through a TASK_NEW made from the word (ghOSt's discovery).
-// Runs before the agent threads start. Returns how many were taken over.
-int Rediscover(ghost::BpfKernelSide& kernel, ghost::Enclave& enclave, ghost::Policy& policy) {
-  ghost::Agent* target = policy.agents().empty() ? nullptr : policy.agents()[0];
-  for (ghost::Agent* a : policy.agents()) {
-    if (a->queue() == enclave.default_queue()) target = a;
-  }
-  if (target == nullptr) return 0;
-  int n = 0;
-  for (const ghost::DiscoveredThread& seen :
-       ghost::DiscoverThreads(kernel.StatusWords(), GHOST_MAX_THREADS, enclave.id())) {
-    if (!kernel.AssociateQueue(seen.word.tid, enclave.default_queue()).ok()) continue;  // gone
-    // Read the word again after the association: what changed before it was
-    // lost with the old queue, what changes after it arrives as messages.
-    std::vector<ghost::DiscoveredThread> now =
-        ghost::DiscoverThreads(kernel.StatusWords() + seen.sw_index, 1, enclave.id());
-    if (now.empty() || now[0].word.tid != seen.word.tid) continue;
-    now[0].sw_index = seen.sw_index;
-    target->scheduler().DispatchMessage(ghost::Message(ghost::DiscoveryMessage(now[0])));
-    n++;
-  }
-  return n;
-}
-
 // Pins the calling thread to `cpu` and makes it SCHED_FIFO.
 absl::Status BecomeAgentThread(int cpu, int priority) {
   if (cpu >= 0) {
@@ -252,7 +226,7 @@ int main(int argc, char** argv) {
     if (!p.ok()) return Fail(2, std::string(p.status().message()));
     policy = std::move(*p);
     if (reattached) {
-      rediscovered = Rediscover(**kernel, *enclave, *policy);
+      rediscovered = ghost::TakeOverThreads(**kernel, *enclave, *policy);
       absl::PrintF("ghost-agent: rediscovered %d thread(s) of enclave %d from status words\n",
                    rediscovered, enclave->id());
     }
