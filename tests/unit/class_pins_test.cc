@@ -1,6 +1,14 @@
 #include "userspace/class_pins.h"
 
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
 #include "gtest/gtest.h"
+#include "userspace/bpf_class.h"
 
 namespace ghost {
 namespace {
@@ -54,6 +62,26 @@ TEST(ClassPinsTest, AbiCheckNamesBothVersions) {
   EXPECT_NE(s.message().find("ABI version 2"), absl::string_view::npos) << s.message();
   EXPECT_NE(s.message().find("ABI version 3"), absl::string_view::npos) << s.message();
   EXPECT_EQ(s.message().find('\n'), absl::string_view::npos);
+}
+
+// What a class that is gone left behind (any files: RemoveStalePins only
+// unlinks) is removed, directory included; what is not ours is not.
+TEST(ClassPinsTest, StalePinsAreRemoved) {
+  char tmpl[] = "/tmp/class_pins_test.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  ClassPins pins = {.dir = std::string(tmpl) + "/ghost"};
+  ASSERT_EQ(mkdir(pins.dir.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir(pins.MapsDir().c_str(), 0755), 0);
+  for (const std::string& f : {pins.Link(), pins.Enroll(), pins.Map("status_words"),
+                               pins.Map("ghost_bp.bss")}) {
+    int fd = open(f.c_str(), O_CREAT | O_WRONLY, 0644);
+    ASSERT_GE(fd, 0) << f;
+    close(fd);
+  }
+  BpfClass::RemoveStalePins(pins);
+  EXPECT_NE(access(pins.dir.c_str(), F_OK), 0);
+  EXPECT_EQ(access(tmpl, F_OK), 0);
+  rmdir(tmpl);
 }
 
 }  // namespace

@@ -164,7 +164,8 @@ int main(int argc, char** argv) {
   absl::StatusOr<ghost::AgentLock> lock = ghost::AgentLock::Acquire(lock_file);
   if (!lock.ok() && absl::IsAlreadyExists(lock.status()) && absl::GetFlag(FLAGS_upgrade)) {
     pid_t old = LockHolder(lock_file);
-    if (old <= 0 || kill(old, SIGUSR1) != 0) {
+    if (old <= 0) return Fail(2, absl::StrCat("--upgrade: no agent pid in ", lock_file));
+    if (kill(old, SIGUSR1) != 0) {
       return Fail(2, absl::StrFormat("--upgrade: cannot signal the running agent (pid %d): %s", old,
                                      strerror(errno)));
     }
@@ -182,7 +183,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<ghost::BpfClass> cls;
   if (found == ghost::ClassFound::kPinned) {
     absl::StatusOr<std::unique_ptr<ghost::BpfClass>> c = ghost::BpfClass::Reattach(pins);
-    if (!c.ok()) return Fail(absl::IsFailedPrecondition(c.status()) ? 2 : 1, std::string(c.status().message()));
+    if (!c.ok()) {  // FailedPrecondition: another ABI
+      return Fail(absl::IsFailedPrecondition(c.status()) ? 2 : 1, std::string(c.status().message()));
+    }
     cls = std::move(*c);
   } else {
     if (found == ghost::ClassFound::kStale) ghost::BpfClass::RemoveStalePins(pins);
