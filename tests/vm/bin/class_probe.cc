@@ -2,7 +2,8 @@
 // agent_restart scenario.
 //
 //   class_probe [--pin-dir=D] --print          abi=N fallback_runs=N committed=N
-//                                              (committed: transactions that ran, class-wide)
+//                                              (committed: transactions that ran, class-wide;
+//                                              bss_nr_cpus: set by ops.init in the class's .bss)
 //   class_probe [--pin-dir=D] --set-abi=N      rewrite class_info.abi_version
 //   class_probe --watch-pid=PID                until PID exits, sample its threads'
 //                                              ext.enabled every 20 ms; exit 1 if
@@ -122,8 +123,8 @@ int main(int argc, char** argv) {
     std::vector<char> raw(info.value_size);
     if (bpf_map_lookup_elem(bfd, &zero, raw.data()) != 0) return Fail("reading the .bss map");
     memcpy(&bss, raw.data(), std::min(raw.size(), sizeof(bss)));
-    absl::PrintF("abi=%d fallback_runs=%d committed=%d\n", ci.abi_version, ci.fallback_runs,
-                 bss.nr_txn_results[GHOST_TXN_COMMITTED]);
+    absl::PrintF("abi=%d fallback_runs=%d committed=%d bss_nr_cpus=%d\n", ci.abi_version,
+                 ci.fallback_runs, bss.nr_txn_results[GHOST_TXN_COMMITTED], bss.nr_cpus);
   }
   return 0;
 }

@@ -106,6 +106,8 @@ a2=$!
 wait_grep /tmp/a2.log 'ghost-agent: policy' 300 || fail "second agent did not start"
 grep -q 're-attached to the class pinned' /tmp/a2.log || fail "second agent did not re-attach"
 [ "$(enable_seq)" = "$seq1" ] || fail "enable_seq moved $seq1 -> $(enable_seq): the class was attached again"
+# libbpf must not have re-initialised the reused global data (ops.init set it once).
+[ "$(probe bss_nr_cpus)" = "$(nproc)" ] || fail "the class's .bss was reset: nr_cpus '$(probe bss_nr_cpus)'"
 n=$(sed -n 's/.*rediscovered \([0-9]*\) thread.*/\1/p' /tmp/a2.log)
 [ "${n:-0}" -ge 4 ] || fail "second agent rediscovered '${n:-}' threads, want the workload's 4+"
 pass "restart: re-attached without a new load (enable_seq $seq1), rediscovered $n threads"
