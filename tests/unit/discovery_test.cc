@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <memory>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -69,12 +71,13 @@ TEST(DiscoveryTest, MessageIsATaskNewFromTheWord) {
 // An agent dies with three runnable threads it never placed; its queue and
 // their messages are gone. A new agent on the same enclave number learns of
 // them only from the status words, and runs them.
-class TakeOverTest : public ::testing::TestWithParam<bool> {};
+class TakeOverTest : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
 
 TEST_P(TakeOverTest, NewAgentRunsThePreviousAgentsThreads) {
-  const bool take_over = GetParam();
+  const std::string policy = std::get<0>(GetParam());
+  const bool take_over = std::get<1>(GetParam());
   testing::PolicyRig old_agent(4);
-  ASSERT_TRUE(old_agent.Start(CpuList::FirstN(4), {.name = "fifo-centralized"}));
+  ASSERT_TRUE(old_agent.Start(CpuList::FirstN(4), {.name = policy}));
   std::vector<Tid> tids;
   for (int i = 0; i < 3; i++) tids.push_back(old_agent.kernel.NewThread());
   testing::FakeKernelSide& kernel = old_agent.kernel;
@@ -85,7 +88,7 @@ TEST_P(TakeOverTest, NewAgentRunsThePreviousAgentsThreads) {
   ASSERT_TRUE(e.ok()) << e.status();
   ASSERT_EQ((*e)->id(), 0u);
   absl::StatusOr<std::unique_ptr<Policy>> p = MakePolicy(
-      {.name = "fifo-centralized", .clock = [&kernel] { return kernel.NowNs(); }}, **e);
+      {.name = policy, .clock = [&kernel] { return kernel.NowNs(); }}, **e);
   ASSERT_TRUE(p.ok()) << p.status();
   if (take_over) {
     EXPECT_EQ(TakeOverThreads(kernel, **e, **p), 3);
@@ -105,7 +108,9 @@ TEST_P(TakeOverTest, NewAgentRunsThePreviousAgentsThreads) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(WithAndWithout, TakeOverTest, ::testing::Bool());
+INSTANTIATE_TEST_SUITE_P(Policies, TakeOverTest,
+                         ::testing::Combine(::testing::Values("fifo-centralized", "fifo-per-cpu"),
+                                            ::testing::Bool()));
 
 }  // namespace
 }  // namespace ghost
