@@ -188,7 +188,7 @@ absl::StatusOr<QueueId> BpfKernelSide::CreateQueue(const QueueOptions& opts) {
   }
   int id = -1;
   for (int q = 0; q < GHOST_MAX_QUEUES; q++) {
-    if (queues_[q].fd < 0 && !(queue_words_[q].flags & GHOST_QUEUE_INUSE)) {
+    if (queues_[q].fd < 0 && !retired_[q] && !(queue_words_[q].flags & GHOST_QUEUE_INUSE)) {
       id = q;
       break;
     }
@@ -413,12 +413,25 @@ absl::StatusOr<std::vector<EnclaveId>> BpfKernelSide::ClearPreviousAgent() {
     if (queues_[q].fd >= 0) continue;  // ours
     ghost_queue_word& w = queue_words_[q];
     if (!(__atomic_load_n(&w.flags, __ATOMIC_ACQUIRE) & GHOST_QUEUE_INUSE)) continue;
-    // Not in use first: BPF stops producing, and a thread still naming this
-    // queue can be associated elsewhere (no ring holds messages for it).
+    // Not in use first: BPF stops producing. Then discard what the ring
+    // holds, so no thread naming this queue has unread messages in it
+    // (ASSOCIATE_QUEUE compares its last position with this ring's reader).
     __atomic_store_n(&w.flags, 0, __ATOMIC_RELEASE);
-    if (bpf_map_delete_elem(queues_fd_, &q) != 0 && errno != ENOENT) {
-      return Errno("removing a previous agent's queue", errno);
+    retired_[q] = true;
+    __u32 ring_id = 0;
+    if (bpf_map_lookup_elem(queues_fd_, &q, &ring_id) != 0) continue;  // no ring
+    int fd = bpf_map_get_fd_by_id(ring_id);
+    if (fd < 0) return Errno("opening a previous agent's queue", errno);
+    ring_buffer* rb = ring_buffer__new(
+        fd, [](void*, void*, size_t) { return 0; }, nullptr, nullptr);
+    if (rb == nullptr) {
+      int err = errno;
+      close(fd);
+      return Errno("reading a previous agent's queue", err);
     }
+    ring_buffer__consume(rb);
+    ring_buffer__free(rb);
+    close(fd);
   }
   for (uint32_t e = 0; e < GHOST_MAX_ENCLAVES; e++) {
     ghost_enclave_word& w = enclave_words_[e];
@@ -446,6 +459,15 @@ absl::StatusOr<std::vector<EnclaveId>> BpfKernelSide::ClearPreviousAgent() {
     }
   }
   return enclaves;
+}
+
+void BpfKernelSide::ReleasePreviousQueues() {
+  absl::MutexLock l(&mu_);
+  for (uint32_t q = 0; q < GHOST_MAX_QUEUES; q++) {
+    if (!retired_[q]) continue;
+    bpf_map_delete_elem(queues_fd_, &q);  // the ring goes with its last reference
+    retired_[q] = false;
+  }
 }
 
 absl::Status BpfKernelSide::EnrollPid(pid_t pid, EnclaveId enclave) {

@@ -70,12 +70,17 @@ class BpfKernelSide : public KernelSide {
   absl::Status ArmCpuTimer(int cpu, absl::Duration delay, uint64_t cookie);
 
   // What a previous agent of a re-attached class left behind (ghOSt's agent
-  // restart): destroys its enclaves and queues (their rings go with their last
-  // reference), forgets its agent threads and frees transaction slots it left
-  // open or unread. Threads of its enclaves keep their enclave number and wait
-  // (or run via the fallback) until a new enclave with that number takes them
-  // (DiscoverThreads + AssociateQueue). Returns the enclaves it destroyed.
+  // restart): destroys its enclaves, forgets its agent threads, frees
+  // transaction slots it left open or unread, and retires its queues: no more
+  // messages go to them and what they hold is discarded, so its threads can be
+  // associated with new queues (TakeOverThreads). Retired queue numbers are not
+  // reused until ReleasePreviousQueues: a thread's last position in an old
+  // ring must never be compared with a new ring of the same number. Threads of
+  // its enclaves keep their enclave number and wait (or run via the fallback)
+  // until a new enclave with that number takes them. Returns the enclaves.
   absl::StatusOr<std::vector<EnclaveId>> ClearPreviousAgent();
+  // After the takeover: removes the retired queues from the class.
+  void ReleasePreviousQueues();
 
   // Group-commit bpf() calls made through this object.
   uint64_t commit_syscalls() const { return commit_syscalls_.load(); }
@@ -119,6 +124,7 @@ class BpfKernelSide : public KernelSide {
 
   absl::Mutex mu_;  // queue and enclave creation/destruction
   std::array<Queue, GHOST_MAX_QUEUES> queues_;
+  std::array<bool, GHOST_MAX_QUEUES> retired_{};  // a previous agent's (ClearPreviousAgent)
   std::atomic<uint64_t> commit_syscalls_{0};
   std::atomic<uint64_t> malformed_{0};
 };

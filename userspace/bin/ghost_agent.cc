@@ -233,6 +233,7 @@ int main(int argc, char** argv) {
       absl::PrintF("ghost-agent: rediscovered %d thread(s) of enclave %d from status words\n",
                    rediscovered, enclave->id());
     }
+    (*kernel)->ReleasePreviousQueues();
     for (ghost::Agent* agent : policy->agents()) {
       threads.emplace_back([agent, priority, &stop, &thread_errors, k = kernel->get()] {
         absl::Status s = k->RegisterAgentThread(static_cast<pid_t>(gettid()));
@@ -248,6 +249,7 @@ int main(int argc, char** argv) {
     absl::PrintF("ghost-agent: policy %s on enclave %d (CPUs %s), %d agent thread(s)\n",
                  policy_name, enclave->id(), cpus.ToString(), threads.size());
   } else {
+    (*kernel)->ReleasePreviousQueues();
     absl::PrintF("ghost-agent: class 'ghost' %s, no policy: SCHED_EXT threads run in its FIFO\n",
                  reattached ? "re-attached" : "attached");
   }

@@ -16,6 +16,7 @@
 #     thread of that workload is ever seen off sched_ext;
 #  7. new ghost-run work runs under the upgraded agent; SIGTERM: exit 0, state
 #     disabled, nothing left pinned.
+# All of it for fifo-centralized, then for fifo-per-cpu.
 set -u
 pins=/sys/fs/bpf/ghost
 fail() {
@@ -53,9 +54,14 @@ one_line_exit2() {  # one_line_exit2 LABEL PATTERN CMD...
     fail "$label: exit $rc, said: $(cat /tmp/err)"
   pass "$label: $(cat /tmp/err)"
 }
-agent_flags="--policy=fifo-centralized --watchdog-ms=50 --stats"
 t0=$(date +%s)
-pass() { echo "PASS: [$(($(date +%s) - t0))s] $*"; }
+pass() { echo "PASS: [$(($(date +%s) - t0))s $policy] $*"; }
+
+# Both policies: fifo-per-cpu's per-CPU queues reuse the dead agent's queue
+# numbers, fifo-centralized's global agent busy-polls.
+for policy in fifo-centralized fifo-per-cpu; do
+agent_flags="--policy=$policy --watchdog-ms=50 --stats"
+rm -f /tmp/a1.log /tmp/a2.log /tmp/a3.log /tmp/w1.log /tmp/w2.log /tmp/watch.log
 
 [ "$(state)" = disabled ] || fail "sched_ext state is '$(state)' before the agent started"
 ghost-agent $agent_flags >/tmp/a1.log 2>&1 &
@@ -153,4 +159,5 @@ done
 [ ! -e $pins ] || fail "SIGTERM left pins behind: $(ls -R $pins)"
 grep -q 'commit_calls=[1-9]' /tmp/a3.log || fail "the upgraded agent committed nothing"
 pass "SIGTERM: exit 0, state disabled, nothing pinned"
+done
 exit 0
