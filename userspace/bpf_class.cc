@@ -130,8 +130,8 @@ absl::StatusOr<std::unique_ptr<BpfClass>> BpfClass::Reattach(const ClassPins& pi
     std::string path = pins.Map("class_info");
     int fd = bpf_obj_get(path.c_str());
     if (fd < 0) {
-      return absl::NotFoundError(absl::StrCat(
-          "a ghost class is pinned at ", pins.dir, " but ", path, " is missing: ", strerror(errno)));
+      return absl::NotFoundError(absl::StrCat("a ghost class is pinned at ", pins.dir, " but ",
+                                              path, " is missing: ", strerror(errno)));
     }
     struct bpf_map_info info;
     memset(&info, 0, sizeof(info));
@@ -249,7 +249,9 @@ void BpfClass::Unpin() {
   unlink(pins_.Enroll().c_str());
   struct bpf_map* map;
   bpf_object__for_each_map(map, skel_->obj) {
-    if (bpf_map__type(map) != BPF_MAP_TYPE_STRUCT_OPS) unlink(pins_.Map(bpf_map__name(map)).c_str());
+    if (bpf_map__type(map) != BPF_MAP_TYPE_STRUCT_OPS) {
+      unlink(pins_.Map(bpf_map__name(map)).c_str());
+    }
   }
   rmdir(pins_.MapsDir().c_str());
   rmdir(pins_.dir.c_str());

@@ -84,7 +84,8 @@ TEST_P(TakeOverTest, NewAgentRunsThePreviousAgentsThreads) {
   old_agent.policy.reset();
   old_agent.enclave.reset();  // its queue (holding the TASK_NEWs) goes with it
 
-  absl::StatusOr<std::unique_ptr<Enclave>> e = Enclave::Create(kernel, {.cpus = CpuList::FirstN(4)});
+  absl::StatusOr<std::unique_ptr<Enclave>> e =
+      Enclave::Create(kernel, {.cpus = CpuList::FirstN(4)});
   ASSERT_TRUE(e.ok()) << e.status();
   ASSERT_EQ((*e)->id(), 0u);
   absl::StatusOr<std::unique_ptr<Policy>> p = MakePolicy(

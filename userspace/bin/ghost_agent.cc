@@ -173,8 +173,8 @@ int main(int argc, char** argv) {
         lock_file, static_cast<int>(absl::GetFlag(FLAGS_upgrade_timeout_ms)));
   }
   if (!lock.ok()) {
-    return Fail(absl::IsAlreadyExists(lock.status()) || absl::IsInvalidArgument(lock.status()) ? 2 : 1,
-                std::string(lock.status().message()));
+    bool refused = absl::IsAlreadyExists(lock.status()) || absl::IsInvalidArgument(lock.status());
+    return Fail(refused ? 2 : 1, std::string(lock.status().message()));
   }
 
   const ghost::ClassPins pins = {.dir = pin_dir};
@@ -184,7 +184,8 @@ int main(int argc, char** argv) {
   if (found == ghost::ClassFound::kPinned) {
     absl::StatusOr<std::unique_ptr<ghost::BpfClass>> c = ghost::BpfClass::Reattach(pins);
     if (!c.ok()) {  // FailedPrecondition: another ABI
-      return Fail(absl::IsFailedPrecondition(c.status()) ? 2 : 1, std::string(c.status().message()));
+      return Fail(absl::IsFailedPrecondition(c.status()) ? 2 : 1,
+                  std::string(c.status().message()));
     }
     cls = std::move(*c);
   } else {

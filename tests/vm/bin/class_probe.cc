@@ -78,7 +78,9 @@ int Watch(int pid) {
       if (v == 0) {
         // A zombie's or exiting thread's last word is no evidence: look again.
         if (kill(pid, 0) == 0 && ExtEnabled(pid, e->d_name) == 0) {
-          if (off++ < 5) absl::PrintF("class_probe: thread %s of %d is off sched_ext\n", e->d_name, pid);
+          if (off++ < 5) {
+            absl::PrintF("class_probe: thread %s of %d is off sched_ext\n", e->d_name, pid);
+          }
         }
       }
     }
