@@ -1,12 +1,16 @@
 #include "userspace/bpf_class.h"
 
+#include <bpf/bpf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -83,8 +87,115 @@ BpfClass::~BpfClass() {
   ghost_bpf__destroy(skel_);
 }
 
+ClassProbe ProbeClass(const ClassPins& pins, const SchedExtPaths& paths) {
+  ClassProbe probe;
+  probe.link_pinned = access(pins.Link().c_str(), F_OK) == 0;
+  if (probe.link_pinned) {
+    int fd = bpf_obj_get(pins.Link().c_str());
+    if (fd >= 0) {
+      struct bpf_link_info info;
+      memset(&info, 0, sizeof(info));
+      __u32 len = sizeof(info);
+      // A detached struct_ops link no longer names its map.
+      probe.link_live = bpf_link_get_info_by_fd(fd, &info, &len) == 0 &&
+                        info.type == BPF_LINK_TYPE_STRUCT_OPS && info.struct_ops.map_id != 0;
+      close(fd);
+    }
+  }
+  if (absl::StatusOr<std::string> st = SchedExtState(paths); st.ok()) probe.state = *st;
+  std::ifstream f(paths.root + "/root/ops");
+  if (f) std::getline(f, probe.ops);
+  return probe;
+}
+
+void BpfClass::RemoveStalePins(const ClassPins& pins) {
+  if (DIR* d = opendir(pins.MapsDir().c_str())) {
+    std::vector<std::string> names;
+    while (dirent* e = readdir(d)) {
+      if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
+    }
+    closedir(d);
+    for (const std::string& n : names) unlink(absl::StrCat(pins.MapsDir(), "/", n).c_str());
+  }
+  rmdir(pins.MapsDir().c_str());
+  unlink(pins.Enroll().c_str());
+  unlink(pins.Link().c_str());
+  rmdir(pins.dir.c_str());
+}
+
+absl::StatusOr<std::unique_ptr<BpfClass>> BpfClass::Reattach(const ClassPins& pins) {
+  // The version first, from the pinned class_info alone: an agent of another
+  // ABI must not even open the maps with its own layouts.
+  {
+    std::string path = pins.Map("class_info");
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) {
+      return absl::NotFoundError(absl::StrCat("a ghost class is pinned at ", pins.dir, " but ",
+                                              path, " is missing: ", strerror(errno)));
+    }
+    struct bpf_map_info info;
+    memset(&info, 0, sizeof(info));
+    __u32 len = sizeof(info);
+    std::vector<char> value;
+    __u32 zero = 0;
+    bool read = bpf_map_get_info_by_fd(fd, &info, &len) == 0 && info.value_size >= sizeof(__u32);
+    if (read) {
+      value.resize(info.value_size);
+      read = bpf_map_lookup_elem(fd, &zero, value.data()) == 0;
+    }
+    close(fd);
+    if (!read) return absl::InternalError(absl::StrCat("cannot read ", path));
+    __u32 version;
+    memcpy(&version, value.data(), sizeof(version));  // abi_version leads every ABI's class_info
+    if (absl::Status s = CheckClassAbi(version, GHOST_ABI_VERSION); !s.ok()) return s;
+  }
+  struct ghost_bpf* skel = ghost_bpf__open();
+  if (skel == nullptr) {
+    return absl::InternalError(absl::StrCat("opening the BPF object: ", strerror(errno)));
+  }
+  std::unique_ptr<BpfClass> cls(new BpfClass(skel));
+  struct bpf_map* map;
+  bpf_object__for_each_map(map, skel->obj) {
+    if (bpf_map__type(map) == BPF_MAP_TYPE_STRUCT_OPS) {
+      // The running class's ops stay; a second struct_ops is never loaded.
+      bpf_map__set_autocreate(map, false);
+      continue;
+    }
+    std::string path = pins.Map(bpf_map__name(map));
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) {
+      return absl::NotFoundError(
+          absl::StrCat("the pinned class lacks ", path, ": ", strerror(errno)));
+    }
+    int err = bpf_map__reuse_fd(map, fd);
+    close(fd);  // reuse_fd keeps its own duplicate
+    if (err != 0) {
+      return absl::InternalError(
+          absl::StrCat("reusing pinned map ", path, ": ", strerror(-err)));
+    }
+  }
+  struct bpf_program* prog;
+  bpf_object__for_each_program(prog, skel->obj) {
+    if (bpf_program__type(prog) == BPF_PROG_TYPE_STRUCT_OPS) bpf_program__set_autoload(prog, false);
+  }
+  // Loads the syscall programs (commit, ctl) against the shared maps; the
+  // global-data maps are reused as they are (not re-initialised) and mmapped.
+  if (int err = ghost_bpf__load(skel); err != 0) {
+    return absl::InternalError(
+        absl::StrCat("loading the syscall programs against the pinned class: ", strerror(-err)));
+  }
+  cls->link_fd_ = bpf_obj_get(pins.Link().c_str());
+  if (cls->link_fd_ < 0) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot open the pinned link ", pins.Link(), ": ", strerror(errno)));
+  }
+  cls->reattached_ = true;
+  cls->pins_ = pins;
+  return cls;
+}
+
 absl::Status BpfClass::Attach() {
-  if (link_ != nullptr) return absl::OkStatus();
+  if (link_fd_ >= 0) return absl::OkStatus();
   link_ = bpf_map__attach_struct_ops(skel_->maps.ghost_ops);
   if (link_ == nullptr) {
     int err = errno;
@@ -97,13 +208,81 @@ absl::Status BpfClass::Attach() {
     }
     return absl::InternalError(absl::StrCat("attaching the class: ", strerror(err)));
   }
+  link_fd_ = bpf_link__fd(link_);
   return absl::OkStatus();
 }
 
+absl::Status BpfClass::Pin(const ClassPins& pins) {
+  if (link_fd_ < 0) return absl::FailedPreconditionError("pinning a class that is not attached");
+  auto fail = [&](const std::string& what, int err) {
+    pins_ = pins;
+    Unpin();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot pin ", what, " (is ", pins.dir, " on bpffs, mounted at /sys/fs/bpf?): ",
+        strerror(err)));
+  };
+  for (const std::string& dir : {pins.dir, pins.MapsDir()}) {
+    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return fail(dir, errno);
+  }
+  struct bpf_map* map;
+  bpf_object__for_each_map(map, skel_->obj) {
+    if (bpf_map__type(map) == BPF_MAP_TYPE_STRUCT_OPS) continue;
+    std::string path = pins.Map(bpf_map__name(map));
+    unlink(path.c_str());
+    if (bpf_obj_pin(bpf_map__fd(map), path.c_str()) != 0) return fail(path, errno);
+  }
+  unlink(pins.Enroll().c_str());
+  if (bpf_obj_pin(bpf_map__fd(skel_->maps.enroll), pins.Enroll().c_str()) != 0) {
+    return fail(pins.Enroll(), errno);
+  }
+  // The link last: a successor takes a pinned link as "a class runs here".
+  unlink(pins.Link().c_str());
+  if (bpf_obj_pin(link_fd_, pins.Link().c_str()) != 0) return fail(pins.Link(), errno);
+  pins_ = pins;
+  return absl::OkStatus();
+}
+
+void BpfClass::Unpin() {
+  if (pins_.dir.empty()) return;
+  // The link first, so nobody re-attaches to a class being unloaded.
+  unlink(pins_.Link().c_str());
+  unlink(pins_.Enroll().c_str());
+  struct bpf_map* map;
+  bpf_object__for_each_map(map, skel_->obj) {
+    if (bpf_map__type(map) != BPF_MAP_TYPE_STRUCT_OPS) {
+      unlink(pins_.Map(bpf_map__name(map)).c_str());
+    }
+  }
+  rmdir(pins_.MapsDir().c_str());
+  rmdir(pins_.dir.c_str());
+  pins_ = ClassPins{};
+}
+
 void BpfClass::Detach() {
-  if (link_ == nullptr) return;
-  bpf_link__destroy(link_);
-  link_ = nullptr;
+  if (released_ || link_fd_ < 0) return;
+  Unpin();
+  // Detach explicitly: another process (a ghost-run, a dying agent's
+  // successor) may still hold a reference to the link.
+  bpf_link_detach(link_fd_);
+  if (link_ != nullptr) {
+    bpf_link__destroy(link_);
+    link_ = nullptr;
+  } else {
+    close(link_fd_);
+  }
+  link_fd_ = -1;
+}
+
+void BpfClass::Release() {
+  if (released_ || link_fd_ < 0) return;
+  released_ = true;
+  if (link_ != nullptr) {
+    bpf_link__disconnect(link_);  // destroying it must not detach the class
+    bpf_link__destroy(link_);
+    link_ = nullptr;
+  }
+  close(link_fd_);  // the pin keeps the link
+  link_fd_ = -1;
 }
 
 absl::Status BpfClass::Health() const {

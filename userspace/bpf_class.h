@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "userspace/class_pins.h"
 
 struct ghost_bpf;  // the skeleton (skel/ghost.skel.h)
 struct bpf_link;
@@ -39,19 +40,41 @@ struct ClassOptions {
   uint32_t race_window_iters = 0;
 };
 
+// Looks at PIN_DIR and sched_ext's sysfs: is a pinned ghost class running?
+ClassProbe ProbeClass(const ClassPins& pins, const SchedExtPaths& paths = {});
+
 class BpfClass {
  public:
   // Opens and loads the skeleton (verifier runs here) without attaching.
   static absl::StatusOr<std::unique_ptr<BpfClass>> Load(const ClassOptions& opts);
+  // Re-attaches to the class an earlier agent pinned under `pins` (which
+  // ProbeClass found running): checks its ABI version from the pinned
+  // class_info first (mismatch: FailedPrecondition naming both; every other
+  // failure has another code), reuses every
+  // pinned map and loads only the syscall programs against them. The
+  // struct_ops is neither loaded nor attached again: the running class stays.
+  static absl::StatusOr<std::unique_ptr<BpfClass>> Reattach(const ClassPins& pins);
+  // Removes what a class that is gone left pinned (Classify said kStale).
+  static void RemoveStalePins(const ClassPins& pins);
+  // Unloads (Detach) unless Release() was called.
   ~BpfClass();
   BpfClass(const BpfClass&) = delete;
   BpfClass& operator=(const BpfClass&) = delete;
 
   // Registers the struct_ops: from here on SCHED_EXT threads are ours.
   absl::Status Attach();
-  // Unregisters; the kernel moves every thread back to the fair class.
+  // Pins the link and every map under `pins`, so the class outlives this
+  // process: if it dies, the class keeps running (the BPF fallback runs the
+  // enclave's threads) until a new agent re-attaches.
+  absl::Status Pin(const ClassPins& pins);
+  // Unpins everything and unregisters; the kernel moves every thread back to
+  // the fair class (sched_ext state becomes 'disabled').
   void Detach();
-  bool attached() const { return link_ != nullptr; }
+  // Lets go without unloading: the pinned class keeps running for a
+  // successor (live upgrade). Only meaningful once pinned.
+  void Release();
+  bool attached() const { return link_fd_ >= 0; }
+  bool reattached() const { return reattached_; }
 
   // OK while the class runs; Aborted with the kernel's reason once the
   // kernel ended it (BPF error, stall, sysrq, ...).
@@ -61,8 +84,14 @@ class BpfClass {
 
  private:
   explicit BpfClass(struct ghost_bpf* skel) : skel_(skel) {}
+  void Unpin();
+
   struct ghost_bpf* skel_;
-  struct bpf_link* link_ = nullptr;
+  struct bpf_link* link_ = nullptr;  // ours, if this object attached the class
+  int link_fd_ = -1;                 // the class's link (ours or the pinned one)
+  bool reattached_ = false;
+  bool released_ = false;
+  ClassPins pins_;                   // dir empty: not pinned
 };
 
 }  // namespace ghost

@@ -48,6 +48,14 @@ absl::StatusOr<std::unique_ptr<BpfKernelSide>> BpfKernelSide::Create(const Class
   return ks;
 }
 
+absl::StatusOr<std::unique_ptr<BpfKernelSide>> BpfKernelSide::Create(
+    std::unique_ptr<BpfClass> cls) {
+  absl::StatusOr<std::unique_ptr<BpfKernelSide>> ks = Open(*cls);
+  if (!ks.ok()) return ks.status();
+  (*ks)->owned_ = std::move(cls);
+  return ks;
+}
+
 absl::StatusOr<std::unique_ptr<BpfKernelSide>> BpfKernelSide::Open(BpfClass& cls) {
   std::unique_ptr<BpfKernelSide> ks(new BpfKernelSide(cls));
   if (absl::Status s = ks->MapMemory(); !s.ok()) return s;
@@ -180,7 +188,7 @@ absl::StatusOr<QueueId> BpfKernelSide::CreateQueue(const QueueOptions& opts) {
   }
   int id = -1;
   for (int q = 0; q < GHOST_MAX_QUEUES; q++) {
-    if (queues_[q].fd < 0 && !(queue_words_[q].flags & GHOST_QUEUE_INUSE)) {
+    if (queues_[q].fd < 0 && !retired_[q] && !(queue_words_[q].flags & GHOST_QUEUE_INUSE)) {
       id = q;
       break;
     }
@@ -401,6 +409,70 @@ absl::Status BpfKernelSide::SetEnclaveCpuMessages(EnclaveId enclave, uint32_t ms
   }
   __atomic_store_n(&enclave_words_[enclave].tick_msgs, msg_bits, __ATOMIC_RELEASE);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<EnclaveId>> BpfKernelSide::ClearPreviousAgent() {
+  absl::MutexLock l(&mu_);
+  std::vector<EnclaveId> enclaves;
+  for (uint32_t q = 0; q < GHOST_MAX_QUEUES; q++) {
+    if (queues_[q].fd >= 0) continue;  // ours
+    ghost_queue_word& w = queue_words_[q];
+    if (!(__atomic_load_n(&w.flags, __ATOMIC_ACQUIRE) & GHOST_QUEUE_INUSE)) continue;
+    // Not in use first: BPF stops producing. Then discard what the ring
+    // holds, so no thread naming this queue has unread messages in it
+    // (ASSOCIATE_QUEUE compares its last position with this ring's reader).
+    __atomic_store_n(&w.flags, 0, __ATOMIC_RELEASE);
+    retired_[q] = true;
+    __u32 ring_id = 0;
+    if (bpf_map_lookup_elem(queues_fd_, &q, &ring_id) != 0) continue;  // no ring
+    int fd = bpf_map_get_fd_by_id(ring_id);
+    if (fd < 0) return Errno("opening a previous agent's queue", errno);
+    ring_buffer* rb = ring_buffer__new(
+        fd, [](void*, void*, size_t) { return 0; }, nullptr, nullptr);
+    if (rb == nullptr) {
+      int err = errno;
+      close(fd);
+      return Errno("reading a previous agent's queue", err);
+    }
+    ring_buffer__consume(rb);
+    ring_buffer__free(rb);
+    close(fd);
+  }
+  for (uint32_t e = 0; e < GHOST_MAX_ENCLAVES; e++) {
+    ghost_enclave_word& w = enclave_words_[e];
+    if (!(__atomic_load_n(&w.flags, __ATOMIC_ACQUIRE) & GHOST_ENCLAVE_INUSE)) continue;
+    __atomic_store_n(&w.flags, 0, __ATOMIC_RELEASE);
+    memset(w.cpus, 0, sizeof(w.cpus));
+    w.default_queue = GHOST_QUEUE_NONE;
+    enclaves.push_back(e);
+  }
+  int agents_fd = bpf_map__fd(cls_->skel()->maps.agent_tids);
+  __u32 key;
+  while (bpf_map_get_next_key(agents_fd, nullptr, &key) == 0) {
+    if (bpf_map_delete_elem(agents_fd, &key) != 0) break;
+  }
+  // Slots the agent owned (OPEN: half written, DONE: result unread) or had
+  // handed over but nobody committed (READY) are free again; CLAIMED ones
+  // belong to the class, which finishes them.
+  for (int cpu = 0; cpu < nr_cpus_; cpu++) {
+    for (uint32_t st : {GHOST_TXN_OPEN, GHOST_TXN_READY, GHOST_TXN_DONE}) {
+      uint32_t expected = st;
+      if (__atomic_compare_exchange_n(&txn_slots_[cpu].state, &expected, GHOST_TXN_FREE, false,
+                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        break;
+      }
+    }
+  }
+  return enclaves;
+}
+
+void BpfKernelSide::ReleasePreviousQueues() {
+  absl::MutexLock l(&mu_);
+  for (uint32_t q = 0; q < GHOST_MAX_QUEUES; q++) {
+    if (!retired_[q]) continue;
+    bpf_map_delete_elem(queues_fd_, &q);  // the ring goes with its last reference
+    retired_[q] = false;
+  }
 }
 
 absl::Status BpfKernelSide::EnrollPid(pid_t pid, EnclaveId enclave) {

@@ -14,6 +14,7 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "userspace/bpf_class.h"
@@ -28,6 +29,8 @@ class BpfKernelSide : public KernelSide {
   // Loads and attaches the class (BpfClass), then maps its memory. Fails with
   // FailedPrecondition naming both versions if the class speaks another ABI.
   static absl::StatusOr<std::unique_ptr<BpfKernelSide>> Create(const ClassOptions& opts);
+  // Takes a loaded (and attached or re-attached) class and owns it.
+  static absl::StatusOr<std::unique_ptr<BpfKernelSide>> Create(std::unique_ptr<BpfClass> cls);
   // Uses a class that is already loaded (and attached, or about to be); `cls`
   // must outlive the result.
   static absl::StatusOr<std::unique_ptr<BpfKernelSide>> Open(BpfClass& cls);
@@ -66,6 +69,19 @@ class BpfKernelSide : public KernelSide {
   absl::Status SetEnclaveCpuMessages(EnclaveId enclave, uint32_t msg_bits);
   // A CPU_TIMER_EXPIRED message for `cpu` after `delay`, carrying `cookie`.
   absl::Status ArmCpuTimer(int cpu, absl::Duration delay, uint64_t cookie);
+
+  // What a previous agent of a re-attached class left behind (ghOSt's agent
+  // restart): destroys its enclaves, forgets its agent threads, frees
+  // transaction slots it left open or unread, and retires its queues: no more
+  // messages go to them and what they hold is discarded, so its threads can be
+  // associated with new queues (TakeOverThreads). Retired queue numbers are not
+  // reused until ReleasePreviousQueues: a thread's last position in an old
+  // ring must never be compared with a new ring of the same number. Threads of
+  // its enclaves keep their enclave number and wait (or run via the fallback)
+  // until a new enclave with that number takes them. Returns the enclaves.
+  absl::StatusOr<std::vector<EnclaveId>> ClearPreviousAgent();
+  // After the takeover: removes the retired queues from the class.
+  void ReleasePreviousQueues();
 
   // Group-commit bpf() calls made through this object.
   uint64_t commit_syscalls() const { return commit_syscalls_.load(); }
@@ -109,6 +125,7 @@ class BpfKernelSide : public KernelSide {
 
   absl::Mutex mu_;  // queue and enclave creation/destruction
   std::array<Queue, GHOST_MAX_QUEUES> queues_;
+  std::array<bool, GHOST_MAX_QUEUES> retired_{};  // a previous agent's (ClearPreviousAgent)
   std::atomic<uint64_t> commit_syscalls_{0};
   std::atomic<uint64_t> malformed_{0};
 };

@@ -1,11 +1,19 @@
 // ghost-agent: loads the ghost sched_ext class and runs a ghOSt policy over an
 // enclave of CPUs until SIGINT/SIGTERM, then detaches the class (every thread
 // goes back to the fair class). If the kernel ends the class first, prints the
-// kernel's reason and exits 1. Exit 2: bad flags, or this host cannot run it.
+// kernel's reason and exits 1. Exit 2: bad flags, this host cannot run it,
+// another agent is running, or the running class speaks another ABI.
+//
+// The class is pinned under --pin-dir (class_pins.h) and outlives the agent:
+// if the agent dies (kill -9, crash), the class stays attached and its BPF
+// fallback runs the enclave's threads. The next ghost-agent finds the pinned
+// class, re-attaches to it without loading a second one, replaces the dead
+// agent's enclave and rediscovers its threads from their status words
+// (discovery.h). SIGUSR1 hands over: the agent exits 0 leaving the class
+// pinned, for `ghost-agent --upgrade` (live upgrade).
 //
 // Agents run as SCHED_FIFO threads pinned to their CPUs, so they outrank
-// every thread they schedule, as ghOSt's agents do. The class's `enroll` map is
-// pinned in bpffs so ghost-run can put threads into the enclave.
+// every thread they schedule, as ghOSt's agents do.
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -27,13 +35,17 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "userspace/agent_lock.h"
 #include "userspace/bpf_class.h"
+#include "userspace/class_pins.h"
+#include "userspace/discovery.h"
 #include "userspace/bpf_kernel_side.h"
 #include "userspace/enclave.h"
 #include "userspace/enrollment.h"
 #include "userspace/flags.h"
 #include "userspace/ghost_skel.h"
 #include "userspace/policy.h"
+#include "userspace/message.h"
 #include "userspace/run_request.h"
 
 ABSL_FLAG(std::string, policy, "fifo-centralized",
@@ -52,7 +64,14 @@ ABSL_FLAG(int64_t, kernel_timeout_ms, 5000,
           "runnable thread waits longer. Keep it above --watchdog-ms.");
 ABSL_FLAG(int, agent_priority, 50, "SCHED_FIFO priority of the agent threads (1..99).");
 ABSL_FLAG(std::string, pin_dir, ghost::kDefaultPinDir,
-          "bpffs directory where the enroll map is pinned for ghost-run.");
+          "bpffs directory where the class is pinned (its link and maps; ghost-run finds the "
+          "enroll map there). A class pinned there by an earlier agent is re-attached.");
+ABSL_FLAG(std::string, lock_file, ghost::kDefaultAgentLock,
+          "Lock file (not on bpffs) that keeps a second agent from driving the class.");
+ABSL_FLAG(bool, upgrade, false,
+          "Live upgrade: ask the running ghost-agent to hand over (SIGUSR1), wait for it to "
+          "exit, then take over its class and threads.");
+ABSL_FLAG(int64_t, upgrade_timeout_ms, 10000, "How long --upgrade waits for the old agent.");
 ABSL_FLAG(bool, stats, false, "Print the class's and the agents' counters at exit.");
 
 namespace {
@@ -62,25 +81,14 @@ int Fail(int code, const std::string& msg) {
   return code;
 }
 
-// Pins the enroll map at PIN_DIR/enroll; a pin left by a killed agent is
-// replaced (only one class can be attached, and it is ours).
-absl::Status PinEnrollMap(struct ghost_bpf* skel, const std::string& dir) {
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot create ", dir, " (is bpffs mounted at /sys/fs/bpf?): ", strerror(errno)));
-  }
-  std::string path = absl::StrCat(dir, "/enroll");
-  unlink(path.c_str());
-  if (bpf_obj_pin(bpf_map__fd(skel->maps.enroll), path.c_str()) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot pin ", path, " (is ", dir, " on bpffs?): ", strerror(errno)));
-  }
-  return absl::OkStatus();
-}
-
-void UnpinEnrollMap(const std::string& dir) {
-  unlink(absl::StrCat(dir, "/enroll").c_str());
-  rmdir(dir.c_str());
+// The pid holding the agent lock, or 0.
+pid_t LockHolder(const std::string& lock_file) {
+  FILE* f = fopen(lock_file.c_str(), "r");
+  if (f == nullptr) return 0;
+  int pid = 0;
+  if (fscanf(f, "%d", &pid) != 1) pid = 0;
+  fclose(f);
+  return pid;
 }
 
 // Pins the calling thread to `cpu` and makes it SCHED_FIFO.
@@ -143,26 +151,73 @@ int main(int argc, char** argv) {
   if (absl::Status s = ghost::CheckSchedExtHost(); !s.ok()) return Fail(2, std::string(s.message()));
 
   // Signals are taken synchronously (every thread inherits the mask), so
-  // shutdown is an ordinary code path.
+  // shutdown and hand-over are ordinary code paths.
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-  absl::StatusOr<std::unique_ptr<ghost::BpfKernelSide>> kernel = ghost::BpfKernelSide::Create({
-      .slice = absl::Microseconds(slice_us > 0 && policy_name == "none" ? slice_us : 5000),
-      .kernel_timeout = absl::Milliseconds(timeout_ms),
-  });
+  // One agent at a time drives the class; the kernel drops a dead one's lock.
+  const std::string lock_file = absl::GetFlag(FLAGS_lock_file);
+  absl::StatusOr<ghost::AgentLock> lock = ghost::AgentLock::Acquire(lock_file);
+  if (!lock.ok() && absl::IsAlreadyExists(lock.status()) && absl::GetFlag(FLAGS_upgrade)) {
+    pid_t old = LockHolder(lock_file);
+    if (old <= 0) return Fail(2, absl::StrCat("--upgrade: no agent pid in ", lock_file));
+    if (kill(old, SIGUSR1) != 0) {
+      return Fail(2, absl::StrFormat("--upgrade: cannot signal the running agent (pid %d): %s", old,
+                                     strerror(errno)));
+    }
+    lock = ghost::AgentLock::AcquireWithin(
+        lock_file, static_cast<int>(absl::GetFlag(FLAGS_upgrade_timeout_ms)));
+  }
+  if (!lock.ok()) {
+    bool refused = absl::IsAlreadyExists(lock.status()) || absl::IsInvalidArgument(lock.status());
+    return Fail(refused ? 2 : 1, std::string(lock.status().message()));
+  }
+
+  const ghost::ClassPins pins = {.dir = pin_dir};
+  ghost::ClassProbe probe = ghost::ProbeClass(pins);
+  ghost::ClassFound found = ghost::Classify(probe);
+  std::unique_ptr<ghost::BpfClass> cls;
+  if (found == ghost::ClassFound::kPinned) {
+    absl::StatusOr<std::unique_ptr<ghost::BpfClass>> c = ghost::BpfClass::Reattach(pins);
+    if (!c.ok()) {  // FailedPrecondition: another ABI
+      return Fail(absl::IsFailedPrecondition(c.status()) ? 2 : 1,
+                  std::string(c.status().message()));
+    }
+    cls = std::move(*c);
+  } else {
+    if (found == ghost::ClassFound::kStale) ghost::BpfClass::RemoveStalePins(pins);
+    absl::StatusOr<std::unique_ptr<ghost::BpfClass>> c = ghost::BpfClass::Load({
+        .slice = absl::Microseconds(slice_us > 0 && policy_name == "none" ? slice_us : 5000),
+        .kernel_timeout = absl::Milliseconds(timeout_ms),
+    });
+    if (!c.ok()) return Fail(1, std::string(c.status().message()));
+    cls = std::move(*c);
+    if (absl::Status s = cls->Attach(); !s.ok()) return Fail(1, std::string(s.message()));
+    if (absl::Status s = cls->Pin(pins); !s.ok()) return Fail(1, std::string(s.message()));
+  }
+  const bool reattached = cls->reattached();
+  absl::StatusOr<std::unique_ptr<ghost::BpfKernelSide>> kernel =
+      ghost::BpfKernelSide::Create(std::move(cls));
   if (!kernel.ok()) return Fail(1, std::string(kernel.status().message()));
   struct ghost_bpf* skel = (*kernel)->bpf_class().skel();
-  if (absl::Status s = PinEnrollMap(skel, pin_dir); !s.ok()) return Fail(1, std::string(s.message()));
+  if (reattached) {
+    absl::StatusOr<std::vector<ghost::EnclaveId>> old = (*kernel)->ClearPreviousAgent();
+    if (!old.ok()) return Fail(1, std::string(old.status().message()));
+    absl::PrintF("ghost-agent: re-attached to the class pinned at %s (no new load); replaced %d "
+                 "enclave(s) of the previous agent\n",
+                 pin_dir, old->size());
+  }
 
   std::unique_ptr<ghost::Enclave> enclave;
   std::unique_ptr<ghost::Policy> policy;
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
   std::atomic<int> thread_errors{0};
+  int rediscovered = 0;
   if (policy_name != "none") {
     absl::StatusOr<std::unique_ptr<ghost::Enclave>> e = ghost::Enclave::Create(**kernel, {
         .cpus = cpus,
@@ -174,6 +229,12 @@ int main(int argc, char** argv) {
         {.name = policy_name, .slice = absl::Microseconds(slice_us)}, *enclave);
     if (!p.ok()) return Fail(2, std::string(p.status().message()));
     policy = std::move(*p);
+    if (reattached) {
+      rediscovered = ghost::TakeOverThreads(**kernel, *enclave, *policy);
+      absl::PrintF("ghost-agent: rediscovered %d thread(s) of enclave %d from status words\n",
+                   rediscovered, enclave->id());
+    }
+    (*kernel)->ReleasePreviousQueues();
     for (ghost::Agent* agent : policy->agents()) {
       threads.emplace_back([agent, priority, &stop, &thread_errors, k = kernel->get()] {
         absl::Status s = k->RegisterAgentThread(static_cast<pid_t>(gettid()));
@@ -189,11 +250,14 @@ int main(int argc, char** argv) {
     absl::PrintF("ghost-agent: policy %s on enclave %d (CPUs %s), %d agent thread(s)\n",
                  policy_name, enclave->id(), cpus.ToString(), threads.size());
   } else {
-    absl::PrintF("ghost-agent: class 'ghost' attached, no policy: SCHED_EXT threads run in its FIFO\n");
+    (*kernel)->ReleasePreviousQueues();
+    absl::PrintF("ghost-agent: class 'ghost' %s, no policy: SCHED_EXT threads run in its FIFO\n",
+                 reattached ? "re-attached" : "attached");
   }
   fflush(stdout);
 
   int code = 0;
+  bool handover = false;
   for (;;) {
     struct timespec poll = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
     int sig = sigtimedwait(&sigs, nullptr, &poll);
@@ -209,6 +273,11 @@ int main(int argc, char** argv) {
       absl::PrintF("ghost-agent: %s: detaching\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
       break;
     }
+    if (sig == SIGUSR1) {
+      absl::PrintF("ghost-agent: SIGUSR1: handing over, the class stays pinned at %s\n", pin_dir);
+      handover = true;
+      break;
+    }
   }
   stop = true;
   for (std::thread& t : threads) t.join();
@@ -218,6 +287,8 @@ int main(int argc, char** argv) {
                  "msgs_dropped=%d commit_calls=%d\n",
                  skel->bss->nr_enqueued, skel->bss->nr_dispatched, skel->bss->nr_direct,
                  ci.fallback_runs, ci.msgs_dropped, (*kernel)->commit_syscalls());
+    absl::PrintF("ghost-agent: lifecycle: reattached=%d rediscovered=%d\n", reattached ? 1 : 0,
+                 rediscovered);
     std::string results;
     for (uint32_t r = 0; r <= GHOST_TXN_RESULT_LAST; ++r) {
       if (uint64_t n = skel->bss->nr_txn_results[r]; n != 0) {
@@ -233,9 +304,10 @@ int main(int argc, char** argv) {
       }
     }
   }
-  UnpinEnrollMap(pin_dir);
   policy.reset();
   enclave.reset();
-  kernel->reset();  // detaches the class
+  if (handover) (*kernel)->bpf_class().Release();  // the successor re-attaches
+  kernel->reset();  // unpins and detaches the class, unless handed over
+  fflush(stdout);
   return code;
 }
