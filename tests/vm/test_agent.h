@@ -197,6 +197,34 @@ struct ThreadState {
   uint16_t last = GHOST_MSG_NONE;  // type of its newest message
 };
 
+// What a task message says about its thread.
+inline void ApplyMessage(ThreadState& t, const ghost_msg& m) {
+  t.seq = m.seqnum;
+  t.last = m.type;
+  switch (m.type) {
+    case GHOST_MSG_TASK_NEW:
+      t.pid = m.task_new.pid;
+      t.sw_index = m.task_new.sw_index;
+      t.runnable = m.task_new.runnable;
+      break;
+    case GHOST_MSG_TASK_WAKEUP:
+    case GHOST_MSG_TASK_PREEMPT:
+    case GHOST_MSG_TASK_YIELD:
+      t.runnable = true;
+      break;
+    case GHOST_MSG_TASK_BLOCKED:
+      t.runnable = false;
+      break;
+    case GHOST_MSG_TASK_DEAD:
+    case GHOST_MSG_TASK_DEPARTED:
+      t.runnable = false;
+      t.dead = true;
+      break;
+    default:
+      break;
+  }
+}
+
 // Fills slot `cpu` and marks it READY. False if the slot is in flight.
 inline bool OpenTxn(ghost::KernelSide& ks, int cpu, const ghost_txn& fields) {
   ghost_txn* slot = ks.TxnSlot(cpu);
@@ -368,7 +396,7 @@ class TestAgent {
   // Drains until a message of `type` about `tid` (GHOST_TID_NONE: any CPU
   // message) is logged at index `from` or later; its index, or -1.
   int WaitMessage(uint64_t tid, uint16_t type, size_t from = 0,
-                  absl::Duration timeout = absl::Seconds(5)) {
+                  absl::Duration timeout = absl::Seconds(10)) {
     int found = -1;
     WaitUntil(
         [&] {
@@ -435,31 +463,7 @@ class TestAgent {
     log_.push_back(m);
     if (on_message) on_message(m);
     if (m.tid == GHOST_TID_NONE) return;
-    ThreadState& t = threads_[m.tid];
-    t.seq = m.seqnum;
-    t.last = m.type;
-    switch (m.type) {
-      case GHOST_MSG_TASK_NEW:
-        t.pid = m.task_new.pid;
-        t.sw_index = m.task_new.sw_index;
-        t.runnable = m.task_new.runnable;
-        break;
-      case GHOST_MSG_TASK_WAKEUP:
-      case GHOST_MSG_TASK_PREEMPT:
-      case GHOST_MSG_TASK_YIELD:
-        t.runnable = true;
-        break;
-      case GHOST_MSG_TASK_BLOCKED:
-        t.runnable = false;
-        break;
-      case GHOST_MSG_TASK_DEAD:
-      case GHOST_MSG_TASK_DEPARTED:
-        t.runnable = false;
-        t.dead = true;
-        break;
-      default:
-        break;
-    }
+    ApplyMessage(threads_[m.tid], m);
   }
 
   ghost::BpfKernelSide& ks_;

@@ -3,8 +3,6 @@
 // Needs >= 4 CPUs: the agent on CPU 0, the enclave (and K) is the rest.
 #include <sched.h>
 
-#include <thread>
-
 #include "tests/vm/test_agent.h"
 #include "userspace/ghost_skel.h"
 
@@ -18,58 +16,34 @@ int main() {
     return 1;
   }
   const int k = ncpus - 1;
-  cpu_set_t all, cpu0;
-  CPU_ZERO(&all);
-  CPU_ZERO(&cpu0);
-  for (int c = 0; c < ncpus; c++) CPU_SET(c, &all);
-  CPU_SET(0, &cpu0);
   ghost::CpuList enclave_cpus;
   std::vector<int> targets;
   for (int c = 1; c < ncpus; c++) {
     enclave_cpus.Set(c);
     targets.push_back(c);
   }
-  sched_setaffinity(0, sizeof(cpu0), &cpu0);
-  if (!EnterFifo()) std::printf("note: agent not SCHED_FIFO\n");
+  BecomeAgent(0);
   auto setup = Setup::Create(enclave_cpus, /*watchdog_ms=*/4000);
   if (!setup) return 1;
   auto& ks = *setup->ks;
   TestAgent agent(ks, setup->queue, {});
 
-  std::atomic<bool> quit{false};
-  std::vector<std::atomic<int>> pid(k), first_cpu(k);
-  std::vector<std::atomic<bool>> go(k);
-  std::vector<std::thread> th;
-  for (int i = 0; i < k; i++) {
-    pid[i] = 0;
-    first_cpu[i] = -1;
-    go[i] = false;
-    th.emplace_back([&, i] {
-      sched_setaffinity(0, sizeof(all), &all);
-      pid[i] = Gettid();
-      while (!go[i].load()) SleepUs(100);
-      EnterSchedExt();
-      first_cpu[i] = sched_getcpu();
-      while (!quit.load()) {
-      }
-    });
-  }
+  std::vector<std::unique_ptr<SpinningWorker>> w;
   std::vector<uint64_t> tid(k);
   for (int i = 0; i < k; i++) {
-    while (pid[i].load() == 0) SleepUs(100);
-    if (auto s = ks.EnrollPid(pid[i], setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
-    go[i] = true;
+    w.push_back(std::make_unique<SpinningWorker>());
+    w[i]->Start(AllCpus());
+    if (auto s = w[i]->Enroll(ks, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
   }
-  int64_t end = NowNs() + 3'000'000'000LL;
-  bool all_new = false;
-  while (NowNs() < end && !all_new) {
-    agent.Drain();
-    all_new = true;
-    for (int i = 0; i < k; i++) all_new = all_new && (tid[i] = agent.TidOf(pid[i])) != 0;
-    SleepUs(500);
-  }
+  bool all_new = true;
+  for (int i = 0; i < k; i++) all_new = all_new && (tid[i] = agent.WaitTid(w[i]->pid())) != 0;
   f.Check(all_new, absl::StrFormat("%d threads reported TASK_NEW", k));
-  SleepUs(20'000);  // let each reach its parking DSQ (PREEMPT after entering)
+  // Each entered while running and was sent back at once (PREEMPT): parked.
+  bool parked = true;
+  for (int i = 0; i < k; i++) {
+    parked = parked && agent.WaitMessage(tid[i], GHOST_MSG_TASK_PREEMPT) >= 0;
+  }
+  f.Check(parked, "every thread waits for its agent (TASK_PREEMPT after entering)");
 
   const uint64_t calls_before = ks.bpf_class().skel()->bss->nr_commit_calls;
   const uint64_t sys_before = ks.commit_syscalls();
@@ -113,20 +87,21 @@ int main() {
           absl::StrFormat("each group commit was one bpf() call (%u program runs, %u syscalls, "
                           "%d groups)", calls, sys, rounds));
   f.Check(rounds >= 1 && rounds <= 2, absl::StrFormat("%d group commit(s) placed all %d", rounds, k));
-  end = NowNs() + 2'000'000'000LL;
-  bool started = false;
-  while (NowNs() < end && !started) {
-    started = true;
-    for (int i = 0; i < k; i++) started = started && first_cpu[i].load() >= 0;
-    SleepUs(1000);
-  }
+  WaitUntil(
+      [&] {
+        for (int i = 0; i < k; i++) {
+          if (w[i]->spins() == 0) return false;
+        }
+        return true;
+      },
+      absl::Seconds(10));
   for (int i = 0; i < k; i++) {
-    f.Check(result[i] == GHOST_TXN_COMMITTED && first_cpu[i].load() == targets[i],
+    f.Check(result[i] == GHOST_TXN_COMMITTED && w[i]->first_cpu() == targets[i] &&
+                w[i]->spins() > 0,
             absl::StrFormat("thread %d: %s, started on CPU %d (target %d)", i,
-                            ResultName(result[i]), first_cpu[i].load(), targets[i]));
+                            ResultName(result[i]), w[i]->first_cpu(), targets[i]));
   }
-  quit = true;
-  for (auto& t : th) t.join();
+  for (auto& t : w) t->Join();
   CheckClassAlive(ks, f);
   return f.n == 0 ? 0 : 1;
 }
