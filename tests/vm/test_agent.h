@@ -556,6 +556,36 @@ inline void BecomeAgent(int cpu = 0, int fifo_prio = 1) {
   if (!EnterFifo(fifo_prio)) std::printf("note: agent not SCHED_FIFO\n");
 }
 
+// False, with a FAIL line, if the guest has fewer than `n` CPUs.
+inline bool HaveCpus(int n) {
+  const long have = sysconf(_SC_NPROCESSORS_ONLN);
+  if (have >= n) return true;
+  std::printf("FAIL: needs at least %d CPUs (have %ld)\n", n, have);
+  return false;
+}
+
+// Every message the agent logged, one a line: what a failing run leaves in
+// the console log.
+inline void PrintLog(TestAgent& agent) {
+  for (const ghost_msg& m : agent.Log()) {
+    absl::PrintF("  msg %s tid %u seq %u cpu %u\n", ghost::MessageTypeName(m.type), m.tid,
+                 m.seqnum, m.cpu);
+  }
+}
+
+// The exit status of a scenario whose `workers` should all have finished:
+// joins them, or (a broken run, some still stuck) exits at once with 1
+// instead of waiting for them forever.
+inline int ExitJoining(Failures& f, std::vector<std::unique_ptr<SpinningWorker>>& workers,
+                       bool all_done) {
+  if (!all_done) {
+    std::fflush(stdout);
+    _exit(1);
+  }
+  for (auto& w : workers) w->Join();
+  return f.n == 0 ? 0 : 1;
+}
+
 // The class must still run (no ejection).
 inline void CheckClassAlive(ghost::BpfKernelSide& ks, Failures& f) {
   absl::Status h = ks.Health();

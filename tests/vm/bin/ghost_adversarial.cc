@@ -28,11 +28,8 @@ int main(int argc, char** argv) {
   // (widens the race the check closes; 0: production class).
   const uint32_t race_window = argc > 1 ? static_cast<uint32_t>(atoi(argv[1])) : 0;
   if (race_window) std::printf("race window: %u bpf_loop iterations\n", race_window);
+  if (!HaveCpus(2)) return 1;
   const int ncpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-  if (ncpus < 2) {
-    std::printf("FAIL: needs at least 2 CPUs\n");
-    return 1;
-  }
   const cpu_set_t all = AllCpus();
   if (!EnterFifo()) std::printf("note: agent not SCHED_FIFO\n");
   // The enclave is every CPU but 0 where the agent and flippers run; a short
@@ -173,11 +170,5 @@ int main(int argc, char** argv) {
           absl::StrFormat("the fallback ran what the agent did not place (%u runs)",
                           ks.ClassInfo().fallback_runs));
   CheckClassAlive(ks, f);
-  if (done.load() == nworkers) {
-    for (auto& w : workers) w->Join();
-  } else {
-    std::fflush(stdout);
-    _exit(1);
-  }
-  return f.n == 0 ? 0 : 1;
+  return ExitJoining(f, workers, done.load() == nworkers);
 }

@@ -72,10 +72,7 @@ bool Consecutive(const std::vector<ghost_msg>& msgs) {
 
 int main() {
   Failures f;
-  if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
-    std::printf("FAIL: needs at least 2 CPUs\n");
-    return 1;
-  }
+  if (!HaveCpus(2)) return 1;
   const int kCpu = 1;  // the enclave
 
   // The departer starts before the agent becomes SCHED_FIFO on CPU 0, so it
@@ -399,11 +396,6 @@ int main() {
           absl::StrFormat("queue barrier %u counts every message, %u dropped", qw.barrier,
                           qw.dropped));
   CheckClassAlive(ks, f);
-  if (f.n != 0) {
-    for (const ghost_msg& m : agent.Log()) {
-      absl::PrintF("  msg %s tid %u seq %u cpu %u\n", ghost::MessageTypeName(m.type), m.tid,
-                   m.seqnum, m.cpu);
-    }
-  }
+  if (f.n != 0) PrintLog(agent);
   return f.n == 0 ? 0 : 1;
 }

@@ -18,11 +18,8 @@ using namespace ghost_test;
 int main(int argc, char** argv) {
   Failures f;
   const std::string name = argc > 1 ? argv[1] : "fifo-per-cpu";
+  if (!HaveCpus(3)) return 1;
   const int ncpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-  if (ncpus < 3) {
-    std::printf("FAIL: needs at least 3 CPUs\n");
-    return 1;
-  }
   PinToCpu(0);
   auto ks = ghost::BpfKernelSide::Create({.kernel_timeout = absl::Seconds(10)});
   if (!ks.ok()) {
@@ -90,11 +87,5 @@ int main(int argc, char** argv) {
   CheckClassAlive(**ks, f);
   stop = true;
   for (auto& a : agents) a.join();
-  if (done.load() == kWorkers) {
-    for (auto& w : workers) w->Join();
-  } else {
-    std::fflush(stdout);
-    _exit(1);
-  }
-  return f.n == 0 ? 0 : 1;
+  return ExitJoining(f, workers, done.load() == kWorkers);
 }

@@ -13,10 +13,7 @@ using namespace ghost_test;
 
 int main() {
   Failures f;
-  if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
-    std::printf("FAIL: needs 2 CPUs\n");
-    return 1;
-  }
+  if (!HaveCpus(2)) return 1;
   BecomeAgent(0, /*fifo_prio=*/10);
   auto setup = Setup::Create(ghost::CpuList({1}), /*watchdog_ms=*/4000);
   if (!setup) return 1;

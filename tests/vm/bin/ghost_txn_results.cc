@@ -20,10 +20,7 @@ using namespace ghost_test;
 
 int main() {
   Failures f;
-  if (sysconf(_SC_NPROCESSORS_ONLN) < 3) {
-    std::printf("FAIL: needs 3 CPUs\n");
-    return 1;
-  }
+  if (!HaveCpus(3)) return 1;
   BecomeAgent(0);
   // A long watchdog: nothing may run these threads but a transaction.
   auto setup = Setup::Create(ghost::CpuList({1, 2}), /*watchdog_ms=*/4000);
@@ -163,11 +160,6 @@ int main() {
           absl::StrFormat("the fallback ran threads the agent left (%u runs)",
                           ks.ClassInfo().fallback_runs));
   CheckClassAlive(ks, f);
-  if (f.n != 0) {
-    for (const ghost_msg& m : agent.Log()) {
-      absl::PrintF("  msg %s tid %u seq %u cpu %u\n", ghost::MessageTypeName(m.type), m.tid,
-                   m.seqnum, m.cpu);
-    }
-  }
+  if (f.n != 0) PrintLog(agent);
   return f.n == 0 ? 0 : 1;
 }

@@ -17,10 +17,7 @@ using namespace ghost_test;
 
 int main() {
   Failures f;
-  if (sysconf(_SC_NPROCESSORS_ONLN) < 3) {
-    std::printf("FAIL: needs 3 CPUs\n");
-    return 1;
-  }
+  if (!HaveCpus(3)) return 1;
   BecomeAgent(0);
   // A long watchdog: nothing may run the worker but our transactions.
   auto setup = Setup::Create(ghost::CpuList({1}), /*watchdog_ms=*/4000);
