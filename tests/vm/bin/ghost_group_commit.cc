@@ -44,9 +44,14 @@ int main() {
 
   const uint64_t calls_before = ks.bpf_class().skel()->bss->nr_commit_calls;
   const uint64_t sys_before = ks.commit_syscalls();
-  int rounds = 0;
+  int rounds = 0, other_failures = 0;
   std::vector<int> result(k, -1);
-  for (int attempt = 0; attempt < 3; attempt++) {
+  // A member can bounce off a CPU that something else holds at that moment
+  // (CPU_UNAVAILABLE: a kworker, an interrupt): the members still waiting go
+  // again in the next group, until a deadline (a loaded host makes bounces
+  // more likely, not a different result).
+  const int64_t end = NowNs() + 10'000'000'000LL;
+  while (NowNs() < end) {
     agent.Drain();
     ghost::CpuList group;
     auto threads = agent.Threads();
@@ -60,30 +65,34 @@ int main() {
       if (OpenTxn(ks, targets[i], t)) group.Set(targets[i]);
     }
     if (group.Empty()) break;
-    if (attempt == 0) {
+    if (rounds == 0) {
       f.Check(group.Size() == k, absl::StrFormat("one group of %d transactions (CPUs %s)",
                                                  group.Size(), group.ToString()));
     }
     rounds++;
     if (auto s = ks.Commit(group); !s.ok()) f.Fail(std::string(s.message()));
     for (int i = 0; i < k; i++) {
-      if (group.IsSet(targets[i])) result[i] = WaitTxn(ks, targets[i], absl::Seconds(2));
+      if (group.IsSet(targets[i])) result[i] = WaitTxn(ks, targets[i], absl::Seconds(5));
     }
     int ok = 0;
     for (int i = 0; i < k; i++) ok += result[i] == GHOST_TXN_COMMITTED;
     std::printf("group commit %d: %d of %d committed\n", rounds, ok, k);
     if (ok == k) break;
     for (int i = 0; i < k; i++) {
-      if (result[i] != GHOST_TXN_COMMITTED)
-        std::printf("note: CPU %d: %s, retrying\n", targets[i], ResultName(result[i]));
+      if (result[i] == GHOST_TXN_COMMITTED) continue;
+      other_failures += result[i] != GHOST_TXN_CPU_UNAVAILABLE;
+      std::printf("note: CPU %d: %s, retrying\n", targets[i], ResultName(result[i]));
     }
+    SleepUs(1000);
   }
   const uint64_t calls = ks.bpf_class().skel()->bss->nr_commit_calls - calls_before;
   const uint64_t sys = ks.commit_syscalls() - sys_before;
   f.Check(calls == static_cast<uint64_t>(rounds) && sys == static_cast<uint64_t>(rounds),
           absl::StrFormat("each group commit was one bpf() call (%u program runs, %u syscalls, "
                           "%d groups)", calls, sys, rounds));
-  f.Check(rounds >= 1 && rounds <= 2, absl::StrFormat("%d group commit(s) placed all %d", rounds, k));
+  f.Check(other_failures == 0,
+          absl::StrFormat("every member of every group was committed or bounced off a busy CPU "
+                          "(%d other results)", other_failures));
   WaitUntil(
       [&] {
         for (int i = 0; i < k; i++) {

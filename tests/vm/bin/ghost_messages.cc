@@ -17,10 +17,11 @@
 //
 // Needs 2 CPUs: the agent on CPU 0, the enclave is CPU 1. Every commit has an
 // unlimited slice, so nothing but the script takes CPU 1 from a thread, except
-// a higher class (a kworker waking there): that is a real TASK_PREEMPT the
-// script did not ask for, announced by CPU_BUSY for CPU 1, and such a
-// disturbed life is lived again (at most 3 times); an undisturbed one must be
-// exact.
+// a higher class (a kworker waking there, which happens often in this guest):
+// that is a real TASK_PREEMPT the script did not ask for, and the class
+// announces it with CPU_BUSY for CPU 1 right after. The agent places the
+// worker again after such a preemption, and the sequence check leaves exactly
+// those PREEMPTs out; the scripted one has no CPU_BUSY and must be there.
 #include <sys/resource.h>
 
 #include <thread>
@@ -59,6 +60,22 @@ std::string Describe(const std::vector<ghost_msg>& msgs) {
     absl::StrAppendFormat(&s, " %s(%u)", ghost::MessageTypeName(m.type), m.seqnum);
   }
   return s;
+}
+
+// Indices (in `log`) of the PREEMPTs of `tid` that a higher class caused: a
+// CPU_BUSY for `cpu` follows before the thread's next message.
+std::vector<size_t> ExplainedPreempts(const std::vector<ghost_msg>& log, uint64_t tid, int cpu) {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < log.size(); i++) {
+    if (log[i].tid != tid || log[i].type != GHOST_MSG_TASK_PREEMPT) continue;
+    for (size_t j = i + 1; j < log.size() && log[j].tid != tid; j++) {
+      if (log[j].type == GHOST_MSG_CPU_BUSY && log[j].cpu == static_cast<uint32_t>(cpu)) {
+        out.push_back(i);
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 bool Consecutive(const std::vector<ghost_msg>& msgs) {
@@ -134,7 +151,20 @@ int main() {
   const int departed = agent.WaitMessage(d_tid, GHOST_MSG_TASK_DEPARTED);
   f.Check(departed >= 0, "SCHED_OTHER from inside the class: TASK_DEPARTED");
   const uint64_t d_seq = agent.Threads()[d_tid].seq;
+  // The class makes the message visible a moment before it republishes the
+  // status word (messages.bpf.h, task_msg_send), so the word can lag: wait.
   auto d_word = agent.StatusWord(d_tid);
+  if (!d_word.ok() || d_word->seqnum != d_seq) {
+    std::printf("note: status word seqnum %llu behind the DEPARTED message's %llu\n",
+                static_cast<unsigned long long>(d_word.ok() ? d_word->seqnum : 0),
+                static_cast<unsigned long long>(d_seq));
+  }
+  WaitUntil(
+      [&] {
+        d_word = agent.StatusWord(d_tid);
+        return d_word.ok() && d_word->seqnum == d_seq;
+      },
+      absl::Seconds(10));
   f.Check(d_word.ok() && d_word->dead() && !d_word->runnable() && !d_word->on_cpu() &&
               d_word->seqnum == d_seq,
           absl::StrFormat("its status word is released: DEAD flag, seqnum %u of TASK_DEPARTED",
@@ -157,7 +187,7 @@ int main() {
     uint64_t w_tid = 0, p_tid = 0;
     int p_cpu = -1;
     int64_t w_cpu_ns = 0;
-    bool disturbed = false;             // CPU_BUSY for CPU 1 during the life
+    int disturbed = 0;                  // PREEMPTs a higher class caused
     std::vector<std::string> problems;  // script steps that did not happen
   };
   auto live = [&]() -> Life {
@@ -192,22 +222,32 @@ int main() {
       p_cpu = sched_getcpu();
     });
     WaitUntil([&] { return w_pid && p_pid; }, absl::Seconds(10), 100);
+    // Both enter the class (blocked) before the life starts: the kernel's
+    // own work that entering sets off (a kworker on CPU 1) is then mostly
+    // over before the worker runs.
+    life.w_tid = move_in(w_pid, "worker");
+    life.p_tid = move_in(p_pid, "preemptor");
     agent.Drain();
     const size_t start = agent.Log().size();
-    auto busy = [&] {
+    // After a preemption by a higher class the worker goes back to CPU 1.
+    auto pump = [&] {
       const auto log = agent.Log();
-      for (size_t i = start; i < log.size(); i++) {
-        if (log[i].type == GHOST_MSG_CPU_BUSY && log[i].cpu == static_cast<uint32_t>(kCpu)) {
-          life.disturbed = true;
-        }
+      const auto explained = ExplainedPreempts(log, life.w_tid, kCpu);
+      life.disturbed = static_cast<int>(explained.size());
+      if (explained.empty() || agent.Threads()[life.w_tid].last != GHOST_MSG_TASK_PREEMPT) return;
+      int newest = -1;
+      for (size_t i = 0; i < log.size(); i++) {
+        if (log[i].tid == life.w_tid) newest = static_cast<int>(i);
       }
-      return life.disturbed;
+      if (newest == static_cast<int>(explained.back())) {
+        agent.Commit(kCpu, life.w_tid, agent.Threads()[life.w_tid].seq, agent.barrier(), 0);
+      }
     };
     // One scripted step; false (and the life is cut short) if it did not
-    // happen or a higher class disturbed it.
+    // happen.
     auto step = [&](bool ok, const std::string& what) {
       if (!ok) life.problems.push_back(what);
-      return ok && !busy();
+      return ok;
     };
     auto wait_msg = [&](uint64_t tid, uint16_t type, size_t from) {
       int idx = -1;
@@ -218,7 +258,8 @@ int main() {
             for (size_t i = std::max(from, start); i < log.size() && idx < 0; i++) {
               if (log[i].tid == tid && log[i].type == type) idx = static_cast<int>(i);
             }
-            return idx >= 0 || busy();
+            if (idx < 0) pump();
+            return idx >= 0;
           },
           absl::Seconds(10));
       return idx;
@@ -227,7 +268,6 @@ int main() {
       return agent.CommitCurrent(kCpu, tid, flags) == GHOST_TXN_COMMITTED;
     };
     [&] {
-      life.w_tid = move_in(w_pid, "worker");
       if (!step(life.w_tid != 0 && ks.SetWantOnCpu(life.w_tid, true).ok(),
                 "the worker entered and asked for TASK_ON_CPU")) {
         return;
@@ -246,7 +286,6 @@ int main() {
         return;
       }
       // The preemption: another thread committed to CPU 1 with PREEMPT.
-      life.p_tid = move_in(p_pid, "preemptor");
       mark = agent.Log().size();
       p_gate.Open();
       if (!step(life.p_tid != 0 && wait_msg(life.p_tid, GHOST_MSG_TASK_WAKEUP, mark) >= 0,
@@ -291,18 +330,16 @@ int main() {
     worker.join();
     preemptor.join();
     agent.Drain();
-    busy();
+    pump();
     life.p_cpu = p_cpu;
     life.w_cpu_ns = w_cpu_ns;
     return life;
   };
-  Life life;
-  for (int attempt = 1; attempt <= 3; attempt++) {
-    life = live();
-    if (!life.disturbed) break;
-    std::printf("note: life %d disturbed: a higher class took CPU 1 (CPU_BUSY); again\n", attempt);
+  const Life life = live();
+  if (life.disturbed) {
+    std::printf("note: %d TASK_PREEMPT(s) of the worker by a higher class (CPU_BUSY for CPU 1 "
+                "right after): left out of the sequence check\n", life.disturbed);
   }
-  f.Check(!life.disturbed, "an undisturbed life (no higher class on CPU 1) within 3 tries");
   for (const std::string& p : life.problems) f.Fail(p);
   f.Check(life.problems.empty(), "every scripted step happened");
   f.Check(step_errors == 0, "the threads made every change they were asked to");
@@ -312,8 +349,14 @@ int main() {
   const std::vector<ghost_msg> mine = agent.MessagesOf(w_tid);
   std::printf("messages about the worker:%s\n", Describe(mine).c_str());
   std::vector<uint16_t> events;
-  for (const ghost_msg& m : mine) {
-    if (m.type != GHOST_MSG_TASK_ON_CPU) events.push_back(m.type);
+  {
+    const auto log = agent.Log();
+    const auto explained = ExplainedPreempts(log, w_tid, kCpu);
+    for (size_t i = 0; i < log.size(); i++) {
+      if (log[i].tid != w_tid || log[i].type == GHOST_MSG_TASK_ON_CPU) continue;
+      if (std::find(explained.begin(), explained.end(), i) != explained.end()) continue;
+      events.push_back(log[i].type);
+    }
   }
   const std::vector<uint16_t> want = {
       GHOST_MSG_TASK_NEW,     GHOST_MSG_TASK_WAKEUP,           GHOST_MSG_TASK_BLOCKED,
@@ -321,7 +364,8 @@ int main() {
       GHOST_MSG_TASK_AFFINITY_CHANGED, GHOST_MSG_TASK_PRIORITY_CHANGED, GHOST_MSG_TASK_DEAD};
   f.Check(events == want,
           "exactly NEW, WAKEUP, BLOCKED, WAKEUP, PREEMPT, YIELD, AFFINITY_CHANGED, "
-          "PRIORITY_CHANGED, DEAD, in that order (TASK_ON_CPU aside)");
+          "PRIORITY_CHANGED, DEAD, in that order (TASK_ON_CPU and a higher class's PREEMPTs "
+          "aside)");
   f.Check(Consecutive(mine), "seqnums are 1, 2, 3, ... (each message bumps it, none lost)");
 
   // Payloads carry what a policy needs.
