@@ -63,11 +63,20 @@ std::string Describe(const std::vector<ghost_msg>& msgs) {
 }
 
 // Indices (in `log`) of the PREEMPTs of `tid` that a higher class caused: a
-// CPU_BUSY for `cpu` follows before the thread's next message.
-std::vector<size_t> ExplainedPreempts(const std::vector<ghost_msg>& log, uint64_t tid, int cpu) {
+// CPU_BUSY for `cpu` follows before the thread's next message. The first
+// PREEMPT at or after index `scripted` is the one the script's preempting
+// commit caused (a higher class can take the CPU right then too), never one
+// of these.
+std::vector<size_t> ExplainedPreempts(const std::vector<ghost_msg>& log, uint64_t tid, int cpu,
+                                      size_t scripted) {
   std::vector<size_t> out;
+  bool scripted_seen = false;
   for (size_t i = 0; i < log.size(); i++) {
     if (log[i].tid != tid || log[i].type != GHOST_MSG_TASK_PREEMPT) continue;
+    if (i >= scripted && !scripted_seen) {
+      scripted_seen = true;
+      continue;
+    }
     for (size_t j = i + 1; j < log.size() && log[j].tid != tid; j++) {
       if (log[j].type == GHOST_MSG_CPU_BUSY && log[j].cpu == static_cast<uint32_t>(cpu)) {
         out.push_back(i);
@@ -188,6 +197,7 @@ int main() {
     int p_cpu = -1;
     int64_t w_cpu_ns = 0;
     int disturbed = 0;                  // PREEMPTs a higher class caused
+    size_t scripted = SIZE_MAX;         // log index where the preempting commit began
     std::vector<std::string> problems;  // script steps that did not happen
   };
   auto live = [&]() -> Life {
@@ -232,7 +242,7 @@ int main() {
     // After a preemption by a higher class the worker goes back to CPU 1.
     auto pump = [&] {
       const auto log = agent.Log();
-      const auto explained = ExplainedPreempts(log, life.w_tid, kCpu);
+      const auto explained = ExplainedPreempts(log, life.w_tid, kCpu, life.scripted);
       life.disturbed = static_cast<int>(explained.size());
       if (explained.empty() || agent.Threads()[life.w_tid].last != GHOST_MSG_TASK_PREEMPT) return;
       int newest = -1;
@@ -293,6 +303,7 @@ int main() {
         return;
       }
       mark = agent.Log().size();
+      life.scripted = mark;
       if (!step(placed(life.p_tid, GHOST_TXN_F_PREEMPT),
                 "the preemptor was committed to the worker's CPU with GHOST_TXN_F_PREEMPT") ||
           !step(wait_msg(life.w_tid, GHOST_MSG_TASK_PREEMPT, mark) >= 0,
@@ -351,7 +362,7 @@ int main() {
   std::vector<uint16_t> events;
   {
     const auto log = agent.Log();
-    const auto explained = ExplainedPreempts(log, w_tid, kCpu);
+    const auto explained = ExplainedPreempts(log, w_tid, kCpu, life.scripted);
     for (size_t i = 0; i < log.size(); i++) {
       if (log[i].tid != w_tid || log[i].type == GHOST_MSG_TASK_ON_CPU) continue;
       if (std::find(explained.begin(), explained.end(), i) != explained.end()) continue;
