@@ -237,6 +237,9 @@ int main() {
     // over before the worker runs.
     life.w_tid = move_in(w_pid, "worker");
     life.p_tid = move_in(p_pid, "preemptor");
+    if (life.p_tid != 0 && !ks.SetWantOnCpu(life.p_tid, true).ok()) {
+      life.problems.push_back("ask for the preemptor's TASK_ON_CPU");
+    }
     agent.Drain();
     const size_t start = agent.Log().size();
     // After a preemption by a higher class the worker goes back to CPU 1.
@@ -378,6 +381,15 @@ int main() {
           "PRIORITY_CHANGED, DEAD, in that order (TASK_ON_CPU and a higher class's PREEMPTs "
           "aside)");
   f.Check(Consecutive(mine), "seqnums are 1, 2, 3, ... (each message bumps it, none lost)");
+
+  // The preemptor ran on CPU 1 because of that commit (not, say, the
+  // watchdog's fallback): its ON_CPU names a transaction.
+  bool p_committed = false;
+  for (const ghost_msg& m : agent.MessagesOf(life.p_tid)) {
+    p_committed |= m.type == GHOST_MSG_TASK_ON_CPU && m.on_cpu.cpu == static_cast<uint32_t>(kCpu) &&
+                   m.on_cpu.commit_seq > 0;
+  }
+  f.Check(p_committed, "the preemptor's TASK_ON_CPU on CPU 1 names the preempting transaction");
 
   // Payloads carry what a policy needs.
   bool nice_ok = false, mask_ok = false, runtime_ok = true, wake_ok = false, preempt_ok = false;
