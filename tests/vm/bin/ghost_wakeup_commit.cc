@@ -127,5 +127,6 @@ int main() {
           absl::StrFormat("%d of %d current wake-up commits COMMITTED on the first try",
                           first_committed, first_current));
   CheckClassAlive(ks, f);
+  if (f.n != 0) PrintLog(agent);
   return f.n == 0 ? 0 : 1;
 }
