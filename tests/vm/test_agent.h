@@ -15,19 +15,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <initializer_list>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_format.h"
 #include "userspace/bpf_kernel_side.h"
 #include "userspace/message.h"
+#include "userspace/status_word.h"
 
 namespace ghost_test {
 
@@ -63,6 +69,54 @@ inline void SpinCpuNs(int64_t ns) {
 inline void SleepUs(int64_t us) {
   timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
   nanosleep(&ts, nullptr);
+}
+
+// Waits until `pred` holds or `timeout` passes; true if it held. Everything a
+// scenario checks that happens asynchronously (a message, a thread starting)
+// is waited for this way, never after a fixed sleep: the CI host is a loaded
+// 2-core box running single-threaded TCG, where anything can take 100x longer.
+inline bool WaitUntil(const std::function<bool()>& pred, absl::Duration timeout,
+                      int64_t poll_us = 200) {
+  const int64_t end = NowNs() + absl::ToInt64Nanoseconds(timeout);
+  for (;;) {
+    if (pred()) return true;
+    if (NowNs() >= end) return false;
+    SleepUs(poll_us);
+  }
+}
+
+// The CPU set {cpus...}.
+inline cpu_set_t CpuSet(std::initializer_list<int> cpus) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : cpus) CPU_SET(c, &set);
+  return set;
+}
+
+// Every online CPU.
+inline cpu_set_t AllCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
+  for (int c = 0; c < n; c++) CPU_SET(c, &set);
+  return set;
+}
+
+// Sets the affinity of thread `pid` (0: the calling thread).
+inline bool SetAffinity(const cpu_set_t& set, int pid = 0) {
+  return sched_setaffinity(pid, sizeof(set), &set) == 0;
+}
+
+// Pins the calling thread to `cpu`.
+inline bool PinToCpu(int cpu) { return SetAffinity(CpuSet({cpu})); }
+
+// The scheduler state letter of thread `tid` of this process ('S' once it
+// sleeps, e.g. in read() or FUTEX_WAIT), from /proc; '?' if it is gone.
+inline char ProcState(int tid) {
+  std::ifstream f(absl::StrFormat("/proc/self/task/%d/stat", tid));
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  size_t p = s.rfind(')');
+  return p == std::string::npos || p + 2 >= s.size() ? '?' : s[p + 2];
 }
 
 // The calling thread switches itself to SCHED_EXT.
@@ -139,7 +193,37 @@ struct ThreadState {
   bool pending = false;  // a commit is in flight for it
   bool dead = false;
   uint32_t pid = 0;
+  uint32_t sw_index = ~0u;  // its status word, from TASK_NEW
+  uint16_t last = GHOST_MSG_NONE;  // type of its newest message
 };
+
+// What a task message says about its thread.
+inline void ApplyMessage(ThreadState& t, const ghost_msg& m) {
+  t.seq = m.seqnum;
+  t.last = m.type;
+  switch (m.type) {
+    case GHOST_MSG_TASK_NEW:
+      t.pid = m.task_new.pid;
+      t.sw_index = m.task_new.sw_index;
+      t.runnable = m.task_new.runnable;
+      break;
+    case GHOST_MSG_TASK_WAKEUP:
+    case GHOST_MSG_TASK_PREEMPT:
+    case GHOST_MSG_TASK_YIELD:
+      t.runnable = true;
+      break;
+    case GHOST_MSG_TASK_BLOCKED:
+      t.runnable = false;
+      break;
+    case GHOST_MSG_TASK_DEAD:
+    case GHOST_MSG_TASK_DEPARTED:
+      t.runnable = false;
+      t.dead = true;
+      break;
+    default:
+      break;
+  }
+}
 
 // Fills slot `cpu` and marks it READY. False if the slot is in flight.
 inline bool OpenTxn(ghost::KernelSide& ks, int cpu, const ghost_txn& fields) {
@@ -286,6 +370,90 @@ class TestAgent {
     return 0;
   }
   uint64_t barrier() const { return barrier_; }
+
+  // Messages about `tid`, oldest first.
+  std::vector<ghost_msg> MessagesOf(uint64_t tid) {
+    std::lock_guard<std::mutex> l(mu_);
+    std::vector<ghost_msg> mine;
+    for (const ghost_msg& m : log_) {
+      if (m.tid == tid) mine.push_back(m);
+    }
+    return mine;
+  }
+
+  // Drains until TASK_NEW names Linux thread `pid`; its scx tid, or 0.
+  uint64_t WaitTid(int pid, absl::Duration timeout = absl::Seconds(5)) {
+    uint64_t tid = 0;
+    WaitUntil(
+        [&] {
+          Drain();
+          return (tid = TidOf(pid)) != 0;
+        },
+        timeout);
+    return tid;
+  }
+
+  // Drains until a message of `type` about `tid` (GHOST_TID_NONE: any CPU
+  // message) is logged at index `from` or later; its index, or -1.
+  int WaitMessage(uint64_t tid, uint16_t type, size_t from = 0,
+                  absl::Duration timeout = absl::Seconds(10)) {
+    int found = -1;
+    WaitUntil(
+        [&] {
+          Drain();
+          std::lock_guard<std::mutex> l(mu_);
+          for (size_t i = from; i < log_.size() && found < 0; i++) {
+            if (log_[i].tid == tid && log_[i].type == type) found = static_cast<int>(i);
+          }
+          return found >= 0;
+        },
+        timeout);
+    return found;
+  }
+
+  // The status word of `tid` (index from its TASK_NEW), read consistently.
+  absl::StatusOr<ghost::StatusWordSnapshot> StatusWord(uint64_t tid) {
+    uint32_t index = Threads()[tid].sw_index;
+    if (index >= GHOST_MAX_THREADS) return absl::NotFoundError("no TASK_NEW for that tid");
+    return ghost::ReadStatusWord(ks_.StatusWords()[index]);
+  }
+
+  // One transaction to `cpu` with exactly these fields, committed alone; its
+  // result (-1: no result within `timeout`, -2: slot busy, -3: commit call
+  // failed).
+  int Commit(int cpu, uint64_t tid, uint64_t seq, uint64_t barrier, uint32_t flags,
+             absl::Duration timeout = absl::Seconds(2)) {
+    ghost_txn t = {};
+    t.tid = tid;
+    t.task_seqnum = seq;
+    t.agent_barrier = barrier;
+    t.queue = queue_;
+    t.flags = flags;
+    if (!OpenTxn(ks_, cpu, t)) return -2;
+    if (!ks_.Commit(ghost::CpuList({cpu})).ok()) return -3;
+    return WaitTxn(ks_, cpu, timeout);
+  }
+
+  // Commits `tid` to `cpu` at its newest seqnum and barrier, as a policy
+  // does: a result that only says "not now" (a message raced the commit, the
+  // thread is still being parked, a brief bounce off a busy CPU) is retried
+  // until `timeout`. CPU_UNAVAILABLE is final unless `retry_unavailable`.
+  int CommitCurrent(int cpu, uint64_t tid, uint32_t flags = 0, bool retry_unavailable = true,
+                    absl::Duration timeout = absl::Seconds(10)) {
+    const int64_t end = NowNs() + absl::ToInt64Nanoseconds(timeout);
+    for (;;) {
+      Drain();
+      const int r = Commit(cpu, tid, Threads()[tid].seq, barrier_, flags,
+                           absl::Nanoseconds(std::max<int64_t>(end - NowNs(), 1'000'000)));
+      const bool again = r == GHOST_TXN_TARGET_STALE || r == GHOST_TXN_AGENT_STALE ||
+                         r == GHOST_TXN_RUNNING_ELSEWHERE || r == GHOST_TXN_PREEMPTED ||
+                         (r == GHOST_TXN_CPU_UNAVAILABLE && retry_unavailable);
+      if (!again || NowNs() >= end) return r;
+      std::printf("note: commit of tid %llu to CPU %d: %s, retrying\n",
+                  static_cast<unsigned long long>(tid), cpu, ResultName(r));
+      SleepUs(1000);
+    }
+  }
   // Called for each message (under the agent's lock), if set.
   std::function<void(const ghost_msg&)> on_message;
 
@@ -295,29 +463,7 @@ class TestAgent {
     log_.push_back(m);
     if (on_message) on_message(m);
     if (m.tid == GHOST_TID_NONE) return;
-    ThreadState& t = threads_[m.tid];
-    t.seq = m.seqnum;
-    switch (m.type) {
-      case GHOST_MSG_TASK_NEW:
-        t.pid = m.task_new.pid;
-        t.runnable = m.task_new.runnable;
-        break;
-      case GHOST_MSG_TASK_WAKEUP:
-      case GHOST_MSG_TASK_PREEMPT:
-      case GHOST_MSG_TASK_YIELD:
-        t.runnable = true;
-        break;
-      case GHOST_MSG_TASK_BLOCKED:
-        t.runnable = false;
-        break;
-      case GHOST_MSG_TASK_DEAD:
-      case GHOST_MSG_TASK_DEPARTED:
-        t.runnable = false;
-        t.dead = true;
-        break;
-      default:
-        break;
-    }
+    ApplyMessage(threads_[m.tid], m);
   }
 
   ghost::BpfKernelSide& ks_;
@@ -330,6 +476,115 @@ class TestAgent {
   std::map<int, uint64_t> inflight_;  // cpu -> tid
   std::map<int, uint64_t> results_;
 };
+
+// A thread for an enclave, the set-up every scenario repeats: it runs on
+// `cpus`, publishes its Linux tid, waits until Enroll() put it in an enclave,
+// switches itself to SCHED_EXT, then runs `body` or, without one, spins until
+// Quit(), counting spins and noting every CPU it runs on.
+class SpinningWorker {
+ public:
+  SpinningWorker() = default;
+  SpinningWorker(const SpinningWorker&) = delete;
+  SpinningWorker& operator=(const SpinningWorker&) = delete;
+  ~SpinningWorker() { Join(); }
+
+  // Starts the thread; returns once its tid is published.
+  void Start(const cpu_set_t& cpus, std::function<void(SpinningWorker&)> body = nullptr) {
+    body_ = std::move(body);
+    cpus_ = cpus;
+    th_ = std::thread([this] { Run(); });
+    while (pid_.load() == 0) SleepUs(100);
+  }
+  // Enrolls it in `enclave` and lets it enter SCHED_EXT.
+  absl::Status Enroll(ghost::BpfKernelSide& ks, ghost::EnclaveId enclave) {
+    absl::Status s = ks.EnrollPid(pid_.load(), enclave);
+    go_ = true;
+    return s;
+  }
+  void Quit() { quit_ = true; }
+  void Join() {
+    quit_ = true;
+    go_ = true;
+    if (th_.joinable()) th_.join();
+  }
+
+  int pid() const { return pid_.load(); }
+  bool quitting() const { return quit_.load(); }
+  bool entered() const { return entered_.load(); }
+  bool done() const { return done_.load(); }
+  uint64_t spins() const { return spins_.load(); }
+  // CPU of its first step in SCHED_EXT, and of its newest spin; -1 before.
+  int first_cpu() const { return first_cpu_.load(); }
+  int cpu() const { return cpu_.load(); }
+  // Bit c: it spun on CPU c since the last ClearCpusSeen().
+  uint64_t cpus_seen() const { return cpus_seen_.load(); }
+  void ClearCpusSeen() { cpus_seen_ = 0; }
+
+ private:
+  void Run() {
+    SetAffinity(cpus_);
+    pid_ = Gettid();
+    while (!go_.load()) SleepUs(100);
+    if (quit_.load()) return;
+    entered_ = EnterSchedExt();
+    first_cpu_ = sched_getcpu();
+    if (body_) {
+      body_(*this);
+    } else {
+      while (!quit_.load()) {
+        const int c = sched_getcpu();
+        cpu_.store(c, std::memory_order_relaxed);
+        if (c >= 0 && c < 64) cpus_seen_.fetch_or(1ull << c, std::memory_order_relaxed);
+        spins_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    done_ = true;
+  }
+
+  std::function<void(SpinningWorker&)> body_;
+  cpu_set_t cpus_;
+  std::thread th_;
+  std::atomic<int> pid_{0}, first_cpu_{-1}, cpu_{-1};
+  std::atomic<bool> go_{false}, quit_{false}, entered_{false}, done_{false};
+  std::atomic<uint64_t> spins_{0}, cpus_seen_{0};
+};
+
+// The agent side of a scenario: pinned to `cpu` (outside the enclave) and
+// SCHED_FIFO, as agents outrank what they schedule.
+inline void BecomeAgent(int cpu = 0, int fifo_prio = 1) {
+  PinToCpu(cpu);
+  if (!EnterFifo(fifo_prio)) std::printf("note: agent not SCHED_FIFO\n");
+}
+
+// False, with a FAIL line, if the guest has fewer than `n` CPUs.
+inline bool HaveCpus(int n) {
+  const long have = sysconf(_SC_NPROCESSORS_ONLN);
+  if (have >= n) return true;
+  std::printf("FAIL: needs at least %d CPUs (have %ld)\n", n, have);
+  return false;
+}
+
+// Every message the agent logged, one a line: what a failing run leaves in
+// the console log.
+inline void PrintLog(TestAgent& agent) {
+  for (const ghost_msg& m : agent.Log()) {
+    absl::PrintF("  msg %s tid %u seq %u cpu %u\n", ghost::MessageTypeName(m.type), m.tid,
+                 m.seqnum, m.cpu);
+  }
+}
+
+// The exit status of a scenario whose `workers` should all have finished:
+// joins them, or (a broken run, some still stuck) exits at once with 1
+// instead of waiting for them forever.
+inline int ExitJoining(Failures& f, std::vector<std::unique_ptr<SpinningWorker>>& workers,
+                       bool all_done) {
+  if (!all_done) {
+    std::fflush(stdout);
+    _exit(1);
+  }
+  for (auto& w : workers) w->Join();
+  return f.n == 0 ? 0 : 1;
+}
 
 // The class must still run (no ejection).
 inline void CheckClassAlive(ghost::BpfKernelSide& ks, Failures& f) {

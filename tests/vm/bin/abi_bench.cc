@@ -31,7 +31,6 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -65,21 +64,6 @@ void FutexWake(std::atomic<uint32_t>* w) {
 // leaves the core to its sibling).
 inline void CpuRelax() { __builtin_ia32_pause(); }
 
-bool PinTo(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return sched_setaffinity(0, sizeof(set), &set) == 0;
-}
-
-// 'S' once the thread sleeps (e.g. in FUTEX_WAIT), from /proc.
-char ProcState(int pid) {
-  std::ifstream f(absl::StrFormat("/proc/self/task/%d/stat", pid));
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  size_t p = s.rfind(')');
-  return p == std::string::npos || p + 2 >= s.size() ? '?' : s[p + 2];
-}
-
 // A thread pinned to one CPU that blocks on `word` and, each time it is
 // woken, stamps its clock and publishes the word it saw in `done`.
 struct Sleeper {
@@ -99,7 +83,7 @@ struct Sleeper {
     while (pid.load() == 0) SleepUs(100);
   }
   void Body() {
-    PinTo(cpu);
+    PinToCpu(cpu);
     pid = Gettid();
     while (!go.load()) SleepUs(100);
     if (sched_ext) entered = EnterSchedExt();
@@ -143,11 +127,7 @@ class BenchAgent {
  public:
   BenchAgent(ghost::BpfKernelSide& ks, ghost::QueueId q) : ks_(ks), q_(q) {}
 
-  struct Thread {
-    uint64_t seq = 0;
-    uint16_t last = 0;
-    bool runnable = false;
-  };
+  using Thread = ThreadState;
 
   // Drains every waiting message; returns how many.
   size_t Drain() {
@@ -156,27 +136,8 @@ class BenchAgent {
       const int64_t now = NowNs();
       if (m.tid == GHOST_TID_NONE) return;
       if (on_delivery) on_delivery(m, now - static_cast<int64_t>(m.time_ns));
-      Thread& t = threads_[m.tid];
-      t.seq = m.seqnum;
-      t.last = m.type;
-      switch (m.type) {
-        case GHOST_MSG_TASK_NEW:
-          pids_[m.task_new.pid] = m.tid;
-          t.runnable = m.task_new.runnable;
-          break;
-        case GHOST_MSG_TASK_WAKEUP:
-        case GHOST_MSG_TASK_PREEMPT:
-        case GHOST_MSG_TASK_YIELD:
-          t.runnable = true;
-          break;
-        case GHOST_MSG_TASK_BLOCKED:
-        case GHOST_MSG_TASK_DEAD:
-        case GHOST_MSG_TASK_DEPARTED:
-          t.runnable = false;
-          break;
-        default:
-          break;
-      }
+      ApplyMessage(threads_[m.tid], m);
+      if (m.type == GHOST_MSG_TASK_NEW) pids_[m.task_new.pid] = m.tid;
     });
   }
 
@@ -248,7 +209,7 @@ Stats FutexWakeup(int n) {
   s.Start(1, false);
   s.go = true;
   std::thread waker([&] {
-    PinTo(kAgentCpu);
+    PinToCpu(kAgentCpu);
     for (int i = 0; i < n; i++) {
       const int64_t give_up = NowNs() + kSecond;
       while (ProcState(s.pid) != 'S' && NowNs() < give_up) SleepUs(50);
@@ -272,7 +233,7 @@ Stats ContextSwitch(int n) {
   std::atomic<uint32_t> a{0}, b{0};
   std::atomic<bool> stop{false};
   std::thread pong([&] {
-    PinTo(1);
+    PinToCpu(1);
     uint32_t seen = 0;
     while (!stop.load()) {
       while (b.load() == seen && !stop.load()) FutexWait(&b, seen);
@@ -282,7 +243,7 @@ Stats ContextSwitch(int n) {
     }
   });
   std::thread ping([&] {
-    PinTo(1);
+    PinToCpu(1);
     uint32_t seen = 0;
     for (int i = 0; i < n + 10; i++) {
       const int64_t t0 = NowNs();
@@ -324,7 +285,7 @@ int main(int argc, char** argv) {
   }
   Failures f;
   const int64_t t_start = NowNs();
-  PinTo(kAgentCpu);
+  PinToCpu(kAgentCpu);
   // A short watchdog: a thread a failed commit left behind runs soon anyway.
   auto setup = Setup::Create(ghost::CpuList::FirstN(ncpus), /*watchdog_ms=*/200);
   if (!setup) return 1;
@@ -398,7 +359,7 @@ int main(int argc, char** argv) {
     int commits = 0;
     std::thread driver([&] {
       // Created by the SCHED_FIFO agent on its CPU: move away, then be CFS.
-      PinTo(2);
+      PinToCpu(2);
       sched_param sp = {.sched_priority = 0};
       sched_setscheduler(0, SCHED_OTHER, &sp);
       stage = 1;

@@ -28,14 +28,9 @@ int main(int argc, char** argv) {
   // (widens the race the check closes; 0: production class).
   const uint32_t race_window = argc > 1 ? static_cast<uint32_t>(atoi(argv[1])) : 0;
   if (race_window) std::printf("race window: %u bpf_loop iterations\n", race_window);
+  if (!HaveCpus(2)) return 1;
   const int ncpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-  if (ncpus < 2) {
-    std::printf("FAIL: needs at least 2 CPUs\n");
-    return 1;
-  }
-  cpu_set_t all;
-  CPU_ZERO(&all);
-  for (int c = 0; c < ncpus; c++) CPU_SET(c, &all);
+  const cpu_set_t all = AllCpus();
   if (!EnterFifo()) std::printf("note: agent not SCHED_FIFO\n");
   // The enclave is every CPU but 0 where the agent and flippers run; a short
   // watchdog so the fallback keeps everyone moving.
@@ -47,22 +42,12 @@ int main(int argc, char** argv) {
   TestAgent agent(ks, setup->queue, {});
 
   const int nworkers = kFixed + kFlipped;
-  std::vector<std::atomic<int>> pid(nworkers);
-  std::vector<std::atomic<bool>> go(nworkers);
-  std::atomic<int> done{0}, violations{0}, entered{0};
-  std::vector<std::thread> workers;
+  std::atomic<int> done{0}, violations{0};
+  std::vector<std::unique_ptr<SpinningWorker>> workers;
   for (int i = 0; i < nworkers; i++) {
-    pid[i] = 0;
-    go[i] = false;
-    workers.emplace_back([&, i] {
-      const bool fixed = i < kFixed;
-      cpu_set_t mine;
-      CPU_ZERO(&mine);
-      CPU_SET(1, &mine);
-      sched_setaffinity(0, sizeof(cpu_set_t), fixed ? &mine : &all);
-      pid[i] = Gettid();
-      while (!go[i].load()) SleepUs(100);
-      if (EnterSchedExt()) entered++;
+    const bool fixed = i < kFixed;
+    workers.push_back(std::make_unique<SpinningWorker>());
+    workers[i]->Start(fixed ? CpuSet({1}) : all, [&, i, fixed](SpinningWorker&) {
       for (int b = 0; b < kBursts; b++) {
         SpinNs(500'000);
         int cpu = sched_getcpu();
@@ -74,11 +59,9 @@ int main(int argc, char** argv) {
       }
       done++;
     });
-  }
-  for (int i = 0; i < nworkers; i++) {
-    while (pid[i].load() == 0) SleepUs(100);
-    if (auto s = ks.EnrollPid(pid[i], setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
-    go[i] = true;
+    if (auto s = workers[i]->Enroll(ks, setup->enclave); !s.ok()) {
+      f.Fail(std::string(s.message()));
+    }
   }
 
   // Flippers: CFS threads changing the flipped workers' affinity and nice.
@@ -95,8 +78,10 @@ int main(int argc, char** argv) {
         unsigned bits = 1 + rng() % ((1u << ncpus) - 1);
         for (int c = 0; c < ncpus; c++)
           if (bits & (1u << c)) CPU_SET(c, &set);
-        if (sched_setaffinity(pid[w], sizeof(set), &set) == 0) flips++;
-        if (setpriority(PRIO_PROCESS, pid[w], static_cast<int>(rng() % 20) - 5) == 0) flips++;
+        if (SetAffinity(set, workers[w]->pid())) flips++;
+        if (setpriority(PRIO_PROCESS, workers[w]->pid(), static_cast<int>(rng() % 20) - 5) == 0) {
+          flips++;
+        }
         SleepUs(500);
       }
     });
@@ -172,7 +157,9 @@ int main(int argc, char** argv) {
   std::string dist;
   for (auto& [r, n] : results) absl::StrAppendFormat(&dist, " %s=%u", ResultName(r), n);
   absl::PrintF("results:%s; %u affinity/nice changes\n", dist, flips.load());
-  f.Check(entered.load() == nworkers, "every worker entered SCHED_EXT");
+  int entered = 0;
+  for (auto& w : workers) entered += w->entered();
+  f.Check(entered == nworkers, "every worker entered SCHED_EXT");
   f.Check(done.load() == nworkers,
           absl::StrFormat("every worker finished (%d of %d)", done.load(), nworkers));
   f.Check(violations.load() == 0, "no fixed worker ever ran outside its affinity");
@@ -183,11 +170,5 @@ int main(int argc, char** argv) {
           absl::StrFormat("the fallback ran what the agent did not place (%u runs)",
                           ks.ClassInfo().fallback_runs));
   CheckClassAlive(ks, f);
-  if (done.load() == nworkers) {
-    for (auto& t : workers) t.join();
-  } else {
-    std::fflush(stdout);
-    _exit(1);
-  }
-  return f.n == 0 ? 0 : 1;
+  return ExitJoining(f, workers, done.load() == nworkers);
 }

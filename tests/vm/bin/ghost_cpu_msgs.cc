@@ -6,7 +6,6 @@
 #include <sched.h>
 
 #include <algorithm>
-#include <thread>
 
 #include "tests/vm/test_agent.h"
 
@@ -14,13 +13,7 @@ using namespace ghost_test;
 
 int main() {
   Failures f;
-  cpu_set_t cpu0, cpu1;
-  CPU_ZERO(&cpu0);
-  CPU_SET(0, &cpu0);
-  CPU_ZERO(&cpu1);
-  CPU_SET(1, &cpu1);
-  sched_setaffinity(0, sizeof(cpu0), &cpu0);
-  if (!EnterFifo()) std::printf("note: agent not SCHED_FIFO\n");
+  BecomeAgent(0);
   auto setup = Setup::Create(ghost::CpuList({1}), /*watchdog_ms=*/4000, /*tick_messages=*/true);
   if (!setup) return 1;
   auto& ks = *setup->ks;
@@ -29,36 +22,36 @@ int main() {
                                    GHOST_ENCLAVE_MSG_TICK | GHOST_ENCLAVE_MSG_NOT_IDLE).ok(),
           "ask for CPU_TICK and CPU_NOT_IDLE");
 
-  std::atomic<bool> go{false}, quit{false};
-  std::atomic<int> wpid{0};
-  std::thread worker([&] {
-    sched_setaffinity(0, sizeof(cpu1), &cpu1);
-    wpid = Gettid();
-    while (!go.load()) SleepUs(100);
-    EnterSchedExt();
-    while (!quit.load()) {
-    }
-  });
-  while (wpid.load() == 0) SleepUs(100);
-  if (auto s = ks.EnrollPid(wpid, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
-  go = true;
+  SpinningWorker worker;
+  worker.Start(CpuSet({1}));
+  if (auto s = worker.Enroll(ks, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
   const uint64_t cookie = 0xfeedbeef;
   f.Check(ks.ArmCpuTimer(1, absl::Milliseconds(30), cookie).ok(), "arm a timer on CPU 1");
   f.Check(absl::IsInvalidArgument(ks.ArmCpuTimer(0, absl::Milliseconds(1), 1)),
           "a timer on a CPU outside every enclave is refused");
-  int64_t end = NowNs() + 300'000'000LL;
-  while (NowNs() < end) {
-    agent.Round();  // keeps the worker on CPU 1
-    SleepUs(500);
-  }
-  quit = true;
-  end = NowNs() + 2'000'000'000LL;
-  while (NowNs() < end) {
-    agent.Round();
-    SleepUs(500);
-    if (agent.Threads()[agent.TidOf(wpid)].dead) break;
-  }
-  worker.join();
+  // Rounds keep the worker on CPU 1 until each kind of CPU message came.
+  auto seen = [&](uint16_t type) {
+    for (const ghost_msg& m : agent.Log()) {
+      if (m.tid == GHOST_TID_NONE && m.cpu == 1 && m.type == type) return true;
+    }
+    return false;
+  };
+  WaitUntil(
+      [&] {
+        agent.Round();
+        return seen(GHOST_MSG_CPU_TICK) && seen(GHOST_MSG_CPU_TIMER_EXPIRED) &&
+               seen(GHOST_MSG_CPU_NOT_IDLE);
+      },
+      absl::Seconds(20), 500);
+  worker.Quit();
+  const uint64_t tid = agent.TidOf(worker.pid());
+  WaitUntil(
+      [&] {
+        agent.Round();
+        return agent.Threads()[tid].dead;
+      },
+      absl::Seconds(10), 500);
+  worker.Join();
   agent.Drain();
   int ticks = 0, timers = 0, not_idle = 0;
   // Per-CPU seqnums are unique and gap-free. They need not arrive in order:

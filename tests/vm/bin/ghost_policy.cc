@@ -18,15 +18,9 @@ using namespace ghost_test;
 int main(int argc, char** argv) {
   Failures f;
   const std::string name = argc > 1 ? argv[1] : "fifo-per-cpu";
+  if (!HaveCpus(3)) return 1;
   const int ncpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-  if (ncpus < 3) {
-    std::printf("FAIL: needs at least 3 CPUs\n");
-    return 1;
-  }
-  cpu_set_t cpu0;
-  CPU_ZERO(&cpu0);
-  CPU_SET(0, &cpu0);
-  sched_setaffinity(0, sizeof(cpu0), &cpu0);
+  PinToCpu(0);
   auto ks = ghost::BpfKernelSide::Create({.kernel_timeout = absl::Seconds(10)});
   if (!ks.ok()) {
     std::printf("FAIL: %s\n", std::string(ks.status().message()).c_str());
@@ -48,12 +42,7 @@ int main(int argc, char** argv) {
   std::vector<std::thread> agents;
   for (ghost::Agent* a : (*policy)->agents()) {
     agents.emplace_back([a, &stop] {
-      if (a->cpu() >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(a->cpu(), &set);
-        sched_setaffinity(0, sizeof(set), &set);
-      }
+      if (a->cpu() >= 0) PinToCpu(a->cpu());
       EnterFifo(50);
       a->Run(stop);
     });
@@ -62,37 +51,22 @@ int main(int argc, char** argv) {
               cpus.ToString().c_str());
 
   constexpr int kWorkers = 6, kBursts = 60;
-  std::atomic<int> done{0}, entered{0};
-  std::vector<std::atomic<int>> pid(kWorkers);
-  std::vector<std::atomic<bool>> go(kWorkers);
-  std::vector<std::thread> workers;
-  cpu_set_t all;
-  CPU_ZERO(&all);
-  for (int c = 0; c < ncpus; c++) CPU_SET(c, &all);
+  std::atomic<int> done{0};
+  std::vector<std::unique_ptr<SpinningWorker>> workers;
   for (int i = 0; i < kWorkers; i++) {
-    pid[i] = 0;
-    go[i] = false;
-    workers.emplace_back([&, i] {
-      sched_setaffinity(0, sizeof(all), &all);
-      pid[i] = Gettid();
-      while (!go[i].load()) SleepUs(100);
-      if (EnterSchedExt()) entered++;
+    workers.push_back(std::make_unique<SpinningWorker>());
+    workers[i]->Start(AllCpus(), [&](SpinningWorker&) {
       for (int b = 0; b < kBursts; b++) {
         SpinNs(1'000'000);
         SleepUs(500);
       }
       done++;
     });
-  }
-  for (int i = 0; i < kWorkers; i++) {
-    while (pid[i].load() == 0) SleepUs(100);
-    if (auto s = (*ks)->EnrollPid(pid[i], (*enclave)->id()); !s.ok()) {
+    if (auto s = workers[i]->Enroll(**ks, (*enclave)->id()); !s.ok()) {
       f.Fail(std::string(s.message()));
     }
-    go[i] = true;
   }
-  int64_t end = NowNs() + 120'000'000'000LL;
-  while (done.load() < kWorkers && NowNs() < end) SleepUs(10'000);
+  WaitUntil([&] { return done.load() == kWorkers; }, absl::Seconds(120), 10'000);
   const uint64_t committed = (*ks)->bpf_class().skel()->bss->nr_txn_results[GHOST_TXN_COMMITTED];
   const uint64_t fallback = (*ks)->ClassInfo().fallback_runs;
   absl::PrintF("commits: %u committed, %u fallback runs, %u group-commit calls\n", committed,
@@ -103,7 +77,9 @@ int main(int argc, char** argv) {
     if (n) absl::StrAppendFormat(&dist, " %s=%u", ResultName(r), n);
   }
   std::printf("results:%s\n", dist.c_str());
-  f.Check(entered.load() == kWorkers, "every worker entered SCHED_EXT");
+  int entered = 0;
+  for (auto& w : workers) entered += w->entered();
+  f.Check(entered == kWorkers, "every worker entered SCHED_EXT");
   f.Check(done.load() == kWorkers,
           absl::StrFormat("every worker finished (%d of %d)", done.load(), kWorkers));
   f.Check(committed > static_cast<uint64_t>(kWorkers),
@@ -111,11 +87,5 @@ int main(int argc, char** argv) {
   CheckClassAlive(**ks, f);
   stop = true;
   for (auto& a : agents) a.join();
-  if (done.load() == kWorkers) {
-    for (auto& w : workers) w.join();
-  } else {
-    std::fflush(stdout);
-    _exit(1);
-  }
-  return f.n == 0 ? 0 : 1;
+  return ExitJoining(f, workers, done.load() == kWorkers);
 }

@@ -15,13 +15,7 @@ using namespace ghost_test;
 
 int main() {
   Failures f;
-  cpu_set_t cpu0, cpu1;
-  CPU_ZERO(&cpu0);
-  CPU_SET(0, &cpu0);
-  CPU_ZERO(&cpu1);
-  CPU_SET(1, &cpu1);
-  sched_setaffinity(0, sizeof(cpu0), &cpu0);
-  if (!EnterFifo()) std::printf("note: agent not SCHED_FIFO\n");
+  BecomeAgent(0);
   auto setup = Setup::Create(ghost::CpuList({1}), /*watchdog_ms=*/4000);
   if (!setup) return 1;
   auto& ks = *setup->ks;
@@ -33,41 +27,35 @@ int main() {
     return 1;
   }
 
-  std::atomic<bool> go{false}, phase2{false}, quit{false};
-  std::atomic<int> wpid{0}, naps{0};
-  std::thread worker([&] {
-    sched_setaffinity(0, sizeof(cpu1), &cpu1);
-    wpid = Gettid();
-    while (!go.load()) SleepUs(100);
-    EnterSchedExt();
+  std::atomic<bool> phase2{false};
+  std::atomic<int> naps{0};
+  SpinningWorker worker;
+  worker.Start(CpuSet({1}), [&](SpinningWorker& self) {
     while (!phase2.load()) SleepUs(2000);
-    for (int i = 0; i < 150 && !quit.load(); i++) {
+    for (int i = 0; i < 150 && !self.quitting(); i++) {
       SleepUs(300);
       naps++;
     }
   });
-  while (wpid.load() == 0) SleepUs(100);
-  if (auto s = ks.EnrollPid(wpid, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
-  go = true;
+  if (auto s = worker.Enroll(ks, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
 
   // Find the thread through the status words (without reading its queue).
   const ghost_status_word* sw = nullptr;
-  int64_t end = NowNs() + 3'000'000'000LL;
-  while (NowNs() < end && sw == nullptr) {
-    for (int i = 0; i < GHOST_MAX_THREADS; i++) {
-      const ghost_status_word& w = ks.StatusWords()[i];
-      if ((w.flags & GHOST_SW_INUSE) && !(w.flags & GHOST_SW_DEAD) &&
-          w.pid == static_cast<uint32_t>(wpid.load())) {
-        sw = &w;
-      }
-    }
-    SleepUs(1000);
-  }
+  WaitUntil(
+      [&] {
+        for (int i = 0; i < GHOST_MAX_THREADS; i++) {
+          const ghost_status_word& w = ks.StatusWords()[i];
+          if ((w.flags & GHOST_SW_INUSE) && !(w.flags & GHOST_SW_DEAD) &&
+              w.pid == static_cast<uint32_t>(worker.pid())) {
+            sw = &w;
+          }
+        }
+        return sw != nullptr;
+      },
+      absl::Seconds(10), 1000);
   if (sw == nullptr) {
     f.Fail("the worker's status word never appeared");
-    quit = true;
     phase2 = true;
-    worker.join();
     return 1;
   }
   const uint64_t tid = sw->tid;
@@ -103,17 +91,19 @@ int main() {
     }
   };
   TestAgent a2(ks, *q2, {});
-  end = NowNs() + 1'000'000'000LL;
-  while (NowNs() < end) {
-    place();
-    SleepUs(300);
-  }
-  a1.Drain();
-  a2.Drain();
   size_t in_q1 = 0, in_q2 = 0;
-  const auto log1 = a1.Log();
-  for (size_t i = q1_before; i < log1.size(); i++) in_q1 += log1[i].tid == tid;
-  for (const ghost_msg& m : a2.Log()) in_q2 += m.tid == tid;
+  WaitUntil(
+      [&] {
+        place();
+        a1.Drain();
+        a2.Drain();
+        in_q1 = in_q2 = 0;
+        const auto log1 = a1.Log();
+        for (size_t i = q1_before; i < log1.size(); i++) in_q1 += log1[i].tid == tid;
+        for (const ghost_msg& m : a2.Log()) in_q2 += m.tid == tid;
+        return in_q2 >= 20;
+      },
+      absl::Seconds(20), 300);
   f.Check(in_q1 == 0 && in_q2 > 0,
           absl::StrFormat("later messages go to the new queue (%u there, %u in the old)", in_q2,
                           in_q1));
@@ -128,14 +118,30 @@ int main() {
   }
   f.Check(s.ok(), absl::StrFormat("associate with the small queue: %s", s.ToString()));
   const uint64_t dropped_before = ks.ClassInfo().msgs_dropped;
-  const uint64_t seq_before = sw->seqnum;
+  // Its seqnum when it switched queues: that of its last message in q2.
+  a2.Drain();
+  const std::vector<ghost_msg> in2 = a2.MessagesOf(tid);
+  const uint64_t seq_before = in2.empty() ? 0 : in2.back().seqnum;
   phase2 = true;
-  end = NowNs() + 20'000'000'000LL;
-  while (NowNs() < end && naps.load() < 150) {
-    place();
-    SleepUs(200);
-  }
-  quit = true;
+  WaitUntil(
+      [&] {
+        place();
+        return naps.load() >= 150;
+      },
+      absl::Seconds(60));
+  worker.Quit();
+  WaitUntil(
+      [&] {
+        place();
+        return worker.done();
+      },
+      absl::Seconds(30));
+  worker.Join();
+  // Its last message (DEAD) may have been dropped; its status word says it.
+  f.Check(WaitUntil([&] { return (__atomic_load_n(&sw->flags, __ATOMIC_ACQUIRE) &
+                                  GHOST_SW_DEAD) != 0; },
+                    absl::Seconds(10)),
+          "the worker's status word says DEAD");
   const ghost_queue_word& w3 = ks.QueueWord(*q3);
   const uint64_t seq_moved = sw->seqnum - seq_before;
   f.Check(w3.dropped > 0 && ks.ClassInfo().msgs_dropped - dropped_before == w3.dropped,
@@ -145,37 +151,30 @@ int main() {
           absl::StrFormat("every message is delivered or counted: %u delivered + %u dropped == "
                           "%u seqnum steps", w3.barrier, w3.dropped, seq_moved));
 
-  for (int i = 0; i < 200 && naps.load() < 150; i++) {
-    place();
-    SleepUs(1000);
-  }
-  worker.join();
   // Wake-ups: a blocked reader of a queue that asks for them is woken (by a
   // CPU timer's message: the queue whose wake_cpu is 1 gets CPU 1's messages).
+  // The worker is gone: nothing else reports to q3.
   TestAgent a3(ks, *q3, {});
-  SleepUs(50'000);
-  a3.Drain();  // the worker is gone: nothing else reports to q3
+  a3.Drain();
   f.Check(ks.ConfigQueueWakeup(*q3, 1, true).ok(), "CONFIG_QUEUE_WAKEUP (CPU 1, wake the agent)");
   std::atomic<bool> woke{false};
   std::atomic<int64_t> waited_ns{0};
+  std::atomic<int> waiter_pid{0};
   std::thread waiter([&] {
+    waiter_pid = Gettid();
     int64_t t0 = NowNs();
     woke = ks.WaitQueue(*q3, absl::Seconds(30)).ok();
     waited_ns = NowNs() - t0;
   });
-  SleepUs(100'000);
+  // The timer is armed once the reader is blocked in WaitQueue.
+  WaitUntil([&] { return waiter_pid.load() != 0 && ProcState(waiter_pid) == 'S'; },
+            absl::Seconds(10));
   f.Check(ks.ArmCpuTimer(1, absl::Milliseconds(10), 7).ok(), "arm a CPU 1 timer");
   waiter.join();
   f.Check(woke.load() && waited_ns.load() < 15'000'000'000LL,
           absl::StrFormat("a blocked WaitQueue was woken by the message (after %d ms, limit 30 s)",
                           waited_ns.load() / 1000000));
-  bool timer_msg = false;
-  for (int i = 0; i < 100 && !timer_msg; i++) {
-    a3.Drain();
-    for (const ghost_msg& m : a3.Log()) timer_msg |= m.type == GHOST_MSG_CPU_TIMER_EXPIRED;
-    SleepUs(10'000);
-  }
-  f.Check(timer_msg, "the timer's CPU_TIMER_EXPIRED went to the queue that names CPU 1");
+  f.Check(a3.WaitMessage(GHOST_TID_NONE, GHOST_MSG_CPU_TIMER_EXPIRED) >= 0, "the timer's CPU_TIMER_EXPIRED went to the queue that names CPU 1");
   CheckClassAlive(ks, f);
   return f.n == 0 ? 0 : 1;
 }

@@ -8,6 +8,11 @@
 set -u
 fail() { echo "FAIL: $*"; [ -f /tmp/agent.log ] && sed 's/^/  agent: /' /tmp/agent.log; exit 1; }
 state() { cat /sys/kernel/sched_ext/state; }
+ext_threads() {  # number of threads of PID run by a sched_ext class
+  n=0
+  for t in /proc/$1/task/*; do grep -q 'ext.enabled *: *1' $t/sched 2>/dev/null && n=$((n + 1)); done
+  echo $n
+}
 wait_state() {  # wait_state WANT TENTHS
   i=0
   while [ "$(state)" != "$1" ]; do
@@ -34,8 +39,13 @@ echo "PASS: 16 SCHED_EXT threads ran to completion under ghost"
 
 workers --threads 16 --bursts 400 --burst-us 2000 --sleep-us 1000 >/tmp/late.log 2>&1 &
 late=$!
-sleep 1
-kill -0 $late 2>/dev/null || fail "second worker batch ended before SIGTERM; make it longer"
+# SIGTERM only once all 16 threads run in the class (30 s at most).
+i=0
+while [ "$(ext_threads $late)" != 16 ]; do
+  kill -0 $late 2>/dev/null || fail "second worker batch ended before SIGTERM; make it longer"
+  i=$((i + 1)); [ $i -gt 300 ] && fail "second batch: $(ext_threads $late) of 16 threads in the class"
+  sleep 0.1
+done
 kill -TERM $agent
 wait $agent; rc=$?
 [ $rc = 0 ] || fail "ghost-agent exited $rc after SIGTERM"

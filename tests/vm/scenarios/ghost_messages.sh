@@ -1,3 +1,5 @@
-# ghOSt messages from the BPF class: a thread's life (new, sleep, wake,
-# preempt, yield, affinity, nice, exit) arrives in order with seqnums 1, 2, ...
+# ghOSt messages from the BPF class, scripted: a worker's life (new while
+# blocked, wake, sleep, wake, preempted by a PREEMPT commit, yield, affinity,
+# nice, exit) is exactly that sequence with seqnums 1, 2, ...; a thread that
+# leaves SCHED_EXT gets TASK_DEPARTED, then nothing, and runs on under CFS.
 ghost_messages

@@ -36,12 +36,18 @@ echo "PASS: ghost-run -- CMD: 8 threads ran under the class without switching th
 
 workers --threads 6 --bursts 1000 --burst-us 1000 --sleep-us 1000 --nosched-ext >/tmp/w.log 2>&1 &
 w=$!
-sleep 1
+# All 7 threads (main + 6 workers) exist before they are moved (30 s at most).
+i=0
+while [ "$(ls /proc/$w/task 2>/dev/null | wc -l)" -lt 7 ]; do
+  i=$((i + 1)); [ $i -gt 300 ] && fail "workers did not start their threads"; sleep 0.1
+done
 [ "$(ext_threads $w)" = 0 ] || fail "threads were in sched_ext before ghost-run --pid"
 ghost-run --pid=$w || fail "ghost-run --pid failed"
-sleep 0.5
-n=$(ext_threads $w); total=$(ls /proc/$w/task | wc -l)
-[ "$n" = "$total" ] || fail "after ghost-run --pid: $n of $total threads run by the class"
+i=0
+while n=$(ext_threads $w); total=$(ls /proc/$w/task | wc -l); [ "$n" != "$total" ]; do
+  i=$((i + 1)); [ $i -gt 300 ] && fail "after ghost-run --pid: $n of $total threads run by the class"
+  sleep 0.1
+done
 echo "PASS: ghost-run --pid moved all $total threads"
 wait $w || { cat /tmp/w.log; fail "moved workers did not finish"; }
 echo "PASS: moved workers finished"
