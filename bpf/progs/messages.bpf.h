@@ -73,11 +73,14 @@ static __always_inline void task_msg_init(struct task_struct *p, struct ghost_ta
 static __always_inline void task_msg_send(struct task_struct *p, struct ghost_task *t,
 					  const struct ghost_msg *m, bool dead)
 {
-	__u64 pos = queue_produce(t->queue, m);
+	__u64 pos;
 
+	/* The word first: an agent that reads the message must find the
+	 * word at (at least) its seqnum. */
+	task_publish(p, t, dead);
+	pos = queue_produce(t->queue, m);
 	if (pos)
 		t->last_pos = pos;
-	task_publish(p, t, dead);
 }
 
 static __always_inline void send_task_new(struct task_struct *p, struct ghost_task *t,

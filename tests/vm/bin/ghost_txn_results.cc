@@ -115,39 +115,81 @@ int main() {
   WaitUntil([&] { return spinner2.cpu() == 1; }, absl::Seconds(5));
   f.Check(spinner2.cpu() == 1, "the preempting thread started on CPU 1");
 
-  // RUNNING_ELSEWHERE: spinner2 runs on CPU 1; a transaction that is
-  // current in every way (seqnum, barrier, affinity, an idle enclave CPU)
-  // moves it to CPU 2: refused, and it stays on CPU 1.
+  // The next two steps need spinner2 running on CPU 1 throughout. A fair-class
+  // thread (rcu, ksoftirqd) taking CPU 1 sends it back to us (PREEMPT, then
+  // CPU_BUSY for CPU 1): such an attempt proves nothing and is made again,
+  // at most kAttempts times; any other outcome is a verdict.
+  constexpr int kAttempts = 5;
   auto on_cpu1 = [&] {
     auto sw = agent.StatusWord(t_spin2);
     return sw.ok() && sw->on_cpu() && sw->cpu == 1;
   };
-  f.Check(WaitUntil(on_cpu1, absl::Seconds(5)), "spinner2 is on CPU 1 (status word)");
-  int r = -1;
-  // Only a message racing the commit (TARGET/AGENT_STALE) says nothing
-  // about the property: made again with the newer seqnum.
-  WaitUntil(
-      [&] {
-        agent.Drain();
-        spinner2.ClearCpusSeen();
-        r = agent.Commit(2, t_spin2, seq_of(t_spin2), agent.barrier(), 0);
-        return r != GHOST_TXN_TARGET_STALE && r != GHOST_TXN_AGENT_STALE;
-      },
-      absl::Seconds(5), 1000);
-  expect("a thread running on CPU 1, committed to CPU 2", r, GHOST_TXN_RUNNING_ELSEWHERE);
-  const uint64_t s_after = spinner2.spins();
-  WaitUntil([&] { return spinner2.spins() > s_after + 100'000; }, absl::Seconds(5));
-  f.Check(spinner2.spins() > s_after + 100'000 && spinner2.cpus_seen() == (1u << 1),
-          absl::StrFormat("it kept running, on CPU 1 only (CPUs seen %#x, %u spins after)",
-                          spinner2.cpus_seen(), spinner2.spins() - s_after));
+  auto put_back_on_cpu1 = [&] {
+    if (!on_cpu1()) agent.CommitCurrent(1, t_spin2, GHOST_TXN_F_PREEMPT);
+    return WaitUntil(on_cpu1, absl::Seconds(5));
+  };
+  auto cpu1_taken_since = [&](size_t from) {
+    agent.Drain();
+    auto log = agent.Log();
+    for (size_t i = from; i < log.size(); i++) {
+      if (log[i].type == GHOST_MSG_CPU_BUSY && log[i].cpu == 1) return true;
+    }
+    return false;
+  };
 
-  // An idle transaction unschedules the CPU.
-  agent.Drain();
-  mark = agent.Log().size();
-  expect("idle transaction (no thread) on CPU 1",
-         agent.Commit(1, GHOST_TID_NONE, 0, agent.barrier(), 0), GHOST_TXN_COMMITTED);
-  f.Check(agent.WaitMessage(t_spin2, GHOST_MSG_TASK_PREEMPT, mark) >= 0,
-          "the idle transaction sent the thread back (TASK_PREEMPT)");
+  // RUNNING_ELSEWHERE: a transaction that is current in every way (seqnum,
+  // barrier, affinity, an idle enclave CPU) moves spinner2, running on CPU 1,
+  // to CPU 2: refused, and it stays on CPU 1.
+  int r = -1;
+  bool kept_running = false;
+  uint64_t cpus_seen = 0, spins_after = 0;
+  for (int attempt = 0; attempt < kAttempts; attempt++) {
+    if (!put_back_on_cpu1()) continue;  // r stays -1: fails below
+    agent.Drain();
+    mark = agent.Log().size();
+    // Only a message racing the commit (TARGET/AGENT_STALE) says nothing
+    // about the property: made again with the newer seqnum.
+    WaitUntil(
+        [&] {
+          agent.Drain();
+          spinner2.ClearCpusSeen();
+          r = agent.Commit(2, t_spin2, seq_of(t_spin2), agent.barrier(), 0);
+          return r != GHOST_TXN_TARGET_STALE && r != GHOST_TXN_AGENT_STALE;
+        },
+        absl::Seconds(5), 1000);
+    const uint64_t s_after = spinner2.spins();
+    kept_running = WaitUntil([&] { return spinner2.spins() > s_after + 100'000; },
+                             absl::Seconds(5));
+    cpus_seen = spinner2.cpus_seen();
+    spins_after = spinner2.spins() - s_after;
+    if (!cpu1_taken_since(mark)) break;
+    std::printf("note: a higher class took CPU 1 during the RUNNING_ELSEWHERE step: again\n");
+  }
+  expect("a thread running on CPU 1, committed to CPU 2", r, GHOST_TXN_RUNNING_ELSEWHERE);
+  f.Check(kept_running && cpus_seen == (1u << 1),
+          absl::StrFormat("it kept running, on CPU 1 only (CPUs seen %#x, %u spins after)",
+                          cpus_seen, spins_after));
+
+  // An idle transaction unschedules the CPU: the thread comes back (PREEMPT)
+  // with no higher class involved.
+  bool sent_back = false;
+  for (int attempt = 0; attempt < kAttempts && !sent_back; attempt++) {
+    if (!put_back_on_cpu1()) continue;
+    agent.Drain();
+    mark = agent.Log().size();
+    expect("idle transaction (no thread) on CPU 1",
+           agent.Commit(1, GHOST_TID_NONE, 0, agent.barrier(), 0), GHOST_TXN_COMMITTED);
+    const bool preempted = agent.WaitMessage(t_spin2, GHOST_MSG_TASK_PREEMPT, mark) >= 0;
+    // A CPU_BUSY follows a higher class's PREEMPT closely: give it a moment.
+    SleepUs(20'000);
+    if (cpu1_taken_since(mark)) {
+      std::printf("note: a higher class took CPU 1 during the idle step: again\n");
+      continue;
+    }
+    sent_back = preempted;
+    break;
+  }
+  f.Check(sent_back, "the idle transaction sent the thread back (TASK_PREEMPT)");
   const uint64_t s1 = spinner2.spins();
   SleepUs(50'000);  // negative check: a window
   f.Check(spinner2.spins() == s1, "CPU 1 stays unscheduled: the thread does not run");
