@@ -284,9 +284,10 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_stats)) {
     const ghost_class_info& ci = (*kernel)->ClassInfo();
     absl::PrintF("ghost-agent: stats: enqueued=%d dispatched=%d direct=%d fallback_runs=%d "
-                 "msgs_dropped=%d commit_calls=%d\n",
+                 "msgs_dropped=%d commit_calls=%d tid_index_failures=%d\n",
                  skel->bss->nr_enqueued, skel->bss->nr_dispatched, skel->bss->nr_direct,
-                 ci.fallback_runs, ci.msgs_dropped, (*kernel)->commit_syscalls());
+                 ci.fallback_runs, ci.msgs_dropped, (*kernel)->commit_syscalls(),
+                 skel->bss->tid_index_failures);
     absl::PrintF("ghost-agent: lifecycle: reattached=%d rediscovered=%d\n", reattached ? 1 : 0,
                  rediscovered);
     std::string results;

@@ -28,8 +28,9 @@ for policy in fifo-per-cpu fifo-centralized; do
   kill -TERM $agent
   wait $agent; rc=$?
   [ $rc = 0 ] || fail "$policy: agent exit $rc (the kernel ended the class?)"
-  set -- $(sed -n 's/.*msgs_dropped=\([0-9]*\) commit_calls=\([0-9]*\).*/\1 \2/p' /tmp/agent.log)
+  set -- $(sed -n 's/.*msgs_dropped=\([0-9]*\) commit_calls=\([0-9]*\) tid_index_failures=\([0-9]*\).*/\1 \2 \3/p' /tmp/agent.log)
   [ "${1:-x}" = 0 ] || fail "$policy: messages dropped: ${1:-?}"
+  [ "${3:-x}" = 0 ] || fail "$policy: the class's tid index was full ${3:-?} times"
   [ "${2:-0}" -gt 100 ] || fail "$policy: only ${2:-0} commit calls: the agent did not schedule"
   msgs=$(sed -n 's/.*rounds, \([0-9]*\) messages/\1/p' /tmp/agent.log | awk '{s += $1} END {print s + 0}')
   [ "$msgs" -gt 1000 ] || fail "$policy: agents handled only $msgs messages"
