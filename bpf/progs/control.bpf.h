@@ -34,6 +34,31 @@ static int cpu_timer_fire(void *map, int *key, struct ghost_cpu_timer *ct)
 	return 0;
 }
 
+/* Moves `t` to queue `q` unless a message of its is unread (or in flight)
+ * in the queue that got its last one: the handshake in messages.bpf.h. */
+static __always_inline int queue_switch(struct ghost_task *t, __u32 q)
+{
+	__u32 sw = t->sw & (GHOST_MAX_THREADS - 1), old = t->queue;
+	int ret = -EBUSY;
+
+	if (__atomic_exchange_n(&queue_switching[sw], 1, __ATOMIC_SEQ_CST))
+		return -EBUSY; /* another agent is moving it right now */
+	if (!handshake_wait(sw, false) ||
+	    (t->last_queue != q && queue_holds(t->last_queue, t->last_pos)))
+		goto out;
+	__atomic_exchange_n(&t->queue, q, __ATOMIC_SEQ_CST);
+	/* A producer that stopped waiting for us may have read `old`. */
+	if (!handshake_wait(sw, false) ||
+	    (t->last_queue == old && queue_holds(old, t->last_pos))) {
+		__atomic_exchange_n(&t->queue, old, __ATOMIC_SEQ_CST);
+		goto out;
+	}
+	ret = 0;
+out:
+	__atomic_exchange_n(&queue_switching[sw], 0, __ATOMIC_SEQ_CST);
+	return ret;
+}
+
 static __always_inline int ctl_associate(struct task_struct *p, struct ghost_task *t, __u32 q)
 {
 	struct ghost_queue_word *qw = queue_word(q);
@@ -41,11 +66,9 @@ static __always_inline int ctl_associate(struct task_struct *p, struct ghost_tas
 	if (!qw || !(qw->flags & GHOST_QUEUE_INUSE) || qw->enclave != t->enclave ||
 	    !queue_ring(q))
 		return -EINVAL;
-	if (q != t->queue && queue_holds(t->queue, t->last_pos))
-		return -EBUSY;
-	t->queue = q;
-	t->last_pos = 0;
-	return 0;
+	if (q == t->queue)
+		return 0;
+	return queue_switch(t, q);
 }
 
 static __always_inline int ctl_arm_timer(struct ghost_ctl_args *args)

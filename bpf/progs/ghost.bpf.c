@@ -357,6 +357,7 @@ void GHOST_OPS(ghost_enable, struct task_struct *p)
 	}
 	t->queue = ew->default_queue;
 	t->seq = 0;
+	t->last_queue = t->queue;
 	t->last_pos = 0;
 	t->enabled = 1;
 	t->cpu = scx_bpf_task_cpu(p);

@@ -70,17 +70,71 @@ static __always_inline void task_msg_init(struct task_struct *p, struct ghost_ta
 	m->time_ns = bpf_ktime_get_ns();
 }
 
+/*
+ * The queue handshake. ASSOCIATE_QUEUE (control.bpf.h) must see every
+ * message of the thread that went to its old queue; ghOSt gets that from the
+ * thread's rq lock, which a syscall program cannot take. Instead, per status
+ * word: a producer raises `msg_producing` and then reads `queue_switching`; an
+ * associate raises `queue_switching` and then reads `msg_producing` (both with
+ * full-barrier exchanges), so at least one of them sees the other. A producer
+ * that sees a switch waits for it (bounded: it holds an rq lock) before it
+ * reads the thread's queue; an associate waits for producers in flight, and
+ * checks again after the switch, so a producer that gave up waiting and wrote
+ * to the old queue makes the associate undo it and fail (-EBUSY: retry).
+ */
+#define QUEUE_HANDSHAKE_SPINS 4096
+/* A plain load the compiler must emit: the exchanges are the barriers
+ * (BPF's fetching atomics are fully ordered; v3 has no load-acquire). */
+#define READ_ONCE_U32(p) (*(volatile __u32 *)(p))
+
+__u32 msg_producing[GHOST_MAX_THREADS];
+__u32 queue_switching[GHOST_MAX_THREADS];
+
+struct handshake_wait {
+	__u32 sw;
+	__u32 on_switching; /* wait for queue_switching (else msg_producing) to clear */
+};
+
+static long handshake_spin(__u64 i, void *data)
+{
+	struct handshake_wait *w = data;
+	__u32 sw = w->sw & (GHOST_MAX_THREADS - 1);
+	__u32 v = w->on_switching ? READ_ONCE_U32(&queue_switching[sw])
+				  : READ_ONCE_U32(&msg_producing[sw]);
+
+	return v ? 0 : 1;
+}
+
+/* Waits (bounded) for the flag to clear; true if it did. */
+static __always_inline bool handshake_wait(__u32 sw, bool on_switching)
+{
+	struct handshake_wait w = { .sw = sw, .on_switching = on_switching };
+
+	bpf_loop(QUEUE_HANDSHAKE_SPINS, handshake_spin, &w, 0);
+	sw &= GHOST_MAX_THREADS - 1;
+	return !(on_switching ? READ_ONCE_U32(&queue_switching[sw])
+			      : READ_ONCE_U32(&msg_producing[sw]));
+}
+
 static __always_inline void task_msg_send(struct task_struct *p, struct ghost_task *t,
 					  const struct ghost_msg *m, bool dead)
 {
+	__u32 sw = t->sw & (GHOST_MAX_THREADS - 1), q;
 	__u64 pos;
 
 	/* The word first: an agent that reads the message must find the
 	 * word at (at least) its seqnum. */
 	task_publish(p, t, dead);
-	pos = queue_produce(t->queue, m);
-	if (pos)
+	__atomic_exchange_n(&msg_producing[sw], 1, __ATOMIC_SEQ_CST);
+	if (READ_ONCE_U32(&queue_switching[sw]))
+		handshake_wait(sw, true);
+	q = READ_ONCE_U32(&t->queue);
+	pos = queue_produce(q, m);
+	if (pos) {
 		t->last_pos = pos;
+		t->last_queue = q;
+	}
+	__atomic_exchange_n(&msg_producing[sw], 0, __ATOMIC_SEQ_CST);
 }
 
 static __always_inline void send_task_new(struct task_struct *p, struct ghost_task *t,

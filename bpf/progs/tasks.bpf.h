@@ -27,7 +27,7 @@ enum ghost_stop_reason {
 
 struct ghost_task {
 	__u64 seq;         /* thread seqnum: bumped by every message about it */
-	__u64 last_pos;    /* producer position of `queue` after its last message */
+	__u64 last_pos;    /* producer position of `last_queue` after its last message */
 	__u64 held_at;     /* when it started waiting for the agent (0: not waiting) */
 	__u64 txn_token;   /* commit_seq of slot `txn_cpu` when it was claimed */
 	__u64 txn_commit_seq; /* the transaction that last put it on a CPU */
@@ -36,6 +36,7 @@ struct ghost_task {
 	__u32 sw;          /* status word index or GHOST_SW_NONE */
 	__u32 enclave;     /* GHOST_ENCLAVE_NONE: runs in the fallback FIFO */
 	__u32 queue;
+	__u32 last_queue;  /* the queue that got its last message */
 	__u32 state;       /* enum ghost_task_state */
 	__u32 stop_reason; /* enum ghost_stop_reason */
 	__s32 park_cpu;    /* parking DSQ it sits in while GT_HELD */
