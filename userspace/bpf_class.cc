@@ -167,6 +167,22 @@ absl::StatusOr<std::unique_ptr<BpfClass>> BpfClass::Reattach(const ClassPins& pi
       return absl::NotFoundError(
           absl::StrCat("the pinned class lacks ", path, ": ", strerror(errno)));
     }
+    // The ABI version does not cover the class's private maps (.bss and
+    // friends): an agent built from other sources must not read them with
+    // its own offsets.
+    struct bpf_map_info info;
+    memset(&info, 0, sizeof(info));
+    __u32 len = sizeof(info);
+    if (bpf_map_get_info_by_fd(fd, &info, &len) != 0 ||
+        info.type != static_cast<__u32>(bpf_map__type(map)) ||
+        info.key_size != bpf_map__key_size(map) || info.value_size != bpf_map__value_size(map) ||
+        info.max_entries != bpf_map__max_entries(map)) {
+      close(fd);
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "the class pinned at %s was built from other sources than this agent (map %s: "
+          "value size %u, here %u); stop its agent with SIGTERM or remove %s first",
+          pins.dir, bpf_map__name(map), info.value_size, bpf_map__value_size(map), pins.dir));
+    }
     int err = bpf_map__reuse_fd(map, fd);
     close(fd);  // reuse_fd keeps its own duplicate
     if (err != 0) {
