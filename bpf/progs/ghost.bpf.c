@@ -171,10 +171,12 @@ static __always_inline void task_gone(struct task_struct *p, struct ghost_task *
 {
 	txn_settle(p, t, GHOST_TXN_NOT_FOUND);
 	t->state = GT_BLOCKED;
+	/* Gone before the agent can read so: a commit made on DEAD/DEPARTED
+	 * finds nothing (NOT_FOUND), even while a departed thread lives on. */
+	t->enabled = 0;
+	tid_index_del(p);
 	send_task_off_cpu(p, t, type, t->cpu, false);
 	sw_free(t->sw, p->scx.tid);
-	tid_index_del(p);
-	t->enabled = 0;
 }
 
 void GHOST_OPS(ghost_quiescent, struct task_struct *p, u64 deq_flags)

@@ -48,8 +48,10 @@ int main() {
       char c;
       (void)!read(hog_pipe[0], &c, 1);
       hog_start = NowNs();
-      // Until told (a cap keeps a broken run from hanging the guest).
-      while (!hog_quit.load() && NowNs() - hog_start.load() < 20'000'000'000LL) {
+      // Until told, and never near the kernel's 10 s stall timeout: an RT
+      // hog that starves a thread pinned to its CPU that long gets the class
+      // ejected (sched_ext's rule, not the agent's doing).
+      while (!hog_quit.load() && NowNs() - hog_start.load() < 3'000'000'000LL) {
       }
       hog_end = NowNs();
     });
@@ -71,14 +73,27 @@ int main() {
     };
     f.Check(WaitUntil(on_cpu1, absl::Seconds(10), 5000),
             "the ghost thread is on CPU 1 (status word) when the hog wakes");
+    agent.Drain();
+    const size_t checked = agent.Log().size();
     WaitUntil([&] { return ProcState(hog_pid) == 'S'; }, absl::Seconds(10));
     agent.Drain();
     const size_t mark = agent.Log().size();
     (void)!write(hog_pipe[1], "x", 1);
-    const bool preempted = agent.WaitMessage(tid, GHOST_MSG_TASK_PREEMPT, mark) >= 0;
-    const int busy = agent.WaitMessage(GHOST_TID_NONE, GHOST_MSG_CPU_BUSY, mark);
+    // Bounded well inside the hog's 3 s.
+    const bool preempted =
+        agent.WaitMessage(tid, GHOST_MSG_TASK_PREEMPT, mark, absl::Seconds(2)) >= 0;
+    const int busy =
+        agent.WaitMessage(GHOST_TID_NONE, GHOST_MSG_CPU_BUSY, mark, absl::Milliseconds(500));
     const uint32_t reason = busy >= 0 ? agent.Log()[busy].cpu_event.reason : ~0u;
+    // Disturbed: a fair-class thread took CPU 1 between our check and the
+    // hog's wake-up (the ghost thread was no longer there for the hog to
+    // take), or right when the hog came.
     disturbed = busy >= 0 && reason != 0;
+    const std::vector<ghost_msg> log = agent.Log();
+    for (size_t i = checked; i < mark && i < log.size(); i++) {
+      const ghost_msg& m = log[i];
+      if (m.type == GHOST_MSG_CPU_BUSY && m.cpu == 1 && m.cpu_event.reason != 0) disturbed = true;
+    }
     const int unavailable = agent.CommitCurrent(1, tid, 0, /*retry_unavailable=*/false);
     hog_quit = true;
     hog.join();
