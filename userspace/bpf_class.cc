@@ -123,6 +123,16 @@ void BpfClass::RemoveStalePins(const ClassPins& pins) {
   rmdir(pins.dir.c_str());
 }
 
+namespace {
+
+bool MapInfo(int fd, struct bpf_map_info* info) {
+  memset(info, 0, sizeof(*info));
+  __u32 len = sizeof(*info);
+  return bpf_map_get_info_by_fd(fd, info, &len) == 0;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<BpfClass>> BpfClass::Reattach(const ClassPins& pins) {
   // The version first, from the pinned class_info alone: an agent of another
   // ABI must not even open the maps with its own layouts.
@@ -134,11 +144,9 @@ absl::StatusOr<std::unique_ptr<BpfClass>> BpfClass::Reattach(const ClassPins& pi
                                               path, " is missing: ", strerror(errno)));
     }
     struct bpf_map_info info;
-    memset(&info, 0, sizeof(info));
-    __u32 len = sizeof(info);
     std::vector<char> value;
     __u32 zero = 0;
-    bool read = bpf_map_get_info_by_fd(fd, &info, &len) == 0 && info.value_size >= sizeof(__u32);
+    bool read = MapInfo(fd, &info) && info.value_size >= sizeof(__u32);
     if (read) {
       value.resize(info.value_size);
       read = bpf_map_lookup_elem(fd, &zero, value.data()) == 0;
@@ -171,10 +179,7 @@ absl::StatusOr<std::unique_ptr<BpfClass>> BpfClass::Reattach(const ClassPins& pi
     // friends): an agent built from other sources must not read them with
     // its own offsets.
     struct bpf_map_info info;
-    memset(&info, 0, sizeof(info));
-    __u32 len = sizeof(info);
-    if (bpf_map_get_info_by_fd(fd, &info, &len) != 0 ||
-        info.type != static_cast<__u32>(bpf_map__type(map)) ||
+    if (!MapInfo(fd, &info) || info.type != static_cast<__u32>(bpf_map__type(map)) ||
         info.key_size != bpf_map__key_size(map) || info.value_size != bpf_map__value_size(map) ||
         info.max_entries != bpf_map__max_entries(map)) {
       close(fd);

@@ -198,6 +198,20 @@ struct ThreadState {
 };
 
 // What a task message says about its thread.
+// Indices in `log`, within [from, to), of CPU messages `type` about `cpu`:
+// e.g. the CPU_BUSYs that say a higher class took a CPU during a step.
+inline std::vector<size_t> CpuMessages(const std::vector<ghost_msg>& log, uint16_t type, int cpu,
+                                       size_t from, size_t to = SIZE_MAX) {
+  std::vector<size_t> out;
+  for (size_t i = from; i < log.size() && i < to; i++) {
+    if (log[i].type == type && log[i].tid == GHOST_TID_NONE &&
+        log[i].cpu == static_cast<uint32_t>(cpu)) {
+      out.push_back(i);
+    }
+  }
+  return out;
+}
+
 inline void ApplyMessage(ThreadState& t, const ghost_msg& m) {
   t.seq = m.seqnum;
   t.last = m.type;

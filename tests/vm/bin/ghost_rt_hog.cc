@@ -90,9 +90,8 @@ int main() {
     // take), or right when the hog came.
     disturbed = busy >= 0 && reason != 0;
     const std::vector<ghost_msg> log = agent.Log();
-    for (size_t i = checked; i < mark && i < log.size(); i++) {
-      const ghost_msg& m = log[i];
-      if (m.type == GHOST_MSG_CPU_BUSY && m.cpu == 1 && m.cpu_event.reason != 0) disturbed = true;
+    for (size_t i : CpuMessages(log, GHOST_MSG_CPU_BUSY, 1, checked, mark)) {
+      if (log[i].cpu_event.reason != 0) disturbed = true;
     }
     const int unavailable = agent.CommitCurrent(1, tid, 0, /*retry_unavailable=*/false);
     hog_quit = true;

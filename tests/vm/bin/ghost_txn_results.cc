@@ -130,11 +130,7 @@ int main() {
   };
   auto cpu1_taken_since = [&](size_t from) {
     agent.Drain();
-    auto log = agent.Log();
-    for (size_t i = from; i < log.size(); i++) {
-      if (log[i].type == GHOST_MSG_CPU_BUSY && log[i].cpu == 1) return true;
-    }
-    return false;
+    return !CpuMessages(agent.Log(), GHOST_MSG_CPU_BUSY, 1, from).empty();
   };
 
   // RUNNING_ELSEWHERE: a transaction that is current in every way (seqnum,
