@@ -22,8 +22,11 @@ int main() {
   Failures f;
   if (!HaveCpus(3)) return 1;
   BecomeAgent(0);
-  // A long watchdog: nothing may run these threads but a transaction.
-  auto setup = Setup::Create(ghost::CpuList({1, 2}), /*watchdog_ms=*/4000);
+  // A long watchdog: nothing may run these threads but a transaction. On a
+  // loaded host the steps before the failed-transaction checks took over 4 s,
+  // and the fallback then ran the parked threads; 6 s still leaves the
+  // fallback 4 s before the kernel's 10 s stall timeout.
+  auto setup = Setup::Create(ghost::CpuList({1, 2}), /*watchdog_ms=*/6000);
   if (!setup) return 1;
   auto& ks = *setup->ks;
   TestAgent agent(ks, setup->queue, {});  // never commits by itself
