@@ -19,7 +19,7 @@
 #ifndef GHOST_SCX_KERNEL_GHOST_ABI_H
 #define GHOST_SCX_KERNEL_GHOST_ABI_H
 
-#define GHOST_ABI_VERSION 1
+#define GHOST_ABI_VERSION 2
 
 /* Limits. Sized for the simulator's largest preset (2x64 cores, SMT2). */
 #define GHOST_MAX_CPUS 256
@@ -292,6 +292,8 @@ struct ghost_class_info {
 	__u64 fallback_runs;  /* threads run by the fallback (agent late or gone) */
 	__u64 msgs_dropped;   /* across all queues */
 	__u64 commits;        /* group-commit calls */
+	__u32 kernel_timeout_ms; /* sched_ext's stall timeout the class was loaded with */
+	__u32 max_watchdog_ms;   /* longest enclave watchdog the class honours (half of it) */
 };
 
 /* Why the kernel ended the class, copied out in ops.exit for the loader. */

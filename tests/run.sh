@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test runner behind `make test`: host unit tests (GoogleTest), the VM
-# harness self-tests, then every VM scenario in tests/vm/scenarios/ inside the
+# The test runner behind `make test`: host unit tests (GoogleTest), the
+# command-line tools' bad-input checks (tests/cli_test.sh), the VM harness
+# self-tests, then every VM scenario in tests/vm/scenarios/ inside the
 # sched_ext test kernel. Ends with one summary line "test: N passed, N failed".
 #
 #   tests/run.sh [--vm-only | --host-only] [SCENARIO_NAME...]
@@ -39,6 +40,11 @@ if [ $host = 1 ]; then
     [ "${f:-0}" = 0 ] || failures+=("unit_tests ($f)")
   fi
   rm -f "$out"
+  echo "== host command-line checks"
+  while IFS= read -r line; do
+    echo "$line"
+    case "$line" in PASS:*) passed=$((passed + 1)) ;; FAIL:*) failed=$((failed + 1)); failures+=("${line%% -> *}") ;; esac
+  done < <(BUILD="$build" bash tests/cli_test.sh)
 fi
 
 if [ $vm = 1 ]; then

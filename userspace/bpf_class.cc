@@ -75,6 +75,8 @@ absl::StatusOr<std::unique_ptr<BpfClass>> BpfClass::Load(const ClassOptions& opt
   skel->rodata->race_window_iters = opts.race_window_iters;
   skel->struct_ops.ghost_ops->timeout_ms =
       static_cast<__u32>(absl::ToInt64Milliseconds(opts.kernel_timeout));
+  // The class caps enclave watchdogs below it (enclaves.bpf.h).
+  skel->rodata->kernel_timeout_ms = skel->struct_ops.ghost_ops->timeout_ms;
   if (int err = ghost_bpf__load(skel); err != 0) {
     ghost_bpf__destroy(skel);
     return absl::InternalError(absl::StrCat("loading the BPF class (verifier): ", strerror(-err)));

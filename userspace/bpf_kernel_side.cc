@@ -125,6 +125,15 @@ absl::StatusOr<EnclaveId> BpfKernelSide::CreateEnclave(const EnclaveOptions& opt
     }
   }
   if (opts.watchdog_ms == 0) return absl::InvalidArgumentError("watchdog_ms must be positive");
+  // The class would cap it anyway (enclaves.bpf.h); saying so beats a silent cap.
+  const uint32_t max_watchdog_ms = __atomic_load_n(&class_info_->max_watchdog_ms, __ATOMIC_ACQUIRE);
+  if (opts.watchdog_ms > max_watchdog_ms) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "watchdog_ms %u is above %u ms, half the class's kernel stall timeout (%u ms): a thread "
+        "held that long could get the class ejected",
+        opts.watchdog_ms, max_watchdog_ms,
+        __atomic_load_n(&class_info_->kernel_timeout_ms, __ATOMIC_ACQUIRE)));
+  }
   absl::MutexLock l(&mu_);
   int free_id = -1;
   for (int e = 0; e < GHOST_MAX_ENCLAVES; e++) {

@@ -30,6 +30,19 @@ struct {
 	__type(value, __u32);
 } enroll SEC(".maps");
 
+/* sched_ext's stall timeout (ops.timeout_ms), set by the loader. A thread the
+ * kernel sees runnable and unrun for this long ejects the whole class, so an
+ * enclave's watchdog is capped at half of it: the fallback then has the other
+ * half to run the thread, whatever an agent wrote into its enclave word. */
+const volatile __u32 kernel_timeout_ms = 5000;
+
+static __always_inline __u64 max_watchdog_ms(void)
+{
+	__u64 max = kernel_timeout_ms / 2;
+
+	return max ? max : 1;
+}
+
 /* Online CPUs as the class saw them (ops.cpu_online/offline). */
 __u8 cpu_is_online[GHOST_MAX_CPUS];
 __u32 nr_cpus;
@@ -39,6 +52,13 @@ static __always_inline struct ghost_enclave_word *enclave_word(__u32 enclave)
 	if (enclave >= GHOST_MAX_ENCLAVES)
 		return NULL;
 	return bpf_map_lookup_elem(&enclave_words, &enclave);
+}
+
+static __always_inline bool enclave_in_use(__u32 enclave)
+{
+	struct ghost_enclave_word *ew = enclave_word(enclave);
+
+	return ew && (ew->flags & GHOST_ENCLAVE_INUSE);
 }
 
 static __always_inline bool cpu_in_mask(const __u64 *mask, __u32 cpu)
@@ -77,10 +97,14 @@ static __always_inline __u64 enclave_watchdog_ns(__u32 enclave)
 {
 	struct ghost_enclave_word *ew = enclave_word(enclave);
 	__u64 ms = ew ? ew->watchdog_ms : 0;
+	__u64 max = max_watchdog_ms();
 
-	/* A missing or zero watchdog still never lets a thread wait forever. */
-	if (ms == 0 || ms > 10000)
-		ms = ms ? 10000 : 1000;
+	/* A missing, zero or oversized watchdog still never lets a thread wait
+	 * long enough to get the class ejected. */
+	if (ms == 0)
+		ms = 1000;
+	if (ms > max)
+		ms = max;
 	return ms * 1000000ULL;
 }
 

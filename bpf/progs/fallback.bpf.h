@@ -4,11 +4,12 @@
  *
  * A runnable enclave thread waits for its agent in a short per-CPU parking DSQ
  * (the CPU it was last on), stamped with the time it started waiting. The
- * commit program finds it there. Threads of no enclave, and parked threads
- * older than their enclave's watchdog, go to one FIFO that every CPU's
- * dispatch serves first. A BPF timer looks for such threads and kicks a CPU
- * they may run on, so a dead, silent or hostile agent degrades its enclave to
- * FIFO long before sched_ext's own stall detector (timeout_ms) would fire.
+ * commit program finds it there. Threads of no enclave, parked threads of a
+ * destroyed enclave and parked threads older than their enclave's watchdog go
+ * to one FIFO that every CPU's dispatch serves first. A BPF timer looks for
+ * such threads and kicks a CPU they may run on, so a dead, silent or hostile
+ * agent degrades its enclave to FIFO long before sched_ext's own stall
+ * detector (timeout_ms) would fire.
  */
 #ifndef GHOST_SCX_BPF_FALLBACK_H
 #define GHOST_SCX_BPF_FALLBACK_H
@@ -77,7 +78,8 @@ static __always_inline bool held_too_long(struct task_struct *p, __u64 now)
 
 	if (!t || !t->held_at)
 		return false;
-	if (!task_in_enclave(t))
+	/* A destroyed enclave has no agent to wait for. */
+	if (!task_in_enclave(t) || !enclave_in_use(t->enclave))
 		return true;
 	return now - t->held_at > enclave_watchdog_ns(t->enclave);
 }

@@ -404,6 +404,8 @@ s32 GHOST_OPS_SLEEPABLE(ghost_init)
 	if (ci) {
 		ci->abi_version = GHOST_ABI_VERSION;
 		ci->nr_cpus = nr_cpus;
+		ci->kernel_timeout_ms = kernel_timeout_ms;
+		ci->max_watchdog_ms = max_watchdog_ms();
 	}
 	return fallback_init();
 }

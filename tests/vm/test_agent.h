@@ -148,26 +148,37 @@ struct Failures {
   }
 };
 
+// What Setup::Create loads and makes.
+struct SetupOptions {
+  ghost::CpuList cpus;  // the enclave
+  // Long by default: within it nothing but the scenario's own transactions
+  // runs a thread, however slow the host (a loaded CI host took over 4 s for
+  // a scenario's setup). The class caps it at half of kernel_timeout.
+  uint32_t watchdog_ms = 15000;
+  bool tick_messages = false;
+  uint32_t race_window_iters = 0;
+  absl::Duration kernel_timeout = absl::Seconds(30);  // sched_ext's maximum
+};
+
 // Loads the class and sets up one enclave over `cpus` with one queue.
 struct Setup {
   std::unique_ptr<ghost::BpfKernelSide> ks;
   ghost::EnclaveId enclave = 0;
   ghost::QueueId queue = 0;
 
-  static std::unique_ptr<Setup> Create(const ghost::CpuList& cpus, uint32_t watchdog_ms,
-                                       bool tick_messages = false,
-                                       uint32_t race_window_iters = 0) {
+  static std::unique_ptr<Setup> Create(const SetupOptions& opts) {
     auto s = std::make_unique<Setup>();
     auto ks = ghost::BpfKernelSide::Create({.slice = absl::Milliseconds(5),
-                                            .kernel_timeout = absl::Seconds(10),
-                                            .race_window_iters = race_window_iters});
+                                            .kernel_timeout = opts.kernel_timeout,
+                                            .race_window_iters = opts.race_window_iters});
     if (!ks.ok()) {
       std::printf("FAIL: loading the class: %s\n", std::string(ks.status().message()).c_str());
       return nullptr;
     }
     s->ks = std::move(*ks);
-    auto e = s->ks->CreateEnclave(
-        {.cpus = cpus, .watchdog_ms = watchdog_ms, .tick_messages = tick_messages});
+    auto e = s->ks->CreateEnclave({.cpus = opts.cpus,
+                                   .watchdog_ms = opts.watchdog_ms,
+                                   .tick_messages = opts.tick_messages});
     if (!e.ok()) {
       std::printf("FAIL: enclave: %s\n", std::string(e.status().message()).c_str());
       return nullptr;
@@ -601,6 +612,15 @@ inline int ExitJoining(Failures& f, std::vector<std::unique_ptr<SpinningWorker>>
 }
 
 // The class must still run (no ejection).
+// Ends a scenario whose threads may still wait for an agent that will not
+// place them again: without its enclave they are the class's FIFO's at once,
+// instead of after the enclave's (long) watchdog.
+inline void ReleaseEnclave(ghost::BpfKernelSide& ks, ghost::EnclaveId enclave, Failures& f) {
+  if (absl::Status s = ks.DestroyEnclave(enclave); !s.ok()) {
+    f.Fail(absl::StrFormat("destroying enclave %u: %s", enclave, s.message()));
+  }
+}
+
 inline void CheckClassAlive(ghost::BpfKernelSide& ks, Failures& f) {
   absl::Status h = ks.Health();
   f.Check(h.ok(), h.ok() ? "class still attached (never ejected)"

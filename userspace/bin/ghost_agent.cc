@@ -61,7 +61,7 @@ ABSL_FLAG(int64_t, watchdog_ms, 1000,
           "class's fallback FIFO (the enclave degrades, the class is never ejected).");
 ABSL_FLAG(int64_t, kernel_timeout_ms, 5000,
           "sched_ext's own stall watchdog (100..30000 ms): the kernel ejects the class if a "
-          "runnable thread waits longer. Keep it above --watchdog-ms.");
+          "runnable thread waits longer. At least twice --watchdog-ms.");
 ABSL_FLAG(int, agent_priority, 50, "SCHED_FIFO priority of the agent threads (1..99).");
 ABSL_FLAG(std::string, pin_dir, ghost::kDefaultPinDir,
           "bpffs directory where the class is pinned (its link and maps; ghost-run finds the "
@@ -134,9 +134,10 @@ int main(int argc, char** argv) {
   if (timeout_ms < 100 || timeout_ms > 30000) {
     return Fail(2, absl::StrFormat("--kernel-timeout-ms=%d is out of range (100..30000)", timeout_ms));
   }
-  if (watchdog_ms < 1 || watchdog_ms >= timeout_ms) {
-    return Fail(2, absl::StrFormat("--watchdog-ms=%d must be within 1..%d (below --kernel-timeout-ms)",
-                                   watchdog_ms, timeout_ms - 1));
+  if (watchdog_ms < 1 || watchdog_ms > timeout_ms / 2) {
+    return Fail(2, absl::StrFormat(
+        "--watchdog-ms=%d must be within 1..%d (at most half of --kernel-timeout-ms)", watchdog_ms,
+        timeout_ms / 2));
   }
   if (priority < 1 || priority > 99) {
     return Fail(2, absl::StrFormat("--agent-priority=%d is out of range (1..99)", priority));

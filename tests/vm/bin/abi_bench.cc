@@ -287,7 +287,7 @@ int main(int argc, char** argv) {
   const int64_t t_start = NowNs();
   PinToCpu(kAgentCpu);
   // A short watchdog: a thread a failed commit left behind runs soon anyway.
-  auto setup = Setup::Create(ghost::CpuList::FirstN(ncpus), /*watchdog_ms=*/200);
+  auto setup = Setup::Create({.cpus = ghost::CpuList::FirstN(ncpus), .watchdog_ms = 200});
   if (!setup) return 1;
   ghost::BpfKernelSide& ks = *setup->ks;
   std::vector<Stats> rows;

@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
   // watchdog so the fallback keeps everyone moving.
   ghost::CpuList enclave_cpus;
   for (int c = 1; c < ncpus; c++) enclave_cpus.Set(c);
-  auto setup = Setup::Create(enclave_cpus, /*watchdog_ms=*/30, false, race_window);
+  auto setup = Setup::Create(
+      {.cpus = enclave_cpus, .watchdog_ms = 30, .race_window_iters = race_window});
   if (!setup) return 1;
   auto& ks = *setup->ks;
   TestAgent agent(ks, setup->queue, {});

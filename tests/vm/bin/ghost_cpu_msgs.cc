@@ -14,7 +14,7 @@ using namespace ghost_test;
 int main() {
   Failures f;
   BecomeAgent(0);
-  auto setup = Setup::Create(ghost::CpuList({1}), /*watchdog_ms=*/4000, /*tick_messages=*/true);
+  auto setup = Setup::Create({.cpus = ghost::CpuList({1}), .tick_messages = true});
   if (!setup) return 1;
   auto& ks = *setup->ks;
   TestAgent agent(ks, setup->queue, {1});

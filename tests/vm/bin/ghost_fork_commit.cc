@@ -104,7 +104,7 @@ int main() {
   sched_setaffinity(0, sizeof(cpu0), &cpu0);
   if (!EnterFifo()) std::printf("note: agent not SCHED_FIFO\n");
   // A short watchdog: the fallback runs what the agent does not commit.
-  auto setup = Setup::Create(ghost::CpuList({1, 2}), /*watchdog_ms=*/5);
+  auto setup = Setup::Create({.cpus = ghost::CpuList({1, 2}), .watchdog_ms = 5});
   if (!setup) return 1;
   auto& ks = *setup->ks;
   TestAgent agent(ks, setup->queue, {});

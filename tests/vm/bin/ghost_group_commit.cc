@@ -1,5 +1,6 @@
 // ghost_group_commit: a group commit to K CPUs is one bpf() syscall and all K
-// threads start, each on its own target CPU.
+// threads start, each on its own target CPU. Destroying the enclave then hands
+// the threads it still holds to the class's FIFO at once.
 // Needs >= 4 CPUs: the agent on CPU 0, the enclave (and K) is the rest.
 #include <sched.h>
 
@@ -20,7 +21,7 @@ int main() {
     targets.push_back(c);
   }
   BecomeAgent(0);
-  auto setup = Setup::Create(enclave_cpus, /*watchdog_ms=*/4000);
+  auto setup = Setup::Create({.cpus = enclave_cpus});
   if (!setup) return 1;
   auto& ks = *setup->ks;
   TestAgent agent(ks, setup->queue, {});
@@ -107,6 +108,24 @@ int main() {
             absl::StrFormat("thread %d: %s, started on CPU %d (target %d)", i,
                             ResultName(result[i]), w[i]->first_cpu(), targets[i]));
   }
+  // A thread the fallback ran first would "start" off its target: the
+  // watchdog must not have fired (a CI run once took past a 4 s one).
+  f.Check(ks.ClassInfo().fallback_runs == 0,
+          absl::StrFormat("only the group commits ran threads: the fallback ran nothing (%u)",
+                          ks.ClassInfo().fallback_runs));
+  // Without their enclave, threads parked for it go to the class's FIFO at
+  // once, not after its 15 s watchdog.
+  for (auto& t : w) t->Quit();
+  ReleaseEnclave(ks, setup->enclave, f);
+  f.Check(WaitUntil(
+              [&] {
+                for (auto& t : w) {
+                  if (!t->done()) return false;
+                }
+                return true;
+              },
+              absl::Seconds(7)),
+          "destroying the enclave let every thread finish well before its watchdog");
   for (auto& t : w) t->Join();
   CheckClassAlive(ks, f);
   return f.n == 0 ? 0 : 1;

@@ -124,7 +124,7 @@ int main() {
 
   BecomeAgent(0);
   // A watchdog far beyond any wait below: only the script runs threads.
-  auto setup = Setup::Create(ghost::CpuList({kCpu}), /*watchdog_ms=*/15000);
+  auto setup = Setup::Create({.cpus = ghost::CpuList({kCpu})});
   if (!setup) return 1;
   auto& ks = *setup->ks;
   TestAgent agent(ks, setup->queue, {});  // commits only where the script says

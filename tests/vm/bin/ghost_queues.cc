@@ -16,7 +16,7 @@ using namespace ghost_test;
 int main() {
   Failures f;
   BecomeAgent(0);
-  auto setup = Setup::Create(ghost::CpuList({1}), /*watchdog_ms=*/4000);
+  auto setup = Setup::Create({.cpus = ghost::CpuList({1})});
   if (!setup) return 1;
   auto& ks = *setup->ks;
   const ghost::QueueId q1 = setup->queue;
@@ -145,8 +145,14 @@ int main() {
   const ghost_queue_word& w3 = ks.QueueWord(*q3);
   const uint64_t seq_moved = sw->seqnum - seq_before;
   // The class publishes the word before it produces the message: the last
-  // one (DEAD) is counted a moment after the word says DEAD.
-  WaitUntil([&] { return w3.barrier + w3.dropped >= seq_moved; }, absl::Seconds(10));
+  // one (DEAD) is counted a moment after the word says DEAD, in the queue
+  // word first and in class info just after.
+  WaitUntil(
+      [&] {
+        return w3.barrier + w3.dropped >= seq_moved &&
+               ks.ClassInfo().msgs_dropped - dropped_before == w3.dropped;
+      },
+      absl::Seconds(10));
   f.Check(w3.dropped > 0 && ks.ClassInfo().msgs_dropped - dropped_before == w3.dropped,
           absl::StrFormat("a full queue counts its drops (%u in the queue word, %u in class info)",
                           w3.dropped, ks.ClassInfo().msgs_dropped - dropped_before));

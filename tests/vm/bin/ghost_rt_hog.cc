@@ -15,7 +15,7 @@ int main() {
   Failures f;
   if (!HaveCpus(2)) return 1;
   BecomeAgent(0, /*fifo_prio=*/10);
-  auto setup = Setup::Create(ghost::CpuList({1}), /*watchdog_ms=*/4000);
+  auto setup = Setup::Create({.cpus = ghost::CpuList({1})});
   if (!setup) return 1;
   auto& ks = *setup->ks;
   TestAgent agent(ks, setup->queue, {});
@@ -48,7 +48,7 @@ int main() {
       char c;
       (void)!read(hog_pipe[0], &c, 1);
       hog_start = NowNs();
-      // Until told, and never near the kernel's 10 s stall timeout: an RT
+      // Until told, and never near the kernel's 30 s stall timeout: an RT
       // hog that starves a thread pinned to its CPU that long gets the class
       // ejected (sched_ext's rule, not the agent's doing).
       while (!hog_quit.load() && NowNs() - hog_start.load() < 3'000'000'000LL) {
@@ -127,6 +127,7 @@ int main() {
     f.Check(WaitUntil(available, absl::Seconds(10)),
             "CPU_AVAILABLE for CPU 1 after the hog left, after CPU_BUSY");
   }
+  ReleaseEnclave(ks, setup->enclave, f);
   worker.Join();
   CheckClassAlive(ks, f);
   if (f.n != 0) {

@@ -22,11 +22,10 @@ int main() {
   Failures f;
   if (!HaveCpus(3)) return 1;
   BecomeAgent(0);
-  // A long watchdog: nothing may run these threads but a transaction. On a
-  // loaded host the steps before the failed-transaction checks took over 4 s,
-  // and the fallback then ran the parked threads; 6 s still leaves the
-  // fallback 4 s before the kernel's 10 s stall timeout.
-  auto setup = Setup::Create(ghost::CpuList({1, 2}), /*watchdog_ms=*/6000);
+  // A long watchdog: nothing may run these threads but a transaction (on a
+  // loaded host the steps before the failed-transaction checks took over
+  // 4 s).
+  auto setup = Setup::Create({.cpus = ghost::CpuList({1, 2})});
   if (!setup) return 1;
   auto& ks = *setup->ks;
   TestAgent agent(ks, setup->queue, {});  // never commits by itself
@@ -193,8 +192,10 @@ int main() {
   SleepUs(50'000);  // negative check: a window
   f.Check(spinner2.spins() == s1, "CPU 1 stays unscheduled: the thread does not run");
 
-  // Let everything finish: the watchdog's fallback runs what we never place.
+  // Let everything finish: without the enclave, the class's FIFO runs what
+  // we never placed.
   (void)!write(pipefd[1], "x", 1);
+  ReleaseEnclave(ks, setup->enclave, f);
   for (SpinningWorker* w : {&spinner, &pinned, &sleeper, &spinner2}) w->Join();
   f.Check(sleeper_steps == 2, "every thread finished (unplaced ones through the fallback)");
   f.Check(ks.ClassInfo().fallback_runs > 0,

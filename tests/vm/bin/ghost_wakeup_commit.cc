@@ -20,7 +20,7 @@ int main() {
   if (!HaveCpus(3)) return 1;
   BecomeAgent(0);
   // A long watchdog: nothing may run the worker but our transactions.
-  auto setup = Setup::Create(ghost::CpuList({1}), /*watchdog_ms=*/4000);
+  auto setup = Setup::Create({.cpus = ghost::CpuList({1})});
   if (!setup) return 1;
   auto& ks = *setup->ks;
   TestAgent agent(ks, setup->queue, {});

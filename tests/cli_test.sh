@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Bad input to the command-line tools, on the host (no sched_ext, no root
+# needed): every case must print exactly one line on stderr, naming what was
+# wrong, and exit 2. Prints one PASS/FAIL line per case.
+set -u
+build=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
+n_fail=0
+
+expect() {  # expect PATTERN TOOL ARGS...: exit 2, one line on stderr matching PATTERN
+  local pattern=$1; shift
+  local err rc
+  err=$("$build/$@" 2>&1 >/dev/null); rc=$?
+  if [ $rc = 2 ] && [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] && printf '%s' "$err" | grep -q -- "$pattern"; then
+    echo "PASS: cli: $* -> exit 2: $err"
+  else
+    echo "FAIL: cli: $* -> exit $rc, want exit 2 and one line matching '$pattern'; said: $err"
+    n_fail=$((n_fail + 1))
+  fi
+}
+
+expect "unknown policy 'lottery'" ghost-agent --policy=lottery
+expect "bad CPU list '3-1'" ghost-agent --cpus=3-1
+expect "CPU 9999 is out of range" ghost-agent --cpus=9999
+expect "slice-us=-5 is out of range" ghost-agent --slice-us=-5
+expect "kernel-timeout-ms=50 is out of range" ghost-agent --kernel-timeout-ms=50
+expect "watchdog-ms=0 must be within" ghost-agent --watchdog-ms=0
+expect "at most half of --kernel-timeout-ms" ghost-agent --watchdog-ms=3000 --kernel-timeout-ms=5000
+expect "agent-priority=0 is out of range" ghost-agent --agent-priority=0
+expect "unknown flag --bogus" ghost-agent --bogus
+expect "unexpected argument 'extra'" ghost-agent extra
+expect "unknown machine" ghost-sim --machine=cray
+expect "unknown workload" ghost-sim --workload=nope
+expect "load" ghost-sim --load=-1
+expect "unknown flag --bogus" ghost-run --bogus -- /bin/true
+exit $((n_fail > 0))
