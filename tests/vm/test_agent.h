@@ -131,6 +131,24 @@ inline bool EnterFifo(int prio = 1) {
   return sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
 }
 
+// Starts `body` on a CFS thread allowed on `cpus`. A thread inherits its
+// creator's CPU and SCHED_FIFO: made by an agent that then spins, it would
+// wait behind it forever (same priority, same CPU; RT throttling only lets
+// CFS threads through). So it leaves both before `body`, and this returns
+// only once it has, waiting in sleeps that let it run.
+inline std::thread StartCfsThread(const cpu_set_t& cpus, std::function<void()> body) {
+  auto ready = std::make_shared<std::atomic<bool>>(false);
+  std::thread t([cpus, ready, body = std::move(body)] {
+    SetAffinity(cpus);
+    sched_param sp = {.sched_priority = 0};
+    sched_setscheduler(0, SCHED_OTHER, &sp);
+    ready->store(true);
+    body();
+  });
+  while (!ready->load()) SleepUs(100);
+  return t;
+}
+
 struct Failures {
   std::atomic<int> n{0};
   void Fail(const std::string& what) {

@@ -32,8 +32,9 @@ int main(int argc, char** argv) {
   const int ncpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   const cpu_set_t all = AllCpus();
   if (!EnterFifo()) std::printf("note: agent not SCHED_FIFO\n");
-  // The enclave is every CPU but 0 where the agent and flippers run; a short
-  // watchdog so the fallback keeps everyone moving.
+  // The enclave is every CPU but 0; the agent and the flippers may run
+  // anywhere (above the class, and CFS beside it). A short watchdog so the
+  // fallback keeps everyone moving.
   ghost::CpuList enclave_cpus;
   for (int c = 1; c < ncpus; c++) enclave_cpus.Set(c);
   auto setup = Setup::Create(
@@ -70,7 +71,7 @@ int main(int argc, char** argv) {
   std::atomic<uint64_t> flips{0};
   std::vector<std::thread> flippers;
   for (int k = 0; k < 2; k++) {
-    flippers.emplace_back([&, k] {
+    flippers.push_back(StartCfsThread(all, [&, k] {
       std::mt19937 rng(1234 + k);
       while (!stop_flip.load()) {
         int w = kFixed + static_cast<int>(rng() % kFlipped);
@@ -85,7 +86,7 @@ int main(int argc, char** argv) {
         }
         SleepUs(500);
       }
-    });
+    }));
   }
 
   // The adversarial agent.

@@ -38,11 +38,10 @@ int main() {
       done++;
     }
   });
-  std::thread waker([&] {
-    // Made by the SCHED_FIFO agent: a CFS thread on CPU 2 instead.
-    PinToCpu(2);
-    sched_param sp = {.sched_priority = 0};
-    sched_setscheduler(0, SCHED_OTHER, &sp);
+  // Its start must not depend on the agent sleeping: the agent below spins
+  // while the worker is blocked, and once a loaded run did so before the
+  // waker, made on the agent's CPU at its priority, ever ran (0 wake-ups).
+  std::thread waker = StartCfsThread(CpuSet({2}), [&] {
     int sent = 0;
     while (!stop.load() && sent < kSleeps) {
       if (want.load() > sent) {
