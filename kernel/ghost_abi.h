@@ -172,7 +172,7 @@ struct ghost_queue_word {
 	__u32 flags;      /* enum ghost_queue_flags */
 	__u32 enclave;
 	__u32 wake_cpu;   /* CPU whose agent this queue wakes, or ~0 */
-	__u32 pad;
+	__u32 generation; /* bumped each time the slot gets a new ring */
 };
 
 /* ------------------------------------------------------------------------

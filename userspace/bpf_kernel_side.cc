@@ -219,6 +219,9 @@ absl::StatusOr<QueueId> BpfKernelSide::CreateQueue(const QueueOptions& opts) {
   }
   q.fd = fd;
   ghost_queue_word& w = queue_words_[id];
+  // Positions recorded in the slot's previous ring mean nothing in this one
+  // (ASSOCIATE_QUEUE compares them: queues.bpf.h).
+  __atomic_store_n(&w.generation, w.generation + 1, __ATOMIC_RELEASE);
   w.enclave = opts.enclave;
   w.wake_cpu = opts.wake_cpu < 0 ? ~0u : static_cast<uint32_t>(opts.wake_cpu);
   uint32_t qid = id;

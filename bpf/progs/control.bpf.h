@@ -44,12 +44,12 @@ static __always_inline int queue_switch(struct ghost_task *t, __u32 q)
 	if (__atomic_exchange_n(&queue_switching[sw], 1, __ATOMIC_SEQ_CST))
 		return -EBUSY; /* another agent is moving it right now */
 	if (!handshake_wait(sw, false) ||
-	    (t->last_queue != q && queue_holds(t->last_queue, t->last_pos)))
+	    (t->last_queue != q && queue_holds(t->last_queue, t->last_pos, t->last_gen)))
 		goto out;
 	__atomic_exchange_n(&t->queue, q, __ATOMIC_SEQ_CST);
 	/* A producer that stopped waiting for us may have read `old`. */
 	if (!handshake_wait(sw, false) ||
-	    (t->last_queue == old && queue_holds(old, t->last_pos))) {
+	    (t->last_queue == old && queue_holds(old, t->last_pos, t->last_gen))) {
 		__atomic_exchange_n(&t->queue, old, __ATOMIC_SEQ_CST);
 		goto out;
 	}

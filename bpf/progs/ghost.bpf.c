@@ -361,6 +361,7 @@ void GHOST_OPS(ghost_enable, struct task_struct *p)
 	t->seq = 0;
 	t->last_queue = t->queue;
 	t->last_pos = 0;
+	t->last_gen = 0;
 	t->enabled = 1;
 	t->cpu = scx_bpf_task_cpu(p);
 	t->weight = p->scx.weight;

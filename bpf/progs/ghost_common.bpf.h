@@ -15,6 +15,9 @@
 
 /* Keeps the compiler from dropping a bounds mask the verifier needs. */
 #define barrier_var(var) asm volatile("" : "+r"(var))
+/* A plain load the compiler must emit: the exchanges are the barriers
+ * (BPF's fetching atomics are fully ordered; v3 has no load-acquire). */
+#define READ_ONCE_U32(p) (*(volatile __u32 *)(p))
 
 /* What vmlinux.h does not carry (macros, not BTF). */
 #define CLOCK_MONOTONIC 1

@@ -83,10 +83,6 @@ static __always_inline void task_msg_init(struct task_struct *p, struct ghost_ta
  * to the old queue makes the associate undo it and fail (-EBUSY: retry).
  */
 #define QUEUE_HANDSHAKE_SPINS 4096
-/* A plain load the compiler must emit: the exchanges are the barriers
- * (BPF's fetching atomics are fully ordered; v3 has no load-acquire). */
-#define READ_ONCE_U32(p) (*(volatile __u32 *)(p))
-
 __u32 msg_producing[GHOST_MAX_THREADS];
 __u32 queue_switching[GHOST_MAX_THREADS];
 
@@ -116,10 +112,26 @@ static __always_inline bool handshake_wait(__u32 sw, bool on_switching)
 			      : READ_ONCE_U32(&msg_producing[sw]));
 }
 
+/* The queue a message about `t` goes to: its own, unless that queue was
+ * destroyed or its slot now belongs to another enclave's queue; then its
+ * enclave's default queue (a message never crosses enclaves). */
+static __always_inline __u32 task_msg_queue(struct ghost_task *t)
+{
+	__u32 q = READ_ONCE_U32(&t->queue);
+	struct ghost_queue_word *qw = queue_word(q);
+	struct ghost_enclave_word *ew;
+
+	if (qw && (READ_ONCE_U32(&qw->flags) & GHOST_QUEUE_INUSE) &&
+	    READ_ONCE_U32(&qw->enclave) == t->enclave)
+		return q;
+	ew = enclave_word(t->enclave);
+	return ew ? READ_ONCE_U32(&ew->default_queue) : GHOST_QUEUE_NONE;
+}
+
 static __always_inline void task_msg_send(struct task_struct *p, struct ghost_task *t,
 					  const struct ghost_msg *m, bool dead)
 {
-	__u32 sw = t->sw & (GHOST_MAX_THREADS - 1), q;
+	__u32 sw = t->sw & (GHOST_MAX_THREADS - 1), q, gen = 0;
 	__u64 pos;
 
 	/* The word first: an agent that reads the message must find the
@@ -128,10 +140,11 @@ static __always_inline void task_msg_send(struct task_struct *p, struct ghost_ta
 	__atomic_exchange_n(&msg_producing[sw], 1, __ATOMIC_SEQ_CST);
 	if (READ_ONCE_U32(&queue_switching[sw]))
 		handshake_wait(sw, true);
-	q = READ_ONCE_U32(&t->queue);
-	pos = queue_produce(q, m);
+	q = task_msg_queue(t);
+	pos = queue_produce(q, m, &gen);
 	if (pos) {
 		t->last_pos = pos;
+		t->last_gen = gen;
 		t->last_queue = q;
 	}
 	__atomic_exchange_n(&msg_producing[sw], 0, __ATOMIC_SEQ_CST);
@@ -246,7 +259,7 @@ static __always_inline __u32 cpu_msg_queue(__u32 cpu, __u32 enclave)
 static __always_inline void send_cpu_msg(__u32 cpu, __u16 type, __u32 reason, __u64 next_tid,
 					 __u64 cookie)
 {
-	__u32 enclave = cpu_enclave(cpu);
+	__u32 enclave = cpu_enclave(cpu), gen;
 	struct ghost_msg m;
 
 	if (enclave == GHOST_ENCLAVE_NONE || cpu >= GHOST_MAX_CPUS)
@@ -260,7 +273,7 @@ static __always_inline void send_cpu_msg(__u32 cpu, __u16 type, __u32 reason, __
 	m.cpu_event.reason = reason;
 	m.cpu_event.next_tid = next_tid;
 	m.cpu_event.cookie = cookie;
-	queue_produce(cpu_msg_queue(cpu, enclave), &m);
+	queue_produce(cpu_msg_queue(cpu, enclave), &m, &gen);
 }
 
 #endif /* GHOST_SCX_BPF_MESSAGES_H */

@@ -64,9 +64,9 @@ static __always_inline void queue_count_drop(__u32 q)
 /*
  * Produce `msg` into queue `q`. Returns the ring's producer position after the
  * record (an upper bound of this record's end, used by ASSOCIATE_QUEUE), or 0
- * if it was dropped.
+ * if it was dropped; `*gen` is the ring's generation (see queue_holds).
  */
-static __always_inline __u64 queue_produce(__u32 q, const struct ghost_msg *msg)
+static __always_inline __u64 queue_produce(__u32 q, const struct ghost_msg *msg, __u32 *gen)
 {
 	struct ghost_queue_word *qw = queue_word(q);
 	void *ring = queue_ring(q);
@@ -77,6 +77,7 @@ static __always_inline __u64 queue_produce(__u32 q, const struct ghost_msg *msg)
 		queue_count_drop(q);
 		return 0;
 	}
+	*gen = READ_ONCE_U32(&qw->generation);
 	wake = (qw->flags & GHOST_QUEUE_WAKE_AGENT) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(ring, (void *)msg, sizeof(*msg), wake)) {
 		queue_count_drop(q);
@@ -88,11 +89,14 @@ static __always_inline __u64 queue_produce(__u32 q, const struct ghost_msg *msg)
 }
 
 /* True while `q` still holds bytes up to producer position `pos`. */
-static __always_inline bool queue_holds(__u32 q, __u64 pos)
+static __always_inline bool queue_holds(__u32 q, __u64 pos, __u32 gen)
 {
+	struct ghost_queue_word *qw = queue_word(q);
 	void *ring = queue_ring(q);
 
-	if (!ring || pos == 0)
+	/* A slot given a new ring since (another generation): the ring that
+	 * held the message is gone, and `pos` means nothing in this one. */
+	if (!ring || !qw || pos == 0 || READ_ONCE_U32(&qw->generation) != gen)
 		return false;
 	return bpf_ringbuf_query(ring, BPF_RB_CONS_POS) < pos;
 }

@@ -37,6 +37,7 @@ struct ghost_task {
 	__u32 enclave;     /* GHOST_ENCLAVE_NONE: runs in the fallback FIFO */
 	__u32 queue;
 	__u32 last_queue;  /* the queue that got its last message */
+	__u32 last_gen;    /* that queue's generation then */
 	__u32 state;       /* enum ghost_task_state */
 	__u32 stop_reason; /* enum ghost_stop_reason */
 	__s32 park_cpu;    /* parking DSQ it sits in while GT_HELD */

@@ -1,6 +1,9 @@
 // ghost_queues: queues of the BPF class.
 //  - ASSOCIATE_QUEUE fails while the thread's old queue still holds messages
 //    about it, succeeds once drained, and later messages go to the new queue;
+//  - a queue destroyed with a thread's messages unread, its slot reused,
+//    does not block that thread's next ASSOCIATE_QUEUE; a thread whose queue
+//    is destroyed reports to its enclave's default queue;
 //  - a full queue counts what it drops (queue word and class info), and the
 //    thread's seqnum still moves (the status word says so);
 //  - a queue configured to wake its agent wakes a blocked WaitQueue.
@@ -108,20 +111,93 @@ int main() {
           absl::StrFormat("later messages go to the new queue (%u there, %u in the old)", in_q2,
                           in_q1));
 
+  // A queue destroyed with the thread's messages unread, its slot reused:
+  // the ring that held them is gone, so ASSOCIATE_QUEUE must not compare
+  // the thread's position in it with the new ring's (the slot's generation).
+  auto q4 = ks.CreateQueue({.enclave = setup->enclave, .wake_agent = false});
+  bool moved = q4.ok();
+  for (int i = 0; moved && i < 100; i++) {
+    a2.Drain();
+    s = ks.AssociateQueue(tid, *q4);
+    if (!absl::IsFailedPrecondition(s)) break;
+  }
+  moved = moved && s.ok();
+  // Messages into q4 that nobody reads, then no more: left unplaced, the
+  // thread sends at most one WAKEUP and waits.
+  const uint64_t seq_q4 = sw->seqnum;
+  WaitUntil(
+      [&] {
+        place();
+        return sw->seqnum >= seq_q4 + 6;
+      },
+      absl::Seconds(20), 300);
+  WaitUntil(
+      [&] {
+        const uint32_t fl = __atomic_load_n(&sw->flags, __ATOMIC_ACQUIRE);
+        return (fl & GHOST_SW_RUNNABLE) && !(fl & GHOST_SW_ON_CPU);
+      },
+      absl::Seconds(10), 1000);
+  const bool unread = moved && ks.QueueWord(*q4).barrier >= 6;
+  bool reused = false;
+  if (unread && ks.DestroyQueue(*q4).ok()) {
+    auto q5 = ks.CreateQueue({.enclave = setup->enclave, .wake_agent = false});
+    reused = q5.ok() && *q5 == *q4;
+  }
+  f.Check(unread && reused,
+          absl::StrFormat("the thread's queue %u, holding %u unread messages, was destroyed and "
+                          "its slot reused",
+                          q4.ok() ? *q4 : 0, q4.ok() ? ks.QueueWord(*q4).barrier : 0));
+  s = ks.AssociateQueue(tid, *q2);
+  f.Check(s.ok(), absl::StrFormat("ASSOCIATE_QUEUE away from the reused slot succeeds at once "
+                                  "(its old ring is gone): %s",
+                                  s.ToString()));
+
+  // Its queue destroyed, the thread reports to its enclave's default queue
+  // (not nowhere, and never to a queue of another enclave).
+  auto q6 = ks.CreateQueue({.enclave = setup->enclave, .wake_agent = false});
+  for (int i = 0; q6.ok() && i < 100; i++) {
+    a2.Drain();
+    s = ks.AssociateQueue(tid, *q6);
+    if (!absl::IsFailedPrecondition(s)) break;
+  }
+  const bool on_q6 = q6.ok() && s.ok() && ks.DestroyQueue(*q6).ok();
+  a1.Drain();
+  const size_t q1_mark = a1.Log().size();
+  const uint64_t drops_mark = ks.ClassInfo().msgs_dropped;
+  size_t to_default = 0;
+  WaitUntil(
+      [&] {
+        place();
+        a1.Drain();
+        to_default = 0;
+        const auto log1 = a1.Log();
+        for (size_t i = q1_mark; i < log1.size(); i++) to_default += log1[i].tid == tid;
+        return to_default >= 3;
+      },
+      absl::Seconds(20), 300);
+  f.Check(on_q6 && to_default >= 3 && ks.ClassInfo().msgs_dropped == drops_mark,
+          absl::StrFormat("after its queue was destroyed, the thread's messages go to the "
+                          "enclave's default queue (%u there, %u dropped)",
+                          to_default, ks.ClassInfo().msgs_dropped - drops_mark));
+
   // Overflow: a 4 KiB queue nobody reads.
-  // The thread keeps producing into q2 meanwhile: drain and retry, as an
-  // agent does on FailedPrecondition.
+  // The thread keeps producing meanwhile: drain and retry, as an agent does
+  // on FailedPrecondition.
   for (int i = 0; i < 100; i++) {
+    a1.Drain();
     a2.Drain();
     s = ks.AssociateQueue(tid, *q3);
     if (!absl::IsFailedPrecondition(s)) break;
   }
   f.Check(s.ok(), absl::StrFormat("associate with the small queue: %s", s.ToString()));
   const uint64_t dropped_before = ks.ClassInfo().msgs_dropped;
-  // Its seqnum when it switched queues: that of its last message in q2.
-  a2.Drain();
-  const std::vector<ghost_msg> in2 = a2.MessagesOf(tid);
-  const uint64_t seq_before = in2.empty() ? 0 : in2.back().seqnum;
+  // Its seqnum when it switched queues: that of its last message in the
+  // queues it had before (q2, and q1 since q6 went).
+  uint64_t seq_before = 0;
+  for (TestAgent* a : {&a1, &a2}) {
+    a->Drain();
+    for (const ghost_msg& m : a->MessagesOf(tid)) seq_before = std::max<uint64_t>(seq_before, m.seqnum);
+  }
   phase2 = true;
   WaitUntil(
       [&] {
@@ -158,12 +234,14 @@ int main() {
                           w3.dropped, ks.ClassInfo().msgs_dropped - dropped_before));
   // ASSOCIATE_QUEUE is exact: nothing of the thread reaches the old queue
   // after it succeeded (the queue handshake, messages.bpf.h).
-  a2.Drain();
-  uint64_t late_in_q2 = 0;
-  for (const ghost_msg& m : a2.MessagesOf(tid)) late_in_q2 += m.seqnum > seq_before;
-  f.Check(late_in_q2 == 0,
-          absl::StrFormat("no message reached the old queue after the ASSOCIATE (%u did)",
-                          late_in_q2));
+  uint64_t late_in_old = 0;
+  for (TestAgent* a : {&a1, &a2}) {
+    a->Drain();
+    for (const ghost_msg& m : a->MessagesOf(tid)) late_in_old += m.seqnum > seq_before;
+  }
+  f.Check(late_in_old == 0,
+          absl::StrFormat("no message reached the old queues after the ASSOCIATE (%u did)",
+                          late_in_old));
   f.Check(w3.barrier + w3.dropped == seq_moved,
           absl::StrFormat("every message is delivered or counted: %u delivered + %u dropped == "
                           "%u seqnum steps", w3.barrier, w3.dropped, seq_moved));
