@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -205,7 +206,22 @@ int main(int argc, char** argv) {
       ghost::BpfKernelSide::Create(std::move(cls));
   if (!kernel.ok()) return Fail(1, std::string(kernel.status().message()));
   struct ghost_bpf* skel = (*kernel)->bpf_class().skel();
+  // A re-attached class runs threads a previous agent enrolled: if this
+  // agent fails to start, it leaves the class running (its fallback keeps
+  // the threads going) for the next one, instead of unloading it.
+  absl::Cleanup keep_class_on_failure = [&] {
+    if (reattached) (*kernel)->bpf_class().Release();
+  };
   if (reattached) {
+    // The pinned class keeps the stall timeout it was loaded with: check the
+    // watchdog against that before touching the previous agent's state.
+    const ghost_class_info& ci = (*kernel)->ClassInfo();
+    if (policy_name != "none" && watchdog_ms > ci.max_watchdog_ms) {
+      return Fail(2, absl::StrFormat(
+                         "--watchdog-ms=%d is above %u, half the pinned class's kernel timeout "
+                         "(%u ms; --kernel-timeout-ms applies only to a new load)",
+                         watchdog_ms, ci.max_watchdog_ms, ci.kernel_timeout_ms));
+    }
     absl::StatusOr<std::vector<ghost::EnclaveId>> old = (*kernel)->ClearPreviousAgent();
     if (!old.ok()) return Fail(1, std::string(old.status().message()));
     absl::PrintF("ghost-agent: re-attached to the class pinned at %s (no new load); replaced %d "
@@ -224,7 +240,9 @@ int main(int argc, char** argv) {
         .cpus = cpus,
         .watchdog_ms = static_cast<uint32_t>(watchdog_ms),
     });
-    if (!e.ok()) return Fail(1, std::string(e.status().message()));
+    if (!e.ok()) {
+      return Fail(absl::IsInvalidArgument(e.status()) ? 2 : 1, std::string(e.status().message()));
+    }
     enclave = std::move(*e);
     absl::StatusOr<std::unique_ptr<ghost::Policy>> p = ghost::MakePolicy(
         {.name = policy_name, .slice = absl::Microseconds(slice_us)}, *enclave);
@@ -256,6 +274,7 @@ int main(int argc, char** argv) {
                  reattached ? "re-attached" : "attached");
   }
   fflush(stdout);
+  std::move(keep_class_on_failure).Cancel();  // started: SIGTERM unloads as usual
 
   int code = 0;
   bool handover = false;

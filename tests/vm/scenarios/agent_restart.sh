@@ -5,7 +5,8 @@
 #     enclave's threads (ghost-run) keep running through the BPF fallback (its
 #     run counter grows) and all finish later;
 #  3. a pinned class that publishes another ABI version is refused in one line
-#     naming both versions, exit 2, and left as it is;
+#     naming both versions, exit 2, and left as it is; so is a --watchdog-ms
+#     above the pinned class's cap (half the kernel timeout it was loaded with);
 #  4. a new ghost-agent re-attaches: sched_ext's enable_seq does not move (no
 #     second load or attach), it rediscovers the enclave's still-running
 #     threads from their status words and commits them (the class's count of
@@ -105,6 +106,11 @@ abi=$(probe abi)
 class_probe --set-abi=$((abi + 98)) || fail "could not rewrite the ABI version"
 one_line_exit2 "ABI mismatch" "ABI version $((abi + 98)).*ABI version $abi" ghost-agent $agent_flags
 class_probe --set-abi=$abi
+[ "$(state)" = enabled ] && [ "$(enable_seq)" = "$seq1" ] || fail "a refused agent touched the class"
+# The pinned class keeps its 5 s kernel timeout, so its watchdog cap is 2.5 s
+# whatever the new agent's own --kernel-timeout-ms says.
+one_line_exit2 "watchdog above the pinned class's cap" "above 2500, half the pinned class's kernel timeout (5000 ms" \
+  ghost-agent --policy=$policy --watchdog-ms=3000 --kernel-timeout-ms=30000
 [ "$(state)" = enabled ] && [ "$(enable_seq)" = "$seq1" ] || fail "a refused agent touched the class"
 
 ghost-agent $agent_flags >/tmp/a2.log 2>&1 &
