@@ -304,7 +304,7 @@ TEST_F(SimKernelSideTest, DestroyedEnclaveThreadsRunThroughTheFallbackAtOnce) {
   // A wake-up after the destroy does not wait for an agent either.
   machine_->Wake(ts[0], -1);
   RunFor(100'000);
-  EXPECT_EQ(wl_.runs.size(), 7u);
+  ASSERT_EQ(wl_.runs.size(), 7u);
   EXPECT_EQ(wl_.runs.back(), ts[0]);
   EXPECT_EQ(ks_->stats().fallback_runs, 7u);
   EXPECT_EQ(ks_->DestroyEnclave(enclave_).code(), absl::StatusCode::kNotFound);
