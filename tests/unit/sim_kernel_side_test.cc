@@ -1,6 +1,7 @@
 // The simulated kernel side's ABI semantics, driven by hand-written
 // transactions (no policy): result codes, group commit, sync groups, CPU
 // messages from CFS load, the watchdog fallback.
+#include <algorithm>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -283,6 +284,128 @@ TEST_F(SimKernelSideTest, AssociateQueueRefusedWhileMessagesUnread) {
   EXPECT_TRUE(ks_->AssociateQueue(ks_->TidOf(t), *q2).ok());
   EXPECT_FALSE(ks_->CreateQueue({.enclave = enclave_, .ring_bytes = 1000}).ok());
   EXPECT_FALSE(ks_->CreateEnclave({.cpus = CpuList{1}}).ok());  // CPU 1 is taken
+}
+
+// The BPF class's DestroyEnclave: nobody will place its threads any more, so
+// the runnable ones run from the class's FIFO at once (not after the 10 ms
+// watchdog), on CPUs of no enclave, and later wake-ups do the same.
+TEST_F(SimKernelSideTest, DestroyedEnclaveThreadsRunThroughTheFallbackAtOnce) {
+  std::vector<int> ts;
+  for (int i = 0; i < 6; i++) ts.push_back(ks_->SpawnThread(enclave_, 0, i, true, 5'000));
+  RunFor(1'000'000);  // held for the agent (there is none), well within the watchdog
+  ASSERT_TRUE(wl_.runs.empty());
+  ASSERT_TRUE(ks_->DestroyEnclave(enclave_).ok());
+  RunFor(1'000'000);  // 2 ms after the spawn: the watchdog (10 ms) has not fired
+  std::vector<int> ran = wl_.runs;
+  std::sort(ran.begin(), ran.end());
+  EXPECT_EQ(ran, ts);
+  EXPECT_EQ(ks_->stats().fallback_runs, 6u);
+  for (int t : ts) EXPECT_EQ(machine_->thread(t).state, ThreadState::kBlocked) << t;
+  // A wake-up after the destroy does not wait for an agent either.
+  machine_->Wake(ts[0], -1);
+  RunFor(100'000);
+  ASSERT_EQ(wl_.runs.size(), 7u);
+  EXPECT_EQ(wl_.runs.back(), ts[0]);
+  EXPECT_EQ(ks_->stats().fallback_runs, 7u);
+  EXPECT_EQ(ks_->DestroyEnclave(enclave_).code(), absl::StatusCode::kNotFound);
+}
+
+// Nor are they stranded when a new enclave takes the CPUs before they ran
+// (its commits could never place them: they are not its threads), or when a
+// commit to them was pending at the destroy.
+TEST_F(SimKernelSideTest, DestroyedEnclaveThreadsRunOnANewEnclavesCpus) {
+  wl_.forever = false;
+  const int a = ks_->SpawnThread(enclave_, 0, 0, true, 5'000);
+  const int b = ks_->SpawnThread(enclave_, 0, 1, true, 5'000);
+  RunFor(1'000);
+  Drain();
+  Fill(2, b);
+  ASSERT_TRUE(ks_->Commit(CpuList{2}).ok());  // pending: starts after the target cost
+  ASSERT_TRUE(ks_->DestroyEnclave(enclave_).ok());
+  EXPECT_EQ(ks_->TxnSlot(2)->state, GHOST_TXN_DONE);
+  EXPECT_EQ(ks_->TxnSlot(2)->result, GHOST_TXN_CPU_UNAVAILABLE);
+  absl::StatusOr<EnclaveId> e2 = ks_->CreateEnclave({.cpus = CpuList{0, 1, 2, 3},
+                                                      .watchdog_ms = 1000});
+  ASSERT_TRUE(e2.ok()) << e2.status();
+  RunFor(1'000'000);
+  std::vector<int> ran = wl_.runs;
+  std::sort(ran.begin(), ran.end());
+  EXPECT_EQ(ran, (std::vector<int>{a, b}));
+  EXPECT_EQ(ks_->stats().fallback_runs, 2u);
+}
+
+// The BPF class's DestroyQueue: allowed under its threads; they report to the
+// enclave's default queue, and the dead ring's unread messages no longer
+// refuse AssociateQueue.
+TEST_F(SimKernelSideTest, DestroyedQueuesThreadsReportToTheDefaultQueue) {
+  const int t = ks_->SpawnThread(enclave_, 0, 0, false, 5'000);
+  const Tid tid = ks_->TidOf(t);
+  absl::StatusOr<QueueId> q2 = ks_->CreateQueue({.enclave = enclave_});
+  absl::StatusOr<QueueId> q3 = ks_->CreateQueue({.enclave = enclave_});
+  ASSERT_TRUE(q2.ok() && q3.ok());
+  RunFor(1'000);
+  Drain();
+  ASSERT_TRUE(ks_->AssociateQueue(tid, *q2).ok());
+  ASSERT_TRUE(ks_->SetAffinity(tid, CpuList{0, 1}).ok());  // unread in q2
+  RunFor(1'000);
+  ASSERT_EQ(ks_->AssociateQueue(tid, *q3).code(), absl::StatusCode::kFailedPrecondition);
+
+  ASSERT_TRUE(ks_->DestroyQueue(*q2).ok());
+  EXPECT_EQ(ks_->QueueWord(*q2).flags, 0u);
+  EXPECT_EQ(Sw(t).queue, *q2);  // the association, until the agent moves it
+  ASSERT_TRUE(ks_->SetAffinity(tid, CpuList{0, 2}).ok());
+  RunFor(1'000);
+  std::vector<ghost_msg> msgs = Drain();
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0].type, GHOST_MSG_TASK_AFFINITY_CHANGED);
+  EXPECT_EQ(msgs[0].tid, tid);
+  EXPECT_EQ(msgs[0].seqnum, Sw(t).seqnum);
+
+  // q2's unread message died with its ring.
+  ASSERT_TRUE(ks_->AssociateQueue(tid, *q3).ok());
+  EXPECT_EQ(Sw(t).queue, *q3);
+  ASSERT_TRUE(ks_->SetAffinity(tid, CpuList{0, 3}).ok());
+  RunFor(1'000);
+  EXPECT_TRUE(Drain().empty());
+  size_t in_q3 = ks_->ConsumeQueue(*q3, [&](const ghost_msg& m) { EXPECT_EQ(m.tid, tid); });
+  EXPECT_EQ(in_q3, 1u);
+  EXPECT_EQ(ks_->stats().messages_dropped, 0u);
+}
+
+// With the default queue destroyed too, messages have nowhere to go: dropped
+// and counted (every seqnum is either delivered or counted), and the thread
+// still runs (the enclave's watchdog).
+TEST_F(SimKernelSideTest, NoQueueLeftDropsAndCountsAndTheThreadStillRuns) {
+  const int t = ks_->SpawnThread(enclave_, 0, 0, false, 5'000);
+  const Tid tid = ks_->TidOf(t);
+  absl::StatusOr<QueueId> q2 = ks_->CreateQueue({.enclave = enclave_});
+  ASSERT_TRUE(q2.ok());
+  RunFor(1'000);
+  Drain();
+  ASSERT_TRUE(ks_->AssociateQueue(tid, *q2).ok());
+  ASSERT_TRUE(ks_->DestroyQueue(*q2).ok());
+  ASSERT_TRUE(ks_->DestroyQueue(queue_).ok());  // the default queue
+  const uint64_t seq0 = Sw(t).seqnum;
+  const SimKernelStats before = ks_->stats();
+  machine_->Wake(t, -1);  // TASK_WAKEUP, then BLOCKED after it ran
+  RunFor(30'000'000);
+  ASSERT_EQ(wl_.runs.size(), 1u);
+  EXPECT_EQ(wl_.runs[0], t);
+  EXPECT_EQ(ks_->stats().fallback_runs, 1u);
+  EXPECT_EQ(Sw(t).seqnum, seq0 + 2);
+  EXPECT_EQ(ks_->stats().messages, before.messages);
+  EXPECT_EQ(ks_->stats().messages_dropped, before.messages_dropped + 2);
+  // A new default queue gets them again.
+  absl::StatusOr<QueueId> q3 = ks_->CreateQueue({.enclave = enclave_});
+  ASSERT_TRUE(q3.ok());
+  ASSERT_TRUE(ks_->SetDefaultQueue(enclave_, *q3).ok());
+  machine_->Wake(t, -1);
+  RunFor(1'000);
+  size_t got = ks_->ConsumeQueue(*q3, [&](const ghost_msg& m) {
+    EXPECT_EQ(m.type, GHOST_MSG_TASK_WAKEUP);
+    EXPECT_EQ(m.seqnum, seq0 + 3);
+  });
+  EXPECT_EQ(got, 1u);
 }
 
 }  // namespace

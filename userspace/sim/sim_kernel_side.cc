@@ -57,12 +57,31 @@ absl::StatusOr<EnclaveId> SimKernelSide::CreateEnclave(const EnclaveOptions& opt
   return id;
 }
 
+// Its threads stop waiting for an agent, as in the BPF class: commits still
+// pending on its CPUs fail (CPU_UNAVAILABLE), and every runnable thread not on
+// a CPU joins the class-wide FIFO at once (Orphan), now and whenever it is
+// runnable again. Its default queue is gone; its other queues stay until
+// destroyed.
 absl::Status SimKernelSide::DestroyEnclave(EnclaveId id) {
-  if (id >= enclaves_.size() || !enclaves_[id].in_use) {
-    return absl::NotFoundError(absl::StrCat("no enclave ", id));
+  if (!EnclaveLive(id)) return absl::NotFoundError(absl::StrCat("no enclave ", id));
+  Enclave& en = enclaves_[id];
+  for (int c : en.cpus.ToVector()) {
+    cpu_enclave_[c] = -1;
+    Latch& l = latches_[c];
+    if (l.thread == -1) continue;
+    if (l.thread >= 0) kthreads_[l.thread].latched_cpu = -1;
+    l.thread = -1;
+    Finish(c, GHOST_TXN_CPU_UNAVAILABLE);
   }
-  for (int c : enclaves_[id].cpus.ToVector()) cpu_enclave_[c] = -1;
-  enclaves_[id].in_use = false;
+  en.in_use = false;
+  en.default_queue = GHOST_QUEUE_NONE;
+  en.fallback.clear();
+  en.fallback_head = 0;
+  for (int t = 0; t < static_cast<int>(kthreads_.size()); t++) {
+    if (kthreads_[t].enclave != id) continue;
+    kthreads_[t].in_fallback = false;  // its place in the enclave's FIFO is gone
+    if (machine_.thread(t).state == ThreadState::kRunnable) Orphan(t);
+  }
   RecomputeCpuQueues();
   return absl::OkStatus();
 }
@@ -95,17 +114,27 @@ absl::StatusOr<QueueId> SimKernelSide::CreateQueue(const QueueOptions& opts) {
   return static_cast<QueueId>(queues_.size() - 1);
 }
 
+// Allowed with threads reporting to the queue and for a default queue (a
+// live-upgrade hand-over destroys an agent's queues under its threads), as in
+// the BPF class: the ring and its unread messages are gone (they no longer
+// hold up AssociateQueue), its threads report to their enclave's default
+// queue (MsgQueue), and an enclave whose default queue it was has none, so
+// its threads' messages are dropped and counted until it gets a new one.
 absl::Status SimKernelSide::DestroyQueue(QueueId queue) {
   if (!ValidQueue(queue)) return absl::NotFoundError(absl::StrCat("no queue ", queue));
-  for (const Enclave& e : enclaves_) {
-    if (e.in_use && e.default_queue == queue) {
-      return absl::FailedPreconditionError("queue is an enclave's default queue");
-    }
+  Queue& q = queues_[queue];
+  for (size_t i = q.head; i < q.ring.size(); i++) {
+    const int t = ThreadOf(q.ring[i].msg.tid);
+    if (t >= 0 && kthreads_[t].unread > 0) kthreads_[t].unread--;
   }
-  for (const KThread& kt : kthreads_) {
-    if (kt.queue == queue) return absl::FailedPreconditionError("threads report to the queue");
+  q.ring.clear();
+  q.head = 0;
+  q.delivered = 0;
+  q.in_use = false;
+  q.word.flags = 0;
+  for (Enclave& e : enclaves_) {
+    if (e.default_queue == queue) e.default_queue = GHOST_QUEUE_NONE;
   }
-  queues_[queue].in_use = false;
   RecomputeCpuQueues();
   return absl::OkStatus();
 }
@@ -133,9 +162,10 @@ absl::Status SimKernelSide::AssociateQueue(Tid tid, QueueId queue) {
     return absl::InvalidArgumentError(absl::StrCat("queue ", queue, " is not in thread ", tid,
                                                    "'s enclave"));
   }
+  // Messages in destroyed rings are not counted (DestroyQueue): they hold nothing up.
   if (kt.unread > 0 && kt.queue != queue) {
     return absl::FailedPreconditionError(
-        absl::StrCat("thread ", tid, " has ", kt.unread, " unread messages in queue ", kt.queue));
+        absl::StrCat("thread ", tid, " has ", kt.unread, " unread messages"));
   }
   kt.queue = queue;
   UpdateStatusWord(t, 0, 0);
@@ -237,10 +267,21 @@ void SimKernelSide::UpdateStatusWord(int t, uint32_t set, uint32_t clear) {
   w.runtime_ns = th.runtime_ns;
   w.cpu = th.cpu < 0 ? ~0U : static_cast<uint32_t>(th.cpu);
   w.enclave = kt.enclave;
+  // The association, even after its queue was destroyed (the BPF class
+  // publishes the same): the agent sees which queue it last gave the thread.
   w.queue = kt.queue;
   w.pid = static_cast<uint32_t>(t) + 1000;
   if ((set | clear) & GHOST_SW_ON_CPU) w.switch_time_ns = machine_.now();
   w.lock++;
+}
+
+// Where a thread's messages go: its queue while that lives (queue numbers are
+// never reused here, so a live queue is of the thread's enclave), else its
+// enclave's default queue; NONE (dropped and counted) if neither exists.
+QueueId SimKernelSide::MsgQueue(int t) const {
+  const KThread& kt = kthreads_[t];
+  if (ValidQueue(kt.queue) && queues_[kt.queue].enclave == kt.enclave) return kt.queue;
+  return kt.enclave < enclaves_.size() ? enclaves_[kt.enclave].default_queue : GHOST_QUEUE_NONE;
 }
 
 ghost_msg SimKernelSide::NewTaskMsg(int t, uint16_t type, int cpu) {
@@ -302,7 +343,30 @@ int SimKernelSide::ThreadOf(Tid tid) const {
   return static_cast<int>(tid - 1);
 }
 
-void SimKernelSide::Enqueued(int t) { kthreads_[t].queued_ns = machine_.now(); }
+void SimKernelSide::Enqueued(int t) {
+  kthreads_[t].queued_ns = machine_.now();
+  if (!EnclaveLive(kthreads_[t].enclave)) Orphan(t);
+}
+
+// A runnable thread of a destroyed enclave: to the class-wide FIFO, served
+// from an event at the current time (not from inside the Machine's callback).
+void SimKernelSide::Orphan(int t) {
+  KThread& kt = kthreads_[t];
+  if (kt.in_fallback || kt.latched_cpu >= 0) return;
+  kt.in_fallback = true;
+  orphans_.push_back(t);
+  if (!serve_pending_) {
+    serve_pending_ = true;
+    At(machine_.now(), kServeOrphans, 0, 0);
+  }
+}
+
+void SimKernelSide::ServeOrphans() {
+  serve_pending_ = false;
+  for (int c = 0; c < NumCpus() && orphans_head_ < orphans_.size(); c++) {
+    if (machine_.IsFree(c) && latches_[c].thread == -1) RunFallback(c);
+  }
+}
 
 void SimKernelSide::ThreadNew(int t) {
   kthreads_.emplace_back();
@@ -320,7 +384,7 @@ void SimKernelSide::ThreadNew(int t) {
   sw_[t] = {};
   UpdateStatusWord(t, GHOST_SW_INUSE | (runnable ? GHOST_SW_RUNNABLE : 0), 0);
   if (runnable) Enqueued(t);
-  Produce(kt.queue, m, t);
+  Produce(MsgQueue(t), m, t);
 }
 
 void SimKernelSide::ThreadRunnable(int t, int waker_cpu) {
@@ -329,7 +393,7 @@ void SimKernelSide::ThreadRunnable(int t, int waker_cpu) {
   m.wakeup.wake_time_ns = machine_.now();
   UpdateStatusWord(t, GHOST_SW_RUNNABLE, 0);
   Enqueued(t);
-  Produce(kthreads_[t].queue, m, t);
+  Produce(MsgQueue(t), m, t);
 }
 
 void SimKernelSide::ThreadStopped(int t, int cpu, StopReason why) {
@@ -351,7 +415,7 @@ void SimKernelSide::ThreadStopped(int t, int cpu, StopReason why) {
       Enqueued(t);
       break;
   }
-  Produce(kthreads_[t].queue, m, t);
+  Produce(MsgQueue(t), m, t);
 }
 
 void SimKernelSide::ThreadStarted(int t, int cpu) {
@@ -363,7 +427,7 @@ void SimKernelSide::ThreadStarted(int t, int cpu) {
     m.on_cpu.cpu = static_cast<uint32_t>(cpu);
     m.on_cpu.commit_seq = kt.last_commit_seq;
     UpdateStatusWord(t, 0, 0);
-    Produce(kt.queue, m, t);
+    Produce(MsgQueue(t), m, t);
   }
   kt.last_commit_seq = 0;
   if (poll_after_start_ns_ > 0) {
@@ -393,7 +457,7 @@ absl::Status SimKernelSide::SetAffinity(Tid tid, const CpuList& cpus) {
   ghost_msg m = NewTaskMsg(t, GHOST_MSG_TASK_AFFINITY_CHANGED, machine_.thread(t).cpu);
   cpus.ToMask(m.affinity.cpus);
   UpdateStatusWord(t, 0, 0);
-  Produce(kthreads_[t].queue, m, t);
+  Produce(MsgQueue(t), m, t);
   const SimThread& th = machine_.thread(t);
   if (th.state == ThreadState::kRunning && !cpus.IsSet(th.cpu)) {
     const int cpu = th.cpu;
@@ -425,15 +489,20 @@ void SimKernelSide::CpuBusy(int cpu) {
 
 void SimKernelSide::CpuAvailable(int cpu) { ProduceCpu(cpu, GHOST_MSG_CPU_AVAILABLE, 0); }
 
+// A free CPU runs its enclave's FIFO first, then the class-wide one.
 bool SimKernelSide::RunFallback(int cpu) {
+  if (pinned_[cpu]) return false;
   const int e = cpu_enclave_[cpu];
-  if (e < 0 || pinned_[cpu]) return false;
-  Enclave& en = enclaves_[e];
+  if (e >= 0 && RunFifo(cpu, enclaves_[e].fallback, enclaves_[e].fallback_head)) return true;
+  return RunFifo(cpu, orphans_, orphans_head_);
+}
+
+bool SimKernelSide::RunFifo(int cpu, std::vector<int>& fifo, size_t& head) {
   // One pass over the FIFO at most: threads whose affinity forbids this CPU
   // keep their turn.
-  size_t budget = en.fallback.size() - en.fallback_head;
-  while (budget-- > 0 && en.fallback_head < en.fallback.size()) {
-    const int t = en.fallback[en.fallback_head++];
+  size_t budget = fifo.size() - head;
+  while (budget-- > 0 && head < fifo.size()) {
+    const int t = fifo[head++];
     KThread& kt = kthreads_[t];
     if (!kt.in_fallback || machine_.thread(t).state != ThreadState::kRunnable ||
         kt.latched_cpu >= 0) {
@@ -441,7 +510,7 @@ bool SimKernelSide::RunFallback(int cpu) {
       continue;
     }
     if (!kt.affinity.IsSet(cpu)) {
-      en.fallback.push_back(t);
+      fifo.push_back(t);
       continue;
     }
     kt.in_fallback = false;
@@ -449,9 +518,9 @@ bool SimKernelSide::RunFallback(int cpu) {
     machine_.RunThread(cpu, t, 0, costs_.context_switch_ns);
     break;
   }
-  if (en.fallback_head == en.fallback.size()) {
-    en.fallback.clear();
-    en.fallback_head = 0;
+  if (head == fifo.size()) {
+    fifo.clear();
+    head = 0;
   }
   return machine_.cpu(cpu).thread >= 0;
 }
@@ -829,6 +898,9 @@ void SimKernelSide::OnEvent(const Event& e) {
       break;
     case kTick:
       Tick(e.a);
+      break;
+    case kServeOrphans:
+      ServeOrphans();
       break;
   }
 }

@@ -103,7 +103,8 @@ class SimKernelSide : public KernelSide, public SchedClass {
 
  private:
   enum SubEvent : uint32_t {
-    kAgentWake = 0, kAgentRun, kAgentRelease, kAgentPoll, kAgentTimeout, kTxnStart, kWatchdog, kTick
+    kAgentWake = 0, kAgentRun, kAgentRelease, kAgentPoll, kAgentTimeout, kTxnStart, kWatchdog, kTick,
+    kServeOrphans
   };
   struct Pending {
     ghost_msg msg;
@@ -131,11 +132,14 @@ class SimKernelSide : public KernelSide, public SchedClass {
   };
   struct KThread {                 // kernel-side state of a machine thread
     EnclaveId enclave = 0;
+    // Its association (what AssociateQueue set; the status word shows it).
+    // Messages go to MsgQueue(t): this queue while it lives, else the
+    // enclave's default queue.
     QueueId queue = GHOST_QUEUE_NONE;
     uint64_t seq = 0;
-    uint32_t unread = 0;           // its messages not yet consumed
+    uint32_t unread = 0;           // its messages not yet consumed (in live rings)
     int latched_cpu = -1;          // committed, not started yet
-    bool in_fallback = false;
+    bool in_fallback = false;      // in its enclave's FIFO or in orphans_
     bool want_on_cpu = false;
     uint64_t queued_ns = 0;        // runnable and waiting since
     uint64_t last_commit_seq = 0;  // commit that started it (TASK_ON_CPU)
@@ -166,6 +170,7 @@ class SimKernelSide : public KernelSide, public SchedClass {
   bool ValidQueue(QueueId q) const { return q < queues_.size() && queues_[q].in_use; }
   int Cpu2Enclave(int cpu) const { return cpu_enclave_[cpu]; }
   void UpdateStatusWord(int t, uint32_t flags_set, uint32_t flags_clear);
+  QueueId MsgQueue(int t) const;
   ghost_msg NewTaskMsg(int t, uint16_t type, int cpu);
   void Produce(QueueId q, const ghost_msg& m, int thread);
   void ProduceCpu(int cpu, uint16_t type, uint32_t reason);
@@ -185,6 +190,10 @@ class SimKernelSide : public KernelSide, public SchedClass {
   void Watchdog(EnclaveId e);
   void Tick(EnclaveId e);
   bool RunFallback(int cpu);
+  bool RunFifo(int cpu, std::vector<int>& fifo, size_t& head);
+  bool EnclaveLive(EnclaveId e) const { return e < enclaves_.size() && enclaves_[e].in_use; }
+  void Orphan(int t);
+  void ServeOrphans();
 
   Machine& machine_;
   CostModel costs_;
@@ -199,6 +208,12 @@ class SimKernelSide : public KernelSide, public SchedClass {
   std::vector<uint64_t> cpu_seq_;
   std::vector<bool> pinned_;         // a global agent's CPU
   std::vector<Agent> agents_;
+  // The class-wide FIFO of threads whose enclave was destroyed (no agent to
+  // wait for): any free CPU that no global agent holds runs them, whatever
+  // enclave it belongs to now, as the BPF class's fallback DSQ does.
+  std::vector<int> orphans_;
+  size_t orphans_head_ = 0;
+  bool serve_pending_ = false;
   void At(uint64_t time, SubEvent sub, uint32_t a, uint64_t b) {
     machine_.Schedule(time, static_cast<Machine::EventKind>(static_cast<uint32_t>(Machine::kClassEvent) + static_cast<uint32_t>(sub)), a, b);
   }
