@@ -610,9 +610,11 @@ inline bool HaveCpus(int n) {
 // Every message the agent logged, one a line: what a failing run leaves in
 // the console log.
 inline void PrintLog(TestAgent& agent) {
-  for (const ghost_msg& m : agent.Log()) {
-    absl::PrintF("  msg %s tid %u seq %u cpu %u\n", ghost::MessageTypeName(m.type), m.tid,
-                 m.seqnum, m.cpu);
+  const auto log = agent.Log();
+  const uint64_t t0 = log.empty() ? 0 : log.front().time_ns;
+  for (const ghost_msg& m : log) {
+    absl::PrintF("  msg %s tid %u seq %u cpu %u at +%u us\n", ghost::MessageTypeName(m.type),
+                 m.tid, m.seqnum, m.cpu, (m.time_ns - t0) / 1000);
   }
 }
 
