@@ -613,8 +613,9 @@ inline void PrintLog(TestAgent& agent) {
   const auto log = agent.Log();
   const uint64_t t0 = log.empty() ? 0 : log.front().time_ns;
   for (const ghost_msg& m : log) {
-    absl::PrintF("  msg %s tid %u seq %u cpu %u at +%u us\n", ghost::MessageTypeName(m.type),
-                 m.tid, m.seqnum, m.cpu, (m.time_ns - t0) / 1000);
+    absl::PrintF("  msg %s tid %u seq %u cpu %u at %+d us\n", ghost::MessageTypeName(m.type),
+                 m.tid, m.seqnum, m.cpu,
+                 (static_cast<int64_t>(m.time_ns) - static_cast<int64_t>(t0)) / 1000);
   }
 }
 
@@ -631,7 +632,6 @@ inline int ExitJoining(Failures& f, std::vector<std::unique_ptr<SpinningWorker>>
   return f.n == 0 ? 0 : 1;
 }
 
-// The class must still run (no ejection).
 // Ends a scenario whose threads may still wait for an agent that will not
 // place them again: without its enclave they are the class's FIFO's at once,
 // instead of after the enclave's (long) watchdog.
@@ -641,6 +641,7 @@ inline void ReleaseEnclave(ghost::BpfKernelSide& ks, ghost::EnclaveId enclave, F
   }
 }
 
+// The class must still run (no ejection).
 inline void CheckClassAlive(ghost::BpfKernelSide& ks, Failures& f) {
   absl::Status h = ks.Health();
   f.Check(h.ok(), h.ok() ? "class still attached (never ejected)"
