@@ -26,6 +26,19 @@ passed=0 failed=0
 failures=()
 start=$(date +%s)
 
+# Echoes PASS:/FAIL: lines from stdin and counts them (a failure under the
+# name before its " -> ...").
+tally() {
+  local line
+  while IFS= read -r line; do
+    echo "$line"
+    case "$line" in
+      PASS:*) passed=$((passed + 1)) ;;
+      FAIL:*) failed=$((failed + 1)); line=${line#FAIL: }; failures+=("${line%% -> *}") ;;
+    esac
+  done
+}
+
 if [ $host = 1 ]; then
   echo "== host unit tests"
   out=$(mktemp)
@@ -41,10 +54,7 @@ if [ $host = 1 ]; then
   fi
   rm -f "$out"
   echo "== host command-line checks"
-  while IFS= read -r line; do
-    echo "$line"
-    case "$line" in PASS:*) passed=$((passed + 1)) ;; FAIL:*) failed=$((failed + 1)); failures+=("${line%% -> *}") ;; esac
-  done < <(BUILD="$build" bash tests/cli_test.sh)
+  tally < <(BUILD="$build" bash tests/cli_test.sh)
 fi
 
 if [ $vm = 1 ]; then
@@ -92,12 +102,7 @@ if [ $vm = 1 ]; then
       failed=$((failed + 1)); failures+=("vm/$name")
     fi
   done
-  if [ -r "$results/harness.out" ]; then
-    while IFS= read -r line; do
-      echo "$line"
-      case "$line" in PASS:*) passed=$((passed + 1)) ;; FAIL:*) failed=$((failed + 1)); failures+=("${line#FAIL: }") ;; esac
-    done <"$results/harness.out"
-  fi
+  [ -r "$results/harness.out" ] && tally <"$results/harness.out"
   rm -rf "$results"
 fi
 

@@ -61,10 +61,7 @@ out:
 
 static __always_inline int ctl_associate(struct task_struct *p, struct ghost_task *t, __u32 q)
 {
-	struct ghost_queue_word *qw = queue_word(q);
-
-	if (!qw || !(qw->flags & GHOST_QUEUE_INUSE) || qw->enclave != t->enclave ||
-	    !queue_ring(q))
+	if (!enclave_queue_word(q, t->enclave) || !queue_ring(q))
 		return -EINVAL;
 	if (q == t->queue)
 		return 0;

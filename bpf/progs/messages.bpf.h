@@ -118,11 +118,9 @@ static __always_inline bool handshake_wait(__u32 sw, bool on_switching)
 static __always_inline __u32 task_msg_queue(struct ghost_task *t)
 {
 	__u32 q = READ_ONCE_U32(&t->queue);
-	struct ghost_queue_word *qw = queue_word(q);
 	struct ghost_enclave_word *ew;
 
-	if (qw && (READ_ONCE_U32(&qw->flags) & GHOST_QUEUE_INUSE) &&
-	    READ_ONCE_U32(&qw->enclave) == t->enclave)
+	if (enclave_queue_word(q, t->enclave))
 		return q;
 	ew = enclave_word(t->enclave);
 	return ew ? READ_ONCE_U32(&ew->default_queue) : GHOST_QUEUE_NONE;
@@ -233,10 +231,9 @@ struct cpu_queue_ctx {
 static long cpu_queue_match(__u64 i, void *data)
 {
 	struct cpu_queue_ctx *ctx = data;
-	struct ghost_queue_word *qw = queue_word((__u32)i);
+	struct ghost_queue_word *qw = enclave_queue_word((__u32)i, ctx->enclave);
 
-	if (qw && (qw->flags & GHOST_QUEUE_INUSE) && qw->enclave == ctx->enclave &&
-	    qw->wake_cpu == ctx->cpu) {
+	if (qw && qw->wake_cpu == ctx->cpu) {
 		ctx->found = (__u32)i;
 		return 1;
 	}

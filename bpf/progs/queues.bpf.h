@@ -44,6 +44,18 @@ static __always_inline struct ghost_queue_word *queue_word(__u32 q)
 	return bpf_map_lookup_elem(&queue_words, &q);
 }
 
+/* Queue `q`'s word if the queue is in use and belongs to `enclave`, else NULL:
+ * an agent's queue numbers are trusted only this far. */
+static __always_inline struct ghost_queue_word *enclave_queue_word(__u32 q, __u32 enclave)
+{
+	struct ghost_queue_word *qw = queue_word(q);
+
+	if (!qw || !(READ_ONCE_U32(&qw->flags) & GHOST_QUEUE_INUSE) ||
+	    READ_ONCE_U32(&qw->enclave) != enclave)
+		return NULL;
+	return qw;
+}
+
 static __always_inline void *queue_ring(__u32 q)
 {
 	if (q >= GHOST_MAX_QUEUES)

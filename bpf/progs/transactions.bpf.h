@@ -158,8 +158,8 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 	if (enclave == GHOST_ENCLAVE_NONE)
 		return GHOST_TXN_CPU_UNAVAILABLE;
 	if (!(flags & GHOST_TXN_F_NO_BARRIER)) {
-		qw = queue_word(txn->queue);
-		if (!qw || !(qw->flags & GHOST_QUEUE_INUSE) || qw->enclave != enclave)
+		qw = enclave_queue_word(txn->queue, enclave);
+		if (!qw)
 			return GHOST_TXN_INVALID;
 		if (qw->barrier != txn->agent_barrier)
 			return GHOST_TXN_AGENT_STALE;

@@ -355,14 +355,9 @@ int main(int argc, char** argv) {
     std::atomic<uint32_t> want{0};  // wake-ups the agent asked for (a futex word)
     std::atomic<bool> stop{false};
     std::atomic<uint32_t> sent{0};
-    std::atomic<int> stage{0};
+    std::atomic<int> stage{1};  // the driver runs, off the agent's CPU
     int commits = 0;
-    std::thread driver([&] {
-      // Created by the SCHED_FIFO agent on its CPU: move away, then be CFS.
-      PinToCpu(2);
-      sched_param sp = {.sched_priority = 0};
-      sched_setscheduler(0, SCHED_OTHER, &sp);
-      stage = 1;
+    std::thread driver = StartCfsThread(CpuSet({2}), [&] {
       // Blocks between wake-ups, so that its CPU is idle while messages fly.
       for (;;) {
         const uint32_t asked = want.load();
@@ -383,7 +378,6 @@ int main(int argc, char** argv) {
       if (m.type == GHOST_MSG_TASK_WAKEUP) wake.v.push_back(ns);
       if (m.type == GHOST_MSG_TASK_BLOCKED) block.v.push_back(ns);
     };
-    while (stage.load() == 0) SleepUs(100);  // let it leave the agent's CPU
     const int64_t end = NowNs() + 60 * kSecond;
     bool in_flight = false;
     want = 1;

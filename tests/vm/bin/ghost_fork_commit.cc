@@ -148,11 +148,8 @@ int main() {
 
   std::atomic<int> spawner_pid{0}, spawned{0};
   std::atomic<bool> entered{false}, spawned_all{false};
-  std::thread spawner([&] {
+  std::thread spawner = StartCfsThread(enclave_cpus, [&] {
     spawner_pid = Gettid();
-    sched_setaffinity(0, sizeof(enclave_cpus), &enclave_cpus);
-    sched_param sp = {.sched_priority = 0};
-    sched_setscheduler(0, SCHED_OTHER, &sp);  // not the agent's FIFO
     while (!entered.load()) SleepUs(100);
     if (!EnterSchedExt()) std::printf("FAIL: spawner could not enter SCHED_EXT\n");
     Spawn(spawned);

@@ -94,6 +94,18 @@ int main() {
     }
   };
   TestAgent a2(ks, *q2, {});
+  // ASSOCIATE_QUEUE to `q` while the thread keeps producing: drain its old
+  // queues and retry on FailedPrecondition, as an agent does.
+  auto associate_draining = [&](ghost::QueueId q) {
+    absl::Status st;
+    for (int i = 0; i < 100; i++) {
+      a1.Drain();
+      a2.Drain();
+      st = ks.AssociateQueue(tid, q);
+      if (!absl::IsFailedPrecondition(st)) break;
+    }
+    return st;
+  };
   size_t in_q1 = 0, in_q2 = 0;
   WaitUntil(
       [&] {
@@ -115,13 +127,7 @@ int main() {
   // the ring that held them is gone, so ASSOCIATE_QUEUE must not compare
   // the thread's position in it with the new ring's (the slot's generation).
   auto q4 = ks.CreateQueue({.enclave = setup->enclave, .wake_agent = false});
-  bool moved = q4.ok();
-  for (int i = 0; moved && i < 100; i++) {
-    a2.Drain();
-    s = ks.AssociateQueue(tid, *q4);
-    if (!absl::IsFailedPrecondition(s)) break;
-  }
-  moved = moved && s.ok();
+  const bool moved = q4.ok() && associate_draining(*q4).ok();
   // Messages into q4 that nobody reads, then no more: left unplaced, the
   // thread sends at most one WAKEUP and waits.
   const uint64_t seq_q4 = sw->seqnum;
@@ -155,12 +161,7 @@ int main() {
   // Its queue destroyed, the thread reports to its enclave's default queue
   // (not nowhere, and never to a queue of another enclave).
   auto q6 = ks.CreateQueue({.enclave = setup->enclave, .wake_agent = false});
-  for (int i = 0; q6.ok() && i < 100; i++) {
-    a2.Drain();
-    s = ks.AssociateQueue(tid, *q6);
-    if (!absl::IsFailedPrecondition(s)) break;
-  }
-  const bool on_q6 = q6.ok() && s.ok() && ks.DestroyQueue(*q6).ok();
+  const bool on_q6 = q6.ok() && associate_draining(*q6).ok() && ks.DestroyQueue(*q6).ok();
   a1.Drain();
   const size_t q1_mark = a1.Log().size();
   const uint64_t drops_mark = ks.ClassInfo().msgs_dropped;
@@ -181,14 +182,7 @@ int main() {
                           to_default, ks.ClassInfo().msgs_dropped - drops_mark));
 
   // Overflow: a 4 KiB queue nobody reads.
-  // The thread keeps producing meanwhile: drain and retry, as an agent does
-  // on FailedPrecondition.
-  for (int i = 0; i < 100; i++) {
-    a1.Drain();
-    a2.Drain();
-    s = ks.AssociateQueue(tid, *q3);
-    if (!absl::IsFailedPrecondition(s)) break;
-  }
+  s = associate_draining(*q3);
   f.Check(s.ok(), absl::StrFormat("associate with the small queue: %s", s.ToString()));
   const uint64_t dropped_before = ks.ClassInfo().msgs_dropped;
   // Its seqnum when it switched queues: that of its last message in the
@@ -196,7 +190,9 @@ int main() {
   uint64_t seq_before = 0;
   for (TestAgent* a : {&a1, &a2}) {
     a->Drain();
-    for (const ghost_msg& m : a->MessagesOf(tid)) seq_before = std::max<uint64_t>(seq_before, m.seqnum);
+    for (const ghost_msg& m : a->MessagesOf(tid)) {
+      seq_before = std::max<uint64_t>(seq_before, m.seqnum);
+    }
   }
   phase2 = true;
   WaitUntil(
