@@ -98,7 +98,10 @@ if [ $vm = 1 ]; then
     else
       echo "FAIL: vm/$name (exit $rc, ${secs}s; log: $build/vm/logs/$name.log)"
       sed 's/^/  /' "$results/$name.err"
-      grep -E '^(FAIL|PASS)' "$build/vm/logs/$name.log" | tail -5 | sed 's/^/  guest: /'
+      # The guest's own output (what the scenario and the kernel printed
+      # after boot), so that a CI log alone can be diagnosed.
+      sed -n '/^GHOST-VM: start/,$p' "$build/vm/logs/$name.log" | tr -d '\r' |
+        tail -n 120 | sed 's/^/  guest: /'
       failed=$((failed + 1)); failures+=("vm/$name")
     fi
   done

@@ -130,6 +130,13 @@ int main() {
     if (!on_cpu1()) agent.CommitCurrent(1, t_spin2, GHOST_TXN_F_PREEMPT);
     return WaitUntil(on_cpu1, absl::Seconds(5));
   };
+  // Marks the log, then checks spinner2 is still on CPU 1: whatever takes
+  // CPU 1 after the check leaves its messages after the mark.
+  auto mark_on_cpu1 = [&] {
+    agent.Drain();
+    mark = agent.Log().size();
+    return on_cpu1();
+  };
   auto cpu1_taken_since = [&](size_t from) {
     agent.Drain();
     return !CpuMessages(agent.Log(), GHOST_MSG_CPU_BUSY, 1, from).empty();
@@ -143,8 +150,7 @@ int main() {
   uint64_t cpus_seen = 0, spins_after = 0;
   for (int attempt = 0; attempt < kAttempts; attempt++) {
     if (!put_back_on_cpu1()) continue;  // r stays -1: fails below
-    agent.Drain();
-    mark = agent.Log().size();
+    if (!mark_on_cpu1()) continue;
     // Only a message racing the commit (TARGET/AGENT_STALE) says nothing
     // about the property: made again with the newer seqnum.
     WaitUntil(
@@ -172,9 +178,7 @@ int main() {
   // with no higher class involved.
   bool sent_back = false;
   for (int attempt = 0; attempt < kAttempts && !sent_back; attempt++) {
-    if (!put_back_on_cpu1()) continue;
-    agent.Drain();
-    mark = agent.Log().size();
+    if (!put_back_on_cpu1() || !mark_on_cpu1()) continue;
     expect("idle transaction (no thread) on CPU 1",
            agent.Commit(1, GHOST_TID_NONE, 0, agent.barrier(), 0), GHOST_TXN_COMMITTED);
     const bool preempted = agent.WaitMessage(t_spin2, GHOST_MSG_TASK_PREEMPT, mark) >= 0;
