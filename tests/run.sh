@@ -100,7 +100,7 @@ if [ $vm = 1 ]; then
       sed 's/^/  /' "$results/$name.err"
       # The guest's own output (what the scenario and the kernel printed
       # after boot), so that a CI log alone can be diagnosed.
-      sed -n '/^GHOST-VM: start/,$p' "$build/vm/logs/$name.log" | tr -d '\r' |
+      sed -n '/GHOST-VM: start/,$p' "$build/vm/logs/$name.log" | tr -d '\r' |
         tail -n 120 | sed 's/^/  guest: /'
       failed=$((failed + 1)); failures+=("vm/$name")
     fi

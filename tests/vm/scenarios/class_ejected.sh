@@ -22,6 +22,23 @@ while [ "$(ext_threads $w)" != 4 ]; do
   i=$((i + 1)); [ $i -gt 300 ] && fail "workers not in the class before the ejection"; sleep 0.1
 done
 echo S >/proc/sysrq-trigger
+# The agent must notice within seconds; if it does not, say what every
+# thread was doing (a hang here would otherwise only show as the VM timeout).
+i=0
+while kill -0 $agent 2>/dev/null; do
+  i=$((i + 1))
+  if [ $i -gt 600 ]; then
+    echo "sched_ext state: $(cat /sys/kernel/sched_ext/state)"
+    for t in /proc/[0-9]*/task/[0-9]*; do
+      read -r st <$t/stat 2>/dev/null || continue
+      set -- ${st#*) }  # fields from the third: state is $1, cpu $37, policy $39
+      echo "  ${t#/proc/}: $(cat $t/comm 2>/dev/null) state $1 cpu ${37:-?} policy ${39:-?}"
+    done
+    for t in /proc/$agent/task/*; do echo "  stack of ${t#/proc/}:"; sed 's/^/    /' $t/stack 2>/dev/null; done
+    fail "ghost-agent still running 60 s after the kernel ended the class"
+  fi
+  sleep 0.1
+done
 wait $agent; rc=$?
 [ $rc != 0 ] || fail "ghost-agent exited 0 after the kernel ended the class"
 grep -q 'the kernel ended the class (sysrq' /tmp/agent.log || fail "agent did not print the kernel's reason"
