@@ -278,11 +278,26 @@ int main(int argc, char** argv) {
 
   int code = 0;
   bool handover = false;
+  absl::Time leaving_since = absl::InfiniteFuture();
   for (;;) {
     struct timespec poll = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
     int sig = sigtimedwait(&sigs, nullptr, &poll);
     if (absl::Status h = (*kernel)->Health(); !h.ok()) {
       code = Fail(1, std::string(h.message()));
+      break;
+    }
+    // The kernel is taking the class down (SysRq-S, its stall watchdog, an
+    // error) but has not called ops.exit yet: stop the agents now. A
+    // SCHED_FIFO agent busy-polling meanwhile starves whatever sched_ext put
+    // in its CPU's bypass queue, and the teardown can wait on such a thread
+    // (one preempted inside an RCU read-side section): then it never ends.
+    if (leaving_since == absl::InfiniteFuture()) {
+      if (absl::StatusOr<std::string> st = ghost::SchedExtState(); st.ok() && *st != "enabled") {
+        stop = true;
+        leaving_since = absl::Now();
+      }
+    } else if (absl::Now() - leaving_since > absl::Seconds(30)) {
+      code = Fail(1, "the kernel is ending the class, but gave no reason within 30 s");
       break;
     }
     if (thread_errors > 0) {
