@@ -99,8 +99,11 @@ int main() {
 
   // The steps below need one thread running on CPU 1 throughout. A
   // fair-class thread (rcu, ksoftirqd) taking CPU 1 sends it back to us
-  // (PREEMPT, then CPU_BUSY for CPU 1): such an attempt proves nothing and
-  // is made again, at most kAttempts times; any other outcome is a verdict.
+  // (PREEMPT, then CPU_BUSY for CPU 1); CI runs also saw a running thread
+  // sent back with no CPU_BUSY and no step of ours asking for it. Such an
+  // attempt proves nothing and is made again, at most kAttempts times; any
+  // other outcome is a verdict. (A class bug that sent the thread back on
+  // every attempt would still fail.)
   constexpr int kAttempts = 5;
   size_t mark = 0;
   auto on_cpu1 = [&](uint64_t tid) {
@@ -117,6 +120,9 @@ int main() {
     agent.Drain();
     mark = agent.Log().size();
     return on_cpu1(tid);
+  };
+  auto sent_back_since = [&](uint64_t tid, size_t from) {
+    return agent.WaitMessage(tid, GHOST_MSG_TASK_PREEMPT, from, absl::ZeroDuration()) >= 0;
   };
   auto cpu1_taken_since = [&](size_t from) {
     // A CPU_BUSY follows a higher class's PREEMPT closely: give it a moment.
@@ -135,12 +141,11 @@ int main() {
     current = agent.CommitCurrent(1, t_spin);
     WaitUntil(
         [&] {
-          return spinner.first_cpu() != -1 ||
-                 agent.WaitMessage(t_spin, GHOST_MSG_TASK_PREEMPT, mark, absl::ZeroDuration()) >= 0;
+          return spinner.first_cpu() != -1 || sent_back_since(t_spin, mark);
         },
         absl::Seconds(5));
-    if (spinner.first_cpu() != -1 || !cpu1_taken_since(mark)) break;
-    std::printf("note: a higher class took CPU 1 before the thread's first instruction: again\n");
+    if (spinner.first_cpu() != -1 || !sent_back_since(t_spin, mark)) break;
+    std::printf("note: the thread was sent back before its first instruction: again\n");
   }
   expect("a current transaction", current, GHOST_TXN_COMMITTED);
   f.Check(spinner.first_cpu() == 1,
@@ -155,8 +160,8 @@ int main() {
     no_flag = agent.Commit(1, t_spin2, seq_of(t_spin2), agent.barrier(), 0);
     with_flag = agent.CommitCurrent(1, t_spin2, GHOST_TXN_F_PREEMPT);
     preempted = agent.WaitMessage(t_spin, GHOST_MSG_TASK_PREEMPT, mark) >= 0;
-    if (!cpu1_taken_since(mark)) break;
-    std::printf("note: a higher class took CPU 1 during the preemption step: again\n");
+    if (!cpu1_taken_since(mark) && !sent_back_since(t_spin2, mark)) break;
+    std::printf("note: CPU 1 was disturbed during the preemption step: again\n");
   }
   expect("a second thread to the busy CPU, no PREEMPT flag", no_flag, GHOST_TXN_CPU_UNAVAILABLE);
   expect("the same with GHOST_TXN_F_PREEMPT", with_flag, GHOST_TXN_COMMITTED);
@@ -187,8 +192,10 @@ int main() {
                              absl::Seconds(5));
     cpus_seen = spinner2.cpus_seen();
     spins_after = spinner2.spins() - s_after;
-    if (!cpu1_taken_since(mark)) break;
-    std::printf("note: a higher class took CPU 1 during the RUNNING_ELSEWHERE step: again\n");
+    // Sent back having run on CPU 2 is the failure itself, not a disturbance.
+    const bool moved = (cpus_seen & (1u << 2)) != 0;
+    if (moved || (!cpu1_taken_since(mark) && !sent_back_since(t_spin2, mark))) break;
+    std::printf("note: CPU 1 was disturbed during the RUNNING_ELSEWHERE step: again\n");
   }
   expect("a thread running on CPU 1, committed to CPU 2", r, GHOST_TXN_RUNNING_ELSEWHERE);
   f.Check(kept_running && cpus_seen == (1u << 1),
