@@ -290,7 +290,8 @@ int main(int argc, char** argv) {
     // error) but has not called ops.exit yet: stop the agents now. A
     // SCHED_FIFO agent busy-polling meanwhile starves whatever sched_ext put
     // in its CPU's bypass queue, and the teardown can wait on such a thread
-    // (one preempted inside an RCU read-side section): then it never ends.
+    // (one preempted inside an RCU read-side section) for as long as the
+    // agent spins.
     if (leaving_since == absl::InfiniteFuture()) {
       if (absl::StatusOr<std::string> st = ghost::SchedExtState(); st.ok() && *st != "enabled") {
         stop = true;

@@ -99,8 +99,8 @@ int main() {
 
   // The steps below need one thread running on CPU 1 throughout. A
   // fair-class thread (rcu, ksoftirqd) taking CPU 1 sends it back to us
-  // (PREEMPT, then CPU_BUSY for CPU 1); CI runs also saw a running thread
-  // sent back with no CPU_BUSY and no step of ours asking for it. Such an
+  // (PREEMPT, then CPU_BUSY for CPU 1); a CI-like run also saw a running
+  // thread sent back with no CPU_BUSY and no step of ours asking for it. Such an
   // attempt proves nothing and is made again, at most kAttempts times; any
   // other outcome is a verdict. (A class bug that sent the thread back on
   // every attempt would still fail.)
@@ -131,9 +131,8 @@ int main() {
     return !CpuMessages(agent.Log(), GHOST_MSG_CPU_BUSY, 1, from).empty();
   };
 
-  // All current: it runs, on CPU 1. A higher class taking CPU 1 may send it
-  // back before its first instruction (PREEMPT, then CPU_BUSY for CPU 1):
-  // then it is committed again.
+  // All current: it runs, on CPU 1. If it is sent back (PREEMPT) before its
+  // first instruction, as above, it is committed again.
   int current = -1;
   for (int attempt = 0; attempt < kAttempts; attempt++) {
     agent.Drain();
