@@ -102,10 +102,9 @@ struct commit_out {
 /*
  * Find `tid` in the parking DSQ of `park_cpu` and move it to `cpu`. Returns
  * PENDING if it moved (the slot is settled later), else the failure.
- * `*same_rq`: it was already on `cpu`'s runqueue (see txn_apply's kick).
  */
 static __always_inline __u32 txn_move(__u64 tid, __s32 park_cpu, __u32 cpu, __u64 slice,
-				      __u64 enq_flags, bool *same_rq)
+				      __u64 enq_flags)
 {
 	struct bpf_iter_scx_dsq it;
 	struct task_struct *q;
@@ -125,7 +124,6 @@ static __always_inline __u32 txn_move(__u64 tid, __s32 park_cpu, __u32 cpu, __u6
 				break;
 			}
 			RACE_WINDOW();
-			*same_rq = scx_bpf_task_cpu(q) == (s32)cpu;
 			scx_bpf_dsq_move_set_slice(&it, slice);
 			if (scx_bpf_dsq_move(&it, q, SCX_DSQ_LOCAL_ON | cpu, enq_flags))
 				res = GHOST_TXN_PENDING;
@@ -144,7 +142,7 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 	struct ghost_queue_word *qw;
 	struct task_struct *p;
 	struct ghost_task *t;
-	bool preempt = false, local, same_rq = false;
+	bool preempt = false, local;
 	__s32 park_cpu;
 
 	if (txn->cpu != cpu || (flags & ~GHOST_TXN_F_ALL) || (flags & GHOST_TXN_F_SYNC_GROUP))
@@ -220,7 +218,8 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 	t->txn_cpu = cpu;
 	slice = txn->slice_ns ? txn->slice_ns : SCX_SLICE_INF;
 	/* IMMED hands the thread back (-> CPU_UNAVAILABLE) if the CPU is busy;
-	 * when preempting one of ours, queue it first and kick; on the agent's
+	 * when preempting one of ours, queue it first (PREEMPT ends the running
+	 * thread's slice); on the agent's
 	 * own CPU, queue it: it runs when the agent blocks.
 	 * On a CPU with no thread of ours, IMMED alone bounces whenever an SCX
 	 * thread was just queued on that CPU's runqueue (sched_ext then thinks
@@ -236,7 +235,7 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 		enq_flags = SCX_ENQ_IMMED | (curr ? 0 : SCX_ENQ_PREEMPT);
 	res = GHOST_TXN_NOT_RUNNABLE;
 	for (int i = 0; i < COMMIT_SCAN_TRIES && res == GHOST_TXN_NOT_RUNNABLE; i++)
-		res = txn_move(tid, park_cpu, cpu, slice, enq_flags, &same_rq);
+		res = txn_move(tid, park_cpu, cpu, slice, enq_flags);
 	/* Still waiting to be parked (ops.enqueue's insert lands only after the
 	 * callback, which already sent the message): runnable, so not
 	 * NOT_RUNNABLE (the agent would wait for a WAKEUP that never comes);
@@ -249,14 +248,16 @@ out:
 	bpf_rcu_read_unlock();
 	if (res == GHOST_TXN_PENDING) {
 		__sync_fetch_and_add(&nr_txn_moved, 1);
-		/* A move from another runqueue enqueues with SCX_ENQ_PREEMPT
-		 * under the target's rq lock: the running thread is already
-		 * preempted. A PREEMPT kick is asynchronous (irq_work here,
-		 * then an IPI): landing after the placed thread started, it
-		 * would preempt that thread instead (a PREEMPT right after a
-		 * commit, seen under TCG). Only a move within the target's own
-		 * runqueue, which reschedules nothing, needs it. */
-		scx_bpf_kick_cpu(cpu, preempt && same_rq ? SCX_KICK_PREEMPT : SCX_KICK_IDLE);
+		/* The move enqueued with SCX_ENQ_PREEMPT under the target's
+		 * rq lock, and sched_ext itself ended the running thread's
+		 * slice and rescheduled the target, whether the thread came
+		 * from another runqueue or from the target's own (the latter
+		 * since a 6.12+ stable fix to local DSQ moves). A PREEMPT kick
+		 * on top is asynchronous (irq_work here, then an IPI): landing
+		 * after the placed thread started, it preempts that thread
+		 * instead (a PREEMPT right after a commit, with no CPU_BUSY,
+		 * seen under TCG). The IDLE kick only wakes an idle target. */
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 	}
 	return res;
 }

@@ -9,6 +9,7 @@
 //   unknown flag            -> INVALID
 //   all current             -> COMMITTED         (the thread starts on that CPU)
 //   busy CPU, no PREEMPT    -> CPU_UNAVAILABLE; with PREEMPT -> COMMITTED
+//                              (from another runqueue and from the CPU's own)
 //   running on CPU 1,
 //   committed to CPU 2      -> RUNNING_ELSEWHERE (and it keeps running on 1)
 // Needs 3 CPUs: the agent on CPU 0, the enclave is CPUs 1 and 2.
@@ -167,6 +168,23 @@ int main() {
   f.Check(preempted, "the running thread was preempted (TASK_PREEMPT)");
   WaitUntil([&] { return spinner2.cpu() == 1; }, absl::Seconds(5));
   f.Check(spinner2.cpu() == 1, "the preempting thread started on CPU 1");
+
+  // The same within CPU 1's own runqueue: the preempted spinner was parked
+  // there, so committing it back with PREEMPT moves it inside that runqueue,
+  // and sched_ext's local-DSQ insert alone must end spinner2's slice (the
+  // class sends no kick for it).
+  int back = -1;
+  bool displaced = false;
+  for (int attempt = 0; attempt < kAttempts; attempt++) {
+    if (!put_back_on_cpu1(t_spin2) || !mark_on_cpu1(t_spin2)) continue;
+    back = agent.CommitCurrent(1, t_spin, GHOST_TXN_F_PREEMPT);
+    displaced = agent.WaitMessage(t_spin2, GHOST_MSG_TASK_PREEMPT, mark) >= 0;
+    if (!cpu1_taken_since(mark)) break;
+    std::printf("note: CPU 1 was disturbed during the same-runqueue preemption: again\n");
+  }
+  expect("the preempted thread, parked on CPU 1, back to CPU 1 with GHOST_TXN_F_PREEMPT", back,
+         GHOST_TXN_COMMITTED);
+  f.Check(displaced, "the thread it displaced went back (TASK_PREEMPT)");
 
   // RUNNING_ELSEWHERE: a transaction that is current in every way (seqnum,
   // barrier, affinity, an idle enclave CPU) moves spinner2, running on CPU 1,
