@@ -219,8 +219,8 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 	slice = txn->slice_ns ? txn->slice_ns : SCX_SLICE_INF;
 	/* IMMED hands the thread back (-> CPU_UNAVAILABLE) if the CPU is busy;
 	 * when preempting one of ours, queue it first (PREEMPT ends the running
-	 * thread's slice); on the agent's
-	 * own CPU, queue it: it runs when the agent blocks.
+	 * thread's slice); on the agent's own CPU, queue it: it runs when the
+	 * agent blocks.
 	 * On a CPU with no thread of ours, IMMED alone bounces whenever an SCX
 	 * thread was just queued on that CPU's runqueue (sched_ext then thinks
 	 * the CPU is about to run it): a thread parked there by its own wake-up
