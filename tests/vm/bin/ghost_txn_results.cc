@@ -131,6 +131,10 @@ int main() {
     agent.Drain();
     return !CpuMessages(agent.Log(), GHOST_MSG_CPU_BUSY, 1, from).empty();
   };
+  // The disturbance described above, for `tid` since the mark.
+  auto disturbed = [&](uint64_t tid) {
+    return cpu1_taken_since(mark) || sent_back_since(tid, mark);
+  };
 
   // All current: it runs, on CPU 1. If it is sent back (PREEMPT) before its
   // first instruction, as above, it is committed again.
@@ -160,7 +164,7 @@ int main() {
     no_flag = agent.Commit(1, t_spin2, seq_of(t_spin2), agent.barrier(), 0);
     with_flag = agent.CommitCurrent(1, t_spin2, GHOST_TXN_F_PREEMPT);
     preempted = agent.WaitMessage(t_spin, GHOST_MSG_TASK_PREEMPT, mark) >= 0;
-    if (!cpu1_taken_since(mark) && !sent_back_since(t_spin2, mark)) break;
+    if (!disturbed(t_spin2)) break;
     std::printf("note: CPU 1 was disturbed during the preemption step: again\n");
   }
   expect("a second thread to the busy CPU, no PREEMPT flag", no_flag, GHOST_TXN_CPU_UNAVAILABLE);
@@ -211,7 +215,7 @@ int main() {
     spins_after = spinner2.spins() - s_after;
     // Sent back having run on CPU 2 is the failure itself, not a disturbance.
     const bool moved = (cpus_seen & (1u << 2)) != 0;
-    if (moved || (!cpu1_taken_since(mark) && !sent_back_since(t_spin2, mark))) break;
+    if (moved || !disturbed(t_spin2)) break;
     std::printf("note: CPU 1 was disturbed during the RUNNING_ELSEWHERE step: again\n");
   }
   expect("a thread running on CPU 1, committed to CPU 2", r, GHOST_TXN_RUNNING_ELSEWHERE);
