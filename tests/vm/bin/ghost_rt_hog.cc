@@ -111,6 +111,8 @@ int main() {
                   reason);
       continue;
     }
+    // A disturbed episode is never judged a success.
+    f.Check(!disturbed, "an undisturbed episode (of 3)");
     f.Check(preempted, "the ghost thread went back to its agent (TASK_PREEMPT)");
     f.Check(busy >= 0 && reason == 0,
             absl::StrFormat("CPU_BUSY for CPU 1 when the hog came (reason %d: RT)", reason));
