@@ -317,4 +317,10 @@ absl::Status BpfClass::Health() const {
                                             rec.msg[0] ? ": " : "", rec.msg));
 }
 
+std::string BpfClass::ExitDump() const {
+  if (__atomic_load_n(&skel_->bss->exit_record.kind, __ATOMIC_ACQUIRE) == 0) return "";
+  const char* d = skel_->bss->exit_dump;
+  return std::string(d, strnlen(d, sizeof(skel_->bss->exit_dump)));
+}
+
 }  // namespace ghost

@@ -79,6 +79,10 @@ class BpfClass {
   // OK while the class runs; Aborted with the kernel's reason once the
   // kernel ended it (BPF error, stall, sysrq, ...).
   absl::Status Health() const;
+  // Once Health() failed for an error or a stall: sched_ext's debug dump of
+  // that moment (every CPU and runnable thread, with the class's own lines:
+  // bpf/progs/dump.bpf.h). Empty for an orderly end (unregistered, SysRq-S).
+  std::string ExitDump() const;
 
   struct ghost_bpf* skel() { return skel_; }
 

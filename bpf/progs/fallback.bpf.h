@@ -33,6 +33,11 @@ const volatile __u64 slice_ns = 5000000ULL; /* FIFO slice */
 __u8 sweep_req[GHOST_MAX_CPUS];  /* parking DSQ of this CPU holds expired threads */
 __u64 nr_watchdog_moves;         /* parked threads handed to the fallback */
 __u64 nr_watchdog_kicks;
+__u64 nr_starved_runs;           /* parked threads run on a CPU the ext server lent us */
+/* Per CPU, for the debug dump: dispatch runs, those on a CPU a higher class
+ * holds (lent by the ext server), and those that found nothing to run. */
+__u64 cpu_dispatches[GHOST_MAX_CPUS], cpu_last_dispatch_ns[GHOST_MAX_CPUS];
+__u64 cpu_starved_dispatches[GHOST_MAX_CPUS], cpu_starved_empty[GHOST_MAX_CPUS];
 
 struct ghost_watchdog_timer {
 	struct bpf_timer timer;
@@ -125,6 +130,56 @@ static __always_inline void sweep_parked(void)
 		return;
 	sweep_pending = 0;
 	bpf_loop(nr_cpus, sweep_one, &now, 0);
+}
+
+/*
+ * A CPU where a higher class has runnable work (a spinning SCHED_FIFO agent,
+ * an RT or fair hog) runs our dispatch only when the kernel's ext deadline
+ * server lends it to sched_ext (by default 50 ms of every second, after
+ * ~950 ms of starvation). If dispatch then hands it nothing, the kernel stops
+ * the server, and restarts it only when this runqueue's count of sched_ext
+ * threads next rises from zero, which a thread parked here never lets happen:
+ * a thread that may run only on this CPU would wait until the kernel's stall
+ * detector ejects the class. Called from dispatch (the rq is locked).
+ */
+static __always_inline bool cpu_starved(void)
+{
+	struct rq *rq = scx_bpf_locked_rq();
+
+	return rq && rq->nr_running > rq->scx.nr_running;
+}
+
+/* Runs the oldest thread parked on `cpu` that may run there, as a fallback
+ * run: the agent had its chance for as long as the CPU was starved. */
+static __always_inline bool run_parked_here(__u32 cpu)
+{
+	struct bpf_iter_scx_dsq it;
+	struct task_struct *p;
+	bool moved = false;
+
+	if (cpu >= GHOST_MAX_CPUS)
+		return false;
+	if (bpf_iter_scx_dsq_new(&it, PARK_DSQ(cpu), 0) == 0) {
+		while ((p = bpf_iter_scx_dsq_next(&it))) {
+			struct ghost_task *t = task_get(p);
+
+			if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr) ||
+			    (p->migration_disabled && scx_bpf_task_cpu(p) != (s32)cpu) ||
+			    (t && t->txn_cpu >= 0))
+				continue;
+			if (scx_bpf_dsq_move(&it, p, SCX_DSQ_LOCAL, 0)) {
+				moved = true;
+				__sync_fetch_and_add(&nr_starved_runs, 1);
+				if (t) {
+					t->state = GT_QUEUED;
+					t->fallback = 1;
+				}
+			}
+			break;
+		}
+	}
+	bpf_iter_scx_dsq_destroy(&it);
+	return moved;
 }
 
 /* Kick a CPU `p` may run on so that its dispatch serves the fallback. */

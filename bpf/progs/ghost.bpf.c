@@ -35,6 +35,8 @@
 #include "fallback.bpf.h"
 #include "transactions.bpf.h"
 #include "control.bpf.h"
+#include "agents.bpf.h"
+#include "dump.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -110,9 +112,20 @@ void GHOST_OPS(ghost_dequeue, struct task_struct *p, u64 deq_flags)
 
 void GHOST_OPS(ghost_dispatch, s32 cpu, struct task_struct *prev)
 {
+	__u32 c = (__u32)cpu & (GHOST_MAX_CPUS - 1);
+	bool starved = cpu_starved();
+
+	cpu_dispatches[c]++;
+	cpu_last_dispatch_ns[c] = bpf_ktime_get_ns();
+	if (starved)
+		cpu_starved_dispatches[c]++;
 	sweep_parked();
-	if (scx_bpf_dsq_move_to_local(FALLBACK_DSQ))
+	if (scx_bpf_dsq_move_to_local(FALLBACK_DSQ)) {
 		__sync_fetch_and_add(&nr_dispatched, 1);
+		return;
+	}
+	if (starved && !run_parked_here(cpu))
+		cpu_starved_empty[c]++;
 }
 
 void GHOST_OPS(ghost_running, struct task_struct *p)
@@ -238,33 +251,6 @@ void GHOST_OPS(ghost_update_idle, s32 cpu, bool idle)
 {
 	if (!idle && (enclave_msg_flags(cpu_enclave(cpu)) & GHOST_ENCLAVE_MSG_NOT_IDLE))
 		send_cpu_msg(cpu, GHOST_MSG_CPU_NOT_IDLE, 0, 0, 0);
-}
-
-/*
- * Agent threads (registered in `agent_tids`) run above the class, as ghOSt's
- * agents did, but they are not "a higher class taking the CPU": a per-CPU
- * agent wakes, commits to its own CPU and blocks, and its commit must run
- * right after. So an agent taking the CPU sends no CPU_BUSY, marks nothing
- * busy and leaves the local queue alone; without this every agent wake-up
- * would bounce its own commit and message itself again, forever.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, GHOST_MAX_CPUS * 2);
-	__type(key, __u32);   /* thread id (pid) of an agent thread */
-	__type(value, __u32);
-} agent_tids SEC(".maps");
-
-__u8 cpu_agent_held[GHOST_MAX_CPUS]; /* the CPU was released to an agent */
-
-static __always_inline bool is_agent_thread(struct task_struct *p)
-{
-	__u32 pid;
-
-	if (!p)
-		return false;
-	pid = BPF_CORE_READ(p, pid);
-	return bpf_map_lookup_elem(&agent_tids, &pid) != NULL;
 }
 
 void GHOST_OPS(ghost_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
@@ -413,6 +399,9 @@ s32 GHOST_OPS_SLEEPABLE(ghost_init)
 
 void GHOST_OPS(ghost_exit, struct scx_exit_info *ei)
 {
+	/* The dump first: the loader reads it once `kind` is set. */
+	if (ei->dump)
+		bpf_probe_read_kernel_str(exit_dump, sizeof(exit_dump), ei->dump);
 	GHOST_RECORD_EXIT(&exit_record, ei);
 }
 
@@ -439,6 +428,10 @@ struct sched_ext_ops ghost_ops = {
 	.disable = (void *)ghost_disable,
 	.init = (void *)ghost_init,
 	.exit = (void *)ghost_exit,
+	.dump = (void *)ghost_dump_class,
+	.dump_cpu = (void *)ghost_dump_cpu,
+	.dump_task = (void *)ghost_dump_task,
+	.exit_dump_len = GHOST_EXIT_DUMP_LEN,
 	/* SWITCH_PARTIAL: only SCHED_EXT threads; ENQ_LAST: a slice that ends
 	 * goes back through enqueue (PREEMPT) even with nothing else to run;
 	 * KEEP_BUILTIN_IDLE: update_idle must not turn off idle tracking. */

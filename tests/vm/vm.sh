@@ -10,6 +10,9 @@
 #     --timeout S     hard limit for boot + scenario + poweroff (default 300)
 #     --log FILE      guest console log (default build/vm/logs/NAME.log)
 #     --quiet         don't echo the guest console; print only the verdict
+#     --prog NAME     put the host's program NAME (from PATH, e.g. one of Debian's
+#                     rt-tests or stress-ng) into the guest's /usr/bin with every
+#                     shared library it needs, at the host's paths; repeatable
 #
 # SCENARIO is a shell script (run by busybox sh as /scenario.sh with ARGS).
 # The initramfs holds busybox, every build/ghost-* binary and every build/vm/*
@@ -25,6 +28,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$top/build}
 cpus=2 smt=0 numa=0 mem=1024 timeout_s=300 log="" quiet=0
+progs=()
 
 die() { echo "vm: $*" >&2; exit 126; }
 while [ $# -gt 0 ]; do
@@ -36,6 +40,7 @@ while [ $# -gt 0 ]; do
     --timeout) timeout_s=${2:?}; shift 2 ;;
     --log) log=${2:?}; shift 2 ;;
     --quiet) quiet=1; shift ;;
+    --prog) progs+=("${2:?}"); shift 2 ;;
     --) shift; break ;;
     -*) die "unknown option $1 (see the top of tests/vm/vm.sh)" ;;
     *) break ;;
@@ -68,13 +73,24 @@ for b in "$build"/ghost-* "$build"/vm/*; do
   [ -f "$b" ] && [ -x "$b" ] && cp "$b" "$root/bin/"
 done
 for f in ${GHOST_VM_FILES:-}; do cp "$f" "$root/bin/"; done
+# Dynamically linked programs keep the host's paths for themselves, their
+# libraries and the loader; `ldd` names all three.
+for p in "${progs[@]}"; do
+  path=$(command -v "$p") || die "--prog $p: not installed on the host ('make deps' installs rt-tests and stress-ng)"
+  mkdir -p "$root/usr/bin"
+  cp "$path" "$root/usr/bin/"
+  for lib in $(ldd "$path" 2>/dev/null | awk '/=> \// {print $3} /^[[:space:]]*\// {print $1}'); do
+    mkdir -p "$root$(dirname "$lib")"
+    [ -e "$root$lib" ] || cp -L "$lib" "$root$lib"
+  done
+done
 cp "$scenario" "$root/scenario.sh"
 : >"$root/args"
 for a in "$@"; do printf '%s\n' "$a" >>"$root/args"; done
 cat >"$root/init" <<'EOI'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
-export PATH=/bin:/sbin HOME=/tmp
+export PATH=/bin:/sbin:/usr/bin HOME=/tmp
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev

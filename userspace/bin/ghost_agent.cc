@@ -284,6 +284,12 @@ int main(int argc, char** argv) {
     int sig = sigtimedwait(&sigs, nullptr, &poll);
     if (absl::Status h = (*kernel)->Health(); !h.ok()) {
       code = Fail(1, std::string(h.message()));
+      // What every CPU and waiting thread looked like, with the class's own
+      // view of each (sched_ext's debug dump; bpf/progs/dump.bpf.h).
+      if (std::string dump = (*kernel)->bpf_class().ExitDump(); !dump.empty()) {
+        absl::FPrintF(stderr, "ghost-agent: the kernel's dump of the class follows\n%s%s", dump,
+                      dump.back() == '\n' ? "" : "\n");
+      }
       break;
     }
     // The kernel is taking the class down (SysRq-S, its stall watchdog, an
