@@ -50,12 +50,13 @@ struct {
 	__type(value, struct ghost_watchdog_timer);
 } watchdog SEC(".maps");
 
+/* A thread of no enclave joins the class's FIFO (not a fallback run: it
+ * has no agent to be late). */
 static __always_inline void fallback_insert(struct task_struct *p, struct ghost_task *t,
 					    __u64 enq_flags)
 {
 	if (t) {
 		t->state = GT_QUEUED;
-		t->fallback = 1;
 		if (!t->held_at)
 			t->held_at = bpf_ktime_get_ns();
 	}

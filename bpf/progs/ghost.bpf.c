@@ -44,6 +44,8 @@ struct ghost_exit_record exit_record;
 __u64 nr_enabled, nr_fallback_tasks;
 /* FIFO placements (threads of no enclave, or handed over by a watchdog). */
 __u64 nr_enqueued, nr_dispatched, nr_direct;
+/* Runs of enclave threads, by who placed them (ops.running). */
+__u64 nr_runs_committed, nr_runs_fallback, nr_runs_resumed;
 
 s32 GHOST_OPS(ghost_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
@@ -135,13 +137,20 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 
 	if (!t)
 		return;
-	if (t->fallback) {
-		t->fallback = 0;
-		CLASS_COUNT(fallback_runs);
-	}
 	t->held_at = 0;
 	if (!task_in_enclave(t))
 		return;
+	/* Who put it here: a commit, the fallback (its agent was late or gone),
+	 * or the kernel (it resumes after a higher class preempted it). */
+	if (t->fallback) {
+		t->fallback = 0;
+		CLASS_COUNT(fallback_runs);
+		__sync_fetch_and_add(&nr_runs_fallback, 1);
+	} else if (t->txn_cpu == (__s32)cpu) {
+		__sync_fetch_and_add(&nr_runs_committed, 1);
+	} else {
+		__sync_fetch_and_add(&nr_runs_resumed, 1);
+	}
 	t->state = GT_ON_CPU;
 	t->cpu = cpu;
 	t->stop_reason = GT_STOP_NONE;
