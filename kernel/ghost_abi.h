@@ -12,6 +12,8 @@
  *   agent barrier     per-queue counter bumped by every message       struct ghost_queue_word
  *   transactions      mmapped per-CPU slots, committed in groups      struct ghost_txn
  *   group commit      one bpf() call of a SEC("syscall") program      struct ghost_commit_args
+ *   CPU words         mmapped, one per CPU: the class asks an agent   struct ghost_cpu_word
+ *                     spinning there to step aside
  *
  * Every layout here is fixed-size and versioned by GHOST_ABI_VERSION; an agent
  * refuses to attach to a class whose version differs from its own.
@@ -19,7 +21,7 @@
 #ifndef GHOST_SCX_KERNEL_GHOST_ABI_H
 #define GHOST_SCX_KERNEL_GHOST_ABI_H
 
-#define GHOST_ABI_VERSION 2
+#define GHOST_ABI_VERSION 3
 
 /* Limits. Sized for the simulator's largest preset (2x64 cores, SMT2). */
 #define GHOST_MAX_CPUS 256
@@ -284,6 +286,27 @@ struct ghost_enclave_word {
 /* Bits of tick_msgs (1 keeps meaning "send CPU_TICK"). */
 #define GHOST_ENCLAVE_MSG_TICK 1U
 #define GHOST_ENCLAVE_MSG_NOT_IDLE 2U
+
+/*
+ * Agent threads run above the class (SCHED_FIFO). The class must know which
+ * threads are agents and whether they give their CPU back by themselves
+ * (the value stored for an agent thread's pid in the class's agent_tids map).
+ */
+#define GHOST_AGENT_PER_CPU 1U /* blocks when idle: its own commits run then */
+#define GHOST_AGENT_GLOBAL 2U  /* busy-polls: its CPU runs threads only when it yields */
+
+/*
+ * Per-CPU words (an mmapped array, GHOST_MAX_CPUS long). The class sets
+ * `yield_request` when a thread that may run on no other CPU it can get waits
+ * while an agent spins here (a thread pinned to the global agent's CPU, or
+ * one the kernel queued on this CPU by itself); the agent library clears it
+ * with an exchange and steps aside for a moment (AgentOptions::yield_for).
+ */
+struct ghost_cpu_word {
+	__u32 yield_request;
+	__u32 pad;
+	__u64 yield_requests; /* times the class asked (counter) */
+};
 
 /* Class-wide information, readable by agents (a one-element mmapped array). */
 struct ghost_class_info {

@@ -84,10 +84,13 @@ absl::Status BpfKernelSide::MapMemory() {
   auto tx = MapArray<ghost_txn>(skel->maps.txn_slots, GHOST_MAX_CPUS, addrs, lens);
   auto ew = MapArray<ghost_enclave_word>(skel->maps.enclave_words, GHOST_MAX_ENCLAVES, addrs, lens);
   auto ci = MapArray<ghost_class_info>(skel->maps.class_info, 1, addrs, lens);
+  auto cw = MapArray<ghost_cpu_word>(skel->maps.cpu_words, GHOST_MAX_CPUS, addrs, lens);
   for (size_t i = 0; i < addrs.size(); i++) mappings_.push_back({addrs[i], lens[i]});
-  for (const absl::Status& s : {sw.status(), qw.status(), tx.status(), ew.status(), ci.status()}) {
+  for (const absl::Status& s :
+       {sw.status(), qw.status(), tx.status(), ew.status(), ci.status(), cw.status()}) {
     if (!s.ok()) return s;
   }
+  cpu_words_ = *cw;
   status_words_ = *sw;
   queue_words_ = *qw;
   txn_slots_ = *tx;
@@ -403,8 +406,16 @@ absl::Status BpfKernelSide::ArmCpuTimer(int cpu, absl::Duration delay, uint64_t 
   return absl::OkStatus();
 }
 
-absl::Status BpfKernelSide::RegisterAgentThread(pid_t tid) {
-  __u32 key = static_cast<__u32>(tid), val = 1;
+bool BpfKernelSide::TakeYieldRequest(int cpu) {
+  if (cpu < 0 || cpu >= GHOST_MAX_CPUS) return false;
+  uint32_t* req = &cpu_words_[cpu].yield_request;
+  // A plain load first: the common case costs no write to a shared line.
+  return __atomic_load_n(req, __ATOMIC_RELAXED) != 0 &&
+         __atomic_exchange_n(req, 0, __ATOMIC_ACQ_REL) != 0;
+}
+
+absl::Status BpfKernelSide::RegisterAgentThread(pid_t tid, bool global) {
+  __u32 key = static_cast<__u32>(tid), val = global ? GHOST_AGENT_GLOBAL : GHOST_AGENT_PER_CPU;
   if (bpf_map_update_elem(bpf_map__fd(cls_->skel()->maps.agent_tids), &key, &val, BPF_ANY) != 0) {
     return Errno("registering an agent thread", errno);
   }

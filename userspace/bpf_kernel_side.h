@@ -62,9 +62,12 @@ class BpfKernelSide : public KernelSide {
   // (its children inherit the enclave).
   absl::Status EnrollPid(pid_t pid, EnclaveId enclave);
   // Marks thread `tid` (a pid) as an agent thread: when it takes a CPU from
-  // the class, that is not a higher class taking the CPU (no CPU_BUSY, and a
-  // commit it just made to that CPU stays queued until it blocks).
-  absl::Status RegisterAgentThread(pid_t tid);
+  // the class, that is not a higher class taking the CPU (no CPU_BUSY). A
+  // per-CPU agent (`global` false) blocks when idle, so a commit it just made
+  // to its CPU stays queued until then; a global agent spins, so the class
+  // sends what waits on its CPU back to the agents (bpf/progs/agents.bpf.h).
+  absl::Status RegisterAgentThread(pid_t tid, bool global);
+  bool TakeYieldRequest(int cpu) override;
   // Which optional CPU messages the enclave's CPUs send (GHOST_ENCLAVE_MSG_*).
   absl::Status SetEnclaveCpuMessages(EnclaveId enclave, uint32_t msg_bits);
   // A CPU_TIMER_EXPIRED message for `cpu` after `delay`, carrying `cookie`.
@@ -115,6 +118,7 @@ class BpfKernelSide : public KernelSide {
   ghost_txn* txn_slots_ = nullptr;
   ghost_enclave_word* enclave_words_ = nullptr;
   ghost_class_info* class_info_ = nullptr;
+  ghost_cpu_word* cpu_words_ = nullptr;
   struct Mapping {
     void* addr;
     size_t len;

@@ -35,7 +35,6 @@
 #include "fallback.bpf.h"
 #include "transactions.bpf.h"
 #include "control.bpf.h"
-#include "agents.bpf.h"
 #include "dump.bpf.h"
 
 char _license[] SEC("license") = "GPL";
@@ -268,7 +267,12 @@ void GHOST_OPS(ghost_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
 
 	if (cpu < 0 || cpu >= GHOST_MAX_CPUS)
 		return;
-	if (is_agent_thread(args->task)) {
+	switch (agent_kind(args->task)) {
+	case GHOST_AGENT_GLOBAL:
+		/* It spins: what waits here would wait as long (agents.bpf.h). */
+		scx_bpf_reenqueue_local();
+		/* fallthrough */
+	case GHOST_AGENT_PER_CPU:
 		cpu_agent_held[c] = 1;
 		return;
 	}

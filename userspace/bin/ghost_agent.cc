@@ -256,7 +256,7 @@ int main(int argc, char** argv) {
     (*kernel)->ReleasePreviousQueues();
     for (ghost::Agent* agent : policy->agents()) {
       threads.emplace_back([agent, priority, &stop, &thread_errors, k = kernel->get()] {
-        absl::Status s = k->RegisterAgentThread(static_cast<pid_t>(gettid()));
+        absl::Status s = k->RegisterAgentThread(static_cast<pid_t>(gettid()), agent->global());
         if (s.ok()) s = BecomeAgentThread(agent->cpu(), priority);
         if (!s.ok()) {
           absl::FPrintF(stderr, "ghost-agent: %s\n", s.message());
@@ -344,9 +344,13 @@ int main(int argc, char** argv) {
     absl::PrintF("ghost-agent: transactions: watchdog_moves=%d%s\n", skel->bss->nr_watchdog_moves,
                  results);
     if (policy) {
+      if (std::string line = policy->StatsLine(); !line.empty()) {
+        absl::PrintF("ghost-agent: policy %s: %s\n", policy->name(), line);
+      }
       for (ghost::Agent* a : policy->agents()) {
-        absl::PrintF("ghost-agent: agent cpu %d: %d rounds, %d messages\n", a->cpu(), a->rounds(),
-                     a->messages());
+        absl::PrintF("ghost-agent: agent cpu %d: %d rounds, %d messages, stepped aside %d times "
+                     "for its policy, %d for the class\n",
+                     a->cpu(), a->rounds(), a->messages(), a->policy_yields(), a->kernel_yields());
       }
     }
   }

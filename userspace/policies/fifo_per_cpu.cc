@@ -462,4 +462,11 @@ std::vector<Agent*> FifoPerCpuPolicy::agents() {
   return out;
 }
 
+std::string FifoPerCpuPolicy::StatsLine() const {
+  const FifoPerCpuScheduler::Stats s = sched_->stats();
+  return absl::StrFormat(
+      "commits=%u failed_commits=%u stale=%u migrations=%u associate_retries=%u", s.commits,
+      s.failed_commits, s.stale, s.migrations, s.associate_retries);
+}
+
 }  // namespace ghost

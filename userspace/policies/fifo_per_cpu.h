@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -119,6 +120,7 @@ class FifoPerCpuPolicy : public Policy {
 
   std::vector<Agent*> agents() override;
   const char* name() const override { return kName; }
+  std::string StatsLine() const override;
   FifoPerCpuScheduler& scheduler() { return *sched_; }
 
  private:
