@@ -1,6 +1,19 @@
 #include "userspace/agent.h"
 
+#include <time.h>
+
+#include <algorithm>
+
 namespace ghost {
+namespace {
+
+uint64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+}  // namespace
 
 Agent::Agent(KernelSide& kernel, Scheduler& sched, const AgentOptions& opts)
     : kernel_(kernel), sched_(sched), opts_(opts), channel_(kernel, opts.queue) {}
@@ -20,9 +33,12 @@ size_t Agent::RunOnce() {
 }
 
 void Agent::Run(const std::atomic<bool>& stop) {
+  uint64_t last = MonotonicNs();
   while (!stop.load(std::memory_order_acquire)) {
     yield_requested_ = false;
     const size_t n = RunOnce();
+    const uint64_t now = MonotonicNs();
+    longest_stall_ns_ = std::max(longest_stall_ns_, now - last);
     if (kernel_.TakeYieldRequest(opts_.cpu)) {
       // The kernel side has a thread that can run only here: give it the
       // CPU for the whole moment, whatever messages come meanwhile.
@@ -35,6 +51,7 @@ void Agent::Run(const std::atomic<bool>& stop) {
       // A timeout or an interrupted wait is not an error: just go round.
       (void)Wait(opts_.wait_timeout);
     }
+    last = MonotonicNs();
   }
 }
 

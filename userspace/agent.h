@@ -64,6 +64,10 @@ class Agent {
   // Times Run() stepped aside: asked by the scheduler, or by the kernel side.
   uint64_t policy_yields() const { return policy_yields_; }
   uint64_t kernel_yields() const { return kernel_yields_; }
+  // Run(): the longest time between two rounds that the agent did not
+  // spend waiting or stepping aside (it was preempted: by a deadline server
+  // lending the CPU to a starved class, an interrupt storm, ...).
+  absl::Duration longest_stall() const { return absl::Nanoseconds(longest_stall_ns_); }
 
   // The queue barrier read at the start of the last RunOnce.
   uint64_t barrier() const { return barrier_; }
@@ -93,6 +97,7 @@ class Agent {
   bool yield_requested_ = false;
   uint64_t policy_yields_ = 0;
   uint64_t kernel_yields_ = 0;
+  uint64_t longest_stall_ns_ = 0;
 };
 
 }  // namespace ghost

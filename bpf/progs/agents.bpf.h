@@ -16,7 +16,11 @@
  * agent's CPU, or queued there by the kernel itself: migration-disabled or
  * exiting threads skip ops.enqueue) cannot be run by any commit or by the
  * fallback. The watchdog timer then sets that CPU's `yield_request`
- * (ghost_cpu_word), and the agent library steps aside for a moment.
+ * (ghost_cpu_word), and the agent library steps aside for a moment. It does
+ * the same when threads of other classes wait there (a fair-class thread
+ * pinned to the global agent's CPU, as cyclictest's measuring threads are):
+ * without it they would run only when the kernel's fair deadline server
+ * lends them the CPU, 50 ms a second after 950 ms of waiting.
  */
 #ifndef GHOST_SCX_BPF_AGENTS_H
 #define GHOST_SCX_BPF_AGENTS_H
@@ -60,6 +64,17 @@ static __always_inline bool cpu_held_by_spinning_agent(__u32 cpu)
 	struct task_struct *curr = scx_bpf_cpu_curr(cpu);
 
 	return curr && agent_kind(curr) == GHOST_AGENT_GLOBAL;
+}
+
+extern const struct rq runqueues __ksym; /* the kernel's per-CPU runqueues */
+
+/* Do threads of other classes (fair, RT below the agent) wait on `cpu`
+ * besides the agent running there? Read without the rq lock: a hint. */
+static __always_inline bool others_wait_behind_agent(__u32 cpu)
+{
+	struct rq *rq = bpf_per_cpu_ptr(&runqueues, cpu);
+
+	return rq && rq->nr_running > rq->scx.nr_running + 1;
 }
 
 /* Asks the agent spinning on `cpu` to step aside (it clears the request). */

@@ -259,7 +259,7 @@ static long watchdog_scan_cpu(__u64 i, void *data)
 	 * long as it spins. */
 	if (c < nr_cpus && cpu_held_by_spinning_agent(c)) {
 		agent_spin_cpus[(c / 64) & (GHOST_CPU_MASK_WORDS - 1)] |= 1ULL << (c % 64);
-		if (scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL_ON | c) > 0)
+		if (scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL_ON | c) > 0 || others_wait_behind_agent(c))
 			request_agent_yield(c);
 	}
 	return 0;

@@ -349,8 +349,9 @@ int main(int argc, char** argv) {
       }
       for (ghost::Agent* a : policy->agents()) {
         absl::PrintF("ghost-agent: agent cpu %d: %d rounds, %d messages, stepped aside %d times "
-                     "for its policy, %d for the class\n",
-                     a->cpu(), a->rounds(), a->messages(), a->policy_yields(), a->kernel_yields());
+                     "for its policy, %d for the class; longest stall %s\n",
+                     a->cpu(), a->rounds(), a->messages(), a->policy_yields(), a->kernel_yields(),
+                     absl::FormatDuration(a->longest_stall()));
       }
     }
   }
