@@ -26,6 +26,7 @@
 #define GHOST_SCX_BPF_AGENTS_H
 
 #include "ghost_common.bpf.h"
+#include "runqueues.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -64,17 +65,6 @@ static __always_inline bool cpu_held_by_spinning_agent(__u32 cpu)
 	struct task_struct *curr = scx_bpf_cpu_curr(cpu);
 
 	return curr && agent_kind(curr) == GHOST_AGENT_GLOBAL;
-}
-
-extern const struct rq runqueues __ksym; /* the kernel's per-CPU runqueues */
-
-/* Do threads of other classes (fair, RT below the agent) wait on `cpu`
- * besides the agent running there? Read without the rq lock: a hint. */
-static __always_inline bool others_wait_behind_agent(__u32 cpu)
-{
-	struct rq *rq = bpf_per_cpu_ptr(&runqueues, cpu);
-
-	return rq && rq->nr_running > rq->scx.nr_running + 1;
 }
 
 /* Asks the agent spinning on `cpu` to step aside (it clears the request). */

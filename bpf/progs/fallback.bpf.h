@@ -135,25 +135,10 @@ static __always_inline void sweep_parked(void)
 	bpf_loop(nr_cpus, sweep_one, &now, 0);
 }
 
-/*
- * A CPU where a higher class has runnable work (a spinning SCHED_FIFO agent,
- * an RT or fair hog) runs our dispatch only when the kernel's ext deadline
- * server lends it to sched_ext (by default 50 ms of every second, after
- * ~950 ms of starvation). If dispatch then hands it nothing, the kernel stops
- * the server, and restarts it only when this runqueue's count of sched_ext
- * threads next rises from zero, which a thread parked here never lets happen:
- * a thread that may run only on this CPU would wait until the kernel's stall
- * detector ejects the class. Called from dispatch (the rq is locked).
- */
-static __always_inline bool cpu_starved(void)
-{
-	struct rq *rq = scx_bpf_locked_rq();
-
-	return rq && rq->nr_running > rq->scx.nr_running;
-}
-
-/* Runs the oldest thread parked on `cpu` that may run there, as a fallback
- * run: the agent had its chance for as long as the CPU was starved. */
+/* From dispatch on a starved CPU (runqueues.bpf.h) with nothing in the
+ * fallback for it: runs the oldest thread parked on `cpu` that may run
+ * there, as a fallback run (its agent had its chance for as long as the
+ * CPU was starved), so that the ext server has something to run. */
 static __always_inline bool run_parked_here(__u32 cpu)
 {
 	struct bpf_iter_scx_dsq it;
@@ -216,7 +201,7 @@ static long kick_scan(__u64 i, void *data)
  * Gets a CPU for a fallback thread: kicks one its affinity allows where no
  * agent spins (PREEMPT: a thread of ours there makes room, and dispatch
  * serves the fallback first; a CPU a higher class holds runs it when the
- * kernel's ext server lends it to us, see cpu_starved). If every CPU it may
+ * kernel's ext server lends it to us, see runqueues.bpf.h). If every CPU it may
  * use has an agent spinning on it, asks one of those agents to step aside.
  */
 static __always_inline void kick_for(struct task_struct *p)
@@ -259,7 +244,7 @@ static long watchdog_scan_cpu(__u64 i, void *data)
 	 * long as it spins. */
 	if (c < nr_cpus && cpu_held_by_spinning_agent(c)) {
 		agent_spin_cpus[(c / 64) & (GHOST_CPU_MASK_WORDS - 1)] |= 1ULL << (c % 64);
-		if (scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL_ON | c) > 0 || others_wait_behind_agent(c))
+		if (scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL_ON | c) > 0 || others_wait_on_cpu(c))
 			request_agent_yield(c);
 	}
 	return 0;

@@ -114,7 +114,7 @@ void GHOST_OPS(ghost_dequeue, struct task_struct *p, u64 deq_flags)
 void GHOST_OPS(ghost_dispatch, s32 cpu, struct task_struct *prev)
 {
 	__u32 c = (__u32)cpu & (GHOST_MAX_CPUS - 1);
-	bool starved = cpu_starved();
+	bool starved = cpu_starved(c);
 
 	cpu_dispatches[c]++;
 	cpu_last_dispatch_ns[c] = bpf_ktime_get_ns();
@@ -137,6 +137,10 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 	if (!t)
 		return;
 	t->held_at = 0;
+	/* Lent by the ext server: ending its slice here would leave the server
+	 * nothing to run (runqueues.bpf.h); the server's budget bounds it. */
+	if (cpu < GHOST_MAX_CPUS && cpu_starved(cpu))
+		scx_bpf_task_set_slice(p, SCX_SLICE_INF);
 	if (!task_in_enclave(t))
 		return;
 	/* Who put it here: a commit, the fallback (its agent was late or gone),
@@ -182,9 +186,12 @@ bool GHOST_OPS(ghost_yield, struct task_struct *from, struct task_struct *to)
 {
 	struct ghost_task *t = task_get(from);
 
+	/* On a starved CPU a yield is a no-op (runqueues.bpf.h). */
+	if (cpu_starved(bpf_get_smp_processor_id() & (GHOST_MAX_CPUS - 1)))
+		return false;
 	if (task_in_enclave(t))
 		t->yielding = 1;
-	from->scx.slice = 0;
+	scx_bpf_task_set_slice(from, 0);
 	return false;
 }
 
@@ -373,9 +380,11 @@ void GHOST_OPS(ghost_enable, struct task_struct *p)
 	tid_index_add(p);
 	send_task_new(p, t, p->on_rq != 0);
 	/* A thread that enters the class while running must not keep its CPU
-	 * until a slice ends: it goes to its agent at once, as in ghOSt. */
-	if (p->on_rq) {
-		p->scx.slice = 0;
+	 * until a slice ends: it goes to its agent at once, as in ghOSt;
+	 * unless a higher class holds that CPU, which then runs it only while
+	 * the ext server lends it (runqueues.bpf.h). */
+	if (p->on_rq && !cpu_starved(scx_bpf_task_cpu(p) & (GHOST_MAX_CPUS - 1))) {
+		scx_bpf_task_set_slice(p, 0);
 		scx_bpf_kick_cpu(scx_bpf_task_cpu(p), SCX_KICK_PREEMPT);
 	}
 }
