@@ -125,7 +125,15 @@ void GHOST_OPS(ghost_dispatch, s32 cpu, struct task_struct *prev)
 		__sync_fetch_and_add(&nr_dispatched, 1);
 		return;
 	}
-	if (starved && !run_parked_here(cpu))
+	if (!starved || run_parked_here(cpu))
+		return;
+	/* Lent by the ext server with nothing else to run here: the thread
+	 * being switched out keeps the CPU (the kernel keeps `prev` when its
+	 * slice is non-zero after dispatch; the server's budget bounds it),
+	 * else the server would stop with it still queued (runqueues.bpf.h). */
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED))
+		scx_bpf_task_set_slice(prev, SCX_SLICE_INF);
+	else
 		cpu_starved_empty[c]++;
 }
 
@@ -137,10 +145,6 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 	if (!t)
 		return;
 	t->held_at = 0;
-	/* Lent by the ext server: ending its slice here would leave the server
-	 * nothing to run (runqueues.bpf.h); the server's budget bounds it. */
-	if (cpu < GHOST_MAX_CPUS && cpu_starved(cpu))
-		scx_bpf_task_set_slice(p, SCX_SLICE_INF);
 	if (!task_in_enclave(t))
 		return;
 	/* Who put it here: a commit, the fallback (its agent was late or gone),
@@ -186,9 +190,6 @@ bool GHOST_OPS(ghost_yield, struct task_struct *from, struct task_struct *to)
 {
 	struct ghost_task *t = task_get(from);
 
-	/* On a starved CPU a yield is a no-op (runqueues.bpf.h). */
-	if (cpu_starved(bpf_get_smp_processor_id() & (GHOST_MAX_CPUS - 1)))
-		return false;
 	if (task_in_enclave(t))
 		t->yielding = 1;
 	scx_bpf_task_set_slice(from, 0);
@@ -380,10 +381,8 @@ void GHOST_OPS(ghost_enable, struct task_struct *p)
 	tid_index_add(p);
 	send_task_new(p, t, p->on_rq != 0);
 	/* A thread that enters the class while running must not keep its CPU
-	 * until a slice ends: it goes to its agent at once, as in ghOSt;
-	 * unless a higher class holds that CPU, which then runs it only while
-	 * the ext server lends it (runqueues.bpf.h). */
-	if (p->on_rq && !cpu_starved(scx_bpf_task_cpu(p) & (GHOST_MAX_CPUS - 1))) {
+	 * until a slice ends: it goes to its agent at once, as in ghOSt. */
+	if (p->on_rq) {
 		scx_bpf_task_set_slice(p, 0);
 		scx_bpf_kick_cpu(scx_bpf_task_cpu(p), SCX_KICK_PREEMPT);
 	}

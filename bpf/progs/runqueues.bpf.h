@@ -11,8 +11,9 @@
  * server, and restarts it only when this runqueue's count of sched_ext
  * threads next rises from zero, which a thread waiting here never lets
  * happen: it would wait until the stall detector ejects the class. So on a
- * starved CPU the class always has something to give the server (fallback.bpf.h)
- * and never ends a running thread's slice itself (ghost.bpf.c).
+ * starved CPU the class's dispatch always gives the server something: a
+ * fallback thread, a thread parked there (fallback.bpf.h), or the thread
+ * that was running (ghost.bpf.c).
  */
 #ifndef GHOST_SCX_BPF_RUNQUEUES_H
 #define GHOST_SCX_BPF_RUNQUEUES_H
