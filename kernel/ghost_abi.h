@@ -89,6 +89,8 @@ struct ghost_msg_task_off_cpu {
 	__u32 was_current;
 };
 
+/* AFFINITY_CHANGED; also right after TASK_NEW when the new thread may not
+ * run on every CPU (TASK_NEW itself carries no mask). */
 struct ghost_msg_task_affinity {
 	__u64 cpus[GHOST_CPU_MASK_WORDS];
 };

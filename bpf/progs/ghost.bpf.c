@@ -12,7 +12,8 @@
  * enclave's watchdog hands it to the FIFO, so no agent can stall the class.
  *
  * Where the ghOSt events come from (see DESIGN.md, "Rules the kernel imposes"):
- *   TASK_NEW        ops.enable           TASK_DEAD/DEPARTED  ops.quiescent/disable
+ *   TASK_NEW        ops.enable (+ AFFINITY_CHANGED if it may not use every CPU)
+ *   TASK_DEAD/DEPARTED  ops.quiescent/disable
  *   TASK_WAKEUP     ops.enqueue, when the thread was blocked
  *   TASK_PREEMPT    ops.enqueue, after ops.stopping(runnable)
  *   TASK_YIELD      ops.enqueue, after ops.yield + ops.stopping
@@ -380,6 +381,11 @@ void GHOST_OPS(ghost_enable, struct task_struct *p)
 	/* Findable by tid before the agent can read TASK_NEW (tasks.bpf.h). */
 	tid_index_add(p);
 	send_task_new(p, t, p->on_rq != 0);
+	/* TASK_NEW has no room for the mask: a thread that may not run on
+	 * every CPU says so at once, or its agent learns it one refused
+	 * commit at a time. */
+	if (p->nr_cpus_allowed < nr_cpus)
+		send_task_affinity(p, t, p->cpus_ptr);
 	/* A thread that enters the class while running must not keep its CPU
 	 * until a slice ends: it goes to its agent at once, as in ghOSt. */
 	if (p->on_rq) {

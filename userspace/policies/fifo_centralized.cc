@@ -169,7 +169,7 @@ FifoTask* FifoCentralizedScheduler::TakeFor(int cpu, uint64_t now) {
       gone.push_back(tid);
       continue;
     }
-    if (t->Waiting() && t->affinity.IsSet(cpu) && now >= t->not_before_ns) {
+    if (t->Waiting() && t->AllowedOn(cpu) && now >= t->not_before_ns) {
       found = t;
       break;
     }
@@ -187,7 +187,7 @@ FifoTask* FifoCentralizedScheduler::TakeForAgentCpu(uint64_t now) {
   for (Tid tid : fifo_.tids()) {
     FifoTask* t = tasks_.Find(tid);
     if (t == nullptr || !t->Waiting() || now < t->not_before_ns) continue;
-    if (t->affinity.IsSet(agent_.cpu) && (t->affinity & elsewhere).Empty()) {
+    if (t->AllowedOn(agent_.cpu) && t->Allowed(elsewhere).Empty()) {
       fifo_.Remove(*t);
       return t;
     }
@@ -271,7 +271,7 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       Enqueue(*t, /*front=*/true);
       return;
     case GHOST_TXN_NOT_ALLOWED:
-      if (!newer) t->affinity.Clear(c.cpu);  // our view was behind the kernel's
+      if (!newer) t->refused.Set(c.cpu);  // our view was behind the kernel's
       Enqueue(*t, /*front=*/true);
       return;
     default:  // PREEMPTED, ABORTED, INVALID, a failed commit call

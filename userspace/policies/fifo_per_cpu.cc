@@ -154,7 +154,7 @@ void FifoPerCpuScheduler::TaskDeparted(const Message& m) { TaskDead(m); }
 void FifoPerCpuScheduler::TaskAffinityChanged(const Message& m) {
   absl::MutexLock l(&mu_);
   FifoTask& t = Track(m);
-  if (t.owner >= 0 && !t.affinity.IsSet(t.owner)) NeedsPlacement(t);
+  if (t.owner >= 0 && !t.AllowedOn(t.owner)) NeedsPlacement(t);
 }
 
 void FifoPerCpuScheduler::TaskPriorityChanged(const Message& m) {
@@ -195,7 +195,7 @@ int FifoPerCpuScheduler::PickCpu(const FifoTask& t) {
   for (int i = 0; i < n; ++i) {
     const size_t idx = (rr_ + i) % n;
     const Cpu& c = *order[idx];
-    if (!t.affinity.IsSet(c.cpu)) continue;
+    if (!t.AllowedOn(c.cpu)) continue;
     size_t load = c.rq.Size() + (c.current != GHOST_TID_NONE) + c.req_active;
     if (c.busy) load += n * 1024;  // a higher class has it: last resort
     if (load < best_load) {
@@ -302,8 +302,8 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
       return false;
     case GHOST_TXN_NOT_ALLOWED:
       if (t == nullptr) return true;
-      if (!newer) t->affinity.Clear(c.cpu);  // else AFFINITY_CHANGED told us
-      if (t->affinity.IsSet(c.cpu)) {
+      if (!newer) t->refused.Set(c.cpu);  // else AFFINITY_CHANGED told us
+      if (t->AllowedOn(c.cpu)) {
         Enqueue(*t, /*front=*/true);
       } else {
         NeedsPlacement(*t);
