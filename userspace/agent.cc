@@ -49,7 +49,7 @@ void Agent::Run(const std::atomic<bool>& stop) {
       StepAside(/*on_message=*/true);
     } else if (!opts_.global && n == 0 && channel_.valid()) {
       // A timeout or an interrupted wait is not an error: just go round.
-      (void)Wait(opts_.wait_timeout);
+      (void)Wait(sched_.Pending(*this) ? opts_.wait_timeout : opts_.idle_wait_timeout);
     }
     last = MonotonicNs();
   }

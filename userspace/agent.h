@@ -25,6 +25,9 @@ struct AgentOptions {
   // Run(): how long a blocking (per-CPU) agent waits for a message before it
   // runs Schedule() again anyway (pending commits, CPUs coming back).
   absl::Duration wait_timeout = absl::Milliseconds(1);
+  // ... and how long when the scheduler has nothing pending
+  // (Scheduler::Pending): only a message or a wake-up should end it.
+  absl::Duration idle_wait_timeout = absl::Milliseconds(100);
   // Run(): how long the agent steps aside when its policy (RequestYield) or
   // the kernel side (KernelSide::TakeYieldRequest) asks for its CPU: threads
   // that may run nowhere else run meanwhile, and a spinning global agent

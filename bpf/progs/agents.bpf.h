@@ -43,7 +43,9 @@ struct {
 	__type(value, struct ghost_cpu_word);
 } cpu_words SEC(".maps");
 
-__u8 cpu_agent_held[GHOST_MAX_CPUS]; /* the CPU was released to an agent */
+/* The CPU was released to an agent or to the stopper (a migration): no
+ * CPU_BUSY was sent, so none of CPU_AVAILABLE either when it comes back. */
+__u8 cpu_quiet_release[GHOST_MAX_CPUS];
 __u64 nr_yield_requests;
 
 /* GHOST_AGENT_* if `p` is an agent thread, else 0. */

@@ -282,10 +282,17 @@ void GHOST_OPS(ghost_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
 		scx_bpf_reenqueue_local();
 		/* fallthrough */
 	case GHOST_AGENT_PER_CPU:
-		cpu_agent_held[c] = 1;
+		cpu_quiet_release[c] = 1;
 		return;
 	}
-	cpu_agent_held[c] = 0;
+	/* The stopper runs for a moment (it migrates a thread: an affinity
+	 * change does it every time): telling the agent the CPU is busy, then
+	 * available, and bouncing what waits here would cost more than it. */
+	if (args->reason == SCX_CPU_PREEMPT_STOP) {
+		cpu_quiet_release[c] = 1;
+		return;
+	}
+	cpu_quiet_release[c] = 0;
 	cpu_busy[c] = 1;
 	send_cpu_msg(cpu, GHOST_MSG_CPU_BUSY, args->reason, 0, 0);
 	/* Our threads waiting on this CPU go back to their agents (PREEMPT,
@@ -299,8 +306,8 @@ void GHOST_OPS(ghost_cpu_acquire, s32 cpu, struct scx_cpu_acquire_args *args)
 
 	if (cpu < 0 || cpu >= GHOST_MAX_CPUS)
 		return;
-	if (cpu_agent_held[c]) {
-		cpu_agent_held[c] = 0;
+	if (cpu_quiet_release[c]) {
+		cpu_quiet_release[c] = 0;
 		return;
 	}
 	cpu_busy[c] = 0;
