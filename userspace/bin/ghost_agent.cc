@@ -61,7 +61,7 @@ ABSL_FLAG(int64_t, watchdog_ms, 1000,
           "A runnable thread the agent has not placed within this time runs through the "
           "class's fallback FIFO (the enclave degrades, the class is never ejected).");
 ABSL_FLAG(int64_t, kernel_timeout_ms, 5000,
-          "sched_ext's own stall watchdog (100..30000 ms): the kernel ejects the class if a "
+          "sched_ext's own stall watchdog (2000..30000 ms): the kernel ejects the class if a "
           "runnable thread waits longer. At least twice --watchdog-ms.");
 ABSL_FLAG(int, agent_priority, 50, "SCHED_FIFO priority of the agent threads (1..99).");
 ABSL_FLAG(std::string, pin_dir, ghost::kDefaultPinDir,
@@ -132,8 +132,9 @@ int main(int argc, char** argv) {
   if (slice_us < 0 || slice_us > 1000000) {
     return Fail(2, absl::StrFormat("--slice-us=%d is out of range (0..1000000)", slice_us));
   }
-  if (timeout_ms < 100 || timeout_ms > 30000) {
-    return Fail(2, absl::StrFormat("--kernel-timeout-ms=%d is out of range (100..30000)", timeout_ms));
+  if (timeout_ms < absl::ToInt64Milliseconds(ghost::kMinKernelTimeout) || timeout_ms > 30000) {
+    return Fail(2, absl::StrFormat("--kernel-timeout-ms=%d is out of range (%d..30000)", timeout_ms,
+                                   absl::ToInt64Milliseconds(ghost::kMinKernelTimeout)));
   }
   if (watchdog_ms < 1 || watchdog_ms > timeout_ms / 2) {
     return Fail(2, absl::StrFormat(
