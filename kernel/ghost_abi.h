@@ -217,7 +217,7 @@ enum ghost_txn_result {
 enum ghost_txn_flags {
 	GHOST_TXN_F_PREEMPT = 1U << 0,    /* may preempt a ghost thread running there */
 	GHOST_TXN_F_NO_BARRIER = 1U << 1, /* skip the agent-barrier check */
-	GHOST_TXN_F_SYNC_GROUP = 1U << 2, /* all of `group` run, or none */
+	GHOST_TXN_F_SYNC_GROUP = 1U << 2, /* all of `group` run, or none (not implemented: INVALID) */
 	GHOST_TXN_F_ALL = (1U << 3) - 1,
 };
 

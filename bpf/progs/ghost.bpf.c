@@ -215,10 +215,14 @@ void GHOST_OPS(ghost_quiescent, struct task_struct *p, u64 deq_flags)
 
 	if (!task_in_enclave(t))
 		return;
+	/* A nice/affinity change or a migration: not an event, and the thread
+	 * is enqueued again at once, where a pending commit settles PREEMPTED
+	 * (NOT_RUNNABLE would tell its agent to wait for a WAKEUP that never
+	 * comes). Leaving the class settles it NOT_FOUND (task_gone). */
+	if (!(deq_flags & SCX_DEQ_SLEEP))
+		return;
 	if (t->txn_cpu >= 0)
 		txn_settle(p, t, GHOST_TXN_NOT_RUNNABLE);
-	if (!(deq_flags & SCX_DEQ_SLEEP))
-		return; /* nice/affinity change or migration: not an event */
 	t->held_at = 0;
 	t->stop_reason = GT_STOP_NONE;
 	if (p->__state & TASK_DEAD) {

@@ -8,12 +8,29 @@
 //     path through txn_apply than every remote commit.)
 //  2. The group commit's CPU mask: a READY slot outside the CPUs a commit call
 //     names is left READY, its thread unmoved; the next call naming it commits it.
+//  1b. A local commit still pending (its agent holds the CPU) whose thread
+//     has a property change (nice) settles PREEMPTED, not NOT_RUNNABLE.
 // Needs 3 CPUs: CPU 0 for the scenario's other threads, the enclave is 1-2.
+#include <sys/resource.h>
+
 #include "tests/vm/test_agent.h"
 #include "userspace/ghost_skel.h"
 #include "userspace/run_request.h"
 
 using namespace ghost_test;
+
+namespace {
+
+// WaitUntil without sleeping: the calling agent must keep its CPU.
+bool WaitUntilSpinning(const std::function<bool()>& pred, absl::Duration timeout) {
+  const int64_t end = NowNs() + absl::ToInt64Nanoseconds(timeout);
+  while (!pred()) {
+    if (NowNs() >= end) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 int main() {
   Failures f;
@@ -64,6 +81,31 @@ int main() {
     SleepUs(50'000);  // blocked: a wrongly queued thread would run now
     f.Check(local.spins() == spins && local.first_cpu() == -1,
             "the thread of the stale local commit did not run");
+    // 1b. A local commit stays pending while the agent holds the CPU: a
+    // property change of its thread meanwhile (nice) re-enqueues the thread,
+    // still runnable: the slot must say PREEMPTED, not NOT_RUNNABLE (which
+    // means "wait for a WAKEUP", and none would come).
+    agent.Drain();
+    ghost_txn pend = {};
+    pend.tid = t_local;
+    pend.task_seqnum = agent.Threads()[t_local].seq;
+    pend.agent_barrier = agent.barrier();
+    pend.queue = setup->queue;
+    const bool opened = OpenTxn(ks, 1, pend) && ks.Commit(ghost::CpuList({1})).ok();
+    ghost_txn* slot1 = ks.TxnSlot(1);
+    f.Check(opened && __atomic_load_n(&slot1->state, __ATOMIC_ACQUIRE) == GHOST_TXN_CLAIMED,
+            "a local commit waits for its agent to block (CLAIMED)");
+    f.Check(setpriority(PRIO_PROCESS, local.pid(), 3) == 0, "its thread's nice changes meanwhile");
+    const bool settled = WaitUntilSpinning(
+        [&] { return __atomic_load_n(&slot1->state, __ATOMIC_ACQUIRE) == GHOST_TXN_DONE; },
+        absl::Seconds(5));
+    const uint32_t res = slot1->result;
+    f.Check(settled && res == GHOST_TXN_PREEMPTED,
+            absl::StrFormat("the pending commit settled %s (want PREEMPTED: the thread is still "
+                            "runnable)",
+                            settled ? ResultName(static_cast<int>(res)) : "not at all"));
+    __atomic_store_n(&slot1->state, GHOST_TXN_FREE, __ATOMIC_RELEASE);
+
     const int ok = agent.CommitCurrent(1, t_local);
     f.Check(ok == GHOST_TXN_COMMITTED,
             absl::StrFormat("a local commit at the current barrier -> %s (want COMMITTED)",
