@@ -6,6 +6,7 @@
 #   make sanitize  the unit tests built with ASan+UBSan in build-san/, and run
 #   make demo    boot the test kernel in qemu and run the demo workload
 #   make bench   benchmarks (host and VM); results go to docs/BENCHMARKS.md
+#   make mutants deliberate breaks of the class's checks must fail their tests
 #   make vmlinux regenerate vmlinux/vmlinux.h from the test kernel's BTF
 #
 # Sources are found by wildcard, so adding a file needs no Makefile edit:
@@ -62,7 +63,7 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2)
 endif
 
-.PHONY: all deps test unit-test vm-test demo bench vmlinux kernel clean
+.PHONY: all deps test unit-test vm-test demo bench mutants vmlinux kernel clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -162,6 +163,11 @@ vm-test: all
 demo: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) all
 	@bash scripts/demo.sh
+
+# Deliberate breaks of the class's checks, each run against the scenarios that
+# must catch it (scripts/mutants.sh, tests/mutants/); not part of `make test`.
+mutants: deps
+	@bash scripts/mutants.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) all $(BENCHES)
