@@ -26,8 +26,8 @@ int main(int argc, char** argv) {
   if (!HaveCpus(3)) return 1;
   const int ncpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   PinToCpu(0);
-  // A 15 s watchdog (SetupOptions' default): only a thread the agent really
-  // left unplaced is the fallback's, however slow the host.
+  // A 5 s watchdog (ghost-agent's scenarios use the same): only a thread the
+  // agent really left unplaced is the fallback's, however slow the host.
   auto ks = ghost::BpfKernelSide::Create({.kernel_timeout = absl::Seconds(30)});
   if (!ks.ok()) {
     std::printf("FAIL: %s\n", std::string(ks.status().message()).c_str());
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   }
   ghost::CpuList cpus;
   for (int c = 1; c < ncpus; c++) cpus.Set(c);
-  auto enclave = ghost::Enclave::Create(**ks, {.cpus = cpus, .watchdog_ms = 15000});
+  auto enclave = ghost::Enclave::Create(**ks, {.cpus = cpus, .watchdog_ms = 5000});
   if (!enclave.ok()) {
     std::printf("FAIL: enclave: %s\n", std::string(enclave.status().message()).c_str());
     return 1;

@@ -18,7 +18,7 @@
 #  - under a policy, the agent placed the work: its runs were committed by the
 #    agent (more than 0) or resumed after a higher class took the CPU for a
 #    moment, never the fallback's (no fault is injected: a fallback run is a
-#    thread that waited --watchdog-ms, here 15 s, for its agent, or could run
+#    thread that waited --watchdog-ms, here 5 s, for its agent, or could run
 #    only where the agent never places anything). With --policy=none the class's FIFO
 #    placed them and no enclave run happened.
 # It prints each program's placements, and ghost-agent's --stats at the end.
@@ -27,11 +27,11 @@
 # is broken: the rest would only crawl through the fallback). Nothing is timed: every program runs for a bounded amount of work or time,
 # and TCG makes times meaningless.
 set -u
-# A thread the agent has not placed within 15 s is a failure; the shipped 1 s
+# A thread the agent has not placed within 5 s is a failure; the shipped 1 s
 # watchdog (and 5 s stall timeout) is a latency bound that TCG on a loaded CI
 # host cannot keep: a host stall of a second ages every waiting thread by a
 # second, and the fallback would take them, agent or no agent.
-slow_host="--kernel-timeout-ms=30000 --watchdog-ms=15000"
+slow_host="--kernel-timeout-ms=30000 --watchdog-ms=5000"
 policy=""
 failures=0
 out=/tmp/client.out
@@ -121,7 +121,7 @@ client() {
   resumed=$(($(counter runs_resumed) - res0))
   fifo=$(($(counter fifo_placements) - fifo0))
   placed="runs placed by the agent $agent_runs, resumed $resumed, fallback $fb_runs, FIFO $fifo"
-  [ $fb_runs = 0 ] || placed="$placed; the fallback's: watchdog moves (waited 15 s) \
+  [ $fb_runs = 0 ] || placed="$placed; the fallback's: watchdog moves (waited 5 s) \
 $(($(counter watchdog_moves) - wd0)), runs on a CPU the ext server lent $(($(counter starved_runs) - st0))"
   if [ "$policy" = none ]; then
     [ $fifo -gt 0 ] || { bad "$label: the class's FIFO placed nothing ($placed)"; ok=0; }

@@ -24,7 +24,7 @@ counter() { echo "$probe_out" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
 agent=""
 start_agent() {  # start_agent POLICY: ghost-agent runs it, the class is enabled
   [ "$(state)" = disabled ] || fail "sched_ext state is '$(state)' before the agent started"
-  ghost-agent --policy=$1 --slice-us=2000 --kernel-timeout-ms=30000 --watchdog-ms=15000 --stats >/tmp/agent.log 2>&1 &
+  ghost-agent --policy=$1 --slice-us=2000 --kernel-timeout-ms=30000 --watchdog-ms=5000 --stats >/tmp/agent.log 2>&1 &
   agent=$!
   i=0
   while ! grep -q 'ghost-agent: policy' /tmp/agent.log; do
@@ -66,7 +66,7 @@ run() {
   by_fallback=$(($(counter runs_by_fallback) - fb0))
   fifo=$(($(counter fifo_placements) - fifo0))
   placed="runs placed by the agent $by_agent, by the fallback $by_fallback; FIFO placements $fifo"
-  [ $by_fallback = 0 ] || placed="$placed; the fallback's: watchdog moves (waited 15 s) \
+  [ $by_fallback = 0 ] || placed="$placed; the fallback's: watchdog moves (waited 5 s) \
 $(($(counter watchdog_moves) - wd0)), runs on a CPU the ext server lent $(($(counter starved_runs) - st0))"
   if [ "$where" = enclave ]; then
     [ $by_agent -gt 0 ] || fail "$name: the agent placed nothing ($placed)"

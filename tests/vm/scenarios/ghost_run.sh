@@ -23,7 +23,7 @@ ext_threads() {  # number of threads of PID run by a sched_ext class
 
 one_line_exit2 "no agent" ghost-run -- /bin/true
 
-ghost-agent --policy=fifo-centralized --kernel-timeout-ms=30000 --watchdog-ms=15000 --stats \
+ghost-agent --policy=fifo-centralized --kernel-timeout-ms=30000 --watchdog-ms=5000 --stats \
   >/tmp/agent.log 2>&1 &
 agent=$!
 i=0
@@ -35,13 +35,16 @@ one_line_exit2 "missing program" ghost-run -- /no/such/program
 one_line_exit2 "no such pid" ghost-run --pid=999999
 one_line_exit2 "bad enclave" ghost-run --enclave=99 -- /bin/true
 
-runs_now() { class_probe --print | sed -n 's/.* runs_by_agent=\([0-9]*\) runs_by_fallback=\([0-9]*\).*/\1 \2/p'; }
-set -- $(runs_now); a0=$1 f0=$2
+runs_now() {  # sets $runs: "BY_AGENT BY_FALLBACK"
+  out=$(class_probe --print 2>&1) || fail "class_probe: $out"
+  runs=$(echo "$out" | sed -n 's/.* runs_by_agent=\([0-9]*\) runs_by_fallback=\([0-9]*\).*/\1 \2/p')
+}
+runs_now; set -- $runs; a0=$1 f0=$2
 ghost-run -- workers --threads 8 --bursts 20 --burst-us 1000 --sleep-us 1000 --nosched-ext --expect-class ||
   fail "ghost-run -- CMD: threads not run by the class"
 # Checked here too, so that a broken commit path fails before the 6000
-# bursts below (each a 1 s fallback wait then).
-set -- $(runs_now)
+# bursts below (each a --watchdog-ms fallback wait then).
+runs_now; set -- $runs
 [ $(($1 - a0)) -gt 0 ] && [ $2 = $f0 ] ||
   fail "ghost-run -- CMD: runs placed by the agent $(($1 - a0)), by the fallback $(($2 - f0))"
 echo "PASS: ghost-run -- CMD: 8 threads ran under the class without switching themselves; the agent placed $(($1 - a0)) runs, the fallback none"

@@ -18,11 +18,15 @@ wait_policy() {  # the agent prints this line once its agents run
 # reads the class's counters): the agent's commits must have placed some, the
 # fallback none. Checked after each phase, so that a broken commit path fails
 # here, not after the fallback has slowly finished everything.
-runs_now() { class_probe --print | sed -n 's/.* runs_by_agent=\([0-9]*\) runs_by_fallback=\([0-9]*\) runs_resumed=\([0-9]*\).*/\1 \2 \3/p'; }
-phase_start() { set -- $(runs_now); a0=$1 f0=$2 r0=$3; }
+runs_now() {  # sets $runs: "BY_AGENT BY_FALLBACK RESUMED"
+  out=$(class_probe --print 2>&1) || fail "$policy: class_probe: $out"
+  runs=$(echo "$out" | sed -n 's/.* runs_by_agent=\([0-9]*\) runs_by_fallback=\([0-9]*\) runs_resumed=\([0-9]*\).*/\1 \2 \3/p')
+}
+phase_start() { runs_now; set -- $runs; a0=$1 f0=$2 r0=$3; }
 phase_runs() {  # phase_runs LABEL
   label=$1
-  set -- $(runs_now)
+  runs_now
+  set -- $runs
   placed="runs placed by the agent $(($1 - a0)), by the fallback $(($2 - f0)), resumed $(($3 - r0))"
   [ $(($1 - a0)) -gt 0 ] || fail "$policy: $label: the agent placed nothing ($placed)"
   [ $(($2 - f0)) = 0 ] || fail "$policy: $label: runs were the fallback's, not the agent's ($placed)"
@@ -30,10 +34,17 @@ phase_runs() {  # phase_runs LABEL
 churn='i=0; while [ $i -lt 1000 ]; do /bin/true & i=$((i + 1)); done; wait'
 
 for policy in fifo-per-cpu fifo-centralized; do
-  ghost-agent --policy=$policy --slice-us=2000 --kernel-timeout-ms=30000 --watchdog-ms=15000 --stats >/tmp/agent.log 2>&1 &
+  ghost-agent --policy=$policy --slice-us=2000 --kernel-timeout-ms=30000 --watchdog-ms=5000 --stats >/tmp/agent.log 2>&1 &
   agent=$!
   wait_policy $policy
   [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || fail "$policy: class not enabled"
+  # A short first run: a broken commit path fails here, after a few
+  # --watchdog-ms waits, not after the fallback has crawled through the rest.
+  phase_start
+  ghost-run -- workers --threads 4 --bursts 3 --burst-us 1000 --sleep-us 2000 --expect-class ||
+    fail "$policy: 4-thread warm-up did not complete"
+  phase_runs "4-thread warm-up"
+  echo "PASS: $policy: 4 threads ran to completion; $placed"
   phase_start
   ghost-run -- workers --threads 64 --bursts 20 --burst-us 1000 --sleep-us 2000 --expect-class ||
     fail "$policy: 64-thread mixed workload did not complete"
