@@ -38,6 +38,12 @@ class Enrollment {
   int fd_;
 };
 
+// OK if an agent runs enclave `enclave` of the class pinned at `pin_dir` (its
+// enclave word is in use); NotFound in one line if not, or if no class is
+// pinned there. A thread enrolled in an enclave nobody runs would silently
+// run in the class's FIFO instead.
+absl::Status CheckEnclaveInUse(const std::string& pin_dir, EnclaveId enclave);
+
 // Moves every thread of process `pid` into SCHED_EXT (enrolling each first),
 // re-scanning /proc/PID/task until no new thread appears, so threads cloned
 // during the walk are not missed. Returns how many threads were moved.

@@ -138,10 +138,17 @@ void GHOST_OPS(ghost_dispatch, s32 cpu, struct task_struct *prev)
 		cpu_starved_empty[c]++;
 }
 
+/*
+ * ops.running and ops.stopping run under the thread's runqueue lock, but not
+ * always on its CPU: a property changed from another CPU while it runs
+ * (affinity, policy, nice) stops and restarts it from the caller's CPU. So the
+ * thread's CPU is its own (scx_bpf_task_cpu), never the current CPU
+ * (ghost_remote_change).
+ */
 void GHOST_OPS(ghost_running, struct task_struct *p)
 {
 	struct ghost_task *t = task_get(p);
-	__u32 cpu = bpf_get_smp_processor_id();
+	__u32 cpu = scx_bpf_task_cpu(p);
 
 	if (!t)
 		return;
@@ -174,7 +181,7 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 void GHOST_OPS(ghost_stopping, struct task_struct *p, bool runnable)
 {
 	struct ghost_task *t = task_get(p);
-	__u32 cpu = bpf_get_smp_processor_id();
+	__u32 cpu = scx_bpf_task_cpu(p);
 
 	if (cpu < GHOST_MAX_CPUS && cpu_curr_tid[cpu] == p->scx.tid)
 		cpu_curr_tid[cpu] = 0;

@@ -37,6 +37,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "userspace/agent_lock.h"
+#include "userspace/agent_thread.h"
 #include "userspace/bpf_class.h"
 #include "userspace/class_pins.h"
 #include "userspace/discovery.h"
@@ -90,23 +91,6 @@ pid_t LockHolder(const std::string& lock_file) {
   if (fscanf(f, "%d", &pid) != 1) pid = 0;
   fclose(f);
   return pid;
-}
-
-// Pins the calling thread to `cpu` and makes it SCHED_FIFO.
-absl::Status BecomeAgentThread(int cpu, int priority) {
-  if (cpu >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof(set), &set) != 0) {
-      return absl::InternalError(absl::StrCat("pinning an agent to CPU ", cpu, ": ", strerror(errno)));
-    }
-  }
-  sched_param p = {.sched_priority = priority};
-  if (sched_setscheduler(0, SCHED_FIFO, &p) != 0) {
-    return absl::InternalError(absl::StrCat("making an agent SCHED_FIFO: ", strerror(errno)));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -257,8 +241,7 @@ int main(int argc, char** argv) {
     (*kernel)->ReleasePreviousQueues();
     for (ghost::Agent* agent : policy->agents()) {
       threads.emplace_back([agent, priority, &stop, &thread_errors, k = kernel->get()] {
-        absl::Status s = k->RegisterAgentThread(static_cast<pid_t>(gettid()), agent->global());
-        if (s.ok()) s = BecomeAgentThread(agent->cpu(), priority);
+        absl::Status s = ghost::BecomeAgentThread(*k, *agent, priority);
         if (!s.ok()) {
           absl::FPrintF(stderr, "ghost-agent: %s\n", s.message());
           thread_errors++;
