@@ -167,10 +167,11 @@ int main(int argc, char** argv) {
     if (!live.ok()) return Fail(std::string(live.status().message()));
     absl::PrintF("abi=%d fallback_runs=%d committed=%d bss_nr_cpus=%d runs_by_agent=%d "
                  "runs_by_fallback=%d runs_resumed=%d watchdog_moves=%d starved_runs=%d "
-                 "fifo_placements=%d live_threads=%d\n",
+                 "starved_pinned=%d fifo_placements=%d live_threads=%d\n",
                  ci.abi_version, ci.fallback_runs, bss.nr_txn_results[GHOST_TXN_COMMITTED],
                  bss.nr_cpus, bss.nr_runs_committed, bss.nr_runs_fallback, bss.nr_runs_resumed,
-                 bss.nr_watchdog_moves, bss.nr_starved_runs, bss.nr_enqueued + bss.nr_direct,
+                 bss.nr_watchdog_moves, bss.nr_starved_runs, bss.nr_starved_runs_pinned,
+                 bss.nr_enqueued + bss.nr_direct,
                  *live);
   }
   return 0;
