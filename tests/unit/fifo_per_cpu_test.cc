@@ -540,6 +540,33 @@ TEST_F(FifoPerCpuTest, LatePreemptedWhileItRunsElsewhereIsNotRunTwice) {
             (std::vector<std::pair<int, Tid>>{{other, a}, {held, a}}));
 }
 
+// A remote commit (an agent hands a thread to an idle CPU and commits it
+// there itself, that CPU's agent sleeping on) that fails late sends no
+// message: the agent that made it keeps looking for the result (Pending)
+// until it is read, and the thread is placed again. Without that, it waited
+// for whatever message came next, in the VM up to the watchdog.
+TEST_F(FifoPerCpuTest, RemoteCommitThatFailsLateIsWatchedByItsMaker) {
+  Start(2);
+  Agent& a0 = *rig_->policy->agents()[0];
+  Agent& a1 = *rig_->policy->agents()[1];
+  a1.RunOnce();
+  rig_->kernel.set_hold_commits(true);
+  const Tid tid = rig_->kernel.NewThread(rig_->enclave->id());
+  rig_->kernel.SetAffinity(tid, CpuList({1}));
+  a0.RunOnce();  // TASK_NEW + AFFINITY_CHANGED: committed to CPU 1 by agent 0
+  ASSERT_EQ(rig_->kernel.thread(tid).held_cpu, 1);
+  ASSERT_EQ(sched().stats().remote_commits, 1u);
+  EXPECT_TRUE(sched().Pending(a0));  // its commit, in flight
+  EXPECT_FALSE(sched().Pending(a1));  // CPU 1's agent sleeps on
+  rig_->kernel.set_hold_commits(false);
+  ASSERT_TRUE(rig_->kernel.FinishHeld(1, GHOST_TXN_PREEMPTED).ok());
+  EXPECT_TRUE(sched().Pending(a0));  // settled, not read yet: no message comes
+  a0.RunOnce();  // reads the failure; commits the thread there again
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), tid);
+  EXPECT_FALSE(sched().Pending(a0));
+}
+
 TEST_F(FifoPerCpuTest, SixtyFourThreadsAllComplete) {
   Start(4);
   std::map<Tid, int> runs;

@@ -388,6 +388,7 @@ bool FifoPerCpuScheduler::OpenAndCommit(Cpu& c, FifoTask& t, Agent& agent) {
   t.left_while_inflight = false;
   c.req_active = true;
   c.remote = c.cpu != agent.cpu();
+  c.remote_by = c.remote ? agent.cpu() : -1;
   c.req->Commit();  // the result is read by the next round that looks
   return true;
 }
@@ -447,6 +448,11 @@ bool FifoPerCpuScheduler::Pending(const Agent& agent) {
   if (it == cpus_.end()) return true;
   const Cpu& c = it->second;
   if ((c.req_active && !c.remote) || c.retry_after_ns != 0 || !unplaced_.empty()) return true;
+  // A remote commit of ours not settled yet: a late failure sends no message,
+  // and its CPU's agent sleeps, so we read the result (ScheduleLocked).
+  for (const auto& [cpu, other] : cpus_) {
+    if (other.remote && other.req_active && other.remote_by == agent.cpu()) return true;
+  }
   return c.current == GHOST_TID_NONE && !c.rq.Empty();
 }
 

@@ -81,6 +81,7 @@ class FifoPerCpuScheduler : public Scheduler {
     std::unique_ptr<RunRequest> req;
     bool req_active = false;        // req holds a transaction we have not read
     bool remote = false;            // ... made by another CPU's agent
+    int remote_by = -1;             // ... that one, which watches for its result
     Agent* agent = nullptr;         // woken on a hand-off (AttachAgent)
   };
 

@@ -46,7 +46,7 @@ ghost-run -- workers --threads 8 --bursts 20 --burst-us 1000 --sleep-us 1000 --n
 # bursts below (each a --watchdog-ms fallback wait then).
 runs_now; set -- $runs
 [ $(($1 - a0)) -gt 0 ] && [ $2 = $f0 ] ||
-  fail "ghost-run -- CMD: runs placed by the agent $(($1 - a0)), by the fallback $(($2 - f0))"
+  fail "ghost-run -- CMD: runs placed by the agent $(($1 - a0)), by the fallback $(($2 - f0)) (class: $out)"
 echo "PASS: ghost-run -- CMD: 8 threads ran under the class without switching themselves; the agent placed $(($1 - a0)) runs, the fallback none"
 
 workers --threads 6 --bursts 1000 --burst-us 1000 --sleep-us 1000 --nosched-ext >/tmp/w.log 2>&1 &
