@@ -92,7 +92,7 @@ TEST_P(TakeOverTest, NewAgentRunsThePreviousAgentsThreads) {
       {.name = policy, .clock = [&kernel] { return kernel.NowNs(); }}, **e);
   ASSERT_TRUE(p.ok()) << p.status();
   if (take_over) {
-    EXPECT_EQ(TakeOverThreads(kernel, **e, **p), 3);
+    EXPECT_EQ(TakeOverThreads(kernel, **e, **p).taken, 3);
   }
   for (int round = 0; round < 10; round++) {
     for (Agent* a : (*p)->agents()) a->RunOnce();
