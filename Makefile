@@ -3,6 +3,7 @@
 #   make deps    install the toolchain from Debian (root; idempotent)
 #   make         BPF objects -> skel/*.skel.h -> static binaries in build/
 #   make test    host unit tests, then the sched_ext VM scenarios
+#   make soak    the long fault runs (20 kill -9 and 20 live upgrades under load)
 #   make demo    boot the test kernel in qemu and run the demo workload
 #   make bench   benchmarks (host and VM); results go to docs/BENCHMARKS.md
 #   make vmlinux regenerate vmlinux/vmlinux.h from the test kernel's BTF
@@ -61,7 +62,7 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2)
 endif
 
-.PHONY: all deps test unit-test vm-test demo bench vmlinux kernel clean
+.PHONY: all deps test unit-test vm-test soak demo bench vmlinux kernel clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -127,6 +128,12 @@ unit-test: $(BUILD)/unit_tests
 
 vm-test: all
 	@bash tests/run.sh --vm-only
+
+# Not part of `make test`: about an hour on a 2-core host (docs/AGENT_LIFECYCLE.md
+# keeps the last result).
+soak: deps
+	@$(MAKE) --no-print-directory -j$$(nproc) all
+	@bash tests/soak.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) all
