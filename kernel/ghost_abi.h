@@ -277,6 +277,9 @@ struct ghost_enclave_word {
 	__u32 default_queue;  /* new threads' messages go here */
 	__u32 watchdog_ms;    /* threads held longer go to the fallback */
 	__u32 tick_msgs;      /* GHOST_ENCLAVE_MSG_*: optional CPU messages */
+	/* bpf_ktime_get_ns() of the agent's last sign of life; 0: not kept. An
+	 * agent silent for watchdog_ms (at least 500 ms), or that wrote 1, is
+	 * gone: its threads run through the fallback at once. */
 	__u64 agent_heartbeat_ns;
 };
 

@@ -15,6 +15,7 @@ namespace ghost {
 inline constexpr int kRunCommitted = 0;
 inline constexpr int kRunFallback = 1;
 inline constexpr int kRunResumed = 2;
+inline constexpr int kRunStarved = 3;  // a CPU a higher class held ran it
 
 }  // namespace ghost
 

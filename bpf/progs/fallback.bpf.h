@@ -65,6 +65,11 @@ static __always_inline void fallback_insert(struct task_struct *p, struct ghost_
 
 __u64 nr_agent_gone_runs; /* threads sent to the FIFO at once: their agent is gone */
 
+/* ghost_task.fallback: who ran it, if not its agent (run_stats.bpf.h tells
+ * them apart; both are fallback runs in class_info). */
+#define FALLBACK_RUN 1
+#define FALLBACK_STARVED 2
+
 /* Park a runnable enclave thread for its agent, or, if the agent is gone
  * (enclave_agent_gone), hand it to the fallback FIFO at once. */
 static __always_inline void park(struct task_struct *p, struct ghost_task *t, __u64 enq_flags)
@@ -79,7 +84,7 @@ static __always_inline void park(struct task_struct *p, struct ghost_task *t, __
 		t->held_at = now;
 	if (enclave_agent_gone(t->enclave, now)) {
 		t->state = GT_QUEUED;
-		t->fallback = 1;
+		t->fallback = FALLBACK_RUN;
 		__sync_fetch_and_add(&nr_agent_gone_runs, 1);
 		scx_bpf_dsq_insert(p, FALLBACK_DSQ, slice_ns, enq_flags);
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
@@ -127,7 +132,7 @@ static long sweep_one(__u64 i, void *data)
 				__sync_fetch_and_add(&nr_watchdog_moves, 1);
 				if (t) {
 					t->state = GT_QUEUED;
-					t->fallback = 1;
+					t->fallback = FALLBACK_RUN;
 				}
 			}
 		}
@@ -187,7 +192,7 @@ static __always_inline bool run_parked_here(__u32 cpu)
 				__sync_fetch_and_add(&nr_starved_runs, 1);
 				if (t) {
 					t->state = GT_QUEUED;
-					t->fallback = 1;
+					t->fallback = FALLBACK_STARVED;
 				}
 			}
 			break;

@@ -146,10 +146,10 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 	/* Who put it here: a commit, the fallback (its agent was late or gone),
 	 * or the kernel (it resumes after a higher class preempted it). */
 	if (t->fallback) {
+		run_note(t, t->fallback == FALLBACK_STARVED ? RUN_STARVED : RUN_FALLBACK, waited_since);
 		t->fallback = 0;
 		CLASS_COUNT(fallback_runs);
 		__sync_fetch_and_add(&nr_runs_fallback, 1);
-		run_note(t, RUN_FALLBACK, waited_since);
 	} else if (t->txn_cpu == (__s32)cpu) {
 		__sync_fetch_and_add(&nr_runs_committed, 1);
 		run_note(t, RUN_COMMITTED, waited_since);

@@ -3,8 +3,9 @@
  * Per-enclave accounting of runs, for agents and tests to judge an enclave on
  * its own (two agents share one class, so class-wide counters cannot say
  * whose threads the fallback ran): who placed each run of an enclave thread
- * (its agent's commit, the fallback, or the kernel resuming it after a higher
- * class), and the longest time a runnable thread of the enclave waited for a
+ * (its agent's commit, the fallback, the kernel resuming it after a higher
+ * class, or a CPU a higher class starved running it from its parking DSQ:
+ * counted apart, since no agent could have placed it there), and the longest time a runnable thread of the enclave waited for a
  * CPU, from `held_at` (it became runnable, or was preempted) to ops.running.
  * A reader may reset the maximum (an atomic exchange on the mmapped .bss) to
  * measure one window, e.g. a live upgrade. The class only adds and raises.
@@ -17,8 +18,9 @@
 
 enum run_placer {
 	RUN_COMMITTED = 0,
-	RUN_FALLBACK,
+	RUN_FALLBACK,  /* its agent was late, gone, or its enclave destroyed */
 	RUN_RESUMED,
+	RUN_STARVED,   /* a CPU a higher class held ran it (run_parked_here) */
 	RUN_PLACERS,
 };
 

@@ -516,10 +516,12 @@ int main(int argc, char** argv) {
       // This enclave alone (other agents share the class-wide counters).
       const __u64* runs = skel->bss->enclave_runs[enclave_id];
       const uint64_t dropped = lost_before + messages_lost() - lost_seen;
-      absl::PrintF("ghost-agent: enclave %d: runs committed=%d fallback=%d resumed=%d, longest "
-                   "wait %d us; while this agent ran: fallback runs %d, messages dropped %d\n",
+      absl::PrintF("ghost-agent: enclave %d: runs committed=%d fallback=%d resumed=%d "
+                   "starved_cpu=%d, longest wait %d us; while this agent ran: fallback runs %d, "
+                   "messages dropped %d\n",
                    enclave_id, runs[ghost::kRunCommitted], runs[ghost::kRunFallback],
-                   runs[ghost::kRunResumed], skel->bss->enclave_wait_max_ns[enclave_id] / 1000,
+                   runs[ghost::kRunResumed], runs[ghost::kRunStarved],
+                   skel->bss->enclave_wait_max_ns[enclave_id] / 1000,
                    fallback_at_end - fallback_at_start, dropped);
     }
     if (policy) {

@@ -9,7 +9,8 @@
 //                                              ext.enabled every 20 ms; exit 1 if
 //                                              any live thread was ever off sched_ext
 //   class_probe --print --enclave=N            also enclave N alone: e_committed= e_fallback=
-//                                              e_resumed= (runs by who placed them),
+//                                              e_resumed= e_starved= (runs by who placed
+//                                              them: run_stats.bpf.h),
 //                                              e_wait_max_us= (longest wait of a runnable
 //                                              thread for a CPU), e_dropped= (messages lost
 //                                              from its queues in use), e_queues=,
@@ -229,11 +230,11 @@ int main(int argc, char** argv) {
         }
       }
       const __u64* runs = bss.enclave_runs[enclave];
-      absl::PrintF("e_committed=%d e_fallback=%d e_resumed=%d e_wait_max_us=%d e_dropped=%d "
-                   "e_queues=%d e_threads=%d\n",
+      absl::PrintF("e_committed=%d e_fallback=%d e_resumed=%d e_starved=%d e_wait_max_us=%d "
+                   "e_dropped=%d e_queues=%d e_threads=%d\n",
                    runs[ghost::kRunCommitted], runs[ghost::kRunFallback],
-                   runs[ghost::kRunResumed], bss.enclave_wait_max_ns[enclave] / 1000, dropped, n,
-                   threads);
+                   runs[ghost::kRunResumed], runs[ghost::kRunStarved],
+                   bss.enclave_wait_max_ns[enclave] / 1000, dropped, n, threads);
     }
   }
   return 0;

@@ -7,7 +7,8 @@
 # than the agent it replaces). Each cycle checks:
 #  - before the fault, the live agent placed everything: the enclave's
 #    fallback runs did not grow since the last takeover settled, and its
-#    queues lost no message;
+#    queues lost no message (a thread run by a CPU that a higher class held
+#    for long, from its parking queue, is counted apart: e_starved);
 #  - the class stays enabled with the same enable_seq (no second load);
 #  - the new agent took enclave 0 over, rediscovered its threads and places
 #    them (the enclave's committed runs grow);
@@ -182,7 +183,7 @@ rounds=$(grep -c ': ok:' /tmp/load.out)
 grep -q "done after $rounds rounds" /tmp/load.out || fail "load rounds: $(tail -3 /tmp/load.out)"
 left=$(class_probe --print --enclave=0 --count-threads | sed -n 's/.* e_threads=\([0-9]*\).*/\1/p')
 [ "$left" = 0 ] || fail "${left:-?} threads of enclave 0 are left"
-pass "all $rounds load rounds exited 0 with the counts they asked for ($(sed -n '1s/^round 1: ok: //p' /tmp/load.out)); no enclave thread is left"
+pass "all $rounds load rounds exited 0 with the counts they asked for ($(sed -n '1s/^round 1: ok: //p' /tmp/load.out)); no enclave thread is left; runs of a thread by a CPU a higher class held (not fallback runs): $(probe e_starved)"
 pass "longest wait of a runnable thread in a handoff cycle: kill -9 $((max_kill / 1000)) ms over $kills cycles (--watchdog-ms=$watchdog_ms), upgrade $((max_upgrade / 1000)) ms over $upgrades cycles"
 
 kill -TERM $agent
