@@ -2,10 +2,12 @@
 #
 #   make deps    install the toolchain from Debian (root; idempotent)
 #   make         BPF objects -> skel/*.skel.h -> static binaries in build/
-#   make test    host unit tests, then the sched_ext VM scenarios
+#   make test    host unit tests (also under ASan+UBSan), then the sched_ext VM scenarios
+#   make sanitize  the unit tests built with ASan+UBSan in build-san/, and run
 #   make soak    the long fault runs (20 kill -9 and 20 live upgrades under load)
 #   make demo    boot the test kernel in qemu and run the demo workload
 #   make bench   benchmarks (host and VM); results go to docs/BENCHMARKS.md
+#   make mutants deliberate breaks of the class's checks must fail their tests
 #   make vmlinux regenerate vmlinux/vmlinux.h from the test kernel's BTF
 #
 # Sources are found by wildcard, so adding a file needs no Makefile edit:
@@ -62,7 +64,7 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2)
 endif
 
-.PHONY: all deps test unit-test vm-test soak demo bench vmlinux kernel clean
+.PHONY: all deps test unit-test vm-test soak demo bench mutants vmlinux kernel clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -118,9 +120,39 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libghost.a
 	$(call msg,LD,$@)
 	$(Q)$(CXX) $(CXXFLAGS) -o $@ $^ -lbenchmark $(HOST_LIBS)
 
+# --- sanitizers ---------------------------------------------------------------
+# The unit tests again, with AddressSanitizer and UndefinedBehaviorSanitizer
+# (and libstdc++'s bounds assertions), in their own directory. gcc refuses
+# -static with ASan: this binary links the shared Abseil and libbpf
+# (GoogleTest's archives, uninstrumented, are fine). Any finding aborts the
+# run (tests/sanitize.sh sets the runtime options).
+SAN_BUILD ?= build-san
+SAN_FLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer \
+             -fno-sanitize-recover=all -D_GLIBCXX_ASSERTIONS
+SAN_CXXFLAGS = $(filter-out -O%,$(CXXFLAGS)) -O1 $(SAN_FLAGS)
+SAN_LIB_OBJS := $(patsubst %.cc,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
+SAN_TEST_OBJS := $(patsubst %.cc,$(SAN_BUILD)/obj/%.o,$(TEST_SRCS))
+
+$(SAN_BUILD)/obj/%.o: %.cc | $(SKELS)
+	@mkdir -p $(@D)
+	$(call msg,CXX-SAN,$<)
+	$(Q)$(CXX) $(SAN_CXXFLAGS) -c $< -o $@
+
+$(SAN_BUILD)/libghost.a: $(SAN_LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(SAN_BUILD)/unit_tests: $(SAN_TEST_OBJS) $(SAN_BUILD)/libghost.a
+	$(call msg,LD,$@)
+	$(Q)$(CXX) $(SAN_CXXFLAGS) -o $@ $^ $(GTEST_LIBS) $(HOST_LIBS)
+
+.PHONY: sanitize
+sanitize: $(SAN_BUILD)/unit_tests
+	@BUILD_SAN=$(SAN_BUILD) bash tests/sanitize.sh
+
 # --- tests, demo, bench ------------------------------------------------------
 test: deps
-	@$(MAKE) --no-print-directory -j$$(nproc) all $(BUILD)/unit_tests
+	@$(MAKE) --no-print-directory -j$$(nproc) all $(BUILD)/unit_tests $(SAN_BUILD)/unit_tests
 	@bash tests/run.sh
 
 unit-test: $(BUILD)/unit_tests
@@ -139,6 +171,11 @@ demo: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) all
 	@bash scripts/demo.sh
 
+# Deliberate breaks of the class's checks, each run against the scenarios that
+# must catch it (scripts/mutants.sh, tests/mutants/); not part of `make test`.
+mutants: deps
+	@bash scripts/mutants.sh
+
 bench: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) all $(BENCHES)
 	@bash scripts/bench.sh
@@ -150,6 +187,7 @@ vmlinux:
 	bash vmlinux/gen.sh "$$(bash scripts/kernel.sh)" vmlinux/vmlinux.h
 
 clean:
-	rm -rf $(BUILD) skel/*.skel.h
+	rm -rf $(BUILD) $(SAN_BUILD) skel/*.skel.h
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(SAN_BUILD)/obj -name '*.d' 2>/dev/null)

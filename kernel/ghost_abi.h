@@ -12,6 +12,8 @@
  *   agent barrier     per-queue counter bumped by every message       struct ghost_queue_word
  *   transactions      mmapped per-CPU slots, committed in groups      struct ghost_txn
  *   group commit      one bpf() call of a SEC("syscall") program      struct ghost_commit_args
+ *   CPU words         mmapped, one per CPU: the class asks an agent   struct ghost_cpu_word
+ *                     spinning there to step aside
  *
  * Every layout here is fixed-size and versioned by GHOST_ABI_VERSION; an agent
  * refuses to attach to a class whose version differs from its own.
@@ -19,7 +21,7 @@
 #ifndef GHOST_SCX_KERNEL_GHOST_ABI_H
 #define GHOST_SCX_KERNEL_GHOST_ABI_H
 
-#define GHOST_ABI_VERSION 2
+#define GHOST_ABI_VERSION 4
 
 /* Limits. Sized for the simulator's largest preset (2x64 cores, SMT2). */
 #define GHOST_MAX_CPUS 256
@@ -87,6 +89,8 @@ struct ghost_msg_task_off_cpu {
 	__u32 was_current;
 };
 
+/* AFFINITY_CHANGED; also right after TASK_NEW when the new thread may not
+ * run on every CPU (TASK_NEW itself carries no mask). */
 struct ghost_msg_task_affinity {
 	__u64 cpus[GHOST_CPU_MASK_WORDS];
 };
@@ -213,7 +217,7 @@ enum ghost_txn_result {
 enum ghost_txn_flags {
 	GHOST_TXN_F_PREEMPT = 1U << 0,    /* may preempt a ghost thread running there */
 	GHOST_TXN_F_NO_BARRIER = 1U << 1, /* skip the agent-barrier check */
-	GHOST_TXN_F_SYNC_GROUP = 1U << 2, /* all of `group` run, or none */
+	GHOST_TXN_F_SYNC_GROUP = 1U << 2, /* all of `group` run, or none (not implemented: INVALID) */
 	GHOST_TXN_F_ALL = (1U << 3) - 1,
 };
 
@@ -287,6 +291,31 @@ struct ghost_enclave_word {
 /* Bits of tick_msgs (1 keeps meaning "send CPU_TICK"). */
 #define GHOST_ENCLAVE_MSG_TICK 1U
 #define GHOST_ENCLAVE_MSG_NOT_IDLE 2U
+
+/*
+ * Agent threads run above the class (SCHED_FIFO). The class must know which
+ * threads are agents and whether they give their CPU back by themselves
+ * (the value stored for an agent thread's pid in the class's agent_tids map).
+ */
+#define GHOST_AGENT_PER_CPU 1U /* blocks when idle: its own commits run then */
+#define GHOST_AGENT_GLOBAL 2U  /* busy-polls: its CPU runs threads only when it yields */
+#define GHOST_AGENT_KIND_MASK 0xffU
+/* The bits above the kind: the enclave the agent serves (a successor agent
+ * forgets the dead agent threads of its own enclave only). */
+#define GHOST_AGENT_ENCLAVE_SHIFT 8
+
+/*
+ * Per-CPU words (an mmapped array, GHOST_MAX_CPUS long). The class sets
+ * `yield_request` when a thread that may run on no other CPU it can get waits
+ * while an agent spins here (a thread pinned to the global agent's CPU, or
+ * one the kernel queued on this CPU by itself); the agent library clears it
+ * with an exchange and steps aside for a moment (AgentOptions::yield_for).
+ */
+struct ghost_cpu_word {
+	__u32 yield_request;
+	__u32 pad;
+	__u64 yield_requests; /* times the class asked (counter) */
+};
 
 /* Class-wide information, readable by agents (a one-element mmapped array). */
 struct ghost_class_info {

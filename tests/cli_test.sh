@@ -33,4 +33,7 @@ expect "unknown machine" ghost-sim --machine=cray
 expect "unknown workload" ghost-sim --workload=nope
 expect "load" ghost-sim --load=-1
 expect "unknown flag --bogus" ghost-run --bogus -- /bin/true
+expect "enclave=99 is out of range" ghost-bench --enclave=99
+expect "enclave needs --sched-ext" ghost-bench --enclave=0 --nosched-ext
+expect "no ghost class is running" ghost-bench --enclave=0 --pin-dir=/no/such/dir
 exit $((n_fail > 0))

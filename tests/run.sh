@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test runner behind `make test`: host unit tests (GoogleTest), the
-# command-line tools' bad-input checks (tests/cli_test.sh), the VM harness
+# The test runner behind `make test`: host unit tests (GoogleTest), the same
+# tests built with ASan+UBSan (tests/sanitize.sh; BUILD_SAN, default
+# build-san/), the command-line tools' bad-input checks (tests/cli_test.sh), the VM harness
 # self-tests, then every VM scenario in tests/vm/scenarios/ inside the
 # sched_ext test kernel. Ends with one summary line "test: N passed, N failed".
 #
@@ -53,6 +54,8 @@ if [ $host = 1 ]; then
     [ "${f:-0}" = 0 ] || failures+=("unit_tests ($f)")
   fi
   rm -f "$out"
+  echo "== host unit tests under ASan+UBSan"
+  tally < <(BUILD_SAN="${BUILD_SAN:-$top/build-san}" bash tests/sanitize.sh)
   echo "== host command-line checks"
   tally < <(BUILD="$build" bash tests/cli_test.sh)
 fi

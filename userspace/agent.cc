@@ -1,6 +1,19 @@
 #include "userspace/agent.h"
 
+#include <time.h>
+
+#include <algorithm>
+
 namespace ghost {
+namespace {
+
+uint64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+}  // namespace
 
 Agent::Agent(KernelSide& kernel, Scheduler& sched, const AgentOptions& opts)
     : kernel_(kernel), sched_(sched), opts_(opts), channel_(kernel, opts.queue) {}
@@ -20,13 +33,40 @@ size_t Agent::RunOnce() {
 }
 
 void Agent::Run(const std::atomic<bool>& stop) {
+  uint64_t last = MonotonicNs();
   while (!stop.load(std::memory_order_acquire)) {
+    yield_requested_ = false;
     const size_t n = RunOnce();
-    if (!opts_.global && n == 0 && channel_.valid()) {
+    const uint64_t now = MonotonicNs();
+    longest_stall_ns_ = std::max(longest_stall_ns_, now - last);
+    if (kernel_.TakeYieldRequest(opts_.cpu)) {
+      // The kernel side has a thread that can run only here: give it the
+      // CPU for the whole moment, whatever messages come meanwhile.
+      ++kernel_yields_;
+      StepAside(/*on_message=*/false);
+    } else if (yield_requested_) {
+      ++policy_yields_;
+      StepAside(/*on_message=*/true);
+    } else if (!opts_.global && n == 0 && channel_.valid()) {
       // A timeout or an interrupted wait is not an error: just go round.
-      (void)Wait(opts_.wait_timeout);
+      (void)Wait(sched_.Pending(*this) ? opts_.wait_timeout : opts_.idle_wait_timeout);
     }
+    last = MonotonicNs();
   }
+}
+
+void Agent::StepAside(bool on_message) {
+  if (!on_message || !channel_.valid()) {
+    // Only another agent's Wake() ends this early.
+    (void)wakeup_.Wait(-1, opts_.yield_for);
+    return;
+  }
+  // A global agent's queue does not wake it (it polls): ask for wake-ups
+  // while it sleeps. A message that came before the flag was set is caught
+  // by Wait()'s barrier check.
+  if (opts_.global) (void)kernel_.ConfigQueueWakeup(opts_.queue, opts_.cpu, true);
+  (void)Wait(opts_.yield_for);
+  if (opts_.global) (void)kernel_.ConfigQueueWakeup(opts_.queue, opts_.cpu, false);
 }
 
 absl::Status Agent::Wait(absl::Duration timeout) {

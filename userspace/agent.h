@@ -25,6 +25,14 @@ struct AgentOptions {
   // Run(): how long a blocking (per-CPU) agent waits for a message before it
   // runs Schedule() again anyway (pending commits, CPUs coming back).
   absl::Duration wait_timeout = absl::Milliseconds(1);
+  // ... and how long when the scheduler has nothing pending
+  // (Scheduler::Pending): only a message or a wake-up should end it.
+  absl::Duration idle_wait_timeout = absl::Milliseconds(100);
+  // Run(): how long the agent steps aside when its policy (RequestYield) or
+  // the kernel side (KernelSide::TakeYieldRequest) asks for its CPU: threads
+  // that may run nowhere else run meanwhile, and a spinning global agent
+  // makes no decisions for the other CPUs. Bounded so that it stays short.
+  absl::Duration yield_for = absl::Milliseconds(1);
 };
 
 class Agent {
@@ -50,6 +58,20 @@ class Agent {
   // thread): ends the current or the next Wait() early.
   void Wake() { wakeup_.Wake(); }
 
+  // From the scheduler, during Schedule(): after this round, Run() lets the
+  // agent's own CPU run what the scheduler committed to it, until a message
+  // arrives or `yield_for` passes. A per-CPU agent does so anyway (it blocks
+  // when idle); this is how a global agent, which spins, gives its CPU to a
+  // thread that may run nowhere else.
+  void RequestYield() { yield_requested_ = true; }
+  // Times Run() stepped aside: asked by the scheduler, or by the kernel side.
+  uint64_t policy_yields() const { return policy_yields_; }
+  uint64_t kernel_yields() const { return kernel_yields_; }
+  // Run(): the longest time between two rounds that the agent did not
+  // spend waiting or stepping aside (it was preempted: by a deadline server
+  // lending the CPU to a starved class, an interrupt storm, ...).
+  absl::Duration longest_stall() const { return absl::Nanoseconds(longest_stall_ns_); }
+
   // The queue barrier read at the start of the last RunOnce.
   uint64_t barrier() const { return barrier_; }
   int cpu() const { return opts_.cpu; }
@@ -68,9 +90,17 @@ class Agent {
   const AgentOptions opts_;
   Channel channel_;
   AgentWakeup wakeup_;
+  // Run(): gives the CPU away for at most yield_for; `on_message` also ends
+  // it early when the agent's queue receives something.
+  void StepAside(bool on_message);
+
   uint64_t barrier_ = 0;
   uint64_t rounds_ = 0;
   uint64_t messages_ = 0;
+  bool yield_requested_ = false;
+  uint64_t policy_yields_ = 0;
+  uint64_t kernel_yields_ = 0;
+  uint64_t longest_stall_ns_ = 0;
 };
 
 }  // namespace ghost

@@ -64,8 +64,10 @@ absl::StatusOr<std::unique_ptr<BpfClass>> BpfClass::Load(const ClassOptions& opt
   if (opts.slice <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("slice must be positive");
   }
-  if (opts.kernel_timeout < absl::Milliseconds(100) || opts.kernel_timeout > absl::Seconds(30)) {
-    return absl::InvalidArgumentError("kernel timeout must be within 100ms..30s");
+  // Below 2 s the kernel's ext deadline server could be too late to lend a
+  // CPU that a higher class holds to a thread waiting there (docs/FALLBACK.md).
+  if (opts.kernel_timeout < kMinKernelTimeout || opts.kernel_timeout > absl::Seconds(30)) {
+    return absl::InvalidArgumentError("kernel timeout must be within 2s..30s");
   }
   struct ghost_bpf* skel = ghost_bpf__open();
   if (skel == nullptr) {

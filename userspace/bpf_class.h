@@ -30,6 +30,11 @@ absl::Status CheckSchedExtHost(const SchedExtPaths& paths = {});
 // "enabled", "disabled", ... from /sys/kernel/sched_ext/state.
 absl::StatusOr<std::string> SchedExtState(const SchedExtPaths& paths = {});
 
+// The shortest stall timeout the class accepts: the kernel's ext deadline
+// server lends a CPU held by a higher class to a waiting thread after up to
+// ~1 s (its default period less its runtime), and the class must outlast it.
+inline constexpr absl::Duration kMinKernelTimeout = absl::Seconds(2);
+
 struct ClassOptions {
   absl::Duration slice = absl::Milliseconds(5);  // default time slice
   // The kernel's own stall watchdog (sched_ext_ops.timeout_ms): the last

@@ -95,10 +95,13 @@ absl::Status BpfKernelSide::MapMemory() {
   auto tx = MapArray<ghost_txn>(skel->maps.txn_slots, GHOST_MAX_CPUS, addrs, lens);
   auto ew = MapArray<ghost_enclave_word>(skel->maps.enclave_words, GHOST_MAX_ENCLAVES, addrs, lens);
   auto ci = MapArray<ghost_class_info>(skel->maps.class_info, 1, addrs, lens);
+  auto cw = MapArray<ghost_cpu_word>(skel->maps.cpu_words, GHOST_MAX_CPUS, addrs, lens);
   for (size_t i = 0; i < addrs.size(); i++) mappings_.push_back({addrs[i], lens[i]});
-  for (const absl::Status& s : {sw.status(), qw.status(), tx.status(), ew.status(), ci.status()}) {
+  for (const absl::Status& s :
+       {sw.status(), qw.status(), tx.status(), ew.status(), ci.status(), cw.status()}) {
     if (!s.ok()) return s;
   }
+  cpu_words_ = *cw;
   status_words_ = *sw;
   queue_words_ = *qw;
   txn_slots_ = *tx;
@@ -456,8 +459,18 @@ absl::Status BpfKernelSide::ArmCpuTimer(int cpu, absl::Duration delay, uint64_t 
   return absl::OkStatus();
 }
 
-absl::Status BpfKernelSide::RegisterAgentThread(pid_t tid) {
-  __u32 key = static_cast<__u32>(tid), val = agent_enclave_;
+bool BpfKernelSide::TakeYieldRequest(int cpu) {
+  if (cpu < 0 || cpu >= GHOST_MAX_CPUS) return false;
+  uint32_t* req = &cpu_words_[cpu].yield_request;
+  // A plain load first: the common case costs no write to a shared line.
+  return __atomic_load_n(req, __ATOMIC_RELAXED) != 0 &&
+         __atomic_exchange_n(req, 0, __ATOMIC_ACQ_REL) != 0;
+}
+
+absl::Status BpfKernelSide::RegisterAgentThread(pid_t tid, bool global) {
+  __u32 key = static_cast<__u32>(tid);
+  __u32 val = (global ? GHOST_AGENT_GLOBAL : GHOST_AGENT_PER_CPU) |
+              (static_cast<__u32>(agent_enclave_) << GHOST_AGENT_ENCLAVE_SHIFT);
   if (bpf_map_update_elem(bpf_map__fd(cls_->skel()->maps.agent_tids), &key, &val, BPF_ANY) != 0) {
     return Errno("registering an agent thread", errno);
   }
@@ -471,7 +484,9 @@ void BpfKernelSide::ForgetAgentThreads(EnclaveId e) {
   for (int err = bpf_map_get_next_key(fd, nullptr, &next); err == 0;
        err = bpf_map_get_next_key(fd, &key, &next)) {
     key = next;
-    if (bpf_map_lookup_elem(fd, &key, &val) == 0 && val == e) mine.push_back(key);
+    if (bpf_map_lookup_elem(fd, &key, &val) == 0 && val >> GHOST_AGENT_ENCLAVE_SHIFT == e) {
+      mine.push_back(key);
+    }
   }
   for (__u32 k : mine) bpf_map_delete_elem(fd, &k);
 }

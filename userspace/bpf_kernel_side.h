@@ -63,9 +63,13 @@ class BpfKernelSide : public KernelSide {
   absl::Status EnrollPid(pid_t pid, EnclaveId enclave);
   // Marks thread `tid` (a pid) as an agent thread of agent_enclave(): when it
   // takes a CPU from the class, that is not a higher class taking the CPU (no
-  // CPU_BUSY, and a commit it just made to that CPU stays queued until it
-  // blocks).
-  absl::Status RegisterAgentThread(pid_t tid);
+  // CPU_BUSY). A per-CPU agent (`global` false) blocks when idle, so a commit
+  // it just made to its CPU stays queued until then; a global agent spins, so
+  // the class sends what waits on its CPU back to the agents
+  // (bpf/progs/agents.bpf.h). The enclave is recorded with the kind so that a
+  // successor forgets only its own enclave's dead agent threads.
+  absl::Status RegisterAgentThread(pid_t tid, bool global);
+  bool TakeYieldRequest(int cpu) override;
   // The enclave this process's agent threads serve (RegisterAgentThread,
   // ClearPreviousAgent). Default 0.
   void set_agent_enclave(EnclaveId e) { agent_enclave_ = e; }
@@ -151,6 +155,7 @@ class BpfKernelSide : public KernelSide {
   ghost_txn* txn_slots_ = nullptr;
   ghost_enclave_word* enclave_words_ = nullptr;
   ghost_class_info* class_info_ = nullptr;
+  ghost_cpu_word* cpu_words_ = nullptr;
   struct Mapping {
     void* addr;
     size_t len;

@@ -13,6 +13,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "kernel/ghost_abi.h"
+#include "userspace/class_pins.h"
 
 namespace ghost {
 
@@ -77,6 +79,35 @@ absl::Status Enrollment::Enroll(pid_t pid, EnclaveId enclave) {
   if (bpf_map_update_elem(fd_, &key, &value, BPF_ANY) != 0) {
     return absl::ResourceExhaustedError(
         absl::StrCat("enrolling pid ", pid, " in enclave ", enclave, ": ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckEnclaveInUse(const std::string& pin_dir, EnclaveId enclave) {
+  if (enclave >= GHOST_MAX_ENCLAVES) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("enclave ", enclave, " is out of range (0..", GHOST_MAX_ENCLAVES - 1, ")"));
+  }
+  std::string path = ClassPins{.dir = pin_dir}.Map("enclave_words");
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) {
+      return absl::NotFoundError(absl::StrCat("no ghost class is running (", path,
+                                              " is missing): start ghost-agent first"));
+    }
+    return absl::PermissionDeniedError(absl::StrCat("cannot open ", path, ": ", strerror(err)));
+  }
+  __u32 key = enclave;
+  ghost_enclave_word word = {};
+  int rc = bpf_map_lookup_elem(fd, &key, &word);
+  int err = errno;
+  close(fd);
+  if (rc != 0) return absl::InternalError(absl::StrCat("reading ", path, ": ", strerror(err)));
+  if (!(word.flags & GHOST_ENCLAVE_INUSE)) {
+    return absl::NotFoundError(
+        absl::StrCat("enclave ", enclave, " is not in use: no agent runs it (ghost-agent "
+                     "--policy=none runs none; its threads run in the class's FIFO)"));
   }
   return absl::OkStatus();
 }

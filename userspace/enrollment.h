@@ -53,6 +53,12 @@ class Enrollment {
 // agent cannot place it; the fallback runs it). Best effort.
 void ConfineToCpus(pid_t tid, const CpuList& cpus);
 
+// OK if an agent runs enclave `enclave` of the class pinned at `pin_dir` (its
+// enclave word is in use); NotFound in one line if not, or if no class is
+// pinned there. A thread enrolled in an enclave nobody runs would silently
+// run in the class's FIFO instead.
+absl::Status CheckEnclaveInUse(const std::string& pin_dir, EnclaveId enclave);
+
 // Moves every thread of process `pid` into SCHED_EXT (enrolling each first,
 // confining it to `cpus`), re-scanning /proc/PID/task until no new thread
 // appears, so threads cloned during the walk are not missed. Returns how many

@@ -95,6 +95,12 @@ class KernelSide {
   // syscall on the real kernel). Results appear in the slots.
   virtual absl::Status Commit(const CpuList& cpus) = 0;
 
+  // Agents ------------------------------------------------------------------
+  // True (once) if the kernel side asked the agent on `cpu` to step aside: a
+  // thread that may run nowhere else waits there while the agent spins
+  // (ghost_cpu_word). Agent::Run then yields the CPU for a moment.
+  virtual bool TakeYieldRequest(int cpu) { return false; }
+
   // Thread control (tests and ghost-run) ------------------------------------
   // Asks for TASK_ON_CPU messages about `tid`.
   virtual absl::Status SetWantOnCpu(Tid tid, bool want) = 0;

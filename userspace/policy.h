@@ -32,6 +32,9 @@ class Policy {
   virtual ~Policy() = default;
   virtual std::vector<Agent*> agents() = 0;  // to run (threads) or drive (simulator)
   virtual const char* name() const = 0;
+  // The policy's own counters, "name=value" pairs on one line (ghost-agent
+  // --stats); call only while its agents do not run.
+  virtual std::string StatsLine() const { return ""; }
 };
 
 std::vector<std::string> PolicyNames();

@@ -41,6 +41,12 @@ class Scheduler {
   // Called by `agent` after it drained its queue: make and commit decisions.
   virtual void Schedule(Agent& agent) = 0;
 
+  // Whether `agent` has something to look at again soon without a message:
+  // a result it has not read, a back-off to end, threads to place. A blocking
+  // agent that has none waits for a message or a wake-up (Agent::Run), so it
+  // does not preempt the thread on its CPU every poll period for nothing.
+  virtual bool Pending(const Agent& agent) { return true; }
+
  private:
   // Atomic: per-CPU agents of one policy may dispatch concurrently.
   std::atomic<uint64_t> unknown_{0};

@@ -90,9 +90,9 @@ void GHOST_OPS(ghost_dump_cpu, struct scx_dump_ctx *dctx, s32 cpu, bool idle)
 	if (cpu < 0 || cpu >= GHOST_MAX_CPUS)
 		return;
 	txn = txn_slot(c);
-	ghost_dump("ghost: enclave %d online %u busy %u agent_held %u our thread %llu; "
+	ghost_dump("ghost: enclave %d online %u busy %u quiet_release %u our thread %llu; "
 		   "parked here %d; txn slot state %u tid %llu result %u",
-		   (__s32)cpu_enclave(c), cpu_is_online[c], cpu_busy[c], cpu_agent_held[c],
+		   (__s32)cpu_enclave(c), cpu_is_online[c], cpu_busy[c], cpu_quiet_release[c],
 		   cpu_curr_tid[c], scx_bpf_dsq_nr_queued(PARK_DSQ(c)), txn ? txn->state : 0,
 		   txn ? txn->tid : 0, txn ? txn->result : 0);
 	ghost_dump("ghost: dispatch ran %llu times, last %llums ago; %llu times lent by the ext "

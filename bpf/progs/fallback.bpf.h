@@ -18,6 +18,7 @@
 #include "class_info.bpf.h"
 #include "enclaves.bpf.h"
 #include "tasks.bpf.h"
+#include "agents.bpf.h"
 
 #define FALLBACK_DSQ 0x100ULL
 #define PARK_DSQ_BASE 0x1000ULL
@@ -27,6 +28,7 @@
  * before the watchdog preempts a CPU for them. */
 #define WATCHDOG_PERIOD_NS (5ULL * 1000 * 1000)
 #define FALLBACK_WAIT_NS (20ULL * 1000 * 1000)
+#define FALLBACK_KICKS_PER_PERIOD 16
 
 const volatile __u64 slice_ns = 5000000ULL; /* FIFO slice */
 
@@ -152,25 +154,10 @@ static __always_inline void sweep_parked(void)
 	bpf_loop(nr_cpus, sweep_one, &now, 0);
 }
 
-/*
- * A CPU where a higher class has runnable work (a spinning SCHED_FIFO agent,
- * an RT or fair hog) runs our dispatch only when the kernel's ext deadline
- * server lends it to sched_ext (by default 50 ms of every second, after
- * ~950 ms of starvation). If dispatch then hands it nothing, the kernel stops
- * the server, and restarts it only when this runqueue's count of sched_ext
- * threads next rises from zero, which a thread parked here never lets happen:
- * a thread that may run only on this CPU would wait until the kernel's stall
- * detector ejects the class. Called from dispatch (the rq is locked).
- */
-static __always_inline bool cpu_starved(void)
-{
-	struct rq *rq = scx_bpf_locked_rq();
-
-	return rq && rq->nr_running > rq->scx.nr_running;
-}
-
-/* Runs the oldest thread parked on `cpu` that may run there, as a fallback
- * run: the agent had its chance for as long as the CPU was starved. */
+/* From dispatch on a starved CPU (runqueues.bpf.h) with nothing in the
+ * fallback for it: runs the oldest thread parked on `cpu` that may run
+ * there, as a fallback run (its agent had its chance for as long as the
+ * CPU was starved), so that the ext server has something to run. */
 static __always_inline bool run_parked_here(__u32 cpu)
 {
 	struct bpf_iter_scx_dsq it;
@@ -202,14 +189,53 @@ static __always_inline bool run_parked_here(__u32 cpu)
 	return moved;
 }
 
-/* Kick a CPU `p` may run on so that its dispatch serves the fallback. */
+__u64 agent_spin_cpus[GHOST_CPU_MASK_WORDS]; /* as the watchdog last saw them */
+
+struct kick_ctx {
+	__u64 cpus[GHOST_CPU_MASK_WORDS]; /* the thread's affinity */
+	__u32 start;
+	__s32 free_cpu;   /* an allowed CPU where no agent spins */
+	__s32 agent_cpu;  /* an allowed CPU where an agent spins */
+};
+
+static long kick_scan(__u64 i, void *data)
+{
+	struct kick_ctx *k = data;
+	__u32 cpu = ((__u32)i + k->start) % (nr_cpus ? nr_cpus : 1);
+
+	barrier_var(cpu);
+	cpu &= GHOST_MAX_CPUS - 1;
+	if (!cpu_in_mask(k->cpus, cpu) || !cpu_online(cpu))
+		return 0;
+	if (cpu_in_mask(agent_spin_cpus, cpu)) {
+		if (k->agent_cpu < 0)
+			k->agent_cpu = cpu;
+		return 0;
+	}
+	k->free_cpu = cpu;
+	return 1;
+}
+
+/*
+ * Gets a CPU for a fallback thread: kicks one its affinity allows where no
+ * agent spins (PREEMPT: a thread of ours there makes room, and dispatch
+ * serves the fallback first; a CPU a higher class holds runs it when the
+ * kernel's ext server lends it to us, see runqueues.bpf.h). If every CPU it may
+ * use has an agent spinning on it, asks one of those agents to step aside.
+ */
 static __always_inline void kick_for(struct task_struct *p)
 {
-	__u32 cpu = bpf_cpumask_any_distribute(p->cpus_ptr);
+	struct kick_ctx k = { .free_cpu = -1, .agent_cpu = -1 };
 
-	if (cpu < nr_cpus) {
-		scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+	for (int i = 0; i < GHOST_CPU_MASK_WORDS; i++)
+		k.cpus[i] = BPF_CORE_READ(p->cpus_ptr, bits[i]);
+	k.start = nr_cpus ? bpf_get_prandom_u32() % nr_cpus : 0;
+	bpf_loop(nr_cpus, kick_scan, &k, 0);
+	if (k.free_cpu >= 0) {
+		scx_bpf_kick_cpu(k.free_cpu, SCX_KICK_PREEMPT);
 		__sync_fetch_and_add(&nr_watchdog_kicks, 1);
+	} else if (k.agent_cpu >= 0) {
+		request_agent_yield(k.agent_cpu);
 	}
 }
 
@@ -231,6 +257,15 @@ static long watchdog_scan_cpu(__u64 i, void *data)
 		}
 	}
 	bpf_iter_scx_dsq_destroy(&it);
+	/* Where agents spin now (kick_for). The kernel queues some threads on
+	 * a CPU's local queue by itself (migration-disabled or exiting ones
+	 * skip ops.enqueue): behind a spinning agent they would wait for as
+	 * long as it spins. */
+	if (c < nr_cpus && cpu_held_by_spinning_agent(c)) {
+		agent_spin_cpus[(c / 64) & (GHOST_CPU_MASK_WORDS - 1)] |= 1ULL << (c % 64);
+		if (scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL_ON | c) > 0 || others_wait_on_cpu(c))
+			request_agent_yield(c);
+	}
 	return 0;
 }
 
@@ -240,14 +275,18 @@ static int watchdog_fire(void *map, int *key, struct ghost_watchdog_timer *w)
 	struct bpf_iter_scx_dsq it;
 	struct task_struct *p;
 
+	for (int i = 0; i < GHOST_CPU_MASK_WORDS; i++)
+		agent_spin_cpus[i] = 0;
 	bpf_loop(nr_cpus, watchdog_scan_cpu, &now, 0);
 	if (bpf_iter_scx_dsq_new(&it, FALLBACK_DSQ, 0) == 0) {
-		while ((p = bpf_iter_scx_dsq_next(&it))) {
+		int kicks = 0;
+
+		while ((p = bpf_iter_scx_dsq_next(&it)) && kicks < FALLBACK_KICKS_PER_PERIOD) {
 			struct ghost_task *t = task_get(p);
 
 			if (t && t->held_at && now - t->held_at > FALLBACK_WAIT_NS) {
 				kick_for(p);
-				break;
+				kicks++;
 			}
 		}
 	}

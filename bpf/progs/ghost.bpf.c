@@ -12,7 +12,8 @@
  * enclave's watchdog hands it to the FIFO, so no agent can stall the class.
  *
  * Where the ghOSt events come from (see DESIGN.md, "Rules the kernel imposes"):
- *   TASK_NEW        ops.enable           TASK_DEAD/DEPARTED  ops.quiescent/disable
+ *   TASK_NEW        ops.enable (+ AFFINITY_CHANGED if it may not use every CPU)
+ *   TASK_DEAD/DEPARTED  ops.quiescent/disable
  *   TASK_WAKEUP     ops.enqueue, when the thread was blocked
  *   TASK_PREEMPT    ops.enqueue, after ops.stopping(runnable)
  *   TASK_YIELD      ops.enqueue, after ops.yield + ops.stopping
@@ -35,7 +36,6 @@
 #include "fallback.bpf.h"
 #include "transactions.bpf.h"
 #include "control.bpf.h"
-#include "agents.bpf.h"
 #include "dump.bpf.h"
 #include "run_stats.bpf.h"
 
@@ -116,7 +116,7 @@ void GHOST_OPS(ghost_dequeue, struct task_struct *p, u64 deq_flags)
 void GHOST_OPS(ghost_dispatch, s32 cpu, struct task_struct *prev)
 {
 	__u32 c = (__u32)cpu & (GHOST_MAX_CPUS - 1);
-	bool starved = cpu_starved();
+	bool starved = cpu_starved(c);
 
 	cpu_dispatches[c]++;
 	cpu_last_dispatch_ns[c] = bpf_ktime_get_ns();
@@ -127,14 +127,29 @@ void GHOST_OPS(ghost_dispatch, s32 cpu, struct task_struct *prev)
 		__sync_fetch_and_add(&nr_dispatched, 1);
 		return;
 	}
-	if (starved && !run_parked_here(cpu))
+	if (!starved || run_parked_here(cpu))
+		return;
+	/* Lent by the ext server with nothing else to run here: the thread
+	 * being switched out keeps the CPU (the kernel keeps `prev` when its
+	 * slice is non-zero after dispatch; the server's budget bounds it),
+	 * else the server would stop with it still queued (runqueues.bpf.h). */
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED))
+		scx_bpf_task_set_slice(prev, SCX_SLICE_INF);
+	else
 		cpu_starved_empty[c]++;
 }
 
+/*
+ * ops.running and ops.stopping run under the thread's runqueue lock, but not
+ * always on its CPU: a property changed from another CPU while it runs
+ * (affinity, policy, nice) stops and restarts it from the caller's CPU. So the
+ * thread's CPU is its own (scx_bpf_task_cpu), never the current CPU
+ * (ghost_remote_change).
+ */
 void GHOST_OPS(ghost_running, struct task_struct *p)
 {
 	struct ghost_task *t = task_get(p);
-	__u32 cpu = bpf_get_smp_processor_id();
+	__u32 cpu = scx_bpf_task_cpu(p);
 	__u64 waited_since;
 
 	if (!t)
@@ -172,7 +187,7 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 void GHOST_OPS(ghost_stopping, struct task_struct *p, bool runnable)
 {
 	struct ghost_task *t = task_get(p);
-	__u32 cpu = bpf_get_smp_processor_id();
+	__u32 cpu = scx_bpf_task_cpu(p);
 
 	if (cpu < GHOST_MAX_CPUS && cpu_curr_tid[cpu] == p->scx.tid)
 		cpu_curr_tid[cpu] = 0;
@@ -191,7 +206,7 @@ bool GHOST_OPS(ghost_yield, struct task_struct *from, struct task_struct *to)
 
 	if (task_in_enclave(t))
 		t->yielding = 1;
-	from->scx.slice = 0;
+	scx_bpf_task_set_slice(from, 0);
 	return false;
 }
 
@@ -213,10 +228,14 @@ void GHOST_OPS(ghost_quiescent, struct task_struct *p, u64 deq_flags)
 
 	if (!task_in_enclave(t))
 		return;
+	/* A nice/affinity change or a migration: not an event, and the thread
+	 * is enqueued again at once, where a pending commit settles PREEMPTED
+	 * (NOT_RUNNABLE would tell its agent to wait for a WAKEUP that never
+	 * comes). Leaving the class settles it NOT_FOUND (task_gone). */
+	if (!(deq_flags & SCX_DEQ_SLEEP))
+		return;
 	if (t->txn_cpu >= 0)
 		txn_settle(p, t, GHOST_TXN_NOT_RUNNABLE);
-	if (!(deq_flags & SCX_DEQ_SLEEP))
-		return; /* nice/affinity change or migration: not an event */
 	t->held_at = 0;
 	t->stop_reason = GT_STOP_NONE;
 	if (p->__state & TASK_DEAD) {
@@ -274,11 +293,23 @@ void GHOST_OPS(ghost_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
 
 	if (cpu < 0 || cpu >= GHOST_MAX_CPUS)
 		return;
-	if (is_agent_thread(args->task)) {
-		cpu_agent_held[c] = 1;
+	switch (agent_kind(args->task)) {
+	case GHOST_AGENT_GLOBAL:
+		/* It spins: what waits here would wait as long (agents.bpf.h). */
+		scx_bpf_reenqueue_local();
+		/* fallthrough */
+	case GHOST_AGENT_PER_CPU:
+		cpu_quiet_release[c] = 1;
 		return;
 	}
-	cpu_agent_held[c] = 0;
+	/* The stopper runs for a moment (it migrates a thread: an affinity
+	 * change does it every time): telling the agent the CPU is busy, then
+	 * available, and bouncing what waits here would cost more than it. */
+	if (args->reason == SCX_CPU_PREEMPT_STOP) {
+		cpu_quiet_release[c] = 1;
+		return;
+	}
+	cpu_quiet_release[c] = 0;
 	cpu_busy[c] = 1;
 	send_cpu_msg(cpu, GHOST_MSG_CPU_BUSY, args->reason, 0, 0);
 	/* Our threads waiting on this CPU go back to their agents (PREEMPT,
@@ -292,8 +323,8 @@ void GHOST_OPS(ghost_cpu_acquire, s32 cpu, struct scx_cpu_acquire_args *args)
 
 	if (cpu < 0 || cpu >= GHOST_MAX_CPUS)
 		return;
-	if (cpu_agent_held[c]) {
-		cpu_agent_held[c] = 0;
+	if (cpu_quiet_release[c]) {
+		cpu_quiet_release[c] = 0;
 		return;
 	}
 	cpu_busy[c] = 0;
@@ -374,10 +405,15 @@ void GHOST_OPS(ghost_enable, struct task_struct *p)
 	/* Findable by tid before the agent can read TASK_NEW (tasks.bpf.h). */
 	tid_index_add(p);
 	send_task_new(p, t, p->on_rq != 0);
+	/* TASK_NEW has no room for the mask: a thread that may not run on
+	 * every CPU says so at once, or its agent learns it one refused
+	 * commit at a time. */
+	if (p->nr_cpus_allowed < nr_cpus)
+		send_task_affinity(p, t, p->cpus_ptr);
 	/* A thread that enters the class while running must not keep its CPU
 	 * until a slice ends: it goes to its agent at once, as in ghOSt. */
 	if (p->on_rq) {
-		p->scx.slice = 0;
+		scx_bpf_task_set_slice(p, 0);
 		scx_bpf_kick_cpu(scx_bpf_task_cpu(p), SCX_KICK_PREEMPT);
 	}
 }

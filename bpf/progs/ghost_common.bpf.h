@@ -29,6 +29,18 @@
 #define TASK_DEAD 0x00000080
 #define ENQUEUE_RESTORE 0x02 /* core enqueue flag: a property change, not an event */
 
+/* Tests widen race windows (the affinity check and the move of a commit; the
+ * status word and its message; a status word's own fields), set at load and 0
+ * in production, so that race tests bite under single-threaded TCG. */
+const volatile __u32 race_window_iters = 0;
+
+static long race_spin(__u64 i, void *data) { return 0; }
+#define RACE_WINDOW()                                                  \
+	do {                                                           \
+		if (race_window_iters)                                 \
+			bpf_loop(race_window_iters, race_spin, NULL, 0); \
+	} while (0)
+
 /* struct_ops callbacks: BPF_PROG unpacks the u64 context into arguments. */
 #define GHOST_OPS(name, args...) SEC("struct_ops/" #name) BPF_PROG(name, ##args)
 #define GHOST_OPS_SLEEPABLE(name, args...) SEC("struct_ops.s/" #name) BPF_PROG(name, ##args)

@@ -112,18 +112,27 @@ static __always_inline bool handshake_wait(__u32 sw, bool on_switching)
 			      : READ_ONCE_U32(&msg_producing[sw]));
 }
 
+/* The enclave's default queue if it is one of the enclave's own queues: an
+ * agent writes its enclave word, and may write any number there. */
+static __always_inline __u32 enclave_default_queue(__u32 enclave)
+{
+	struct ghost_enclave_word *ew = enclave_word(enclave);
+	__u32 q = ew ? READ_ONCE_U32(&ew->default_queue) : GHOST_QUEUE_NONE;
+
+	return enclave_queue_word(q, enclave) ? q : GHOST_QUEUE_NONE;
+}
+
 /* The queue a message about `t` goes to: its own, unless that queue was
  * destroyed or its slot now belongs to another enclave's queue; then its
- * enclave's default queue (a message never crosses enclaves). */
+ * enclave's default queue; none (dropped, counted) if that is not the
+ * enclave's either. A message never crosses enclaves. */
 static __always_inline __u32 task_msg_queue(struct ghost_task *t)
 {
 	__u32 q = READ_ONCE_U32(&t->queue);
-	struct ghost_enclave_word *ew;
 
 	if (enclave_queue_word(q, t->enclave))
 		return q;
-	ew = enclave_word(t->enclave);
-	return ew ? READ_ONCE_U32(&ew->default_queue) : GHOST_QUEUE_NONE;
+	return enclave_default_queue(t->enclave);
 }
 
 static __always_inline void task_msg_send(struct task_struct *p, struct ghost_task *t,
@@ -135,6 +144,7 @@ static __always_inline void task_msg_send(struct task_struct *p, struct ghost_ta
 	/* The word first: an agent that reads the message must find the
 	 * word at (at least) its seqnum. */
 	task_publish(p, t, dead);
+	RACE_WINDOW();
 	__atomic_exchange_n(&msg_producing[sw], 1, __ATOMIC_SEQ_CST);
 	if (READ_ONCE_U32(&queue_switching[sw]))
 		handshake_wait(sw, true);
@@ -243,13 +253,12 @@ static long cpu_queue_match(__u64 i, void *data)
 /* The queue that gets CPU messages for `cpu` in `enclave`. */
 static __always_inline __u32 cpu_msg_queue(__u32 cpu, __u32 enclave)
 {
-	struct ghost_enclave_word *ew = enclave_word(enclave);
 	struct cpu_queue_ctx ctx = { .cpu = cpu, .enclave = enclave, .found = GHOST_QUEUE_NONE };
 
 	bpf_loop(GHOST_MAX_QUEUES, cpu_queue_match, &ctx, 0);
 	if (ctx.found != GHOST_QUEUE_NONE)
 		return ctx.found;
-	return ew ? ew->default_queue : GHOST_QUEUE_NONE;
+	return enclave_default_queue(enclave);
 }
 
 /* A CPU event; only CPUs of an enclave report. */

@@ -103,6 +103,7 @@ static __always_inline void sw_publish(__u32 idx, const struct sw_fields *f, __u
 	__sync_fetch_and_add(&sw->lock, 1); /* odd: readers retry */
 	sw->tid = f->tid;
 	sw->seqnum = f->seqnum;
+	RACE_WINDOW();
 	sw->runtime_ns = f->runtime_ns;
 	if ((sw->flags ^ f->flags) & GHOST_SW_ON_CPU)
 		sw->switch_time_ns = now;

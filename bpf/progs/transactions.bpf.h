@@ -44,16 +44,6 @@ __u64 nr_commit_calls;              /* runs of ghost_commit (== bpf() calls) */
 __u64 nr_txn_claimed, nr_txn_moved;
 __u64 nr_txn_results[GHOST_TXN_RESULT_LAST + 1];
 
-/* Tests widen the window between the affinity check and the move (set at
- * load; 0 in production) so that race tests bite under single-threaded TCG. */
-const volatile __u32 race_window_iters = 0;
-
-static long race_spin(__u64 i, void *data) { return 0; }
-#define RACE_WINDOW()                                                  \
-	do {                                                           \
-		if (race_window_iters)                                 \
-			bpf_loop(race_window_iters, race_spin, NULL, 0); \
-	} while (0)
 
 static __always_inline struct ghost_txn *txn_slot(__u32 cpu)
 {

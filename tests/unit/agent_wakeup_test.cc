@@ -94,10 +94,10 @@ TEST(AgentWakeupTest, AgentWaitEndsOnWake) {
   waker.join();
 }
 
-// ghOSt's per-CPU agents are woken when another agent hands them a thread:
-// CPU 0's agent places a thread that may only run on CPU 1, and CPU 1's
-// agent, blocked on its empty queue, returns from its wait and runs it.
-TEST(AgentWakeupTest, FifoPerCpuHandOffWakesTheReceivingAgent) {
+// A thread handed to a CPU that runs nothing is committed there by the agent
+// that placed it: the receiving agent sleeps on (its wake-up would cost more
+// than the commit, and delay the thread: the affinity-churn case).
+TEST(AgentWakeupTest, FifoPerCpuHandOffToAnIdleCpuCommitsThereWithoutWaking) {
   PollableFake kernel(2);
   auto enclave = Enclave::Create(kernel, {.cpus = CpuList::FirstN(2)});
   ASSERT_TRUE(enclave.ok()) << enclave.status();
@@ -109,18 +109,44 @@ TEST(AgentWakeupTest, FifoPerCpuHandOffWakesTheReceivingAgent) {
   ASSERT_EQ(a0.cpu(), 0);
   ASSERT_EQ(a1.cpu(), 1);
   a1.RunOnce();  // its barrier is current: only a wake-up ends its wait
+
+  const Tid tid = kernel.NewThread((*enclave)->id());
+  kernel.SetAffinity(tid, CpuList({1}));
+  a0.RunOnce();  // reads TASK_NEW on the default queue, commits it to CPU 1
+  EXPECT_EQ(kernel.CurrentOn(1), tid);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(a1.Wait(kShort)));
+}
+
+// A thread handed to a CPU that is busy waits in that CPU's runqueue, and its
+// agent is woken rather than left blocked on an empty queue until its poll
+// timeout (as in ghOSt).
+TEST(AgentWakeupTest, FifoPerCpuHandOffToABusyCpuWakesItsAgent) {
+  PollableFake kernel(2);
+  auto enclave = Enclave::Create(kernel, {.cpus = CpuList::FirstN(2)});
+  ASSERT_TRUE(enclave.ok()) << enclave.status();
+  auto policy = MakePolicy({.name = "fifo-per-cpu", .clock = [&] { return kernel.NowNs(); }},
+                           **enclave);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  Agent& a0 = *(*policy)->agents()[0];
+  Agent& a1 = *(*policy)->agents()[1];
+  const Tid first = kernel.NewThread((*enclave)->id());
+  kernel.SetAffinity(first, CpuList({1}));
+  a0.RunOnce();
+  ASSERT_EQ(kernel.CurrentOn(1), first);
+  a1.RunOnce();  // reads the result: CPU 1 runs `first`
   EXPECT_TRUE(absl::IsDeadlineExceeded(a1.Wait(kShort)));
 
   absl::Status woke = absl::UnknownError("not returned");
   std::thread receiver([&] { woke = a1.Wait(kLong); });
-  const Tid tid = kernel.NewThread((*enclave)->id());
-  kernel.SetAffinity(tid, CpuList({1}));
-  a0.RunOnce();  // reads TASK_NEW on the default queue, hands it to CPU 1
+  const Tid second = kernel.NewThread((*enclave)->id());
+  kernel.SetAffinity(second, CpuList({1}));
+  a0.RunOnce();  // hands it to CPU 1's runqueue, behind `first`
   receiver.join();
   EXPECT_TRUE(woke.ok()) << woke;
-  EXPECT_EQ(kernel.CurrentOn(1), GHOST_TID_NONE);
+  EXPECT_EQ(kernel.CurrentOn(1), first);
+  kernel.Block(first);
   a1.RunOnce();
-  EXPECT_EQ(kernel.CurrentOn(1), tid);
+  EXPECT_EQ(kernel.CurrentOn(1), second);
 }
 
 }  // namespace

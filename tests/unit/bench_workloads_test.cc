@@ -1,10 +1,14 @@
 // ghost-bench's workloads on this host's own scheduler (no sched_ext here):
 // they must run to completion with consistent accounting, fail when work is
 // lost, and a thread that never finishes must be reported, not waited for.
+#include <unistd.h>
+
 #include <atomic>
 #include <cmath>
+#include <set>
 #include <thread>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "userspace/workloads/antagonist.h"
@@ -206,6 +210,66 @@ TEST(ThreadGroupTest, NoBodyRunsIfAThreadCannotSwitchToSchedExt) {
   EXPECT_NE(s.message().find("SCHED_EXT"), absl::string_view::npos) << s;
   EXPECT_EQ(g.JoinUntil(absl::Now() + absl::Seconds(20)), 0);
   EXPECT_EQ(ran->load(), 0);
+}
+
+TEST(ThreadGroupTest, EveryThreadEnrollsItselfBeforeItsBody) {
+  absl::Mutex mu;
+  std::set<pid_t> enrolled;
+  auto bodies_saw = std::make_shared<std::atomic<int>>(0);
+  ThreadGroup g(/*sched_ext=*/false, /*expect_class=*/false, [&](pid_t tid) {
+    absl::MutexLock l(&mu);
+    enrolled.insert(tid);
+    return absl::OkStatus();
+  });
+  for (int i = 0; i < 3; i++) {
+    g.Add([&, bodies_saw] {
+      absl::MutexLock l(&mu);
+      if (enrolled.count(static_cast<pid_t>(gettid()))) bodies_saw->fetch_add(1);
+    });
+  }
+  ASSERT_TRUE(g.Start(absl::Now() + absl::Seconds(20)).ok());
+  EXPECT_EQ(g.JoinUntil(absl::Now() + absl::Seconds(20)), 0);
+  EXPECT_EQ(enrolled.size(), 3u);   // each thread its own tid
+  EXPECT_EQ(bodies_saw->load(), 3);  // before its body ran
+}
+
+TEST(ThreadGroupTest, NoBodyRunsIfAThreadCannotEnroll) {
+  auto ran = std::make_shared<std::atomic<int>>(0);
+  ThreadGroup g(/*sched_ext=*/false, /*expect_class=*/false, [](pid_t) {
+    return absl::NotFoundError("enclave 3 is not in use");
+  });
+  for (int i = 0; i < 2; i++) g.Add([ran] { ran->fetch_add(1); });
+  absl::Status s = g.Start(absl::Now() + absl::Seconds(20));
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("enclave 3 is not in use"), absl::string_view::npos) << s;
+  EXPECT_EQ(g.JoinUntil(absl::Now() + absl::Seconds(20)), 0);
+  EXPECT_EQ(ran->load(), 0);
+}
+
+TEST(ThreadGroupTest, TheSchedExtProbeEnrollsLikeTheMeasuredThreads) {
+  std::atomic<int> calls{0};
+  pid_t probe = 0;
+  absl::Status s = CheckSchedExtSupported([&](pid_t tid) {
+    calls++;
+    probe = tid;
+    return absl::NotFoundError("enclave 3 is not in use");
+  });
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_NE(probe, static_cast<pid_t>(gettid()));  // a throwaway thread, not the caller
+  EXPECT_NE(s.message().find("enclave 3 is not in use"), absl::string_view::npos) << s;
+}
+
+TEST(BenchRunTest, MeasuredThreadsEnrollHelpersDoNot) {
+  // mixed: 2 measured workers and 1 waker; only the workers enroll.
+  std::atomic<int> calls{0};
+  RunOptions run = Host(absl::Milliseconds(50));
+  run.enroll = [&calls](pid_t) {
+    calls++;
+    return absl::OkStatus();
+  };
+  BenchResult r = RunMixed({.threads = 2, .load = 0.1, .wakers = 1}, run);
+  EXPECT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(calls.load(), 2);
 }
 
 }  // namespace

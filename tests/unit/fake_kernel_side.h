@@ -2,8 +2,10 @@
 // docs/lib_api.md deterministically, for host tests and benchmarks: queues are
 // deques of ghost_msg, status words and transaction slots plain arrays, and
 // Commit() validates and applies at once (a committed thread is on its CPU and
-// the slot is DONE/COMMITTED when Commit returns). Tests make things happen
-// with NewThread, Wake, Block, Preempt, Yield, SetAffinity, Exit, TakeCpu...
+// the slot is DONE/COMMITTED when Commit returns), unless a test asks for
+// results later (set_defer_results, set_hold_commits). Tests make things
+// happen with NewThread, Wake, Block, Preempt, Yield, SetAffinity, Exit,
+// TakeCpu...
 //
 // Header-only so that tests/unit and tests/bench can both include it.
 #ifndef GHOST_SCX_TESTS_UNIT_FAKE_KERNEL_SIDE_H_
@@ -37,6 +39,7 @@ class FakeKernelSide : public KernelSide {
     CpuList affinity;
     bool want_on_cpu = false;
     bool in_transit = false;  // being moved by the kernel side: not committable
+    int held_cpu = -1;        // a held commit (set_hold_commits) claims it for this CPU
     // Lookups by tid (AssociateQueue, commits) that still fail as if the
     // thread did not exist: the kernel side let it go, and its DEAD/DEPARTED
     // message is yet to come.
@@ -194,6 +197,14 @@ class FakeKernelSide : public KernelSide {
     for (size_t i = 0; i < claimed.size(); ++i) {
       const int c = claimed[i];
       uint32_t r = results[i];
+      if (hold_commits_ && r == GHOST_TXN_COMMITTED && slots_[c].tid != GHOST_TID_NONE) {
+        Thread& t = threads_.at(slots_[c].tid);
+        if (t.held_cpu < 0) {
+          t.held_cpu = c;  // FinishHeld settles it
+          continue;
+        }
+        r = GHOST_TXN_RUNNING_ELSEWHERE;  // an earlier slot of this call holds it
+      }
       if (r == GHOST_TXN_COMMITTED) r = Apply(c, slots_[c]);
       if (defer_results_ && r == GHOST_TXN_COMMITTED) {
         deferred_.push_back(c);  // "started", result reported later
@@ -288,6 +299,48 @@ class FakeKernelSide : public KernelSide {
   void CompleteDeferred() {
     for (int c : deferred_) Finish(c, GHOST_TXN_COMMITTED);
     deferred_.clear();
+  }
+  // Held mode: a valid commit claims its thread (as the class's move to the
+  // target CPU's local queue does: other commits of it fail
+  // RUNNING_ELSEWHERE) but starts nothing, and its slot stays CLAIMED until
+  // FinishHeld(cpu, result). The test sends whatever messages it likes first:
+  // a result arriving after newer messages about the thread, as a real kernel
+  // side settles a slot from the thread's own callbacks, later.
+  void set_hold_commits(bool h) { hold_commits_ = h; }
+  // Settles `cpu`'s held commit: COMMITTED starts the thread there (if it is
+  // still a runnable, live thread on no CPU; else NOT_RUNNABLE/NOT_FOUND),
+  // any other result fails it as is. The thread is free for commits again.
+  // FailedPrecondition if `cpu` holds no commit.
+  absl::Status FinishHeld(int cpu, uint32_t result) {
+    if (cpu < 0 || cpu >= num_cpus_) return absl::InvalidArgumentError("no such cpu");
+    ghost_txn& s = slots_[cpu];
+    Thread* t = Find(s.tid);
+    if (s.state != GHOST_TXN_CLAIMED || t == nullptr || t->held_cpu != cpu) {
+      return absl::FailedPreconditionError(absl::StrFormat("no held commit on cpu %d", cpu));
+    }
+    t->held_cpu = -1;
+    if (result == GHOST_TXN_COMMITTED) {
+      if (t->dead) {
+        result = GHOST_TXN_NOT_FOUND;
+      } else if (!t->runnable || t->cpu >= 0) {
+        result = GHOST_TXN_NOT_RUNNABLE;
+      } else {
+        result = Apply(cpu, s);
+      }
+    }
+    Finish(cpu, result);
+    return absl::OkStatus();
+  }
+  // The kernel side runs `tid` on `cpu` by itself (its fallback), without a
+  // commit and without a message; whatever ran there is preempted.
+  void RunByFallback(Tid tid, int cpu) {
+    Thread& t = threads_.at(tid);
+    const Tid cur = cpus_[cpu].current;
+    if (cur != GHOST_TID_NONE && cur != tid) Preempt(cur);
+    t.cpu = cpu;
+    cpus_[cpu].current = tid;
+    WriteStatusWord(t);
+    starts_.emplace_back(cpu, tid);
   }
   void set_fail_commit_calls(bool f) { fail_commit_calls_ = f; }
   void set_abi_version(uint32_t v) { abi_version_ = v; }
@@ -412,7 +465,9 @@ class FakeKernelSide : public KernelSide {
   }
 
   uint32_t Validate(int cpu, const ghost_txn& s) {
-    if (s.cpu != static_cast<uint32_t>(cpu) || (s.flags & ~GHOST_TXN_F_ALL)) {
+    // Sync groups are refused first, as the class and the simulator do.
+    if (s.cpu != static_cast<uint32_t>(cpu) || (s.flags & ~GHOST_TXN_F_ALL) ||
+        (s.flags & GHOST_TXN_F_SYNC_GROUP)) {
       return GHOST_TXN_INVALID;
     }
     const EnclaveId e = EnclaveOf(cpu);
@@ -433,7 +488,7 @@ class FakeKernelSide : public KernelSide {
     }
     if (!t->runnable) return GHOST_TXN_NOT_RUNNABLE;
     if (t->cpu >= 0 && t->cpu != cpu) return GHOST_TXN_RUNNING_ELSEWHERE;
-    if (t->in_transit) return GHOST_TXN_RUNNING_ELSEWHERE;
+    if (t->in_transit || t->held_cpu >= 0) return GHOST_TXN_RUNNING_ELSEWHERE;
     if (!t->affinity.IsSet(cpu)) return GHOST_TXN_NOT_ALLOWED;
     const Tid cur = cpus_[cpu].current;
     if (cur != GHOST_TID_NONE && cur != s.tid && !(s.flags & GHOST_TXN_F_PREEMPT)) {
@@ -491,6 +546,7 @@ class FakeKernelSide : public KernelSide {
   std::vector<int> last_commit_cpus_;
   std::vector<std::pair<int, Tid>> starts_;
   bool defer_results_ = false;
+  bool hold_commits_ = false;
   std::vector<int> deferred_;
   bool fail_commit_calls_ = false;
   std::function<void(QueueId, const ghost_msg&)> on_consume_;

@@ -1,6 +1,7 @@
 #include "userspace/policies/fifo_centralized.h"
 
 #include <map>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -300,6 +301,147 @@ TEST_F(FifoCentralizedTest, RunningElsewhereInTransitIsRetried) {
   rig_->kernel.AdvanceTime(kElsewhereBackoffNs);
   rig_->Settle();
   EXPECT_EQ(rig_->kernel.CurrentOn(1), a);
+}
+
+// Late failures: the kernel side settles a commit from the thread's own
+// callbacks, so a failed result can arrive after newer messages about the
+// thread (the fake holds the commit until FinishHeld). Whatever the order, the
+// thread is neither lost, nor run twice, nor committed while it cannot run.
+
+// It blocked and woke up while the commit was pending; NOT_RUNNABLE then
+// describes a past state: the WAKEUP stands and the thread is queued again.
+TEST_F(FifoCentralizedTest, LateNotRunnableAfterANewerWakeupQueuesItAgain) {
+  Start(2);
+  rig_->kernel.set_hold_commits(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.commit_calls(), 1u);
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), GHOST_TID_NONE);  // pending
+  rig_->kernel.Block(a);
+  rig_->kernel.Wake(a);
+  rig_->Settle();  // both read; the result is not in
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);
+  rig_->kernel.set_hold_commits(false);
+  ASSERT_TRUE(rig_->kernel.FinishHeld(1, GHOST_TXN_NOT_RUNNABLE).ok());
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), a);
+  EXPECT_EQ(rig_->kernel.starts().size(), 1u);
+  EXPECT_EQ(sched().Waiting(), 0u);
+  EXPECT_EQ(sched().stats().failed_commits, 1u);
+}
+
+// NOT_RUNNABLE with nothing newer: its BLOCKED message is on its way. It is
+// not committed again until a message says it can run (WAKEUP).
+TEST_F(FifoCentralizedTest, LateNotRunnableWithNothingNewerWaitsForAWakeup) {
+  Start(2);
+  rig_->kernel.set_hold_commits(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  rig_->kernel.set_hold_commits(false);
+  ASSERT_TRUE(rig_->kernel.FinishHeld(1, GHOST_TXN_NOT_RUNNABLE).ok());
+  rig_->Settle();
+  rig_->kernel.AdvanceTime(10 * kElsewhereBackoffNs);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);
+  EXPECT_EQ(sched().Waiting(), 0u);
+  rig_->kernel.Block(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);
+  EXPECT_TRUE(rig_->kernel.starts().empty());
+  rig_->kernel.Wake(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), a);
+  EXPECT_EQ(rig_->kernel.starts().size(), 1u);
+}
+
+// NOT_FOUND with nothing newer: the thread is gone and its DEAD message is
+// on its way. It is not committed again, its CPU goes to the next thread,
+// and DEAD forgets it.
+TEST_F(FifoCentralizedTest, LateNotFoundWithNothingNewerIsNotRetried) {
+  Start(2);
+  rig_->kernel.set_hold_commits(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  rig_->kernel.set_hold_commits(false);
+  ASSERT_TRUE(rig_->kernel.FinishHeld(1, GHOST_TXN_NOT_FOUND).ok());
+  rig_->Settle();
+  rig_->kernel.AdvanceTime(10 * kElsewhereBackoffNs);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);
+  EXPECT_TRUE(rig_->kernel.starts().empty());
+  Tid b = rig_->kernel.NewThread();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), b);
+  rig_->kernel.Exit(a);
+  rig_->kernel.Block(b);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), GHOST_TID_NONE);
+  EXPECT_EQ(rig_->kernel.starts().size(), 1u);
+  EXPECT_EQ(sched().Waiting(), 0u);
+  EXPECT_EQ(rig_->kernel.commit_calls(), 2u);
+}
+
+// The DEAD message was read first (the class settles NOT_FOUND as the thread
+// goes, and the agent reads its queue before its results): the result is
+// about a thread the policy forgot, and its CPU is free again.
+TEST_F(FifoCentralizedTest, LateNotFoundAfterItsDeadMessageFreesTheCpu) {
+  Start(2);
+  rig_->kernel.set_hold_commits(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  rig_->kernel.Exit(a);
+  Tid b = rig_->kernel.NewThread();
+  rig_->Settle();  // DEAD read, the result is not in: CPU 1 still pending
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);
+  rig_->kernel.set_hold_commits(false);
+  ASSERT_TRUE(rig_->kernel.FinishHeld(1, GHOST_TXN_NOT_FOUND).ok());
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), b);
+  EXPECT_EQ(rig_->kernel.starts(), (std::vector<std::pair<int, Tid>>{{1, b}}));
+}
+
+// PREEMPTED (it lost the CPU before it ran) after a newer AFFINITY_CHANGED
+// that forbids that CPU: it is queued again, and runs once, where it may.
+TEST_F(FifoCentralizedTest, LatePreemptedAfterANewerAffinityRunsItWhereAllowed) {
+  Start(3);
+  rig_->kernel.set_hold_commits(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.thread(a).held_cpu, 1);
+  rig_->kernel.SetAffinity(a, CpuList{2});
+  rig_->Settle();
+  rig_->kernel.set_hold_commits(false);
+  ASSERT_TRUE(rig_->kernel.FinishHeld(1, GHOST_TXN_PREEMPTED).ok());
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.starts(), (std::vector<std::pair<int, Tid>>{{2, a}}));
+  EXPECT_EQ(sched().CurrentOn(2), a);
+  EXPECT_EQ(sched().Waiting(), 0u);
+}
+
+// PREEMPTED because the kernel side ran it elsewhere (its fallback, on CPU
+// 2): the policy finds out where it runs and keeps that CPU for it; it is
+// not started a second time, and nobody else is put on CPU 2 meanwhile.
+TEST_F(FifoCentralizedTest, LatePreemptedWhileItRunsElsewhereIsNotRunTwice) {
+  Start(3);
+  rig_->kernel.set_hold_commits(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.thread(a).held_cpu, 1);
+  rig_->kernel.RunByFallback(a, 2);
+  rig_->kernel.set_hold_commits(false);
+  ASSERT_TRUE(rig_->kernel.FinishHeld(1, GHOST_TXN_PREEMPTED).ok());
+  rig_->Settle();
+  EXPECT_EQ(sched().CurrentOn(2), a);
+  Tid b = rig_->kernel.NewThread();
+  Tid c = rig_->kernel.NewThread();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), b);
+  EXPECT_EQ(rig_->kernel.CurrentOn(2), a);  // c waits
+  rig_->kernel.Block(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(2), c);
+  EXPECT_EQ(rig_->kernel.starts(),
+            (std::vector<std::pair<int, Tid>>{{2, a}, {1, b}, {2, c}}));
 }
 
 TEST_F(FifoCentralizedTest, SixtyFourThreadsAllComplete) {

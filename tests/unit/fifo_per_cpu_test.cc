@@ -2,6 +2,7 @@
 
 #include <map>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -391,6 +392,152 @@ TEST_F(FifoPerCpuTest, RunningElsewhereInTransitIsRetried) {
   rig_->kernel.AdvanceTime(kElsewhereBackoffNs);
   rig_->Settle();
   EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+}
+
+// Late failures: the kernel side settles a commit from the thread's own
+// callbacks, so a failed result can arrive after newer messages about the
+// thread (the fake holds the commit until FinishHeld). Whatever the order, the
+// thread is neither lost, nor run twice, nor committed while it cannot run.
+
+// It blocked and woke up while the commit was pending; NOT_RUNNABLE then
+// describes a past state: the WAKEUP stands and the thread is queued again.
+TEST_F(FifoPerCpuTest, LateNotRunnableAfterANewerWakeupQueuesItAgain) {
+  Start(1);
+  rig_->kernel.set_hold_commits(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.commit_calls(), 1u);
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), GHOST_TID_NONE);  // pending
+  rig_->kernel.Block(a);
+  rig_->kernel.Wake(a);
+  rig_->Settle();  // both read; the result is not in
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);
+  rig_->kernel.set_hold_commits(false);
+  ASSERT_TRUE(rig_->kernel.FinishHeld(0, GHOST_TXN_NOT_RUNNABLE).ok());
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+  EXPECT_EQ(rig_->kernel.starts().size(), 1u);
+  EXPECT_EQ(sched().RunqueueSize(0), 0u);
+  EXPECT_EQ(sched().stats().failed_commits, 1u);
+}
+
+// NOT_RUNNABLE with nothing newer: its BLOCKED message is on its way. It is
+// not committed again until a message says it can run (WAKEUP).
+TEST_F(FifoPerCpuTest, LateNotRunnableWithNothingNewerWaitsForAWakeup) {
+  Start(1);
+  rig_->kernel.set_hold_commits(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  rig_->kernel.set_hold_commits(false);
+  ASSERT_TRUE(rig_->kernel.FinishHeld(0, GHOST_TXN_NOT_RUNNABLE).ok());
+  rig_->Settle();
+  rig_->kernel.AdvanceTime(10 * kElsewhereBackoffNs);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);
+  EXPECT_EQ(sched().RunqueueSize(0), 0u);
+  rig_->kernel.Block(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);
+  EXPECT_TRUE(rig_->kernel.starts().empty());
+  rig_->kernel.Wake(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+  EXPECT_EQ(rig_->kernel.starts().size(), 1u);
+}
+
+// NOT_FOUND with nothing newer: the thread is gone and its DEAD message is
+// on its way. It is not committed again, its CPU goes to the next thread,
+// and DEAD forgets it.
+TEST_F(FifoPerCpuTest, LateNotFoundWithNothingNewerIsNotRetried) {
+  Start(1);
+  rig_->kernel.set_hold_commits(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  rig_->kernel.set_hold_commits(false);
+  ASSERT_TRUE(rig_->kernel.FinishHeld(0, GHOST_TXN_NOT_FOUND).ok());
+  rig_->Settle();
+  rig_->kernel.AdvanceTime(10 * kElsewhereBackoffNs);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);
+  EXPECT_TRUE(rig_->kernel.starts().empty());
+  Tid b = rig_->kernel.NewThread();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), b);
+  rig_->kernel.Exit(a);
+  rig_->kernel.Block(b);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), GHOST_TID_NONE);
+  EXPECT_EQ(rig_->kernel.starts().size(), 1u);
+  EXPECT_EQ(sched().OwnerOf(a), -1);
+  EXPECT_EQ(sched().RunqueueSize(0), 0u);
+  EXPECT_EQ(rig_->kernel.commit_calls(), 2u);
+}
+
+// The DEAD message was read first (the class settles NOT_FOUND as the thread
+// goes, and the agent reads its queue before its results): the result is
+// about a thread the policy forgot, and its CPU is free again.
+TEST_F(FifoPerCpuTest, LateNotFoundAfterItsDeadMessageFreesTheCpu) {
+  Start(1);
+  rig_->kernel.set_hold_commits(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  rig_->kernel.Exit(a);
+  Tid b = rig_->kernel.NewThread();
+  rig_->Settle();  // DEAD read, the result is not in: CPU 0 still pending
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);
+  rig_->kernel.set_hold_commits(false);
+  ASSERT_TRUE(rig_->kernel.FinishHeld(0, GHOST_TXN_NOT_FOUND).ok());
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), b);
+  EXPECT_EQ(rig_->kernel.starts(), (std::vector<std::pair<int, Tid>>{{0, b}}));
+}
+
+// PREEMPTED (it lost the CPU before it ran) after a newer AFFINITY_CHANGED
+// that forbids that CPU: it moves to the allowed CPU's runqueue and runs
+// there, once.
+TEST_F(FifoPerCpuTest, LatePreemptedAfterANewerAffinityRunsItWhereAllowed) {
+  Start(2);
+  rig_->kernel.set_hold_commits(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  const int held = rig_->kernel.thread(a).held_cpu;
+  ASSERT_GE(held, 0);
+  const int other = 1 - held;
+  rig_->kernel.SetAffinity(a, CpuList{other});
+  rig_->Settle();
+  rig_->kernel.set_hold_commits(false);
+  ASSERT_TRUE(rig_->kernel.FinishHeld(held, GHOST_TXN_PREEMPTED).ok());
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.starts(), (std::vector<std::pair<int, Tid>>{{other, a}}));
+  EXPECT_EQ(sched().OwnerOf(a), other);
+  EXPECT_EQ(rig_->kernel.thread(a).queue, rig_->policy->agents()[other]->queue());
+}
+
+// PREEMPTED because the kernel side ran it elsewhere (its fallback): it is
+// not started a second time nor committed over and over while it runs
+// there; once it stops, its own CPU runs it again.
+TEST_F(FifoPerCpuTest, LatePreemptedWhileItRunsElsewhereIsNotRunTwice) {
+  Start(2);
+  rig_->kernel.set_hold_commits(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  const int held = rig_->kernel.thread(a).held_cpu;
+  ASSERT_GE(held, 0);
+  const int other = 1 - held;
+  rig_->kernel.RunByFallback(a, other);
+  rig_->kernel.set_hold_commits(false);
+  ASSERT_TRUE(rig_->kernel.FinishHeld(held, GHOST_TXN_PREEMPTED).ok());
+  rig_->Settle();
+  const uint64_t failed = sched().stats().failed_commits;
+  rig_->kernel.AdvanceTime(10 * kElsewhereBackoffNs);
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().failed_commits, failed);  // no retry storm
+  EXPECT_EQ(rig_->kernel.starts(), (std::vector<std::pair<int, Tid>>{{other, a}}));
+  rig_->kernel.Block(a);
+  rig_->kernel.Wake(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.starts(),
+            (std::vector<std::pair<int, Tid>>{{other, a}, {held, a}}));
 }
 
 TEST_F(FifoPerCpuTest, SixtyFourThreadsAllComplete) {

@@ -136,6 +136,26 @@ TEST_F(RunRequestTest, SurfacesResultCodes) {
   EXPECT_STREQ(TxnResultName(GHOST_TXN_RUNNING_ELSEWHERE), "RUNNING_ELSEWHERE");
 }
 
+// The fake kernel side refuses sync groups as the class and the simulator
+// do (not implemented yet): INVALID, checked before anything else.
+TEST_F(RunRequestTest, SyncGroupIsRefusedAsInvalid) {
+  Tid t = kernel_.NewThread();
+  RunRequest req(kernel_, 1);
+  RunRequestOptions o = Current(t);
+  o.commit_flags = GHOST_TXN_F_SYNC_GROUP;
+  o.sync_group = 3;
+  o.agent_barrier -= 1;  // would be AGENT_STALE
+  ASSERT_TRUE(req.Open(o).ok());
+  EXPECT_EQ(kernel_.TxnSlot(1)->group, 3u);
+  EXPECT_FALSE(req.Commit());
+  EXPECT_TRUE(req.Done());
+  EXPECT_EQ(req.result(), GHOST_TXN_INVALID) << TxnResultName(req.result());
+  EXPECT_EQ(kernel_.CurrentOn(1), GHOST_TID_NONE);
+  EXPECT_TRUE(req.Open(Current(t)).ok());  // without the flag it runs
+  EXPECT_TRUE(req.Commit());
+  EXPECT_EQ(kernel_.CurrentOn(1), t);
+}
+
 TEST_F(RunRequestTest, PendingUntilTheKernelReports) {
   kernel_.set_defer_results(true);
   Tid t = kernel_.NewThread();

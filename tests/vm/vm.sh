@@ -13,6 +13,9 @@
 #     --prog NAME     put the host's program NAME (from PATH, e.g. one of Debian's
 #                     rt-tests or stress-ng) into the guest's /usr/bin with every
 #                     shared library it needs, at the host's paths; repeatable
+#     --file PATH     put the host file PATH (relative paths: from the current
+#                     directory, else from the repository's top) into the
+#                     guest's /bin, e.g. a shell library scenarios source; repeatable
 #
 # SCENARIO is a shell script (run by busybox sh as /scenario.sh with ARGS).
 # The initramfs holds busybox, every build/ghost-* binary and every build/vm/*
@@ -29,6 +32,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$top/build}
 cpus=2 smt=0 numa=0 mem=1024 timeout_s=300 log="" quiet=0
 progs=()
+files=()
 
 die() { echo "vm: $*" >&2; exit 126; }
 while [ $# -gt 0 ]; do
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
     --log) log=${2:?}; shift 2 ;;
     --quiet) quiet=1; shift ;;
     --prog) progs+=("${2:?}"); shift 2 ;;
+    --file) files+=("${2:?}"); shift 2 ;;
     --) shift; break ;;
     -*) die "unknown option $1 (see the top of tests/vm/vm.sh)" ;;
     *) break ;;
@@ -73,6 +78,11 @@ for b in "$build"/ghost-* "$build"/vm/*; do
   [ -f "$b" ] && [ -x "$b" ] && cp "$b" "$root/bin/"
 done
 for f in ${GHOST_VM_FILES:-}; do cp "$f" "$root/bin/"; done
+for f in "${files[@]}"; do
+  [ -r "$f" ] || [ "${f#/}" != "$f" ] || f=$top/$f
+  [ -r "$f" ] || die "--file $f: no such file"
+  cp "$f" "$root/bin/"
+done
 # Dynamically linked programs keep the host's paths for themselves, their
 # libraries and the loader; `ldd` names all three.
 for p in "${progs[@]}"; do

@@ -42,6 +42,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "userspace/agent_lock.h"
+#include "userspace/agent_thread.h"
 #include "userspace/bpf_class.h"
 #include "userspace/class_pins.h"
 #include "userspace/discovery.h"
@@ -69,7 +70,7 @@ ABSL_FLAG(int64_t, watchdog_ms, 1000,
           "A runnable thread the agent has not placed within this time runs through the "
           "class's fallback FIFO (the enclave degrades, the class is never ejected).");
 ABSL_FLAG(int64_t, kernel_timeout_ms, 5000,
-          "sched_ext's own stall watchdog (100..30000 ms): the kernel ejects the class if a "
+          "sched_ext's own stall watchdog (2000..30000 ms): the kernel ejects the class if a "
           "runnable thread waits longer. At least twice --watchdog-ms.");
 ABSL_FLAG(int, agent_priority, 50, "SCHED_FIFO priority of the agent threads (1..99).");
 ABSL_FLAG(std::string, pin_dir, ghost::kDefaultPinDir,
@@ -117,23 +118,6 @@ std::vector<uint32_t> OtherLiveAgents(const ghost::AgentLockPaths& locks, uint32
   return live;
 }
 
-// Pins the calling thread to `cpu` and makes it SCHED_FIFO.
-absl::Status BecomeAgentThread(int cpu, int priority) {
-  if (cpu >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof(set), &set) != 0) {
-      return absl::InternalError(absl::StrCat("pinning an agent to CPU ", cpu, ": ", strerror(errno)));
-    }
-  }
-  sched_param p = {.sched_priority = priority};
-  if (sched_setscheduler(0, SCHED_FIFO, &p) != 0) {
-    return absl::InternalError(absl::StrCat("making an agent SCHED_FIFO: ", strerror(errno)));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,8 +141,9 @@ int main(int argc, char** argv) {
   if (slice_us < 0 || slice_us > 1000000) {
     return Fail(2, absl::StrFormat("--slice-us=%d is out of range (0..1000000)", slice_us));
   }
-  if (timeout_ms < 100 || timeout_ms > 30000) {
-    return Fail(2, absl::StrFormat("--kernel-timeout-ms=%d is out of range (100..30000)", timeout_ms));
+  if (timeout_ms < absl::ToInt64Milliseconds(ghost::kMinKernelTimeout) || timeout_ms > 30000) {
+    return Fail(2, absl::StrFormat("--kernel-timeout-ms=%d is out of range (%d..30000)", timeout_ms,
+                                   absl::ToInt64Milliseconds(ghost::kMinKernelTimeout)));
   }
   if (watchdog_ms < 1 || watchdog_ms > timeout_ms / 2) {
     return Fail(2, absl::StrFormat(
@@ -324,8 +309,7 @@ int main(int argc, char** argv) {
   auto start_agents = [&] {
     for (ghost::Agent* agent : policy->agents()) {
       threads.emplace_back([agent, priority, &stop, &thread_errors, k = kernel->get()] {
-        absl::Status s = k->RegisterAgentThread(static_cast<pid_t>(gettid()));
-        if (s.ok()) s = BecomeAgentThread(agent->cpu(), priority);
+        absl::Status s = ghost::BecomeAgentThread(*k, *agent, priority);
         if (!s.ok()) {
           absl::FPrintF(stderr, "ghost-agent: %s\n", s.message());
           thread_errors++;
@@ -525,9 +509,14 @@ int main(int argc, char** argv) {
                    fallback_at_end - fallback_at_start, dropped);
     }
     if (policy) {
+      if (std::string line = policy->StatsLine(); !line.empty()) {
+        absl::PrintF("ghost-agent: policy %s: %s\n", policy->name(), line);
+      }
       for (ghost::Agent* a : policy->agents()) {
-        absl::PrintF("ghost-agent: agent cpu %d: %d rounds, %d messages\n", a->cpu(), a->rounds(),
-                     a->messages());
+        absl::PrintF("ghost-agent: agent cpu %d: %d rounds, %d messages, stepped aside %d times "
+                     "for its policy, %d for the class; longest stall %s\n",
+                     a->cpu(), a->rounds(), a->messages(), a->policy_yields(), a->kernel_yields(),
+                     absl::FormatDuration(a->longest_stall()));
       }
     }
   }

@@ -1,11 +1,15 @@
 // ghost-bench: real threads on the real kernel, measured. The same binary
 // measures the ghost class (threads switch themselves to SCHED_EXT, the
-// default) and the kernel's own scheduler (--nosched-ext).
+// default) and the kernel's own scheduler (--nosched-ext). With --enclave=N
+// the measured threads join enclave N of the running ghost-agent (as with
+// ghost-run), so its policy schedules them; without it they run in the
+// class's own FIFO, which no agent sees.
 // Exit 0: every workload ran to completion (every thread finished, nothing
 // lost); 1: something did not; 2: bad flags or this kernel cannot run it.
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "userspace/enrollment.h"
 #include "userspace/flags.h"
 #include "userspace/workloads/antagonist.h"
 #include "userspace/workloads/bench_report.h"
@@ -25,6 +30,11 @@
 ABSL_FLAG(std::string, workload, "mixed",
           "Workloads to run, comma-separated: mixed, dispersive, antagonist, pingpong.");
 ABSL_FLAG(bool, sched_ext, true, "Measured threads switch themselves to SCHED_EXT (policy 7).");
+ABSL_FLAG(int, enclave, -1,
+          "Measured threads join this enclave of the running ghost-agent (its policy schedules "
+          "them, as under ghost-run); -1: none, they run in the class's FIFO.");
+ABSL_FLAG(std::string, pin_dir, ghost::kDefaultPinDir,
+          "Where the running ghost-agent pinned the class (with --enclave).");
 ABSL_FLAG(bool, expect_class, false,
           "Fail unless a sched_ext class really ran every measured thread (ext.enabled in "
           "/proc/thread-self/sched).");
@@ -119,7 +129,25 @@ int main(int argc, char** argv) {
       Usage(absl::StrFormat("unknown workload '%s' (mixed, dispersive, antagonist, pingpong)", n));
     }
   }
-  if (run.sched_ext) Check(ghost::CheckSchedExtSupported());
+  // The enclave last among the checks: it needs a running class.
+  const int enclave = absl::GetFlag(FLAGS_enclave);
+  std::optional<ghost::Enrollment> enrollment;
+  if (enclave != -1) {
+    if (enclave < 0 || enclave >= GHOST_MAX_ENCLAVES) {
+      Usage(absl::StrFormat("--enclave=%d is out of range (0..%d, or -1: none)", enclave,
+                            GHOST_MAX_ENCLAVES - 1));
+    }
+    if (!run.sched_ext) Usage("--enclave needs --sched-ext (threads join an enclave as SCHED_EXT)");
+    const std::string pin_dir = absl::GetFlag(FLAGS_pin_dir);
+    absl::StatusOr<ghost::Enrollment> e = ghost::Enrollment::Open(pin_dir);
+    Check(e.status());
+    Check(ghost::CheckEnclaveInUse(pin_dir, static_cast<ghost::EnclaveId>(enclave)));
+    enrollment.emplace(std::move(*e));
+    run.enroll = [&enrollment, enclave](pid_t tid) {
+      return enrollment->Enroll(tid, static_cast<ghost::EnclaveId>(enclave));
+    };
+  }
+  if (run.sched_ext) Check(ghost::CheckSchedExtSupported(run.enroll));
 
   std::vector<ghost::BenchResult> results;
   for (const std::string& n : names) {

@@ -26,14 +26,20 @@ FifoCentralizedScheduler::FifoCentralizedScheduler(KernelSide& kernel,
                                                    const PolicyOptions& opts)
     : kernel_(kernel), opts_(opts) {
   for (int cpu : cpus.ToVector()) {
-    if (cpu == agent_cpu) continue;
-    Cpu& c = cpus_[cpu];
+    Cpu& c = cpu == agent_cpu ? agent_ : cpus_[cpu];
     c.cpu = cpu;
     c.req = std::make_unique<RunRequest>(kernel, cpu);
   }
 }
 
+FifoCentralizedScheduler::Cpu* FifoCentralizedScheduler::FindCpu(int cpu) {
+  if (agent_.req != nullptr && cpu == agent_.cpu) return &agent_;
+  auto it = cpus_.find(cpu);
+  return it == cpus_.end() ? nullptr : &it->second;
+}
+
 Tid FifoCentralizedScheduler::CurrentOn(int cpu) const {
+  if (agent_.req != nullptr && cpu == agent_.cpu) return agent_.current;
   auto it = cpus_.find(cpu);
   return it == cpus_.end() ? GHOST_TID_NONE : it->second.current;
 }
@@ -42,10 +48,8 @@ Tid FifoCentralizedScheduler::CurrentOn(int cpu) const {
 
 void FifoCentralizedScheduler::OffCpu(FifoTask& t) {
   if (t.on_cpu < 0) return;
-  auto it = cpus_.find(t.on_cpu);
-  if (it != cpus_.end() && it->second.current == t.tid) {
-    it->second.current = GHOST_TID_NONE;
-  }
+  Cpu* c = FindCpu(t.on_cpu);
+  if (c != nullptr && c->current == t.tid) c->current = GHOST_TID_NONE;
   t.on_cpu = -1;
 }
 
@@ -131,15 +135,18 @@ void FifoCentralizedScheduler::TaskPriorityChanged(const Message& m) {
 void FifoCentralizedScheduler::TaskOnCpu(const Message& m) { tasks_.Update(m); }
 
 void FifoCentralizedScheduler::CpuAvailable(const Message& m) {
-  auto it = cpus_.find(m.cpu());
-  if (it == cpus_.end()) return;
-  it->second.busy = false;
-  it->second.retry_after_ns = 0;
+  Cpu* c = FindCpu(m.cpu());
+  if (c == nullptr) return;
+  c->busy = false;
+  c->retry_after_ns = 0;
 }
 
 void FifoCentralizedScheduler::CpuBusy(const Message& m) {
-  auto it = cpus_.find(m.cpu());
-  if (it != cpus_.end()) it->second.busy = true;
+  // Not for our own CPU: the class sends CPU_AVAILABLE only when sched_ext
+  // gets a CPU back, which ours does only while we step aside. A commit
+  // there that meets a fair-class thread fails CPU_UNAVAILABLE instead.
+  Cpu* c = FindCpu(m.cpu());
+  if (c != nullptr && c != &agent_) c->busy = true;
 }
 
 // --- decisions ----------------------------------------------------------------
@@ -162,7 +169,7 @@ FifoTask* FifoCentralizedScheduler::TakeFor(int cpu, uint64_t now) {
       gone.push_back(tid);
       continue;
     }
-    if (t->Waiting() && t->affinity.IsSet(cpu) && now >= t->not_before_ns) {
+    if (t->Waiting() && t->AllowedOn(cpu) && now >= t->not_before_ns) {
       found = t;
       break;
     }
@@ -170,6 +177,22 @@ FifoTask* FifoCentralizedScheduler::TakeFor(int cpu, uint64_t now) {
   for (Tid tid : gone) fifo_.RemoveTid(tid);
   if (found != nullptr) fifo_.Remove(*found);
   return found;
+}
+
+FifoTask* FifoCentralizedScheduler::TakeForAgentCpu(uint64_t now) {
+  CpuList elsewhere;  // scheduled CPUs no higher class holds
+  for (auto& [cpu, c] : cpus_) {
+    if (!c.busy) elsewhere.Set(cpu);
+  }
+  for (Tid tid : fifo_.tids()) {
+    FifoTask* t = tasks_.Find(tid);
+    if (t == nullptr || !t->Waiting() || now < t->not_before_ns) continue;
+    if (t->AllowedOn(agent_.cpu) && t->Allowed(elsewhere).Empty()) {
+      fifo_.Remove(*t);
+      return t;
+    }
+  }
+  return nullptr;
 }
 
 void FifoCentralizedScheduler::HandleResult(Cpu& c) {
@@ -235,11 +258,10 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       }
       // Running (fallback, a race): note where, so no one else is put there;
       // its off-CPU message brings it back to the FIFO.
-      auto it = cpus_.find(where);
-      if (it != cpus_.end() && it->second.current == GHOST_TID_NONE &&
-          !it->second.req_active) {
-        it->second.current = tid;
-        it->second.run_start_ns = since;
+      Cpu* w = FindCpu(where);
+      if (w != nullptr && w->current == GHOST_TID_NONE && !w->req_active) {
+        w->current = tid;
+        w->run_start_ns = since;
         t->on_cpu = where;
       }
       return;
@@ -249,7 +271,7 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       Enqueue(*t, /*front=*/true);
       return;
     case GHOST_TXN_NOT_ALLOWED:
-      if (!newer) t->affinity.Clear(c.cpu);  // our view was behind the kernel's
+      if (!newer) t->refused.Set(c.cpu);  // our view was behind the kernel's
       Enqueue(*t, /*front=*/true);
       return;
     default:  // PREEMPTED, ABORTED, INVALID, a failed commit call
@@ -261,6 +283,14 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
 void FifoCentralizedScheduler::Schedule(Agent& agent) {
   for (auto& [cpu, c] : cpus_) {
     if (c.req_active && !c.req->in_flight()) HandleResult(c);
+  }
+  if (agent_.req != nullptr && agent_.req_active) {
+    if (agent_.req->in_flight()) {
+      // Queued on our own CPU: it runs only while we are away.
+      agent.RequestYield();
+    } else {
+      HandleResult(agent_);
+    }
   }
   if (fifo_.Empty()) return;
   const uint64_t now = opts_.clock();
@@ -301,13 +331,23 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
       if (FifoTask* v = tasks_.Find(c.current)) v->slice_preempted = true;
     }
   }
+  // The agent's own CPU, for a thread that may run nowhere else.
+  bool yield = false;
+  if (agent_.req != nullptr && !agent_.req_active && agent_.current == GHOST_TID_NONE &&
+      Usable(agent_, now)) {
+    if (FifoTask* t = TakeForAgentCpu(now)) yield = open(agent_, *t, 0);
+  }
   if (group.empty()) return;
   ++stats_.rounds_committed;
   (void)CommitGroup(kernel_, group);  // failed calls abort the requests
   // Back to front, so failed targets return to the FIFO head in their order.
   for (auto it = group.rbegin(); it != group.rend(); ++it) {
-    Cpu& c = cpus_[(*it)->cpu()];
-    if (!c.req->in_flight()) HandleResult(c);
+    Cpu* c = FindCpu((*it)->cpu());
+    if (!c->req->in_flight()) HandleResult(*c);
+  }
+  if (yield && agent_.req_active) {
+    ++stats_.agent_cpu_commits;
+    agent.RequestYield();
   }
 }
 
@@ -343,6 +383,15 @@ absl::StatusOr<std::unique_ptr<Policy>> FifoCentralizedPolicy::Create(
                    .queue = enclave.default_queue(),
                    .global = true});
   return std::unique_ptr<Policy>(std::move(p));
+}
+
+std::string FifoCentralizedPolicy::StatsLine() const {
+  const FifoCentralizedScheduler::Stats s = sched_->stats();
+  return absl::StrFormat(
+      "rounds_committed=%u commits=%u failed_commits=%u stale=%u preemptions=%u "
+      "agent_cpu_commits=%u",
+      s.rounds_committed, s.commits, s.failed_commits, s.stale, s.preemptions,
+      s.agent_cpu_commits);
 }
 
 }  // namespace ghost

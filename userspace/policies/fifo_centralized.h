@@ -2,13 +2,18 @@
 // the enclave's default queue, keeps one FIFO of runnable threads, and each
 // round hands the head threads to the idle CPUs in ONE group commit. With a
 // slice, a thread that ran longer than it while others wait is preempted
-// (GHOST_TXN_F_PREEMPT) and goes to the tail. The agent's CPU runs no threads.
+// (GHOST_TXN_F_PREEMPT) and goes to the tail. The agent's CPU runs only
+// threads that may run on no other CPU of the enclave it can get (pinned there,
+// or allowed elsewhere only on CPUs a higher class holds): the agent commits
+// such a thread to its own CPU and steps aside (Agent::RequestYield) until a
+// message comes or AgentOptions::yield_for passes, then preempts it by waking.
 #ifndef GHOST_SCX_USERSPACE_POLICIES_FIFO_CENTRALIZED_H_
 #define GHOST_SCX_USERSPACE_POLICIES_FIFO_CENTRALIZED_H_
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -47,6 +52,7 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t failed_commits = 0;
     uint64_t stale = 0;             // TARGET_STALE or AGENT_STALE
     uint64_t preemptions = 0;       // slice preemptions committed
+    uint64_t agent_cpu_commits = 0; // committed to the agent's own CPU
   };
   Stats stats() const { return stats_; }
   size_t Waiting() const { return fifo_.Size(); }
@@ -74,12 +80,18 @@ class FifoCentralizedScheduler : public Scheduler {
   // taken out of the FIFO.
   FifoTask* TakeFor(int cpu, uint64_t now);
   bool Usable(Cpu& c, uint64_t now);
+  // The scheduled CPU `cpu`, or the agent's own; nullptr if neither.
+  Cpu* FindCpu(int cpu);
+  // First waiting thread that may run on the agent's CPU and on no scheduled
+  // CPU a higher class does not hold, taken out of the FIFO.
+  FifoTask* TakeForAgentCpu(uint64_t now);
 
   KernelSide& kernel_;
   const PolicyOptions opts_;
   FifoTaskTable tasks_;
   FifoRunqueue fifo_;
   std::map<int, Cpu> cpus_;  // scheduled CPUs (the agent's excluded)
+  Cpu agent_;                // the agent's own CPU (see the top of this file)
   Stats stats_;
 };
 
@@ -91,6 +103,7 @@ class FifoCentralizedPolicy : public Policy {
 
   std::vector<Agent*> agents() override { return {agent_.get()}; }
   const char* name() const override { return kName; }
+  std::string StatsLine() const override;
   FifoCentralizedScheduler& scheduler() { return *sched_; }
 
  private:

@@ -154,7 +154,7 @@ void FifoPerCpuScheduler::TaskDeparted(const Message& m) { TaskDead(m); }
 void FifoPerCpuScheduler::TaskAffinityChanged(const Message& m) {
   absl::MutexLock l(&mu_);
   FifoTask& t = Track(m);
-  if (t.owner >= 0 && !t.affinity.IsSet(t.owner)) NeedsPlacement(t);
+  if (t.owner >= 0 && !t.AllowedOn(t.owner)) NeedsPlacement(t);
 }
 
 void FifoPerCpuScheduler::TaskPriorityChanged(const Message& m) {
@@ -195,7 +195,7 @@ int FifoPerCpuScheduler::PickCpu(const FifoTask& t) {
   for (int i = 0; i < n; ++i) {
     const size_t idx = (rr_ + i) % n;
     const Cpu& c = *order[idx];
-    if (!t.affinity.IsSet(c.cpu)) continue;
+    if (!t.AllowedOn(c.cpu)) continue;
     size_t load = c.rq.Size() + (c.current != GHOST_TID_NONE) + c.req_active;
     if (c.busy) load += n * 1024;  // a higher class has it: last resort
     if (load < best_load) {
@@ -249,8 +249,10 @@ void FifoPerCpuScheduler::PlacePending() {
 bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
   const Tid tid = c.req->target();
   const uint32_t r = c.req->Done() ? c.req->result() : GHOST_TXN_ABORTED;
+  const bool remote = c.remote;
   c.req->Release();
   c.req_active = false;
+  c.remote = false;
   const FifoTaskTable::Settled settled = tasks_.SettleInflight(tid, c.req->target_barrier());
   FifoTask* t = settled.task;
   const bool newer = settled.newer, left = settled.left;
@@ -297,13 +299,15 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
       }
       return true;
     case GHOST_TXN_CPU_UNAVAILABLE:
-      c.retry_after_ns = opts_.clock() + kUnavailableBackoffNs;
+      // A remote commit meets the CPU's own agent awake there as often as
+      // a higher class: that agent will commit it.
+      if (!remote) c.retry_after_ns = opts_.clock() + kUnavailableBackoffNs;
       if (t != nullptr) Enqueue(*t, /*front=*/true);
       return false;
     case GHOST_TXN_NOT_ALLOWED:
       if (t == nullptr) return true;
-      if (!newer) t->affinity.Clear(c.cpu);  // else AFFINITY_CHANGED told us
-      if (t->affinity.IsSet(c.cpu)) {
+      if (!newer) t->refused.Set(c.cpu);  // else AFFINITY_CHANGED told us
+      if (t->AllowedOn(c.cpu)) {
         Enqueue(*t, /*front=*/true);
       } else {
         NeedsPlacement(*t);
@@ -370,8 +374,55 @@ void FifoPerCpuScheduler::Schedule(Agent& agent) {
   WakeReceivers(agent.cpu());
 }
 
+bool FifoPerCpuScheduler::OpenAndCommit(Cpu& c, FifoTask& t, Agent& agent) {
+  absl::Status s = c.req->Open({.target = t.tid,
+                                .target_barrier = t.seq,
+                                .agent_barrier = agent.barrier(),
+                                .queue = agent.queue(),
+                                .slice = opts_.slice});
+  if (!s.ok()) {
+    Enqueue(t, /*front=*/true);
+    return false;
+  }
+  t.inflight_cpu = c.cpu;
+  t.left_while_inflight = false;
+  c.req_active = true;
+  c.remote = c.cpu != agent.cpu();
+  c.req->Commit();  // the result is read by the next round that looks
+  return true;
+}
+
+bool FifoPerCpuScheduler::CommitRemote(Cpu& c, Agent& agent) {
+  if (c.req_active || c.current != GHOST_TID_NONE || c.busy || c.retry_after_ns != 0 ||
+      c.rq.Empty()) {
+    return false;
+  }
+  FifoTask* t = TakeNext(c);
+  if (t == nullptr || !OpenAndCommit(c, *t, agent)) return false;
+  ++stats_.remote_commits;
+  if (c.req->in_flight()) return true;
+  // Settled already (a kernel side that commits synchronously): started,
+  // or refused, and then its agent decides again.
+  HandleResult(c);
+  return c.current != GHOST_TID_NONE;
+}
+
 void FifoPerCpuScheduler::ScheduleLocked(Agent& agent) {
   PlacePending();
+  // Results of remote commits, whoever made them; then threads handed to
+  // idle CPUs (an affinity change, a wake-up placed elsewhere) go there
+  // without waking those CPUs' agents.
+  for (auto& [cpu, other] : cpus_) {
+    if (other.remote && other.req_active && !other.req->in_flight()) HandleResult(other);
+  }
+  for (auto r = receivers_.begin(); r != receivers_.end();) {
+    auto d = cpus_.find(*r);
+    if (*r != agent.cpu() && d != cpus_.end() && CommitRemote(d->second, agent)) {
+      r = receivers_.erase(r);
+    } else {
+      ++r;
+    }
+  }
   auto it = cpus_.find(agent.cpu());
   if (it == cpus_.end()) return;
   Cpu& c = it->second;
@@ -386,21 +437,17 @@ void FifoPerCpuScheduler::ScheduleLocked(Agent& agent) {
       c.retry_after_ns = 0;
     }
     FifoTask* t = TakeNext(c);
-    if (t == nullptr) return;
-    absl::Status s = c.req->Open({.target = t->tid,
-                                  .target_barrier = t->seq,
-                                  .agent_barrier = agent.barrier(),
-                                  .queue = agent.queue(),
-                                  .slice = opts_.slice});
-    if (!s.ok()) {
-      Enqueue(*t, /*front=*/true);
-      return;
-    }
-    t->inflight_cpu = c.cpu;
-    t->left_while_inflight = false;
-    c.req_active = true;
-    c.req->Commit();  // the result is read at the top of the loop
+    if (t == nullptr || !OpenAndCommit(c, *t, agent)) return;
   }
+}
+
+bool FifoPerCpuScheduler::Pending(const Agent& agent) {
+  absl::MutexLock l(&mu_);
+  auto it = cpus_.find(agent.cpu());
+  if (it == cpus_.end()) return true;
+  const Cpu& c = it->second;
+  if ((c.req_active && !c.remote) || c.retry_after_ns != 0 || !unplaced_.empty()) return true;
+  return c.current == GHOST_TID_NONE && !c.rq.Empty();
 }
 
 FifoPerCpuScheduler::Stats FifoPerCpuScheduler::stats() const {
@@ -460,6 +507,14 @@ std::vector<Agent*> FifoPerCpuPolicy::agents() {
   std::vector<Agent*> out;
   for (auto& a : agents_) out.push_back(a.get());
   return out;
+}
+
+std::string FifoPerCpuPolicy::StatsLine() const {
+  const FifoPerCpuScheduler::Stats s = sched_->stats();
+  return absl::StrFormat(
+      "commits=%u failed_commits=%u stale=%u migrations=%u associate_retries=%u "
+      "remote_commits=%u",
+      s.commits, s.failed_commits, s.stale, s.migrations, s.associate_retries, s.remote_commits);
 }
 
 }  // namespace ghost

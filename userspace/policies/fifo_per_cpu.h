@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -49,6 +50,7 @@ class FifoPerCpuScheduler : public Scheduler {
   void CpuAvailable(const Message& m) override;
   void CpuBusy(const Message& m) override;
   void Schedule(Agent& agent) override;
+  bool Pending(const Agent& agent) override;
 
   // The agent of `agent.cpu()`: woken when another agent hands it a thread
   // (until attached, it notices at its next message or wait timeout).
@@ -61,6 +63,7 @@ class FifoPerCpuScheduler : public Scheduler {
     uint64_t stale = 0;           // TARGET_STALE or AGENT_STALE
     uint64_t migrations = 0;      // successful AssociateQueue calls
     uint64_t associate_retries = 0;
+    uint64_t remote_commits = 0;  // made for another CPU whose agent slept
   };
   Stats stats() const;
   // CPU whose runqueue holds `tid` (-1: not placed or unknown).
@@ -77,6 +80,7 @@ class FifoPerCpuScheduler : public Scheduler {
     uint64_t retry_after_ns = 0;    // CPU_UNAVAILABLE back-off
     std::unique_ptr<RunRequest> req;
     bool req_active = false;        // req holds a transaction we have not read
+    bool remote = false;            // ... made by another CPU's agent
     Agent* agent = nullptr;         // woken on a hand-off (AttachAgent)
   };
 
@@ -98,6 +102,13 @@ class FifoPerCpuScheduler : public Scheduler {
   void ScheduleLocked(Agent& agent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Wakes the agents whose runqueues gained threads, except `self`'s.
   void WakeReceivers(int self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Commits the head of `c`'s runqueue from `agent` (another CPU's) when `c`
+  // runs nothing and has no transaction of its own: cheaper than waking its
+  // agent to do it. True if the commit went in.
+  bool CommitRemote(Cpu& c, Agent& agent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Opens and commits `t` on `c` for `agent`; false (and `t` back in front)
+  // if the slot could not be opened.
+  bool OpenAndCommit(Cpu& c, FifoTask& t, Agent& agent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   KernelSide& kernel_;
   const QueueId default_queue_;
@@ -119,6 +130,7 @@ class FifoPerCpuPolicy : public Policy {
 
   std::vector<Agent*> agents() override;
   const char* name() const override { return kName; }
+  std::string StatsLine() const override;
   FifoPerCpuScheduler& scheduler() { return *sched_; }
 
  private:

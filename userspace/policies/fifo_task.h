@@ -29,6 +29,11 @@ struct FifoTask {
   bool requeue_front = false;
   bool queued = false;               // in a runqueue
   CpuList affinity = CpuList::FirstN(GHOST_MAX_CPUS);  // until AFFINITY_CHANGED
+  // CPUs a commit found NOT_ALLOWED since the newest message about it: the
+  // kernel side knew better (a migration-disabled thread may run only where
+  // it is, a mask change is on its way). Forgotten at the next message, so a
+  // passing refusal never hides a CPU for good.
+  CpuList refused;
   // Per-CPU FIFO: CPU whose runqueue holds it (-1: waiting to be placed) and
   // the queue its messages go to.
   int owner = -1;
@@ -42,6 +47,13 @@ struct FifoTask {
 
   // Waiting for a CPU: runnable and neither running nor being committed.
   bool Waiting() const { return runnable && on_cpu < 0 && inflight_cpu < 0; }
+  bool AllowedOn(int cpu) const { return affinity.IsSet(cpu) && !refused.IsSet(cpu); }
+  // The CPUs of `among` a commit may try now.
+  CpuList Allowed(const CpuList& among) const {
+    CpuList out = affinity & among;
+    for (int cpu : (out & refused).ToVector()) out.Clear(cpu);
+    return out;
+  }
 };
 
 // Back-off after RUNNING_ELSEWHERE for a thread that is not on a CPU.
@@ -72,6 +84,7 @@ class FifoTaskTable {
     if (inserted) t.tid = m.tid();
     if (created != nullptr) *created = inserted;
     t.seq = std::max(t.seq, m.seqnum());
+    t.refused = CpuList();
     const ghost_msg& raw = m.raw();
     switch (m.type()) {
       case GHOST_MSG_TASK_NEW:

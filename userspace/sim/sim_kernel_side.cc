@@ -580,7 +580,10 @@ ghost_txn* SimKernelSide::TxnSlot(int cpu) {
 
 uint32_t SimKernelSide::Validate(int cpu, const ghost_txn& txn, int* thread) {
   *thread = -1;
-  if (txn.cpu != static_cast<uint32_t>(cpu) || (txn.flags & ~GHOST_TXN_F_ALL) != 0) {
+  // Sync-group commit is not implemented (nor in the class, which refuses it
+  // here too: its first check, before anything else is looked at).
+  if (txn.cpu != static_cast<uint32_t>(cpu) || (txn.flags & ~GHOST_TXN_F_ALL) != 0 ||
+      (txn.flags & GHOST_TXN_F_SYNC_GROUP) != 0) {
     return GHOST_TXN_INVALID;
   }
   const int e = cpu_enclave_[cpu];
@@ -634,7 +637,6 @@ absl::Status SimKernelSide::Commit(const CpuList& cpus) {
   };
   Claimed claimed[GHOST_MAX_CPUS];
   int n = 0;
-  bool sync = false;
   // The set CPUs: test each CPU on small machines, walk the mask on big ones
   // (CpuList::ToMask visits all 256 bits; so would 256 IsSet calls).
   int targets[GHOST_MAX_CPUS];
@@ -660,24 +662,6 @@ absl::Status SimKernelSide::Commit(const CpuList& cpus) {
     int t;
     const uint32_t r = Validate(cpu, slots_[cpu], &t);
     claimed[n++] = {cpu, r, t};
-    sync |= (slots_[cpu].flags & GHOST_TXN_F_SYNC_GROUP) != 0;
-  }
-  // A sync group runs entirely or not at all.
-  if (sync) {
-    for (int i = 0; i < n; i++) {
-      const ghost_txn& si = slots_[claimed[i].cpu];
-      if ((si.flags & GHOST_TXN_F_SYNC_GROUP) == 0 || claimed[i].result != GHOST_TXN_PENDING) {
-        continue;
-      }
-      for (int j = 0; j < n; j++) {
-        const ghost_txn& sj = slots_[claimed[j].cpu];
-        if ((sj.flags & GHOST_TXN_F_SYNC_GROUP) != 0 && sj.group == si.group &&
-            claimed[j].result != GHOST_TXN_PENDING && claimed[j].result != GHOST_TXN_ABORTED) {
-          claimed[i].result = GHOST_TXN_ABORTED;
-          break;
-        }
-      }
-    }
   }
   // The agent pays for the call: local commits each, remote ones batched.
   const int agent = in_agent_;

@@ -42,7 +42,7 @@ BenchResult RunAntagonist(const AntagonistOptions& o, const RunOptions& run) {
   auto st = std::make_shared<State>();
   for (int i = 0; i < o.threads; i++) st->spinners.push_back(std::make_unique<Spinner>());
   const absl::Time deadline = absl::Now() + run.duration + run.grace;
-  ThreadGroup group(run.sched_ext, run.expect_class);
+  ThreadGroup group(run.sched_ext, run.expect_class, run.enroll);
   for (int i = 0; i < o.threads; i++) {
     group.Add([st, i] {
       const int64_t cpu0 = ThreadCpuNs(), wall0 = MonotonicNs();

@@ -57,9 +57,12 @@ absl::Status SwitchToSchedExt() {
   return absl::OkStatus();
 }
 
-absl::Status CheckSchedExtSupported() {
+absl::Status CheckSchedExtSupported(const EnrollFn& enroll) {
   absl::Status s;
-  std::thread([&s] { s = SwitchToSchedExt(); }).join();
+  std::thread([&s, &enroll] {
+    if (enroll) s = enroll(static_cast<pid_t>(gettid()));
+    if (s.ok()) s = SwitchToSchedExt();
+  }).join();
   return s;
 }
 
@@ -128,8 +131,9 @@ absl::Status ThreadGroup::Start(absl::Time deadline) {
   joined_.assign(n, false);
   for (int i = 0; i < n; i++) {
     threads_.emplace_back([sh = shared_, body = std::move(pending_[i]), i, ext = sched_ext_,
-                           expect = expect_class_] {
-      absl::Status s = ext ? SwitchToSchedExt() : absl::OkStatus();
+                           expect = expect_class_, enroll = enroll_] {
+      absl::Status s = enroll ? enroll(static_cast<pid_t>(gettid())) : absl::OkStatus();
+      if (s.ok() && ext) s = SwitchToSchedExt();
       bool run;
       {
         absl::MutexLock l(&sh->mu);

@@ -1,7 +1,8 @@
 // What every ghost-bench workload is built from: clocks, CPU-burning compute,
-// futex waits/wakes, and a group of threads that switch themselves to
-// SCHED_EXT, start together, and can be abandoned at a deadline so a thread
-// the scheduler never runs makes the benchmark fail instead of hang.
+// futex waits/wakes, and a group of threads that (optionally enrolled in an
+// enclave first) switch themselves to SCHED_EXT, start together, and can be
+// abandoned at a deadline so a thread the scheduler never runs makes the
+// benchmark fail instead of hang.
 #ifndef GHOST_SCX_USERSPACE_WORKLOADS_BENCH_THREADS_H_
 #define GHOST_SCX_USERSPACE_WORKLOADS_BENCH_THREADS_H_
 
@@ -9,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <sys/types.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,9 +35,15 @@ void FutexWake(std::atomic<uint32_t>* word, int count);
 
 // Moves the calling thread to SCHED_EXT (policy 7).
 absl::Status SwitchToSchedExt();
+// Called by a thread with its own tid before it switches to SCHED_EXT, e.g.
+// to enroll it in an enclave (ghost-bench --enclave).
+using EnrollFn = std::function<absl::Status(pid_t tid)>;
+
 // Whether a new thread can switch to SCHED_EXT on this kernel (probed on a
-// throwaway thread so the caller keeps its policy).
-absl::Status CheckSchedExtSupported();
+// throwaway thread so the caller keeps its policy). With `enroll`, the probe
+// enrolls itself first, like the measured threads, so that it runs where they
+// will (an enclave's probe thread must not show up in the class's FIFO).
+absl::Status CheckSchedExtSupported(const EnrollFn& enroll = nullptr);
 
 // 1 if a sched_ext class runs the calling thread, 0 if not, -1 if unknown
 // (ext.enabled in /proc/thread-self/sched).
@@ -48,8 +56,10 @@ class ThreadGroup {
  public:
   // With `expect_class`, each thread checks after its body that a sched_ext
   // class ran it (so a run "under ghost" cannot silently be a fair-class run).
-  explicit ThreadGroup(bool sched_ext, bool expect_class = false)
-      : sched_ext_(sched_ext), expect_class_(expect_class) {}
+  // With `enroll`, each thread first calls it with its tid; a failure is a
+  // start failure like a failed switch.
+  explicit ThreadGroup(bool sched_ext, bool expect_class = false, EnrollFn enroll = nullptr)
+      : sched_ext_(sched_ext), expect_class_(expect_class), enroll_(std::move(enroll)) {}
   ThreadGroup(const ThreadGroup&) = delete;
   ThreadGroup& operator=(const ThreadGroup&) = delete;
   // Joins finished threads; detaches ones still running (they keep their
@@ -75,6 +85,7 @@ class ThreadGroup {
   struct Shared;
   bool sched_ext_;
   bool expect_class_;
+  EnrollFn enroll_;
   std::vector<std::function<void()>> pending_;
   std::shared_ptr<Shared> shared_;
   std::vector<std::thread> threads_;

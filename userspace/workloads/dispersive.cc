@@ -137,7 +137,7 @@ BenchResult RunDispersive(const DispersiveOptions& o, const RunOptions& run) {
   const absl::Time deadline = absl::Now() + run.duration + run.grace;
   const int64_t short_ns = absl::ToInt64Nanoseconds(o.short_request);
   const int64_t long_ns = absl::ToInt64Nanoseconds(o.long_request);
-  ThreadGroup workers(run.sched_ext, run.expect_class), generator(/*sched_ext=*/false);
+  ThreadGroup workers(run.sched_ext, run.expect_class, run.enroll), generator(/*sched_ext=*/false);
   for (int i = 0; i < o.workers; i++) {
     workers.Add([st, i, short_ns, long_ns] { WorkerLoop(*st, i, short_ns, long_ns); });
   }

@@ -136,7 +136,7 @@ BenchResult RunMixed(const MixedOptions& o, const RunOptions& run) {
   for (int i = 0; i < o.wakers; i++) st->wakers.push_back(std::make_unique<Waker>());
 
   const absl::Time deadline = absl::Now() + run.duration + run.grace;
-  ThreadGroup workers(run.sched_ext, run.expect_class), wakers(/*sched_ext=*/false);
+  ThreadGroup workers(run.sched_ext, run.expect_class, run.enroll), wakers(/*sched_ext=*/false);
   for (int i = 0; i < o.threads; i++) {
     workers.Add([st, o, i] { WorkerLoop(*st->workers[i], o, o.seed * 1000003 + i); });
   }

@@ -59,7 +59,7 @@ BenchResult RunPingpong(const PingpongOptions& o, const RunOptions& run) {
   std::vector<std::shared_ptr<Pair>> pairs;
   for (int i = 0; i < o.pairs; i++) pairs.push_back(std::make_shared<Pair>());
   const absl::Time deadline = absl::Now() + run.duration + run.grace;
-  ThreadGroup group(run.sched_ext, run.expect_class);
+  ThreadGroup group(run.sched_ext, run.expect_class, run.enroll);
   std::vector<int> pingers;
   for (auto& p : pairs) {
     pingers.push_back(group.Add([p, rounds = o.rounds] { Pinger(*p, rounds); }));

@@ -2,6 +2,9 @@
 #ifndef GHOST_SCX_USERSPACE_WORKLOADS_WORKLOAD_H_
 #define GHOST_SCX_USERSPACE_WORKLOADS_WORKLOAD_H_
 
+#include <sys/types.h>
+
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -11,6 +14,9 @@ namespace ghost {
 
 struct RunOptions {
   bool sched_ext = true;       // threads switch themselves to SCHED_EXT
+  // If set, every measured thread first calls it with its tid (ghost-bench
+  // --enclave enrolls it in an enclave, so the enclave's agent schedules it).
+  std::function<absl::Status(pid_t tid)> enroll;
   // Fail the run unless a sched_ext class really ran every measured thread.
   bool expect_class = false;
   std::string label = "ghost";  // scheduler label in the report

@@ -1,9 +1,21 @@
 // class_probe: looks at a pinned ghost class from outside any agent, for the
-// agent_restart scenario.
+// scenarios (agent_restart; the placement checks of clients_*, policies, ghost_run,
+// bench_workloads).
 //
 //   class_probe [--pin-dir=D] --print          abi=N fallback_runs=N committed=N
+//                                              bss_nr_cpus=N runs_by_agent=N runs_by_fallback=N
+//                                              runs_resumed=N watchdog_moves=N starved_runs=N
+//                                              fifo_placements=N live_threads=N
 //                                              (committed: transactions that ran, class-wide;
-//                                              bss_nr_cpus: set by ops.init in the class's .bss)
+//                                              bss_nr_cpus: set by ops.init in the class's .bss;
+//                                              runs_*: runs of enclave threads by who placed
+//                                              them; watchdog_moves, starved_runs: why the
+//                                              fallback ran them (waited --watchdog-ms, or
+//                                              ran on a CPU the kernel's ext server lent to
+//                                              sched_ext); fifo_placements: threads of no enclave
+//                                              queued in the class's FIFO; live_threads:
+//                                              status words owned by a thread that has not
+//                                              ended)
 //   class_probe [--pin-dir=D] --set-abi=N      rewrite class_info.abi_version
 //   class_probe --watch-pid=PID                until PID exits, sample its threads'
 //                                              ext.enabled every 20 ms; exit 1 if
@@ -37,6 +49,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -108,6 +121,31 @@ int Watch(int pid) {
   }
   absl::PrintF("class_probe: watched %d: %d samples, %d off sched_ext\n", pid, samples, off);
   return samples > 0 && off == 0 ? 0 : 1;
+}
+
+// Status words still owned by a thread (sw_owner != 0): threads of an enclave
+// whose end (TASK_DEAD/DEPARTED) the class has not seen yet.
+absl::StatusOr<int> LiveThreads(const ghost::ClassPins& pins) {
+  std::string path = pins.Map("sw_owner");
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", strerror(errno)));
+  // One batched read (one bpf() call per kernel batch, not one per word).
+  std::vector<__u32> keys(GHOST_MAX_THREADS);
+  std::vector<__u64> owners(GHOST_MAX_THREADS, 0);
+  __u32 count = GHOST_MAX_THREADS, out_batch = 0;
+  int err = bpf_map_lookup_batch(fd, nullptr, &out_batch, keys.data(), owners.data(), &count,
+                                 nullptr);
+  int saved = errno;
+  close(fd);
+  // ENOENT: the whole map was read in this batch.
+  if (err != 0 && saved != ENOENT) {
+    return absl::InternalError(absl::StrCat("reading ", path, ": ", strerror(saved)));
+  }
+  if (count != GHOST_MAX_THREADS) {
+    return absl::InternalError(absl::StrCat("reading ", path, ": ", count, " of ",
+                                            GHOST_MAX_THREADS, " entries"));
+  }
+  return static_cast<int>(std::count_if(owners.begin(), owners.end(), [](__u64 o) { return o; }));
 }
 
 }  // namespace
@@ -202,12 +240,15 @@ int main(int argc, char** argv) {
     std::vector<char> raw(info.value_size);
     if (bpf_map_lookup_elem(bfd, &zero, raw.data()) != 0) return Fail("reading the .bss map");
     memcpy(&bss, raw.data(), std::min(raw.size(), sizeof(bss)));
+    absl::StatusOr<int> live = LiveThreads(pins);
+    if (!live.ok()) return Fail(std::string(live.status().message()));
     absl::PrintF("abi=%d fallback_runs=%d committed=%d bss_nr_cpus=%d msgs_dropped=%d "
-                 "runs_committed=%d runs_fallback=%d runs_resumed=%d watchdog_moves=%d "
-                 "starved_runs=%d\n",
+                 "runs_by_agent=%d runs_by_fallback=%d runs_resumed=%d watchdog_moves=%d "
+                 "starved_runs=%d fifo_placements=%d live_threads=%d\n",
                  ci.abi_version, ci.fallback_runs, bss.nr_txn_results[GHOST_TXN_COMMITTED],
                  bss.nr_cpus, ci.msgs_dropped, bss.nr_runs_committed, bss.nr_runs_fallback,
-                 bss.nr_runs_resumed, bss.nr_watchdog_moves, bss.nr_starved_runs);
+                 bss.nr_runs_resumed, bss.nr_watchdog_moves, bss.nr_starved_runs, bss.nr_enqueued + bss.nr_direct,
+                 *live);
     if (enclave >= 0) {
       std::vector<ghost_queue_word> queues(GHOST_MAX_QUEUES);
       if (!ReadArray(pins, "queue_words", queues)) return Fail("cannot read the queue words");

@@ -33,7 +33,7 @@ stop_agent() {  # also appends the class's fallback runs to the last row
 bench_row() {  # bench_row LABEL [ghost-bench flags]: run mixed, keep its CSV record
   label=$1; shift
   echo "-- $label: $threads threads, mixed workload for $duration"
-  ${prefix:-} ghost-bench --workload=mixed --threads="$threads" --duration="$duration" --label="$label" \
+  ghost-bench --workload=mixed --threads="$threads" --duration="$duration" --label="$label" \
     --format=csv "$@" >/tmp/row.csv || { cat /tmp/row.csv; fail "ghost-bench under $label"; }
   sed -n 2p /tmp/row.csv >>"$rows"
 }
@@ -43,12 +43,11 @@ start_agent --policy=none
 bench_row class-fifo --expect-class
 stop_agent
 sed -i '$ s/,[^,]*$/,-/' "$rows"  # with no enclave every run is a FIFO run
-# The two ghOSt policies: ghost-run puts the workload into the agent's enclave.
+# The two ghOSt policies: the measured threads join the agent's enclave
+# (--enclave=0), the wakers stay in the fair class as in the other rows.
 for policy in ${GHOST_DEMO_POLICIES:-fifo-per-cpu fifo-centralized}; do
   start_agent --policy=$policy
-  prefix="ghost-run --"
-  bench_row "$policy" --expect-class
-  prefix=""
+  bench_row "$policy" --expect-class --enclave=0
   stop_agent
 done
 echo "ghost-agent detached: state=$(cat /sys/kernel/sched_ext/state)"

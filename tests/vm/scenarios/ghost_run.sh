@@ -1,8 +1,12 @@
+# vm: --timeout 600
 # ghost-run end to end with a running agent (fifo-centralized):
 #  - `ghost-run -- CMD` runs CMD and its threads as SCHED_EXT in the enclave;
 #  - `ghost-run --pid=PID` moves every thread of a running process;
 #  - bad input (missing program, no such pid, bad enclave) is one line, exit 2,
-#    and so is ghost-run with no agent running.
+#    and so is ghost-run with no agent running;
+#  - the agent placed what ghost-run put in the enclave: its COMMITTED
+#    transactions made the threads' runs (ghost-agent --stats 'runs:'), the
+#    class's fallback none (no fault is injected).
 set -u
 fail() { echo "FAIL: $*"; [ -f /tmp/agent.log ] && sed 's/^/  agent: /' /tmp/agent.log; exit 1; }
 one_line_exit2() {  # one_line_exit2 LABEL CMD...: expect exit 2 and one line on stderr
@@ -19,7 +23,8 @@ ext_threads() {  # number of threads of PID run by a sched_ext class
 
 one_line_exit2 "no agent" ghost-run -- /bin/true
 
-ghost-agent --policy=fifo-centralized --stats >/tmp/agent.log 2>&1 &
+ghost-agent --policy=fifo-centralized --kernel-timeout-ms=30000 --watchdog-ms=5000 --stats \
+  >/tmp/agent.log 2>&1 &
 agent=$!
 i=0
 while ! grep -q 'ghost-agent: policy' /tmp/agent.log; do
@@ -30,9 +35,19 @@ one_line_exit2 "missing program" ghost-run -- /no/such/program
 one_line_exit2 "no such pid" ghost-run --pid=999999
 one_line_exit2 "bad enclave" ghost-run --enclave=99 -- /bin/true
 
+runs_now() {  # sets $runs: "BY_AGENT BY_FALLBACK"
+  out=$(class_probe --print 2>&1) || fail "class_probe: $out"
+  runs=$(echo "$out" | sed -n 's/.* runs_by_agent=\([0-9]*\) runs_by_fallback=\([0-9]*\).*/\1 \2/p')
+}
+runs_now; set -- $runs; a0=$1 f0=$2
 ghost-run -- workers --threads 8 --bursts 20 --burst-us 1000 --sleep-us 1000 --nosched-ext --expect-class ||
   fail "ghost-run -- CMD: threads not run by the class"
-echo "PASS: ghost-run -- CMD: 8 threads ran under the class without switching themselves"
+# Checked here too, so that a broken commit path fails before the 6000
+# bursts below (each a --watchdog-ms fallback wait then).
+runs_now; set -- $runs
+[ $(($1 - a0)) -gt 0 ] && [ $2 = $f0 ] ||
+  fail "ghost-run -- CMD: runs placed by the agent $(($1 - a0)), by the fallback $(($2 - f0))"
+echo "PASS: ghost-run -- CMD: 8 threads ran under the class without switching themselves; the agent placed $(($1 - a0)) runs, the fallback none"
 
 workers --threads 6 --bursts 1000 --burst-us 1000 --sleep-us 1000 --nosched-ext >/tmp/w.log 2>&1 &
 w=$!
@@ -52,5 +67,8 @@ echo "PASS: ghost-run --pid moved all $total threads"
 wait $w || { cat /tmp/w.log; fail "moved workers did not finish"; }
 echo "PASS: moved workers finished"
 kill -TERM $agent; wait $agent || fail "agent exit $?"
-grep -q 'commit_calls=[1-9]' /tmp/agent.log || fail "the agent committed nothing"
-echo "PASS: agent scheduled them: $(grep -o 'commit_calls=[0-9]*' /tmp/agent.log)"
+set -- $(sed -n 's/^ghost-agent: runs: committed=\([0-9]*\) fallback=\([0-9]*\) resumed=\([0-9]*\).*/\1 \2 \3/p' /tmp/agent.log)
+# 8 x 20 and 6 x 1000 bursts, each after a sleep: each needs a placement.
+[ "${1:-0}" -gt 500 ] || fail "the agent's commits placed only ${1:-0} runs"
+[ "${2:-x}" = 0 ] || fail "${2:-?} runs were the class's fallback's, not the agent's"
+echo "PASS: the agent placed them: runs committed=$1 resumed=$3 fallback=0 ($(grep -o 'COMMITTED=[0-9]*' /tmp/agent.log) transactions)"

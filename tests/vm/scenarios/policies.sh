@@ -1,9 +1,11 @@
 # vm: --cpus 4 --timeout 600
 # Both ghOSt policies run real workloads through ghost-run to completion with
 # no watchdog exit: a 64-thread mixed workload (bursts and sleeps) and a
-# 1000-process fork/exit churn. The agents must really have scheduled them
-# (commit calls and messages counted), nothing may have been dropped, and the
-# class must still be enabled at the end.
+# 1000-process fork/exit churn. The agents must really have scheduled them:
+# their COMMITTED transactions placed the threads' runs (ghost-agent --stats
+# 'runs:': committed > 0, and every run committed or resumed after a higher
+# class took the CPU, none the fallback's: no fault is injected), nothing may
+# have been dropped, and the class must still be enabled at the end.
 set -u
 fail() { echo "FAIL: $*"; [ -f /tmp/agent.log ] && sed 's/^/  agent: /' /tmp/agent.log; exit 1; }
 wait_policy() {  # the agent prints this line once its agents run
@@ -12,18 +14,46 @@ wait_policy() {  # the agent prints this line once its agents run
     i=$((i + 1)); [ $i -gt 300 ] && fail "$1: agent did not start the policy"; sleep 0.1
   done
 }
+# Runs of enclave threads during one phase, by who placed them (class_probe
+# reads the class's counters): the agent's commits must have placed some, the
+# fallback none. Checked after each phase, so that a broken commit path fails
+# here, not after the fallback has slowly finished everything.
+runs_now() {  # sets $runs: "BY_AGENT BY_FALLBACK RESUMED"
+  out=$(class_probe --print 2>&1) || fail "$policy: class_probe: $out"
+  runs=$(echo "$out" | sed -n 's/.* runs_by_agent=\([0-9]*\) runs_by_fallback=\([0-9]*\) runs_resumed=\([0-9]*\).*/\1 \2 \3/p')
+}
+phase_start() { runs_now; set -- $runs; a0=$1 f0=$2 r0=$3; }
+phase_runs() {  # phase_runs LABEL
+  label=$1
+  runs_now
+  set -- $runs
+  placed="runs placed by the agent $(($1 - a0)), by the fallback $(($2 - f0)), resumed $(($3 - r0))"
+  [ $(($1 - a0)) -gt 0 ] || fail "$policy: $label: the agent placed nothing ($placed)"
+  [ $(($2 - f0)) = 0 ] || fail "$policy: $label: runs were the fallback's, not the agent's ($placed)"
+}
 churn='i=0; while [ $i -lt 1000 ]; do /bin/true & i=$((i + 1)); done; wait'
 
 for policy in fifo-per-cpu fifo-centralized; do
-  ghost-agent --policy=$policy --slice-us=2000 --stats >/tmp/agent.log 2>&1 &
+  ghost-agent --policy=$policy --slice-us=2000 --kernel-timeout-ms=30000 --watchdog-ms=5000 --stats >/tmp/agent.log 2>&1 &
   agent=$!
   wait_policy $policy
   [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || fail "$policy: class not enabled"
+  # A short first run: a broken commit path fails here, after a few
+  # --watchdog-ms waits, not after the fallback has crawled through the rest.
+  phase_start
+  ghost-run -- workers --threads 4 --bursts 3 --burst-us 1000 --sleep-us 2000 --expect-class ||
+    fail "$policy: 4-thread warm-up did not complete"
+  phase_runs "4-thread warm-up"
+  echo "PASS: $policy: 4 threads ran to completion; $placed"
+  phase_start
   ghost-run -- workers --threads 64 --bursts 20 --burst-us 1000 --sleep-us 2000 --expect-class ||
     fail "$policy: 64-thread mixed workload did not complete"
-  echo "PASS: $policy: 64 threads ran to completion"
+  phase_runs "64-thread mixed workload"
+  echo "PASS: $policy: 64 threads ran to completion; $placed"
+  phase_start
   ghost-run -- sh -c "$churn" || fail "$policy: fork/exit churn failed"
-  echo "PASS: $policy: 1000 fork/exit children completed"
+  phase_runs "fork/exit churn"
+  echo "PASS: $policy: 1000 fork/exit children completed; $placed"
   [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || fail "$policy: class no longer enabled"
   kill -TERM $agent
   wait $agent; rc=$?
@@ -31,8 +61,18 @@ for policy in fifo-per-cpu fifo-centralized; do
   set -- $(sed -n 's/.*msgs_dropped=\([0-9]*\) commit_calls=\([0-9]*\) tid_index_failures=\([0-9]*\).*/\1 \2 \3/p' /tmp/agent.log)
   [ "${1:-x}" = 0 ] || fail "$policy: messages dropped: ${1:-?}"
   [ "${3:-x}" = 0 ] || fail "$policy: the class's tid index was full ${3:-?} times"
-  [ "${2:-0}" -gt 100 ] || fail "$policy: only ${2:-0} commit calls: the agent did not schedule"
+  calls=$2
+  set -- $(sed -n 's/^ghost-agent: runs: committed=\([0-9]*\) fallback=\([0-9]*\) resumed=\([0-9]*\).*/\1 \2 \3/p' /tmp/agent.log)
+  runs_committed=${1:-0} runs_fallback=${2:-x} runs_resumed=${3:-0}
+  txn_committed=$(sed -n 's/^ghost-agent: transactions: .* COMMITTED=\([0-9]*\).*/\1/p' /tmp/agent.log)
+  # 64 threads x 20 bursts after sleeps, and 1000 children: each needs a placement.
+  [ "$runs_committed" -gt 1000 ] ||
+    fail "$policy: the agent's commits placed only $runs_committed runs ($(grep 'runs:' /tmp/agent.log))"
+  [ "$runs_fallback" = 0 ] ||
+    fail "$policy: $runs_fallback runs were the fallback's, not the agent's ($(grep 'runs:' /tmp/agent.log))"
+  [ "$runs_committed" -le "${txn_committed:-0}" ] ||
+    fail "$policy: $runs_committed committed runs but ${txn_committed:-0} COMMITTED transactions"
   msgs=$(sed -n 's/.*rounds, \([0-9]*\) messages/\1/p' /tmp/agent.log | awk '{s += $1} END {print s + 0}')
   [ "$msgs" -gt 1000 ] || fail "$policy: agents handled only $msgs messages"
-  echo "PASS: $policy: $2 commit calls, $msgs messages, none dropped; $(grep -o 'fallback_runs=[0-9]*' /tmp/agent.log)"
+  echo "PASS: $policy: the agent placed the runs: $runs_committed committed (COMMITTED transactions: $txn_committed), $runs_resumed resumed, 0 fallback; $calls commit calls, $msgs messages, none dropped"
 done

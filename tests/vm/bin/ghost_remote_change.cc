@@ -1,0 +1,83 @@
+// ghost_remote_change: changing a property of a running enclave thread from
+// another CPU (here its affinity, as a program's main thread, taskset or
+// ghost-run --pid do) makes the kernel call the class's ops.stopping and
+// ops.running for it on the CALLER's CPU, under the thread's runqueue lock.
+// The class must take the thread's CPU from the thread, not from the CPU the
+// callback runs on; otherwise the caller's CPU keeps the thread as "ours,
+// running here" while nothing of ours runs there to clear it, and every later
+// commit to that CPU fails as CPU_UNAVAILABLE (a per-CPU agent's CPU stops
+// until the fallback runs something there: cyclictest under fifo-per-cpu
+// waited out the 15 s watchdog so).
+//   A spins on CPU 1; a fair-class thread on CPU 2 changes A's affinity
+//   (alternately {1} and {1,2}, three times)
+//     -> A's status word still says CPU 1
+//     -> B committed to CPU 2 (idle) is COMMITTED and runs there
+// Needs 3 CPUs: the agent on CPU 0, the enclave is CPUs 1 and 2.
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+
+#include "tests/vm/test_agent.h"
+
+using namespace ghost_test;
+
+int main() {
+  Failures f;
+  if (!HaveCpus(3)) return 1;
+  BecomeAgent(0);
+  auto setup = Setup::Create({.cpus = ghost::CpuList({1, 2})});
+  if (!setup) return 1;
+  auto& ks = *setup->ks;
+  TestAgent agent(ks, setup->queue, {});  // commits only what the steps say
+
+  SpinningWorker a, b;
+  a.Start(CpuSet({1, 2}));
+  b.Start(CpuSet({1, 2}));
+  for (SpinningWorker* w : {&a, &b}) {
+    if (auto s = w->Enroll(ks, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
+  }
+  const uint64_t ta = agent.WaitTid(a.pid()), tb = agent.WaitTid(b.pid());
+  f.Check(ta && tb, "both threads reported TASK_NEW");
+
+  auto on_cpu1 = [&] {
+    auto sw = agent.StatusWord(ta);
+    return sw.ok() && sw->on_cpu() && sw->cpu == 1;
+  };
+  const int r = agent.CommitCurrent(1, ta);
+  f.Check(r == GHOST_TXN_COMMITTED, absl::StrFormat("A committed to CPU 1: %s", ResultName(r)));
+  f.Check(WaitUntil([&] { return on_cpu1() && a.cpu() == 1; }, absl::Seconds(10)),
+          "A runs on CPU 1");
+
+  // From CPU 2, while A spins on CPU 1. Each change is made while A runs
+  // (a fair-class thread taking CPU 1 for a moment makes one change miss
+  // that; three make a miss of all of them unlikely).
+  std::thread changer = StartCfsThread(CpuSet({2}), [&] {
+    for (int i = 0; i < 3; i++) {
+      WaitUntil([&] { return on_cpu1(); }, absl::Seconds(5));
+      cpu_set_t mask = i % 2 == 0 ? CpuSet({1}) : CpuSet({1, 2});
+      if (sched_setaffinity(a.pid(), sizeof(mask), &mask) != 0) {
+        f.Fail(absl::StrFormat("sched_setaffinity(A): %s", strerror(errno)));
+      }
+      SleepUs(20'000);
+    }
+  });
+  changer.join();
+  f.Check(WaitUntil([&] { return on_cpu1(); }, absl::Seconds(5)),
+          absl::StrFormat("A's status word still says it runs on CPU 1 (A on CPU %d)", a.cpu()));
+
+  // CPU 2 runs nothing of ours: B's commit there must take.
+  const int rb = agent.CommitCurrent(2, tb, 0, /*retry_unavailable=*/false);
+  f.Check(rb == GHOST_TXN_COMMITTED,
+          absl::StrFormat("B committed to CPU 2, where A's affinity was changed from: %s",
+                          ResultName(rb)));
+  f.Check(rb != GHOST_TXN_COMMITTED || WaitUntil([&] { return b.cpu() == 2; }, absl::Seconds(10)),
+          "B runs on CPU 2");
+
+  a.Quit();
+  b.Quit();
+  ReleaseEnclave(ks, setup->enclave, f);
+  a.Join();
+  b.Join();
+  CheckClassAlive(ks, f);
+  return f.n == 0 ? 0 : 1;
+}

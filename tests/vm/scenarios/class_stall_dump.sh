@@ -1,0 +1,42 @@
+# vm: --cpus 2 --timeout 300
+# When the kernel does end the class for a stall, ghost-agent prints the
+# kernel's reason and the kernel's debug dump with the class's own lines
+# (bpf/progs/dump.bpf.h): which thread waits, in which enclave, since when,
+# where it is parked, and what the watchdog did.
+# The stall is forced from outside, as only an administrator can: CPU 1's
+# ext deadline server is switched off and an RT hog holds CPU 1, so a
+# SCHED_EXT thread pinned to CPU 1 can never run (docs/FALLBACK.md: the one
+# case the class cannot help).
+set -u
+fail() { echo "FAIL: $*"; [ -f /tmp/agent.log ] && sed 's/^/  agent: /' /tmp/agent.log; exit 1; }
+srv=/sys/kernel/debug/sched/ext_server/cpu1/runtime
+[ -w $srv ] || fail "no $srv to switch CPU 1's ext server off"
+ghost-agent --kernel-timeout-ms=2000 --watchdog-ms=500 >/tmp/agent.log 2>&1 &
+agent=$!
+i=0
+while ! grep -q 'ghost-agent: policy' /tmp/agent.log; do
+  i=$((i + 1)); [ $i -gt 300 ] && fail "agent did not start"; sleep 0.1
+done
+echo 0 >$srv || fail "could not switch CPU 1's ext server off"
+taskset -c 1 fifo 1 sh -c 'while :; do :; done' &
+hog=$!
+ghost-run -- taskset -c 1 sh -c 'while :; do :; done' &
+victim=$!
+i=0
+while kill -0 $agent 2>/dev/null; do
+  i=$((i + 1)); [ $i -gt 600 ] && { kill $hog $victim; fail "the class was not ejected within 60 s"; }
+  sleep 0.1
+done
+wait $agent; rc=$?
+kill -9 $hog $victim 2>/dev/null
+echo 50000000 >$srv
+[ $rc = 1 ] || fail "ghost-agent exited $rc after the stall, want 1"
+grep -q 'the kernel ended the class (runnable task stall' /tmp/agent.log || fail "no stall reason"
+echo "PASS: ghost-agent printed the reason: $(grep -o 'runnable task stall:.*' /tmp/agent.log | head -1)"
+grep -q "the kernel's dump of the class follows" /tmp/agent.log || fail "no dump"
+for want in 'ghost: ABI' 'ghost: enclave 0: cpus' 'ghost: enclave 0 online 1' 'ghost: dispatch ran' \
+            'ghost: tid [0-9]* enclave 0 ' 'watchdog moves [1-9]'; do
+  grep -q "$want" /tmp/agent.log || fail "the dump lacks '$want'"
+done
+echo "PASS: the dump carries the class's view:"
+grep 'ghost: tid [0-9]* enclave 0 \|ghost: ABI' /tmp/agent.log | head -3 | sed 's/^/  /'
