@@ -47,6 +47,10 @@ struct {
  * CPU_BUSY was sent, so none of CPU_AVAILABLE either when it comes back. */
 __u8 cpu_quiet_release[GHOST_MAX_CPUS];
 __u64 nr_yield_requests;
+/* When a global agent last took the CPU (ops.cpu_release): it steps aside for
+ * moments, but the CPU stays its home. */
+__u64 cpu_global_agent_at[GHOST_MAX_CPUS];
+#define GLOBAL_AGENT_HOME_NS (1000ULL * 1000 * 1000)
 
 /* GHOST_AGENT_* if `p` is an agent thread, else 0. */
 static __always_inline __u32 agent_kind(struct task_struct *p)
@@ -67,6 +71,19 @@ static __always_inline bool cpu_held_by_spinning_agent(__u32 cpu)
 	struct task_struct *curr = scx_bpf_cpu_curr(cpu);
 
 	return curr && agent_kind(curr) == GHOST_AGENT_GLOBAL;
+}
+
+/* Is `cpu` a global agent's home: it spins there now, or took it within the
+ * last second? */
+static __always_inline bool cpu_home_of_global_agent(__u32 cpu)
+{
+	__u64 at;
+
+	if (cpu >= GHOST_MAX_CPUS)
+		return false;
+	at = cpu_global_agent_at[cpu & (GHOST_MAX_CPUS - 1)];
+	return (at && bpf_ktime_get_ns() - at < GLOBAL_AGENT_HOME_NS) ||
+	       cpu_held_by_spinning_agent(cpu);
 }
 
 /* Asks the agent spinning on `cpu` to step aside (it clears the request). */

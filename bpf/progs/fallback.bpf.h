@@ -36,6 +36,7 @@ __u8 sweep_req[GHOST_MAX_CPUS];  /* parking DSQ of this CPU holds expired thread
 __u64 nr_watchdog_moves;         /* parked threads handed to the fallback */
 __u64 nr_watchdog_kicks;
 __u64 nr_starved_runs;           /* parked threads run on a CPU the ext server lent us */
+__u64 nr_starved_runs_pinned;    /* ... of them allowed on that CPU only */
 /* Per CPU, for the debug dump: dispatch runs, those on a CPU a higher class
  * holds (lent by the ext server), and those that found nothing to run. */
 __u64 cpu_dispatches[GHOST_MAX_CPUS], cpu_last_dispatch_ns[GHOST_MAX_CPUS];
@@ -177,6 +178,8 @@ static __always_inline bool run_parked_here(__u32 cpu)
 			if (scx_bpf_dsq_move(&it, p, SCX_DSQ_LOCAL, 0)) {
 				moved = true;
 				__sync_fetch_and_add(&nr_starved_runs, 1);
+				if (p->nr_cpus_allowed == 1)
+					__sync_fetch_and_add(&nr_starved_runs_pinned, 1);
 				if (t) {
 					t->state = GT_QUEUED;
 					t->fallback = FALLBACK_STARVED;
@@ -237,6 +240,47 @@ static __always_inline void kick_for(struct task_struct *p)
 	} else if (k.agent_cpu >= 0) {
 		request_agent_yield(k.agent_cpu);
 	}
+}
+
+struct wait_ctx {
+	struct task_struct *p;
+	__u32 enclave, start;
+	__s32 cpu;
+};
+
+static long wait_scan(__u64 i, void *data)
+{
+	struct wait_ctx *w = data;
+	__u32 cpu = ((__u32)i + w->start) % (nr_cpus ? nr_cpus : 1);
+
+	barrier_var(cpu);
+	cpu &= GHOST_MAX_CPUS - 1;
+	if (!cpu_online(cpu) || !enclave_has_cpu(w->enclave, cpu) ||
+	    !bpf_cpumask_test_cpu(cpu, w->p->cpus_ptr) || cpu_home_of_global_agent(cpu))
+		return 0;
+	w->cpu = cpu;
+	return 1;
+}
+
+/*
+ * The CPU whose runqueue a waking enclave thread waits on until its agent
+ * places it: `prev_cpu`, unless it is a global agent's home. The kernel counts
+ * a thread queued behind a spinning agent as starved, and after about a
+ * second its ext server lends that CPU to sched_ext, where the class must run
+ * something without the agent (run_parked_here): so such a thread waits on
+ * another CPU of its enclave that it may use, if there is one.
+ */
+static __always_inline s32 wait_cpu_for(struct task_struct *p, struct ghost_task *t,
+					s32 prev_cpu)
+{
+	struct wait_ctx w = { .p = p, .cpu = -1 };
+
+	if (prev_cpu < 0 || !cpu_home_of_global_agent((__u32)prev_cpu))
+		return prev_cpu;
+	w.enclave = t->enclave;
+	w.start = (__u32)prev_cpu + 1;
+	bpf_loop(nr_cpus, wait_scan, &w, 0);
+	return w.cpu >= 0 ? w.cpu : prev_cpu;
 }
 
 static long watchdog_scan_cpu(__u64 i, void *data)

@@ -56,7 +56,7 @@ s32 GHOST_OPS(ghost_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_fl
 
 	/* Enclave threads must reach ops.enqueue: the agent places them. */
 	if (task_in_enclave(t))
-		return prev_cpu;
+		return wait_cpu_for(p, t, prev_cpu);
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &idle);
 	if (idle) {
 		__sync_fetch_and_add(&nr_direct, 1);
@@ -296,6 +296,7 @@ void GHOST_OPS(ghost_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
 	switch (agent_kind(args->task)) {
 	case GHOST_AGENT_GLOBAL:
 		/* It spins: what waits here would wait as long (agents.bpf.h). */
+		cpu_global_agent_at[c] = bpf_ktime_get_ns();
 		scx_bpf_reenqueue_local();
 		/* fallthrough */
 	case GHOST_AGENT_PER_CPU:

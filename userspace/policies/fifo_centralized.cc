@@ -20,6 +20,10 @@ void NoteLeftCpu(FifoTask& t, const Message& m) {
 
 }  // namespace
 
+bool FifoCentralizedScheduler::LeftAgentCpu(const Message& m) const {
+  return agent_.req != nullptr && m.raw().off_cpu.from_cpu == static_cast<uint32_t>(agent_.cpu);
+}
+
 FifoCentralizedScheduler::FifoCentralizedScheduler(KernelSide& kernel,
                                                    const CpuList& cpus,
                                                    int agent_cpu,
@@ -100,8 +104,11 @@ void FifoCentralizedScheduler::TaskPreempt(const Message& m) {
   OffCpu(t);
   t.runnable = true;
   // Our slice preemption sends it to the tail; anything else (a higher class
-  // took the CPU) keeps its turn.
-  const bool front = !t.slice_preempted;
+  // took the CPU) keeps its turn, and so does a thread that ran on our own
+  // CPU: it waits on our runqueue, and behind us the kernel counts it starved
+  // (after about a second its ext server lends our CPU to the class, which
+  // runs the thread without us).
+  const bool front = !t.slice_preempted || LeftAgentCpu(m);
   t.slice_preempted = false;
   Enqueue(t, front);
 }
@@ -112,7 +119,7 @@ void FifoCentralizedScheduler::TaskYield(const Message& m) {
   OffCpu(t);
   t.runnable = true;
   t.slice_preempted = false;
-  Enqueue(t, /*front=*/false);
+  Enqueue(t, /*front=*/LeftAgentCpu(m));
 }
 
 void FifoCentralizedScheduler::TaskDead(const Message& m) {

@@ -73,6 +73,8 @@ class FifoCentralizedScheduler : public Scheduler {
 
   void OffCpu(FifoTask& t);
   void Enqueue(FifoTask& t, bool front);
+  // The thread left the agent's own CPU (a message with off_cpu.from_cpu).
+  bool LeftAgentCpu(const Message& m) const;
   void Forget(Tid tid);
   // Reads a finished transaction of `c`; puts a failed target back in front.
   void HandleResult(Cpu& c);
