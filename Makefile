@@ -4,6 +4,7 @@
 #   make         BPF objects -> skel/*.skel.h -> static binaries in build/
 #   make test    host unit tests (also under ASan+UBSan), then the sched_ext VM scenarios
 #   make sanitize  the unit tests built with ASan+UBSan in build-san/, and run
+#   make soak    the long fault runs (20 kill -9 and 20 live upgrades under load)
 #   make demo    boot the test kernel in qemu and run the demo workload
 #   make bench   benchmarks (host and VM); results go to docs/BENCHMARKS.md
 #   make mutants deliberate breaks of the class's checks must fail their tests
@@ -63,7 +64,7 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2)
 endif
 
-.PHONY: all deps test unit-test vm-test demo bench mutants vmlinux kernel clean
+.PHONY: all deps test unit-test vm-test soak demo bench mutants vmlinux kernel clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -159,6 +160,12 @@ unit-test: $(BUILD)/unit_tests
 
 vm-test: all
 	@bash tests/run.sh --vm-only
+
+# Not part of `make test`: about an hour on a 2-core host (docs/AGENT_LIFECYCLE.md
+# keeps the last result).
+soak: deps
+	@$(MAKE) --no-print-directory -j$$(nproc) all
+	@bash tests/soak.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) all

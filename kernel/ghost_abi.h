@@ -21,7 +21,7 @@
 #ifndef GHOST_SCX_KERNEL_GHOST_ABI_H
 #define GHOST_SCX_KERNEL_GHOST_ABI_H
 
-#define GHOST_ABI_VERSION 3
+#define GHOST_ABI_VERSION 4
 
 /* Limits. Sized for the simulator's largest preset (2x64 cores, SMT2). */
 #define GHOST_MAX_CPUS 256
@@ -281,6 +281,9 @@ struct ghost_enclave_word {
 	__u32 default_queue;  /* new threads' messages go here */
 	__u32 watchdog_ms;    /* threads held longer go to the fallback */
 	__u32 tick_msgs;      /* GHOST_ENCLAVE_MSG_*: optional CPU messages */
+	/* bpf_ktime_get_ns() of the agent's last sign of life; 0: not kept. An
+	 * agent silent for watchdog_ms (at least 500 ms), or that wrote 1, is
+	 * gone: its threads run through the fallback at once. */
 	__u64 agent_heartbeat_ns;
 };
 
@@ -296,6 +299,10 @@ struct ghost_enclave_word {
  */
 #define GHOST_AGENT_PER_CPU 1U /* blocks when idle: its own commits run then */
 #define GHOST_AGENT_GLOBAL 2U  /* busy-polls: its CPU runs threads only when it yields */
+#define GHOST_AGENT_KIND_MASK 0xffU
+/* The bits above the kind: the enclave the agent serves (a successor agent
+ * forgets the dead agent threads of its own enclave only). */
+#define GHOST_AGENT_ENCLAVE_SHIFT 8
 
 /*
  * Per-CPU words (an mmapped array, GHOST_MAX_CPUS long). The class sets

@@ -26,6 +26,7 @@ expect "kernel-timeout-ms=50 is out of range" ghost-agent --kernel-timeout-ms=50
 expect "watchdog-ms=0 must be within" ghost-agent --watchdog-ms=0
 expect "at most half of --kernel-timeout-ms" ghost-agent --watchdog-ms=3000 --kernel-timeout-ms=5000
 expect "agent-priority=0 is out of range" ghost-agent --agent-priority=0
+expect "enclave=8 is out of range" ghost-agent --enclave=8
 expect "unknown flag --bogus" ghost-agent --bogus
 expect "unexpected argument 'extra'" ghost-agent extra
 expect "unknown machine" ghost-sim --machine=cray

@@ -138,6 +138,12 @@ bool MapInfo(int fd, struct bpf_map_info* info) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<BpfClass>> BpfClass::Reattach(const ClassPins& pins) {
+  // Pins someone else could have replaced are not the class we pinned.
+  for (const std::string& dir : {pins.dir, pins.MapsDir()}) {
+    if (absl::Status s = CheckPinDir(dir); !s.ok()) {
+      return absl::PermissionDeniedError(std::string(s.message()));
+    }
+  }
   // The version first, from the pinned class_info alone: an agent of another
   // ABI must not even open the maps with its own layouts.
   {
@@ -237,32 +243,57 @@ absl::Status BpfClass::Attach() {
   return absl::OkStatus();
 }
 
+absl::Status CheckPinDir(const std::string& dir) {
+  struct stat st;
+  if (lstat(dir.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("cannot use ", dir, ": ", strerror(errno)));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " is not a directory (a symlink?): refusing to use it for the class"));
+  }
+  if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s belongs to uid %d with mode %04o: the class's pins must be ours and writable by no "
+        "one else; remove it",
+        dir, st.st_uid, st.st_mode & 07777));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status BpfClass::Pin(const ClassPins& pins) {
   if (link_fd_ < 0) return absl::FailedPreconditionError("pinning a class that is not attached");
   auto fail = [&](const std::string& what, int err) {
     pins_ = pins;
     Unpin();
-    return absl::FailedPreconditionError(absl::StrCat(
+    return absl::InternalError(absl::StrCat(
         "cannot pin ", what, " (is ", pins.dir, " on bpffs, mounted at /sys/fs/bpf?): ",
         strerror(err)));
   };
+  // Root's alone: whoever can open a pin can read every thread's status,
+  // write transactions, or enrol threads in an enclave. Modes are set
+  // explicitly, whatever the umask; a directory someone else made (bpffs's
+  // root is world-writable) is refused, never used.
   for (const std::string& dir : {pins.dir, pins.MapsDir()}) {
-    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return fail(dir, errno);
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return fail(dir, errno);
+    if (absl::Status s = CheckPinDir(dir); !s.ok()) return s;
+    if (chmod(dir.c_str(), kPinDirMode) != 0) return fail(dir, errno);
   }
+  auto pin = [&](int fd, const std::string& path) {
+    unlink(path.c_str());
+    if (bpf_obj_pin(fd, path.c_str()) != 0 || chmod(path.c_str(), kPinFileMode) != 0) {
+      return fail(path, errno);
+    }
+    return absl::OkStatus();
+  };
   struct bpf_map* map;
   bpf_object__for_each_map(map, skel_->obj) {
     if (bpf_map__type(map) == BPF_MAP_TYPE_STRUCT_OPS) continue;
-    std::string path = pins.Map(bpf_map__name(map));
-    unlink(path.c_str());
-    if (bpf_obj_pin(bpf_map__fd(map), path.c_str()) != 0) return fail(path, errno);
+    if (absl::Status s = pin(bpf_map__fd(map), pins.Map(bpf_map__name(map))); !s.ok()) return s;
   }
-  unlink(pins.Enroll().c_str());
-  if (bpf_obj_pin(bpf_map__fd(skel_->maps.enroll), pins.Enroll().c_str()) != 0) {
-    return fail(pins.Enroll(), errno);
-  }
+  if (absl::Status s = pin(bpf_map__fd(skel_->maps.enroll), pins.Enroll()); !s.ok()) return s;
   // The link last: a successor takes a pinned link as "a class runs here".
-  unlink(pins.Link().c_str());
-  if (bpf_obj_pin(link_fd_, pins.Link().c_str()) != 0) return fail(pins.Link(), errno);
+  if (absl::Status s = pin(link_fd_, pins.Link()); !s.ok()) return s;
   pins_ = pins;
   return absl::OkStatus();
 }

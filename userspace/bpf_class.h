@@ -45,6 +45,14 @@ struct ClassOptions {
   uint32_t race_window_iters = 0;
 };
 
+// Modes of the pins (Pin sets them explicitly): root's alone.
+inline constexpr unsigned kPinDirMode = 0700;
+inline constexpr unsigned kPinFileMode = 0600;
+
+// OK if `dir` is a real directory of ours that no one else may write: the
+// only kind the class is pinned in or re-attached from.
+absl::Status CheckPinDir(const std::string& dir);
+
 // Looks at PIN_DIR and sched_ext's sysfs: is a pinned ghost class running?
 ClassProbe ProbeClass(const ClassPins& pins, const SchedExtPaths& paths = {});
 
@@ -53,11 +61,13 @@ class BpfClass {
   // Opens and loads the skeleton (verifier runs here) without attaching.
   static absl::StatusOr<std::unique_ptr<BpfClass>> Load(const ClassOptions& opts);
   // Re-attaches to the class an earlier agent pinned under `pins` (which
-  // ProbeClass found running): checks its ABI version from the pinned
-  // class_info first (mismatch: FailedPrecondition naming both; every other
-  // failure has another code), reuses every
-  // pinned map and loads only the syscall programs against them. The
-  // struct_ops is neither loaded nor attached again: the running class stays.
+  // ProbeClass found running): refuses pins in a directory that is not
+  // safely ours (PermissionDenied, CheckPinDir), checks the ABI version from
+  // the pinned class_info (mismatch: FailedPrecondition naming both; every
+  // other failure has another code), reuses every pinned map and loads only
+  // the syscall programs against them. The struct_ops is neither loaded nor
+  // attached again: the running class stays. Only reads the class; drop the
+  // result with Release(), never by destroying it (that unloads the class).
   static absl::StatusOr<std::unique_ptr<BpfClass>> Reattach(const ClassPins& pins);
   // Removes what a class that is gone left pinned (Classify said kStale).
   static void RemoveStalePins(const ClassPins& pins);

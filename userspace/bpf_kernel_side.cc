@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +15,16 @@
 
 namespace ghost {
 namespace {
+
+// bpf_ktime_get_ns()'s clock, for the enclave's agent heartbeat.
+uint64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
+}
+
+// An agent heartbeat from long ago: the class takes the agent as gone.
+constexpr uint64_t kAgentGone = 1;
 
 absl::Status Errno(absl::string_view what, int err) {
   return absl::InternalError(absl::StrCat(what, ": ", strerror(err)));
@@ -119,6 +130,21 @@ uint32_t BpfKernelSide::AbiVersion() const {
   return __atomic_load_n(&class_info_->abi_version, __ATOMIC_ACQUIRE);
 }
 
+absl::Status BpfKernelSide::CheckCpusFree(EnclaveId e, const CpuList& cpus) const {
+  for (int other = 0; other < GHOST_MAX_ENCLAVES; other++) {
+    if (static_cast<EnclaveId>(other) == e) continue;
+    const ghost_enclave_word& w = enclave_words_[other];
+    if (!(__atomic_load_n(&w.flags, __ATOMIC_ACQUIRE) & GHOST_ENCLAVE_INUSE)) continue;
+    for (int cpu : cpus.ToVector()) {
+      if (cpu < GHOST_MAX_CPUS && ((w.cpus[cpu / 64] >> (cpu % 64)) & 1)) {
+        return absl::AlreadyExistsError(
+            absl::StrFormat("CPU %d already belongs to enclave %d", cpu, other));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<EnclaveId> BpfKernelSide::CreateEnclave(const EnclaveOptions& opts) {
   if (opts.cpus.Empty()) return absl::InvalidArgumentError("an enclave needs at least one CPU");
   for (int cpu : opts.cpus.ToVector()) {
@@ -128,6 +154,10 @@ absl::StatusOr<EnclaveId> BpfKernelSide::CreateEnclave(const EnclaveOptions& opt
     }
   }
   if (opts.watchdog_ms == 0) return absl::InvalidArgumentError("watchdog_ms must be positive");
+  if (opts.id != GHOST_ENCLAVE_NONE && opts.id >= GHOST_MAX_ENCLAVES) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("no enclave %u (0..%d)", opts.id, GHOST_MAX_ENCLAVES - 1));
+  }
   // The class would cap it anyway (enclaves.bpf.h); saying so beats a silent cap.
   const uint32_t max_watchdog_ms = __atomic_load_n(&class_info_->max_watchdog_ms, __ATOMIC_ACQUIRE);
   if (opts.watchdog_ms > max_watchdog_ms) {
@@ -138,33 +168,54 @@ absl::StatusOr<EnclaveId> BpfKernelSide::CreateEnclave(const EnclaveOptions& opt
         __atomic_load_n(&class_info_->kernel_timeout_ms, __ATOMIC_ACQUIRE)));
   }
   absl::MutexLock l(&mu_);
-  int free_id = -1;
-  for (int e = 0; e < GHOST_MAX_ENCLAVES; e++) {
-    const ghost_enclave_word& w = enclave_words_[e];
-    if (!(__atomic_load_n(&w.flags, __ATOMIC_ACQUIRE) & GHOST_ENCLAVE_INUSE)) {
-      if (free_id < 0) free_id = e;
-      continue;
+  int id = -1;
+  if (opts.id != GHOST_ENCLAVE_NONE) {
+    const bool in_use = __atomic_load_n(&enclave_words_[opts.id].flags, __ATOMIC_ACQUIRE) &
+                        GHOST_ENCLAVE_INUSE;
+    if (in_use && adopting_ != opts.id) {
+      return absl::AlreadyExistsError(absl::StrFormat("enclave %u is in use", opts.id));
     }
-    for (int cpu : opts.cpus.ToVector()) {
-      if ((w.cpus[cpu / 64] >> (cpu % 64)) & 1) {
-        return absl::AlreadyExistsError(
-            absl::StrFormat("CPU %d already belongs to enclave %d", cpu, e));
+    id = static_cast<int>(opts.id);
+  } else {
+    for (int e = 0; e < GHOST_MAX_ENCLAVES && id < 0; e++) {
+      if (!(__atomic_load_n(&enclave_words_[e].flags, __ATOMIC_ACQUIRE) & GHOST_ENCLAVE_INUSE)) {
+        id = e;
+      }
+    }
+    if (id < 0) {
+      return absl::ResourceExhaustedError(
+          absl::StrFormat("all %d enclaves are in use", GHOST_MAX_ENCLAVES));
+    }
+  }
+  if (absl::Status s = CheckCpusFree(id, opts.cpus); !s.ok()) return s;
+  ghost_enclave_word& w = enclave_words_[id];
+  const bool adopt = adopting_ == static_cast<EnclaveId>(id);
+  adopting_ = GHOST_ENCLAVE_NONE;
+  // Adopting a previous agent's enclave keeps it in use throughout, and its
+  // default queue until ours replaces it (SetDefaultQueue).
+  uint64_t cpus[GHOST_CPU_MASK_WORDS] = {};
+  for (int cpu : opts.cpus.ToVector()) cpus[cpu / 64] |= 1ULL << (cpu % 64);
+  for (int i = 0; i < GHOST_CPU_MASK_WORDS; i++) __atomic_store_n(&w.cpus[i], cpus[i], __ATOMIC_RELAXED);
+  if (!adopt) w.default_queue = GHOST_QUEUE_NONE;
+  __atomic_store_n(&w.watchdog_ms, opts.watchdog_ms, __ATOMIC_RELEASE);
+  w.tick_msgs = opts.tick_messages ? GHOST_ENCLAVE_MSG_TICK : 0;
+  // No heartbeat kept until an agent says it runs (SetAgentAbsent, Heartbeat);
+  // while one is taking over, the fallback keeps running the threads.
+  __atomic_store_n(&w.agent_heartbeat_ns, agent_absent_[id] ? kAgentGone : 0, __ATOMIC_RELEASE);
+  // Transaction slots of these CPUs are ours now: whatever an earlier owner
+  // left OPEN (half written), READY (never committed) or DONE (unread) is
+  // free again; CLAIMED ones belong to the class, which finishes them.
+  for (int cpu : opts.cpus.ToVector()) {
+    for (uint32_t st : {GHOST_TXN_OPEN, GHOST_TXN_READY, GHOST_TXN_DONE}) {
+      uint32_t expected = st;
+      if (__atomic_compare_exchange_n(&txn_slots_[cpu].state, &expected, GHOST_TXN_FREE, false,
+                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        break;
       }
     }
   }
-  if (free_id < 0) {
-    return absl::ResourceExhaustedError(
-        absl::StrFormat("all %d enclaves are in use", GHOST_MAX_ENCLAVES));
-  }
-  ghost_enclave_word& w = enclave_words_[free_id];
-  memset(w.cpus, 0, sizeof(w.cpus));
-  for (int cpu : opts.cpus.ToVector()) w.cpus[cpu / 64] |= 1ULL << (cpu % 64);
-  w.default_queue = GHOST_QUEUE_NONE;
-  w.watchdog_ms = opts.watchdog_ms;
-  w.tick_msgs = opts.tick_messages ? GHOST_ENCLAVE_MSG_TICK : 0;
-  w.agent_heartbeat_ns = 0;
   __atomic_store_n(&w.flags, GHOST_ENCLAVE_INUSE, __ATOMIC_RELEASE);
-  return static_cast<EnclaveId>(free_id);
+  return static_cast<EnclaveId>(id);
 }
 
 absl::Status BpfKernelSide::DestroyEnclave(EnclaveId enclave) {
@@ -225,6 +276,8 @@ absl::StatusOr<QueueId> BpfKernelSide::CreateQueue(const QueueOptions& opts) {
   // Positions recorded in the slot's previous ring mean nothing in this one
   // (ASSOCIATE_QUEUE compares them: queues.bpf.h).
   __atomic_store_n(&w.generation, w.generation + 1, __ATOMIC_RELEASE);
+  // Losses are counted per queue, not per slot: a previous owner's are not ours.
+  __atomic_store_n(&w.dropped, 0, __ATOMIC_RELEASE);
   w.enclave = opts.enclave;
   w.wake_cpu = opts.wake_cpu < 0 ? ~0u : static_cast<uint32_t>(opts.wake_cpu);
   uint32_t qid = id;
@@ -415,11 +468,27 @@ bool BpfKernelSide::TakeYieldRequest(int cpu) {
 }
 
 absl::Status BpfKernelSide::RegisterAgentThread(pid_t tid, bool global) {
-  __u32 key = static_cast<__u32>(tid), val = global ? GHOST_AGENT_GLOBAL : GHOST_AGENT_PER_CPU;
+  __u32 key = static_cast<__u32>(tid);
+  __u32 val = (global ? GHOST_AGENT_GLOBAL : GHOST_AGENT_PER_CPU) |
+              (static_cast<__u32>(agent_enclave_) << GHOST_AGENT_ENCLAVE_SHIFT);
   if (bpf_map_update_elem(bpf_map__fd(cls_->skel()->maps.agent_tids), &key, &val, BPF_ANY) != 0) {
     return Errno("registering an agent thread", errno);
   }
   return absl::OkStatus();
+}
+
+void BpfKernelSide::ForgetAgentThreads(EnclaveId e) {
+  const int fd = bpf_map__fd(cls_->skel()->maps.agent_tids);
+  std::vector<__u32> mine;
+  __u32 key, next, val;
+  for (int err = bpf_map_get_next_key(fd, nullptr, &next); err == 0;
+       err = bpf_map_get_next_key(fd, &key, &next)) {
+    key = next;
+    if (bpf_map_lookup_elem(fd, &key, &val) == 0 && val >> GHOST_AGENT_ENCLAVE_SHIFT == e) {
+      mine.push_back(key);
+    }
+  }
+  for (__u32 k : mine) bpf_map_delete_elem(fd, &k);
 }
 
 absl::Status BpfKernelSide::SetEnclaveCpuMessages(EnclaveId enclave, uint32_t msg_bits) {
@@ -434,59 +503,71 @@ absl::Status BpfKernelSide::SetEnclaveCpuMessages(EnclaveId enclave, uint32_t ms
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<EnclaveId>> BpfKernelSide::ClearPreviousAgent() {
+absl::StatusOr<bool> BpfKernelSide::ClearPreviousAgent(EnclaveId e) {
+  if (e >= GHOST_MAX_ENCLAVES) return absl::InvalidArgumentError(absl::StrFormat("no enclave %u", e));
+  ForgetAgentThreads(e);
   absl::MutexLock l(&mu_);
-  std::vector<EnclaveId> enclaves;
+  agent_absent_[e] = true;
+  ghost_enclave_word& w = enclave_words_[e];
+  if (!(__atomic_load_n(&w.flags, __ATOMIC_ACQUIRE) & GHOST_ENCLAVE_INUSE)) return false;
+  // Its threads waited for a dead agent (up to its watchdog); from now on the
+  // fallback runs them at once, until our agents run.
+  __atomic_store_n(&w.agent_heartbeat_ns, kAgentGone, __ATOMIC_RELEASE);
+  adopting_ = e;
+  return true;
+}
+
+absl::StatusOr<uint64_t> BpfKernelSide::DrainQueueSlot(uint32_t q) {
+  __u32 ring_id = 0;
+  if (bpf_map_lookup_elem(queues_fd_, &q, &ring_id) != 0) return 0;  // no ring
+  int fd = bpf_map_get_fd_by_id(ring_id);
+  if (fd < 0) return Errno("opening a previous agent's queue", errno);
+  uint64_t discarded = 0;
+  ring_buffer* rb = ring_buffer__new(
+      fd, [](void* n, void*, size_t) { ++*static_cast<uint64_t*>(n); return 0; }, &discarded,
+      nullptr);
+  if (rb == nullptr) {
+    int err = errno;
+    close(fd);
+    return Errno("reading a previous agent's queue", err);
+  }
+  ring_buffer__consume(rb);
+  ring_buffer__free(rb);
+  close(fd);
+  return discarded;
+}
+
+absl::StatusOr<uint64_t> BpfKernelSide::RetirePreviousQueues(EnclaveId e) {
+  absl::MutexLock l(&mu_);
+  uint64_t discarded = 0;
   for (uint32_t q = 0; q < GHOST_MAX_QUEUES; q++) {
     if (queues_[q].fd >= 0) continue;  // ours
     ghost_queue_word& w = queue_words_[q];
-    if (!(__atomic_load_n(&w.flags, __ATOMIC_ACQUIRE) & GHOST_QUEUE_INUSE)) continue;
+    if (!(__atomic_load_n(&w.flags, __ATOMIC_ACQUIRE) & GHOST_QUEUE_INUSE) ||
+        __atomic_load_n(&w.enclave, __ATOMIC_ACQUIRE) != e) {
+      continue;  // free, or another enclave's: not ours to touch
+    }
     // Not in use first: BPF stops producing. Then discard what the ring
     // holds, so no thread naming this queue has unread messages in it
     // (ASSOCIATE_QUEUE compares its last position with this ring's reader).
     __atomic_store_n(&w.flags, 0, __ATOMIC_RELEASE);
     retired_[q] = true;
-    __u32 ring_id = 0;
-    if (bpf_map_lookup_elem(queues_fd_, &q, &ring_id) != 0) continue;  // no ring
-    int fd = bpf_map_get_fd_by_id(ring_id);
-    if (fd < 0) return Errno("opening a previous agent's queue", errno);
-    ring_buffer* rb = ring_buffer__new(
-        fd, [](void*, void*, size_t) { return 0; }, nullptr, nullptr);
-    if (rb == nullptr) {
-      int err = errno;
-      close(fd);
-      return Errno("reading a previous agent's queue", err);
-    }
-    ring_buffer__consume(rb);
-    ring_buffer__free(rb);
-    close(fd);
+    absl::StatusOr<uint64_t> n = DrainQueueSlot(q);
+    if (!n.ok()) return n.status();
+    discarded += *n;
   }
-  for (uint32_t e = 0; e < GHOST_MAX_ENCLAVES; e++) {
-    ghost_enclave_word& w = enclave_words_[e];
-    if (!(__atomic_load_n(&w.flags, __ATOMIC_ACQUIRE) & GHOST_ENCLAVE_INUSE)) continue;
-    __atomic_store_n(&w.flags, 0, __ATOMIC_RELEASE);
-    memset(w.cpus, 0, sizeof(w.cpus));
-    w.default_queue = GHOST_QUEUE_NONE;
-    enclaves.push_back(e);
+  return discarded;
+}
+
+uint64_t BpfKernelSide::DrainRetiredQueues() {
+  absl::MutexLock l(&mu_);
+  uint64_t discarded = 0;
+  for (uint32_t q = 0; q < GHOST_MAX_QUEUES; q++) {
+    if (!retired_[q]) continue;
+    absl::StatusOr<uint64_t> n = DrainQueueSlot(q);
+    if (n.ok()) discarded += *n;
   }
-  int agents_fd = bpf_map__fd(cls_->skel()->maps.agent_tids);
-  __u32 key;
-  while (bpf_map_get_next_key(agents_fd, nullptr, &key) == 0) {
-    if (bpf_map_delete_elem(agents_fd, &key) != 0) break;
-  }
-  // Slots the agent owned (OPEN: half written, DONE: result unread) or had
-  // handed over but nobody committed (READY) are free again; CLAIMED ones
-  // belong to the class, which finishes them.
-  for (int cpu = 0; cpu < nr_cpus_; cpu++) {
-    for (uint32_t st : {GHOST_TXN_OPEN, GHOST_TXN_READY, GHOST_TXN_DONE}) {
-      uint32_t expected = st;
-      if (__atomic_compare_exchange_n(&txn_slots_[cpu].state, &expected, GHOST_TXN_FREE, false,
-                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        break;
-      }
-    }
-  }
-  return enclaves;
+  return discarded;
 }
 
 void BpfKernelSide::ReleasePreviousQueues() {
@@ -496,6 +577,22 @@ void BpfKernelSide::ReleasePreviousQueues() {
     bpf_map_delete_elem(queues_fd_, &q);  // the ring goes with its last reference
     retired_[q] = false;
   }
+}
+
+absl::Status BpfKernelSide::SetAgentAbsent(EnclaveId e, bool absent) {
+  absl::MutexLock l(&mu_);
+  if (e >= GHOST_MAX_ENCLAVES || !(enclave_words_[e].flags & GHOST_ENCLAVE_INUSE)) {
+    return absl::NotFoundError(absl::StrFormat("enclave %u does not exist", e));
+  }
+  agent_absent_[e] = absent;
+  __atomic_store_n(&enclave_words_[e].agent_heartbeat_ns, absent ? kAgentGone : MonotonicNs(),
+                   __ATOMIC_RELEASE);
+  return absl::OkStatus();
+}
+
+void BpfKernelSide::Heartbeat(EnclaveId e) {
+  if (e >= GHOST_MAX_ENCLAVES || agent_absent_[e]) return;
+  __atomic_store_n(&enclave_words_[e].agent_heartbeat_ns, MonotonicNs(), __ATOMIC_RELEASE);
 }
 
 absl::Status BpfKernelSide::EnrollPid(pid_t pid, EnclaveId enclave) {

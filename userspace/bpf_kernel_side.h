@@ -61,30 +61,65 @@ class BpfKernelSide : public KernelSide {
   // ghost-run: `pid` joins `enclave` when it next switches to SCHED_EXT
   // (its children inherit the enclave).
   absl::Status EnrollPid(pid_t pid, EnclaveId enclave);
-  // Marks thread `tid` (a pid) as an agent thread: when it takes a CPU from
-  // the class, that is not a higher class taking the CPU (no CPU_BUSY). A
-  // per-CPU agent (`global` false) blocks when idle, so a commit it just made
-  // to its CPU stays queued until then; a global agent spins, so the class
-  // sends what waits on its CPU back to the agents (bpf/progs/agents.bpf.h).
+  // Marks thread `tid` (a pid) as an agent thread of agent_enclave(): when it
+  // takes a CPU from the class, that is not a higher class taking the CPU (no
+  // CPU_BUSY). A per-CPU agent (`global` false) blocks when idle, so a commit
+  // it just made to its CPU stays queued until then; a global agent spins, so
+  // the class sends what waits on its CPU back to the agents
+  // (bpf/progs/agents.bpf.h). The enclave is recorded with the kind so that a
+  // successor forgets only its own enclave's dead agent threads.
   absl::Status RegisterAgentThread(pid_t tid, bool global);
   bool TakeYieldRequest(int cpu) override;
+  // The enclave this process's agent threads serve (RegisterAgentThread,
+  // ClearPreviousAgent). Default 0.
+  void set_agent_enclave(EnclaveId e) { agent_enclave_ = e; }
+  EnclaveId agent_enclave() const { return agent_enclave_; }
   // Which optional CPU messages the enclave's CPUs send (GHOST_ENCLAVE_MSG_*).
   absl::Status SetEnclaveCpuMessages(EnclaveId enclave, uint32_t msg_bits);
   // A CPU_TIMER_EXPIRED message for `cpu` after `delay`, carrying `cookie`.
   absl::Status ArmCpuTimer(int cpu, absl::Duration delay, uint64_t cookie);
 
-  // What a previous agent of a re-attached class left behind (ghOSt's agent
-  // restart): destroys its enclaves, forgets its agent threads, frees
-  // transaction slots it left open or unread, and retires its queues: no more
-  // messages go to them and what they hold is discarded, so its threads can be
-  // associated with new queues (TakeOverThreads). Retired queue numbers are not
-  // reused until ReleasePreviousQueues: a thread's last position in an old
-  // ring must never be compared with a new ring of the same number. Threads of
-  // its enclaves keep their enclave number and wait (or run via the fallback)
-  // until a new enclave with that number takes them. Returns the enclaves.
-  absl::StatusOr<std::vector<EnclaveId>> ClearPreviousAgent();
-  // After the takeover: removes the retired queues from the class.
+  // OK if `cpus` may form enclave `e`: no CPU belongs to another enclave in
+  // use (a live agent's, or a dead one's that may be restarted). Otherwise
+  // AlreadyExists naming the CPU and its enclave. Reads only.
+  absl::Status CheckCpusFree(EnclaveId e, const CpuList& cpus) const;
+
+  // Taking over enclave `e` from a previous agent that died or handed over
+  // (ghOSt's agent restart), without touching any other enclave, its agent or
+  // its queues:
+  //  1. ClearPreviousAgent(e): its threads stop waiting for an agent (the
+  //     class takes its agent as gone, so the fallback runs them at once,
+  //     until SetAgentAbsent(e, false)), its agent threads are forgotten. Returns whether enclave e was in use; if so,
+  //     CreateEnclave({.id = e}) adopts it in place: it never goes out of use,
+  //     so its threads keep it, and so do threads forked meanwhile.
+  //  2. RetirePreviousQueues(e), once our default queue is set: the previous
+  //     agent's queues get no more messages (its threads report to the
+  //     default queue) and what they hold is discarded, so its threads can be
+  //     associated with new queues (TakeOverThreads). Returns the records
+  //     discarded. Their numbers are not reused until step 3: a thread's last
+  //     position in an old ring must never be compared with a new ring of the
+  //     same number.
+  //  3. ReleasePreviousQueues(), after the takeover: removes them.
+  absl::StatusOr<bool> ClearPreviousAgent(EnclaveId e);
+  absl::StatusOr<uint64_t> RetirePreviousQueues(EnclaveId e);
+  //  2b. A producer that read a queue's word just before it was retired may
+  //     still land its record after the drain: DrainRetiredQueues discards
+  //     such stragglers (TakeOverThreads calls it when an association is
+  //     refused). Returns the records discarded.
+  uint64_t DrainRetiredQueues();
   void ReleasePreviousQueues();
+  // The enclave's agent heartbeat (agent_heartbeat_ns in its word), which
+  // tells the class whether the enclave's agent runs (enclaves.bpf.h): an
+  // agent silent for its watchdog (at least 500 ms) is gone, and its
+  // threads run through the fallback at once instead of each waiting out
+  // the watchdog. absent = true: gone now (handing over, taking over);
+  // false: running from now on, kept fresh by Heartbeat() at least every
+  // 100 ms. An enclave nobody heartbeats is never taken as gone.
+  absl::Status SetAgentAbsent(EnclaveId e, bool absent);
+  void Heartbeat(EnclaveId e);
+  // Unregisters every agent thread of enclave `e` (its agent is leaving, or
+  // gone).
+  void ForgetAgentThreads(EnclaveId e);
 
   // Group-commit bpf() calls made through this object.
   uint64_t commit_syscalls() const { return commit_syscalls_.load(); }
@@ -109,6 +144,8 @@ class BpfKernelSide : public KernelSide {
   explicit BpfKernelSide(BpfClass& cls) : cls_(&cls) {}
   absl::Status MapMemory();
   absl::Status RunCtl(ghost_ctl_args& args);
+  // Discards what queue slot q's ring holds (a previous agent's); mu_ held.
+  absl::StatusOr<uint64_t> DrainQueueSlot(uint32_t q);
   static int OnRecord(void* ctx, void* data, size_t size);
 
   std::unique_ptr<BpfClass> owned_;
@@ -129,7 +166,10 @@ class BpfKernelSide : public KernelSide {
 
   absl::Mutex mu_;  // queue and enclave creation/destruction
   std::array<Queue, GHOST_MAX_QUEUES> queues_;
-  std::array<bool, GHOST_MAX_QUEUES> retired_{};  // a previous agent's (ClearPreviousAgent)
+  std::array<bool, GHOST_MAX_QUEUES> retired_{};  // a previous agent's (RetirePreviousQueues)
+  EnclaveId agent_enclave_ = 0;
+  EnclaveId adopting_ = GHOST_ENCLAVE_NONE;  // ClearPreviousAgent found it in use
+  std::array<bool, GHOST_MAX_ENCLAVES> agent_absent_{};
   std::atomic<uint64_t> commit_syscalls_{0};
   std::atomic<uint64_t> malformed_{0};
 };

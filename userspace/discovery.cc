@@ -1,5 +1,8 @@
 #include "userspace/discovery.h"
 
+#include <errno.h>
+#include <sched.h>
+
 #include <cstring>
 
 #include "userspace/agent.h"
@@ -38,26 +41,57 @@ ghost_msg DiscoveryMessage(const DiscoveredThread& t) {
   return m;
 }
 
-int TakeOverThreads(KernelSide& kernel, Enclave& enclave, Policy& policy) {
+TakeOverResult TakeOverThreads(KernelSide& kernel, Enclave& enclave, Policy& policy,
+                               const std::function<void()>& drain_previous) {
+  TakeOverResult r;
   Agent* target = policy.agents().empty() ? nullptr : policy.agents()[0];
   for (Agent* a : policy.agents()) {
     if (a->queue() == enclave.default_queue()) target = a;
   }
-  if (target == nullptr) return 0;
-  int n = 0;
+  if (target == nullptr) return r;
   for (const DiscoveredThread& seen :
        DiscoverThreads(kernel.StatusWords(), GHOST_MAX_THREADS, enclave.id())) {
-    if (!kernel.AssociateQueue(seen.word.tid, enclave.default_queue()).ok()) continue;  // gone
+    absl::Status s = kernel.AssociateQueue(seen.word.tid, enclave.default_queue());
+    for (int retry = 0; absl::IsFailedPrecondition(s) && retry < 10; retry++) {
+      if (retry == 0) r.retried++;
+      if (drain_previous) drain_previous();
+      s = kernel.AssociateQueue(seen.word.tid, enclave.default_queue());
+    }
+    if (absl::IsNotFound(s)) {
+      r.gone++;
+      continue;
+    }
+    if (!s.ok()) {
+      r.missed++;
+      continue;
+    }
     // The word again, after the association: what changed before it was lost
     // with the old queue; what changes after it arrives as messages.
     std::vector<DiscoveredThread> now =
         DiscoverThreads(kernel.StatusWords() + seen.sw_index, 1, enclave.id());
-    if (now.empty() || now[0].word.tid != seen.word.tid) continue;
+    if (now.empty() || now[0].word.tid != seen.word.tid) {
+      r.gone++;
+      continue;
+    }
     now[0].sw_index = seen.sw_index;
     target->scheduler().DispatchMessage(Message(DiscoveryMessage(now[0])));
-    n++;
+    r.taken++;
   }
-  return n;
+  return r;
+}
+
+int ReturnToFairClass(const ghost_status_word* words, EnclaveId enclave) {
+  int moved = 0;
+  for (int pass = 0; pass < 100; pass++) {
+    std::vector<DiscoveredThread> left = DiscoverThreads(words, GHOST_MAX_THREADS, enclave);
+    if (left.empty()) break;
+    for (const DiscoveredThread& t : left) {
+      // Leaving the class ends its status word (DEPARTED) before this returns.
+      sched_param p = {.sched_priority = 0};
+      if (sched_setscheduler(static_cast<pid_t>(t.word.pid), SCHED_OTHER, &p) == 0) moved++;
+    }
+  }
+  return moved;
 }
 
 }  // namespace ghost

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "kernel/ghost_abi.h"
@@ -33,12 +34,31 @@ std::vector<DiscoveredThread> DiscoverThreads(const ghost_status_word* words, si
 // seqnum, runnable as the word says, and the CPU it is on or was last on.
 ghost_msg DiscoveryMessage(const DiscoveredThread& t);
 
+struct TakeOverResult {
+  int taken = 0;    // associated with the default queue and told to the policy
+  int gone = 0;     // exited meanwhile
+  int retried = 0;  // associations refused at first (a message landed in an old queue)
+  int missed = 0;   // still refused after the retries: its next message tells
+};
+
 // A new agent taking over `enclave` (same number as the previous agent's):
 // every live thread the status words place in it now reports to the
 // enclave's default queue, and the policy's agent on that queue hears of it
 // through DiscoveryMessage. Call before the agents run. Threads that exited
-// meanwhile are skipped. Returns how many were taken over.
-int TakeOverThreads(KernelSide& kernel, Enclave& enclave, Policy& policy);
+// meanwhile are skipped. A message produced into a previous agent's queue
+// while it was being retired makes the association fail (its old queue holds
+// a message about it): `drain_previous` discards such stragglers, and the
+// association is tried again, so a thread whose last message (a WAKEUP) is
+// lost this way is still taken over as runnable.
+TakeOverResult TakeOverThreads(KernelSide& kernel, Enclave& enclave, Policy& policy,
+                               const std::function<void()>& drain_previous = nullptr);
+
+// An agent closing its enclave while other agents keep the class: every live
+// thread the status words place in `enclave` goes back to the fair class
+// (SCHED_OTHER), as the class's unloading would send it. Passes repeat until
+// one finds none (a thread forked meanwhile joined the enclave). Returns how
+// many threads were moved.
+int ReturnToFairClass(const ghost_status_word* words, EnclaveId enclave);
 
 }  // namespace ghost
 

@@ -34,9 +34,22 @@ absl::StatusOr<std::unique_ptr<Enclave>> Enclave::Create(
 }
 
 Enclave::~Enclave() {
+  if (released_) return;
   // Best effort: the kernel side may already be gone or have reaped them.
   for (QueueId q : queues_) (void)kernel_.DestroyQueue(q);
   (void)kernel_.DestroyEnclave(id_);
+}
+
+void Enclave::DestroyQueuesButDefault() {
+  std::vector<QueueId> keep;
+  for (QueueId q : queues_) {
+    if (q == default_queue_) {
+      keep.push_back(q);
+    } else {
+      (void)kernel_.DestroyQueue(q);
+    }
+  }
+  queues_ = std::move(keep);
 }
 
 absl::StatusOr<QueueId> Enclave::CreateQueue(const QueueOptions& opts) {

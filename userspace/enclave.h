@@ -27,9 +27,18 @@ class Enclave {
   const CpuList& cpus() const { return cpus_; }
   KernelSide& kernel() { return kernel_; }
   QueueId default_queue() const { return default_queue_; }
+  // Every queue made through it, the default one first.
+  const std::vector<QueueId>& queues() const { return queues_; }
   // Creates a queue in this enclave (opts.enclave is filled in); it is
   // destroyed with the enclave.
   absl::StatusOr<QueueId> CreateQueue(const QueueOptions& opts);
+  // Lets go without destroying anything: the enclave and its queues stay in
+  // the kernel side for a successor to take over (a live-upgrade hand-over).
+  void Release() { released_ = true; }
+  // Destroys every queue but the default one (a policy being replaced in the
+  // same enclave made them; threads associated with them report to the
+  // default queue until told otherwise).
+  void DestroyQueuesButDefault();
 
  private:
   Enclave(KernelSide& kernel, EnclaveId id, const CpuList& cpus)
@@ -40,6 +49,7 @@ class Enclave {
   const CpuList cpus_;
   QueueId default_queue_ = GHOST_QUEUE_NONE;
   std::vector<QueueId> queues_;
+  bool released_ = false;
 };
 
 }  // namespace ghost

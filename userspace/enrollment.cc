@@ -29,11 +29,49 @@ absl::StatusOr<Enrollment> Enrollment::Open(const std::string& pin_dir) {
     }
     return absl::PermissionDeniedError(absl::StrCat("cannot open ", path, ": ", strerror(err)));
   }
-  return Enrollment(fd);
+  std::string words = absl::StrCat(pin_dir, "/maps/enclave_words");
+  int enclaves_fd = bpf_obj_get(words.c_str());
+  if (enclaves_fd < 0) {
+    int err = errno;
+    close(fd);
+    return absl::NotFoundError(absl::StrCat("cannot open ", words, ": ", strerror(err)));
+  }
+  return Enrollment(fd, enclaves_fd);
 }
 
 Enrollment::~Enrollment() {
   if (fd_ >= 0) close(fd_);
+  if (enclaves_fd_ >= 0) close(enclaves_fd_);
+}
+
+absl::StatusOr<CpuList> Enrollment::EnclaveCpus(EnclaveId enclave) const {
+  __u32 key = enclave;
+  ghost_enclave_word w;
+  if (enclave >= GHOST_MAX_ENCLAVES || bpf_map_lookup_elem(enclaves_fd_, &key, &w) != 0 ||
+      !(w.flags & GHOST_ENCLAVE_INUSE)) {
+    return absl::NotFoundError(absl::StrCat("there is no enclave ", enclave,
+                                            ": start a ghost-agent with --enclave=", enclave));
+  }
+  return CpuList::FromMask(w.cpus);
+}
+
+void ConfineToCpus(pid_t tid, const CpuList& cpus) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(tid, sizeof(set), &set) != 0) return;
+  cpu_set_t within;
+  CPU_ZERO(&within);
+  bool any = false, narrower = false;
+  for (int cpu = 0; cpu < CPU_SETSIZE && cpu < GHOST_MAX_CPUS; cpu++) {
+    if (!CPU_ISSET(cpu, &set)) continue;
+    if (cpus.IsSet(cpu)) {
+      CPU_SET(cpu, &within);
+      any = true;
+    } else {
+      narrower = true;
+    }
+  }
+  if (any && narrower) sched_setaffinity(tid, sizeof(within), &within);
 }
 
 absl::Status Enrollment::Enroll(pid_t pid, EnclaveId enclave) {
@@ -88,7 +126,8 @@ absl::StatusOr<std::vector<pid_t>> ProcessThreads(pid_t pid) {
   return tids;
 }
 
-absl::StatusOr<int> MoveProcess(Enrollment& enrollment, pid_t pid, EnclaveId enclave) {
+absl::StatusOr<int> MoveProcess(Enrollment& enrollment, pid_t pid, EnclaveId enclave,
+                                const CpuList& cpus) {
   std::set<pid_t> moved;
   // A clone racing the walk inherits SCHED_EXT if its parent was already
   // moved, but not its enrolment unless the parent's was there: scan until a
@@ -104,6 +143,7 @@ absl::StatusOr<int> MoveProcess(Enrollment& enrollment, pid_t pid, EnclaveId enc
       if (moved.count(tid)) continue;
       fresh = true;
       if (absl::Status s = enrollment.Enroll(tid, enclave); !s.ok()) return s;
+      ConfineToCpus(tid, cpus);
       sched_param p = {.sched_priority = 0};
       if (sched_setscheduler(tid, kSchedExt, &p) != 0) {
         if (errno == ESRCH) continue;  // exited

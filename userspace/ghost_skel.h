@@ -8,4 +8,15 @@
 #include "kernel/ghost_abi.h"
 #include "skel/ghost.skel.h"
 
+namespace ghost {
+
+// Columns of the class's .bss enclave_runs[enclave][...]: who placed a run
+// (enum run_placer in bpf/progs/run_stats.bpf.h).
+inline constexpr int kRunCommitted = 0;
+inline constexpr int kRunFallback = 1;
+inline constexpr int kRunResumed = 2;
+inline constexpr int kRunStarved = 3;  // a CPU a higher class held ran it
+
+}  // namespace ghost
+
 #endif  // GHOST_SCX_USERSPACE_GHOST_SKEL_H_

@@ -38,6 +38,9 @@ struct QueueOptions {
 };
 
 struct EnclaveOptions {
+  // Which enclave number: GHOST_ENCLAVE_NONE takes the lowest free one. An
+  // agent that names its enclave (ghost-agent --enclave) asks for it here.
+  EnclaveId id = GHOST_ENCLAVE_NONE;
   CpuList cpus;
   uint32_t watchdog_ms = 1000;  // threads held longer run through the fallback
   bool tick_messages = false;   // send CPU_TICK

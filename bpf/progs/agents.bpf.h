@@ -32,7 +32,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, GHOST_MAX_CPUS * 2);
 	__type(key, __u32);   /* thread id (pid) of an agent thread */
-	__type(value, __u32); /* GHOST_AGENT_PER_CPU or GHOST_AGENT_GLOBAL */
+	__type(value, __u32); /* GHOST_AGENT_PER_CPU or _GLOBAL, enclave << GHOST_AGENT_ENCLAVE_SHIFT */
 } agent_tids SEC(".maps");
 
 struct {
@@ -61,7 +61,7 @@ static __always_inline __u32 agent_kind(struct task_struct *p)
 		return 0;
 	pid = BPF_CORE_READ(p, pid);
 	kind = bpf_map_lookup_elem(&agent_tids, &pid);
-	return kind ? *kind : 0;
+	return kind ? *kind & GHOST_AGENT_KIND_MASK : 0;
 }
 
 /* Is a global (spinning) agent running on `cpu` right now? From a

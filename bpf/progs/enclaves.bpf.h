@@ -108,6 +108,33 @@ static __always_inline __u64 enclave_watchdog_ns(__u32 enclave)
 	return ms * 1000000ULL;
 }
 
+/*
+ * Is the enclave's agent gone? An agent that keeps `agent_heartbeat_ns`
+ * (ghost-agent writes bpf_ktime_get_ns()'s clock, CLOCK_MONOTONIC, every
+ * 100 ms) and has been silent for the enclave's watchdog, and at least
+ * AGENT_SILENCE_MIN_NS, is stopped or dead; one handing over writes 1. Its
+ * threads then stop waiting for it: they run through the fallback FIFO at
+ * once (fallback.bpf.h), until it, or a successor, writes a fresh heartbeat.
+ * 0: no heartbeat kept (each thread waits out the watchdog).
+ */
+#define AGENT_SILENCE_MIN_NS (500ULL * 1000 * 1000)
+
+static __always_inline bool enclave_agent_gone(__u32 enclave, __u64 now)
+{
+	struct ghost_enclave_word *ew = enclave_word(enclave);
+	__u64 hb, limit;
+
+	if (!ew)
+		return false;
+	hb = *(volatile __u64 *)&ew->agent_heartbeat_ns;
+	if (!hb)
+		return false;
+	limit = enclave_watchdog_ns(enclave);
+	if (limit < AGENT_SILENCE_MIN_NS)
+		limit = AGENT_SILENCE_MIN_NS;
+	return now > hb && now - hb > limit;
+}
+
 static __always_inline __u32 enclave_msg_flags(__u32 enclave)
 {
 	struct ghost_enclave_word *ew = enclave_word(enclave);

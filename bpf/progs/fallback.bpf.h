@@ -66,18 +66,35 @@ static __always_inline void fallback_insert(struct task_struct *p, struct ghost_
 	scx_bpf_dsq_insert(p, FALLBACK_DSQ, slice_ns, enq_flags);
 }
 
-/* Park a runnable enclave thread for its agent. */
+__u64 nr_agent_gone_runs; /* threads sent to the FIFO at once: their agent is gone */
+
+/* ghost_task.fallback: who ran it, if not its agent (run_stats.bpf.h tells
+ * them apart; both are fallback runs in class_info). */
+#define FALLBACK_RUN 1
+#define FALLBACK_STARVED 2
+
+/* Park a runnable enclave thread for its agent, or, if the agent is gone
+ * (enclave_agent_gone), hand it to the fallback FIFO at once. */
 static __always_inline void park(struct task_struct *p, struct ghost_task *t, __u64 enq_flags)
 {
 	__s32 cpu = scx_bpf_task_cpu(p);
+	__u64 now = bpf_ktime_get_ns();
 
 	if (cpu < 0 || cpu >= GHOST_MAX_CPUS || (__u32)cpu >= nr_cpus)
 		cpu = 0;
-	t->state = GT_HELD;
 	t->park_cpu = cpu;
-	t->fallback = 0;
 	if (!t->held_at)
-		t->held_at = bpf_ktime_get_ns();
+		t->held_at = now;
+	if (enclave_agent_gone(t->enclave, now)) {
+		t->state = GT_QUEUED;
+		t->fallback = FALLBACK_RUN;
+		__sync_fetch_and_add(&nr_agent_gone_runs, 1);
+		scx_bpf_dsq_insert(p, FALLBACK_DSQ, slice_ns, enq_flags);
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		return;
+	}
+	t->state = GT_HELD;
+	t->fallback = 0;
 	scx_bpf_dsq_insert(p, PARK_DSQ(cpu), slice_ns, enq_flags);
 }
 
@@ -87,8 +104,10 @@ static __always_inline bool held_too_long(struct task_struct *p, __u64 now)
 
 	if (!t || !t->held_at)
 		return false;
-	/* A destroyed enclave has no agent to wait for. */
-	if (!task_in_enclave(t) || !enclave_in_use(t->enclave))
+	/* A destroyed enclave, or one whose agent is gone, has no agent to
+	 * wait for. */
+	if (!task_in_enclave(t) || !enclave_in_use(t->enclave) ||
+	    enclave_agent_gone(t->enclave, now))
 		return true;
 	return now - t->held_at > enclave_watchdog_ns(t->enclave);
 }
@@ -116,7 +135,7 @@ static long sweep_one(__u64 i, void *data)
 				__sync_fetch_and_add(&nr_watchdog_moves, 1);
 				if (t) {
 					t->state = GT_QUEUED;
-					t->fallback = 1;
+					t->fallback = FALLBACK_RUN;
 				}
 			}
 		}
@@ -163,7 +182,7 @@ static __always_inline bool run_parked_here(__u32 cpu)
 					__sync_fetch_and_add(&nr_starved_runs_pinned, 1);
 				if (t) {
 					t->state = GT_QUEUED;
-					t->fallback = 1;
+					t->fallback = FALLBACK_STARVED;
 				}
 			}
 			break;

@@ -37,6 +37,7 @@
 #include "transactions.bpf.h"
 #include "control.bpf.h"
 #include "dump.bpf.h"
+#include "run_stats.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -149,22 +150,27 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 {
 	struct ghost_task *t = task_get(p);
 	__u32 cpu = scx_bpf_task_cpu(p);
+	__u64 waited_since;
 
 	if (!t)
 		return;
+	waited_since = t->held_at;
 	t->held_at = 0;
 	if (!task_in_enclave(t))
 		return;
 	/* Who put it here: a commit, the fallback (its agent was late or gone),
 	 * or the kernel (it resumes after a higher class preempted it). */
 	if (t->fallback) {
+		run_note(t, t->fallback == FALLBACK_STARVED ? RUN_STARVED : RUN_FALLBACK, waited_since);
 		t->fallback = 0;
 		CLASS_COUNT(fallback_runs);
 		__sync_fetch_and_add(&nr_runs_fallback, 1);
 	} else if (t->txn_cpu == (__s32)cpu) {
 		__sync_fetch_and_add(&nr_runs_committed, 1);
+		run_note(t, RUN_COMMITTED, waited_since);
 	} else {
 		__sync_fetch_and_add(&nr_runs_resumed, 1);
+		run_note(t, RUN_RESUMED, waited_since);
 	}
 	t->state = GT_ON_CPU;
 	t->cpu = cpu;

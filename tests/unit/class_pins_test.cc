@@ -84,5 +84,27 @@ TEST(ClassPinsTest, StalePinsAreRemoved) {
   rmdir(tmpl);
 }
 
+TEST(ClassPinsTest, OnlyADirectoryOfOursNoOneElseWritesHoldsPins) {
+  char tmpl[] = "/tmp/class_pins_test.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  EXPECT_TRUE(CheckPinDir(dir).ok());  // mkdtemp: 0700, ours
+  ASSERT_EQ(chmod(dir.c_str(), 0755), 0);
+  EXPECT_TRUE(CheckPinDir(dir).ok());  // others may look, not write
+  ASSERT_EQ(chmod(dir.c_str(), 0777), 0);
+  absl::Status s = CheckPinDir(dir);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_EQ(s.message().find('\n'), absl::string_view::npos);
+  ASSERT_EQ(chmod(dir.c_str(), 01777), 0);  // like bpffs's root
+  EXPECT_FALSE(CheckPinDir(dir).ok());
+  std::string link = dir + ".link";
+  ASSERT_EQ(symlink(dir.c_str(), link.c_str()), 0);
+  ASSERT_EQ(chmod(dir.c_str(), 0700), 0);
+  EXPECT_FALSE(CheckPinDir(link).ok());  // a symlink is never followed
+  EXPECT_FALSE(CheckPinDir(dir + "/missing").ok());
+  unlink(link.c_str());
+  rmdir(dir.c_str());
+}
+
 }  // namespace
 }  // namespace ghost

@@ -92,7 +92,7 @@ TEST_P(TakeOverTest, NewAgentRunsThePreviousAgentsThreads) {
       {.name = policy, .clock = [&kernel] { return kernel.NowNs(); }}, **e);
   ASSERT_TRUE(p.ok()) << p.status();
   if (take_over) {
-    EXPECT_EQ(TakeOverThreads(kernel, **e, **p), 3);
+    EXPECT_EQ(TakeOverThreads(kernel, **e, **p).taken, 3);
   }
   for (int round = 0; round < 10; round++) {
     for (Agent* a : (*p)->agents()) a->RunOnce();
@@ -106,6 +106,52 @@ TEST_P(TakeOverTest, NewAgentRunsThePreviousAgentsThreads) {
     EXPECT_EQ(running, tids);
   } else {
     EXPECT_TRUE(running.empty());  // the control: nothing else tells the new agent
+  }
+}
+
+// A message produced into a previous agent's queue while it was being retired
+// makes the association fail; TakeOverThreads drains such stragglers and tries
+// again (else the thread, whose last message may be the WAKEUP that lies in
+// that queue, would be left to the fallback). Without a drain it is "missed".
+TEST(TakeOverRetryTest, DrainsAStragglerAndTriesAgain) {
+  for (bool drain : {true, false}) {
+    testing::PolicyRig old_agent(4);
+    ASSERT_TRUE(old_agent.Start(CpuList::FirstN(4), {.name = "fifo-centralized"}));
+    std::vector<Tid> tids;
+    for (int i = 0; i < 3; i++) tids.push_back(old_agent.kernel.NewThread());
+    testing::FakeKernelSide& kernel = old_agent.kernel;
+    old_agent.policy.reset();
+    old_agent.enclave.reset();
+    absl::StatusOr<std::unique_ptr<Enclave>> e =
+        Enclave::Create(kernel, {.cpus = CpuList::FirstN(4)});
+    ASSERT_TRUE(e.ok()) << e.status();
+    // The previous agent's queue, still holding a late message about tids[1].
+    absl::StatusOr<QueueId> old_queue = (*e)->CreateQueue({});
+    ASSERT_TRUE(old_queue.ok());
+    ASSERT_TRUE(kernel.AssociateQueue(tids[1], *old_queue).ok());
+    ghost_msg late = {};
+    late.type = GHOST_MSG_TASK_WAKEUP;
+    late.size = sizeof(late);
+    late.tid = tids[1];
+    kernel.PushRaw(*old_queue, late);
+    absl::StatusOr<std::unique_ptr<Policy>> p = MakePolicy(
+        {.name = "fifo-centralized", .clock = [&kernel] { return kernel.NowNs(); }}, **e);
+    ASSERT_TRUE(p.ok()) << p.status();
+    int drains = 0;
+    TakeOverResult r = TakeOverThreads(kernel, **e, **p, drain ? std::function<void()>([&] {
+      drains++;
+      kernel.ConsumeQueue(*old_queue, [](const ghost_msg&) {});
+    }) : nullptr);
+    EXPECT_EQ(r.retried, 1) << "drain " << drain;
+    EXPECT_EQ(r.gone, 0);
+    if (drain) {
+      EXPECT_EQ(drains, 1);
+      EXPECT_EQ(r.taken, 3);
+      EXPECT_EQ(r.missed, 0);
+    } else {
+      EXPECT_EQ(r.taken, 2);
+      EXPECT_EQ(r.missed, 1);
+    }
   }
 }
 

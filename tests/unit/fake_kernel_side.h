@@ -68,6 +68,12 @@ class FakeKernelSide : public KernelSide {
         return absl::AlreadyExistsError(absl::StrFormat("cpu %d taken", c));
       }
     }
+    if (opts.id != GHOST_ENCLAVE_NONE) {
+      if (opts.id >= GHOST_MAX_ENCLAVES) return absl::InvalidArgumentError("no such enclave");
+      if (enclaves_[opts.id].in_use) return absl::AlreadyExistsError("enclave in use");
+      enclaves_[opts.id] = {.in_use = true, .cpus = opts.cpus};
+      return opts.id;
+    }
     for (EnclaveId e = 0; e < GHOST_MAX_ENCLAVES; ++e) {
       if (!enclaves_[e].in_use) {
         enclaves_[e] = {.in_use = true, .cpus = opts.cpus};

@@ -299,6 +299,18 @@ TEST_F(SimKernelSideTest, AssociateQueueRefusedWhileMessagesUnread) {
   EXPECT_FALSE(ks_->CreateEnclave({.cpus = CpuList{1}}).ok());  // CPU 1 is taken
 }
 
+// An agent that names its enclave (ghost-agent --enclave) gets that number.
+TEST_F(SimKernelSideTest, NamedEnclaveGetsItsNumber) {
+  ASSERT_TRUE(ks_->DestroyEnclave(enclave_).ok());  // frees CPUs 0-3
+  absl::StatusOr<EnclaveId> e = ks_->CreateEnclave({.id = 3, .cpus = CpuList{1}});
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(*e, 3u);
+  EXPECT_TRUE(ks_->CreateQueue({.enclave = 3}).ok());
+  EXPECT_FALSE(ks_->CreateEnclave({.id = 3, .cpus = CpuList{2}}).ok());  // taken
+  EXPECT_FALSE(ks_->CreateEnclave({.id = GHOST_MAX_ENCLAVES, .cpus = CpuList{2}}).ok());
+  EXPECT_FALSE(ks_->CreateQueue({.enclave = 2}).ok());  // skipped numbers stay unused
+}
+
 // The BPF class's DestroyEnclave: nobody will place its threads any more, so
 // the runnable ones run from the class's FIFO at once (not after the 10 ms
 // watchdog), on CPUs of no enclave, and later wake-ups do the same.

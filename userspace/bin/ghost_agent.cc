@@ -1,16 +1,21 @@
-// ghost-agent: loads the ghost sched_ext class and runs a ghOSt policy over an
-// enclave of CPUs until SIGINT/SIGTERM, then detaches the class (every thread
-// goes back to the fair class). If the kernel ends the class first, prints the
-// kernel's reason and exits 1. Exit 2: bad flags, this host cannot run it,
-// another agent is running, or the running class speaks another ABI.
+// ghost-agent: loads the ghost sched_ext class (or re-attaches to the one
+// pinned) and runs a ghOSt policy over one enclave of CPUs until SIGINT/SIGTERM.
+// If the kernel ends the class first, prints the kernel's reason and exits 1.
+// Exit 2: bad flags, this host cannot run it, another agent runs this
+// enclave, its CPUs belong to another enclave, or the running class speaks
+// another ABI.
 //
-// The class is pinned under --pin-dir (class_pins.h) and outlives the agent:
-// if the agent dies (kill -9, crash), the class stays attached and its BPF
-// fallback runs the enclave's threads. The next ghost-agent finds the pinned
-// class, re-attaches to it without loading a second one, replaces the dead
-// agent's enclave and rediscovers its threads from their status words
-// (discovery.h). SIGUSR1 hands over: the agent exits 0 leaving the class
-// pinned, for `ghost-agent --upgrade` (live upgrade).
+// Several agents share one class, each with its own enclave (--enclave, as
+// ghost-run names it) on disjoint CPUs and with its own policy. The class is
+// pinned under --pin-dir (class_pins.h) and outlives every agent: if one dies
+// (kill -9, crash), its enclave's threads run through the class's fallback
+// and the other enclaves go on. The next ghost-agent for that enclave
+// re-attaches without loading a second class, takes the dead agent's enclave
+// over in place and rediscovers its threads from their status words
+// (discovery.h). SIGUSR1 hands over (`ghost-agent --upgrade`: live upgrade).
+// SIGTERM of the last agent unloads the class; of any other, it returns its
+// enclave's threads to the fair class and leaves the class to the rest.
+// docs/AGENT_LIFECYCLE.md tells the whole story.
 //
 // Agents run as SCHED_FIFO threads pinned to their CPUs, so they outrank
 // every thread they schedule, as ghOSt's agents do.
@@ -54,6 +59,9 @@ ABSL_FLAG(std::string, policy, "fifo-centralized",
           "Scheduling policy: fifo-centralized, fifo-per-cpu, or none (the class alone: "
           "SCHED_EXT threads run in its FIFO).");
 ABSL_FLAG(std::string, cpus, "", "CPUs of the enclave, e.g. 0-3,6 (default: every CPU).");
+ABSL_FLAG(int, enclave, 0,
+          "The enclave this agent runs (ghost-run --enclave puts threads in it). One agent per "
+          "enclave; enclaves of different agents need disjoint --cpus.");
 ABSL_FLAG(int64_t, slice_us, 0,
           "Time slice in microseconds. fifo-centralized preempts a thread that ran longer "
           "when others wait; 0: threads run until they block or yield. With --policy=none: "
@@ -68,11 +76,12 @@ ABSL_FLAG(int, agent_priority, 50, "SCHED_FIFO priority of the agent threads (1.
 ABSL_FLAG(std::string, pin_dir, ghost::kDefaultPinDir,
           "bpffs directory where the class is pinned (its link and maps; ghost-run finds the "
           "enroll map there). A class pinned there by an earlier agent is re-attached.");
-ABSL_FLAG(std::string, lock_file, ghost::kDefaultAgentLock,
-          "Lock file (not on bpffs) that keeps a second agent from driving the class.");
+ABSL_FLAG(std::string, lock_dir, ghost::kDefaultLockDir,
+          "Directory (not on bpffs) of the agents' lock files: enclave-N.lock keeps a second "
+          "agent off enclave N, class.lock orders loading and unloading the class.");
 ABSL_FLAG(bool, upgrade, false,
-          "Live upgrade: ask the running ghost-agent to hand over (SIGUSR1), wait for it to "
-          "exit, then take over its class and threads.");
+          "Live upgrade: ask the running ghost-agent of --enclave to hand over (SIGUSR1), wait "
+          "for it to exit, then take over its enclave and threads.");
 ABSL_FLAG(int64_t, upgrade_timeout_ms, 10000, "How long --upgrade waits for the old agent.");
 ABSL_FLAG(bool, stats, false, "Print the class's and the agents' counters at exit.");
 
@@ -83,14 +92,30 @@ int Fail(int code, const std::string& msg) {
   return code;
 }
 
-// The pid holding the agent lock, or 0.
-pid_t LockHolder(const std::string& lock_file) {
-  FILE* f = fopen(lock_file.c_str(), "r");
-  if (f == nullptr) return 0;
-  int pid = 0;
-  if (fscanf(f, "%d", &pid) != 1) pid = 0;
-  fclose(f);
-  return pid;
+// The enclave other than `self` that already has one of `cpus` (and which
+// CPU), or -1.
+int EnclaveHolding(const ghost::BpfKernelSide& k, uint32_t self, const ghost::CpuList& cpus,
+                   int* which_cpu) {
+  for (uint32_t e = 0; e < GHOST_MAX_ENCLAVES; e++) {
+    const ghost_enclave_word& w = k.EnclaveWord(e);
+    if (e == self || !(__atomic_load_n(&w.flags, __ATOMIC_ACQUIRE) & GHOST_ENCLAVE_INUSE)) continue;
+    for (int cpu : cpus.ToVector()) {
+      if ((w.cpus[cpu / 64] >> (cpu % 64)) & 1) {
+        *which_cpu = cpu;
+        return static_cast<int>(e);
+      }
+    }
+  }
+  return -1;
+}
+
+// Agents of other enclaves that live (or are still leaving).
+std::vector<uint32_t> OtherLiveAgents(const ghost::AgentLockPaths& locks, uint32_t self) {
+  std::vector<uint32_t> live;
+  for (uint32_t e = 0; e < GHOST_MAX_ENCLAVES; e++) {
+    if (e != self && ghost::AgentLock::Held(locks.Enclave(e))) live.push_back(e);
+  }
+  return live;
 }
 
 }  // namespace
@@ -128,6 +153,12 @@ int main(int argc, char** argv) {
   if (priority < 1 || priority > 99) {
     return Fail(2, absl::StrFormat("--agent-priority=%d is out of range (1..99)", priority));
   }
+  const int enclave_flag = absl::GetFlag(FLAGS_enclave);
+  if (enclave_flag < 0 || enclave_flag >= GHOST_MAX_ENCLAVES) {
+    return Fail(2, absl::StrFormat("--enclave=%d is out of range (0..%d)", enclave_flag,
+                                   GHOST_MAX_ENCLAVES - 1));
+  }
+  const ghost::EnclaveId enclave_id = static_cast<ghost::EnclaveId>(enclave_flag);
   const int ncpus = static_cast<int>(sysconf(_SC_NPROCESSORS_CONF));
   ghost::CpuList cpus = ghost::CpuList::FirstN(ncpus);
   if (!absl::GetFlag(FLAGS_cpus).empty()) {
@@ -136,6 +167,21 @@ int main(int argc, char** argv) {
     cpus = *l;
   }
   if (absl::Status s = ghost::CheckSchedExtHost(); !s.ok()) return Fail(2, std::string(s.message()));
+  // A pin directory someone else made (bpffs's root is world-writable) is
+  // refused before anything is loaded; a missing one is made by Pin.
+  if (struct stat st; lstat(pin_dir.c_str(), &st) == 0) {
+    if (absl::Status s = ghost::CheckPinDir(pin_dir); !s.ok()) return Fail(2, std::string(s.message()));
+  }
+  // This process's own work (loading or verifying the class, the main loop)
+  // stays on its enclave's CPUs: it runs above the class, and must never
+  // take another enclave's CPUs from that enclave's threads. Agent threads
+  // pin themselves.
+  if (policy_name != "none") {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int cpu : cpus.ToVector()) CPU_SET(cpu, &set);
+    (void)sched_setaffinity(0, sizeof(set), &set);
+  }
 
   // Signals are taken synchronously (every thread inherits the mask), so
   // shutdown and hand-over are ordinary code paths.
@@ -146,32 +192,50 @@ int main(int argc, char** argv) {
   sigaddset(&sigs, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-  // One agent at a time drives the class; the kernel drops a dead one's lock.
-  const std::string lock_file = absl::GetFlag(FLAGS_lock_file);
-  absl::StatusOr<ghost::AgentLock> lock = ghost::AgentLock::Acquire(lock_file);
+  // One agent per enclave; the kernel drops a dead one's lock.
+  const ghost::AgentLockPaths locks = {.dir = absl::GetFlag(FLAGS_lock_dir)};
+  const std::string enclave_lock = locks.Enclave(enclave_id);
+  const ghost::ClassPins pins = {.dir = pin_dir};
+  absl::StatusOr<ghost::AgentLock> lock = ghost::AgentLock::Acquire(enclave_lock);
   if (!lock.ok() && absl::IsAlreadyExists(lock.status()) && absl::GetFlag(FLAGS_upgrade)) {
-    pid_t old = LockHolder(lock_file);
-    if (old <= 0) return Fail(2, absl::StrCat("--upgrade: no agent pid in ", lock_file));
+    // The class is re-attached (its syscall programs verified) only after the
+    // old agent has gone: meanwhile the enclave's threads run through the
+    // fallback, while verifying beside a live agent could hold the CPUs it
+    // leaves them (a fair-class task outranks them) for seconds.
+    pid_t old = ghost::AgentLock::Holder(enclave_lock);
+    if (old <= 0) return Fail(2, absl::StrCat("--upgrade: no agent pid in ", enclave_lock));
     if (kill(old, SIGUSR1) != 0) {
       return Fail(2, absl::StrFormat("--upgrade: cannot signal the running agent (pid %d): %s", old,
                                      strerror(errno)));
     }
     lock = ghost::AgentLock::AcquireWithin(
-        lock_file, static_cast<int>(absl::GetFlag(FLAGS_upgrade_timeout_ms)));
+        enclave_lock, static_cast<int>(absl::GetFlag(FLAGS_upgrade_timeout_ms)));
   }
   if (!lock.ok()) {
-    bool refused = absl::IsAlreadyExists(lock.status()) || absl::IsInvalidArgument(lock.status());
-    return Fail(refused ? 2 : 1, std::string(lock.status().message()));
+    bool refused = absl::IsAlreadyExists(lock.status()) || absl::IsInvalidArgument(lock.status()) ||
+                   absl::IsFailedPrecondition(lock.status());
+    return Fail(refused ? 2 : 1, absl::IsAlreadyExists(lock.status())
+                                     ? absl::StrFormat("enclave %d: %s", enclave_id,
+                                                       lock.status().message())
+                                     : std::string(lock.status().message()));
   }
 
-  const ghost::ClassPins pins = {.dir = pin_dir};
+  // Loading, re-attaching, taking an enclave over and leaving are done one
+  // agent at a time: whoever leaves last must know it is last.
+  absl::StatusOr<ghost::AgentLock> class_lock =
+      ghost::AgentLock::AcquireWithin(locks.Class(), 60000);
+  if (!class_lock.ok()) {
+    return Fail(1, absl::StrCat("the class lock: ", class_lock.status().message()));
+  }
   ghost::ClassProbe probe = ghost::ProbeClass(pins);
   ghost::ClassFound found = ghost::Classify(probe);
   std::unique_ptr<ghost::BpfClass> cls;
   if (found == ghost::ClassFound::kPinned) {
     absl::StatusOr<std::unique_ptr<ghost::BpfClass>> c = ghost::BpfClass::Reattach(pins);
-    if (!c.ok()) {  // FailedPrecondition: another ABI
-      return Fail(absl::IsFailedPrecondition(c.status()) ? 2 : 1,
+    if (!c.ok()) {  // another ABI, or pins that are not safely ours: refused
+      return Fail(absl::IsFailedPrecondition(c.status()) || absl::IsPermissionDenied(c.status())
+                      ? 2
+                      : 1,
                   std::string(c.status().message()));
     }
     cls = std::move(*c);
@@ -184,16 +248,19 @@ int main(int argc, char** argv) {
     if (!c.ok()) return Fail(1, std::string(c.status().message()));
     cls = std::move(*c);
     if (absl::Status s = cls->Attach(); !s.ok()) return Fail(1, std::string(s.message()));
-    if (absl::Status s = cls->Pin(pins); !s.ok()) return Fail(1, std::string(s.message()));
+    if (absl::Status s = cls->Pin(pins); !s.ok()) {
+      return Fail(absl::IsFailedPrecondition(s) ? 2 : 1, std::string(s.message()));
+    }
   }
   const bool reattached = cls->reattached();
   absl::StatusOr<std::unique_ptr<ghost::BpfKernelSide>> kernel =
       ghost::BpfKernelSide::Create(std::move(cls));
   if (!kernel.ok()) return Fail(1, std::string(kernel.status().message()));
+  (*kernel)->set_agent_enclave(enclave_id);
   struct ghost_bpf* skel = (*kernel)->bpf_class().skel();
-  // A re-attached class runs threads a previous agent enrolled: if this
-  // agent fails to start, it leaves the class running (its fallback keeps
-  // the threads going) for the next one, instead of unloading it.
+  // A re-attached class runs threads of other agents (and maybe of a dead
+  // one of this enclave): if this agent fails to start, it leaves the class
+  // running (its fallback keeps the threads going), as a crash would.
   absl::Cleanup keep_class_on_failure = [&] {
     if (reattached) (*kernel)->bpf_class().Release();
   };
@@ -207,11 +274,29 @@ int main(int argc, char** argv) {
                          "(%u ms; --kernel-timeout-ms applies only to a new load)",
                          watchdog_ms, ci.max_watchdog_ms, ci.kernel_timeout_ms));
     }
-    absl::StatusOr<std::vector<ghost::EnclaveId>> old = (*kernel)->ClearPreviousAgent();
-    if (!old.ok()) return Fail(1, std::string(old.status().message()));
-    absl::PrintF("ghost-agent: re-attached to the class pinned at %s (no new load); replaced %d "
-                 "enclave(s) of the previous agent\n",
-                 pin_dir, old->size());
+  }
+  // Another enclave's CPUs are never taken, nor touched: refused before
+  // anything of the previous agent of this enclave changes.
+  if (int cpu = -1, other = EnclaveHolding(**kernel, enclave_id, cpus, &cpu);
+      policy_name != "none" && other >= 0) {
+    pid_t holder = ghost::AgentLock::Held(locks.Enclave(other))
+                       ? ghost::AgentLock::Holder(locks.Enclave(other))
+                       : 0;
+    return Fail(2, absl::StrFormat(
+                       "--cpus=%s: CPU %d belongs to enclave %d, %s", cpus.ToString(), cpu, other,
+                       holder > 0 ? absl::StrFormat("whose agent (pid %d) is running", holder)
+                                  : absl::StrFormat("whose agent is gone (restart it with "
+                                                    "--enclave=%d, or stop it)", other)));
+  }
+  bool took_over = false;
+  if (reattached) {
+    absl::StatusOr<bool> had = (*kernel)->ClearPreviousAgent(enclave_id);
+    if (!had.ok()) return Fail(1, std::string(had.status().message()));
+    took_over = *had;
+    absl::PrintF("ghost-agent: re-attached to the class pinned at %s (no new load); %s\n", pin_dir,
+                 took_over ? absl::StrFormat("taking enclave %d over from its previous agent",
+                                             enclave_id)
+                           : absl::StrFormat("enclave %d is new", enclave_id));
   }
 
   std::unique_ptr<ghost::Enclave> enclave;
@@ -220,25 +305,8 @@ int main(int argc, char** argv) {
   std::vector<std::thread> threads;
   std::atomic<int> thread_errors{0};
   int rediscovered = 0;
-  if (policy_name != "none") {
-    absl::StatusOr<std::unique_ptr<ghost::Enclave>> e = ghost::Enclave::Create(**kernel, {
-        .cpus = cpus,
-        .watchdog_ms = static_cast<uint32_t>(watchdog_ms),
-    });
-    if (!e.ok()) {
-      return Fail(absl::IsInvalidArgument(e.status()) ? 2 : 1, std::string(e.status().message()));
-    }
-    enclave = std::move(*e);
-    absl::StatusOr<std::unique_ptr<ghost::Policy>> p = ghost::MakePolicy(
-        {.name = policy_name, .slice = absl::Microseconds(slice_us)}, *enclave);
-    if (!p.ok()) return Fail(2, std::string(p.status().message()));
-    policy = std::move(*p);
-    if (reattached) {
-      rediscovered = ghost::TakeOverThreads(**kernel, *enclave, *policy);
-      absl::PrintF("ghost-agent: rediscovered %d thread(s) of enclave %d from status words\n",
-                   rediscovered, enclave->id());
-    }
-    (*kernel)->ReleasePreviousQueues();
+  uint64_t discarded = 0;
+  auto start_agents = [&] {
     for (ghost::Agent* agent : policy->agents()) {
       threads.emplace_back([agent, priority, &stop, &thread_errors, k = kernel->get()] {
         absl::Status s = ghost::BecomeAgentThread(*k, *agent, priority);
@@ -250,15 +318,102 @@ int main(int argc, char** argv) {
         agent->Run(stop);
       });
     }
+  };
+  const ghost::PolicyOptions policy_opts = {.name = policy_name,
+                                            .slice = absl::Microseconds(slice_us)};
+  if (policy_name != "none") {
+    absl::StatusOr<std::unique_ptr<ghost::Enclave>> e = ghost::Enclave::Create(**kernel, {
+        .id = enclave_id,
+        .cpus = cpus,
+        .watchdog_ms = static_cast<uint32_t>(watchdog_ms),
+    });
+    if (!e.ok()) {
+      return Fail(absl::IsInvalidArgument(e.status()) || absl::IsAlreadyExists(e.status()) ? 2 : 1,
+                  std::string(e.status().message()));
+    }
+    enclave = std::move(*e);
+    absl::StatusOr<std::unique_ptr<ghost::Policy>> p = ghost::MakePolicy(policy_opts, *enclave);
+    if (!p.ok()) return Fail(2, std::string(p.status().message()));
+    policy = std::move(*p);
+    if (reattached) {
+      // Our default queue is set: the previous agent's queues can go, and
+      // its threads (status words) are ours.
+      absl::StatusOr<uint64_t> d = (*kernel)->RetirePreviousQueues(enclave_id);
+      if (!d.ok()) return Fail(1, std::string(d.status().message()));
+      discarded = *d;
+      ghost::TakeOverResult r = ghost::TakeOverThreads(
+          **kernel, *enclave, *policy, [&] { discarded += (*kernel)->DrainRetiredQueues(); });
+      rediscovered = r.taken;
+      absl::PrintF("ghost-agent: rediscovered %d thread(s) of enclave %d from status words "
+                   "(%d unread message(s) of the previous agent discarded; %d gone, %d "
+                   "retried, %d missed)\n",
+                   rediscovered, enclave->id(), discarded, r.gone, r.retried, r.missed);
+    }
+    (*kernel)->ReleasePreviousQueues();
+    start_agents();
+    // Our agents run: the class waits for them (heartbeats, below), and takes
+    // them as gone if this process stops (SIGSTOP) or dies.
+    (void)(*kernel)->SetAgentAbsent(enclave_id, false);
     absl::PrintF("ghost-agent: policy %s on enclave %d (CPUs %s), %d agent thread(s)\n",
                  policy_name, enclave->id(), cpus.ToString(), threads.size());
   } else {
+    if (took_over) {
+      // The class alone: the previous agent's enclave goes, its threads run
+      // in the class's FIFO.
+      absl::StatusOr<uint64_t> d = (*kernel)->RetirePreviousQueues(enclave_id);
+      if (!d.ok()) return Fail(1, std::string(d.status().message()));
+      (void)(*kernel)->DestroyEnclave(enclave_id);
+    }
     (*kernel)->ReleasePreviousQueues();
     absl::PrintF("ghost-agent: class 'ghost' %s, no policy: SCHED_EXT threads run in its FIFO\n",
                  reattached ? "re-attached" : "attached");
   }
+  class_lock->Unlock();
   fflush(stdout);
-  std::move(keep_class_on_failure).Cancel();  // started: SIGTERM unloads as usual
+  std::move(keep_class_on_failure).Cancel();  // started: SIGTERM leaves as usual
+  // What this agent is judged on: runs of its enclave the fallback made, and
+  // messages lost from its queues, after its agents started.
+  const uint64_t fallback_at_start = skel->bss->enclave_runs[enclave_id][ghost::kRunFallback];
+  auto messages_lost = [&] {
+    uint64_t n = 0;
+    if (enclave) {
+      for (ghost::QueueId q : enclave->queues()) n += (*kernel)->QueueWord(q).dropped;
+    }
+    return n;
+  };
+  // Messages lost from our queues (they overflowed while this process was
+  // stopped, or its agents fell far behind) leave the policy's view stale for
+  // good: a lost TASK_DEAD or CPU_AVAILABLE would keep a CPU from it forever.
+  // The agents then start afresh from the status words, as a successor would
+  // (the enclave and its default queue stay; the fallback runs the threads
+  // meanwhile).
+  uint64_t lost_seen = 0, lost_before = 0;  // lost_before: in queues since replaced
+  int resyncs = 0;
+  auto resync = [&]() -> absl::Status {
+    (void)(*kernel)->SetAgentAbsent(enclave_id, true);
+    stop = true;
+    for (std::thread& t : threads) t.join();
+    threads.clear();
+    stop = false;
+    (*kernel)->ForgetAgentThreads(enclave_id);
+    policy.reset();
+    lost_before += messages_lost() - lost_seen;
+    enclave->DestroyQueuesButDefault();
+    (void)(*kernel)->ConsumeQueue(enclave->default_queue(), [](const ghost_msg&) {});
+    absl::StatusOr<std::unique_ptr<ghost::Policy>> p = ghost::MakePolicy(policy_opts, *enclave);
+    if (!p.ok()) return p.status();
+    policy = std::move(*p);
+    ghost::TakeOverResult r = ghost::TakeOverThreads(**kernel, *enclave, *policy);
+    start_agents();
+    (void)(*kernel)->SetAgentAbsent(enclave_id, false);
+    resyncs++;
+    lost_seen = messages_lost();
+    absl::PrintF("ghost-agent: %d message(s) were lost from enclave %d's queues: its agents "
+                 "started again from the status words (%d thread(s))\n",
+                 lost_before, enclave_id, r.taken);
+    fflush(stdout);
+    return absl::OkStatus();
+  };
 
   int code = 0;
   bool handover = false;
@@ -266,6 +421,7 @@ int main(int argc, char** argv) {
   for (;;) {
     struct timespec poll = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
     int sig = sigtimedwait(&sigs, nullptr, &poll);
+    if (enclave) (*kernel)->Heartbeat(enclave_id);
     if (absl::Status h = (*kernel)->Health(); !h.ok()) {
       code = Fail(1, std::string(h.message()));
       // What every CPU and waiting thread looked like, with the class's own
@@ -295,16 +451,28 @@ int main(int argc, char** argv) {
       code = 1;
       break;
     }
+    if (enclave && leaving_since == absl::InfiniteFuture() && messages_lost() > lost_seen) {
+      if (absl::Status s = resync(); !s.ok()) {
+        code = Fail(1, absl::StrCat("starting the agents again: ", s.message()));
+        break;
+      }
+    }
     if (sig == SIGINT || sig == SIGTERM) {
-      absl::PrintF("ghost-agent: %s: detaching\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      absl::PrintF("ghost-agent: %s: detaching from enclave %d\n",
+                   sig == SIGINT ? "SIGINT" : "SIGTERM", enclave_id);
       break;
     }
     if (sig == SIGUSR1) {
-      absl::PrintF("ghost-agent: SIGUSR1: handing over, the class stays pinned at %s\n", pin_dir);
+      absl::PrintF("ghost-agent: SIGUSR1: handing over enclave %d; the class stays pinned at %s\n",
+                   enclave_id, pin_dir);
       handover = true;
       break;
     }
   }
+  const uint64_t fallback_at_end = skel->bss->enclave_runs[enclave_id][ghost::kRunFallback];
+  // Handing over: from now on the enclave's threads do not wait for agents
+  // that are stopping (the fallback runs them until the successor's run).
+  if (handover && enclave) (void)(*kernel)->SetAgentAbsent(enclave_id, true);
   stop = true;
   for (std::thread& t : threads) t.join();
   if (absl::GetFlag(FLAGS_stats)) {
@@ -314,8 +482,9 @@ int main(int argc, char** argv) {
                  skel->bss->nr_enqueued, skel->bss->nr_dispatched, skel->bss->nr_direct,
                  ci.fallback_runs, ci.msgs_dropped, (*kernel)->commit_syscalls(),
                  skel->bss->tid_index_failures);
-    absl::PrintF("ghost-agent: lifecycle: reattached=%d rediscovered=%d\n", reattached ? 1 : 0,
-                 rediscovered);
+    absl::PrintF("ghost-agent: lifecycle: reattached=%d took_over=%d rediscovered=%d "
+                 "discarded=%d resyncs=%d\n",
+                 reattached ? 1 : 0, took_over ? 1 : 0, rediscovered, discarded, resyncs);
     absl::PrintF(
         "ghost-agent: runs: committed=%d fallback=%d resumed=%d starved_cpu=%d "
         "(pinned there %d)\n",
@@ -329,6 +498,18 @@ int main(int argc, char** argv) {
     }
     absl::PrintF("ghost-agent: transactions: watchdog_moves=%d%s\n", skel->bss->nr_watchdog_moves,
                  results);
+    if (enclave) {
+      // This enclave alone (other agents share the class-wide counters).
+      const __u64* runs = skel->bss->enclave_runs[enclave_id];
+      const uint64_t dropped = lost_before + messages_lost() - lost_seen;
+      absl::PrintF("ghost-agent: enclave %d: runs committed=%d fallback=%d resumed=%d "
+                   "starved_cpu=%d, longest wait %d us; while this agent ran: fallback runs %d, "
+                   "messages dropped %d\n",
+                   enclave_id, runs[ghost::kRunCommitted], runs[ghost::kRunFallback],
+                   runs[ghost::kRunResumed], runs[ghost::kRunStarved],
+                   skel->bss->enclave_wait_max_ns[enclave_id] / 1000,
+                   fallback_at_end - fallback_at_start, dropped);
+    }
     if (policy) {
       if (std::string line = policy->StatsLine(); !line.empty()) {
         absl::PrintF("ghost-agent: policy %s: %s\n", policy->name(), line);
@@ -341,10 +522,40 @@ int main(int argc, char** argv) {
       }
     }
   }
+  if (handover) {
+    // The enclave, its queues and the class stay for the successor, which
+    // takes them over in place; nothing shared is written after this.
+    if (enclave) enclave->Release();
+    policy.reset();
+    enclave.reset();
+    (*kernel)->bpf_class().Release();
+    kernel->reset();
+    fflush(stdout);
+    return code;
+  }
+  // Leaving: the class goes with the last agent. The class lock keeps a
+  // starting agent from re-attaching to a class being unloaded, and two
+  // agents leaving at once from each leaving it to the other.
+  class_lock = ghost::AgentLock::AcquireWithin(locks.Class(), 60000);
+  std::vector<uint32_t> others = OtherLiveAgents(locks, enclave_id);
+  const bool last = class_lock.ok() && others.empty() && (*kernel)->Health().ok();
+  if (!last && (*kernel)->Health().ok()) {
+    // Its threads return to the fair class, as an unloaded class would send
+    // them; the enclave and its queues go; the other agents keep the class.
+    int returned = enclave ? ghost::ReturnToFairClass((*kernel)->StatusWords(), enclave_id) : 0;
+    policy.reset();
+    enclave.reset();
+    (*kernel)->ForgetAgentThreads(enclave_id);
+    (*kernel)->bpf_class().Release();
+    absl::PrintF("ghost-agent: enclave %d closed (%d thread(s) back to the fair class); the class "
+                 "stays for the agent(s) of enclave(s) %s\n",
+                 enclave_id, returned, absl::StrJoin(others, ","));
+  }
   policy.reset();
   enclave.reset();
-  if (handover) (*kernel)->bpf_class().Release();  // the successor re-attaches
-  kernel->reset();  // unpins and detaches the class, unless handed over
+  kernel->reset();  // the last agent: unpins and detaches the class
+  // Our enclave lock before the class lock: whoever leaves next must see us gone.
+  lock->Unlock();
   fflush(stdout);
   return code;
 }

@@ -1,6 +1,7 @@
 // ghost-run: runs a command (and every thread and child it makes) as SCHED_EXT
 // threads in an enclave of the running ghost class, or moves an existing
-// process there with --pid.
+// process there with --pid. Its affinity is narrowed to the enclave's CPUs
+// (ConfineToCpus), so the enclave's threads stay off other enclaves' CPUs.
 //
 //   ghost-run [--enclave=N] -- CMD [ARGS...]
 //   ghost-run [--enclave=N] --pid=PID
@@ -78,9 +79,11 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<ghost::Enrollment> enrollment = ghost::Enrollment::Open(absl::GetFlag(FLAGS_pin_dir));
   if (!enrollment.ok()) return Fail(2, std::string(enrollment.status().message()));
+  absl::StatusOr<ghost::CpuList> cpus = enrollment->EnclaveCpus(enclave);
+  if (!cpus.ok()) return Fail(2, std::string(cpus.status().message()));
 
   if (pid > 0) {
-    absl::StatusOr<int> n = ghost::MoveProcess(*enrollment, pid, enclave);
+    absl::StatusOr<int> n = ghost::MoveProcess(*enrollment, pid, enclave, *cpus);
     if (!n.ok()) return Fail(1, std::string(n.status().message()));
     absl::PrintF("ghost-run: moved %d threads of process %d into enclave %d\n", *n, pid, enclave);
     return 0;
@@ -89,6 +92,7 @@ int main(int argc, char** argv) {
   if (absl::Status s = enrollment->Enroll(getpid(), enclave); !s.ok()) {
     return Fail(1, std::string(s.message()));
   }
+  ghost::ConfineToCpus(0, *cpus);  // the command and everything it starts
   sched_param p = {.sched_priority = 0};
   if (sched_setscheduler(0, ghost::kSchedExt, &p) != 0) {
     return Fail(1, absl::StrFormat("switching to SCHED_EXT: %s", strerror(errno)));

@@ -42,6 +42,17 @@ absl::StatusOr<EnclaveId> SimKernelSide::CreateEnclave(const EnclaveOptions& opt
   if (enclaves_.size() >= GHOST_MAX_ENCLAVES) {
     return absl::ResourceExhaustedError("too many enclaves");
   }
+  if (opts.id != GHOST_ENCLAVE_NONE) {
+    // A named enclave: numbers the simulation has not used yet (its events
+    // are keyed by number, so a destroyed one is not reused).
+    if (opts.id >= GHOST_MAX_ENCLAVES) {
+      return absl::InvalidArgumentError(absl::StrCat("no enclave ", opts.id));
+    }
+    if (opts.id < enclaves_.size()) {
+      return absl::AlreadyExistsError(absl::StrCat("enclave ", opts.id, " was already made"));
+    }
+    enclaves_.resize(opts.id);  // numbers skipped stay unused
+  }
   const EnclaveId id = static_cast<EnclaveId>(enclaves_.size());
   Enclave e;
   e.in_use = true;

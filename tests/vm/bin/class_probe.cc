@@ -3,11 +3,14 @@
 // bench_workloads).
 //
 //   class_probe [--pin-dir=D] --print          abi=N fallback_runs=N committed=N
-//                                              bss_nr_cpus=N runs_by_agent=N runs_by_fallback=N
-//                                              runs_resumed=N watchdog_moves=N starved_runs=N
-//                                              fifo_placements=N live_threads=N
+//                                              bss_nr_cpus=N msgs_dropped=N runs_by_agent=N
+//                                              runs_by_fallback=N runs_resumed=N
+//                                              watchdog_moves=N starved_runs=N
+//                                              starved_pinned=N fifo_placements=N
+//                                              live_threads=N
 //                                              (committed: transactions that ran, class-wide;
 //                                              bss_nr_cpus: set by ops.init in the class's .bss;
+//                                              msgs_dropped: class-wide, since the load;
 //                                              runs_*: runs of enclave threads by who placed
 //                                              them; watchdog_moves, starved_runs: why the
 //                                              fallback ran them (waited --watchdog-ms, or
@@ -20,15 +23,29 @@
 //   class_probe --watch-pid=PID                until PID exits, sample its threads'
 //                                              ext.enabled every 20 ms; exit 1 if
 //                                              any live thread was ever off sched_ext
+//   class_probe --print --enclave=N            also enclave N alone: e_committed= e_fallback=
+//                                              e_resumed= e_starved= (runs by who placed
+//                                              them: run_stats.bpf.h),
+//                                              e_wait_max_us= (longest wait of a runnable
+//                                              thread for a CPU), e_dropped= (messages lost
+//                                              from its queues in use), e_queues=,
+//                                              with --count-threads e_threads= (its live
+//                                              threads, from the status words; slow)
+//   class_probe --reset-wait-max --enclave=N   e_wait_max_us starts again from 0 (prints
+//                                              the value it had)
+//   class_probe --find-pid=PID                 the enclave PID's status word names, or
+//                                              "none" (not delegated to any agent)
 #include <linux/types.h>
 #include <bpf/bpf.h>
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <fstream>
 #include <string>
 #include <type_traits>
@@ -50,6 +67,10 @@ ABSL_FLAG(std::string, pin_dir, ghost::kDefaultPinDir, "Where the class is pinne
 ABSL_FLAG(bool, print, false, "Print the class's ABI version and counters.");
 ABSL_FLAG(int, set_abi, -1, "Overwrite the class's published ABI version (tests the check).");
 ABSL_FLAG(int, watch_pid, 0, "Watch this process's threads until it exits.");
+ABSL_FLAG(int, enclave, -1, "With --print or --reset-wait-max: this enclave's own counters.");
+ABSL_FLAG(bool, reset_wait_max, false, "Reset the enclave's longest wait (see --enclave).");
+ABSL_FLAG(int, find_pid, 0, "Which enclave this thread's status word names.");
+ABSL_FLAG(bool, count_threads, false, "With --print --enclave: count its live threads (slow).");
 
 namespace {
 
@@ -132,10 +153,70 @@ absl::StatusOr<int> LiveThreads(const ghost::ClassPins& pins) {
 
 }  // namespace
 
+using Bss = std::remove_pointer_t<decltype(ghost_bpf::bss)>;
+
+// The class's .bss, mmapped from its pin (global data maps are mmapable), so
+// single words can be exchanged atomically while the class runs.
+Bss* MapBss(const ghost::ClassPins& pins, std::string* err) {
+  std::string path = pins.Map("ghost_bpf.bss");
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    *err = absl::StrCat("cannot open ", path, ": ", strerror(errno));
+    return nullptr;
+  }
+  size_t page = sysconf(_SC_PAGESIZE), len = (sizeof(Bss) + page - 1) / page * page;
+  void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (m == MAP_FAILED) {
+    *err = absl::StrCat("cannot map ", path, ": ", strerror(errno));
+    return nullptr;
+  }
+  return static_cast<Bss*>(m);
+}
+
+// Queue words and enclave words, read through their pins.
+template <typename T>
+bool ReadArray(const ghost::ClassPins& pins, const char* name, std::vector<T>& out) {
+  int fd = bpf_obj_get(pins.Map(name).c_str());
+  if (fd < 0) return false;
+  for (__u32 i = 0; i < out.size(); i++) {
+    if (bpf_map_lookup_elem(fd, &i, &out[i]) != 0) {
+      close(fd);
+      return false;
+    }
+  }
+  close(fd);
+  return true;
+}
+
 int main(int argc, char** argv) {
   ghost::ParseFlagsOrExit(argc, argv, "usage: class_probe [--print | --set-abi=N | --watch-pid=P]");
   if (int pid = absl::GetFlag(FLAGS_watch_pid); pid > 0) return Watch(pid);
   const ghost::ClassPins pins = {.dir = absl::GetFlag(FLAGS_pin_dir)};
+  const int enclave = absl::GetFlag(FLAGS_enclave);
+  if (enclave >= GHOST_MAX_ENCLAVES) return Fail("--enclave out of range");
+  if (int pid = absl::GetFlag(FLAGS_find_pid); pid > 0) {
+    std::vector<ghost_status_word> words(GHOST_MAX_THREADS);
+    if (!ReadArray(pins, "status_words", words)) return Fail("cannot read the status words");
+    for (const ghost_status_word& w : words) {
+      if ((w.flags & GHOST_SW_INUSE) && !(w.flags & GHOST_SW_DEAD) &&
+          w.pid == static_cast<__u32>(pid)) {
+        absl::PrintF("%d\n", w.enclave);
+        return 0;
+      }
+    }
+    absl::PrintF("none\n");
+    return 0;
+  }
+  if (absl::GetFlag(FLAGS_reset_wait_max)) {
+    if (enclave < 0) return Fail("--reset-wait-max needs --enclave");
+    std::string err;
+    Bss* bss = MapBss(pins, &err);
+    if (bss == nullptr) return Fail(err);
+    uint64_t old = __atomic_exchange_n(&bss->enclave_wait_max_ns[enclave], 0, __ATOMIC_SEQ_CST);
+    absl::PrintF("e_wait_max_us=%d\n", old / 1000);
+    return 0;
+  }
   std::string path = pins.Map("class_info");
   int fd = bpf_obj_get(path.c_str());
   if (fd < 0) return Fail(absl::StrCat("cannot open ", path, ": ", strerror(errno)));
@@ -150,7 +231,6 @@ int main(int argc, char** argv) {
   }
   if (absl::GetFlag(FLAGS_print)) {
     // The class's global counters, from its pinned .bss (the skeleton's layout).
-    using Bss = std::remove_pointer_t<decltype(ghost_bpf::bss)>;
     Bss bss;
     memset(&bss, 0, sizeof(bss));
     std::string bss_path = pins.Map("ghost_bpf.bss");
@@ -165,14 +245,42 @@ int main(int argc, char** argv) {
     memcpy(&bss, raw.data(), std::min(raw.size(), sizeof(bss)));
     absl::StatusOr<int> live = LiveThreads(pins);
     if (!live.ok()) return Fail(std::string(live.status().message()));
-    absl::PrintF("abi=%d fallback_runs=%d committed=%d bss_nr_cpus=%d runs_by_agent=%d "
-                 "runs_by_fallback=%d runs_resumed=%d watchdog_moves=%d starved_runs=%d "
-                 "starved_pinned=%d fifo_placements=%d live_threads=%d\n",
+    absl::PrintF("abi=%d fallback_runs=%d committed=%d bss_nr_cpus=%d msgs_dropped=%d "
+                 "runs_by_agent=%d runs_by_fallback=%d runs_resumed=%d watchdog_moves=%d "
+                 "starved_runs=%d starved_pinned=%d fifo_placements=%d live_threads=%d\n",
                  ci.abi_version, ci.fallback_runs, bss.nr_txn_results[GHOST_TXN_COMMITTED],
-                 bss.nr_cpus, bss.nr_runs_committed, bss.nr_runs_fallback, bss.nr_runs_resumed,
-                 bss.nr_watchdog_moves, bss.nr_starved_runs, bss.nr_starved_runs_pinned,
-                 bss.nr_enqueued + bss.nr_direct,
+                 bss.nr_cpus, ci.msgs_dropped, bss.nr_runs_committed, bss.nr_runs_fallback,
+                 bss.nr_runs_resumed, bss.nr_watchdog_moves, bss.nr_starved_runs,
+                 bss.nr_starved_runs_pinned, bss.nr_enqueued + bss.nr_direct,
                  *live);
+    if (enclave >= 0) {
+      std::vector<ghost_queue_word> queues(GHOST_MAX_QUEUES);
+      if (!ReadArray(pins, "queue_words", queues)) return Fail("cannot read the queue words");
+      uint64_t dropped = 0;
+      int n = 0;
+      for (const ghost_queue_word& q : queues) {
+        if ((q.flags & GHOST_QUEUE_INUSE) && q.enclave == static_cast<__u32>(enclave)) {
+          dropped += q.dropped;
+          n++;
+        }
+      }
+      int threads = -1;  // reading every status word is slow: only when asked
+      if (absl::GetFlag(FLAGS_count_threads)) {
+        std::vector<ghost_status_word> words(GHOST_MAX_THREADS);
+        if (!ReadArray(pins, "status_words", words)) return Fail("cannot read the status words");
+        threads = 0;
+        for (const ghost_status_word& w : words) {
+          threads += (w.flags & GHOST_SW_INUSE) && !(w.flags & GHOST_SW_DEAD) &&
+                     w.enclave == static_cast<__u32>(enclave);
+        }
+      }
+      const __u64* runs = bss.enclave_runs[enclave];
+      absl::PrintF("e_committed=%d e_fallback=%d e_resumed=%d e_starved=%d e_wait_max_us=%d "
+                   "e_dropped=%d e_queues=%d e_threads=%d\n",
+                   runs[ghost::kRunCommitted], runs[ghost::kRunFallback],
+                   runs[ghost::kRunResumed], runs[ghost::kRunStarved],
+                   bss.enclave_wait_max_ns[enclave] / 1000, dropped, n, threads);
+    }
   }
   return 0;
 }

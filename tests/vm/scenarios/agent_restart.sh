@@ -75,8 +75,9 @@ done
 seq1=$(enable_seq)
 pass "agent attached and pinned the class (enable_seq $seq1)"
 
-# Long enough to outlive the first agent and reach the second.
-ghost-run -- workers --threads 4 --bursts 600 --burst-us 2000 --sleep-us 2000 --nosched-ext \
+# Long enough to outlive the first agent and reach the second (with the agent
+# gone the class runs the enclave at FIFO speed: 600 bursts were done too soon).
+ghost-run -- workers --threads 4 --bursts 1500 --burst-us 2000 --sleep-us 2000 --nosched-ext \
   >/tmp/w1.log 2>&1 &
 w1=$!
 wait_ext $w1 4 || fail "ghost-run workload not in sched_ext"
