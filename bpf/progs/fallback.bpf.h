@@ -37,6 +37,7 @@ __u64 nr_watchdog_moves;         /* parked threads handed to the fallback */
 __u64 nr_watchdog_kicks;
 __u64 nr_starved_runs;           /* parked threads run on a CPU the ext server lent us */
 __u64 nr_starved_runs_pinned;    /* ... of them allowed on that CPU only */
+__u64 nr_starved_runs_agent_cpu; /* ... of them on a global agent's home CPU */
 /* Per CPU, for the debug dump: dispatch runs, those on a CPU a higher class
  * holds (lent by the ext server), and those that found nothing to run. */
 __u64 cpu_dispatches[GHOST_MAX_CPUS], cpu_last_dispatch_ns[GHOST_MAX_CPUS];
@@ -180,6 +181,8 @@ static __always_inline bool run_parked_here(__u32 cpu)
 				__sync_fetch_and_add(&nr_starved_runs, 1);
 				if (p->nr_cpus_allowed == 1)
 					__sync_fetch_and_add(&nr_starved_runs_pinned, 1);
+				if (cpu_home_of_global_agent(cpu))
+					__sync_fetch_and_add(&nr_starved_runs_agent_cpu, 1);
 				if (t) {
 					t->state = GT_QUEUED;
 					t->fallback = FALLBACK_STARVED;

@@ -487,9 +487,10 @@ int main(int argc, char** argv) {
                  reattached ? 1 : 0, took_over ? 1 : 0, rediscovered, discarded, resyncs);
     absl::PrintF(
         "ghost-agent: runs: committed=%d fallback=%d resumed=%d starved_cpu=%d "
-        "(pinned there %d)\n",
+        "(pinned there %d, on a global agent's CPU %d)\n",
         skel->bss->nr_runs_committed, skel->bss->nr_runs_fallback, skel->bss->nr_runs_resumed,
-        skel->bss->nr_starved_runs, skel->bss->nr_starved_runs_pinned);
+        skel->bss->nr_starved_runs, skel->bss->nr_starved_runs_pinned,
+        skel->bss->nr_starved_runs_agent_cpu);
     std::string results;
     for (uint32_t r = 0; r <= GHOST_TXN_RESULT_LAST; ++r) {
       if (uint64_t n = skel->bss->nr_txn_results[r]; n != 0) {

@@ -6,7 +6,8 @@
 //                                              bss_nr_cpus=N msgs_dropped=N runs_by_agent=N
 //                                              runs_by_fallback=N runs_resumed=N
 //                                              watchdog_moves=N starved_runs=N
-//                                              starved_pinned=N fifo_placements=N
+//                                              starved_pinned=N starved_agent_cpu=N
+//                                              fifo_placements=N
 //                                              live_threads=N
 //                                              (committed: transactions that ran, class-wide;
 //                                              bss_nr_cpus: set by ops.init in the class's .bss;
@@ -247,11 +248,13 @@ int main(int argc, char** argv) {
     if (!live.ok()) return Fail(std::string(live.status().message()));
     absl::PrintF("abi=%d fallback_runs=%d committed=%d bss_nr_cpus=%d msgs_dropped=%d "
                  "runs_by_agent=%d runs_by_fallback=%d runs_resumed=%d watchdog_moves=%d "
-                 "starved_runs=%d starved_pinned=%d fifo_placements=%d live_threads=%d\n",
+                 "starved_runs=%d starved_pinned=%d starved_agent_cpu=%d fifo_placements=%d "
+                 "live_threads=%d\n",
                  ci.abi_version, ci.fallback_runs, bss.nr_txn_results[GHOST_TXN_COMMITTED],
                  bss.nr_cpus, ci.msgs_dropped, bss.nr_runs_committed, bss.nr_runs_fallback,
                  bss.nr_runs_resumed, bss.nr_watchdog_moves, bss.nr_starved_runs,
-                 bss.nr_starved_runs_pinned, bss.nr_enqueued + bss.nr_direct,
+                 bss.nr_starved_runs_pinned, bss.nr_starved_runs_agent_cpu,
+                 bss.nr_enqueued + bss.nr_direct,
                  *live);
     if (enclave >= 0) {
       std::vector<ghost_queue_word> queues(GHOST_MAX_QUEUES);
