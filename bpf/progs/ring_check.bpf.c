@@ -17,7 +17,7 @@
 
 char _license[] SEC("license") = "GPL";
 
-#define RING_CHECK_THREADS 4096
+#define RING_CHECK_THREADS 65536
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

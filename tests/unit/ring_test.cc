@@ -618,5 +618,56 @@ TEST(RingStressTest, ClaimersRaceForEachEntry) {
   for (uint64_t i = 1; i <= kRounds; ++i) ASSERT_EQ(runs[i].load(), 1u) << "entry " << i;
 }
 
+// Producers racing each other for positions (the agent and BPF at wake-up,
+// later): every push gets a position of its own, and every entry comes out
+// exactly once.
+TEST(RingStressTest, ProducersRaceForPositions) {
+  RaceWindowScope window(200);
+  RingMemory mem = AllocateRingMemory();
+  absl::StatusOr<Ring> made = Ring::Create(mem.get(), 64, 0);
+  ASSERT_TRUE(made.ok());
+  Ring& ring = *made;
+  constexpr uint64_t kPerProducer = 20000;
+  std::atomic<uint64_t> pushed{0};
+  std::vector<std::thread> producers;
+  for (uint64_t p = 0; p < 2; ++p) {
+    producers.emplace_back([&, p] {
+      const absl::Time deadline = absl::Now() + absl::Seconds(120);
+      for (uint64_t i = 0; i < kPerProducer && absl::Now() < deadline;) {
+        __u64 pos;
+        if (ghost_ring_push(mem.get(), 1 + p * kPerProducer + i, 1, 0, 0, &pos) ==
+            GHOST_RING_PUSH_OK) {
+          ++i;
+          pushed++;
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    });
+  }
+  std::vector<uint32_t> seen(2 * kPerProducer + 1, 0);
+  uint64_t reaped = 0;
+  auto drain = [&] {
+    ghost_ring_entry e;
+    while (ghost_ring_claim(mem.get(), 0, &e) == 1) ghost_ring_complete(mem.get(), e.pos);
+    ring.Reap([&](const RingOutcomeRecord& o) {
+      if (o.tid >= 1 && o.tid <= 2 * kPerProducer) seen[o.tid]++;
+      ++reaped;
+    });
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (pushed.load() < 2 * kPerProducer && absl::Now() < deadline) {
+    drain();
+    std::this_thread::yield();
+  }
+  for (std::thread& t : producers) t.join();
+  drain();
+  drain();
+  ASSERT_EQ(pushed.load(), 2 * kPerProducer);
+  EXPECT_EQ(mem->head.pos, 2 * kPerProducer) << "two pushes shared a position";
+  EXPECT_EQ(reaped, 2 * kPerProducer);
+  for (uint64_t t = 1; t <= 2 * kPerProducer; ++t) ASSERT_EQ(seen[t], 1u) << "tid " << t;
+}
+
 }  // namespace
 }  // namespace ghost
