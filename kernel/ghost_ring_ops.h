@@ -326,6 +326,8 @@ GHOST_RING_FN int ghost_ring_revoke(struct ghost_ring *r, __u64 pos)
 		return GHOST_RING_REVOKE_LOST;
 	if (st == GHOST_RING_REVOKED)
 		return GHOST_RING_REVOKE_GONE; /* revoked twice: the first call won */
+	if ((__s64)(pos - GHOST_RING_LOAD(&r->head.pos)) >= 0)
+		return GHOST_RING_REVOKE_GONE; /* never pushed */
 	return GHOST_RING_REVOKE_UNPUBLISHED;
 }
 

@@ -132,6 +132,8 @@ TEST_F(RingTest, RevokedEntryIsNeverClaimed) {
   EXPECT_EQ(o->outcome, RingOutcome::kRevoked);
   EXPECT_EQ(o->tid, 5u);
   EXPECT_EQ(ring.Revoke(p.pos), RingRevoke::kGone);  // reaped
+  EXPECT_EQ(ring.Revoke(p.pos + 1), RingRevoke::kGone);  // never pushed
+  EXPECT_EQ(ring.Revoke(p.pos + 4), RingRevoke::kGone);  // a later lap, never pushed
   EXPECT_EQ(ring.stats().revokes_won, 1u);
 }
 
