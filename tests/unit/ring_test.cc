@@ -624,17 +624,22 @@ TEST(RingStressTest, ClaimersRaceForEachEntry) {
 // later): every push gets a position of its own, and every entry comes out
 // exactly once.
 TEST(RingStressTest, ProducersRaceForPositions) {
-  RaceWindowScope window(200);
+  RaceWindowScope window(2000);
   RingMemory mem = AllocateRingMemory();
   absl::StatusOr<Ring> made = Ring::Create(mem.get(), 64, 0);
   ASSERT_TRUE(made.ok());
   Ring& ring = *made;
   constexpr uint64_t kPerProducer = 20000;
   std::atomic<uint64_t> pushed{0};
+  std::atomic<int> ready{0};
   std::vector<std::thread> producers;
   for (uint64_t p = 0; p < 2; ++p) {
     producers.emplace_back([&, p] {
       const absl::Time deadline = absl::Now() + absl::Seconds(120);
+      // Start together: on a loaded host one producer could otherwise finish
+      // before the other runs at all.
+      ready++;
+      while (ready.load() < 2 && absl::Now() < deadline) std::this_thread::yield();
       for (uint64_t i = 0; i < kPerProducer && absl::Now() < deadline;) {
         __u64 pos;
         if (ghost_ring_push(mem.get(), 1 + p * kPerProducer + i, 1, 0, 0, &pos) ==
