@@ -42,7 +42,7 @@ GTEST_LIBS := -lgmock -lgtest -lgtest_main
 BPF_SRCS  := $(wildcard bpf/progs/*.bpf.c)
 BPF_OBJS  := $(patsubst bpf/progs/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS     := $(patsubst bpf/progs/%.bpf.c,skel/%.skel.h,$(BPF_SRCS))
-BPF_HDRS  := $(wildcard bpf/progs/*.h) kernel/ghost_abi.h vmlinux/vmlinux.h
+BPF_HDRS  := $(wildcard bpf/progs/*.h) $(wildcard kernel/*.h) vmlinux/vmlinux.h
 
 LIB_SRCS  := $(filter-out userspace/bin/%,$(shell find userspace -name '*.cc' | sort))
 LIB_OBJS  := $(patsubst %.cc,$(BUILD)/obj/%.o,$(LIB_SRCS))

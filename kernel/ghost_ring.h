@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The fast path's rings (issue 9): shared-memory layout. One bounded MPMC ring
+ * per NUMA node, in memory the agent maps and BPF reads and writes. Producers
+ * (the agent; later BPF at wake-up) push {thread, its seqnum}; consumers (an
+ * idle CPU's ops.dispatch) claim an entry, validate it and run it or drop it as
+ * stale; the agent may revoke an entry nobody claimed yet, and reads every
+ * entry's outcome before its slot is reused. The operations are in
+ * kernel/ghost_ring_ops.h; docs/FAST_PATH.md has the design.
+ *
+ * Like ghost_abi.h: included by BPF C (after vmlinux.h) and by C++ (after
+ * <linux/types.h>); only __u64-style types and plain structs. The layout is
+ * versioned by GHOST_RING_LAYOUT_VERSION, separately from GHOST_ABI_VERSION
+ * until the class uses the rings.
+ */
+#ifndef GHOST_SCX_KERNEL_GHOST_RING_H
+#define GHOST_SCX_KERNEL_GHOST_RING_H
+
+#define GHOST_RING_LAYOUT_VERSION 1
+
+#define GHOST_RING_MAX_SLOTS 4096 /* per ring; a power of two */
+#define GHOST_RING_MAX_NODES 8    /* rings (NUMA nodes) */
+#define GHOST_RING_CACHELINE 64
+
+/*
+ * Every push takes the next position (a 60-bit counter that never wraps in
+ * practice); position `pos` lives in slot `pos & (size - 1)`. A slot's state
+ * word is `pos << GHOST_RING_STATE_BITS | state`: carrying the position makes
+ * every compare-and-swap specific to one push, so a CAS meant for an older lap
+ * of the slot can never succeed on a newer one (no ABA).
+ *
+ *   EMPTY(pos)   free; the producer that takes position pos may fill it
+ *   PUSHING(pos) a producer owns it and is writing the fields
+ *   READY(pos)   published: a consumer may claim it, the agent may revoke it
+ *   CLAIMED(pos) a consumer won it (CAS from READY) and is validating it
+ *   RAN(pos)     the consumer ran the thread                      } outcomes,
+ *   STALE(pos)   the consumer dropped it as stale (`reason`)      } read by the
+ *   REVOKED(pos) the agent won it (CAS from READY) before anyone  } reaper
+ *   -> EMPTY(pos + size) once the reaper read the outcome, in position order.
+ *
+ * READY -> CLAIMED and READY -> REVOKED are CASes from the same word: exactly
+ * one of a consumer and the agent wins.
+ */
+#define GHOST_RING_STATE_BITS 4
+#define GHOST_RING_STATE_MASK ((1ULL << GHOST_RING_STATE_BITS) - 1)
+
+enum ghost_ring_slot_state {
+	GHOST_RING_EMPTY = 0,
+	GHOST_RING_PUSHING = 1,
+	GHOST_RING_READY = 2,
+	GHOST_RING_CLAIMED = 3,
+	GHOST_RING_RAN = 4,
+	GHOST_RING_STALE = 5,
+	GHOST_RING_REVOKED = 6,
+};
+
+/* Why a consumer dropped an entry (slot `reason` when STALE). */
+enum ghost_ring_stale_reason {
+	GHOST_RING_STALE_NONE = 0,
+	GHOST_RING_STALE_GONE,          /* no such thread any more */
+	GHOST_RING_STALE_SEQNUM,        /* its seqnum moved on (blocked, woke, changed) */
+	GHOST_RING_STALE_ENCLAVE,       /* no longer in this enclave */
+	GHOST_RING_STALE_NOT_PARKED,    /* not waiting for a placement (committed elsewhere) */
+	GHOST_RING_STALE_AFFINITY,      /* may not run on the consumer's CPU */
+	GHOST_RING_STALE_CPU,           /* the CPU is offline or outside the enclave */
+	GHOST_RING_STALE_INSERT_RACE,   /* changed between insert and re-check: cancelled */
+	GHOST_RING_STALE_LAST = GHOST_RING_STALE_INSERT_RACE,
+};
+
+/* One cache line per slot: consumers on different CPUs claiming neighbouring
+ * entries do not share a line. */
+struct ghost_ring_slot {
+	__u64 state;      /* pos << GHOST_RING_STATE_BITS | enum ghost_ring_slot_state */
+	__u64 tid;        /* p->scx.tid */
+	__u64 seqnum;     /* the thread's seqnum when pushed */
+	__u64 push_ns;    /* producer's clock at the push (0: not given) */
+	__u64 slice_ns;   /* the policy's slice for this run (0: the class default) */
+	__u32 cpu;        /* consumer that claimed it, or ~0 */
+	__u32 reason;     /* STALE: enum ghost_ring_stale_reason */
+	__u64 pad[2];
+};
+
+/* Written once by whoever initialises the ring (ghost_ring_init), then read. */
+struct ghost_ring_info {
+	__u32 layout_version; /* GHOST_RING_LAYOUT_VERSION; 0 until initialised */
+	__u32 size;           /* slots in use: a power of two <= GHOST_RING_MAX_SLOTS */
+	__u32 node;           /* NUMA node it feeds */
+	__u32 pad0;
+	__u64 pad[6];
+};
+
+/* An index alone on its cache line: producers, consumers and the reaper each
+ * move their own and never bounce the others' line. */
+struct ghost_ring_index {
+	__u64 pos;
+	__u64 pad[7];
+};
+
+struct ghost_ring {
+	struct ghost_ring_info info;
+	struct ghost_ring_index head;   /* next position a producer takes */
+	struct ghost_ring_index tail;   /* consumers: nothing before it is READY or unpublished
+	                                 * (a hint; the slot words decide) */
+	struct ghost_ring_index reaped; /* reaper: next position whose outcome it reads */
+	struct ghost_ring_slot slots[GHOST_RING_MAX_SLOTS];
+};
+
+#endif /* GHOST_SCX_KERNEL_GHOST_RING_H */
