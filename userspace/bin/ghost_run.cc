@@ -21,7 +21,9 @@
 #include "userspace/enrollment.h"
 #include "userspace/flags.h"
 
-ABSL_FLAG(int, enclave, 0, "Enclave the threads join.");
+ABSL_FLAG(int, enclave, -1,
+          "Enclave the threads join (0..7); one no agent runs is an error. -1 (the default): "
+          "enclave 0, or the class's own FIFO if no agent runs enclave 0.");
 ABSL_FLAG(int, pid, 0, "Move this existing process (all its threads) instead of running a command.");
 ABSL_FLAG(std::string, pin_dir, ghost::kDefaultPinDir,
           "Where the running ghost-agent pinned the class's maps.");
@@ -61,7 +63,9 @@ int main(int argc, char** argv) {
       "usage: ghost-run [--enclave=N] -- CMD [ARGS...]\n"
       "       ghost-run [--enclave=N] --pid=PID\n"
       "Runs CMD (or moves process PID) as SCHED_EXT threads in a ghost enclave.");
-  const int enclave = absl::GetFlag(FLAGS_enclave), pid = absl::GetFlag(FLAGS_pid);
+  const bool enclave_named = absl::GetFlag(FLAGS_enclave) != -1;
+  const int enclave = enclave_named ? absl::GetFlag(FLAGS_enclave) : 0;
+  const int pid = absl::GetFlag(FLAGS_pid);
   if (enclave < 0 || enclave >= GHOST_MAX_ENCLAVES) {
     return Fail(2, absl::StrFormat("--enclave=%d is out of range (0..%d)", enclave,
                                    GHOST_MAX_ENCLAVES - 1));
@@ -80,6 +84,13 @@ int main(int argc, char** argv) {
   absl::StatusOr<ghost::Enrollment> enrollment = ghost::Enrollment::Open(absl::GetFlag(FLAGS_pin_dir));
   if (!enrollment.ok()) return Fail(2, std::string(enrollment.status().message()));
   absl::StatusOr<ghost::CpuList> cpus = enrollment->EnclaveCpus(enclave);
+  if (!cpus.ok() && absl::IsNotFound(cpus.status()) && !enclave_named) {
+    // No agent runs the default enclave (ghost-agent --policy=none): the
+    // threads run in the class's own FIFO, on any CPU, as they always did.
+    absl::FPrintF(stderr, "ghost-run: no agent runs enclave %d: the threads run in the "
+                          "class's FIFO\n", enclave);
+    cpus = ghost::CpuList::FirstN(GHOST_MAX_CPUS);
+  }
   if (!cpus.ok()) return Fail(2, std::string(cpus.status().message()));
 
   if (pid > 0) {
