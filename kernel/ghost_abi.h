@@ -328,6 +328,15 @@ struct ghost_class_info {
 	__u32 max_watchdog_ms;   /* longest enclave watchdog the class honours (half of it) */
 };
 
+/* The last thread an enclave watchdog moved, as the class saw it then (.bss,
+ * a diagnostic: ghost-agent --stats prints it beside its policy's view). */
+struct ghost_watchdog_move_record {
+	__u64 seq, held_ns;
+	__u32 tid, queue, last_queue, state;
+	__s32 park_cpu, cpu, txn_cpu;
+	__u32 nr_cpus_allowed;
+};
+
 /* Why the kernel ended the class, copied out in ops.exit for the loader. */
 struct ghost_exit_record {
 	__s32 kind;        /* enum scx_exit_kind; 0 while the class runs */

@@ -35,6 +35,9 @@ class Policy {
   // The policy's own counters, "name=value" pairs on one line (ghost-agent
   // --stats); call only while its agents do not run.
   virtual std::string StatsLine() const { return ""; }
+  // What the policy knows of thread `tid` (for a diagnostic: a thread the
+  // class's watchdog had to move); empty if it has nothing to say.
+  virtual std::string DescribeThread(Tid tid) const { return ""; }
 };
 
 std::vector<std::string> PolicyNames();

@@ -38,6 +38,7 @@ __u64 nr_watchdog_kicks;
 __u64 nr_starved_runs;           /* parked threads run on a CPU the ext server lent us */
 __u64 nr_starved_runs_pinned;    /* ... of them allowed on that CPU only */
 __u64 nr_starved_runs_agent_cpu; /* ... of them on a global agent's home CPU */
+struct ghost_watchdog_move_record last_watchdog_move;
 /* Per CPU, for the debug dump: dispatch runs, those on a CPU a higher class
  * holds (lent by the ext server), and those that found nothing to run. */
 __u64 cpu_dispatches[GHOST_MAX_CPUS], cpu_last_dispatch_ns[GHOST_MAX_CPUS];
@@ -134,7 +135,17 @@ static long sweep_one(__u64 i, void *data)
 			t = task_get(p);
 			if (scx_bpf_dsq_move(&it, p, FALLBACK_DSQ, 0)) {
 				__sync_fetch_and_add(&nr_watchdog_moves, 1);
+				last_watchdog_move.tid = p->pid;
+				last_watchdog_move.nr_cpus_allowed = p->nr_cpus_allowed;
 				if (t) {
+					last_watchdog_move.seq = t->seq;
+					last_watchdog_move.held_ns = now - t->held_at;
+					last_watchdog_move.queue = t->queue;
+					last_watchdog_move.last_queue = t->last_queue;
+					last_watchdog_move.state = t->state;
+					last_watchdog_move.park_cpu = t->park_cpu;
+					last_watchdog_move.cpu = t->cpu;
+					last_watchdog_move.txn_cpu = t->txn_cpu;
 					t->state = GT_QUEUED;
 					t->fallback = FALLBACK_RUN;
 				}

@@ -55,6 +55,11 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t agent_cpu_commits = 0; // committed to the agent's own CPU
   };
   Stats stats() const { return stats_; }
+  // The thread's entry (diagnostics).
+  std::string Describe(Tid tid) const {
+    const FifoTask* t = const_cast<FifoTaskTable&>(tasks_).Find(tid);
+    return t == nullptr ? "unknown to the policy" : t->Describe();
+  }
   size_t Waiting() const { return fifo_.Size(); }
   // What our commits started on `cpu` (GHOST_TID_NONE: idle as far as we know).
   Tid CurrentOn(int cpu) const;
@@ -106,6 +111,7 @@ class FifoCentralizedPolicy : public Policy {
   std::vector<Agent*> agents() override { return {agent_.get()}; }
   const char* name() const override { return kName; }
   std::string StatsLine() const override;
+  std::string DescribeThread(Tid tid) const override { return sched_->Describe(tid); }
   FifoCentralizedScheduler& scheduler() { return *sched_; }
 
  private:

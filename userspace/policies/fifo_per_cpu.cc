@@ -515,6 +515,22 @@ std::vector<Agent*> FifoPerCpuPolicy::agents() {
   return out;
 }
 
+std::string FifoPerCpuScheduler::Describe(Tid tid) const {
+  absl::MutexLock l(&mu_);
+  const FifoTask* t = const_cast<FifoTaskTable&>(tasks_).Find(tid);
+  if (t == nullptr) return "unknown to the policy";
+  std::string s = t->Describe();
+  if (std::find(unplaced_.begin(), unplaced_.end(), tid) != unplaced_.end()) s += " unplaced";
+  if (auto it = cpus_.find(t->owner); it != cpus_.end()) {
+    const Cpu& c = it->second;
+    s += absl::StrFormat("; owner CPU: current=%d req_active=%d remote=%d remote_by=%d busy=%d "
+                         "retry_after_ns=%u rq=%u",
+                         c.current, c.req_active, c.remote, c.remote_by, c.busy,
+                         c.retry_after_ns, c.rq.Size());
+  }
+  return s;
+}
+
 std::string FifoPerCpuPolicy::StatsLine() const {
   const FifoPerCpuScheduler::Stats s = sched_->stats();
   return absl::StrFormat(

@@ -66,6 +66,8 @@ class FifoPerCpuScheduler : public Scheduler {
     uint64_t remote_commits = 0;  // made for another CPU whose agent slept
   };
   Stats stats() const;
+  // The thread's entry and its owner CPU's state (diagnostics).
+  std::string Describe(Tid tid) const;
   // CPU whose runqueue holds `tid` (-1: not placed or unknown).
   int OwnerOf(Tid tid) const;
   size_t RunqueueSize(int cpu) const;
@@ -132,6 +134,7 @@ class FifoPerCpuPolicy : public Policy {
   std::vector<Agent*> agents() override;
   const char* name() const override { return kName; }
   std::string StatsLine() const override;
+  std::string DescribeThread(Tid tid) const override { return sched_->Describe(tid); }
   FifoPerCpuScheduler& scheduler() { return *sched_; }
 
  private:

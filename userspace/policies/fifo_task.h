@@ -12,6 +12,9 @@
 #include "userspace/cpu_list.h"
 #include "userspace/kernel_side.h"
 #include "userspace/message.h"
+#include <string>
+
+#include "absl/strings/str_format.h"
 #include "userspace/status_word.h"
 
 namespace ghost {
@@ -44,6 +47,15 @@ struct FifoTask {
   // it RUNNING_ELSEWHERE while its status word says it is not on a CPU (the
   // kernel side is moving it), retrying at once would only spin.
   uint64_t not_before_ns = 0;
+
+  // One line for diagnostics: the fields above that decide where it goes.
+  std::string Describe() const {
+    return absl::StrFormat(
+        "tid=%d seq=%u runnable=%d on_cpu=%d inflight_cpu=%d queued=%d owner=%d queue=%d "
+        "affinity=%s refused=%s",
+        tid, seq, runnable, on_cpu, inflight_cpu, queued, owner, queue, affinity.ToString(),
+        refused.ToString());
+  }
 
   // Waiting for a CPU: runnable and neither running nor being committed.
   bool Waiting() const { return runnable && on_cpu < 0 && inflight_cpu < 0; }
