@@ -320,6 +320,7 @@ static long watchdog_scan_cpu(__u64 i, void *data)
 	 * skip ops.enqueue): behind a spinning agent they would wait for as
 	 * long as it spins. */
 	if (c < nr_cpus && cpu_held_by_spinning_agent(c)) {
+		cpu_global_agent_at[c] = now;
 		agent_spin_cpus[(c / 64) & (GHOST_CPU_MASK_WORDS - 1)] |= 1ULL << (c % 64);
 		if (scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL_ON | c) > 0 || others_wait_on_cpu(c))
 			request_agent_yield(c);

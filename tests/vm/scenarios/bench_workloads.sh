@@ -64,14 +64,14 @@ run() {
   snapshot
   by_agent=$(($(counter runs_by_agent) - agent0))
   by_fallback=$(($(counter runs_by_fallback) - fb0))
-  # Runs on the global agent's own CPU in the time the kernel lends it to
-  # sched_ext are counted apart (docs/FALLBACK.md, step 6).
-  lent=$(($(counter starved_agent_cpu) - la0))
+  # Runs in the time the kernel lends sched_ext a CPU that a higher class
+  # held are counted apart (docs/FALLBACK.md, step 6).
+  lent=$(($(counter starved_runs) - st0))
   fifo=$(($(counter fifo_placements) - fifo0))
   placed="runs placed by the agent $by_agent, by the fallback $by_fallback; FIFO placements $fifo"
   [ $by_fallback = 0 ] || placed="$placed; the fallback's: watchdog moves (waited 5 s) \
 $(($(counter watchdog_moves) - wd0)), runs on a CPU the ext server lent $(($(counter starved_runs) - st0)) \
-(on the agent's CPU: $lent)"
+(on the global agent's CPU: $(($(counter starved_agent_cpu) - la0)))"
   if [ "$where" = enclave ]; then
     [ $by_agent -gt 0 ] || fail "$name: the agent placed nothing ($placed)"
     [ $((by_fallback - lent)) = 0 ] || fail "$name: $((by_fallback - lent)) runs were the fallback's ($placed)"

@@ -18,20 +18,21 @@ wait_policy() {  # the agent prints this line once its agents run
 # reads the class's counters): the agent's commits must have placed some, the
 # fallback none. Checked after each phase, so that a broken commit path fails
 # here, not after the fallback has slowly finished everything.
-# Runs the kernel's ext server made on the global agent's own CPU, in the time
-# it lends that CPU to sched_ext, are counted apart (docs/FALLBACK.md, step 6):
-# every other fallback run fails the phase.
-runs_now() {  # sets $runs: "BY_AGENT BY_FALLBACK RESUMED LENT_ON_AGENT_CPU"
+# Runs in the time the kernel's ext server lends sched_ext a CPU that a higher
+# class (the global agent, a kernel thread) held for about a second are counted
+# apart (docs/FALLBACK.md, step 6): every other fallback run (a thread that
+# waited --watchdog-ms for its agent) fails the phase.
+runs_now() {  # sets $runs: "BY_AGENT BY_FALLBACK RESUMED LENT"
   out=$(class_probe --print 2>&1) || fail "$policy: class_probe: $out"
   runs="$(echo "$out" | sed -n 's/.* runs_by_agent=\([0-9]*\) runs_by_fallback=\([0-9]*\) runs_resumed=\([0-9]*\).*/\1 \2 \3/p') \
-$(echo "$out" | sed -n 's/.* starved_agent_cpu=\([0-9]*\).*/\1/p')"
+$(echo "$out" | sed -n 's/.* starved_runs=\([0-9]*\).*/\1/p')"
 }
 phase_start() { runs_now; set -- $runs; a0=$1 f0=$2 r0=$3 l0=$4; }
 phase_runs() {  # phase_runs LABEL
   label=$1
   runs_now
   set -- $runs
-  placed="runs placed by the agent $(($1 - a0)), by the fallback $(($2 - f0)) (on the agent's CPU, lent by the kernel: $(($4 - l0))), resumed $(($3 - r0))"
+  placed="runs placed by the agent $(($1 - a0)), by the fallback $(($2 - f0)) (on CPUs the kernel lent: $(($4 - l0))), resumed $(($3 - r0))"
   [ $(($1 - a0)) -gt 0 ] || fail "$policy: $label: the agent placed nothing ($placed)"
   [ $(($2 - f0 - ($4 - l0))) = 0 ] || fail "$policy: $label: runs were the fallback's, not the agent's ($placed)"
 }
@@ -68,7 +69,7 @@ for policy in fifo-per-cpu fifo-centralized; do
   calls=$2
   set -- $(sed -n 's/^ghost-agent: runs: committed=\([0-9]*\) fallback=\([0-9]*\) resumed=\([0-9]*\).*/\1 \2 \3/p' /tmp/agent.log)
   runs_committed=${1:-0} runs_fallback=${2:-x} runs_resumed=${3:-0}
-  lent=$(sed -n "s/^ghost-agent: runs: .* on a global agent's CPU \([0-9]*\)).*/\1/p" /tmp/agent.log)
+  lent=$(sed -n "s/^ghost-agent: runs: .* starved_cpu=\([0-9]*\).*/\1/p" /tmp/agent.log)
   [ "$runs_fallback" = x ] || runs_fallback=$((runs_fallback - ${lent:-0}))
   txn_committed=$(sed -n 's/^ghost-agent: transactions: .* COMMITTED=\([0-9]*\).*/\1/p' /tmp/agent.log)
   # 64 threads x 20 bursts after sleeps, and 1000 children: each needs a placement.
