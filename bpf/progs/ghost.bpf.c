@@ -391,7 +391,9 @@ void GHOST_OPS(ghost_enable, struct task_struct *p)
 		return;
 	}
 	t->queue = ew->default_queue;
-	t->seq = 0;
+	/* seq goes on from an earlier life in the class (a thread that left and
+	 * came back): its agents tell that life's DEAD/DEPARTED, read late from
+	 * another queue, from this life's messages (fifo_task.h). */
 	t->last_queue = t->queue;
 	t->last_pos = 0;
 	t->last_gen = 0;

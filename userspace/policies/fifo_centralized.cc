@@ -123,6 +123,7 @@ void FifoCentralizedScheduler::TaskYield(const Message& m) {
 }
 
 void FifoCentralizedScheduler::TaskDead(const Message& m) {
+  if (tasks_.EndsAnEarlierLife(m)) return;
   tasks_.Update(m);
   Forget(m.tid());
 }

@@ -144,6 +144,7 @@ void FifoPerCpuScheduler::TaskYield(const Message& m) {
 
 void FifoPerCpuScheduler::TaskDead(const Message& m) {
   absl::MutexLock l(&mu_);
+  if (tasks_.EndsAnEarlierLife(m)) return;
   FifoTask& t = tasks_.Update(m);
   NoteLeftCpu(t, m);
   Forget(m.tid());
