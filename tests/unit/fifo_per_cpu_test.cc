@@ -545,6 +545,30 @@ TEST_F(FifoPerCpuTest, LatePreemptedWhileItRunsElsewhereIsNotRunTwice) {
 // message: the agent that made it keeps looking for the result (Pending)
 // until it is read, and the thread is placed again. Without that, it waited
 // for whatever message came next, in the VM up to the watchdog.
+// A thread that left the class (DEPARTED, on its CPU's queue) and came back
+// (TASK_NEW, on the default queue) may have the new life read first. The
+// earlier life's DEPARTED, older by seqnum, must not make the agent forget
+// the new one: it would wait unplaced until the class's watchdog.
+TEST_F(FifoPerCpuTest, AnEarlierLifesDepartureReadLateKeepsTheNewLife) {
+  Start(2);
+  auto msg = [](uint16_t type, uint64_t seq) {
+    ghost_msg raw = {};
+    raw.type = type;
+    raw.size = sizeof(ghost_msg);
+    raw.tid = 4242;
+    raw.seqnum = seq;
+    raw.task_new.runnable = 1;
+    return Message(raw);
+  };
+  sched().TaskNew(msg(GHOST_MSG_TASK_NEW, 1));  // first life
+  ASSERT_NE(sched().Describe(4242), "unknown to the policy");
+  sched().TaskNew(msg(GHOST_MSG_TASK_NEW, 9));  // the new life, read first
+  sched().TaskDeparted(msg(GHOST_MSG_TASK_DEPARTED, 8));  // the first life's end, late
+  EXPECT_NE(sched().Describe(4242), "unknown to the policy");
+  sched().TaskDeparted(msg(GHOST_MSG_TASK_DEPARTED, 10));  // the new life's own end
+  EXPECT_EQ(sched().Describe(4242), "unknown to the policy");
+}
+
 TEST_F(FifoPerCpuTest, RemoteCommitThatFailsLateIsWatchedByItsMaker) {
   Start(2);
   Agent& a0 = *rig_->policy->agents()[0];
