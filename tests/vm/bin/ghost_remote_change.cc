@@ -45,8 +45,17 @@ int main() {
   };
   const int r = agent.CommitCurrent(1, ta);
   f.Check(r == GHOST_TXN_COMMITTED, absl::StrFormat("A committed to CPU 1: %s", ResultName(r)));
-  f.Check(WaitUntil([&] { return on_cpu1() && a.cpu() == 1; }, absl::Seconds(10)),
-          "A runs on CPU 1");
+  // A kernel thread taking CPU 1 before A got there (a loaded host) sends A
+  // back to us, parked: commit it again, as its agent would.
+  for (int i = 0; i < 3 && !WaitUntil([&] { return on_cpu1() && a.cpu() == 1; }, absl::Seconds(10));
+       i++) {
+    auto sw = agent.StatusWord(ta);
+    if (sw.ok() && !sw->on_cpu()) {
+      std::printf("note: A is not running; committed to CPU 1 again: %s\n",
+                  ResultName(agent.CommitCurrent(1, ta)));
+    }
+  }
+  f.Check(on_cpu1() && a.cpu() == 1, "A runs on CPU 1");
 
   // From CPU 2, while A spins on CPU 1. Each change is made while A runs
   // (a fair-class thread taking CPU 1 for a moment makes one change miss
