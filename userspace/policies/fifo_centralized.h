@@ -57,7 +57,7 @@ class FifoCentralizedScheduler : public Scheduler {
   Stats stats() const { return stats_; }
   // The thread's entry (diagnostics).
   std::string Describe(Tid tid) const {
-    const FifoTask* t = const_cast<FifoTaskTable&>(tasks_).Find(tid);
+    const FifoTask* t = tasks_.Find(tid);
     return t == nullptr ? "unknown to the policy" : t->Describe();
   }
   size_t Waiting() const { return fifo_.Size(); }

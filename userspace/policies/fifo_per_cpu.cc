@@ -464,7 +464,7 @@ FifoPerCpuScheduler::Stats FifoPerCpuScheduler::stats() const {
 
 int FifoPerCpuScheduler::OwnerOf(Tid tid) const {
   absl::MutexLock l(&mu_);
-  FifoTask* t = const_cast<FifoTaskTable&>(tasks_).Find(tid);
+  const FifoTask* t = tasks_.Find(tid);
   return t ? t->owner : -1;
 }
 
@@ -518,7 +518,7 @@ std::vector<Agent*> FifoPerCpuPolicy::agents() {
 
 std::string FifoPerCpuScheduler::Describe(Tid tid) const {
   absl::MutexLock l(&mu_);
-  const FifoTask* t = const_cast<FifoTaskTable&>(tasks_).Find(tid);
+  const FifoTask* t = tasks_.Find(tid);
   if (t == nullptr) return "unknown to the policy";
   std::string s = t->Describe();
   if (std::find(unplaced_.begin(), unplaced_.end(), tid) != unplaced_.end()) s += " unplaced";

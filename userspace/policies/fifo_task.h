@@ -115,11 +115,15 @@ class FifoTaskTable {
   // of it: it left the class and came back (a newer TASK_NEW, read first from
   // another queue). Seqnums go on across lives, so the older message is told
   // apart; forgetting the thread on it would leave the new life unplaced.
-  bool EndsAnEarlierLife(const Message& m) {
+  bool EndsAnEarlierLife(const Message& m) const {
     const FifoTask* t = Find(m.tid());
     return t != nullptr && m.seqnum() < t->seq;
   }
   FifoTask* Find(Tid tid) {
+    auto it = tasks_.find(tid);
+    return it == tasks_.end() ? nullptr : &it->second;
+  }
+  const FifoTask* Find(Tid tid) const {
     auto it = tasks_.find(tid);
     return it == tasks_.end() ? nullptr : &it->second;
   }

@@ -124,9 +124,10 @@ client() {
   fifo=$(($(counter fifo_placements) - fifo0))
   lent_pinned=$(($(counter starved_pinned) - sp0))
   lent_agent=$(($(counter starved_agent_cpu) - la0))
+  lent=$(($(counter starved_runs) - st0))
   placed="runs placed by the agent $agent_runs, resumed $resumed, fallback $fb_runs, FIFO $fifo"
   [ $fb_runs = 0 ] || placed="$placed; the fallback's: watchdog moves (waited 5 s) \
-$(($(counter watchdog_moves) - wd0)), runs on a CPU the ext server lent $(($(counter starved_runs) - st0)) \
+$(($(counter watchdog_moves) - wd0)), runs on a CPU the ext server lent $lent \
 (on the global agent's CPU: $lent_agent; of threads allowed there only: $lent_pinned)"
   if [ "$policy" = none ]; then
     [ $fifo -gt 0 ] || { bad "$label: the class's FIFO placed nothing ($placed)"; ok=0; }
@@ -139,7 +140,6 @@ $(($(counter watchdog_moves) - wd0)), runs on a CPU the ext server lent $(($(cou
     # The one exception: runs in the time the kernel's ext server lends
     # sched_ext a CPU that a higher class (the global agent, a kernel thread)
     # held for about a second (docs/FALLBACK.md, step 6: the kernel's share).
-    lent=$(($(counter starved_runs) - st0))
     [ $((fb_runs - lent)) = 0 ] ||
       { bad "$label: $((fb_runs - lent)) runs were the fallback's, not the agent's ($placed)"; ok=0; }
   fi

@@ -70,7 +70,7 @@ run() {
   fifo=$(($(counter fifo_placements) - fifo0))
   placed="runs placed by the agent $by_agent, by the fallback $by_fallback; FIFO placements $fifo"
   [ $by_fallback = 0 ] || placed="$placed; the fallback's: watchdog moves (waited 5 s) \
-$(($(counter watchdog_moves) - wd0)), runs on a CPU the ext server lent $(($(counter starved_runs) - st0)) \
+$(($(counter watchdog_moves) - wd0)), runs on a CPU the ext server lent $lent \
 (on the global agent's CPU: $(($(counter starved_agent_cpu) - la0)))"
   if [ "$where" = enclave ]; then
     [ $by_agent -gt 0 ] || fail "$name: the agent placed nothing ($placed)"
