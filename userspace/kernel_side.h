@@ -21,7 +21,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "kernel/ghost_abi.h"
+#include "kernel/ghost_ring.h"
 #include "userspace/cpu_list.h"
 
 namespace ghost {
@@ -100,6 +102,22 @@ class KernelSide {
   // thread that may run nowhere else waits there while the agent spins
   // (ghost_cpu_word). Agent::Run then yields the CPU for a moment.
   virtual bool TakeYieldRequest(int cpu) { return false; }
+
+  // Fast-path rings (issue 9, docs/FAST_PATH.md) ----------------------------
+  // Each enclave has one ring per NUMA node; an idle CPU of the enclave
+  // (ops.dispatch with nothing local) claims entries from its node's ring.
+  // A kernel side without rings keeps these defaults (one node, no region).
+  virtual int NumNodes() const { return 1; }
+  // NUMA node of `cpu`, as the consumers see it; always < NumNodes().
+  virtual int NodeOfCpu(int cpu) const { return 0; }
+  // The shared memory of `enclave`'s ring for `node` (Ring::Create/Attach it),
+  // or nullptr when this kernel side has no rings.
+  virtual ghost_ring* RingRegion(EnclaveId enclave, int node) { return nullptr; }
+  // Doorbell: wakes up to kicks[node] idle CPUs of `enclave` on each node, so
+  // that they consume what was just pushed; one call (one bpf() syscall).
+  virtual absl::Status RingDoorbell(EnclaveId enclave, absl::Span<const uint32_t> kicks) {
+    return absl::UnimplementedError("this kernel side has no fast-path rings");
+  }
 
   // Thread control (tests and ghost-run) ------------------------------------
   // Asks for TASK_ON_CPU messages about `tid`.
