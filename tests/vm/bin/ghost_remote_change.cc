@@ -12,6 +12,8 @@
 //   (alternately {1} and {1,2}, three times)
 //     -> A's status word still says CPU 1
 //     -> B committed to CPU 2 (idle) is COMMITTED and runs there
+//   A, still on CPU 1, set to SCHED_OTHER from CPU 2, then exits
+//     -> C committed to CPU 1 (idle) is COMMITTED and runs there
 // Needs 3 CPUs: the agent on CPU 0, the enclave is CPUs 1 and 2.
 #include <errno.h>
 #include <sched.h>
@@ -95,11 +97,46 @@ int main() {
   f.Check(rb != GHOST_TXN_COMMITTED || WaitUntil([&] { return b.cpu() == 2; }, absl::Seconds(10)),
           "B runs on CPU 2");
 
+  // The stopping side alone. A thread that leaves the class while it runs,
+  // set to SCHED_OTHER from another CPU (cyclictest does this to its own
+  // threads), gets ops.stopping on the caller's CPU and never ops.running
+  // again: only ops.stopping can clear "A runs on CPU 1". A then exits, so
+  // CPU 1 runs nothing; C (allowed only CPU 1, waiting, never placed yet)
+  // committed there must take.
+  for (int i = 0; i < 3 && !WaitUntil([&] { return on_cpu1(); }, absl::Seconds(5)); i++) {
+    auto sw = agent.StatusWord(ta);
+    if (sw.ok() && !sw->on_cpu()) {
+      std::printf("note: A is not running; committed to CPU 1 again: %s\n",
+                  ResultName(agent.CommitCurrent(1, ta)));
+    }
+  }
+  f.Check(on_cpu1(), "A runs on CPU 1 before it leaves the class");
+  std::thread leaver = StartCfsThread(CpuSet({2}), [&] {
+    sched_param sp = {};
+    if (sched_setscheduler(a.pid(), SCHED_OTHER, &sp) != 0) {
+      f.Fail(absl::StrFormat("sched_setscheduler(A, SCHED_OTHER): %s", strerror(errno)));
+    }
+  });
+  leaver.join();
   a.Quit();
-  b.Quit();
-  ReleaseEnclave(ks, setup->enclave, f);
   a.Join();
+  SpinningWorker c;
+  c.Start(CpuSet({1}));
+  if (auto s = c.Enroll(ks, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
+  const uint64_t tc = agent.WaitTid(c.pid());
+  f.Check(tc != 0, "C reported TASK_NEW");
+  const int rc = agent.CommitCurrent(1, tc, 0, /*retry_unavailable=*/true, absl::Seconds(2));
+  f.Check(rc == GHOST_TXN_COMMITTED,
+          absl::StrFormat("C committed to CPU 1, which A left by leaving the class: %s",
+                          ResultName(rc)));
+  f.Check(rc != GHOST_TXN_COMMITTED || WaitUntil([&] { return c.cpu() == 1; }, absl::Seconds(10)),
+          "C runs on CPU 1");
+
+  b.Quit();
+  c.Quit();
+  ReleaseEnclave(ks, setup->enclave, f);
   b.Join();
+  c.Join();
   CheckClassAlive(ks, f);
   return f.n == 0 ? 0 : 1;
 }
