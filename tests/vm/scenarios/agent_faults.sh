@@ -29,7 +29,7 @@ fail() {
   for f in ${prev:-} ${log:-} /tmp/load.out; do [ -f $f ] && tail -40 $f | sed "s|^|  $f: |"; done
   class_probe --print --enclave=0 --count-threads | sed 's/^/  class: /'
   [ -n "${agent:-}" ] && kill -TERM $agent 2>/dev/null && wait $agent
-  [ -n "${log:-}" ] && grep -E 'stats|runs|transactions|enclave 0' $log | sed 's/^/  agent: /'
+  [ -n "${log:-}" ] && grep -E 'stats|runs|transactions|enclave 0|watchdog move|policy|agent cpu' $log | sed 's/^/  agent: /'
   exit 1
 }
 pass() { echo "PASS: [$(($(date +%s) - t0))s] $*"; }
