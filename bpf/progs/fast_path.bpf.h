@@ -236,7 +236,7 @@ static long ring_pop_steal(__u64 i, struct ring_pop_ctx *c)
 		return 0;
 	if (ring_pop(c, node, true))
 		c->empty[node] = 1;
-	return c->moved;
+	return c->moved ? 1 : 0;
 }
 
 /*
