@@ -63,7 +63,7 @@ struct Worker {
   bool live = false;   // a live entry of it is in a ring
   int live_node = 0;
   uint64_t live_pos = 0;
-  int live_rounds = 0; // rounds since it was pushed (revoke mode)
+  int64_t revoke_at = 0; // revoke mode: when to revoke the live entry (0: never)
   uint64_t pushes = 0;
   cpu_set_t mask;      // affinity from its last AFFINITY_CHANGED
   bool mask_known = false;
@@ -321,7 +321,8 @@ int main(int argc, char** argv) {
         if (p == pid) tid = t;
       }
       if (tid == 0) continue;
-      if (mode == Mode::kRevoke && w.live && ++w.live_rounds > 2 && rng() % 4 == 0) {
+      if (mode == Mode::kRevoke && w.live && w.revoke_at != 0 && NowNs() >= w.revoke_at) {
+        w.revoke_at = 0;
         switch (rings[w.live_node].Revoke(w.live_pos)) {
           case ghost::RingRevoke::kRevoked:
             revokes_won++;
@@ -346,9 +347,14 @@ int main(int argc, char** argv) {
       if (push(n, tid, w.seq, Kind::kLive, &w.live_pos)) {
         w.live = true;
         w.live_node = n;
-        w.live_rounds = 0;
         kicks[n]++;
-        if (mode == Mode::kRevoke && rng() % 8 == 0) {
+        // A third of the entries is revoked: some at once, the others after
+        // up to 2 ms, while idle CPUs may be claiming them.
+        w.revoke_at = 0;
+        if (mode == Mode::kRevoke && rng() % 3 == 0) {
+          w.revoke_at = NowNs() + static_cast<int64_t>(rng() % 2'000'000);
+        }
+        if (mode == Mode::kRevoke && rng() % 12 == 0) {
           switch (rings[n].Revoke(w.live_pos)) {
             case ghost::RingRevoke::kRevoked:
               revokes_won++;
