@@ -78,6 +78,15 @@ static __always_inline __u32 ring_nodes(void)
 	return n < 1 ? 1 : n > GHOST_RING_MAX_NODES ? GHOST_RING_MAX_NODES : n;
 }
 
+/* May `p` run on `cpu`: its affinity, and the CPU it is stuck on if it was
+ * preempted with migration disabled. An insert or move that breaks this
+ * ejects the class. */
+static __always_inline bool ring_allowed(struct task_struct *p, __u32 cpu)
+{
+	return bpf_cpumask_test_cpu(cpu, p->cpus_ptr) &&
+	       !(p->migration_disabled && scx_bpf_task_cpu(p) != (s32)cpu);
+}
+
 /* Moves `tid` from the parking DSQ of `park_cpu` to this CPU's local DSQ:
  * STALE_NONE if it moved, else why not. The affinity is checked on the task
  * the iterator holds; if it changes after that, the kernel refuses the move. */
@@ -93,8 +102,7 @@ static __always_inline __u32 ring_move(__u64 tid, __s32 park_cpu, __u32 cpu, __u
 		while ((q = bpf_iter_scx_dsq_next(&it))) {
 			if (q->scx.tid != tid)
 				continue;
-			if (!bpf_cpumask_test_cpu(cpu, q->cpus_ptr) ||
-			    (q->migration_disabled && scx_bpf_task_cpu(q) != (s32)cpu)) {
+			if (!ring_allowed(q, cpu)) {
 				res = GHOST_RING_STALE_AFFINITY;
 				break;
 			}
@@ -148,7 +156,7 @@ static __always_inline __u32 ring_run(__u32 cpu, __u32 enclave, __u32 idx,
 		reason = GHOST_RING_STALE_NOT_PARKED;
 		goto out;
 	}
-	if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
+	if (!ring_allowed(p, cpu)) {
 		reason = GHOST_RING_STALE_AFFINITY;
 		goto out;
 	}
