@@ -14,6 +14,9 @@
 //              a pinned worker in the other node's ring never ends RAN.
 //   revoke     the same workers, and the driver revokes a third of its
 //              entries (at once or a few rounds later): nothing is lost.
+//   steal      every worker is pushed to node 0's ring, which allows stealing
+//              (GHOST_RING_F_STEAL): node 1's CPUs take entries from it, node
+//              0's CPUs never steal (their ring is theirs), nothing is lost.
 //   storm      two CFS threads flip the workers' affinity and nice while the
 //              rings feed them (argv[2]: race window iterations between the
 //              consumer's affinity check and its move). The class stays, every
@@ -42,7 +45,7 @@ namespace {
 
 constexpr uint32_t kRingSize = 64;
 
-enum class Mode { kPlacement, kRevoke, kStorm };
+enum class Mode { kPlacement, kRevoke, kSteal, kStorm };
 
 enum class Kind { kLive, kOldSeqnum, kOtherNode };
 
@@ -80,7 +83,7 @@ const char* StaleName(uint32_t r) {
 int main(int argc, char** argv) {
   Failures f;
   if (argc < 2) {
-    std::fprintf(stderr, "usage: ghost_fast_path placement|revoke|storm [race_window]\n");
+    std::fprintf(stderr, "usage: ghost_fast_path placement|revoke|steal|storm [race_window]\n");
     return 2;
   }
   const std::string mode_name = argv[1];
@@ -89,6 +92,8 @@ int main(int argc, char** argv) {
     mode = Mode::kPlacement;
   } else if (mode_name == "revoke") {
     mode = Mode::kRevoke;
+  } else if (mode_name == "steal") {
+    mode = Mode::kSteal;
   } else if (mode_name == "storm") {
     mode = Mode::kStorm;
   } else {
@@ -129,6 +134,9 @@ int main(int argc, char** argv) {
     }
     rings.push_back(std::move(*r));
   }
+  if (mode == Mode::kSteal) {
+    __atomic_store_n(&ks.RingRegion(enclave, 0)->info.flags, GHOST_RING_F_STEAL, __ATOMIC_RELEASE);
+  }
 
   // Workers: bursts of CPU and short sleeps; each notes the CPUs it ran on.
   const int nworkers = 2 * ncpus;
@@ -140,8 +148,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < nworkers; i++) {
     Worker w;
     w.index = i;
-    w.node = i % 2;
-    w.pinned = mode != Mode::kStorm && (i % 4) < 2;
+    w.node = mode == Mode::kSteal ? 0 : i % 2;
+    w.pinned = (mode == Mode::kPlacement || mode == Mode::kRevoke) && (i % 4) < 2;
     w.mask = w.pinned ? node_cpus[w.node] : all;
     threads.push_back(std::make_unique<SpinningWorker>());
     threads[i]->Start(w.mask, [&, i](SpinningWorker&) {
@@ -245,7 +253,7 @@ int main(int argc, char** argv) {
     switch (o.outcome) {
       case ghost::RingOutcome::kRan:
         ran++;
-        if (ks.NodeOfCpu(static_cast<int>(o.cpu)) != n) {
+        if (mode != Mode::kSteal && ks.NodeOfCpu(static_cast<int>(o.cpu)) != n) {
           f.Fail(absl::StrFormat("ring %d pos %u ran on CPU %u, of node %d (no stealing)", n,
                                  o.pos, o.cpu, ks.NodeOfCpu(static_cast<int>(o.cpu))));
         }
@@ -441,8 +449,20 @@ int main(int argc, char** argv) {
           absl::StrFormat("every run was the agent's ring placement or a resume (fallback %d, "
                           "committed %d)",
                           runs[ghost::kRunFallback], runs[ghost::kRunCommitted]));
-  f.Check(ran > 0 && fp.pops > 0 && fp.steals == 0, "entries ran from the rings, none stolen");
-  if (mode != Mode::kStorm) {
+  if (mode == Mode::kSteal) {
+    uint64_t home_steals = 0, ran_node1 = 0;
+    for (int c = 0; c < ncpus; c++) {
+      if (ks.NodeOfCpu(c) == 0) home_steals += fp.cpu_steals[c];
+      if (ks.NodeOfCpu(c) == 1) ran_node1 += fp.cpu_runs[c];
+    }
+    f.Check(fp.steals > 0 && ran_node1 > 0 && home_steals == 0,
+            absl::StrFormat("node 1's CPUs stole from node 0's ring (%d steals, %d ring runs "
+                            "there), node 0's CPUs stole nothing (%d)",
+                            fp.steals, ran_node1, home_steals));
+  } else {
+    f.Check(ran > 0 && fp.pops > 0 && fp.steals == 0, "entries ran from the rings, none stolen");
+  }
+  if (mode == Mode::kPlacement || mode == Mode::kRevoke) {
     bool node_ok = true;
     for (auto& [pid, w] : by_pid) {
       const uint64_t s = seen[w.index].load();
