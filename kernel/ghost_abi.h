@@ -21,7 +21,9 @@
 #ifndef GHOST_SCX_KERNEL_GHOST_ABI_H
 #define GHOST_SCX_KERNEL_GHOST_ABI_H
 
-#define GHOST_ABI_VERSION 4
+#include "kernel/ghost_ring.h"
+
+#define GHOST_ABI_VERSION 5 /* 5: fast-path rings, NUMA table in class_info */
 
 /* Limits. Sized for the simulator's largest preset (2x64 cores, SMT2). */
 #define GHOST_MAX_CPUS 256
@@ -317,6 +319,23 @@ struct ghost_cpu_word {
 	__u64 yield_requests; /* times the class asked (counter) */
 };
 
+/*
+ * Fast-path rings (issue 9, docs/FAST_PATH.md): the class's `ghost_rings` map
+ * holds GHOST_MAX_ENCLAVES * GHOST_RING_MAX_NODES rings; enclave e's ring for
+ * node n is element GHOST_RING_INDEX(e, n). Nodes are the loader's view of the
+ * NUMA topology, folded modulo GHOST_RING_MAX_NODES (class_info.cpu_node).
+ */
+#define GHOST_RING_INDEX(enclave, node) ((enclave) * GHOST_RING_MAX_NODES + (node))
+#define GHOST_NR_RINGS (GHOST_MAX_ENCLAVES * GHOST_RING_MAX_NODES)
+
+/* Context of the `ghost_ring_doorbell` syscall program: wakes up to kicks[n]
+ * idle CPUs of `enclave` on node n (SCX_KICK_IDLE), in one bpf() call. */
+struct ghost_ring_doorbell_args {
+	__u32 enclave;
+	__u32 kicks[GHOST_RING_MAX_NODES];
+	__u32 nr_kicked;      /* out: CPUs kicked */
+};
+
 /* Class-wide information, readable by agents (a one-element mmapped array). */
 struct ghost_class_info {
 	__u32 abi_version;    /* GHOST_ABI_VERSION of the loaded class */
@@ -326,6 +345,12 @@ struct ghost_class_info {
 	__u64 commits;        /* group-commit calls */
 	__u32 kernel_timeout_ms; /* sched_ext's stall timeout the class was loaded with */
 	__u32 max_watchdog_ms;   /* longest enclave watchdog the class honours (half of it) */
+	/* The NUMA nodes the fast path's consumers use (set by the loader from
+	 * sysfs, folded modulo GHOST_RING_MAX_NODES): rings per enclave in use,
+	 * and each CPU's node (< nr_nodes). */
+	__u32 nr_nodes;
+	__u32 pad;
+	__u8 cpu_node[GHOST_MAX_CPUS];
 };
 
 /* The last thread an enclave watchdog moved, as the class saw it then (.bss,

@@ -10,13 +10,13 @@
  *
  * Like ghost_abi.h: included by BPF C (after vmlinux.h) and by C++ (after
  * <linux/types.h>); only __u64-style types and plain structs. The layout is
- * versioned by GHOST_RING_LAYOUT_VERSION, separately from GHOST_ABI_VERSION
- * until the class uses the rings.
+ * versioned by GHOST_RING_LAYOUT_VERSION; the class's ring map (one ring per
+ * enclave and node, bpf/progs/fast_path.bpf.h) is part of GHOST_ABI_VERSION.
  */
 #ifndef GHOST_SCX_KERNEL_GHOST_RING_H
 #define GHOST_SCX_KERNEL_GHOST_RING_H
 
-#define GHOST_RING_LAYOUT_VERSION 1
+#define GHOST_RING_LAYOUT_VERSION 2 /* 2: info.flags (stealing), STALE_BOUNCED */
 
 #define GHOST_RING_MAX_SLOTS 4096 /* per ring; a power of two */
 #define GHOST_RING_MAX_NODES 8    /* rings (NUMA nodes) */
@@ -63,8 +63,11 @@ enum ghost_ring_stale_reason {
 	GHOST_RING_STALE_NOT_PARKED,    /* not waiting for a placement (committed elsewhere) */
 	GHOST_RING_STALE_AFFINITY,      /* may not run on the consumer's CPU */
 	GHOST_RING_STALE_CPU,           /* the CPU is offline or outside the enclave */
-	GHOST_RING_STALE_INSERT_RACE,   /* changed between insert and re-check: cancelled */
-	GHOST_RING_STALE_LAST = GHOST_RING_STALE_INSERT_RACE,
+	GHOST_RING_STALE_INSERT_RACE,   /* it changed under the consumer: the move was refused */
+	GHOST_RING_STALE_BOUNCED,       /* moved, but back in ops.enqueue before it ran
+	                                 * (a higher class took the CPU, a property change):
+	                                 * parked again, no message */
+	GHOST_RING_STALE_LAST = GHOST_RING_STALE_BOUNCED,
 };
 
 /* One cache line per slot: consumers on different CPUs claiming neighbouring
@@ -85,9 +88,14 @@ struct ghost_ring_info {
 	__u32 layout_version; /* GHOST_RING_LAYOUT_VERSION; 0 until initialised */
 	__u32 size;           /* slots in use: a power of two <= GHOST_RING_MAX_SLOTS */
 	__u32 node;           /* NUMA node it feeds */
-	__u32 pad0;
+	__u32 flags;          /* GHOST_RING_F_*, written by the agent at any time */
 	__u64 pad[6];
 };
+
+/* info.flags: CPUs of the enclave's other nodes may claim from this ring when
+ * their own ring has nothing (stealing; off by default: an entry then runs
+ * only on its node's CPUs). */
+#define GHOST_RING_F_STEAL 1U
 
 /* An index alone on its cache line: producers, consumers and the reaper each
  * move their own and never bounce the others' line. */

@@ -141,6 +141,7 @@ GHOST_RING_FN int ghost_ring_init(struct ghost_ring *r, __u32 size, __u32 node)
 	r->info.layout_version = 0;
 	r->info.size = size;
 	r->info.node = node;
+	r->info.flags = 0;
 	r->head.pos = 0;
 	r->tail.pos = 0;
 	r->reaped.pos = 0;

@@ -8,6 +8,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "userspace/ghost_skel.h"
+#include "userspace/topology.h"
 
 namespace ghost {
 namespace {
@@ -60,6 +62,24 @@ absl::StatusOr<std::string> SchedExtState(const SchedExtPaths& paths) {
   return std::string(absl::StripAsciiWhitespace(ss.str()));
 }
 
+NodeTable ReadNodeTable(const std::string& sysfs_root) {
+  NodeTable t;
+  absl::StatusOr<Topology> topo = Topology::FromSysfs(sysfs_root);
+  // Without a readable topology every CPU is node 0: one ring per enclave,
+  // the fast path still works (without NUMA placement).
+  if (!topo.ok() || topo->num_nodes() < 1) return t;
+  // Nodes are dense (0..n-1). Beyond GHOST_RING_MAX_NODES they are folded:
+  // ring k serves nodes k, k + 8, ...; refusing would keep such a machine
+  // from loading the class at all, and since agents read this same table
+  // (class_info.cpu_node), a thread pushed to ring k still runs only on the
+  // CPUs of ring k's nodes. Only locality is coarser.
+  t.nr_nodes = static_cast<uint32_t>(std::min(topo->num_nodes(), GHOST_RING_MAX_NODES));
+  for (int c = 0; c < topo->num_cpus() && c < GHOST_MAX_CPUS; c++) {
+    t.cpu_node[c] = static_cast<uint8_t>(topo->numa_node(c) % GHOST_RING_MAX_NODES);
+  }
+  return t;
+}
+
 absl::StatusOr<std::unique_ptr<BpfClass>> BpfClass::Load(const ClassOptions& opts) {
   if (opts.slice <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("slice must be positive");
@@ -79,6 +99,10 @@ absl::StatusOr<std::unique_ptr<BpfClass>> BpfClass::Load(const ClassOptions& opt
       static_cast<__u32>(absl::ToInt64Milliseconds(opts.kernel_timeout));
   // The class caps enclave watchdogs below it (enclaves.bpf.h).
   skel->rodata->kernel_timeout_ms = skel->struct_ops.ghost_ops->timeout_ms;
+  // The fast path's CPU -> node table (fast_path.bpf.h).
+  const NodeTable nodes = ReadNodeTable(opts.sysfs_root);
+  skel->rodata->nr_nodes = nodes.nr_nodes;
+  for (int c = 0; c < GHOST_MAX_CPUS; c++) skel->rodata->cpu_node[c] = nodes.cpu_node[c];
   if (int err = ghost_bpf__load(skel); err != 0) {
     ghost_bpf__destroy(skel);
     return absl::InternalError(absl::StrCat("loading the BPF class (verifier): ", strerror(-err)));

@@ -5,12 +5,15 @@
 
 #include <linux/types.h>
 
+#include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "kernel/ghost_abi.h"
 #include "userspace/class_pins.h"
 
 struct ghost_bpf;  // the skeleton (skel/ghost.skel.h)
@@ -43,7 +46,19 @@ struct ClassOptions {
   // Tests only: bpf_loop iterations between a commit's affinity check and its
   // move, to widen that race window (TOOLCHAIN.md). 0 in production.
   uint32_t race_window_iters = 0;
+  // Where the loader reads the NUMA topology for the fast path's consumers.
+  std::string sysfs_root = "/sys";
 };
+
+// The fast path's CPU -> NUMA node table, as the class is loaded with it
+// (fast_path.bpf.h) and publishes it (class_info.cpu_node).
+struct NodeTable {
+  uint32_t nr_nodes = 1;
+  std::array<uint8_t, GHOST_MAX_CPUS> cpu_node = {};
+};
+// From sysfs: dense node ids, folded modulo GHOST_RING_MAX_NODES; one node if
+// the topology cannot be read.
+NodeTable ReadNodeTable(const std::string& sysfs_root = "/sys");
 
 // Modes of the pins (Pin sets them explicitly): root's alone.
 inline constexpr unsigned kPinDirMode = 0700;

@@ -96,11 +96,14 @@ absl::Status BpfKernelSide::MapMemory() {
   auto ew = MapArray<ghost_enclave_word>(skel->maps.enclave_words, GHOST_MAX_ENCLAVES, addrs, lens);
   auto ci = MapArray<ghost_class_info>(skel->maps.class_info, 1, addrs, lens);
   auto cw = MapArray<ghost_cpu_word>(skel->maps.cpu_words, GHOST_MAX_CPUS, addrs, lens);
+  auto rg = MapArray<ghost_ring>(skel->maps.ghost_rings, GHOST_NR_RINGS, addrs, lens);
   for (size_t i = 0; i < addrs.size(); i++) mappings_.push_back({addrs[i], lens[i]});
-  for (const absl::Status& s :
-       {sw.status(), qw.status(), tx.status(), ew.status(), ci.status(), cw.status()}) {
+  for (const absl::Status& s : {sw.status(), qw.status(), tx.status(), ew.status(), ci.status(),
+                                cw.status(), rg.status()}) {
     if (!s.ok()) return s;
   }
+  rings_ = *rg;
+  doorbell_fd_ = bpf_program__fd(skel->progs.ghost_ring_doorbell);
   cpu_words_ = *cw;
   status_words_ = *sw;
   queue_words_ = *qw;
@@ -197,6 +200,9 @@ absl::StatusOr<EnclaveId> BpfKernelSide::CreateEnclave(const EnclaveOptions& opt
   for (int cpu : opts.cpus.ToVector()) cpus[cpu / 64] |= 1ULL << (cpu % 64);
   for (int i = 0; i < GHOST_CPU_MASK_WORDS; i++) __atomic_store_n(&w.cpus[i], cpus[i], __ATOMIC_RELAXED);
   if (!adopt) w.default_queue = GHOST_QUEUE_NONE;
+  // A new enclave starts with unused rings; an adopted one keeps its agent's
+  // (the successor Ring::Attach-es them and reaps what is there).
+  if (!adopt) ClearRings(id);
   __atomic_store_n(&w.watchdog_ms, opts.watchdog_ms, __ATOMIC_RELEASE);
   w.tick_msgs = opts.tick_messages ? GHOST_ENCLAVE_MSG_TICK : 0;
   // No heartbeat kept until an agent says it runs (SetAgentAbsent, Heartbeat);
@@ -231,7 +237,82 @@ absl::Status BpfKernelSide::DestroyEnclave(EnclaveId enclave) {
   __atomic_store_n(&w.flags, 0, __ATOMIC_RELEASE);
   memset(w.cpus, 0, sizeof(w.cpus));
   w.default_queue = GHOST_QUEUE_NONE;
+  ClearRings(enclave);
   return absl::OkStatus();
+}
+
+void BpfKernelSide::ClearRings(EnclaveId e) {
+  if (e >= GHOST_MAX_ENCLAVES) return;
+  for (int n = 0; n < GHOST_RING_MAX_NODES; n++) {
+    ghost_ring* r = &rings_[GHOST_RING_INDEX(e, n)];
+    // Unused first: consumers skip a ring whose version is 0 (and the CASes
+    // of any consumer mid-claim name words that are about to vanish). A
+    // thread already moved by an entry settles into a ring without that
+    // entry: its settle fails harmlessly (nr_ring_settle_errors).
+    __atomic_store_n(&r->info.layout_version, 0, __ATOMIC_SEQ_CST);
+    memset(reinterpret_cast<char*>(r) + sizeof(r->info), 0, sizeof(*r) - sizeof(r->info));
+    memset(&r->info, 0, sizeof(r->info));
+  }
+}
+
+int BpfKernelSide::NumNodes() const {
+  const uint32_t n = __atomic_load_n(&class_info_->nr_nodes, __ATOMIC_ACQUIRE);
+  return n < 1 ? 1 : n > GHOST_RING_MAX_NODES ? GHOST_RING_MAX_NODES : static_cast<int>(n);
+}
+
+int BpfKernelSide::NodeOfCpu(int cpu) const {
+  if (cpu < 0 || cpu >= GHOST_MAX_CPUS) return 0;
+  const int n = class_info_->cpu_node[cpu];
+  return n < NumNodes() ? n : 0;
+}
+
+ghost_ring* BpfKernelSide::RingRegion(EnclaveId enclave, int node) {
+  if (enclave >= GHOST_MAX_ENCLAVES || node < 0 || node >= NumNodes()) return nullptr;
+  return &rings_[GHOST_RING_INDEX(enclave, node)];
+}
+
+absl::Status BpfKernelSide::RingDoorbell(EnclaveId enclave, absl::Span<const uint32_t> kicks) {
+  if (enclave >= GHOST_MAX_ENCLAVES) {
+    return absl::InvalidArgumentError(absl::StrFormat("no enclave %u", enclave));
+  }
+  if (kicks.size() > static_cast<size_t>(NumNodes())) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%u kick counts for %d nodes", static_cast<uint32_t>(kicks.size()), NumNodes()));
+  }
+  ghost_ring_doorbell_args args = {};
+  args.enclave = enclave;
+  for (size_t n = 0; n < kicks.size(); n++) args.kicks[n] = kicks[n];
+  LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = &args, .ctx_size_in = sizeof(args));
+  if (bpf_prog_test_run_opts(doorbell_fd_, &run) != 0) {
+    return Errno("running ghost_ring_doorbell", errno);
+  }
+  if (static_cast<int>(run.retval) == -ENOENT) {
+    return absl::NotFoundError(absl::StrFormat("enclave %u does not exist", enclave));
+  }
+  return absl::OkStatus();
+}
+
+BpfKernelSide::FastPathCounters BpfKernelSide::FastPathStats() const {
+  FastPathCounters f;
+  const auto* bss = cls_->skel()->bss;
+  for (int c = 0; c < nr_cpus_; c++) {
+    f.cpu_pops.push_back(__atomic_load_n(&bss->ring_cpu_pops[c], __ATOMIC_RELAXED));
+    f.cpu_steals.push_back(__atomic_load_n(&bss->ring_cpu_steals[c], __ATOMIC_RELAXED));
+    f.cpu_runs.push_back(__atomic_load_n(&bss->ring_cpu_runs[c], __ATOMIC_RELAXED));
+    f.pops += f.cpu_pops.back();
+    f.steals += f.cpu_steals.back();
+  }
+  f.ring_runs = __atomic_load_n(&bss->nr_runs_ring, __ATOMIC_RELAXED);
+  for (int r = 0; r <= GHOST_RING_STALE_LAST; r++) {
+    f.stale[r] = __atomic_load_n(&bss->nr_ring_stale[r], __ATOMIC_RELAXED);
+  }
+  f.settle_errors = __atomic_load_n(&bss->nr_ring_settle_errors, __ATOMIC_RELAXED);
+  f.doorbells = __atomic_load_n(&bss->nr_doorbells, __ATOMIC_RELAXED);
+  f.doorbell_kicks = __atomic_load_n(&bss->nr_doorbell_kicks, __ATOMIC_RELAXED);
+  for (int e = 0; e < GHOST_MAX_ENCLAVES; e++) {
+    f.enclave_ring_runs[e] = __atomic_load_n(&bss->enclave_runs[e][kRunRing], __ATOMIC_RELAXED);
+  }
+  return f;
 }
 
 absl::StatusOr<QueueId> BpfKernelSide::CreateQueue(const QueueOptions& opts) {

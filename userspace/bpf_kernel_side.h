@@ -58,6 +58,23 @@ class BpfKernelSide : public KernelSide {
   absl::Status Commit(const CpuList& cpus) override;
   absl::Status SetWantOnCpu(Tid tid, bool want) override;
 
+  // Fast-path rings: the class's `ghost_rings` map, mmapped once; nodes as the
+  // class's consumers see them (class_info.cpu_node, set at load).
+  int NumNodes() const override;
+  int NodeOfCpu(int cpu) const override;
+  ghost_ring* RingRegion(EnclaveId enclave, int node) override;
+  absl::Status RingDoorbell(EnclaveId enclave, absl::Span<const uint32_t> kicks) override;
+  // The class's fast-path counters (its .bss), for --stats and tests.
+  struct FastPathCounters {
+    uint64_t pops = 0, steals = 0, ring_runs = 0;  // summed over CPUs
+    std::array<uint64_t, GHOST_RING_STALE_LAST + 1> stale = {};  // by reason
+    uint64_t settle_errors = 0;  // must stay 0
+    uint64_t doorbells = 0, doorbell_kicks = 0;
+    std::vector<uint64_t> cpu_pops, cpu_steals, cpu_runs;  // per CPU (NumCpus())
+    std::array<uint64_t, GHOST_MAX_ENCLAVES> enclave_ring_runs = {};
+  };
+  FastPathCounters FastPathStats() const;
+
   // ghost-run: `pid` joins `enclave` when it next switches to SCHED_EXT
   // (its children inherit the enclave).
   absl::Status EnrollPid(pid_t pid, EnclaveId enclave);
@@ -144,6 +161,9 @@ class BpfKernelSide : public KernelSide {
   explicit BpfKernelSide(BpfClass& cls) : cls_(&cls) {}
   absl::Status MapMemory();
   absl::Status RunCtl(ghost_ctl_args& args);
+  // Makes enclave e's rings unused (layout version 0, every slot zero): a new
+  // agent never sees an old enclave's entries as live. mu_ held.
+  void ClearRings(EnclaveId e);
   // Discards what queue slot q's ring holds (a previous agent's); mu_ held.
   absl::StatusOr<uint64_t> DrainQueueSlot(uint32_t q);
   static int OnRecord(void* ctx, void* data, size_t size);
@@ -156,13 +176,14 @@ class BpfKernelSide : public KernelSide {
   ghost_enclave_word* enclave_words_ = nullptr;
   ghost_class_info* class_info_ = nullptr;
   ghost_cpu_word* cpu_words_ = nullptr;
+  ghost_ring* rings_ = nullptr;  // GHOST_NR_RINGS rings
   struct Mapping {
     void* addr;
     size_t len;
   };
   std::vector<Mapping> mappings_;
   int nr_cpus_ = 0;
-  int commit_fd_ = -1, ctl_fd_ = -1, queues_fd_ = -1, enroll_fd_ = -1;
+  int commit_fd_ = -1, ctl_fd_ = -1, queues_fd_ = -1, enroll_fd_ = -1, doorbell_fd_ = -1;
 
   absl::Mutex mu_;  // queue and enclave creation/destruction
   std::array<Queue, GHOST_MAX_QUEUES> queues_;

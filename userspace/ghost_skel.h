@@ -16,6 +16,7 @@ inline constexpr int kRunCommitted = 0;
 inline constexpr int kRunFallback = 1;
 inline constexpr int kRunResumed = 2;
 inline constexpr int kRunStarved = 3;  // a CPU a higher class held ran it
+inline constexpr int kRunRing = 4;     // a fast-path ring entry of its agent
 
 }  // namespace ghost
 

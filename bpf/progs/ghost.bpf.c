@@ -8,8 +8,10 @@
  * threads are delegated: every state change becomes a message in the thread's
  * queue (messages.bpf.h) and its status word (status_words.bpf.h); a runnable
  * thread waits in a parking DSQ (fallback.bpf.h) until its agent commits a
- * transaction that moves it to a CPU (transactions.bpf.h), or until the
- * enclave's watchdog hands it to the FIFO, so no agent can stall the class.
+ * transaction that moves it to a CPU (transactions.bpf.h), until an idle CPU
+ * of its enclave takes it from the agent's fast-path ring (fast_path.bpf.h),
+ * or until the enclave's watchdog hands it to the FIFO, so no agent can stall
+ * the class.
  *
  * Where the ghOSt events come from (see DESIGN.md, "Rules the kernel imposes"):
  *   TASK_NEW        ops.enable (+ AFFINITY_CHANGED if it may not use every CPU)
@@ -38,6 +40,7 @@
 #include "control.bpf.h"
 #include "dump.bpf.h"
 #include "run_stats.bpf.h"
+#include "fast_path.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -72,6 +75,14 @@ void GHOST_OPS(ghost_enqueue, struct task_struct *p, u64 enq_flags)
 	if (!task_in_enclave(t)) {
 		__sync_fetch_and_add(&nr_enqueued, 1);
 		fallback_insert(p, t, enq_flags);
+		return;
+	}
+	if (t->ring_moved) {
+		/* A ring entry moved it, but it came back before it ran: the
+		 * entry's outcome tells the agent; no message. */
+		ring_settle(p, t, false, GHOST_RING_STALE_BOUNCED);
+		t->stop_reason = GT_STOP_NONE;
+		park(p, t, enq_flags);
 		return;
 	}
 	if (t->txn_cpu >= 0) {
@@ -127,7 +138,13 @@ void GHOST_OPS(ghost_dispatch, s32 cpu, struct task_struct *prev)
 		__sync_fetch_and_add(&nr_dispatched, 1);
 		return;
 	}
-	if (!starved || run_parked_here(cpu))
+	/* The agent's fast path: only on a CPU no higher class holds (a
+	 * starved CPU's dispatch is the ext server's, below). */
+	if (!starved) {
+		fast_path_dispatch(c);
+		return;
+	}
+	if (run_parked_here(cpu))
 		return;
 	/* Lent by the ext server with nothing else to run here: the thread
 	 * being switched out keeps the CPU (the kernel keeps `prev` when its
@@ -168,6 +185,14 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 	} else if (t->txn_cpu == (__s32)cpu) {
 		__sync_fetch_and_add(&nr_runs_committed, 1);
 		run_note(t, RUN_COMMITTED, waited_since);
+	} else if (ring_placed(t, cpu)) {
+		/* Its agent chose it through the ring: an agent placement. */
+		__u32 c = cpu & (GHOST_MAX_CPUS - 1);
+
+		barrier_var(c);
+		__sync_fetch_and_add(&nr_runs_ring, 1);
+		__sync_fetch_and_add(&ring_cpu_runs[c & (GHOST_MAX_CPUS - 1)], 1);
+		run_note(t, RUN_RING, waited_since);
 	} else {
 		__sync_fetch_and_add(&nr_runs_resumed, 1);
 		run_note(t, RUN_RESUMED, waited_since);
@@ -182,6 +207,7 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 		send_task_on_cpu(p, t, cpu);
 	else
 		task_publish(p, t, false);
+	ring_settle_running(p, t, cpu);
 }
 
 void GHOST_OPS(ghost_stopping, struct task_struct *p, bool runnable)
@@ -213,6 +239,7 @@ bool GHOST_OPS(ghost_yield, struct task_struct *from, struct task_struct *to)
 static __always_inline void task_gone(struct task_struct *p, struct ghost_task *t, __u16 type)
 {
 	txn_settle(p, t, GHOST_TXN_NOT_FOUND);
+	ring_settle(p, t, false, GHOST_RING_STALE_GONE);
 	t->state = GT_BLOCKED;
 	/* Gone before the agent can read so: a commit made on DEAD/DEPARTED
 	 * finds nothing (NOT_FOUND), even while a departed thread lives on. */
@@ -356,6 +383,7 @@ s32 GHOST_OPS_SLEEPABLE(ghost_init_task, struct task_struct *p, struct scx_init_
 	t->queue = GHOST_QUEUE_NONE;
 	t->park_cpu = -1;
 	t->txn_cpu = -1;
+	t->ring_cpu = -1;
 	t->cpu = -1;
 	/* A thread forked by an enclave thread joins the same enclave. */
 	if (args->fork) {
@@ -447,6 +475,9 @@ s32 GHOST_OPS_SLEEPABLE(ghost_init)
 		ci->nr_cpus = nr_cpus;
 		ci->kernel_timeout_ms = kernel_timeout_ms;
 		ci->max_watchdog_ms = max_watchdog_ms();
+		ci->nr_nodes = ring_nodes();
+		for (__u32 c = 0; c < GHOST_MAX_CPUS; c++)
+			ci->cpu_node[c] = node_of_cpu(c);
 	}
 	return fallback_init();
 }

@@ -21,6 +21,7 @@ enum run_placer {
 	RUN_FALLBACK,  /* its agent was late, gone, or its enclave destroyed */
 	RUN_RESUMED,
 	RUN_STARVED,   /* a CPU a higher class held ran it (run_parked_here) */
+	RUN_RING,      /* a fast-path ring entry of its agent (fast_path.bpf.h) */
 	RUN_PLACERS,
 };
 

@@ -43,6 +43,14 @@ struct ghost_task {
 	__s32 park_cpu;    /* parking DSQ it sits in while GT_HELD */
 	__s32 txn_cpu;     /* slot whose commit moved it, or -1 */
 	__s32 cpu;         /* current or last CPU */
+	/* Fast path (fast_path.bpf.h): the ring entry that moved it. ring_cpu is
+	 * the consumer that claims it (-1: none; taken with a CAS, excludes a
+	 * commit); ring_moved: the move succeeded, the entry (ring_idx, ring_pos)
+	 * waits for ops.running (RAN) or a bounce (STALE BOUNCED). */
+	__u64 ring_pos;
+	__u32 ring_idx;
+	__s32 ring_cpu;
+	__u8 ring_moved;
 	__u8 enabled;      /* TASK_NEW sent, DEAD/DEPARTED not yet */
 	__u8 want_on_cpu;  /* agent asked for TASK_ON_CPU */
 	__u8 yielding;     /* ops.yield seen; the next stop is a yield */

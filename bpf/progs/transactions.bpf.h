@@ -185,8 +185,8 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 		res = GHOST_TXN_NOT_RUNNABLE;
 		goto out;
 	}
-	if (t->txn_cpu >= 0 || t->state != GT_HELD) {
-		/* Already moved by another commit or by the fallback. */
+	if (t->txn_cpu >= 0 || t->ring_cpu >= 0 || t->state != GT_HELD) {
+		/* Already moved by another commit, a ring consumer or the fallback. */
 		res = GHOST_TXN_RUNNING_ELSEWHERE;
 		goto out;
 	}
@@ -205,7 +205,14 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 	/* Claim the thread for this slot before it can possibly run. */
 	park_cpu = t->park_cpu;
 	t->txn_token = txn->commit_seq;
-	t->txn_cpu = cpu;
+	/* Against a ring consumer (fast_path.bpf.h): publish the claim with a
+	 * full barrier, then look for theirs; at most one side proceeds. */
+	__sync_lock_test_and_set(&t->txn_cpu, (__s32)cpu);
+	if (*(volatile __s32 *)&t->ring_cpu >= 0) {
+		__sync_val_compare_and_swap(&t->txn_cpu, (__s32)cpu, -1);
+		res = GHOST_TXN_RUNNING_ELSEWHERE;
+		goto out;
+	}
 	slice = txn->slice_ns ? txn->slice_ns : SCX_SLICE_INF;
 	/* IMMED hands the thread back (-> CPU_UNAVAILABLE) if the CPU is busy;
 	 * when preempting one of ours, queue it first (PREEMPT ends the running

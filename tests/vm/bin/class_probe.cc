@@ -256,6 +256,21 @@ int main(int argc, char** argv) {
                  bss.nr_starved_runs_pinned, bss.nr_starved_runs_agent_cpu,
                  bss.nr_enqueued + bss.nr_direct,
                  *live);
+    // The fast path (fast_path.bpf.h): claims by CPUs of the ring's node and
+    // by other nodes' CPUs, ring runs, drops by reason, refused settles.
+    uint64_t pops = 0, steals = 0;
+    for (int c = 0; c < GHOST_MAX_CPUS; c++) {
+      pops += bss.ring_cpu_pops[c];
+      steals += bss.ring_cpu_steals[c];
+    }
+    std::string stale;
+    for (int r = 1; r <= GHOST_RING_STALE_LAST; r++) {
+      absl::StrAppend(&stale, r > 1 ? "," : "", bss.nr_ring_stale[r]);
+    }
+    absl::PrintF("ring_pops=%d ring_steals=%d ring_runs=%d ring_stale=%s ring_settle_errors=%d "
+                 "doorbells=%d doorbell_kicks=%d\n",
+                 pops, steals, bss.nr_runs_ring, stale, bss.nr_ring_settle_errors, bss.nr_doorbells,
+                 bss.nr_doorbell_kicks);
     if (enclave >= 0) {
       std::vector<ghost_queue_word> queues(GHOST_MAX_QUEUES);
       if (!ReadArray(pins, "queue_words", queues)) return Fail("cannot read the queue words");
@@ -279,10 +294,11 @@ int main(int argc, char** argv) {
       }
       const __u64* runs = bss.enclave_runs[enclave];
       absl::PrintF("e_committed=%d e_fallback=%d e_resumed=%d e_starved=%d e_wait_max_us=%d "
-                   "e_dropped=%d e_queues=%d e_threads=%d\n",
+                   "e_dropped=%d e_queues=%d e_threads=%d e_ring=%d\n",
                    runs[ghost::kRunCommitted], runs[ghost::kRunFallback],
                    runs[ghost::kRunResumed], runs[ghost::kRunStarved],
-                   bss.enclave_wait_max_ns[enclave] / 1000, dropped, n, threads);
+                   bss.enclave_wait_max_ns[enclave] / 1000, dropped, n, threads,
+                   runs[ghost::kRunRing]);
     }
   }
   return 0;

@@ -1,0 +1,490 @@
+// ghost_fast_path: the class's fast-path consumers (bpf/progs/fast_path.bpf.h)
+// driven directly through BpfKernelSide and Ring, with no policy: this program
+// is the agent. It creates an enclave over every CPU, starts workers in it
+// (bursts of CPU, short sleeps), and instead of committing pushes each
+// runnable worker's {tid, seqnum} into a ring of its enclave, rings the
+// doorbell, reaps every outcome and pushes again, as the contract
+// (docs/FAST_PATH.md) says an agent does.
+//
+//   placement  (--numa guest, 2 nodes) worker i belongs to node i % 2; half of
+//              them are pinned to their node's CPUs. Every worker completes;
+//              every CPU a worker ran on is its node's (stealing is off);
+//              every RAN outcome names a CPU of its ring's node; decoys never
+//              run: an entry with an old seqnum ends STALE SEQNUM, an entry of
+//              a pinned worker in the other node's ring never ends RAN.
+//   revoke     the same workers, and the driver revokes a third of its
+//              entries (at once or a few rounds later): nothing is lost.
+//   steal      every worker is pushed to node 0's ring, which allows stealing
+//              (GHOST_RING_F_STEAL): node 1's CPUs take entries from it, node
+//              0's CPUs never steal (their ring is theirs), nothing is lost.
+//   storm      two CFS threads flip the workers' affinity and nice while the
+//              rings feed them (argv[2]: race window iterations between the
+//              consumer's affinity check and its move). The class stays, every
+//              worker completes, the thread is pushed to a node its affinity
+//              allows.
+//
+// In every mode: each pushed entry ends exactly once (ran, revoked or stale),
+// the class's count of ring runs for the enclave equals the RAN outcomes, no
+// settle was refused, and no enclave thread ran through the fallback (the
+// agent placed every run).
+#include <sched.h>
+#include <sys/resource.h>
+
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "tests/vm/test_agent.h"
+#include "userspace/ghost_skel.h"
+#include "userspace/ring.h"
+
+using namespace ghost_test;
+
+namespace {
+
+constexpr uint32_t kRingSize = 64;
+
+enum class Mode { kPlacement, kRevoke, kSteal, kStorm };
+
+enum class Kind { kLive, kOldSeqnum, kOtherNode };
+
+struct Entry {
+  uint64_t tid = 0;
+  uint64_t seq = 0;
+  Kind kind = Kind::kLive;
+  bool revoked = false;  // our Revoke won
+};
+
+struct Worker {
+  int index = 0;
+  int node = 0;        // home node
+  bool pinned = false; // allowed on its node's CPUs only
+  uint64_t seq = 0;
+  bool runnable = false;
+  bool dead = false;
+  bool live = false;   // a live entry of it is in a ring
+  int live_node = 0;
+  uint64_t live_pos = 0;
+  int64_t revoke_at = 0; // revoke mode: when to revoke the live entry (0: never)
+  uint64_t pushes = 0;
+  cpu_set_t mask;      // affinity from its last AFFINITY_CHANGED
+  bool mask_known = false;
+};
+
+const char* StaleName(uint32_t r) {
+  static const char* names[] = {"NONE",     "GONE", "SEQNUM",      "ENCLAVE", "NOT_PARKED",
+                                "AFFINITY", "CPU",  "INSERT_RACE", "BOUNCED"};
+  return r <= GHOST_RING_STALE_LAST ? names[r] : "?";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Failures f;
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: ghost_fast_path placement|revoke|steal|storm [race_window]\n");
+    return 2;
+  }
+  const std::string mode_name = argv[1];
+  Mode mode;
+  if (mode_name == "placement") {
+    mode = Mode::kPlacement;
+  } else if (mode_name == "revoke") {
+    mode = Mode::kRevoke;
+  } else if (mode_name == "steal") {
+    mode = Mode::kSteal;
+  } else if (mode_name == "storm") {
+    mode = Mode::kStorm;
+  } else {
+    std::fprintf(stderr, "ghost_fast_path: unknown mode '%s'\n", argv[1]);
+    return 2;
+  }
+  const uint32_t race_window = argc > 2 ? static_cast<uint32_t>(atoi(argv[2])) : 0;
+  if (!HaveCpus(4)) return 1;
+  const int ncpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  const cpu_set_t all = AllCpus();
+
+  auto setup = Setup::Create({.cpus = ghost::CpuList::FirstN(ncpus),
+                              .watchdog_ms = 5000,
+                              .race_window_iters = race_window});
+  if (!setup) return 1;
+  auto& ks = *setup->ks;
+  const ghost::EnclaveId enclave = setup->enclave;
+
+  // The class's node table against the guest's topology (vm.sh --numa: two
+  // nodes, CPUs split in halves).
+  const int nodes = ks.NumNodes();
+  f.Check(nodes == 2, absl::StrFormat("the class sees %d NUMA nodes (want 2)", nodes));
+  if (nodes != 2) return 1;
+  bool table_ok = true;
+  for (int c = 0; c < ncpus; c++) table_ok &= ks.NodeOfCpu(c) == (c < ncpus / 2 ? 0 : 1);
+  f.Check(table_ok, "NodeOfCpu matches the guest's topology (first half node 0)");
+  cpu_set_t node_cpus[2];
+  CPU_ZERO(&node_cpus[0]);
+  CPU_ZERO(&node_cpus[1]);
+  for (int c = 0; c < ncpus; c++) CPU_SET(c, &node_cpus[ks.NodeOfCpu(c)]);
+
+  std::vector<ghost::Ring> rings;
+  for (int n = 0; n < nodes; n++) {
+    auto r = ghost::Ring::Create(ks.RingRegion(enclave, n), kRingSize, n);
+    if (!r.ok()) {
+      f.Fail(absl::StrFormat("ring of node %d: %s", n, r.status().message()));
+      return 1;
+    }
+    rings.push_back(std::move(*r));
+  }
+  if (mode == Mode::kSteal) {
+    __atomic_store_n(&ks.RingRegion(enclave, 0)->info.flags, GHOST_RING_F_STEAL, __ATOMIC_RELEASE);
+  }
+
+  // Workers: bursts of CPU and short sleeps; each notes the CPUs it ran on.
+  const int nworkers = 2 * ncpus;
+  const int bursts = mode == Mode::kStorm ? 60 : 80;
+  std::atomic<int> done{0};
+  std::vector<std::atomic<uint64_t>> seen(nworkers);
+  std::vector<std::unique_ptr<SpinningWorker>> threads;
+  std::map<int, Worker> by_pid;  // Linux tid -> worker (tids learned from TASK_NEW)
+  for (int i = 0; i < nworkers; i++) {
+    Worker w;
+    w.index = i;
+    w.node = mode == Mode::kSteal ? 0 : i % 2;
+    w.pinned = (mode == Mode::kPlacement || mode == Mode::kRevoke) && (i % 4) < 2;
+    w.mask = w.pinned ? node_cpus[w.node] : all;
+    threads.push_back(std::make_unique<SpinningWorker>());
+    threads[i]->Start(w.mask, [&, i](SpinningWorker&) {
+      for (int b = 0; b < bursts; b++) {
+        SpinCpuNs(300'000);
+        const int c = sched_getcpu();
+        if (c >= 0 && c < 64) seen[i].fetch_or(1ull << c);
+        SleepUs(200);
+      }
+      done++;
+    });
+    by_pid[threads[i]->pid()] = w;
+  }
+  for (auto& t : threads) {
+    if (auto s = t->Enroll(ks, enclave); !s.ok()) f.Fail(std::string(s.message()));
+  }
+
+  // Storm: CFS threads flipping the workers' affinity and nice.
+  std::atomic<bool> stop_storm{false};
+  std::atomic<uint64_t> flips{0};
+  std::vector<std::thread> stormers;
+  if (mode == Mode::kStorm) {
+    for (int k = 0; k < 2; k++) {
+      stormers.push_back(StartCfsThread(all, [&, k] {
+        std::mt19937 rng(77 + k);
+        while (!stop_storm.load()) {
+          const int w = static_cast<int>(rng() % nworkers);
+          const int pid = threads[w]->pid();
+          if (rng() % 2) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            const unsigned bits = 1 + rng() % ((1u << ncpus) - 1);
+            for (int c = 0; c < ncpus; c++) {
+              if (bits & (1u << c)) CPU_SET(c, &set);
+            }
+            sched_setaffinity(pid, sizeof(set), &set);
+          } else {
+            setpriority(PRIO_PROCESS, pid, static_cast<int>(rng() % 11) - 5);
+          }
+          flips++;
+          SleepUs(50 + rng() % 200);
+        }
+      }));
+    }
+  }
+
+  // The agent: messages -> pushes -> doorbell -> outcomes.
+  std::map<uint64_t, int> pid_of;               // scx tid -> Linux tid
+  std::vector<std::map<uint64_t, Entry>> expect(nodes);  // per ring: pos -> entry
+  uint64_t pushed = 0, reaped = 0, ran = 0, revoked = 0, full = 0;
+  uint64_t revokes_won = 0, revokes_lost = 0, decoys_seq = 0, decoys_node = 0;
+  std::map<std::string, uint64_t> stale_by;
+  std::mt19937 rng(4242);
+  auto worker_of = [&](uint64_t tid) -> Worker* {
+    auto p = pid_of.find(tid);
+    if (p == pid_of.end()) return nullptr;
+    auto w = by_pid.find(p->second);
+    return w == by_pid.end() ? nullptr : &w->second;
+  };
+  auto on_message = [&](const ghost_msg& m) {
+    if (m.tid == GHOST_TID_NONE) return;
+    if (m.type == GHOST_MSG_TASK_NEW) pid_of[m.tid] = static_cast<int>(m.task_new.pid);
+    Worker* w = worker_of(m.tid);
+    if (w == nullptr) return;
+    w->seq = m.seqnum;
+    switch (m.type) {
+      case GHOST_MSG_TASK_NEW: w->runnable = m.task_new.runnable; break;
+      case GHOST_MSG_TASK_WAKEUP:
+      case GHOST_MSG_TASK_PREEMPT:
+      case GHOST_MSG_TASK_YIELD: w->runnable = true; break;
+      case GHOST_MSG_TASK_BLOCKED: w->runnable = false; break;
+      case GHOST_MSG_TASK_DEAD:
+      case GHOST_MSG_TASK_DEPARTED:
+        w->runnable = false;
+        w->dead = true;
+        break;
+      case GHOST_MSG_TASK_AFFINITY_CHANGED:
+        CPU_ZERO(&w->mask);
+        for (int c = 0; c < ncpus; c++) {
+          if ((m.affinity.cpus[c / 64] >> (c % 64)) & 1) CPU_SET(c, &w->mask);
+        }
+        w->mask_known = true;
+        break;
+      default: break;
+    }
+  };
+  auto on_outcome = [&](int n, const ghost::RingOutcomeRecord& o) {
+    reaped++;
+    auto it = expect[n].find(o.pos);
+    if (it == expect[n].end()) {
+      f.Fail(absl::StrFormat("ring %d: an outcome for position %u that was not pushed, or "
+                             "twice", n, o.pos));
+      return;
+    }
+    const Entry e = it->second;
+    expect[n].erase(it);
+    if (o.tid != e.tid || o.seqnum != e.seq) {
+      f.Fail(absl::StrFormat("ring %d pos %u: outcome names tid %u seq %u, pushed %u/%u", n,
+                             o.pos, o.tid, o.seqnum, e.tid, e.seq));
+    }
+    switch (o.outcome) {
+      case ghost::RingOutcome::kRan:
+        ran++;
+        if (mode != Mode::kSteal && ks.NodeOfCpu(static_cast<int>(o.cpu)) != n) {
+          f.Fail(absl::StrFormat("ring %d pos %u ran on CPU %u, of node %d (no stealing)", n,
+                                 o.pos, o.cpu, ks.NodeOfCpu(static_cast<int>(o.cpu))));
+        }
+        if (e.kind == Kind::kOldSeqnum) {
+          f.Fail(absl::StrFormat("tid %u: an entry with an old seqnum %u ran", e.tid, e.seq));
+        }
+        if (e.kind == Kind::kOtherNode) {
+          f.Fail(absl::StrFormat("tid %u, pinned to node %d, ran from node %d's ring (CPU %u)",
+                                 e.tid, 1 - n, n, o.cpu));
+        }
+        break;
+      case ghost::RingOutcome::kRevoked:
+        revoked++;
+        if (!e.revoked) f.Fail(absl::StrFormat("ring %d pos %u REVOKED, never revoked", n, o.pos));
+        break;
+      case ghost::RingOutcome::kStale:
+        stale_by[StaleName(o.stale_reason)]++;
+        if (e.kind == Kind::kOldSeqnum && o.stale_reason != GHOST_RING_STALE_SEQNUM) {
+          f.Fail(absl::StrFormat("tid %u: old-seqnum entry dropped as %s, not SEQNUM", e.tid,
+                                 StaleName(o.stale_reason)));
+        }
+        break;
+    }
+    if (o.outcome != ghost::RingOutcome::kRevoked && e.revoked) {
+      f.Fail(absl::StrFormat("ring %d pos %u: our revoke won, yet it ended %s", n, o.pos,
+                             o.outcome == ghost::RingOutcome::kRan ? "RAN" : "STALE"));
+    }
+    if (e.kind != Kind::kLive) return;
+    Worker* w = worker_of(e.tid);
+    if (w != nullptr && w->live && w->live_node == n && w->live_pos == o.pos) {
+      w->live = false;
+      // RAN at its current seqnum: it runs; its next message says what next.
+      if (o.outcome == ghost::RingOutcome::kRan && o.seqnum == w->seq) w->runnable = false;
+    }
+  };
+  // A node the worker's affinity allows, its home node first.
+  auto node_for = [&](const Worker& w) {
+    for (int k = 0; k < nodes; k++) {
+      const int n = (w.node + k) % nodes;
+      cpu_set_t both;
+      CPU_AND(&both, &w.mask, &node_cpus[n]);
+      if (CPU_COUNT(&both) > 0) return n;
+    }
+    return w.node;
+  };
+  auto push = [&](int n, uint64_t tid, uint64_t seq, Kind kind, uint64_t* pos) {
+    ghost::RingPush r = rings[n].Push(tid, seq, NowNs());
+    if (!r.ok()) {
+      full++;
+      return false;
+    }
+    pushed++;
+    expect[n][r.pos] = Entry{.tid = tid, .seq = seq, .kind = kind};
+    if (pos) *pos = r.pos;
+    return true;
+  };
+
+  const int64_t deadline = NowNs() + 240'000'000'000LL;
+  for (;;) {
+    ks.ConsumeQueue(setup->queue, on_message);
+    for (int n = 0; n < nodes; n++) rings[n].Reap([&](const auto& o) { on_outcome(n, o); });
+    if (done.load() == nworkers) break;
+    if (NowNs() > deadline) {
+      f.Fail(absl::StrFormat("only %d of %d workers finished within 240 s", done.load(),
+                             nworkers));
+      break;
+    }
+    if (!ks.Health().ok()) break;
+    std::vector<uint32_t> kicks(nodes, 0);
+    for (auto& [pid, w] : by_pid) {
+      uint64_t tid = 0;
+      for (auto& [t, p] : pid_of) {
+        if (p == pid) tid = t;
+      }
+      if (tid == 0) continue;
+      if (mode == Mode::kRevoke && w.live && w.revoke_at != 0 && NowNs() >= w.revoke_at) {
+        w.revoke_at = 0;
+        switch (rings[w.live_node].Revoke(w.live_pos)) {
+          case ghost::RingRevoke::kRevoked:
+            revokes_won++;
+            expect[w.live_node][w.live_pos].revoked = true;
+            break;
+          case ghost::RingRevoke::kLost: revokes_lost++; break;
+          default: break;
+        }
+      }
+      if (!w.runnable || w.dead || w.live || w.seq == 0) continue;
+      const int n = mode == Mode::kStorm ? node_for(w) : w.node;
+      w.pushes++;
+      if (mode == Mode::kPlacement && w.pushes % 5 == 0 && w.seq > 1 &&
+          push(n, tid, w.seq - 1, Kind::kOldSeqnum, nullptr)) {
+        decoys_seq++;
+      }
+      if (mode == Mode::kPlacement && w.pinned && w.pushes % 3 == 0 &&
+          push(1 - n, tid, w.seq, Kind::kOtherNode, nullptr)) {
+        decoys_node++;
+        kicks[1 - n]++;
+      }
+      if (push(n, tid, w.seq, Kind::kLive, &w.live_pos)) {
+        w.live = true;
+        w.live_node = n;
+        kicks[n]++;
+        // A third of the entries is revoked: some at once, the others after
+        // up to 2 ms, while idle CPUs may be claiming them.
+        w.revoke_at = 0;
+        if (mode == Mode::kRevoke && rng() % 3 == 0) {
+          w.revoke_at = NowNs() + static_cast<int64_t>(rng() % 2'000'000);
+        }
+        if (mode == Mode::kRevoke && rng() % 12 == 0) {
+          switch (rings[n].Revoke(w.live_pos)) {
+            case ghost::RingRevoke::kRevoked:
+              revokes_won++;
+              expect[n][w.live_pos].revoked = true;
+              break;
+            case ghost::RingRevoke::kLost: revokes_lost++; break;
+            default: break;
+          }
+        }
+      }
+    }
+    bool any = false;
+    for (uint32_t k : kicks) any |= k != 0;
+    if (any) {
+      if (auto s = ks.RingDoorbell(enclave, kicks); !s.ok()) {
+        f.Fail(absl::StrFormat("doorbell: %s", s.message()));
+      }
+    }
+    (void)ks.WaitQueue(setup->queue, absl::Microseconds(500));
+  }
+  stop_storm = true;
+  for (auto& t : stormers) t.join();
+  const bool all_done = done.load() == nworkers;
+
+  // Every entry ends: revoke what nobody claimed (no worker is runnable now),
+  // then reap until nothing is left.
+  for (int n = 0; n < nodes; n++) {
+    for (auto& [pos, e] : expect[n]) {
+      if (!e.revoked && rings[n].Revoke(pos) == ghost::RingRevoke::kRevoked) {
+        e.revoked = true;
+        revokes_won++;
+      }
+    }
+  }
+  WaitUntil(
+      [&] {
+        bool empty = true;
+        for (int n = 0; n < nodes; n++) {
+          rings[n].Reap([&](const auto& o) { on_outcome(n, o); });
+          empty &= rings[n].unreaped() == 0;
+        }
+        return empty;
+      },
+      absl::Seconds(30));
+
+  const auto fp = ks.FastPathStats();
+  const __u64* runs = ks.bpf_class().skel()->bss->enclave_runs[enclave];
+  std::string stale_line;
+  for (auto& [name, n] : stale_by) absl::StrAppend(&stale_line, " ", name, "=", n);
+  absl::PrintF("fast path (%s): workers %d, pushed %d (old-seqnum decoys %d, other-node decoys "
+               "%d), full %d, reaped %d: ran %d revoked %d stale:%s; revokes won %d lost %d; "
+               "flips %d\n",
+               mode_name, nworkers, pushed, decoys_seq, decoys_node, full, reaped, ran, revoked,
+               stale_line, revokes_won, revokes_lost, flips.load());
+  std::string cls_stale;
+  for (int r = 1; r <= GHOST_RING_STALE_LAST; r++) {
+    if (fp.stale[r]) absl::StrAppend(&cls_stale, " ", StaleName(r), "=", fp.stale[r]);
+  }
+  absl::PrintF("class: pops %d steals %d ring runs %d (enclave %d) stale:%s settle errors %d "
+               "doorbells %d kicks %d; enclave runs committed %d fallback %d resumed %d "
+               "starved %d ring %d\n",
+               fp.pops, fp.steals, fp.ring_runs, fp.enclave_ring_runs[enclave], cls_stale,
+               fp.settle_errors, fp.doorbells, fp.doorbell_kicks, runs[ghost::kRunCommitted],
+               runs[ghost::kRunFallback], runs[ghost::kRunResumed], runs[ghost::kRunStarved],
+               runs[ghost::kRunRing]);
+  for (int c = 0; c < ncpus; c++) {
+    absl::PrintF("  cpu %d (node %d): pops %d steals %d ring runs %d\n", c, ks.NodeOfCpu(c),
+                 fp.cpu_pops[c], fp.cpu_steals[c], fp.cpu_runs[c]);
+  }
+
+  CheckClassAlive(ks, f);
+  f.Check(all_done, absl::StrFormat("all %d workers completed their %d bursts", nworkers, bursts));
+  size_t left = 0;
+  for (auto& m : expect) left += m.size();
+  f.Check(left == 0 && reaped == pushed,
+          absl::StrFormat("every pushed entry ended exactly once (%d pushed, %d reaped, %d "
+                          "without an outcome)",
+                          pushed, reaped, left));
+  f.Check(ran == fp.enclave_ring_runs[enclave],
+          absl::StrFormat("RAN outcomes (%d) == ring runs the class counted at ops.running (%d)",
+                          ran, fp.enclave_ring_runs[enclave]));
+  f.Check(fp.settle_errors == 0, "no settle of a moved entry was refused");
+  f.Check(runs[ghost::kRunFallback] == 0 && runs[ghost::kRunCommitted] == 0,
+          absl::StrFormat("every run was the agent's ring placement or a resume (fallback %d, "
+                          "committed %d)",
+                          runs[ghost::kRunFallback], runs[ghost::kRunCommitted]));
+  if (mode == Mode::kSteal) {
+    uint64_t home_steals = 0, ran_node1 = 0;
+    for (int c = 0; c < ncpus; c++) {
+      if (ks.NodeOfCpu(c) == 0) home_steals += fp.cpu_steals[c];
+      if (ks.NodeOfCpu(c) == 1) ran_node1 += fp.cpu_runs[c];
+    }
+    f.Check(fp.steals > 0 && ran_node1 > 0 && home_steals == 0,
+            absl::StrFormat("node 1's CPUs stole from node 0's ring (%d steals, %d ring runs "
+                            "there), node 0's CPUs stole nothing (%d)",
+                            fp.steals, ran_node1, home_steals));
+  } else {
+    f.Check(ran > 0 && fp.pops > 0 && fp.steals == 0, "entries ran from the rings, none stolen");
+  }
+  if (mode == Mode::kPlacement || mode == Mode::kRevoke) {
+    bool node_ok = true;
+    for (auto& [pid, w] : by_pid) {
+      const uint64_t s = seen[w.index].load();
+      for (int c = 0; c < ncpus; c++) {
+        if (((s >> c) & 1) && !CPU_ISSET(c, &node_cpus[w.node])) {
+          node_ok = false;
+          f.Fail(absl::StrFormat("worker %d of node %d ran on CPU %d", w.index, w.node, c));
+        }
+      }
+    }
+    f.Check(node_ok, "every worker ran only on its node's CPUs");
+  }
+  if (mode == Mode::kPlacement) {
+    f.Check(decoys_seq > 0 && decoys_node > 0, "decoys were pushed (old seqnum, other node)");
+  }
+  if (mode == Mode::kRevoke) f.Check(revokes_won > 0, "revokes won against the consumers");
+  if (mode == Mode::kStorm) f.Check(flips.load() > 100, "the storm flipped affinity and nice");
+  if (!all_done) {
+    std::fflush(stdout);
+    _exit(1);
+  }
+  ReleaseEnclave(ks, enclave, f);
+  for (auto& t : threads) t->Join();
+  return f.n == 0 ? 0 : 1;
+}
