@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "userspace/agent.h"
 #include "userspace/enclave.h"
+#include "userspace/ring_config.h"
 
 namespace ghost {
 
@@ -25,6 +26,12 @@ struct PolicyOptions {
   // kernel's CLOCK_MONOTONIC; the simulator's clock). Used for slices and
   // retry back-off. Empty: CLOCK_MONOTONIC.
   std::function<uint64_t()> clock;
+  // Centralized FIFO's fast path (issue 9, docs/FAST_PATH.md): kAuto is on
+  // when the kernel side has rings, kOn asks for it (a note on stderr if the
+  // kernel side has none), kOff commits every placement as a transaction.
+  enum class FastPath { kAuto, kOn, kOff };
+  FastPath fast_path = FastPath::kAuto;
+  RingSizes ring_sizes;  // entries per node's ring
 };
 
 class Policy {
