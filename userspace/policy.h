@@ -55,6 +55,9 @@ std::vector<std::string> PolicyNames();
 absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(const PolicyOptions& opts,
                                                    Enclave& enclave);
 
+// "on", "off" or "auto" (--fast-path); anything else: one-line InvalidArgument.
+absl::StatusOr<PolicyOptions::FastPath> ParseFastPath(absl::string_view text);
+
 // CLOCK_MONOTONIC in ns: the default PolicyOptions::clock.
 uint64_t MonotonicNowNs();
 
