@@ -2,9 +2,12 @@
 // the rings on and off complete, and the class's and the policy's counters
 // agree with each other.
 #include <cstdint>
-#include <regex>
+#include <utility>
 #include <string>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "userspace/ring.h"
 #include "userspace/sim/simulation.h"
@@ -13,22 +16,26 @@ namespace ghost {
 namespace sim {
 namespace {
 
-// The number after "name=" in the policy's stats line (-1 if absent).
+// The value after " name=" in the policy's stats line ("" if absent).
+std::string Field(const std::string& line, const std::string& name) {
+  for (absl::string_view kv : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
+    if (absl::StartsWith(kv, name + "=")) return std::string(kv.substr(name.size() + 1));
+  }
+  return "";
+}
+// The number after "name=" (-1 if absent).
 int64_t Stat(const std::string& line, const std::string& name) {
-  std::smatch m;
-  if (!std::regex_search(line, m, std::regex("(^| )" + name + "=([0-9]+)"))) return -1;
-  return std::stoll(m[2]);
+  int64_t v = -1;
+  return absl::SimpleAtoi(Field(line, name), &v) ? v : -1;
 }
 // "name=0:5,1:7" -> the value for `key` (-1 if absent).
 int64_t StatOf(const std::string& line, const std::string& name, int key) {
-  std::smatch m;
-  if (!std::regex_search(line, m, std::regex("(^| )" + name + "=([0-9:,]+)"))) return -1;
-  const std::string list = m[2];
-  std::smatch e;
-  if (!std::regex_search(list, e, std::regex("(^|,)" + std::to_string(key) + ":([0-9]+)"))) {
-    return -1;
+  for (absl::string_view item : absl::StrSplit(Field(line, name), ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(item, ':');
+    int64_t v = -1;
+    if (kv.first == std::to_string(key) && absl::SimpleAtoi(kv.second, &v)) return v;
   }
-  return std::stoll(e[2]);
+  return -1;
 }
 
 SimOptions Opts(const std::string& workload, const std::string& fast_path) {
