@@ -32,6 +32,20 @@ expect "unexpected argument 'extra'" ghost-agent extra
 expect "unknown machine" ghost-sim --machine=cray
 expect "unknown workload" ghost-sim --workload=nope
 expect "load" ghost-sim --load=-1
+expect "fast-path=maybe: want on, off or auto" ghost-agent --fast-path=maybe
+expect "ring-size: ring size 3 is not a power of two" ghost-agent --ring-size=3
+expect "ring-size: ring size 0 is not a power of two" ghost-agent --ring-size=0
+expect "ring-size: ring size 8192 is not a power of two" ghost-agent --ring-size=8192
+expect "ring-size: ring size 100 is not a power of two" ghost-agent --ring-size=0:1024,1:100
+expect "node must be 0..7" ghost-agent --ring-size=9:64
+expect "ring size for node 1 given twice" ghost-agent --ring-size=1:64,1:128
+expect "is not N or NODE:N" ghost-agent --ring-size=0:abc
+expect "queue-bytes=1000: queue size 1000 is not a power of two" ghost-agent --queue-bytes=1000
+expect "queue-bytes=134217728" ghost-agent --queue-bytes=134217728
+expect "fast-path=maybe: want on, off or auto" ghost-sim --fast-path=maybe
+expect "ring-size: ring size 3 is not a power of two" ghost-sim --ring-size=3
+expect "ring size for node 0 given twice" ghost-sim --ring-size=0:64,0:64
+expect "queue-bytes=2048" ghost-sim --queue-bytes=2048
 expect "unknown flag --bogus" ghost-run --bogus -- /bin/true
 expect "enclave=99 is out of range" ghost-bench --enclave=99
 expect "enclave needs --sched-ext" ghost-bench --enclave=0 --nosched-ext

@@ -25,6 +25,7 @@ absl::StatusOr<std::unique_ptr<Enclave>> Enclave::Create(
   absl::StatusOr<EnclaveId> id = kernel.CreateEnclave(opts);
   if (!id.ok()) return id.status();
   std::unique_ptr<Enclave> e(new Enclave(kernel, *id, opts.cpus));
+  e->queue_bytes_ = opts.queue_bytes;
   absl::StatusOr<QueueId> q =
       e->CreateQueue({.wake_cpu = opts.cpus.ToVector().front()});
   if (!q.ok()) return q.status();  // ~Enclave undoes the enclave
@@ -54,6 +55,7 @@ void Enclave::DestroyQueuesButDefault() {
 
 absl::StatusOr<QueueId> Enclave::CreateQueue(const QueueOptions& opts) {
   QueueOptions o = opts;
+  o.ring_bytes = queue_bytes_;
   o.enclave = id_;
   absl::StatusOr<QueueId> q = kernel_.CreateQueue(o);
   if (q.ok()) queues_.push_back(*q);

@@ -29,8 +29,8 @@ class Enclave {
   QueueId default_queue() const { return default_queue_; }
   // Every queue made through it, the default one first.
   const std::vector<QueueId>& queues() const { return queues_; }
-  // Creates a queue in this enclave (opts.enclave is filled in); it is
-  // destroyed with the enclave.
+  // Creates a queue in this enclave (opts.enclave and, from the enclave's
+  // options, opts.ring_bytes are filled in); it is destroyed with the enclave.
   absl::StatusOr<QueueId> CreateQueue(const QueueOptions& opts);
   // Lets go without destroying anything: the enclave and its queues stay in
   // the kernel side for a successor to take over (a live-upgrade hand-over).
@@ -48,6 +48,7 @@ class Enclave {
   const EnclaveId id_;
   const CpuList cpus_;
   QueueId default_queue_ = GHOST_QUEUE_NONE;
+  size_t queue_bytes_ = 256 * 1024;  // EnclaveOptions::queue_bytes, for every queue
   std::vector<QueueId> queues_;
   bool released_ = false;
 };

@@ -46,6 +46,9 @@ struct EnclaveOptions {
   CpuList cpus;
   uint32_t watchdog_ms = 1000;  // threads held longer run through the fallback
   bool tick_messages = false;   // send CPU_TICK
+  // Bytes of each message queue the enclave's agents create (--queue-bytes):
+  // a power of two, >= one page.
+  size_t queue_bytes = 256 * 1024;
 };
 
 class KernelSide {

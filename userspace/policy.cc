@@ -10,6 +10,14 @@
 
 namespace ghost {
 
+absl::StatusOr<PolicyOptions::FastPath> ParseFastPath(absl::string_view text) {
+  if (text == "on") return PolicyOptions::FastPath::kOn;
+  if (text == "off") return PolicyOptions::FastPath::kOff;
+  if (text == "auto") return PolicyOptions::FastPath::kAuto;
+  return absl::InvalidArgumentError(
+      absl::StrFormat("--fast-path=%s: want on, off or auto", text));
+}
+
 uint64_t MonotonicNowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "userspace/agent.h"
 #include "userspace/enclave.h"
+#include "userspace/ring_config.h"
 
 namespace ghost {
 
@@ -25,6 +26,12 @@ struct PolicyOptions {
   // kernel's CLOCK_MONOTONIC; the simulator's clock). Used for slices and
   // retry back-off. Empty: CLOCK_MONOTONIC.
   std::function<uint64_t()> clock;
+  // Centralized FIFO's fast path (issue 9, docs/FAST_PATH.md): kAuto is on
+  // when the kernel side has rings, kOn asks for it (a note on stderr if the
+  // kernel side has none), kOff commits every placement as a transaction.
+  enum class FastPath { kAuto, kOn, kOff };
+  FastPath fast_path = FastPath::kAuto;
+  RingSizes ring_sizes;  // entries per node's ring
 };
 
 class Policy {
@@ -47,6 +54,9 @@ std::vector<std::string> PolicyNames();
 // enclave, too few CPUs) -> InvalidArgument.
 absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(const PolicyOptions& opts,
                                                    Enclave& enclave);
+
+// "on", "off" or "auto" (--fast-path); anything else: one-line InvalidArgument.
+absl::StatusOr<PolicyOptions::FastPath> ParseFastPath(absl::string_view text);
 
 // CLOCK_MONOTONIC in ns: the default PolicyOptions::clock.
 uint64_t MonotonicNowNs();

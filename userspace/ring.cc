@@ -38,6 +38,19 @@ absl::StatusOr<Ring> Ring::Attach(ghost_ring* region) {
   return Ring(region, static_cast<uint32_t>(mask + 1));
 }
 
+bool Ring::InUse(const ghost_ring* region) {
+  return region != nullptr && ghost_ring_mask(region) != 0;
+}
+
+int Ring::RevokeAll() {
+  int won = 0;
+  const uint64_t head = GHOST_RING_LOAD(&ring_->head.pos);
+  for (uint64_t pos = GHOST_RING_LOAD(&ring_->reaped.pos); pos < head; ++pos) {
+    if (Revoke(pos) == RingRevoke::kRevoked) ++won;
+  }
+  return won;
+}
+
 uint32_t Ring::node() const { return ring_->info.node; }
 
 uint64_t Ring::unreaped() const {
@@ -101,7 +114,7 @@ std::optional<RingOutcomeRecord> Ring::ReapOne() {
       rec.outcome = RingOutcome::kStale;
       // A consumer's reason is shared memory: clamp it before indexing.
       rec.stale_reason =
-          o.reason <= GHOST_RING_STALE_LAST ? o.reason : uint32_t{GHOST_RING_STALE_NONE};
+          o.reason < kRingStaleReasons ? o.reason : uint32_t{GHOST_RING_STALE_NONE};
       ++stats_.stale;
       ++stats_.stale_by_reason[rec.stale_reason];
       break;

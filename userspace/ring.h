@@ -28,6 +28,9 @@ namespace ghost {
 // Checks a ring size: a power of two, at least 2, at most GHOST_RING_MAX_SLOTS.
 absl::Status ValidateRingSize(uint64_t size);
 
+// Stale reasons a consumer reports (enum ghost_ring_stale_reason).
+inline constexpr uint32_t kRingStaleReasons = GHOST_RING_STALE_LAST + 1;
+
 enum class RingPushStatus {
   kPushed,
   kFull,       // the oldest entry's outcome is not reaped yet: keep the thread
@@ -67,7 +70,7 @@ struct RingStats {
   uint64_t ran = 0;
   uint64_t revoked = 0;
   uint64_t stale = 0;
-  std::array<uint64_t, GHOST_RING_STALE_LAST + 1> stale_by_reason = {};
+  std::array<uint64_t, kRingStaleReasons> stale_by_reason = {};
 };
 
 class Ring {
@@ -79,10 +82,16 @@ class Ring {
   // version and size must be valid; reaping continues where it stopped.
   static absl::StatusOr<Ring> Attach(ghost_ring* region);
 
+  // True if `region` holds an initialised ring (an earlier agent's: Attach).
+  static bool InUse(const ghost_ring* region);
+
   // No syscall: plain stores and atomics. A full ring is a result, never a
   // drop: the caller still owns the thread.
   RingPush Push(Tid tid, uint64_t seqnum, uint64_t push_ns = 0, uint64_t slice_ns = 0);
   RingRevoke Revoke(uint64_t pos);
+  // Revokes every entry nobody claimed yet (an earlier agent's, at Attach);
+  // returns how many were won.
+  int RevokeAll();
   // The oldest entry's outcome, if it has one; frees its slot.
   std::optional<RingOutcomeRecord> ReapOne();
   // Reaps up to `max` outcomes in push order; returns how many.

@@ -7,6 +7,16 @@
 // happen with NewThread, Wake, Block, Preempt, Yield, SetAffinity, Exit,
 // TakeCpu...
 //
+// Fast-path rings (issue 9, set_rings(true)): one ring per (enclave, node),
+// a configurable CPU -> node map, RingDoorbell records its kicks, and
+// ConsumeRing(cpu) is "CPU cpu goes idle": it claims from its node's ring and
+// validates as the class does (the contract in docs/FAST_PATH.md): STALE with
+// the reason, or the thread moves to the CPU (held there: commits find it
+// RUNNING_ELSEWHERE) and RAN when it reaches the CPU (at once, or at
+// RunClaimed with set_hold_ring_claims), or STALE BOUNCED if it goes back
+// before it ran (BounceClaimed, an affinity change, a higher class taking
+// the CPU); the bounced thread is parked again without a message.
+//
 // Header-only so that tests/unit and tests/bench can both include it.
 #ifndef GHOST_SCX_TESTS_UNIT_FAKE_KERNEL_SIDE_H_
 #define GHOST_SCX_TESTS_UNIT_FAKE_KERNEL_SIDE_H_
@@ -21,7 +31,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "kernel/ghost_ring_ops.h"
 #include "userspace/kernel_side.h"
+#include "userspace/ring.h"
 
 namespace ghost::testing {
 
@@ -40,6 +52,7 @@ class FakeKernelSide : public KernelSide {
     bool want_on_cpu = false;
     bool in_transit = false;  // being moved by the kernel side: not committable
     int held_cpu = -1;        // a held commit (set_hold_commits) claims it for this CPU
+    int ring_cpu = -1;        // a ring consumer on this CPU claimed it (not run yet)
     // Lookups by tid (AssociateQueue, commits) that still fail as if the
     // thread did not exist: the kernel side let it go, and its DEAD/DEPARTED
     // message is yet to come.
@@ -215,6 +228,33 @@ class FakeKernelSide : public KernelSide {
     return absl::OkStatus();
   }
 
+  // --- fast-path rings ---------------------------------------------------------
+  int NumNodes() const override {
+    int n = 1;
+    for (int node : node_of_cpu_) n = std::max(n, node + 1);
+    return n;
+  }
+  int NodeOfCpu(int cpu) const override {
+    return cpu >= 0 && cpu < static_cast<int>(node_of_cpu_.size()) ? node_of_cpu_[cpu] : 0;
+  }
+  ghost_ring* RingRegion(EnclaveId e, int node) override {
+    if (!rings_on_ || e >= GHOST_MAX_ENCLAVES || node < 0 || node >= GHOST_RING_MAX_NODES) {
+      return nullptr;
+    }
+    RingMemory& m = rings_[e * GHOST_RING_MAX_NODES + node];
+    if (!m) m = AllocateRingMemory();
+    return m.get();
+  }
+  absl::Status RingDoorbell(EnclaveId e, absl::Span<const uint32_t> kicks) override {
+    if (!rings_on_) return KernelSide::RingDoorbell(e, kicks);
+    // As the class: one count per node it has, no more.
+    if (kicks.size() > static_cast<size_t>(NumNodes())) {
+      return absl::InvalidArgumentError("more kick counts than nodes");
+    }
+    doorbells_.emplace_back(kicks.begin(), kicks.end());
+    return absl::OkStatus();
+  }
+
   absl::Status SetWantOnCpu(Tid tid, bool want) override {
     Thread* t = Find(tid);
     if (t == nullptr) return absl::NotFoundError("no such thread");
@@ -258,6 +298,8 @@ class FakeKernelSide : public KernelSide {
   void SetAffinity(Tid tid, const CpuList& cpus) {
     Thread& t = threads_.at(tid);
     t.affinity = cpus;
+    // A property change takes a claimed thread off the CPU's local queue.
+    if (t.ring_cpu >= 0) (void)BounceClaimed(t.ring_cpu);
     // The kernel moves it off a CPU it may no longer use.
     if (t.cpu >= 0 && !cpus.IsSet(t.cpu)) Preempt(tid);
     Emit(t, GHOST_MSG_TASK_AFFINITY_CHANGED,
@@ -279,6 +321,7 @@ class FakeKernelSide : public KernelSide {
   // CPU_BUSY, otherwise the agent only learns it from CPU_UNAVAILABLE.
   void TakeCpu(int cpu, bool notify = true) {
     cpus_[cpu].taken = true;
+    if (claims_.count(cpu)) (void)BounceClaimed(cpu);  // it goes back before it ran
     if (cpus_[cpu].current != GHOST_TID_NONE) Preempt(cpus_[cpu].current);
     if (notify) EmitCpu(cpu, GHOST_MSG_CPU_BUSY);
   }
@@ -337,6 +380,7 @@ class FakeKernelSide : public KernelSide {
     Thread& t = threads_.at(tid);
     const Tid cur = cpus_[cpu].current;
     if (cur != GHOST_TID_NONE && cur != tid) Preempt(cur);
+    if (claims_.count(cpu)) (void)BounceClaimed(cpu);
     t.cpu = cpu;
     cpus_[cpu].current = tid;
     WriteStatusWord(t);
@@ -353,6 +397,94 @@ class FakeKernelSide : public KernelSide {
     before_associate_ = std::move(f);
   }
   void AdvanceTime(uint64_t ns) { now_ns_ += ns; }
+
+  // Rings: RingRegion returns memory (off: nullptr, as a kernel side without
+  // rings). `node_of_cpu[c]` is CPU c's node (CPUs beyond: node 0).
+  void set_rings(bool on) { rings_on_ = on; }
+  void set_node_of_cpu(std::vector<int> node_of_cpu) { node_of_cpu_ = std::move(node_of_cpu); }
+  // Claims stay in the CPU's local queue until RunClaimed / BounceClaimed.
+  void set_hold_ring_claims(bool h) { hold_ring_claims_ = h; }
+
+  enum class Consumed {
+    kNotIdle,  // the CPU runs a thread or holds a claim: no ops.dispatch
+    kEmpty,    // nothing to claim in its node's ring
+    kStale,    // claimed and dropped (*reason)
+    kClaimed,  // claimed and valid, waiting for RunClaimed (held mode)
+    kRan,      // claimed, valid and running
+  };
+  // CPU `cpu` goes idle: ops.dispatch claims from its node's ring and
+  // validates the entry as the commit path does.
+  Consumed ConsumeRing(int cpu, uint32_t* reason = nullptr) {
+    if (cpu < 0 || cpu >= num_cpus_) return Consumed::kNotIdle;
+    if (cpus_[cpu].current != GHOST_TID_NONE || claims_.count(cpu)) return Consumed::kNotIdle;
+    const EnclaveId e = EnclaveOf(cpu);
+    if (e == GHOST_ENCLAVE_NONE) return Consumed::kNotIdle;
+    ghost_ring* r = RingRegion(e, NodeOfCpu(cpu));
+    ghost_ring_entry entry;
+    if (r == nullptr || ghost_ring_claim(r, static_cast<uint32_t>(cpu), &entry) != 1) {
+      return Consumed::kEmpty;
+    }
+    ++ring_claims_;
+    const uint32_t why = ValidateRingEntry(cpu, e, entry);
+    if (reason != nullptr) *reason = why;
+    if (why != GHOST_RING_STALE_NONE) {
+      ghost_ring_fail(r, entry.pos, why);
+      return Consumed::kStale;
+    }
+    threads_.at(entry.tid).ring_cpu = cpu;
+    claims_[cpu] = Claim{r, entry.pos, entry.tid};
+    if (hold_ring_claims_) return Consumed::kClaimed;
+    return RunClaimed(cpu).ok() && CurrentOn(cpu) == entry.tid ? Consumed::kRan
+                                                               : Consumed::kStale;
+  }
+  // ops.running of `cpu`'s claimed thread: RAN (or a bounce if it can no
+  // longer run there: died, not runnable, the CPU taken, its mask changed).
+  absl::Status RunClaimed(int cpu) {
+    auto it = claims_.find(cpu);
+    if (it == claims_.end()) return absl::FailedPreconditionError("no ring claim on this cpu");
+    Thread& t = threads_.at(it->second.tid);
+    if (t.dead || !t.runnable || cpus_[cpu].taken || !t.affinity.IsSet(cpu)) {
+      return BounceClaimed(cpu);
+    }
+    const Claim c = it->second;
+    claims_.erase(it);
+    t.ring_cpu = -1;
+    t.cpu = cpu;
+    cpus_[cpu].current = t.tid;
+    WriteStatusWord(t);
+    starts_.emplace_back(cpu, t.tid);
+    ring_runs_.push_back({cpu, t.tid, c.pos});
+    if (t.want_on_cpu) {
+      Emit(t, GHOST_MSG_TASK_ON_CPU, [&](ghost_msg& m) { m.on_cpu.cpu = static_cast<uint32_t>(cpu); });
+    }
+    if (ghost_ring_complete(c.ring, c.pos) != 0) return absl::InternalError("complete failed");
+    return absl::OkStatus();
+  }
+  // The claimed thread went back to ops.enqueue before it ran: STALE
+  // BOUNCED, parked again, no message.
+  absl::Status BounceClaimed(int cpu) {
+    auto it = claims_.find(cpu);
+    if (it == claims_.end()) return absl::FailedPreconditionError("no ring claim on this cpu");
+    const Claim c = it->second;
+    claims_.erase(it);
+    threads_.at(c.tid).ring_cpu = -1;
+    ++ring_bounces_;
+    if (ghost_ring_fail(c.ring, c.pos, GHOST_RING_STALE_BOUNCED) != 0) {
+      return absl::InternalError("fail failed");
+    }
+    return absl::OkStatus();
+  }
+
+  struct RingRun {
+    int cpu;
+    Tid tid;
+    uint64_t pos;
+  };
+  const std::vector<RingRun>& ring_runs() const { return ring_runs_; }
+  const std::vector<std::vector<uint32_t>>& doorbells() const { return doorbells_; }
+  uint64_t ring_claims() const { return ring_claims_; }
+  uint64_t ring_bounces() const { return ring_bounces_; }
+  bool HasRingClaim(int cpu) const { return claims_.count(cpu) != 0; }
   uint64_t NowNs() const { return now_ns_; }
 
   // --- inspection ------------------------------------------------------------
@@ -361,7 +493,7 @@ class FakeKernelSide : public KernelSide {
   size_t Pending(QueueId q) const { return queues_[q].msgs.size(); }
   uint64_t commit_calls() const { return commit_calls_; }
   const std::vector<int>& last_commit_cpus() const { return last_commit_cpus_; }
-  // Every (cpu, tid) a commit started, in order.
+  // Every (cpu, tid) a commit or a ring entry started, in order.
   const std::vector<std::pair<int, Tid>>& starts() const { return starts_; }
   uint64_t associations() const { return associations_; }
   QueueId DefaultQueue(EnclaveId e) const { return enclaves_[e].default_queue; }
@@ -488,13 +620,30 @@ class FakeKernelSide : public KernelSide {
     }
     if (!t->runnable) return GHOST_TXN_NOT_RUNNABLE;
     if (t->cpu >= 0 && t->cpu != cpu) return GHOST_TXN_RUNNING_ELSEWHERE;
-    if (t->in_transit || t->held_cpu >= 0) return GHOST_TXN_RUNNING_ELSEWHERE;
+    if (t->in_transit || t->held_cpu >= 0 || t->ring_cpu >= 0) return GHOST_TXN_RUNNING_ELSEWHERE;
     if (!t->affinity.IsSet(cpu)) return GHOST_TXN_NOT_ALLOWED;
     const Tid cur = cpus_[cpu].current;
     if (cur != GHOST_TID_NONE && cur != s.tid && !(s.flags & GHOST_TXN_F_PREEMPT)) {
       return GHOST_TXN_CPU_UNAVAILABLE;  // busy; IMMED would bounce it
     }
+    // A ring consumer's claimed thread waits there: busy too (a preempting
+    // commit sends it back, Apply).
+    if (claims_.count(cpu) && !(s.flags & GHOST_TXN_F_PREEMPT)) return GHOST_TXN_CPU_UNAVAILABLE;
     return GHOST_TXN_COMMITTED;
+  }
+
+  // The consumer's checks, in the contract's order.
+  uint32_t ValidateRingEntry(int cpu, EnclaveId e, const ghost_ring_entry& entry) {
+    Thread* t = Find(entry.tid);
+    if (t == nullptr || t->dead || t->unfindable > 0) return GHOST_RING_STALE_GONE;
+    if (t->enclave != e) return GHOST_RING_STALE_ENCLAVE;
+    if (t->seq != entry.seqnum) return GHOST_RING_STALE_SEQNUM;
+    if (!t->runnable || t->cpu >= 0 || t->held_cpu >= 0 || t->ring_cpu >= 0 || t->in_transit) {
+      return GHOST_RING_STALE_NOT_PARKED;
+    }
+    if (EnclaveOf(cpu) != e || cpus_[cpu].taken) return GHOST_RING_STALE_CPU;
+    if (!t->affinity.IsSet(cpu)) return GHOST_RING_STALE_AFFINITY;
+    return GHOST_RING_STALE_NONE;
   }
 
   // Starts the validated transaction; an earlier slot of the same call may
@@ -508,6 +657,7 @@ class FakeKernelSide : public KernelSide {
     Thread& t = threads_.at(s.tid);
     if (t.cpu == cpu) return GHOST_TXN_COMMITTED;
     if (t.cpu >= 0) return GHOST_TXN_RUNNING_ELSEWHERE;
+    if (claims_.count(cpu)) (void)BounceClaimed(cpu);
     if (cur != GHOST_TID_NONE) Preempt(cur);
     t.cpu = cpu;
     cpus_[cpu].current = t.tid;
@@ -551,6 +701,20 @@ class FakeKernelSide : public KernelSide {
   bool fail_commit_calls_ = false;
   std::function<void(QueueId, const ghost_msg&)> on_consume_;
   std::function<void(Tid)> before_associate_;
+  struct Claim {
+    ghost_ring* ring;
+    uint64_t pos;
+    Tid tid;
+  };
+  bool rings_on_ = false;
+  bool hold_ring_claims_ = false;
+  std::vector<int> node_of_cpu_;
+  std::map<int, RingMemory> rings_;  // by enclave * GHOST_RING_MAX_NODES + node
+  std::map<int, Claim> claims_;      // by CPU
+  std::vector<RingRun> ring_runs_;
+  std::vector<std::vector<uint32_t>> doorbells_;
+  uint64_t ring_claims_ = 0;
+  uint64_t ring_bounces_ = 0;
 };
 
 }  // namespace ghost::testing

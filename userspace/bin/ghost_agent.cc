@@ -53,6 +53,7 @@
 #include "userspace/ghost_skel.h"
 #include "userspace/policy.h"
 #include "userspace/message.h"
+#include "userspace/ring_config.h"
 #include "userspace/run_request.h"
 
 ABSL_FLAG(std::string, policy, "fifo-centralized",
@@ -84,6 +85,16 @@ ABSL_FLAG(bool, upgrade, false,
           "for it to exit, then take over its enclave and threads.");
 ABSL_FLAG(int64_t, upgrade_timeout_ms, 10000, "How long --upgrade waits for the old agent.");
 ABSL_FLAG(bool, stats, false, "Print the class's and the agents' counters at exit.");
+ABSL_FLAG(std::string, fast_path, "auto",
+          "fifo-centralized's fast path (docs/FAST_PATH.md): on, off or auto. on/auto: push "
+          "runnable threads to per-NUMA-node rings that idle CPUs take from in BPF, when the "
+          "class has rings (on: a note on stderr if it has none); off: every placement is a "
+          "transaction.");
+ABSL_FLAG(std::string, ring_size, "256",
+          "Fast-path ring entries per node, each a power of two in 2..4096: N (every node), "
+          "NODE:N,... (per node; other nodes 256) or N,NODE:N (N for the nodes not named).");
+ABSL_FLAG(int64_t, queue_bytes, 256 * 1024,
+          "Bytes of each agent message queue: a power of two in 4096..67108864 (64 MiB).");
 
 namespace {
 
@@ -152,6 +163,17 @@ int main(int argc, char** argv) {
   }
   if (priority < 1 || priority > 99) {
     return Fail(2, absl::StrFormat("--agent-priority=%d is out of range (1..99)", priority));
+  }
+  absl::StatusOr<ghost::PolicyOptions::FastPath> fast_path =
+      ghost::ParseFastPath(absl::GetFlag(FLAGS_fast_path));
+  if (!fast_path.ok()) return Fail(2, std::string(fast_path.status().message()));
+  absl::StatusOr<ghost::RingSizes> ring_sizes = ghost::ParseRingSizes(absl::GetFlag(FLAGS_ring_size));
+  if (!ring_sizes.ok()) {
+    return Fail(2, absl::StrCat("--ring-size: ", ring_sizes.status().message()));
+  }
+  const int64_t queue_bytes = absl::GetFlag(FLAGS_queue_bytes);
+  if (absl::Status s = ghost::ValidateQueueBytes(queue_bytes < 0 ? 0 : queue_bytes); !s.ok()) {
+    return Fail(2, absl::StrCat("--queue-bytes=", queue_bytes, ": ", s.message()));
   }
   const int enclave_flag = absl::GetFlag(FLAGS_enclave);
   if (enclave_flag < 0 || enclave_flag >= GHOST_MAX_ENCLAVES) {
@@ -319,13 +341,16 @@ int main(int argc, char** argv) {
       });
     }
   };
-  const ghost::PolicyOptions policy_opts = {.name = policy_name,
-                                            .slice = absl::Microseconds(slice_us)};
+  ghost::PolicyOptions policy_opts = {.name = policy_name,
+                                      .slice = absl::Microseconds(slice_us)};
+  policy_opts.fast_path = *fast_path;
+  policy_opts.ring_sizes = *ring_sizes;
   if (policy_name != "none") {
     absl::StatusOr<std::unique_ptr<ghost::Enclave>> e = ghost::Enclave::Create(**kernel, {
         .id = enclave_id,
         .cpus = cpus,
         .watchdog_ms = static_cast<uint32_t>(watchdog_ms),
+        .queue_bytes = static_cast<size_t>(queue_bytes),
     });
     if (!e.ok()) {
       return Fail(absl::IsInvalidArgument(e.status()) || absl::IsAlreadyExists(e.status()) ? 2 : 1,

@@ -1,7 +1,11 @@
 #include "userspace/policies/fifo_centralized.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "userspace/status_word.h"
 
 namespace ghost {
@@ -54,12 +58,13 @@ void FifoCentralizedScheduler::OffCpu(FifoTask& t) {
   if (t.on_cpu < 0) return;
   Cpu* c = FindCpu(t.on_cpu);
   if (c != nullptr && c->current == t.tid) c->current = GHOST_TID_NONE;
+  t.last_cpu = t.on_cpu;
   t.on_cpu = -1;
 }
 
 void FifoCentralizedScheduler::Enqueue(FifoTask& t, bool front) {
-  if (t.runnable && t.on_cpu < 0 && t.inflight_cpu >= 0) {
-    t.requeue_front = front;  // HandleResult queues it if it already left
+  if (t.runnable && t.on_cpu < 0 && (t.inflight_cpu >= 0 || t.ring_node >= 0)) {
+    t.requeue_front = front;  // HandleResult/HandleOutcome queue it if it left
     return;
   }
   if (!t.Waiting()) return;
@@ -72,6 +77,7 @@ void FifoCentralizedScheduler::Enqueue(FifoTask& t, bool front) {
 
 void FifoCentralizedScheduler::Forget(Tid tid) {
   if (FifoTask* t = tasks_.Find(tid)) {
+    RingMessage(*t, /*off_cpu=*/true);
     OffCpu(*t);
     fifo_.Remove(*t);
   }
@@ -85,12 +91,14 @@ void FifoCentralizedScheduler::TaskNew(const Message& m) {
 
 void FifoCentralizedScheduler::TaskWakeup(const Message& m) {
   FifoTask& t = tasks_.Update(m);
+  RingMessage(t, /*off_cpu=*/false);
   t.runnable = true;
   Enqueue(t, /*front=*/false);
 }
 
 void FifoCentralizedScheduler::TaskBlocked(const Message& m) {
   FifoTask& t = tasks_.Update(m);
+  RingMessage(t, /*off_cpu=*/true);
   NoteLeftCpu(t, m);
   OffCpu(t);
   t.runnable = false;
@@ -100,6 +108,7 @@ void FifoCentralizedScheduler::TaskBlocked(const Message& m) {
 
 void FifoCentralizedScheduler::TaskPreempt(const Message& m) {
   FifoTask& t = tasks_.Update(m);
+  RingMessage(t, /*off_cpu=*/true);
   NoteLeftCpu(t, m);
   OffCpu(t);
   t.runnable = true;
@@ -115,6 +124,7 @@ void FifoCentralizedScheduler::TaskPreempt(const Message& m) {
 
 void FifoCentralizedScheduler::TaskYield(const Message& m) {
   FifoTask& t = tasks_.Update(m);
+  RingMessage(t, /*off_cpu=*/true);
   NoteLeftCpu(t, m);
   OffCpu(t);
   t.runnable = true;
@@ -132,15 +142,18 @@ void FifoCentralizedScheduler::TaskDeparted(const Message& m) { TaskDead(m); }
 
 void FifoCentralizedScheduler::TaskAffinityChanged(const Message& m) {
   // The new mask is used at the next pick; a running thread the kernel side
-  // moves off a forbidden CPU reports a PREEMPT.
-  tasks_.Update(m);
+  // moves off a forbidden CPU reports a PREEMPT. An entry in a ring is
+  // revoked (it may be on a node the thread may no longer use).
+  RingMessage(tasks_.Update(m), /*off_cpu=*/false);
 }
 
 void FifoCentralizedScheduler::TaskPriorityChanged(const Message& m) {
-  tasks_.Update(m);
+  RingMessage(tasks_.Update(m), /*off_cpu=*/false);
 }
 
-void FifoCentralizedScheduler::TaskOnCpu(const Message& m) { tasks_.Update(m); }
+void FifoCentralizedScheduler::TaskOnCpu(const Message& m) {
+  RingMessage(tasks_.Update(m), /*off_cpu=*/false);
+}
 
 void FifoCentralizedScheduler::CpuAvailable(const Message& m) {
   Cpu* c = FindCpu(m.cpu());
@@ -168,7 +181,7 @@ bool FifoCentralizedScheduler::Usable(Cpu& c, uint64_t now) {
   return true;
 }
 
-FifoTask* FifoCentralizedScheduler::TakeFor(int cpu, uint64_t now) {
+FifoTask* FifoCentralizedScheduler::TakeFor(int cpu, uint64_t now, bool narrow_only) {
   std::vector<Tid> gone;
   FifoTask* found = nullptr;
   for (Tid tid : fifo_.tids()) {
@@ -177,7 +190,8 @@ FifoTask* FifoCentralizedScheduler::TakeFor(int cpu, uint64_t now) {
       gone.push_back(tid);
       continue;
     }
-    if (t->Waiting() && t->AllowedOn(cpu) && now >= t->not_before_ns) {
+    if (t->Waiting() && t->AllowedOn(cpu) && now >= t->not_before_ns &&
+        !(narrow_only && RingEligible(*t))) {
       found = t;
       break;
     }
@@ -220,6 +234,7 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
     if (victim != nullptr) ++stats_.preemptions;
     if (t != nullptr && !left) {
       t->on_cpu = c.cpu;
+      t->last_cpu = c.cpu;
       c.current = tid;
       c.run_start_ns = start != 0 ? start : opts_.clock();
     } else {
@@ -289,6 +304,7 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
 }
 
 void FifoCentralizedScheduler::Schedule(Agent& agent) {
+  ReapRings();
   for (auto& [cpu, c] : cpus_) {
     if (c.req_active && !c.req->in_flight()) HandleResult(c);
   }
@@ -319,11 +335,15 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
     group.push_back(c.req.get());
     return true;
   };
-  // Idle CPUs get the oldest waiting threads they may run.
+  // Idle CPUs get the oldest waiting threads they may run: through the
+  // rings (fast path), or by transactions.
+  // A thread some CPU of a node may not run (a narrow mask) is not pushed:
+  // that CPU's consumer would drop it, again and again. It is committed.
+  if (fast_path()) FillRings(agent, now);
   for (auto& [cpu, c] : cpus_) {
     if (fifo_.Empty()) break;
     if (c.req_active || c.current != GHOST_TID_NONE || !Usable(c, now)) continue;
-    if (FifoTask* t = TakeFor(cpu, now)) open(c, *t, 0);
+    if (FifoTask* t = TakeFor(cpu, now, /*narrow_only=*/fast_path())) open(c, *t, 0);
   }
   // Slices: threads that ran past theirs make room for waiting ones.
   if (opts_.slice > absl::ZeroDuration()) {
@@ -359,6 +379,294 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
   }
 }
 
+// --- fast path ----------------------------------------------------------------
+
+absl::StatusOr<bool> FifoCentralizedScheduler::SetUpRings(EnclaveId enclave) {
+  std::map<int, Node> nodes;
+  for (auto& [cpu, c] : cpus_) {
+    const int node = kernel_.NodeOfCpu(cpu);
+    // Beyond the rings' nodes: transactions only.
+    if (node < 0 || node >= GHOST_RING_MAX_NODES) return false;
+    nodes[node].node = node;
+    nodes[node].cpus.Set(cpu);
+  }
+  for (auto& [node, n] : nodes) {
+    ghost_ring* region = kernel_.RingRegion(enclave, node);
+    if (region == nullptr) return false;  // no rings: transactions only
+    if (Ring::InUse(region)) {
+      // An earlier agent's ring (live upgrade, resync): continue it. Its
+      // entries nobody claimed go back (the threads are ours through the
+      // status words); claimed ones end as RAN or STALE and are reaped as
+      // reports about (tid, seqnum) like ours.
+      absl::StatusOr<Ring> r = Ring::Attach(region);
+      if (!r.ok()) return r.status();
+      n.ring.emplace(std::move(*r));
+      stats_.attached_entries += n.ring->unreaped();
+      n.ring->RevokeAll();
+    } else {
+      absl::StatusOr<Ring> r = Ring::Create(region, opts_.ring_sizes.For(node), node);
+      if (!r.ok()) return r.status();
+      n.ring.emplace(std::move(*r));
+    }
+  }
+  enclave_ = enclave;
+  nodes_ = std::move(nodes);
+  return true;
+}
+
+std::vector<int> FifoCentralizedScheduler::RingNodes() const {
+  std::vector<int> out;
+  for (const auto& [node, n] : nodes_) out.push_back(node);
+  return out;
+}
+
+size_t FifoCentralizedScheduler::RingDepth(int node) const {
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return 0;
+  size_t depth = 0;
+  for (auto [tid, pos] : it->second.entries) {
+    const FifoTask* t = tasks_.Find(tid);
+    if (t != nullptr && t->ring_node == node && t->ring_pos == pos) ++depth;
+  }
+  return depth;
+}
+
+void FifoCentralizedScheduler::ClearRing(FifoTask& t) {
+  t.ring_node = -1;
+  t.ring_left = false;
+  t.ring_revoke_lost = false;
+}
+
+void FifoCentralizedScheduler::RingMessage(FifoTask& t, bool off_cpu) {
+  if (t.ring_node < 0) return;
+  if (off_cpu) t.ring_left = true;
+  if (t.ring_revoke_lost) return;  // claimed: its outcome is on the way
+  Node& n = nodes_.at(t.ring_node);
+  switch (n.ring->Revoke(t.ring_pos)) {
+    case RingRevoke::kRevoked:
+      ++stats_.revokes_won;
+      ClearRing(t);  // ours again: it keeps its turn, unless the message says otherwise
+      Enqueue(t, /*front=*/true);
+      return;
+    case RingRevoke::kLost:
+      ++stats_.revokes_lost;
+      t.ring_revoke_lost = true;
+      return;
+    case RingRevoke::kUnpublished:
+    case RingRevoke::kGone:
+      // Our pushes publish before they return and outcomes clear ring_node
+      // when reaped: neither happens. Keep waiting for the outcome.
+      t.ring_revoke_lost = true;
+      return;
+  }
+}
+
+void FifoCentralizedScheduler::ReapRings() {
+  for (auto& [node, n] : nodes_) {
+    n.ring->Reap([this, node = node](const RingOutcomeRecord& rec) { HandleOutcome(node, rec); });
+  }
+}
+
+void FifoCentralizedScheduler::StartedOn(FifoTask& t, int cpu) {
+  fifo_.Remove(t);
+  t.on_cpu = cpu;
+  t.last_cpu = cpu;
+  if (Cpu* c = FindCpu(cpu)) {
+    c->current = t.tid;  // whatever we thought ran there has left
+    c->run_start_ns = opts_.clock();
+  }
+}
+
+void FifoCentralizedScheduler::HandleOutcome(int node, const RingOutcomeRecord& rec) {
+  switch (rec.outcome) {
+    case RingOutcome::kRan:
+      ++stats_.ring_ran;
+      ++stats_.ran_per_cpu[static_cast<int>(rec.cpu)];
+      break;
+    case RingOutcome::kRevoked:
+      ++stats_.ring_revoked;
+      break;
+    case RingOutcome::kStale:
+      ++stats_.stale_by_reason[rec.stale_reason];
+      ++stats_.stale_per_cpu[static_cast<int>(rec.cpu)];
+      break;
+  }
+  FifoTask* t = tasks_.Find(rec.tid);
+  if (t == nullptr) return;  // forgotten (DEAD/DEPARTED): nothing to do
+  // Our live entry, or one we gave up on (revoked) or an earlier agent's.
+  const bool ours = t->ring_node == node && t->ring_pos == rec.pos;
+  const bool left = ours && t->ring_left;
+  if (ours) ClearRing(*t);
+  const bool current = rec.seqnum == t->seq;
+  if (!current) ++stats_.old_outcomes;
+  if (rec.outcome == RingOutcome::kRan) {
+    // It reached a CPU. Still there unless a message since said it left.
+    if (ours ? !left : current) {
+      if (t->runnable && t->inflight_cpu < 0) StartedOn(*t, static_cast<int>(rec.cpu));
+    } else if (ours) {
+      Enqueue(*t, t->requeue_front);  // the messages since decide
+    }
+    return;
+  }
+  if (!ours && !current) return;  // an old report: the messages since decide
+  if (rec.outcome == RingOutcome::kStale && current) {
+    if (rec.stale_reason == GHOST_RING_STALE_NOT_PARKED) {
+      // Running or being moved without a message of ours yet (the fallback
+      // ran it): as a commit's RUNNING_ELSEWHERE.
+      uint64_t since = 0;
+      const int where = StatusWordCpu(kernel_, *t, &since);
+      if (where >= 0) {
+        if (t->Waiting() || t->queued) StartedOn(*t, where);
+        return;
+      }
+      t->not_before_ns = opts_.clock() + kElsewhereBackoffNs;
+    } else if (rec.stale_reason == GHOST_RING_STALE_AFFINITY && rec.cpu < GHOST_MAX_CPUS) {
+      t->refused.Set(static_cast<int>(rec.cpu));  // our mask was behind the kernel's
+    }
+  }
+  // Parked and ours again (revoked, stale, bounced): it keeps its turn.
+  Enqueue(*t, /*front=*/ours ? true : t->requeue_front);
+}
+
+bool FifoCentralizedScheduler::Covers(const FifoTask& t, const CpuList& open) {
+  return !open.Empty() && t.Allowed(open) == open;
+}
+
+bool FifoCentralizedScheduler::RingEligible(const FifoTask& t) const {
+  for (const auto& [node, n] : nodes_) {
+    CpuList open;
+    for (int cpu : n.cpus.ToVector()) {
+      if (!cpus_.at(cpu).busy) open.Set(cpu);
+    }
+    if (Covers(t, open)) return true;
+  }
+  return false;
+}
+
+int FifoCentralizedScheduler::IdleCpus(const Node& n, uint64_t now) {
+  int idle = 0;
+  for (int cpu : n.cpus.ToVector()) {
+    Cpu& c = cpus_.at(cpu);
+    if (!c.req_active && c.current == GHOST_TID_NONE && Usable(c, now)) ++idle;
+  }
+  return idle;
+}
+
+size_t FifoCentralizedScheduler::PruneEntries(Node& n) {
+  std::deque<std::pair<Tid, uint64_t>> keep;
+  for (auto [tid, pos] : n.entries) {
+    const FifoTask* t = tasks_.Find(tid);
+    if (t != nullptr && t->ring_node == n.node && t->ring_pos == pos && !t->ring_revoke_lost) {
+      keep.emplace_back(tid, pos);
+    }
+  }
+  n.entries = std::move(keep);
+  return n.entries.size();
+}
+
+void FifoCentralizedScheduler::FillRings(Agent& agent, uint64_t now) {
+  struct Want {
+    int idle = 0;
+    int depth = 0;
+    int target = 0;
+    bool closed = false;  // full or contended this round
+    CpuList open;         // CPUs no higher class holds
+  };
+  std::map<int, Want> want;
+  bool needy = false;
+  for (auto& [node, n] : nodes_) {
+    Want& w = want[node];
+    w.idle = IdleCpus(n, now);
+    w.depth = static_cast<int>(PruneEntries(n));
+    for (int cpu : n.cpus.ToVector()) {
+      if (!cpus_.at(cpu).busy) w.open.Set(cpu);
+    }
+    w.target = w.open.Empty() ? 0 : w.idle + kRingMargin;
+    if (w.idle > 0 && w.depth < w.target) needy = true;
+  }
+  // Rebalance: entries beyond what their node needs go back to the FIFO head
+  // while another node has idle CPUs; the pushes below place them there.
+  if (needy && nodes_.size() > 1) {
+    for (auto& [node, n] : nodes_) {
+      Want& w = want[node];
+      for (auto it = n.entries.rbegin(); it != n.entries.rend() && w.depth > w.target; ++it) {
+        FifoTask* t = tasks_.Find(it->first);
+        bool elsewhere = false;
+        for (auto& [other, ow] : want) {
+          if (other != node && ow.idle > 0 && ow.depth < ow.target && Covers(*t, ow.open)) {
+            elsewhere = true;
+          }
+        }
+        if (!elsewhere) continue;
+        switch (n.ring->Revoke(it->second)) {
+          case RingRevoke::kRevoked:
+            ++stats_.revokes_won;
+            ++stats_.rebalanced;
+            ClearRing(*t);
+            --w.depth;
+            Enqueue(*t, /*front=*/true);
+            break;
+          default:
+            ++stats_.revokes_lost;
+            t->ring_revoke_lost = true;  // claimed: it runs here after all
+            --w.depth;
+            break;
+        }
+      }
+      PruneEntries(n);
+    }
+  }
+  std::array<uint32_t, GHOST_RING_MAX_NODES> kicks = {};  // the first NumNodes() are sent
+  bool ring = false;
+  const uint64_t slice_ns = static_cast<uint64_t>(absl::ToInt64Nanoseconds(opts_.slice));
+  const std::vector<Tid> order(fifo_.tids().begin(), fifo_.tids().end());
+  for (Tid tid : order) {
+    FifoTask* t = tasks_.Find(tid);
+    if (t == nullptr || !t->Waiting() || now < t->not_before_ns) continue;
+    // Its last CPU's node if that has room, else the node with most room.
+    int best = -1;
+    const int last = t->last_cpu >= 0 ? kernel_.NodeOfCpu(t->last_cpu) : -1;
+    for (auto& [node, w] : want) {
+      if (w.closed || w.depth >= w.target || !Covers(*t, w.open)) continue;
+      if (node == last) {
+        best = node;
+        break;
+      }
+      if (best < 0 || w.target - w.depth > want[best].target - want[best].depth) best = node;
+    }
+    if (best < 0) continue;  // it waits (or the agent's CPU takes it)
+    Node& n = nodes_.at(best);
+    Want& w = want[best];
+    const RingPush p = n.ring->Push(tid, t->seq, now, slice_ns);
+    if (!p.ok()) {
+      if (p.status == RingPushStatus::kFull) ++stats_.ring_full;
+      w.closed = true;  // kept: it stays first in the FIFO
+      continue;
+    }
+    fifo_.Remove(*t);
+    t->ring_node = best;
+    t->ring_pos = p.pos;
+    t->ring_seq = t->seq;
+    t->ring_left = false;
+    t->ring_revoke_lost = false;
+    t->requeue_front = false;
+    n.entries.emplace_back(tid, p.pos);
+    ++w.depth;
+    ++stats_.pushes_per_node[best];
+    if (kicks[best] < static_cast<uint32_t>(w.idle)) {
+      ++kicks[best];
+      ring = true;
+    }
+  }
+  if (!ring) return;
+  ++stats_.doorbells;
+  for (uint32_t k : kicks) stats_.doorbell_kicks += k;
+  const size_t nodes = std::min<size_t>(kicks.size(), std::max(kernel_.NumNodes(), 1));
+  if (!kernel_.RingDoorbell(enclave_, absl::MakeConstSpan(kicks.data(), nodes)).ok()) {
+    ++stats_.doorbell_errors;
+  }
+}
+
 // --- policy -------------------------------------------------------------------
 
 absl::StatusOr<std::unique_ptr<Policy>> FifoCentralizedPolicy::Create(
@@ -385,6 +693,16 @@ absl::StatusOr<std::unique_ptr<Policy>> FifoCentralizedPolicy::Create(
   std::unique_ptr<FifoCentralizedPolicy> p(new FifoCentralizedPolicy());
   p->sched_ = std::make_unique<FifoCentralizedScheduler>(kernel, cpus,
                                                          agent_cpu, opts);
+  if (opts.fast_path != PolicyOptions::FastPath::kOff) {
+    absl::StatusOr<bool> on = p->sched_->SetUpRings(enclave.id());
+    if (!on.ok()) return on.status();
+    if (!*on && opts.fast_path == PolicyOptions::FastPath::kOn) {
+      absl::FPrintF(stderr,
+                    "%s: --fast-path=on, but this kernel side has no rings: "
+                    "transactions only\n",
+                    kName);
+    }
+  }
   p->agent_ = std::make_unique<Agent>(
       kernel, *p->sched_,
       AgentOptions{.cpu = agent_cpu,
@@ -399,7 +717,36 @@ std::string FifoCentralizedPolicy::StatsLine() const {
       "rounds_committed=%u commits=%u failed_commits=%u stale=%u preemptions=%u "
       "agent_cpu_commits=%u",
       s.rounds_committed, s.commits, s.failed_commits, s.stale, s.preemptions,
-      s.agent_cpu_commits);
+      s.agent_cpu_commits) + sched_->FastPathStatsLine();
+}
+
+std::string FifoCentralizedScheduler::FastPathStatsLine() const {
+  if (!fast_path()) return " fast_path=off";
+  auto per = [](const std::map<int, uint64_t>& m) {
+    std::vector<std::string> parts;
+    for (auto [k, v] : m) parts.push_back(absl::StrCat(k, ":", v));
+    return parts.empty() ? std::string("-") : absl::StrJoin(parts, ",");
+  };
+  std::map<int, uint64_t> pushes, bytes, sizes;
+  for (const auto& [node, n] : nodes_) {
+    pushes[node] = stats_.pushes_per_node[node];
+    sizes[node] = n.ring->size();
+    bytes[node] = sizeof(ghost_ring);
+  }
+  std::vector<std::string> stale;
+  for (uint32_t r = 0; r < kRingStaleReasons; ++r) {
+    if (stats_.stale_by_reason[r] != 0) stale.push_back(absl::StrCat(r, ":", stats_.stale_by_reason[r]));
+  }
+  return absl::StrFormat(
+      " fast_path=on ring_size=%s ring_bytes=%s pushes=%s ran_per_cpu=%s stale_per_cpu=%s "
+      "ring_ran=%u ring_revoked=%u stale_by_reason=%s revokes_won=%u revokes_lost=%u "
+      "rebalanced=%u ring_full=%u doorbells=%u doorbell_kicks=%u doorbell_errors=%u "
+      "old_outcomes=%u attached_entries=%u",
+      per(sizes), per(bytes), per(pushes), per(stats_.ran_per_cpu), per(stats_.stale_per_cpu),
+      stats_.ring_ran, stats_.ring_revoked, stale.empty() ? "-" : absl::StrJoin(stale, ","),
+      stats_.revokes_won, stats_.revokes_lost, stats_.rebalanced, stats_.ring_full,
+      stats_.doorbells, stats_.doorbell_kicks, stats_.doorbell_errors, stats_.old_outcomes,
+      stats_.attached_entries);
 }
 
 }  // namespace ghost

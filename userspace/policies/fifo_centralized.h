@@ -7,13 +7,26 @@
 // or allowed elsewhere only on CPUs a higher class holds): the agent commits
 // such a thread to its own CPU and steps aside (Agent::RequestYield) until a
 // message comes or AgentOptions::yield_for passes, then preempts it by waking.
+//
+// Fast path (bpf-first mode, issue 9, docs/FAST_PATH.md): when the kernel side
+// has rings, the agent does not commit threads to idle CPUs; it pushes them
+// into the ring of a node they may run on, keeping each ring as deep as the
+// node has idle CPUs (plus kRingMargin), and rings the doorbell once per
+// round; idle CPUs take them in BPF. Each round it reaps the outcomes (reports
+// about (tid, seqnum): ran, revoked, stale), revokes entries whose thread got
+// a newer message, and moves entries from deep rings to nodes with idle CPUs.
+// Slice preemptions and the agent's own CPU stay transactions.
 #ifndef GHOST_SCX_USERSPACE_POLICIES_FIFO_CENTRALIZED_H_
 #define GHOST_SCX_USERSPACE_POLICIES_FIFO_CENTRALIZED_H_
 
+#include <array>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -21,6 +34,7 @@
 #include "userspace/enclave.h"
 #include "userspace/policies/fifo_task.h"
 #include "userspace/policy.h"
+#include "userspace/ring.h"
 #include "userspace/run_request.h"
 #include "userspace/scheduler.h"
 
@@ -31,6 +45,15 @@ class FifoCentralizedScheduler : public Scheduler {
   // `cpus`: the enclave's CPUs; `agent_cpu` is left out of scheduling.
   FifoCentralizedScheduler(KernelSide& kernel, const CpuList& cpus,
                            int agent_cpu, const PolicyOptions& opts);
+
+  // Entries a ring holds beyond its node's idle CPUs: a CPU that goes idle
+  // finds work there before the agent's next round.
+  static constexpr int kRingMargin = 1;
+  // Sets up `enclave`'s rings (Ring::Create, or Ring::Attach and revoking
+  // what an earlier agent left). Returns false (fast path off) if the kernel
+  // side has no rings; an error if a ring is refused.
+  absl::StatusOr<bool> SetUpRings(EnclaveId enclave);
+  bool fast_path() const { return !nodes_.empty(); }
 
   void TaskNew(const Message& m) override;
   void TaskWakeup(const Message& m) override;
@@ -53,6 +76,22 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t stale = 0;             // TARGET_STALE or AGENT_STALE
     uint64_t preemptions = 0;       // slice preemptions committed
     uint64_t agent_cpu_commits = 0; // committed to the agent's own CPU
+    // Fast path (outcomes are counted as they are reaped).
+    std::array<uint64_t, GHOST_RING_MAX_NODES> pushes_per_node = {};
+    std::map<int, uint64_t> ran_per_cpu;   // RAN outcomes by consumer CPU
+    std::map<int, uint64_t> stale_per_cpu;  // STALE outcomes by consumer CPU
+    uint64_t ring_ran = 0;
+    uint64_t ring_revoked = 0;
+    std::array<uint64_t, kRingStaleReasons> stale_by_reason = {};
+    uint64_t revokes_won = 0;
+    uint64_t revokes_lost = 0;
+    uint64_t rebalanced = 0;     // entries revoked from a deep ring to go elsewhere
+    uint64_t ring_full = 0;      // pushes refused: the thread stayed with the agent
+    uint64_t doorbells = 0;      // RingDoorbell calls
+    uint64_t doorbell_kicks = 0;
+    uint64_t doorbell_errors = 0;
+    uint64_t old_outcomes = 0;   // about an older seqnum than we know: ignored
+    uint64_t attached_entries = 0;  // an earlier agent's entries found at attach
   };
   Stats stats() const { return stats_; }
   // The thread's entry (diagnostics).
@@ -61,6 +100,15 @@ class FifoCentralizedScheduler : public Scheduler {
     return t == nullptr ? "unknown to the policy" : t->Describe();
   }
   size_t Waiting() const { return fifo_.Size(); }
+  // Our entries in `node`'s ring whose outcome we do not know yet.
+  size_t RingDepth(int node) const;
+  // Bytes of ring memory per node in use (fast path), for --stats.
+  size_t RingBytesPerNode() const { return sizeof(ghost_ring); }
+  std::vector<int> RingNodes() const;
+  // " fast_path=off", or the fast path's counters (pushes per node, runs and
+  // stale drops per consumer CPU, stale drops by reason (numbers of enum
+  // ghost_ring_stale_reason), revokes, full rings, doorbells, ring memory).
+  std::string FastPathStatsLine() const;
   // What our commits started on `cpu` (GHOST_TID_NONE: idle as far as we know).
   Tid CurrentOn(int cpu) const;
 
@@ -76,7 +124,33 @@ class FifoCentralizedScheduler : public Scheduler {
     Tid preempting = GHOST_TID_NONE;  // the running thread req displaces
   };
 
+  // One ring per node that has scheduled CPUs.
+  struct Node {
+    int node = -1;
+    std::optional<Ring> ring;
+    CpuList cpus;                                 // scheduled CPUs on it
+    std::deque<std::pair<Tid, uint64_t>> entries;  // (tid, pos) pushed, in order
+  };
+
   void OffCpu(FifoTask& t);
+  // Fast path: a message about `t` (off_cpu: it left a CPU) makes its entry,
+  // if any, stale: revoke it while a consumer has not claimed it.
+  void RingMessage(FifoTask& t, bool off_cpu);
+  void ClearRing(FifoTask& t);
+  // Reads every ring's outcomes and acts on them.
+  void ReapRings();
+  void HandleOutcome(int node, const RingOutcomeRecord& rec);
+  // It runs on `cpu` (a RAN outcome): no longer waiting.
+  void StartedOn(FifoTask& t, int cpu);
+  // Pushes waiting threads to the rings; rebalances; rings the doorbell.
+  void FillRings(Agent& agent, uint64_t now);
+  int IdleCpus(const Node& n, uint64_t now);
+  // `t` may run on every CPU of `open` (any of them may consume its entry).
+  static bool Covers(const FifoTask& t, const CpuList& open);
+  // Some node's open CPUs are all allowed to `t`.
+  bool RingEligible(const FifoTask& t) const;
+  // Drops entries we no longer count from n.entries; returns the count.
+  size_t PruneEntries(Node& n);
   void Enqueue(FifoTask& t, bool front);
   // The thread left the agent's own CPU (a message with off_cpu.from_cpu).
   bool LeftAgentCpu(const Message& m) const;
@@ -85,7 +159,8 @@ class FifoCentralizedScheduler : public Scheduler {
   void HandleResult(Cpu& c);
   // First waiting thread allowed on `cpu` (and not backing off at `now`),
   // taken out of the FIFO.
-  FifoTask* TakeFor(int cpu, uint64_t now);
+  // narrow_only: only a thread the rings cannot take (fast path).
+  FifoTask* TakeFor(int cpu, uint64_t now, bool narrow_only = false);
   bool Usable(Cpu& c, uint64_t now);
   // The scheduled CPU `cpu`, or the agent's own; nullptr if neither.
   Cpu* FindCpu(int cpu);
@@ -98,6 +173,8 @@ class FifoCentralizedScheduler : public Scheduler {
   FifoTaskTable tasks_;
   FifoRunqueue fifo_;
   std::map<int, Cpu> cpus_;  // scheduled CPUs (the agent's excluded)
+  std::map<int, Node> nodes_;  // fast path: by node; empty when off
+  EnclaveId enclave_ = GHOST_ENCLAVE_NONE;
   Cpu agent_;                // the agent's own CPU (see the top of this file)
   Stats stats_;
 };

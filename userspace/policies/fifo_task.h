@@ -47,18 +47,31 @@ struct FifoTask {
   // it RUNNING_ELSEWHERE while its status word says it is not on a CPU (the
   // kernel side is moving it), retrying at once would only spin.
   uint64_t not_before_ns = 0;
+  // Centralized FIFO's fast path: the thread's entry in a node's ring whose
+  // outcome we have not reaped (ring_node -1: none). ring_seq is the seqnum
+  // we pushed; ring_left: an off-CPU message came since (so it ran);
+  // ring_revoke_lost: a consumer claimed it before our revoke.
+  int ring_node = -1;
+  uint64_t ring_pos = 0;
+  uint64_t ring_seq = 0;
+  bool ring_left = false;
+  bool ring_revoke_lost = false;
+  int last_cpu = -1;  // where it last ran (node preference)
 
   // One line for diagnostics: the fields above that decide where it goes.
   std::string Describe() const {
     return absl::StrFormat(
         "tid=%d seq=%u runnable=%d on_cpu=%d inflight_cpu=%d queued=%d owner=%d queue=%d "
-        "affinity=%s refused=%s",
+        "affinity=%s refused=%s ring_node=%d ring_pos=%u ring_seq=%u",
         tid, seq, runnable, on_cpu, inflight_cpu, queued, owner, queue, affinity.ToString(),
-        refused.ToString());
+        refused.ToString(), ring_node, ring_pos, ring_seq);
   }
 
-  // Waiting for a CPU: runnable and neither running nor being committed.
-  bool Waiting() const { return runnable && on_cpu < 0 && inflight_cpu < 0; }
+  // Waiting for a CPU: runnable and neither running, being committed nor
+  // in a ring.
+  bool Waiting() const {
+    return runnable && on_cpu < 0 && inflight_cpu < 0 && ring_node < 0;
+  }
   bool AllowedOn(int cpu) const { return affinity.IsSet(cpu) && !refused.IsSet(cpu); }
   // The CPUs of `among` a commit may try now.
   CpuList Allowed(const CpuList& among) const {

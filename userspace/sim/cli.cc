@@ -66,6 +66,14 @@ const std::vector<FlagSpec>& Flags() {
       SimFlag("watchdog-ms", "the fallback runs threads held this long", &SimOptions::watchdog_ms),
       SimFlag("trace", "write a Chrome/Perfetto trace of per-CPU timelines here",
               &SimOptions::trace),
+      SimFlag("fast-path", "on, off or auto (= on): per-NUMA-node rings idle CPUs take from (issue 9)",
+              &SimOptions::fast_path),
+      SimFlag("ring-size",
+              "ring entries, a power of two 2..4096: N, NODE:N,... or N,NODE:N (N: nodes "
+              "not named)",
+              &SimOptions::ring_size),
+      SimFlag("queue-bytes", "message queue bytes, a power of two 4096..67108864",
+              &SimOptions::queue_bytes),
       CliFlag("format", "text, csv or json", &CliOptions::format),
       CliFlag("sweep", "comma-separated loads: print a load-vs-latency table", &CliOptions::sweep),
   };

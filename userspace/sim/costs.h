@@ -32,13 +32,23 @@ struct CostModel {
   // Thread-to-thread switch without an agent (fallback, baselines, CFS
   // returning the CPU). Not in Table 3; 0 by default.
   uint64_t context_switch_ns = 0;
+  // Fast-path rings (issue 9; not in the paper: docs/SIMULATOR.md). An idle
+  // CPU's pop-and-validate of one entry (the issue's aim for the BPF
+  // consumer); the agent's push (plain stores and a CAS: the issue's aim);
+  // the doorbell, one bpf() syscall like a commit call, and the wake-up of
+  // an idle CPU it kicks (an IPI, like a remote commit's target side).
+  uint64_t ring_pop_ns = 100;
+  uint64_t ring_push_agent_ns = 50;
+  uint64_t doorbell_agent_ns = 668;
+  uint64_t doorbell_target_ns = 1064;
 
   static CostModel Paper() { return CostModel{}; }
   static CostModel Zero() {
     return CostModel{.msg_local_ns = 0, .msg_global_ns = 0, .commit_local_ns = 0,
                      .commit_remote_agent_ns = 0, .commit_remote_target_ns = 0,
                      .commit_group_extra_agent_ns = 0, .agent_msg_ns = 0,
-                     .agent_pass_ns = 0, .context_switch_ns = 0};
+                     .agent_pass_ns = 0, .context_switch_ns = 0, .ring_pop_ns = 0,
+                     .ring_push_agent_ns = 0, .doorbell_agent_ns = 0, .doorbell_target_ns = 0};
   }
 };
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "kernel/ghost_ring_ops.h"
 
 namespace ghost {
 namespace sim {
@@ -482,7 +483,110 @@ absl::Status SimKernelSide::SetAffinity(Tid tid, const CpuList& cpus) {
 
 void SimKernelSide::CpuFree(int cpu) {
   if (latches_[cpu].thread != -1 && latches_[cpu].ready) TryStart(cpu);
-  if (machine_.IsFree(cpu) && latches_[cpu].thread == -1) RunFallback(cpu);
+  // ops.dispatch's order: the fallback FIFO, then the node's ring.
+  if (machine_.IsFree(cpu) && latches_[cpu].thread == -1 && !RunFallback(cpu)) ConsumeRing(cpu);
+}
+
+// --- Fast-path rings -------------------------------------------------------------------
+
+void SimKernelSide::EnableRings(std::vector<int> node_of_cpu) {
+  rings_on_ = true;
+  node_of_cpu_ = std::move(node_of_cpu);
+  num_nodes_ = 1;
+  for (int& n : node_of_cpu_) {
+    n = std::clamp(n, 0, GHOST_RING_MAX_NODES - 1);
+    num_nodes_ = std::max(num_nodes_, n + 1);
+  }
+  rings_.resize(GHOST_MAX_ENCLAVES * GHOST_RING_MAX_NODES);
+  ring_heads_seen_.assign(rings_.size(), 0);
+}
+
+ghost_ring* SimKernelSide::RingRegion(EnclaveId enclave, int node) {
+  if (!rings_on_ || enclave >= GHOST_MAX_ENCLAVES || node < 0 || node >= GHOST_RING_MAX_NODES) {
+    return nullptr;
+  }
+  RingMemory& m = rings_[enclave * GHOST_RING_MAX_NODES + node];
+  if (!m) m = AllocateRingMemory();
+  return m.get();
+}
+
+absl::Status SimKernelSide::RingDoorbell(EnclaveId enclave, absl::Span<const uint32_t> kicks) {
+  if (!rings_on_) return KernelSide::RingDoorbell(enclave, kicks);
+  if (!EnclaveLive(enclave)) return absl::NotFoundError("no such enclave");
+  stats_.doorbells++;
+  // The agent pays for its pushes since the last doorbell, then the call.
+  if (in_agent_ >= 0) {
+    for (int node = 0; node < GHOST_RING_MAX_NODES; node++) {
+      const size_t i = enclave * GHOST_RING_MAX_NODES + node;
+      if (!rings_[i]) continue;
+      const uint64_t head = GHOST_RING_LOAD(&rings_[i]->head.pos);
+      clock_ += (head - ring_heads_seen_[i]) * costs_.ring_push_agent_ns;
+      ring_heads_seen_[i] = head;
+    }
+    clock_ += costs_.doorbell_agent_ns;
+  }
+  const uint64_t at = Clock() + costs_.doorbell_target_ns;
+  for (size_t node = 0; node < kicks.size() && node < GHOST_RING_MAX_NODES; node++) {
+    uint32_t left = kicks[node];
+    for (int c : enclaves_[enclave].cpus.ToVector()) {
+      if (left == 0) break;
+      if (NodeOfCpu(c) != static_cast<int>(node) || pinned_[c] || !machine_.IsFree(c) ||
+          latches_[c].thread != -1) {
+        continue;
+      }
+      left--;
+      stats_.doorbell_kicks++;
+      At(at, kRingKick, static_cast<uint32_t>(c), 0);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The class's checks, in the contract's order (docs/FAST_PATH.md).
+uint32_t SimKernelSide::ValidateRingEntry(int cpu, int t, uint64_t seqnum) const {
+  if (t < 0 || t >= static_cast<int>(kthreads_.size()) ||
+      machine_.thread(t).state == ThreadState::kDead) {
+    return GHOST_RING_STALE_GONE;
+  }
+  const KThread& kt = kthreads_[t];
+  if (cpu_enclave_[cpu] < 0 || kt.enclave != static_cast<EnclaveId>(cpu_enclave_[cpu])) {
+    return GHOST_RING_STALE_ENCLAVE;
+  }
+  if (kt.seq != seqnum) return GHOST_RING_STALE_SEQNUM;
+  if (machine_.thread(t).state != ThreadState::kRunnable || kt.latched_cpu >= 0 ||
+      kt.in_fallback) {
+    return GHOST_RING_STALE_NOT_PARKED;
+  }
+  if (pinned_[cpu] || machine_.cpu(cpu).cfs) return GHOST_RING_STALE_CPU;
+  if (!kt.affinity.IsSet(cpu)) return GHOST_RING_STALE_AFFINITY;
+  return GHOST_RING_STALE_NONE;
+}
+
+bool SimKernelSide::ConsumeRing(int cpu) {
+  if (!rings_on_ || pinned_[cpu] || cpu_enclave_[cpu] < 0) return false;
+  ghost_ring* r = rings_[cpu_enclave_[cpu] * GHOST_RING_MAX_NODES + NodeOfCpu(cpu)].get();
+  if (r == nullptr) return false;
+  uint64_t cost = 0;
+  for (int claims = 0; claims < GHOST_RING_SCAN; claims++) {
+    ghost_ring_entry e;
+    if (ghost_ring_claim(r, static_cast<uint32_t>(cpu), &e) != 1) return false;
+    stats_.ring_claims++;
+    cost += costs_.ring_pop_ns;
+    const int t = ThreadOf(e.tid);
+    const uint32_t why = ValidateRingEntry(cpu, t, e.seqnum);
+    if (why != GHOST_RING_STALE_NONE) {
+      stats_.ring_stale++;
+      ghost_ring_fail(r, e.pos, why);
+      continue;
+    }
+    // It runs (the simulated CPU takes it at once: no bounce in between).
+    stats_.ring_runs++;
+    ghost_ring_complete(r, e.pos);
+    kthreads_[t].last_commit_seq = 0;
+    machine_.RunThread(cpu, t, e.slice_ns, cost + costs_.context_switch_ns);
+    return true;
+  }
+  return false;
 }
 
 void SimKernelSide::CpuBusy(int cpu) {
@@ -896,6 +1000,11 @@ void SimKernelSide::OnEvent(const Event& e) {
       break;
     case kServeOrphans:
       ServeOrphans();
+      break;
+    case kRingKick:
+      if (machine_.IsFree(static_cast<int>(e.a)) && latches_[e.a].thread == -1) {
+        CpuFree(static_cast<int>(e.a));
+      }
       break;
   }
 }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "userspace/kernel_side.h"
+#include "userspace/ring.h"
 #include "userspace/sim/costs.h"
 #include "userspace/sim/machine.h"
 
@@ -43,6 +44,13 @@ struct SimKernelStats {
   uint64_t txn_results[GHOST_TXN_RESULT_LAST + 1] = {};
   uint64_t fallback_runs = 0;
   uint64_t agent_runs = 0;
+  // Fast-path rings: entries idle CPUs claimed, ran and dropped as stale;
+  // doorbell calls and the idle CPUs they woke.
+  uint64_t ring_claims = 0;
+  uint64_t ring_runs = 0;
+  uint64_t ring_stale = 0;
+  uint64_t doorbells = 0;
+  uint64_t doorbell_kicks = 0;
 };
 
 class SimKernelSide : public KernelSide, public SchedClass {
@@ -70,6 +78,10 @@ class SimKernelSide : public KernelSide, public SchedClass {
   uint64_t agent_busy_ns() const;
   int num_agents() const { return static_cast<int>(agents_.size()); }
   const CostModel& costs() const { return costs_; }
+  // Gives every enclave one ring per NUMA node (node_of_cpu[c]: CPU c's node,
+  // < GHOST_RING_MAX_NODES): a CPU that would go idle claims from its node's
+  // ring after the fallback FIFO, validating as the class does.
+  void EnableRings(std::vector<int> node_of_cpu);
   // The time the kernel side acts at: the running agent's clock, or now.
   uint64_t Clock() const { return in_agent_ >= 0 ? clock_ : machine_.now(); }
 
@@ -90,6 +102,12 @@ class SimKernelSide : public KernelSide, public SchedClass {
   ghost_txn* TxnSlot(int cpu) override;
   absl::Status Commit(const CpuList& cpus) override;
   absl::Status SetWantOnCpu(Tid tid, bool want) override;
+  int NumNodes() const override { return num_nodes_; }
+  int NodeOfCpu(int cpu) const override {
+    return cpu >= 0 && cpu < static_cast<int>(node_of_cpu_.size()) ? node_of_cpu_[cpu] : 0;
+  }
+  ghost_ring* RingRegion(EnclaveId enclave, int node) override;
+  absl::Status RingDoorbell(EnclaveId enclave, absl::Span<const uint32_t> kicks) override;
 
   // SchedClass (called by the Machine) ---------------------------------------
   void ThreadNew(int t) override;
@@ -104,7 +122,7 @@ class SimKernelSide : public KernelSide, public SchedClass {
  private:
   enum SubEvent : uint32_t {
     kAgentWake = 0, kAgentRun, kAgentRelease, kAgentPoll, kAgentTimeout, kTxnStart, kWatchdog, kTick,
-    kServeOrphans
+    kServeOrphans, kRingKick
   };
   struct Pending {
     ghost_msg msg;
@@ -194,6 +212,10 @@ class SimKernelSide : public KernelSide, public SchedClass {
   bool EnclaveLive(EnclaveId e) const { return e < enclaves_.size() && enclaves_[e].in_use; }
   void Orphan(int t);
   void ServeOrphans();
+  // A free CPU of an enclave with rings claims entries from its node's ring
+  // until one runs (or none is left); true if a thread started.
+  bool ConsumeRing(int cpu);
+  uint32_t ValidateRingEntry(int cpu, int t, uint64_t seqnum) const;
 
   Machine& machine_;
   CostModel costs_;
@@ -224,6 +246,11 @@ class SimKernelSide : public KernelSide, public SchedClass {
   uint64_t poll_after_start_ns_ = 0;
   uint64_t idle_poll_ns_ = 0;
   SimKernelStats stats_;
+  bool rings_on_ = false;
+  int num_nodes_ = 1;
+  std::vector<int> node_of_cpu_;
+  std::vector<RingMemory> rings_;         // enclave * GHOST_RING_MAX_NODES + node
+  std::vector<uint64_t> ring_heads_seen_;  // pushes already charged to an agent
 };
 
 }  // namespace sim

@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "userspace/ring_config.h"
 #include "absl/strings/strip.h"
 #include "userspace/enclave.h"
 #include "userspace/policy.h"
@@ -116,6 +117,16 @@ absl::Status ValidateSimOptions(const SimOptions& o) {
   }
   absl::StatusOr<CpuList> cpus = EnclaveCpus(o, *topo);
   if (!cpus.ok()) return cpus.status();
+  if (absl::StatusOr<PolicyOptions::FastPath> fp = ParseFastPath(o.fast_path); !fp.ok()) {
+    return fp.status();
+  }
+  if (absl::StatusOr<RingSizes> rs = ParseRingSizes(o.ring_size); !rs.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--ring-size: ", rs.status().message()));
+  }
+  if (absl::Status s = ValidateQueueBytes(o.queue_bytes < 0 ? 0 : o.queue_bytes); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--queue-bytes=", o.queue_bytes, ": ", s.message()));
+  }
   return absl::OkStatus();
 }
 
@@ -156,16 +167,25 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
     };
   } else {
     kernel = std::make_unique<SimKernelSide>(machine, costs);
+    const PolicyOptions::FastPath fast_path = *ParseFastPath(o.fast_path);  // checked above
+    if (fast_path != PolicyOptions::FastPath::kOff) {
+      std::vector<int> nodes;
+      for (int c = 0; c < topo->num_cpus(); c++) nodes.push_back(topo->numa_node(c));
+      kernel->EnableRings(std::move(nodes));
+    }
     absl::StatusOr<std::unique_ptr<Enclave>> e =
-        Enclave::Create(*kernel, {.cpus = *cpus, .watchdog_ms = static_cast<uint32_t>(o.watchdog_ms)});
+        Enclave::Create(*kernel, {.cpus = *cpus,
+                                  .watchdog_ms = static_cast<uint32_t>(o.watchdog_ms),
+                                  .queue_bytes = static_cast<size_t>(o.queue_bytes)});
     if (!e.ok()) return e.status();
     enclave = std::move(*e);
     SimKernelSide* ks = kernel.get();
-    absl::StatusOr<std::unique_ptr<Policy>> p =
-        MakePolicy({.name = o.policy,
-                    .slice = absl::Microseconds(o.slice_us),
-                    .clock = [ks] { return ks->Clock(); }},
-                   *enclave);
+    PolicyOptions po{.name = o.policy,
+                     .slice = absl::Microseconds(o.slice_us),
+                     .clock = [ks] { return ks->Clock(); }};
+    po.fast_path = fast_path;
+    po.ring_sizes = *ParseRingSizes(o.ring_size);  // checked above
+    absl::StatusOr<std::unique_ptr<Policy>> p = MakePolicy(po, *enclave);
     if (!p.ok()) return p.status();
     policy = std::move(*p);
     const uint64_t timeout_ns =
@@ -247,6 +267,12 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
     r.commits = st.commit_calls;
     r.txns = st.txns;
     r.fallback_runs = st.fallback_runs;
+    r.fast_path = *ParseFastPath(o.fast_path) != PolicyOptions::FastPath::kOff;
+    r.ring_claims = st.ring_claims;
+    r.ring_runs = st.ring_runs;
+    r.ring_stale = st.ring_stale;
+    r.doorbells = st.doorbells;
+    r.policy_stats = policy->StatsLine();
     r.txn_committed = st.txn_results[GHOST_TXN_COMMITTED];
     r.txn_stale = st.txn_results[GHOST_TXN_TARGET_STALE] + st.txn_results[GHOST_TXN_AGENT_STALE];
     for (uint32_t i = GHOST_TXN_COMMITTED + 1; i <= GHOST_TXN_RESULT_LAST; i++) {
@@ -299,6 +325,11 @@ std::vector<std::tuple<std::string, std::string, bool>> Fields(const SimReport& 
       {"txn_stale", absl::StrCat(r.txn_stale), false},
       {"txn_other_failures", absl::StrCat(r.txn_other_failures), false},
       {"fallback_runs", absl::StrCat(r.fallback_runs), false},
+      {"fast_path", r.fast_path ? "on" : "off", true},
+      {"ring_claims", absl::StrCat(r.ring_claims), false},
+      {"ring_runs", absl::StrCat(r.ring_runs), false},
+      {"ring_stale", absl::StrCat(r.ring_stale), false},
+      {"doorbells", absl::StrCat(r.doorbells), false},
   };
 }
 

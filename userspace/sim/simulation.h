@@ -37,6 +37,11 @@ struct SimOptions {
   std::string costs = "paper";               // paper | zero
   int watchdog_ms = 1000;
   std::string trace;                         // Chrome/Perfetto trace file
+  // Fast path (issue 9): "on"/"auto" give the simulated class per-node rings
+  // (the centralized FIFO then pushes to them), "off": transactions only.
+  std::string fast_path = "auto";
+  std::string ring_size = "256";             // --ring-size: N or NODE:N,...
+  int64_t queue_bytes = 256 * 1024;          // --queue-bytes: message queue size
 };
 
 // Every check on the options: one clear message for the first problem.
@@ -59,6 +64,11 @@ struct SimReport {
   uint64_t events = 0;
   uint64_t messages = 0, messages_dropped = 0, commits = 0, txns = 0, fallback_runs = 0;
   uint64_t txn_committed = 0, txn_stale = 0, txn_other_failures = 0;
+  // Fast path: the simulated class's side (entries claimed, run, dropped as
+  // stale; doorbells) and the policy's counters (its --stats line).
+  bool fast_path = false;
+  uint64_t ring_claims = 0, ring_runs = 0, ring_stale = 0, doorbells = 0;
+  std::string policy_stats;
 };
 
 absl::StatusOr<SimReport> RunSimulation(const SimOptions& opts);

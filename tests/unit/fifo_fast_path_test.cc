@@ -1,0 +1,319 @@
+// The centralized FIFO's fast path (bpf-first mode, issue 9) over the fake
+// kernel side's rings: pushes, consumptions, outcomes, revocations, full
+// rings, re-attach, and a randomized interleaving checking that every
+// runnable thread runs and no push runs twice.
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/unit/policy_test_util.h"
+#include "userspace/discovery.h"
+#include "userspace/policies/fifo_centralized.h"
+
+namespace ghost {
+namespace {
+
+using testing::FakeKernelSide;
+using testing::PolicyRig;
+using Consumed = FakeKernelSide::Consumed;
+
+class FifoFastPathTest : public ::testing::Test {
+ protected:
+  FifoCentralizedScheduler& sched() {
+    return static_cast<FifoCentralizedPolicy*>(rig_->policy.get())->scheduler();
+  }
+  // CPUs 0..ncpus-1 (the agent on 0); `nodes[c]` is CPU c's node.
+  void Start(int ncpus, std::vector<int> nodes = {}, uint32_t ring_size = kDefaultRingSize,
+             PolicyOptions::FastPath fp = PolicyOptions::FastPath::kAuto) {
+    rig_ = std::make_unique<PolicyRig>(ncpus);
+    rig_->kernel.set_rings(true);
+    rig_->kernel.set_node_of_cpu(std::move(nodes));
+    PolicyOptions opts{.name = "fifo-centralized"};
+    opts.fast_path = fp;
+    opts.ring_sizes.default_size = ring_size;
+    ASSERT_TRUE(rig_->Start(CpuList::FirstN(ncpus), opts));
+    agent_ = rig_->policy->agents()[0];
+  }
+  FakeKernelSide& k() { return rig_->kernel; }
+  // Runs of `tid` through the rings.
+  int RingRuns(Tid tid) {
+    int n = 0;
+    for (const auto& r : k().ring_runs()) n += r.tid == tid;
+    return n;
+  }
+  std::unique_ptr<PolicyRig> rig_;
+  Agent* agent_ = nullptr;
+};
+
+TEST_F(FifoFastPathTest, OnByDefaultWithRingsOffWithout) {
+  Start(4);
+  EXPECT_TRUE(sched().fast_path());
+  Start(4, {}, kDefaultRingSize, PolicyOptions::FastPath::kOff);
+  EXPECT_FALSE(sched().fast_path());
+  rig_ = std::make_unique<PolicyRig>(4);  // a kernel side without rings
+  ASSERT_TRUE(rig_->Start(CpuList::FirstN(4), {.name = "fifo-centralized"}));
+  EXPECT_FALSE(sched().fast_path());
+  rig_->kernel.NewThread();
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.commit_calls(), 1u);  // transactions
+}
+
+TEST_F(FifoFastPathTest, PushedConsumedRan) {
+  Start(4);
+  std::vector<Tid> tids;
+  for (int i = 0; i < 3; ++i) tids.push_back(k().NewThread());
+  agent_->RunOnce();
+  EXPECT_EQ(k().commit_calls(), 0u);
+  EXPECT_EQ(sched().RingDepth(0), 3u);
+  ASSERT_EQ(k().doorbells().size(), 1u);
+  EXPECT_EQ(k().doorbells()[0][0], 3u);  // one kick per idle CPU pushed for
+  EXPECT_EQ(sched().stats().doorbell_errors, 0u);
+  for (int cpu = 1; cpu <= 3; ++cpu) EXPECT_EQ(k().ConsumeRing(cpu), Consumed::kRan);
+  agent_->RunOnce();
+  EXPECT_EQ(sched().stats().ring_ran, 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(k().CurrentOn(i + 1), tids[i]);  // FIFO order: oldest claimed first
+    EXPECT_EQ(sched().CurrentOn(i + 1), tids[i]);
+  }
+  EXPECT_EQ(sched().RingDepth(0), 0u);
+  EXPECT_EQ(sched().stats().ran_per_cpu.at(2), 1u);
+  // The agent's CPU ran nothing.
+  EXPECT_EQ(k().CurrentOn(0), GHOST_TID_NONE);
+}
+
+TEST_F(FifoFastPathTest, DepthFollowsIdleCpusPlusMargin) {
+  Start(4);  // 3 scheduled CPUs
+  for (int i = 0; i < 10; ++i) k().NewThread();
+  agent_->RunOnce();
+  EXPECT_EQ(sched().RingDepth(0), 3u + FifoCentralizedScheduler::kRingMargin);
+  EXPECT_EQ(sched().Waiting(), 10u - 3u - FifoCentralizedScheduler::kRingMargin);
+}
+
+TEST_F(FifoFastPathTest, BouncedThreadIsPlacedAgain) {
+  Start(4);
+  k().set_hold_ring_claims(true);
+  const Tid t = k().NewThread();
+  agent_->RunOnce();
+  ASSERT_EQ(k().ConsumeRing(1), Consumed::kClaimed);
+  ASSERT_TRUE(k().BounceClaimed(1).ok());
+  agent_->RunOnce();  // reaps STALE BOUNCED, pushes it again
+  EXPECT_EQ(sched().stats().stale_by_reason[GHOST_RING_STALE_BOUNCED], 1u);
+  EXPECT_EQ(sched().RingDepth(0), 1u);
+  ASSERT_EQ(k().ConsumeRing(2), Consumed::kClaimed);
+  ASSERT_TRUE(k().RunClaimed(2).ok());
+  agent_->RunOnce();
+  EXPECT_EQ(k().CurrentOn(2), t);
+  EXPECT_EQ(sched().CurrentOn(2), t);
+  EXPECT_EQ(RingRuns(t), 1);
+}
+
+TEST_F(FifoFastPathTest, StaleSeqnumIsPlacedAgain) {
+  Start(4);
+  const Tid t = k().NewThread();
+  agent_->RunOnce();
+  k().SetAffinity(t, CpuList::FirstN(4));  // a new seqnum the agent has not read
+  uint32_t reason = 0;
+  ASSERT_EQ(k().ConsumeRing(1, &reason), Consumed::kStale);
+  EXPECT_EQ(reason, GHOST_RING_STALE_SEQNUM);
+  agent_->RunOnce();  // the message, then the outcome: pushed with the new seqnum
+  EXPECT_EQ(sched().stats().stale_by_reason[GHOST_RING_STALE_SEQNUM], 1u);
+  EXPECT_EQ(k().ConsumeRing(1), Consumed::kRan);
+  agent_->RunOnce();
+  EXPECT_EQ(sched().CurrentOn(1), t);
+}
+
+TEST_F(FifoFastPathTest, AffinityChangeRevokesAndPushesToTheAllowedNode) {
+  Start(4, {0, 0, 1, 1});  // node 0: CPUs 0 (agent), 1; node 1: CPUs 2, 3
+  const Tid t = k().NewThread();
+  k().SetAffinity(t, CpuList::Parse("1").value());
+  agent_->RunOnce();
+  EXPECT_EQ(sched().RingDepth(0), 1u);
+  k().SetAffinity(t, CpuList::Parse("2-3").value());
+  agent_->RunOnce();
+  EXPECT_EQ(sched().stats().revokes_won, 1u);
+  EXPECT_EQ(sched().RingDepth(0), 0u);
+  EXPECT_EQ(sched().RingDepth(1), 1u);
+  EXPECT_EQ(k().ConsumeRing(1), Consumed::kEmpty);
+  EXPECT_EQ(k().ConsumeRing(3), Consumed::kRan);
+  agent_->RunOnce();
+  EXPECT_EQ(sched().CurrentOn(3), t);
+  EXPECT_EQ(sched().stats().ring_revoked, 1u);
+}
+
+TEST_F(FifoFastPathTest, BlockAndExitRevoke) {
+  Start(4);
+  const Tid a = k().NewThread(), b = k().NewThread();
+  agent_->RunOnce();
+  // The fallback runs them without the agent; then they block and exit.
+  k().RunByFallback(a, 1);
+  k().RunByFallback(b, 2);
+  k().Block(a);
+  k().Exit(b);
+  agent_->RunOnce();
+  EXPECT_EQ(sched().stats().revokes_won, 2u);
+  EXPECT_EQ(sched().RingDepth(0), 0u);
+  EXPECT_EQ(k().ConsumeRing(3), Consumed::kEmpty);  // nothing left to run
+  EXPECT_EQ(k().ring_runs().size(), 0u);
+}
+
+TEST_F(FifoFastPathTest, FullRingKeepsTheThread) {
+  Start(8, {}, /*ring_size=*/2);
+  std::vector<Tid> tids;
+  for (int i = 0; i < 5; ++i) tids.push_back(k().NewThread());
+  agent_->RunOnce();
+  EXPECT_EQ(sched().RingDepth(0), 2u);
+  EXPECT_GE(sched().stats().ring_full, 1u);
+  EXPECT_EQ(sched().Waiting(), 3u);  // kept, in order
+  for (int round = 0; round < 10; ++round) {
+    for (int cpu = 1; cpu < 8; ++cpu) k().ConsumeRing(cpu);
+    agent_->RunOnce();
+  }
+  for (Tid t : tids) EXPECT_EQ(RingRuns(t), 1) << t;
+  EXPECT_EQ(sched().Waiting(), 0u);
+}
+
+TEST_F(FifoFastPathTest, RanReapedAfterPreemptDoesNotPlaceIt) {
+  Start(4);
+  const Tid t = k().NewThread();
+  agent_->RunOnce();
+  ASSERT_EQ(k().ConsumeRing(1), Consumed::kRan);
+  k().Preempt(t);  // read before the RAN outcome
+  agent_->RunOnce();
+  EXPECT_EQ(sched().CurrentOn(1), GHOST_TID_NONE);
+  EXPECT_EQ(sched().RingDepth(0), 1u);  // runnable: pushed again
+  EXPECT_EQ(k().ConsumeRing(2), Consumed::kRan);
+  agent_->RunOnce();
+  EXPECT_EQ(sched().CurrentOn(2), t);
+  EXPECT_EQ(RingRuns(t), 2);
+}
+
+TEST_F(FifoFastPathTest, RanReapedAfterBlockedLeavesItBlocked) {
+  Start(4);
+  const Tid t = k().NewThread();
+  agent_->RunOnce();
+  ASSERT_EQ(k().ConsumeRing(1), Consumed::kRan);
+  k().Block(t);
+  agent_->RunOnce();
+  EXPECT_EQ(sched().CurrentOn(1), GHOST_TID_NONE);
+  EXPECT_EQ(sched().RingDepth(0), 0u);
+  EXPECT_EQ(sched().Waiting(), 0u);
+  k().Wake(t);
+  agent_->RunOnce();
+  EXPECT_EQ(sched().RingDepth(0), 1u);
+}
+
+TEST_F(FifoFastPathTest, ReattachReapsOldEntriesWithoutLossOrDuplicates) {
+  Start(4);
+  k().set_hold_ring_claims(true);
+  std::vector<Tid> tids;
+  for (int i = 0; i < 3; ++i) tids.push_back(k().NewThread());
+  agent_->RunOnce();
+  ASSERT_EQ(k().ConsumeRing(1), Consumed::kClaimed);  // tids[0], claimed, not run
+  // The agent goes; a new one takes over the same enclave and rings.
+  rig_->policy.reset();
+  PolicyOptions opts{.name = "fifo-centralized"};
+  opts.clock = [this] { return k().NowNs(); };
+  auto p = MakePolicy(opts, *rig_->enclave);
+  ASSERT_TRUE(p.ok()) << p.status();
+  rig_->policy = std::move(*p);
+  agent_ = rig_->policy->agents()[0];
+  EXPECT_EQ(sched().stats().attached_entries, 3u);
+  TakeOverThreads(k(), *rig_->enclave, *rig_->policy);
+  ASSERT_TRUE(k().RunClaimed(1).ok());  // the old agent's claimed entry runs
+  for (int round = 0; round < 5; ++round) {
+    agent_->RunOnce();
+    for (int cpu = 1; cpu < 4; ++cpu) {
+      if (k().ConsumeRing(cpu) == Consumed::kClaimed) {
+        ASSERT_TRUE(k().RunClaimed(cpu).ok());
+      }
+    }
+  }
+  agent_->RunOnce();
+  for (Tid t : tids) EXPECT_EQ(RingRuns(t), 1) << t;
+  EXPECT_EQ(sched().CurrentOn(1), tids[0]);  // learnt from the old entry's RAN
+  std::set<Tid> on;
+  for (int cpu = 1; cpu < 4; ++cpu) on.insert(sched().CurrentOn(cpu));
+  EXPECT_EQ(on, std::set<Tid>(tids.begin(), tids.end()));
+  EXPECT_EQ(sched().Waiting(), 0u);
+}
+
+// Random messages, consumptions, bounces and agent rounds over two nodes;
+// then a drain in which every runnable thread must run (and then block).
+// Checked throughout: no ring entry runs twice, no thread is on two CPUs.
+TEST_F(FifoFastPathTest, RandomInterleavingLosesNothing) {
+  for (int seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE(seed);
+    Start(6, {0, 0, 0, 1, 1, 1}, /*ring_size=*/4);
+    k().set_hold_ring_claims(true);
+    std::mt19937 rng(seed);
+    auto pick = [&](int n) { return static_cast<int>(rng() % n); };
+    std::vector<Tid> tids;
+    for (int i = 0; i < 12; ++i) tids.push_back(k().NewThread());
+    const std::vector<CpuList> masks = {CpuList::FirstN(6), CpuList::Parse("1-2").value(),
+                                        CpuList::Parse("3-5").value(),
+                                        CpuList::Parse("2,4").value()};
+    for (int step = 0; step < 400; ++step) {
+      const Tid t = tids[pick(tids.size())];
+      const int cpu = 1 + pick(5);
+      switch (pick(9)) {
+        case 0:
+        case 1:
+          k().ConsumeRing(cpu);
+          break;
+        case 2:
+          if (k().HasRingClaim(cpu)) {
+            ASSERT_TRUE(k().RunClaimed(cpu).ok());
+          }
+          break;
+        case 3:
+          if (k().HasRingClaim(cpu)) {
+            ASSERT_TRUE(k().BounceClaimed(cpu).ok());
+          }
+          break;
+        case 4:
+          if (k().thread(t).cpu >= 0) k().Block(t);
+          break;
+        case 5:
+          if (!k().thread(t).runnable) k().Wake(t);
+          break;
+        case 6:
+          if (k().thread(t).cpu >= 0) k().Preempt(t);
+          break;
+        case 7:
+          k().SetAffinity(t, masks[pick(masks.size())]);
+          break;
+        default:
+          k().AdvanceTime(100'000);
+          agent_->RunOnce();
+          break;
+      }
+    }
+    // Drain: whatever runs blocks; every runnable thread must get to run.
+    for (int round = 0; round < 200; ++round) {
+      k().AdvanceTime(2'000'000);  // past every back-off
+      agent_->RunOnce();
+      for (int c = 1; c < 6; ++c) {
+        if (Tid cur = k().CurrentOn(c)) k().Block(cur);
+        if (k().HasRingClaim(c) || k().ConsumeRing(c) == Consumed::kClaimed) {
+          ASSERT_TRUE(k().RunClaimed(c).ok());
+        }
+      }
+    }
+    for (Tid t : tids) {
+      EXPECT_FALSE(k().thread(t).runnable) << "never ran: " << sched().Describe(t);
+    }
+    std::set<std::pair<int, uint64_t>> runs;  // (node, pos): each push ran at most once
+    for (const auto& r : k().ring_runs()) {
+      EXPECT_TRUE(runs.insert({k().NodeOfCpu(r.cpu), r.pos}).second) << "pos " << r.pos;
+    }
+    EXPECT_GT(k().ring_runs().size(), 0u);
+    EXPECT_GE(k().starts().size(), tids.size());
+  }
+}
+
+}  // namespace
+}  // namespace ghost
