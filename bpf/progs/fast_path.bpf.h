@@ -57,6 +57,7 @@ const volatile __u32 nr_nodes = 1;
 __u64 ring_cpu_pops[GHOST_MAX_CPUS], ring_cpu_steals[GHOST_MAX_CPUS], ring_cpu_runs[GHOST_MAX_CPUS];
 __u64 nr_ring_stale[GHOST_RING_STALE_LAST + 1];
 __u64 nr_runs_ring, nr_ring_settle_errors;
+__u64 nr_ring_skips_agent_cpu; /* dispatches on a global agent's CPU that did not consume */
 __u64 nr_doorbells, nr_doorbell_kicks;
 
 static __always_inline struct ghost_ring *ring_at(__u32 idx)
@@ -260,6 +261,14 @@ static __always_inline bool fast_path_dispatch(__u32 cpu)
 	c.enclave = cpu_enclave(cpu);
 	if (c.enclave >= GHOST_MAX_ENCLAVES)
 		return false;
+	/* A global agent's CPU (it stepped aside for a moment): a thread moved
+	 * to its local DSQ would wait there behind the agent until the kernel
+	 * lends the CPU (about a second), its entry claimed all that time, and
+	 * the agent reaps outcomes in push order. */
+	if (cpu_home_of_global_agent(cpu)) {
+		__sync_fetch_and_add(&nr_ring_skips_agent_cpu, 1);
+		return false;
+	}
 	c.home = node_of_cpu(cpu);
 	bpf_loop(RING_POPS_PER_DISPATCH, ring_pop_home, &c, 0);
 	if (c.moved)

@@ -512,10 +512,22 @@ int main(int argc, char** argv) {
                  reattached ? 1 : 0, took_over ? 1 : 0, rediscovered, discarded, resyncs);
     absl::PrintF(
         "ghost-agent: runs: committed=%d fallback=%d resumed=%d starved_cpu=%d "
-        "(pinned there %d, on a global agent's CPU %d)\n",
+        "(pinned there %d, on a global agent's CPU %d) ring=%d\n",
         skel->bss->nr_runs_committed, skel->bss->nr_runs_fallback, skel->bss->nr_runs_resumed,
         skel->bss->nr_starved_runs, skel->bss->nr_starved_runs_pinned,
-        skel->bss->nr_starved_runs_agent_cpu);
+        skel->bss->nr_starved_runs_agent_cpu, skel->bss->nr_runs_ring);
+    {
+      // The fast path as the class saw it (the policy line has the agent's view).
+      const ghost::BpfKernelSide::FastPathCounters f = (*kernel)->FastPathStats();
+      std::string stale;
+      for (uint32_t r = 1; r <= GHOST_RING_STALE_LAST; ++r) {
+        if (f.stale[r] != 0) absl::StrAppend(&stale, " stale_", r, "=", f.stale[r]);
+      }
+      absl::PrintF("ghost-agent: fast path (class): pops=%d steals=%d ring_runs=%d "
+                   "settle_errors=%d doorbells=%d kicks=%d skips_on_agent_cpu=%d%s\n",
+                   f.pops, f.steals, f.ring_runs, f.settle_errors, f.doorbells, f.doorbell_kicks,
+                   skel->bss->nr_ring_skips_agent_cpu, stale);
+    }
     std::string results;
     for (uint32_t r = 0; r <= GHOST_TXN_RESULT_LAST; ++r) {
       if (uint64_t n = skel->bss->nr_txn_results[r]; n != 0) {

@@ -138,7 +138,8 @@ stop_agent() {
   committed=$(sed -n 's/^ghost-agent: transactions: .* COMMITTED=\([0-9]*\).*/\1/p' $l)
   migrations=$(sed -n 's/^ghost-agent: policy fifo-per-cpu: .* migrations=\([0-9]*\).*/\1/p' $l)
   fallback=$(sed -n 's/^ghost-agent: runs: .* fallback=\([0-9]*\).*/\1/p' $l)
-  agent_runs=$(sed -n 's/^ghost-agent: runs: committed=\([0-9]*\).*/\1/p' $l)
+  agent_runs=$(sed -n 's/^ghost-agent: runs: committed=\([0-9]*\).* ring=\([0-9]*\)$/\1 \2/p' $l |
+    awk '{print $1 + $2}')
   dropped=$(sed -n 's/^ghost-agent: stats: .* msgs_dropped=\([0-9]*\).*/\1/p' $l)
   fifo=$(sed -n 's/^ghost-agent: stats: enqueued=\([0-9]*\) dispatched=[0-9]* direct=\([0-9]*\).*/\1 \2/p' $l |
     awk '{print $1 + $2}')

@@ -4,6 +4,7 @@
 //
 //   class_probe [--pin-dir=D] --print          abi=N fallback_runs=N committed=N
 //                                              bss_nr_cpus=N msgs_dropped=N runs_by_agent=N
+//                                              (committed + ring runs: the agent's placements)
 //                                              runs_by_fallback=N runs_resumed=N
 //                                              watchdog_moves=N starved_runs=N
 //                                              starved_pinned=N starved_agent_cpu=N
@@ -31,7 +32,9 @@
 //                                              thread for a CPU), e_dropped= (messages lost
 //                                              from its queues in use), e_queues=,
 //                                              with --count-threads e_threads= (its live
-//                                              threads, from the status words; slow)
+//                                              threads, from the status words; slow),
+//                                              e_ring= (runs placed by ring entries),
+//                                              e_placed= (e_committed + e_ring: the agent's)
 //   class_probe --reset-wait-max --enclave=N   e_wait_max_us starts again from 0 (prints
 //                                              the value it had)
 //   class_probe --find-pid=PID                 the enclave PID's status word names, or
@@ -251,7 +254,8 @@ int main(int argc, char** argv) {
                  "starved_runs=%d starved_pinned=%d starved_agent_cpu=%d fifo_placements=%d "
                  "live_threads=%d\n",
                  ci.abi_version, ci.fallback_runs, bss.nr_txn_results[GHOST_TXN_COMMITTED],
-                 bss.nr_cpus, ci.msgs_dropped, bss.nr_runs_committed, bss.nr_runs_fallback,
+                 bss.nr_cpus, ci.msgs_dropped, bss.nr_runs_committed + bss.nr_runs_ring,
+                 bss.nr_runs_fallback,
                  bss.nr_runs_resumed, bss.nr_watchdog_moves, bss.nr_starved_runs,
                  bss.nr_starved_runs_pinned, bss.nr_starved_runs_agent_cpu,
                  bss.nr_enqueued + bss.nr_direct,
@@ -268,9 +272,9 @@ int main(int argc, char** argv) {
       absl::StrAppend(&stale, r > 1 ? "," : "", bss.nr_ring_stale[r]);
     }
     absl::PrintF("ring_pops=%d ring_steals=%d ring_runs=%d ring_stale=%s ring_settle_errors=%d "
-                 "doorbells=%d doorbell_kicks=%d\n",
+                 "doorbells=%d doorbell_kicks=%d ring_skips_agent_cpu=%d\n",
                  pops, steals, bss.nr_runs_ring, stale, bss.nr_ring_settle_errors, bss.nr_doorbells,
-                 bss.nr_doorbell_kicks);
+                 bss.nr_doorbell_kicks, bss.nr_ring_skips_agent_cpu);
     if (enclave >= 0) {
       std::vector<ghost_queue_word> queues(GHOST_MAX_QUEUES);
       if (!ReadArray(pins, "queue_words", queues)) return Fail("cannot read the queue words");
@@ -294,11 +298,11 @@ int main(int argc, char** argv) {
       }
       const __u64* runs = bss.enclave_runs[enclave];
       absl::PrintF("e_committed=%d e_fallback=%d e_resumed=%d e_starved=%d e_wait_max_us=%d "
-                   "e_dropped=%d e_queues=%d e_threads=%d e_ring=%d\n",
+                   "e_dropped=%d e_queues=%d e_threads=%d e_ring=%d e_placed=%d\n",
                    runs[ghost::kRunCommitted], runs[ghost::kRunFallback],
                    runs[ghost::kRunResumed], runs[ghost::kRunStarved],
                    bss.enclave_wait_max_ns[enclave] / 1000, dropped, n, threads,
-                   runs[ghost::kRunRing]);
+                   runs[ghost::kRunRing], runs[ghost::kRunCommitted] + runs[ghost::kRunRing]);
     }
   }
   return 0;

@@ -45,8 +45,8 @@ wait_grep() {  # wait_grep FILE PATTERN TENTHS
   done
 }
 wait_committed() {  # wait_committed N: the enclave's committed runs grow by N (60 s at most)
-  local target=$(($(probe e_committed) + $1)) n=0
-  while [ "$(probe e_committed)" -lt $target ]; do
+  local target=$(($(probe e_placed) + $1)) n=0
+  while [ "$(probe e_placed)" -lt $target ]; do
     n=$((n + 1)); [ $n -gt 120 ] && return 1; sleep 0.5
   done
 }

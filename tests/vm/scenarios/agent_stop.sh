@@ -77,16 +77,16 @@ for policy in fifo-per-cpu fifo-centralized; do
   wait_grep $log 'ghost-agent: policy' 300 || fail "the agent did not start"
   ghost-run -- sh /tmp/load.sh >/tmp/load.out 2>&1 &
   load=$!
-  wait_grows e_committed 300 || fail "the agent placed no load"
+  wait_grows e_placed 300 || fail "the agent placed no load"
   # A thread the live agent missed would have waited out the watchdog by now.
   sleep $((watchdog_ms / 1000 + 1))
-  wait_grows e_committed 100 || fail "the agent stopped placing"
+  wait_grows e_placed 100 || fail "the agent stopped placing"
   fb=$(probe e_fallback)
   [ "$fb" = 0 ] || fail "the fallback ran $fb runs while the agent lived"
 
   class_probe --reset-wait-max --enclave=0 >/dev/null || fail "cannot reset the wait maximum"
   kill -STOP $agent
-  committed=$(probe e_committed)
+  committed=$(probe e_placed)
   wait_grows e_fallback 50 || fail "stopped agent: the fallback did not run the enclave's threads"
   r=$(rounds)
   i=0
@@ -100,7 +100,7 @@ for policy in fifo-per-cpu fifo-centralized; do
     i=$((i + 1)); [ $i -gt 240 ] && fail "stopped agent: its queues never overflowed in 120 s"; sleep 0.5
   done
   wait_us=$(probe e_wait_max_us)
-  now=$(probe e_committed)
+  now=$(probe e_placed)
   # A commit made just before the stop may still start its thread.
   [ $((now - committed)) -le 4 ] || fail "stopped agent: $((now - committed)) commits ran"
   [ $((wait_us / 1000)) -le $((watchdog_ms + tolerance_ms)) ] ||
@@ -113,16 +113,16 @@ for policy in fifo-per-cpu fifo-centralized; do
   # status words.
   wait_grep $log 'message(s) were lost from enclave 0' 300 ||
     fail "SIGCONT: the agent did not resynchronise after losing messages"
-  wait_grows e_committed 100 || fail "SIGCONT: the agent did not place threads again"
+  wait_grows e_placed 100 || fail "SIGCONT: the agent did not place threads again"
   # Waits that began while it was stopped are over once it places again; from
   # then on a thread it lost track of would wait out the watchdog.
   sleep 1
   fb=$(probe e_fallback)
   sleep $((watchdog_ms / 1000 + 1))
-  wait_grows e_committed 300 || fail "SIGCONT: the agent stopped placing"
+  wait_grows e_placed 300 || fail "SIGCONT: the agent stopped placing"
   [ "$(probe e_fallback)" = "$fb" ] ||
     fail "SIGCONT: the fallback still runs the enclave ($fb -> $(probe e_fallback))"
-  pass "SIGCONT: the agent places again ($(probe e_committed) commits in all), the fallback runs stayed at $fb; $(sed -n 's/.*ghost-agent: \([0-9]* message(s) were lost\).*(\([0-9]*\) thread.*/\1, resynchronised \2 threads from the status words/p' $log | tail -1)"
+  pass "SIGCONT: the agent places again ($(probe e_placed) agent placements in all), the fallback runs stayed at $fb; $(sed -n 's/.*ghost-agent: \([0-9]* message(s) were lost\).*(\([0-9]*\) thread.*/\1, resynchronised \2 threads from the status words/p' $log | tail -1)"
 
   touch /tmp/stop
   i=0

@@ -98,7 +98,7 @@ seq=$(enable_seq)
 rm -f /tmp/stop-0 /tmp/stop-1
 taskset -c 0-5 ghost-run --enclave=0 -- sh /tmp/load.sh 0 >/tmp/load-0.out 2>&1 &
 l0=$!
-wait_grows 0 e_committed 100 || fail "A placed none of its load"
+wait_grows 0 e_placed 100 || fail "A placed none of its load"
 ghost-agent --enclave=1 --cpus=2-4 --policy=fifo-centralized $common >/tmp/b1.log 2>&1 &
 b=$!
 wait_grep /tmp/b1.log 'ghost-agent: policy' 300 || fail "agent B did not start"
@@ -106,7 +106,7 @@ grep -q 're-attached to the class pinned at .* enclave 1 is new' /tmp/b1.log ||
   fail "B did not re-attach as a new enclave: $(head -2 /tmp/b1.log)"
 [ "$(enable_seq)" = "$seq" ] && [ "$(state)" = enabled ] || fail "B loaded the class again"
 kill -0 $a || fail "A died when B started"
-wait_grows 0 e_committed 100 || fail "A stopped placing after B started"
+wait_grows 0 e_placed 100 || fail "A stopped placing after B started"
 pass "B (enclave 1, fifo-centralized) re-attached to A's class (enable_seq $seq); A (enclave 0, fifo-per-cpu) goes on"
 
 # 2. Refusals touch nothing.
@@ -120,7 +120,7 @@ kill -0 $a && kill -0 $b || fail "a refused agent stopped a running one"
 # 3. Both enclaves loaded; kill -9 of A.
 taskset -c 0-5 ghost-run --enclave=1 -- sh /tmp/load.sh 1 >/tmp/load-1.out 2>&1 &
 l1=$!
-wait_grows 1 e_committed 100 || fail "B placed none of its load"
+wait_grows 1 e_placed 100 || fail "B placed none of its load"
 # Each load runs on its own enclave's CPUs only (ghost-run confines it).
 for pid in $l0 $l1; do
   grep Cpus_allowed_list /proc/$pid/status | grep -q "$([ $pid = $l0 ] && echo 0-1 || echo 2-4)" ||
@@ -133,13 +133,13 @@ fb0=$(probe 0 e_fallback)
 kill -9 $a
 wait $a 2>/dev/null
 wait_grows 0 e_fallback 30 || fail "A's threads do not run through the fallback after kill -9"
-wait_grows 1 e_committed 200 || fail "B stopped placing after A was killed"
+wait_grows 1 e_placed 200 || fail "B stopped placing after A was killed"
 sleep 5
 [ "$(probe 1 e_fallback)" = 0 ] || fail "the fallback ran $(probe 1 e_fallback) runs of B's enclave after A died"
 [ "$(probe 1 e_dropped)" = 0 ] || fail "B's queues lost $(probe 1 e_dropped) messages"
 kill -0 $b || fail "B died with A"
 r0=$(grep -c ': ok:' /tmp/load-0.out)
-pass "kill -9 of A: B's enclave unaffected ($(probe 1 e_committed) commits, 0 fallback runs, 0 messages lost); A's threads run through the fallback ($fb0 -> $(probe 0 e_fallback) runs, $r0 rounds done)"
+pass "kill -9 of A: B's enclave unaffected ($(probe 1 e_placed) agent placements, 0 fallback runs, 0 messages lost); A's threads run through the fallback ($fb0 -> $(probe 0 e_fallback) runs, $r0 rounds done)"
 
 # 4. A new agent replaces only the dead one; an upgrade of B only B.
 ghost-agent --enclave=0 --cpus=0-1 --policy=fifo-per-cpu $common >/tmp/a2.log 2>&1 &
@@ -147,8 +147,8 @@ a=$!
 wait_grep /tmp/a2.log 'ghost-agent: policy' 300 || fail "the new agent A did not start"
 grep -q 'taking enclave 0 over from its previous agent' /tmp/a2.log || fail "A2 did not take over enclave 0"
 [ "$(enable_seq)" = "$seq" ] || fail "A2 loaded the class again"
-wait_grows 0 e_committed 100 || fail "A2 placed nothing"
-wait_grows 1 e_committed 100 || fail "B stopped placing when A2 took over"
+wait_grows 0 e_placed 100 || fail "A2 placed nothing"
+wait_grows 1 e_placed 100 || fail "B stopped placing when A2 took over"
 kill -0 $b || fail "A2 stopped B"
 [ "$(probe 1 e_fallback)" = 0 ] || fail "the fallback ran $(probe 1 e_fallback) runs of B's enclave while A2 took over"
 pass "A2 took enclave 0 over ($(sed -n 's/.*ghost-agent: \(rediscovered [0-9]* thread\).*/\1s/p' /tmp/a2.log)); B untouched (0 fallback runs)"
@@ -159,8 +159,8 @@ wait $b; rc=$?
 b=$b2
 wait_grep /tmp/b2.log 'ghost-agent: policy' 300 || fail "the upgraded B did not start"
 grep -q 'taking enclave 1 over' /tmp/b2.log || fail "B2 did not take over enclave 1"
-wait_grows 1 e_committed 100 || fail "B2 placed nothing"
-wait_grows 0 e_committed 100 || fail "A2 stopped placing during B's upgrade"
+wait_grows 1 e_placed 100 || fail "B2 placed nothing"
+wait_grows 0 e_placed 100 || fail "A2 stopped placing during B's upgrade"
 kill -0 $a || fail "B's upgrade stopped A2"
 pass "live upgrade of B replaced only B ($(sed -n 's/.*ghost-agent: \(rediscovered [0-9]* thread\).*/\1s/p' /tmp/b2.log)); A2 kept placing"
 
@@ -172,7 +172,7 @@ grep -q 'enclave 0 closed' /tmp/a2.log || fail "A did not close its enclave: $(t
 [ "$(state)" = enabled ] && [ "$(enable_seq)" = "$seq" ] && [ -e $pins/link ] ||
   fail "SIGTERM of A took the class from B: state '$(state)'"
 ghost-run --enclave=0 -- /bin/true 2>/dev/null && fail "enclave 0 still takes threads after its agent left"
-wait_grows 1 e_committed 100 || fail "B stopped placing after A left"
+wait_grows 1 e_placed 100 || fail "B stopped placing after A left"
 touch /tmp/stop-0 /tmp/stop-1
 for l in $l0 $l1; do
   i=0
