@@ -8,7 +8,9 @@
 #     [--progs=...] [--agent-flags=...]
 #
 # Schedulers: default (no sched_ext at all), none (`ghost-agent --policy=none`:
-# the class's own FIFO, no agent), fifo-per-cpu, fifo-centralized. Under the
+# the class's own FIFO, no agent), fifo-per-cpu, fifo-centralized (the fast
+# path: idle CPUs take threads from the agent's rings in BPF) and
+# fifo-centralized-txn (the same policy, transactions only). Under the
 # class every program starts as `ghost-run -- PROGRAM ...`.
 # Programs (--progs, each one "cell" per scheduler and round):
 #   affinity   stress-ng --affinity 2 --timeout 4s: bogo ops
@@ -51,7 +53,7 @@
 # and CLIENTS-BENCH-TABLE-END.
 set -u
 rounds=3
-scheds="default none fifo-per-cpu fifo-centralized"
+scheds="default none fifo-per-cpu fifo-centralized fifo-centralized-txn"
 progs="affinity switch hackbench cyclictest cyclictest-class"
 agent_flags="--kernel-timeout-ms=30000"
 prog_timeout=600
@@ -70,7 +72,7 @@ for p in $progs; do
     *) echo "FAIL: unknown program '$p'"; exit 2 ;; esac
 done
 for s in $scheds; do
-  case "${s%%@*}" in default | none | fifo-per-cpu | fifo-centralized) ;;
+  case "${s%%@*}" in default | none | fifo-per-cpu | fifo-centralized | fifo-centralized-txn) ;;
     *) echo "FAIL: unknown scheduler '$s'"; exit 2 ;; esac
   case "$s" in
     default@*) echo "FAIL: '$s': the default scheduler has no binaries"; exit 2 ;;
@@ -107,7 +109,10 @@ start_agent() {
   # as this agent's start.
   rm -f /tmp/agent.log
   # shellcheck disable=SC2086
-  $agent_bin --policy="$policy" --stats $agent_flags >/tmp/agent.log 2>&1 &
+  local policy_flags="--policy=$policy"
+  [ "$policy" = fifo-centralized-txn ] && policy_flags="--policy=fifo-centralized --fast-path=off"
+  # shellcheck disable=SC2086
+  $agent_bin $policy_flags --stats $agent_flags >/tmp/agent.log 2>&1 &
   agent=$!
   i=0
   while ! grep -qs 'ghost-agent: \(policy\|class\)' /tmp/agent.log; do
