@@ -144,6 +144,29 @@ TEST_F(FifoFastPathTest, AffinityChangeRevokesAndPushesToTheAllowedNode) {
   EXPECT_EQ(sched().stats().ring_revoked, 1u);
 }
 
+// A thread no ring may take (here: allowed CPU 1 only, on a node with CPUs
+// 1-3) waits for CPU 1 by transaction, but ring-fed threads keep CPU 1 busy
+// (a real idle CPU takes the next entry in its dispatch, before the agent can
+// commit there). Once it has waited kNarrowWaitNs it preempts CPU 1's thread.
+TEST_F(FifoFastPathTest, NarrowThreadPreemptsARingFedCpu) {
+  Start(4);
+  std::vector<Tid> wide;
+  for (int i = 0; i < 3; ++i) wide.push_back(k().NewThread());
+  agent_->RunOnce();
+  for (int cpu = 1; cpu <= 3; ++cpu) EXPECT_EQ(k().ConsumeRing(cpu), Consumed::kRan);
+  agent_->RunOnce();
+  ASSERT_EQ(sched().CurrentOn(1), wide[0]);
+  const Tid narrow = k().NewThread();
+  k().SetAffinity(narrow, CpuList::Parse("1").value());
+  agent_->RunOnce();
+  EXPECT_EQ(k().CurrentOn(1), wide[0]);  // not yet: it has just started waiting
+  k().AdvanceTime(FifoCentralizedScheduler::kNarrowWaitNs + 1);
+  agent_->RunOnce();
+  agent_->RunOnce();
+  EXPECT_EQ(sched().stats().narrow_preemptions, 1u);
+  EXPECT_EQ(k().CurrentOn(1), narrow);
+}
+
 TEST_F(FifoFastPathTest, BlockAndExitRevoke) {
   Start(4);
   const Tid a = k().NewThread(), b = k().NewThread();

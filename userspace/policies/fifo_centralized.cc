@@ -201,6 +201,33 @@ FifoTask* FifoCentralizedScheduler::TakeFor(int cpu, uint64_t now, bool narrow_o
   return found;
 }
 
+FifoTask* FifoCentralizedScheduler::TakeNarrowToPreempt(uint64_t now, Cpu** cpu) {
+  std::map<Tid, uint64_t> since;
+  FifoTask* found = nullptr;
+  for (Tid tid : fifo_.tids()) {
+    FifoTask* t = tasks_.Find(tid);
+    if (t == nullptr || !t->Waiting() || now < t->not_before_ns || RingEligible(*t)) continue;
+    auto it = narrow_since_.find(tid);
+    const uint64_t first = it == narrow_since_.end() ? now : it->second;
+    since[tid] = first;
+    if (found != nullptr || now - first < kNarrowWaitNs) continue;
+    for (auto& [c, cs] : cpus_) {
+      if (cs.req_active || cs.current == GHOST_TID_NONE || !t->AllowedOn(c) || !Usable(cs, now)) {
+        continue;
+      }
+      found = t;
+      *cpu = &cs;
+      break;
+    }
+  }
+  narrow_since_ = std::move(since);
+  if (found != nullptr) {
+    narrow_since_.erase(found->tid);
+    fifo_.Remove(*found);
+  }
+  return found;
+}
+
 FifoTask* FifoCentralizedScheduler::TakeForAgentCpu(uint64_t now) {
   CpuList elsewhere;  // scheduled CPUs no higher class holds
   for (auto& [cpu, c] : cpus_) {
@@ -344,6 +371,16 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
     if (fifo_.Empty()) break;
     if (c.req_active || c.current != GHOST_TID_NONE || !Usable(c, now)) continue;
     if (FifoTask* t = TakeFor(cpu, now, /*narrow_only=*/fast_path())) open(c, *t, 0);
+  }
+  if (fast_path()) {
+    Cpu* c = nullptr;
+    if (FifoTask* t = TakeNarrowToPreempt(now, &c)) {
+      if (open(*c, *t, GHOST_TXN_F_PREEMPT)) {
+        ++stats_.narrow_preemptions;
+        c->preempting = c->current;
+        if (FifoTask* v = tasks_.Find(c->current)) v->slice_preempted = true;
+      }
+    }
   }
   // Slices: threads that ran past theirs make room for waiting ones.
   if (opts_.slice > absl::ZeroDuration()) {
@@ -741,12 +778,12 @@ std::string FifoCentralizedScheduler::FastPathStatsLine() const {
       " fast_path=on ring_size=%s ring_bytes=%s pushes=%s ran_per_cpu=%s stale_per_cpu=%s "
       "ring_ran=%u ring_revoked=%u stale_by_reason=%s revokes_won=%u revokes_lost=%u "
       "rebalanced=%u ring_full=%u doorbells=%u doorbell_kicks=%u doorbell_errors=%u "
-      "old_outcomes=%u attached_entries=%u",
+      "old_outcomes=%u attached_entries=%u narrow_preemptions=%u",
       per(sizes), per(bytes), per(pushes), per(stats_.ran_per_cpu), per(stats_.stale_per_cpu),
       stats_.ring_ran, stats_.ring_revoked, stale.empty() ? "-" : absl::StrJoin(stale, ","),
       stats_.revokes_won, stats_.revokes_lost, stats_.rebalanced, stats_.ring_full,
       stats_.doorbells, stats_.doorbell_kicks, stats_.doorbell_errors, stats_.old_outcomes,
-      stats_.attached_entries);
+      stats_.attached_entries, stats_.narrow_preemptions);
 }
 
 }  // namespace ghost

@@ -49,6 +49,11 @@ class FifoCentralizedScheduler : public Scheduler {
   // Entries a ring holds beyond its node's idle CPUs: a CPU that goes idle
   // finds work there before the agent's next round.
   static constexpr int kRingMargin = 1;
+  // Fast path: a thread no ring may take (its mask covers part of a node)
+  // waits for one of its CPUs by transaction, but the rings keep those CPUs
+  // busy: an idle CPU's dispatch takes the next entry before the agent can
+  // commit there. After waiting this long it preempts one of them.
+  static constexpr uint64_t kNarrowWaitNs = 5'000'000;
   // Sets up `enclave`'s rings (Ring::Create, or Ring::Attach and revoking
   // what an earlier agent left). Returns false (fast path off) if the kernel
   // side has no rings; an error if a ring is refused.
@@ -92,6 +97,7 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t doorbell_errors = 0;
     uint64_t old_outcomes = 0;   // about an older seqnum than we know: ignored
     uint64_t attached_entries = 0;  // an earlier agent's entries found at attach
+    uint64_t narrow_preemptions = 0;  // a narrow thread preempted a ring-fed CPU
   };
   Stats stats() const { return stats_; }
   // The thread's entry (diagnostics).
@@ -167,6 +173,10 @@ class FifoCentralizedScheduler : public Scheduler {
   // First waiting thread that may run on the agent's CPU and on no scheduled
   // CPU a higher class does not hold, taken out of the FIFO.
   FifoTask* TakeForAgentCpu(uint64_t now);
+  // Fast path: the oldest thread no ring may take that has waited
+  // kNarrowWaitNs, and a CPU it may run on whose running thread it may
+  // preempt; the thread is taken out of the FIFO. Null if none.
+  FifoTask* TakeNarrowToPreempt(uint64_t now, Cpu** cpu);
 
   KernelSide& kernel_;
   const PolicyOptions opts_;
@@ -176,6 +186,7 @@ class FifoCentralizedScheduler : public Scheduler {
   std::map<int, Node> nodes_;  // fast path: by node; empty when off
   EnclaveId enclave_ = GHOST_ENCLAVE_NONE;
   Cpu agent_;                // the agent's own CPU (see the top of this file)
+  std::map<Tid, uint64_t> narrow_since_;  // fast path: narrow threads waiting, since when
   Stats stats_;
 };
 
