@@ -110,6 +110,7 @@ start_agent() {
   rm -f /tmp/agent.log
   # shellcheck disable=SC2086
   local policy_flags="--policy=$policy"
+  [ "$policy" = fifo-centralized ] && policy_flags="--policy=fifo-centralized --fast-path=on"
   [ "$policy" = fifo-centralized-txn ] && policy_flags="--policy=fifo-centralized --fast-path=off"
   # shellcheck disable=SC2086
   $agent_bin $policy_flags --stats $agent_flags >/tmp/agent.log 2>&1 &

@@ -129,8 +129,18 @@ int main() {
   f.Check(rc == GHOST_TXN_COMMITTED,
           absl::StrFormat("C committed to CPU 1, which A left by leaving the class: %s",
                           ResultName(rc)));
-  f.Check(rc != GHOST_TXN_COMMITTED || WaitUntil([&] { return c.cpu() == 1; }, absl::Seconds(10)),
-          "C runs on CPU 1");
+  // A kernel thread taking CPU 1 before C got there (a loaded host) sends C
+  // back to us, parked: commit it again, as its agent would.
+  for (int i = 0; i < 3 && rc == GHOST_TXN_COMMITTED &&
+                  !WaitUntil([&] { return c.cpu() == 1; }, absl::Seconds(10));
+       i++) {
+    auto sw = agent.StatusWord(tc);
+    if (sw.ok() && !sw->on_cpu()) {
+      std::printf("note: C is not running; committed to CPU 1 again: %s\n",
+                  ResultName(agent.CommitCurrent(1, tc)));
+    }
+  }
+  f.Check(rc != GHOST_TXN_COMMITTED || c.cpu() == 1, "C runs on CPU 1");
 
   b.Quit();
   c.Quit();

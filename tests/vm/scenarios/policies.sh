@@ -1,7 +1,8 @@
 # vm: --cpus 4 --timeout 600
 # Both ghOSt policies run real workloads through ghost-run to completion with
 # no watchdog exit: a 64-thread mixed workload (bursts and sleeps) and a
-# 1000-process fork/exit churn. The agents must really have scheduled them:
+# 1000-process fork/exit churn (fifo-centralized also with --fast-path=on,
+# where ring entries must have placed runs). The agents must really have scheduled them:
 # their COMMITTED transactions placed the threads' runs (ghost-agent --stats
 # 'runs:': committed > 0, and every run committed or resumed after a higher
 # class took the CPU, none the fallback's: no fault is injected), nothing may
@@ -23,7 +24,7 @@ wait_policy() {  # the agent prints this line once its agents run
 # apart (docs/FALLBACK.md, step 6): every other fallback run (a thread that
 # waited --watchdog-ms for its agent) fails the phase.
 runs_now() {  # sets $runs: "BY_AGENT BY_FALLBACK RESUMED LENT"
-  out=$(class_probe --print 2>&1) || fail "$policy: class_probe: $out"
+  out=$(class_probe --print 2>&1) || fail "$variant: class_probe: $out"
   runs="$(echo "$out" | sed -n 's/.* runs_by_agent=\([0-9]*\) runs_by_fallback=\([0-9]*\) runs_resumed=\([0-9]*\).*/\1 \2 \3/p') \
 $(echo "$out" | sed -n 's/.* starved_runs=\([0-9]*\).*/\1/p')"
 }
@@ -33,39 +34,44 @@ phase_runs() {  # phase_runs LABEL
   runs_now
   set -- $runs
   placed="runs placed by the agent $(($1 - a0)), by the fallback $(($2 - f0)) (on CPUs the kernel lent: $(($4 - l0))), resumed $(($3 - r0))"
-  [ $(($1 - a0)) -gt 0 ] || fail "$policy: $label: the agent placed nothing ($placed)"
-  [ $(($2 - f0 - ($4 - l0))) = 0 ] || fail "$policy: $label: runs were the fallback's, not the agent's ($placed)"
+  [ $(($1 - a0)) -gt 0 ] || fail "$variant: $label: the agent placed nothing ($placed)"
+  [ $(($2 - f0 - ($4 - l0))) = 0 ] || fail "$variant: $label: runs were the fallback's, not the agent's ($placed)"
 }
 churn='i=0; while [ $i -lt 1000 ]; do /bin/true & i=$((i + 1)); done; wait'
 
-for policy in fifo-per-cpu fifo-centralized; do
-  ghost-agent --policy=$policy --slice-us=2000 --kernel-timeout-ms=30000 --watchdog-ms=5000 --stats >/tmp/agent.log 2>&1 &
+# fifo-centralized twice: by transactions (ghost-agent's default) and with the
+# fast path (idle CPUs take the agent's threads from its rings in BPF).
+for variant in fifo-per-cpu fifo-centralized fifo-centralized+fast-path; do
+  policy=${variant%%+*} variant_flags=""
+  [ "$variant" = "$policy" ] || variant_flags="--fast-path=on"
+  # shellcheck disable=SC2086
+  ghost-agent --policy=$policy $variant_flags --slice-us=2000 --kernel-timeout-ms=30000 --watchdog-ms=5000 --stats >/tmp/agent.log 2>&1 &
   agent=$!
   wait_policy $policy
-  [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || fail "$policy: class not enabled"
+  [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || fail "$variant: class not enabled"
   # A short first run: a broken commit path fails here, after a few
   # --watchdog-ms waits, not after the fallback has crawled through the rest.
   phase_start
   ghost-run -- workers --threads 4 --bursts 3 --burst-us 1000 --sleep-us 2000 --expect-class ||
-    fail "$policy: 4-thread warm-up did not complete"
+    fail "$variant: 4-thread warm-up did not complete"
   phase_runs "4-thread warm-up"
-  echo "PASS: $policy: 4 threads ran to completion; $placed"
+  echo "PASS: $variant: 4 threads ran to completion; $placed"
   phase_start
   ghost-run -- workers --threads 64 --bursts 20 --burst-us 1000 --sleep-us 2000 --expect-class ||
-    fail "$policy: 64-thread mixed workload did not complete"
+    fail "$variant: 64-thread mixed workload did not complete"
   phase_runs "64-thread mixed workload"
-  echo "PASS: $policy: 64 threads ran to completion; $placed"
+  echo "PASS: $variant: 64 threads ran to completion; $placed"
   phase_start
-  ghost-run -- sh -c "$churn" || fail "$policy: fork/exit churn failed"
+  ghost-run -- sh -c "$churn" || fail "$variant: fork/exit churn failed"
   phase_runs "fork/exit churn"
-  echo "PASS: $policy: 1000 fork/exit children completed; $placed"
-  [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || fail "$policy: class no longer enabled"
+  echo "PASS: $variant: 1000 fork/exit children completed; $placed"
+  [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || fail "$variant: class no longer enabled"
   kill -TERM $agent
   wait $agent; rc=$?
-  [ $rc = 0 ] || fail "$policy: agent exit $rc (the kernel ended the class?)"
+  [ $rc = 0 ] || fail "$variant: agent exit $rc (the kernel ended the class?)"
   set -- $(sed -n 's/.*msgs_dropped=\([0-9]*\) commit_calls=\([0-9]*\) tid_index_failures=\([0-9]*\).*/\1 \2 \3/p' /tmp/agent.log)
-  [ "${1:-x}" = 0 ] || fail "$policy: messages dropped: ${1:-?}"
-  [ "${3:-x}" = 0 ] || fail "$policy: the class's tid index was full ${3:-?} times"
+  [ "${1:-x}" = 0 ] || fail "$variant: messages dropped: ${1:-?}"
+  [ "${3:-x}" = 0 ] || fail "$variant: the class's tid index was full ${3:-?} times"
   calls=$2
   set -- $(sed -n 's/^ghost-agent: runs: committed=\([0-9]*\) fallback=\([0-9]*\) resumed=\([0-9]*\).*/\1 \2 \3/p' /tmp/agent.log)
   runs_committed=${1:-0} runs_fallback=${2:-x} runs_resumed=${3:-0}
@@ -73,17 +79,19 @@ for policy in fifo-per-cpu fifo-centralized; do
   # default where the class has rings): the agent's placements too.
   runs_ring=$(sed -n 's/^ghost-agent: runs: .* ring=\([0-9]*\)$/\1/p' /tmp/agent.log)
   runs_ring=${runs_ring:-0}
+  [ "$variant" = "$policy" ] || [ "$runs_ring" -gt 0 ] ||
+    fail "$variant: no run was placed by a ring entry ($(grep 'runs:' /tmp/agent.log))"
   lent=$(sed -n "s/^ghost-agent: runs: .* starved_cpu=\([0-9]*\).*/\1/p" /tmp/agent.log)
   [ "$runs_fallback" = x ] || runs_fallback=$((runs_fallback - ${lent:-0}))
   txn_committed=$(sed -n 's/^ghost-agent: transactions: .* COMMITTED=\([0-9]*\).*/\1/p' /tmp/agent.log)
   # 64 threads x 20 bursts after sleeps, and 1000 children: each needs a placement.
   [ $((runs_committed + runs_ring)) -gt 1000 ] ||
-    fail "$policy: the agent placed only $runs_committed runs by commits and $runs_ring by ring entries ($(grep 'runs:' /tmp/agent.log))"
+    fail "$variant: the agent placed only $runs_committed runs by commits and $runs_ring by ring entries ($(grep 'runs:' /tmp/agent.log))"
   [ "$runs_fallback" = 0 ] ||
-    fail "$policy: $runs_fallback runs were the fallback's, not the agent's ($(grep 'runs:' /tmp/agent.log))"
+    fail "$variant: $runs_fallback runs were the fallback's, not the agent's ($(grep 'runs:' /tmp/agent.log))"
   [ "$runs_committed" -le "${txn_committed:-0}" ] ||
-    fail "$policy: $runs_committed committed runs but ${txn_committed:-0} COMMITTED transactions"
+    fail "$variant: $runs_committed committed runs but ${txn_committed:-0} COMMITTED transactions"
   msgs=$(sed -n 's/.*rounds, \([0-9]*\) messages/\1/p' /tmp/agent.log | awk '{s += $1} END {print s + 0}')
-  [ "$msgs" -gt 1000 ] || fail "$policy: agents handled only $msgs messages"
-  echo "PASS: $policy: the agent placed the runs: $runs_committed committed (COMMITTED transactions: $txn_committed), $runs_ring by ring entries, $runs_resumed resumed, 0 fallback; $calls commit calls, $msgs messages, none dropped"
+  [ "$msgs" -gt 1000 ] || fail "$variant: agents handled only $msgs messages"
+  echo "PASS: $variant: the agent placed the runs: $runs_committed committed (COMMITTED transactions: $txn_committed), $runs_ring by ring entries, $runs_resumed resumed, 0 fallback; $calls commit calls, $msgs messages, none dropped"
 done
