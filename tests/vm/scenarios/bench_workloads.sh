@@ -15,7 +15,12 @@
 #     after --duration + --grace instead of hanging;
 #  6. bad input exits 2 with one line on stderr.
 set -u
-fail() { echo "FAIL: $*"; [ -f /tmp/agent.log ] && sed 's/^/  agent: /' /tmp/agent.log; exit 1; }
+fail() {  # stops a running agent first: its --stats (last watchdog move, stalls) explain
+  echo "FAIL: $*"
+  [ -n "${agent:-}" ] && kill -TERM $agent 2>/dev/null && wait $agent
+  [ -f /tmp/agent.log ] && sed 's/^/  agent: /' /tmp/agent.log
+  exit 1
+}
 state() { cat /sys/kernel/sched_ext/state; }
 now() { cut -d' ' -f1 /proc/uptime | cut -d. -f1; }
 snapshot() { probe_out=$(class_probe --print 2>&1) || fail "class_probe: $probe_out"; }
