@@ -100,6 +100,17 @@ static __always_inline void park(struct task_struct *p, struct ghost_task *t, __
 	scx_bpf_dsq_insert(p, PARK_DSQ(cpu), slice_ns, enq_flags);
 }
 
+/*
+ * How long a thread parked at `held_at` has waited by `now`. A sweep takes
+ * `now` once and then walks every parking DSQ: a thread parked meanwhile
+ * (on another CPU) has a later held_at, and the unsigned difference would be
+ * huge: it would be moved as if it had waited forever (seen: held=2^64 ns).
+ */
+static __always_inline __u64 held_for(__u64 now, __u64 held_at)
+{
+	return (__s64)(now - held_at) > 0 ? now - held_at : 0;
+}
+
 static __always_inline bool held_too_long(struct task_struct *p, __u64 now)
 {
 	struct ghost_task *t = task_get(p);
@@ -111,7 +122,7 @@ static __always_inline bool held_too_long(struct task_struct *p, __u64 now)
 	if (!task_in_enclave(t) || !enclave_in_use(t->enclave) ||
 	    enclave_agent_gone(t->enclave, now))
 		return true;
-	return now - t->held_at > enclave_watchdog_ns(t->enclave);
+	return held_for(now, t->held_at) > enclave_watchdog_ns(t->enclave);
 }
 
 __u8 sweep_pending; /* some sweep_req is set */
@@ -139,7 +150,7 @@ static long sweep_one(__u64 i, void *data)
 				last_watchdog_move.nr_cpus_allowed = p->nr_cpus_allowed;
 				if (t) {
 					last_watchdog_move.seq = t->seq;
-					last_watchdog_move.held_ns = now - t->held_at;
+					last_watchdog_move.held_ns = held_for(now, t->held_at);
 					last_watchdog_move.queue = t->queue;
 					last_watchdog_move.last_queue = t->last_queue;
 					last_watchdog_move.state = t->state;
@@ -343,7 +354,7 @@ static int watchdog_fire(void *map, int *key, struct ghost_watchdog_timer *w)
 		while ((p = bpf_iter_scx_dsq_next(&it)) && kicks < FALLBACK_KICKS_PER_PERIOD) {
 			struct ghost_task *t = task_get(p);
 
-			if (t && t->held_at && now - t->held_at > FALLBACK_WAIT_NS) {
+			if (t && t->held_at && held_for(now, t->held_at) > FALLBACK_WAIT_NS) {
 				kick_for(p);
 				kicks++;
 			}
