@@ -15,10 +15,11 @@ echo "== ghost-scx demo: kernel $(uname -r), $(nproc) CPUs"
 
 agent=""
 start_agent() {  # start_agent [ghost-agent flags]: attach the class, wait for 'enabled'
+  rm -f /tmp/agent.log  # else the wait below may read the previous agent's log
   ghost-agent --stats "$@" >/tmp/agent.log 2>&1 &
   agent=$!
   i=0
-  while ! grep -q 'ghost-agent: \(policy\|class\)' /tmp/agent.log; do
+  while ! grep -qs 'ghost-agent: \(policy\|class\)' /tmp/agent.log; do
     i=$((i + 1)); [ $i -gt 150 ] && { cat /tmp/agent.log; fail "agent did not start"; }; sleep 0.1
   done
   echo "ghost-agent attached: ops=$(cat /sys/kernel/sched_ext/root/ops)"

@@ -224,10 +224,11 @@ run_clients() {
   shift
   mkdir -p /dev/shm && mount -t tmpfs shm /dev/shm  # cyclictest's shm_open
   [ "$(cat /sys/kernel/sched_ext/state)" = disabled ] || fatal "sched_ext is not disabled at start"
+  rm -f /tmp/agent.log  # else the wait below may read the previous agent's log
   ghost-agent --policy="$policy" --stats $slow_host "$@" >/tmp/agent.log 2>&1 &
   agent=$!
   i=0
-  while ! grep -q 'ghost-agent: \(policy\|class\)' /tmp/agent.log; do
+  while ! grep -qs 'ghost-agent: \(policy\|class\)' /tmp/agent.log; do
     i=$((i + 1)); [ $i -gt 300 ] && fatal "ghost-agent did not start"
     kill -0 $agent 2>/dev/null || fatal "ghost-agent exited at start"
     sleep 0.1

@@ -29,10 +29,11 @@ counter() { echo "$probe_out" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
 agent=""
 start_agent() {  # start_agent POLICY: ghost-agent runs it, the class is enabled
   [ "$(state)" = disabled ] || fail "sched_ext state is '$(state)' before the agent started"
+  rm -f /tmp/agent.log  # else the wait below may read the previous agent's log
   ghost-agent --policy=$1 --slice-us=2000 --kernel-timeout-ms=30000 --watchdog-ms=5000 --stats >/tmp/agent.log 2>&1 &
   agent=$!
   i=0
-  while ! grep -q 'ghost-agent: policy' /tmp/agent.log; do
+  while ! grep -qs 'ghost-agent: policy' /tmp/agent.log; do
     i=$((i + 1)); [ $i -gt 300 ] && fail "$1: agent did not start"; sleep 0.1
   done
   [ "$(state)" = enabled ] || fail "$1: class not enabled"

@@ -8,10 +8,16 @@
 # class took the CPU, none the fallback's: no fault is injected), nothing may
 # have been dropped, and the class must still be enabled at the end.
 set -u
-fail() { echo "FAIL: $*"; [ -f /tmp/agent.log ] && sed 's/^/  agent: /' /tmp/agent.log; exit 1; }
+fail() {
+  echo "FAIL: $*"
+  echo "  sched_ext state: $(cat /sys/kernel/sched_ext/state)"
+  [ -f /tmp/agent.log ] && sed 's/^/  agent: /' /tmp/agent.log
+  dmesg | tail -20 | sed 's/^/  dmesg: /'
+  exit 1
+}
 wait_policy() {  # the agent prints this line once its agents run
   i=0
-  while ! grep -q "ghost-agent: policy $1" /tmp/agent.log; do
+  while ! grep -qs "ghost-agent: policy $1" /tmp/agent.log; do
     i=$((i + 1)); [ $i -gt 300 ] && fail "$1: agent did not start the policy"; sleep 0.1
   done
 }
@@ -45,10 +51,12 @@ for variant in fifo-per-cpu fifo-centralized fifo-centralized+fast-path; do
   policy=${variant%%+*} variant_flags=""
   [ "$variant" = "$policy" ] || variant_flags="--fast-path=on"
   # shellcheck disable=SC2086
+  rm -f /tmp/agent.log  # else the wait below may read the previous agent's log
   ghost-agent --policy=$policy $variant_flags --slice-us=2000 --kernel-timeout-ms=30000 --watchdog-ms=5000 --stats >/tmp/agent.log 2>&1 &
   agent=$!
   wait_policy $policy
-  [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || fail "$variant: class not enabled"
+  state=$(cat /sys/kernel/sched_ext/state)
+  [ "$state" = enabled ] || fail "$variant: class not enabled (state: $state)"
   # A short first run: a broken commit path fails here, after a few
   # --watchdog-ms waits, not after the fallback has crawled through the rest.
   phase_start
