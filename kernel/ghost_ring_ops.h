@@ -52,11 +52,18 @@
 #else
 #define GHOST_RING_FN static inline
 #define GHOST_RING_FOR(i, end) for ((i) = 0; (i) < (int)(end); (i)++)
+/* A test may define the four accessors itself (before including this header;
+ * the functions are static, so only its own copies change): the interleaving
+ * test makes each shared access a point where another actor may run. */
+#ifndef GHOST_RING_LOAD
 #define GHOST_RING_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define GHOST_RING_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define GHOST_RING_PUBLISH(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #endif
+#endif
+#ifndef GHOST_RING_CAS
 #define GHOST_RING_CAS(p, old, new) __sync_val_compare_and_swap((p), (old), (new))
+#endif
 
 /* Between reading a word and the CAS that acts on it. Empty; a test may define
  * it (before including this header: the functions are static, so only its own

@@ -2,8 +2,9 @@
 # make mutants: proves that the checks that matter have tests. Each mutant in
 # tests/mutants/mutants.txt is a deliberate break of one check (an exact text
 # replacement in one file); this script applies it to a scratch copy of the
-# tree, rebuilds, runs the VM scenarios the mutant names, and reports whether
-# they caught it (some scenario failed) or missed it (all passed).
+# tree, rebuilds, runs the VM scenarios the mutant names (and unit tests, named
+# "unit:GTEST_FILTER"), and reports whether they caught it (some scenario or
+# test failed) or missed it (all passed).
 #
 #   scripts/mutants.sh [NAME...]      (default: every mutant)
 #   MUTANTS_DIR=/tmp/ghost-mutants    scratch tree and its build
@@ -47,8 +48,31 @@ mkdir -p "$scratch/src"
 git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$scratch/src"
 export BUILD=$scratch/build
 export GHOST_KERNEL=${GHOST_KERNEL:-$(bash scripts/kernel.sh)}
-build() { make -C "$scratch/src" --no-print-directory -j"$(nproc)" all >"$scratch/build.log" 2>&1; }
-run() { (cd "$scratch/src" && GHOST_VM_JOBS=${GHOST_VM_JOBS:-2} bash tests/run.sh --vm-only "$@") >"$scratch/run.log" 2>&1; }
+build() {
+  make -C "$scratch/src" --no-print-directory -j"$(nproc)" all "$BUILD/unit_tests" >"$scratch/build.log" 2>&1
+}
+# run NAME...: VM scenarios, and unit tests named unit:FILTER; fails if any fails.
+run() {
+  local vm=() s rc=0
+  : >"$scratch/run.log"
+  for s in "$@"; do
+    case "$s" in
+      unit:*)
+        if "$BUILD/unit_tests" --gtest_brief=1 --gtest_filter="${s#unit:}" >>"$scratch/run.log" 2>&1; then
+          echo "PASS: unit/${s#unit:}" >>"$scratch/run.log"
+        else
+          echo "FAIL: unit/${s#unit:} (exit $?)" >>"$scratch/run.log"
+          rc=1
+        fi ;;
+      *) vm+=("$s") ;;
+    esac
+  done
+  if [ ${#vm[@]} -gt 0 ]; then
+    (cd "$scratch/src" && GHOST_VM_JOBS=${GHOST_VM_JOBS:-2} bash tests/run.sh --vm-only "${vm[@]}") \
+      >>"$scratch/run.log" 2>&1 || rc=1
+  fi
+  return $rc
+}
 
 all_scen=$(for i in "${selected[@]}"; do echo ${scens[$i]}; done | tr ' ' '\n' | sort -u | tr '\n' ' ')
 echo "== baseline: building and running $all_scen on the unbroken tree"
@@ -77,7 +101,7 @@ for i in "${selected[@]}"; do
     summary+=("MISSED  $name: ${scens[$i]} all passed")
     missed=$((missed + 1))
   else
-    summary+=("caught  $name: $(grep -E '^FAIL: vm/' "$scratch/run.log" | sed 's/ (exit.*//; s/^FAIL: //' | tr '\n' ' ')")
+    summary+=("caught  $name: $(grep -E '^FAIL: (vm|unit)/' "$scratch/run.log" | sed 's/ (exit.*//; s/^FAIL: //' | tr '\n' ' ')")
     caught=$((caught + 1))
   fi
   cp "$scratch/orig" "$scratch/src/$file"
