@@ -28,11 +28,12 @@ class FifoFastPathTest : public ::testing::Test {
   }
   // CPUs 0..ncpus-1 (the agent on 0); `nodes[c]` is CPU c's node.
   void Start(int ncpus, std::vector<int> nodes = {}, uint32_t ring_size = kDefaultRingSize,
-             PolicyOptions::FastPath fp = PolicyOptions::FastPath::kAuto) {
+             PolicyOptions::FastPath fp = PolicyOptions::FastPath::kAuto,
+             absl::Duration slice = absl::ZeroDuration()) {
     rig_ = std::make_unique<PolicyRig>(ncpus);
     rig_->kernel.set_rings(true);
     rig_->kernel.set_node_of_cpu(std::move(nodes));
-    PolicyOptions opts{.name = "fifo-centralized"};
+    PolicyOptions opts{.name = "fifo-centralized", .slice = slice};
     opts.fast_path = fp;
     opts.ring_sizes.default_size = ring_size;
     ASSERT_TRUE(rig_->Start(CpuList::FirstN(ncpus), opts));
@@ -165,6 +166,40 @@ TEST_F(FifoFastPathTest, NarrowThreadPreemptsARingFedCpu) {
   agent_->RunOnce();
   EXPECT_EQ(sched().stats().narrow_preemptions, 1u);
   EXPECT_EQ(k().CurrentOn(1), narrow);
+}
+
+// With the rings and a slice, the ring's entries are older than the FIFO's
+// threads: a CPU past its slice gets the oldest entry of its node's ring
+// (taken back and committed) before any CPU gets a FIFO thread. (Giving it
+// the FIFO's head ran younger threads first while an entry waited for a CPU
+// that never went through dispatch.)
+TEST_F(FifoFastPathTest, SlicesServeTheRingsOlderEntriesFirst) {
+  Start(4, {}, kDefaultRingSize, PolicyOptions::FastPath::kAuto, absl::Milliseconds(2));
+  const Tid narrow = k().NewThread();
+  k().SetAffinity(narrow, CpuList::Parse("1").value());
+  agent_->RunOnce();
+  agent_->RunOnce();
+  ASSERT_EQ(k().CurrentOn(1), narrow);  // no ring may take it: committed
+  const Tid a = k().NewThread(), b = k().NewThread();
+  agent_->RunOnce();
+  EXPECT_EQ(k().ConsumeRing(2), Consumed::kRan);
+  EXPECT_EQ(k().ConsumeRing(3), Consumed::kRan);
+  agent_->RunOnce();
+  ASSERT_EQ(k().CurrentOn(2), a);
+  ASSERT_EQ(k().CurrentOn(3), b);
+  const Tid older = k().NewThread();
+  agent_->RunOnce();  // into the ring: no CPU is idle, depth 0 + margin 1
+  const Tid younger = k().NewThread();
+  agent_->RunOnce();  // stays in the FIFO behind it
+  k().AdvanceTime(3'000'000);
+  agent_->RunOnce();  // every CPU is past its slice
+  EXPECT_EQ(sched().stats().ring_slice_takes, 1u);
+  EXPECT_EQ(k().CurrentOn(1), older);    // the first CPU past its slice: the ring's entry
+  EXPECT_EQ(k().CurrentOn(2), younger);  // the next one: the FIFO's head
+  EXPECT_EQ(RingRuns(older), 0);         // committed, not consumed
+  // Every thread still runs exactly once more or waits; none is lost.
+  for (int i = 0; i < 4; ++i) agent_->RunOnce();
+  EXPECT_EQ(k().CurrentOn(1), older);
 }
 
 TEST_F(FifoFastPathTest, BlockAndExitRevoke) {

@@ -382,14 +382,24 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
       }
     }
   }
-  // Slices: threads that ran past theirs make room for waiting ones.
+  // Slices: threads that ran past theirs make room for waiting ones. With the
+  // rings, an entry of the CPU's node's ring that has itself waited a slice
+  // comes first: it is taken back and committed here. (Giving the CPU to the
+  // FIFO's head ran younger threads first, again and again, while an entry
+  // waited for a CPU that never went through ops.dispatch: a 5 s watchdog
+  // move of an unpinned thread under stress-ng.) Entries that have waited
+  // less are left to the CPUs' dispatch, as before.
   if (opts_.slice > absl::ZeroDuration()) {
     const uint64_t slice_ns = absl::ToInt64Nanoseconds(opts_.slice);
     for (auto& [cpu, c] : cpus_) {
-      if (fifo_.Empty()) break;
       if (c.req_active || c.current == GHOST_TID_NONE || !Usable(c, now)) continue;
       if (now < c.run_start_ns || now - c.run_start_ns < slice_ns) continue;
-      FifoTask* t = TakeFor(cpu, now);
+      FifoTask* t = fast_path() ? TakeFromRing(cpu, now) : nullptr;
+      if (t != nullptr) {
+        ++stats_.ring_slice_takes;
+      } else if (!fifo_.Empty()) {
+        t = TakeFor(cpu, now);
+      }
       if (t == nullptr) continue;
       if (!open(c, *t, GHOST_TXN_F_PREEMPT)) continue;
       c.preempting = c.current;
@@ -466,6 +476,36 @@ size_t FifoCentralizedScheduler::RingDepth(int node) const {
     if (t != nullptr && t->ring_node == node && t->ring_pos == pos) ++depth;
   }
   return depth;
+}
+
+FifoTask* FifoCentralizedScheduler::TakeFromRing(int cpu, uint64_t now) {
+  const uint64_t slice_ns = static_cast<uint64_t>(absl::ToInt64Nanoseconds(opts_.slice));
+  auto it = nodes_.find(kernel_.NodeOfCpu(cpu));
+  if (it == nodes_.end() || !it->second.ring.has_value()) return nullptr;
+  Node& n = it->second;
+  FifoTask* taken = nullptr;
+  for (auto [tid, pos] : n.entries) {  // oldest first
+    FifoTask* t = tasks_.Find(tid);
+    if (t == nullptr || t->ring_node != n.node || t->ring_pos != pos || t->ring_revoke_lost ||
+        !t->AllowedOn(cpu)) {
+      continue;
+    }
+    // Entries are in push order: the rest waited less than this one.
+    if (now < t->ring_push_ns + slice_ns) break;
+    const RingRevoke r = n.ring->Revoke(pos);
+    if (r == RingRevoke::kRevoked) {
+      ++stats_.revokes_won;
+      ClearRing(*t);
+      taken = t;
+      break;
+    }
+    if (r == RingRevoke::kLost) {
+      ++stats_.revokes_lost;
+      t->ring_revoke_lost = true;  // claimed: it runs after all
+    }
+  }
+  PruneEntries(n);
+  return taken;
 }
 
 void FifoCentralizedScheduler::ClearRing(FifoTask& t) {
@@ -684,6 +724,7 @@ void FifoCentralizedScheduler::FillRings(Agent& agent, uint64_t now) {
     t->ring_node = best;
     t->ring_pos = p.pos;
     t->ring_seq = t->seq;
+    t->ring_push_ns = now;
     t->ring_left = false;
     t->ring_revoke_lost = false;
     t->requeue_front = false;
@@ -778,12 +819,12 @@ std::string FifoCentralizedScheduler::FastPathStatsLine() const {
       " fast_path=on ring_size=%s ring_bytes=%s pushes=%s ran_per_cpu=%s stale_per_cpu=%s "
       "ring_ran=%u ring_revoked=%u stale_by_reason=%s revokes_won=%u revokes_lost=%u "
       "rebalanced=%u ring_full=%u doorbells=%u doorbell_kicks=%u doorbell_errors=%u "
-      "old_outcomes=%u attached_entries=%u narrow_preemptions=%u",
+      "old_outcomes=%u attached_entries=%u narrow_preemptions=%u ring_slice_takes=%u",
       per(sizes), per(bytes), per(pushes), per(stats_.ran_per_cpu), per(stats_.stale_per_cpu),
       stats_.ring_ran, stats_.ring_revoked, stale.empty() ? "-" : absl::StrJoin(stale, ","),
       stats_.revokes_won, stats_.revokes_lost, stats_.rebalanced, stats_.ring_full,
       stats_.doorbells, stats_.doorbell_kicks, stats_.doorbell_errors, stats_.old_outcomes,
-      stats_.attached_entries, stats_.narrow_preemptions);
+      stats_.attached_entries, stats_.narrow_preemptions, stats_.ring_slice_takes);
 }
 
 }  // namespace ghost

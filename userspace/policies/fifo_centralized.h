@@ -98,6 +98,7 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t old_outcomes = 0;   // about an older seqnum than we know: ignored
     uint64_t attached_entries = 0;  // an earlier agent's entries found at attach
     uint64_t narrow_preemptions = 0;  // a narrow thread preempted a ring-fed CPU
+    uint64_t ring_slice_takes = 0;  // a ring entry taken back for a CPU past its slice
   };
   Stats stats() const { return stats_; }
   // The thread's entry (diagnostics).
@@ -177,6 +178,10 @@ class FifoCentralizedScheduler : public Scheduler {
   // kNarrowWaitNs, and a CPU it may run on whose running thread it may
   // preempt; the thread is taken out of the FIFO. Null if none.
   FifoTask* TakeNarrowToPreempt(uint64_t now, Cpu** cpu);
+  // Fast path, slices: the oldest entry of `cpu`'s node's ring that has
+  // waited a slice and that a revoke wins, to be committed there (the ring's
+  // entries are older than the FIFO's threads). Null if none.
+  FifoTask* TakeFromRing(int cpu, uint64_t now);
 
   KernelSide& kernel_;
   const PolicyOptions opts_;

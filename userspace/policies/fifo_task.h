@@ -54,6 +54,7 @@ struct FifoTask {
   int ring_node = -1;
   uint64_t ring_pos = 0;
   uint64_t ring_seq = 0;
+  uint64_t ring_push_ns = 0;  // when it was pushed (the policy's clock)
   bool ring_left = false;
   bool ring_revoke_lost = false;
   int last_cpu = -1;  // where it last ran (node preference)
