@@ -85,12 +85,11 @@ ABSL_FLAG(bool, upgrade, false,
           "for it to exit, then take over its enclave and threads.");
 ABSL_FLAG(int64_t, upgrade_timeout_ms, 10000, "How long --upgrade waits for the old agent.");
 ABSL_FLAG(bool, stats, false, "Print the class's and the agents' counters at exit.");
-ABSL_FLAG(std::string, fast_path, "off",
-          "fifo-centralized's fast path (docs/FAST_PATH.md): off, on or auto. on/auto: push "
-          "runnable threads to per-NUMA-node rings that idle CPUs take from in BPF, when the "
-          "class has rings (on: a note on stderr if it has none); off (the default until "
-          "threads pinned to one CPU are never starved by it, see the docs): every placement "
-          "is a transaction.");
+ABSL_FLAG(std::string, fast_path, "auto",
+          "fifo-centralized's fast path (docs/FAST_PATH.md): auto (the default), on or off. "
+          "auto/on: push runnable threads to per-NUMA-node rings that idle CPUs take from in "
+          "BPF, when the class has rings (on: a note on stderr if it has none); off: every "
+          "placement is a transaction.");
 ABSL_FLAG(std::string, ring_size, "256",
           "Fast-path ring entries per node, each a power of two in 2..4096: N (every node), "
           "NODE:N,... (per node; other nodes 256) or N,NODE:N (N for the nodes not named).");
