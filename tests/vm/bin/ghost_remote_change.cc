@@ -8,8 +8,9 @@
 // commit to that CPU fails as CPU_UNAVAILABLE (a per-CPU agent's CPU stops
 // until the fallback runs something there: cyclictest under fifo-per-cpu
 // waited out the 15 s watchdog so).
-//   A spins on CPU 1; a fair-class thread on CPU 2 changes A's affinity
-//   (alternately {1} and {1,2}, three times)
+//   A spins on CPU 1 (pinned there: on a loaded host the class's watchdog may
+//   run it, and must not run it on CPU 2); a fair-class thread on CPU 2
+//   changes A's affinity (alternately {1,2} and {1}, four times, ending at {1})
 //     -> A's status word still says CPU 1
 //     -> B committed to CPU 2 (idle) is COMMITTED and runs there
 //   A, still on CPU 1, set to SCHED_OTHER from CPU 2, then exits
@@ -33,7 +34,7 @@ int main() {
   TestAgent agent(ks, setup->queue, {});  // commits only what the steps say
 
   SpinningWorker a, b;
-  a.Start(CpuSet({1, 2}));
+  a.Start(CpuSet({1}));
   b.Start(CpuSet({1, 2}));
   for (SpinningWorker* w : {&a, &b}) {
     if (auto s = w->Enroll(ks, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
@@ -61,11 +62,12 @@ int main() {
 
   // From CPU 2, while A spins on CPU 1. Each change is made while A runs
   // (a fair-class thread taking CPU 1 for a moment makes one change miss
-  // that; three make a miss of all of them unlikely).
+  // that; four make a miss of all of them unlikely). The last leaves A
+  // pinned to CPU 1 again, so nothing may run it on CPU 2 before B's commit.
   std::thread changer = StartCfsThread(CpuSet({2}), [&] {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
       WaitUntil([&] { return on_cpu1(); }, absl::Seconds(5));
-      cpu_set_t mask = i % 2 == 0 ? CpuSet({1}) : CpuSet({1, 2});
+      cpu_set_t mask = i % 2 == 0 ? CpuSet({1, 2}) : CpuSet({1});
       if (sched_setaffinity(a.pid(), sizeof(mask), &mask) != 0) {
         f.Fail(absl::StrFormat("sched_setaffinity(A): %s", strerror(errno)));
       }
@@ -76,15 +78,24 @@ int main() {
   // A kernel thread taking CPU 1 for a moment (a loaded host) sends A back to
   // us, parked: then we commit it there again, as its agent would. With the
   // class taking the CPU from the callback, its word would say CPU 2.
-  if (!WaitUntil([&] { return on_cpu1(); }, absl::Seconds(5))) {
+  // (A loaded host can do that more than once, as in the first wait above.)
+  auto word = [&] {
+    auto sw = agent.StatusWord(ta);
+    if (!sw.ok()) return std::string(sw.status().message());
+    return absl::StrFormat("flags=%#x cpu=%u seq=%u", sw->flags, sw->cpu, sw->seqnum);
+  };
+  for (int i = 0; i < 3 && !WaitUntil([&] { return on_cpu1(); }, absl::Seconds(5)); i++) {
     auto sw = agent.StatusWord(ta);
     if (sw.ok() && !sw->on_cpu()) {
       std::printf("note: A was preempted meanwhile; committed to CPU 1 again: %s\n",
                   ResultName(agent.CommitCurrent(1, ta)));
+    } else {
+      std::printf("note: A's status word after 5 s: %s (A on CPU %d)\n", word().c_str(), a.cpu());
     }
   }
-  f.Check(WaitUntil([&] { return on_cpu1(); }, absl::Seconds(5)),
-          absl::StrFormat("A's status word still says it runs on CPU 1 (A on CPU %d)", a.cpu()));
+  f.Check(on_cpu1(), absl::StrFormat("A's status word still says it runs on CPU 1 (A on CPU %d; "
+                                     "word: %s)",
+                                     a.cpu(), word()));
 
   // CPU 2 runs nothing of ours: B's commit there must take. A kernel thread
   // holding CPU 2 for a moment (a loaded host) is retried for 2 s, less than
