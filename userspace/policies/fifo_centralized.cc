@@ -492,16 +492,9 @@ FifoTask* FifoCentralizedScheduler::TakeFromRing(int cpu, uint64_t now) {
     }
     // Entries are in push order: the rest waited less than this one.
     if (now < t->ring_push_ns + slice_ns) break;
-    const RingRevoke r = n.ring->Revoke(pos);
-    if (r == RingRevoke::kRevoked) {
-      ++stats_.revokes_won;
-      ClearRing(*t);
+    if (RevokeEntry(n, *t)) {
       taken = t;
       break;
-    }
-    if (r == RingRevoke::kLost) {
-      ++stats_.revokes_lost;
-      t->ring_revoke_lost = true;  // claimed: it runs after all
     }
   }
   PruneEntries(n);
@@ -518,24 +511,28 @@ void FifoCentralizedScheduler::RingMessage(FifoTask& t, bool off_cpu) {
   if (t.ring_node < 0) return;
   if (off_cpu) t.ring_left = true;
   if (t.ring_revoke_lost) return;  // claimed: its outcome is on the way
-  Node& n = nodes_.at(t.ring_node);
+  // Ours again: it keeps its turn, unless the message says otherwise.
+  if (RevokeEntry(nodes_.at(t.ring_node), t)) Enqueue(t, /*front=*/true);
+}
+
+bool FifoCentralizedScheduler::RevokeEntry(Node& n, FifoTask& t) {
   switch (n.ring->Revoke(t.ring_pos)) {
     case RingRevoke::kRevoked:
       ++stats_.revokes_won;
-      ClearRing(t);  // ours again: it keeps its turn, unless the message says otherwise
-      Enqueue(t, /*front=*/true);
-      return;
+      ClearRing(t);
+      return true;
     case RingRevoke::kLost:
       ++stats_.revokes_lost;
       t.ring_revoke_lost = true;
-      return;
+      return false;
     case RingRevoke::kUnpublished:
     case RingRevoke::kGone:
       // Our pushes publish before they return and outcomes clear ring_node
       // when reaped: neither happens. Keep waiting for the outcome.
       t.ring_revoke_lost = true;
-      return;
+      return false;
   }
+  return false;
 }
 
 void FifoCentralizedScheduler::ReapRings() {
@@ -675,20 +672,12 @@ void FifoCentralizedScheduler::FillRings(Agent& agent, uint64_t now) {
           }
         }
         if (!elsewhere) continue;
-        switch (n.ring->Revoke(it->second)) {
-          case RingRevoke::kRevoked:
-            ++stats_.revokes_won;
-            ++stats_.rebalanced;
-            ClearRing(*t);
-            --w.depth;
-            Enqueue(*t, /*front=*/true);
-            break;
-          default:
-            ++stats_.revokes_lost;
-            t->ring_revoke_lost = true;  // claimed: it runs here after all
-            --w.depth;
-            break;
+        // Lost: claimed, it runs here after all. Either way it leaves the depth.
+        if (RevokeEntry(n, *t)) {
+          ++stats_.rebalanced;
+          Enqueue(*t, /*front=*/true);
         }
+        --w.depth;
       }
       PruneEntries(n);
     }

@@ -182,6 +182,10 @@ class FifoCentralizedScheduler : public Scheduler {
   // waited a slice and that a revoke wins, to be committed there (the ring's
   // entries are older than the FIFO's threads). Null if none.
   FifoTask* TakeFromRing(int cpu, uint64_t now);
+  // Takes back `t`'s live entry in `n`'s ring: true if the revoke won (the
+  // thread is ours again, out of the ring); else a consumer has it and its
+  // outcome is awaited (ring_revoke_lost). Counts either way.
+  bool RevokeEntry(Node& n, FifoTask& t);
 
   KernelSide& kernel_;
   const PolicyOptions opts_;
