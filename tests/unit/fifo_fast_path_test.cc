@@ -202,6 +202,27 @@ TEST_F(FifoFastPathTest, SlicesServeTheRingsOlderEntriesFirst) {
   EXPECT_EQ(k().CurrentOn(1), older);
 }
 
+// The same with nothing else waiting: every CPU runs a committed thread (each
+// pinned to its CPU), one wide thread waits in the ring, the FIFO is empty.
+// Past the slice, a CPU is still given the entry.
+TEST_F(FifoFastPathTest, SlicesServeTheRingWithAnEmptyFifo) {
+  Start(4, {}, kDefaultRingSize, PolicyOptions::FastPath::kAuto, absl::Milliseconds(2));
+  for (int cpu = 1; cpu <= 3; ++cpu) {
+    const Tid pinned = k().NewThread();
+    k().SetAffinity(pinned, CpuList({cpu}));
+  }
+  agent_->RunOnce();
+  agent_->RunOnce();
+  for (int cpu = 1; cpu <= 3; ++cpu) ASSERT_NE(k().CurrentOn(cpu), GHOST_TID_NONE);
+  const Tid wide = k().NewThread();
+  agent_->RunOnce();  // into the ring: no CPU is idle
+  ASSERT_EQ(sched().Waiting(), 0u);
+  k().AdvanceTime(3'000'000);
+  agent_->RunOnce();
+  EXPECT_EQ(sched().stats().ring_slice_takes, 1u);
+  EXPECT_EQ(k().CurrentOn(1), wide);
+}
+
 TEST_F(FifoFastPathTest, BlockAndExitRevoke) {
   Start(4);
   const Tid a = k().NewThread(), b = k().NewThread();

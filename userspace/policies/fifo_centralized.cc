@@ -343,7 +343,13 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
       HandleResult(agent_);
     }
   }
-  if (fifo_.Empty()) return;
+  // Nothing waits, unless entries do in the rings: with slices, a CPU past
+  // its slice must still be given the one that has waited longest (below).
+  bool ring_entries = false;
+  if (fast_path() && opts_.slice > absl::ZeroDuration()) {
+    for (const auto& [node, n] : nodes_) ring_entries |= !n.entries.empty();
+  }
+  if (fifo_.Empty() && !ring_entries) return;
   const uint64_t now = opts_.clock();
   std::vector<RunRequest*> group;
   auto open = [&](Cpu& c, FifoTask& t, uint32_t flags) {
