@@ -9,6 +9,7 @@
 #   make bench   benchmarks (host and VM); results go to docs/BENCHMARKS.md
 #   make mutants deliberate breaks of the class's checks must fail their tests
 #   make vmlinux regenerate vmlinux/vmlinux.h from the test kernel's BTF
+#   make peers   build the kernel's example sched_ext schedulers for the guest (cached)
 #
 # Sources are found by wildcard, so adding a file needs no Makefile edit:
 #   bpf/progs/NAME.bpf.c        -> skel/NAME.skel.h
@@ -64,7 +65,7 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2)
 endif
 
-.PHONY: all deps test unit-test vm-test soak demo bench mutants vmlinux kernel clean
+.PHONY: all deps test unit-test vm-test soak demo bench mutants vmlinux kernel peers clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -182,6 +183,10 @@ bench: deps
 
 kernel:
 	@bash scripts/kernel.sh
+
+# scx_simple, scx_central, scx_userland from Debian's linux-source (scripts/peers.sh).
+peers: deps
+	@bash scripts/peers.sh
 
 vmlinux:
 	bash vmlinux/gen.sh "$$(bash scripts/kernel.sh)" vmlinux/vmlinux.h

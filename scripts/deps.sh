@@ -21,7 +21,7 @@ keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
 main_pkgs=(make g++ clang-19 llvm-19 libelf-dev zlib1g-dev libzstd-dev
   libabsl-dev pkg-config libgtest-dev libgmock-dev libbenchmark-dev
-  qemu-system-x86 busybox-static cpio zstd binutils rt-tests stress-ng)
+  qemu-system-x86 busybox-static cpio zstd xz-utils binutils rt-tests stress-ng)
 bp_pkgs=(libbpf-dev libbpf1 bpftool)
 
 have_all() {

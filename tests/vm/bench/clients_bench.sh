@@ -12,6 +12,18 @@
 # path: idle CPUs take threads from the agent's rings in BPF) and
 # fifo-centralized-txn (the same policy, transactions only). Under the
 # class every program starts as `ghost-run -- PROGRAM ...`.
+# Peers (issue #11): scx_simple, scx_central, scx_userland (or any scx_NAME),
+# the kernel's own example sched_ext schedulers built by `make peers`
+# (scripts/peers.sh) and put into the guest's /bin, e.g.
+#   tests/vm/vm.sh $(for f in "$(bash scripts/peers.sh)"/scx_*; do echo --file "$f"; done) ...
+# A peer is started for each cell as the whole system's scheduler (it switches
+# every SCHED_OTHER task, so programs run plainly, not under ghost-run), is
+# waited for until /sys/kernel/sched_ext/state is enabled with its name in
+# root/ops, and is stopped with SIGINT after the cell until the state is
+# disabled. A peer that fails to load, exits or is ejected during the cell
+# (state, ops name or enable_seq changed) fails that cell with its reason.
+# With a peer among the schedulers the first table also gives each value's
+# ratio to the best peer's median (highest bogo ops, lowest time or latency).
 # Programs (--progs, each one "cell" per scheduler and round):
 #   affinity   stress-ng --affinity 2 --timeout 4s: bogo ops
 #   switch     stress-ng --switch 1 --timeout 8s (pipe ping-pong), started
@@ -49,8 +61,9 @@
 # class's FIFO). The other cells still run; the scenario then exits 1.
 # Output: one 'CB-SAMPLE round sched metric value' line per measurement, one
 # 'CB-STATS round sched prog ...' line per ghost cell, then the tables (median,
-# spread, ratio to the default scheduler) between CLIENTS-BENCH-TABLE-BEGIN
-# and CLIENTS-BENCH-TABLE-END.
+# spread, ratio to the default scheduler; only cells that passed) and the
+# failed cells with their reasons, between CLIENTS-BENCH-TABLE-BEGIN and
+# CLIENTS-BENCH-TABLE-END.
 set -u
 rounds=3
 scheds="default none fifo-per-cpu fifo-centralized fifo-centralized-txn"
@@ -73,6 +86,10 @@ for p in $progs; do
 done
 for s in $scheds; do
   case "${s%%@*}" in default | none | fifo-per-cpu | fifo-centralized | fifo-centralized-txn) ;;
+    scx_*@*) echo "FAIL: '$s': a peer takes no @NAME"; exit 2 ;;
+    scx_*) command -v "$s" >/dev/null ||
+             { echo "FAIL: '$s': no $s in the guest (make peers; put it in with vm.sh --file)"; exit 2; }
+           continue ;;
     *) echo "FAIL: unknown scheduler '$s'"; exit 2 ;; esac
   case "$s" in
     default@*) echo "FAIL: '$s': the default scheduler has no binaries"; exit 2 ;;
@@ -83,21 +100,32 @@ for s in $scheds; do
 done
 
 samples=/tmp/samples
+cell_samples=/tmp/cell.samples
+failed_cells=/tmp/failed.cells
 out=/tmp/prog.out
 : >$samples
+: >$failed_cells
 failures=0
 agent=""
+peer=""
+kind=default
 mkdir -p /dev/shm && mount -t tmpfs shm /dev/shm  # cyclictest's shm_open
 [ "$(cat /sys/kernel/sched_ext/state)" = disabled ] || { echo "FAIL: a sched_ext class is already loaded"; exit 1; }
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
-bad() {  # a failed cell: the reason and what the program and agent said
+bad() {  # a failed cell: the reason and what the program and agent (or peer) said
   echo "FAIL: round $round: $sched: $prog: $*"
+  echo "$round|$sched|$prog|$*" >>$failed_cells
   failures=$((failures + 1))
   [ -f $out ] && tail -n 20 $out | sed 's/^/  output: /'
-  [ -f /tmp/agent.log ] && [ "$sched" != default ] && sed 's/^/  agent: /' /tmp/agent.log | tail -n 60
+  [ -f /tmp/agent.log ] && [ "$kind" = ghost ] && sed 's/^/  agent: /' /tmp/agent.log | tail -n 60
+  if [ -f /tmp/peer.log ] && [ "$kind" = peer ]; then
+    grep -v '^local=\|^\[SEQ\|^total  \|^timer  \|^overflow:' /tmp/peer.log | tail -n 40 | sed "s/^/  $sched: /"
+    dmesg | grep -i 'sched_ext\|scx' | tail -n 10 | sed 's/^/  dmesg: /'
+  fi
 }
-sample() { echo "CB-SAMPLE $round $sched $1 $2" | tee -a $samples; }
+# A cell's samples count (go into the tables) only if the whole cell passed.
+sample() { echo "CB-SAMPLE $round $sched $1 $2" | tee -a $cell_samples; }
 
 start_agent() {
   i=0
@@ -159,6 +187,91 @@ stop_agent() {
     [ "${agent_runs:-0}" -gt 0 ] || { bad "the agent committed no run: it did not schedule the program"; return 1; }
   fi
   echo "CB-STATS $round $sched $prog ${msgs:--} ${committed:-0} $migrations $fallback $dropped" | tee -a $samples
+}
+
+sx_state() { cat /sys/kernel/sched_ext/state; }
+# The loaded scheduler's name ('want' if the kernel has no root/ops file).
+sx_ops() { if [ -e /sys/kernel/sched_ext/root/ops ]; then cat /sys/kernel/sched_ext/root/ops; else echo "$want"; fi; }
+sx_seq() { cat /sys/kernel/sched_ext/enable_seq 2>/dev/null; }
+
+# Starts peer $sched (the kernel's example scheduler) as the system's
+# scheduler and waits until sched_ext says it is enabled under its name.
+start_peer() {
+  i=0
+  while [ "$(sx_state)" != disabled ]; do
+    i=$((i + 1)); [ $i -gt 300 ] && { bad "sched_ext still $(sx_state) 30 s after the last scheduler"; return 1; }
+    sleep 0.1
+  done
+  rm -f /tmp/peer.log
+  seq0=$(sx_seq)
+  $sched >/tmp/peer.log 2>&1 &
+  peer=$!
+  want=${sched#scx_}
+  i=0
+  while [ "$(sx_state)" != enabled ] || [ "$(sx_ops)" != "$want" ]; do
+    if ! kill -0 $peer 2>/dev/null; then
+      wait $peer; rc=$?; peer=""
+      bad "$sched exited $rc before sched_ext was enabled (state $(sx_state)): it did not load"
+      return 1
+    fi
+    i=$((i + 1))
+    if [ $i -gt 600 ]; then
+      bad "$sched not enabled within 60 s (state $(sx_state), ops '$(sx_ops)')"
+      stop_peer_quietly
+      return 1
+    fi
+    sleep 0.1
+  done
+  peer_seq=$(sx_seq)
+  [ -z "$seq0" ] || [ "$peer_seq" = $((seq0 + 1)) ] || echo "note: enable_seq went $seq0 -> $peer_seq while $sched started"
+}
+
+stop_peer_quietly() {  # after a failure: SIGINT, then SIGKILL after 30 s
+  [ -n "$peer" ] || return 0
+  kill -INT $peer 2>/dev/null
+  i=0
+  while kill -0 $peer 2>/dev/null && [ $i -lt 300 ]; do i=$((i + 1)); sleep 0.1; done
+  kill -KILL $peer 2>/dev/null
+  wait $peer 2>/dev/null
+  peer=""
+}
+
+# Checks the peer scheduled the whole cell (still running, still enabled under
+# its name, not re-enabled) and stops it with SIGINT; non-zero (and a failure)
+# otherwise, with the peer's exit report (its 'EXIT: reason' lines).
+stop_peer() {
+  p=$peer
+  st=$(sx_state) ops=$(sx_ops) seq=$(sx_seq)
+  if ! kill -0 $p 2>/dev/null; then
+    wait $p; rc=$?; peer=""
+    bad "$sched exited $rc during the program (sched_ext $st): ejected; its report: $(grep -m1 '^EXIT' /tmp/peer.log)"
+    return 1
+  fi
+  if [ "$st" != enabled ] || [ "$ops" != "$want" ] || [ "$seq" != "$peer_seq" ]; then
+    bad "sched_ext is '$st' (ops '$ops', enable_seq $peer_seq -> $seq) at the end of the program: $sched was ejected"
+    stop_peer_quietly
+    return 1
+  fi
+  kill -INT $p
+  i=0
+  while kill -0 $p 2>/dev/null || [ "$(sx_state)" != disabled ]; do
+    i=$((i + 1))
+    if [ $i -gt 300 ]; then
+      bad "$sched still running or sched_ext still $(sx_state) 30 s after SIGINT"
+      stop_peer_quietly
+      return 1
+    fi
+    sleep 0.1
+  done
+  wait $p
+  rc=$?
+  peer=""
+  [ $rc = 0 ] || { bad "$sched exited $rc after SIGINT"; return 1; }
+  # Its last counters (scx_userland: tasks enqueued in BPF vs in user space).
+  case "$sched" in
+    scx_userland) n=14 ;; scx_central) n=5 ;; *) n=2 ;;
+  esac
+  grep -v '^$' /tmp/peer.log | tail -n $n | sed "s/^/  $sched: /"
 }
 
 # The bogo ops of stressor $1 in $out (stress-ng --metrics-brief).
@@ -229,7 +342,15 @@ cyclictest_cell() {
   timeout $prog_timeout $runner cyclictest -t1 -i 1000 -D 4 -q >$out 2>&1 &
   c=$!
   where=""
-  if [ "$sched" != default ]; then
+  if [ "$kind" = peer ]; then
+    # Every thread should be in sched_ext (/proc/PID/sched: ext.enabled).
+    i=0
+    while [ "$(ls /proc/$c/task 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 600 ] && kill -0 $c 2>/dev/null; do
+      i=$((i + 1)); sleep 0.05
+    done
+    in_ext=$(grep -lE '^ext\.enabled +: +1$' /proc/$c/task/*/sched 2>/dev/null | wc -l)
+    where="measuring thread's policy $(worker_policies $c); threads in sched_ext: $in_ext of $(ls /proc/$c/task 2>/dev/null | wc -l)"
+  elif [ "$kind" = ghost ]; then
     # The measuring thread exists and has set its own policy (not 7).
     i=0
     while pol=$(worker_policies $c); [ -z "$pol" ] || [ "$pol" = 7 ]; do
@@ -272,9 +393,13 @@ while [ $round -le "$rounds" ]; do
       # POLICY@NAME: POLICY with ghost-agent-NAME and ghost-run-NAME.
       policy=${sched%%@*} agent_bin=ghost-agent run_bin=ghost-run runner=""
       case "$sched" in *@*) agent_bin=ghost-agent-${sched#*@} run_bin=ghost-run-${sched#*@} ;; esac
-      if [ "$sched" != default ]; then
+      case "$sched" in default) kind=default ;; scx_*) kind=peer ;; *) kind=ghost ;; esac
+      : >$cell_samples
+      if [ $kind = ghost ]; then
         start_agent || continue
         runner="$run_bin --"
+      elif [ $kind = peer ]; then
+        start_peer || continue
       fi
       c0=$(uptime_s)
       ok=1
@@ -282,10 +407,13 @@ while [ $round -le "$rounds" ]; do
         cyclictest-class) run_cyclictest_class || ok=0 ;;
         *) run_$prog || ok=0 ;;
       esac
-      if [ "$sched" != default ]; then
+      if [ $kind = ghost ]; then
         if [ $ok = 1 ]; then stop_agent || ok=0
         elif [ -n "$agent" ]; then kill -TERM $agent; wait $agent; agent=""; fi
+      elif [ $kind = peer ]; then
+        if [ $ok = 1 ]; then stop_peer || ok=0; else stop_peer_quietly; fi
       fi
+      [ $ok = 1 ] && cat $cell_samples >>$samples
       echo "cell: round $round $prog $sched: $(awk -v a="$c0" -v b="$(uptime_s)" 'BEGIN {printf "%.0f", b - a}') s"
     done
   done
@@ -333,10 +461,26 @@ awk -v scheds="$scheds" '
   }
   END {
     ns = split(scheds, S, " ")
-    print "| program: measure | scheduler | median | min-max | / default (median of rounds) | / default (min-max) |"
-    print "|---|---|---:|---:|---:|---:|"
+    npeer = 0
+    for (j = 1; j <= ns; j++) if (S[j] ~ /^scx_/) npeer++
+    if (npeer) {
+      print "| program: measure | scheduler | median | min-max | / default (median of rounds) | / default (min-max) | / best peer (medians) |"
+      print "|---|---|---:|---:|---:|---:|---:|"
+    } else {
+      print "| program: measure | scheduler | median | min-max | / default (median of rounds) | / default (min-max) |"
+      print "|---|---|---:|---:|---:|---:|"
+    }
     for (k = 1; k <= nm; k++) {
       m = metrics[k]
+      # The best peer: highest bogo ops, lowest time or latency (median).
+      best = ""; bestv = ""
+      for (j = 1; j <= ns; j++) {
+        s = S[j]
+        if (s !~ /^scx_/ || !((s, m) in vals)) continue
+        v = median(vals[s, m])
+        if (best == "" || (m ~ /bogo-ops$/ ? v + 0 > bestv + 0 : v + 0 < bestv + 0)) { best = s; bestv = v }
+      }
+      if (best != "") bestof = bestof (bestof == "" ? "" : "; ") m ": " best
       for (j = 1; j <= ns; j++) {
         s = S[j]
         if (!((s, m) in vals)) continue
@@ -345,10 +489,13 @@ awk -v scheds="$scheds" '
           if (((r, s, m) in val) && ((r, "default", m) in val) && val[r, "default", m] > 0)
             rl = rl " " val[r, s, m] / val[r, "default", m]
         if (s == "default") rl = ""
+        bp = ""
+        if (npeer) bp = " " ((best != "" && bestv > 0) ? ratio(median(vals[s, m]) / bestv) : "-") " |"
         print "| " m " | " s " | " num(median(vals[s, m])) " | " spread(vals[s, m]) " | " \
-          (rl == "" ? "-" : ratio(median(rl))) " | " (rl == "" ? "-" : spread2(rl)) " |"
+          (rl == "" ? "-" : ratio(median(rl))) " | " (rl == "" ? "-" : spread2(rl)) " |" bp
       }
     }
+    if (npeer) { print ""; print "Best peer per measure: " (bestof == "" ? "none (no peer cell passed)" : bestof) "." }
     print ""
     print "| program | scheduler | messages | COMMITTED | migrations | fallback runs | dropped messages |"
     print "|---|---|---:|---:|---:|---:|---:|"
@@ -367,7 +514,7 @@ awk -v scheds="$scheds" '
     print "|---|---|---:|---:|---:|---:|"
     for (j = 1; j <= ns; j++) {
       s = S[j]
-      if (s == "default" || !((s, "affinity:bogo-ops") in vals)) continue
+      if (s == "default" || s ~ /^scx_/ || !((s, "affinity:bogo-ops") in vals)) continue
       line = "| affinity | " s
       for (i = 5; i <= 8; i++) {
         rl = ""
@@ -385,9 +532,17 @@ awk -v scheds="$scheds" '
     return sprintf("%.2f-%.2f", a[1], a[n])
   }
 ' $samples
+if [ -s $failed_cells ]; then
+  echo
+  echo "Failed cells (their samples are left out of the tables above):"
+  echo
+  echo "| round | scheduler | program | reason |"
+  echo "|---:|---|---|---|"
+  awk -F'|' '{ r = $4; for (i = 5; i <= NF; i++) r = r "|" $i; gsub(/\|/, "\\|", r); print "| " $1 " | " $2 " | " $3 " | " r " |" }' $failed_cells
+fi
 echo CLIENTS-BENCH-TABLE-END
 if [ $failures -gt 0 ]; then
   echo "FAIL: clients_bench: $failures cell(s) failed"
   exit 1
 fi
-echo "PASS: clients_bench: every program exited 0 under every scheduler, the class was never ejected"
+echo "PASS: clients_bench: every program exited 0 under every scheduler, the class (and every peer) was never ejected"
