@@ -82,6 +82,13 @@ struct ghost_msg_task_wakeup {
 	__u32 waker_cpu;  /* CPU the wakeup came from, or ~0 */
 	__u32 deferrable;
 	__u64 wake_time_ns;
+	/* The class pushed the woken thread into its enclave's ring for node
+	 * `ring_node` at position `ring_pos` (in_ring = 1; a ring with
+	 * GHOST_RING_F_WAKEUP, kernel/ghost_ring.h): the entry is the agent's
+	 * to revoke, and its outcome is reaped like the agent's own pushes. */
+	__u32 ring_node;
+	__u32 in_ring;
+	__u64 ring_pos;
 };
 
 /* BLOCKED, PREEMPT, YIELD, DEAD and DEPARTED. */

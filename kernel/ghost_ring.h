@@ -2,9 +2,9 @@
 /*
  * The fast path's rings (issue 9): shared-memory layout. One bounded MPMC ring
  * per NUMA node, in memory the agent maps and BPF reads and writes. Producers
- * (the agent; later BPF at wake-up) push {thread, its seqnum}; consumers (an
- * idle CPU's ops.dispatch) claim an entry, validate it and run it or drop it as
- * stale; the agent may revoke an entry nobody claimed yet, and reads every
+ * (the agent; the class at wake-up, GHOST_RING_F_WAKEUP) push {thread, its
+ * seqnum}; consumers (an idle CPU's ops.dispatch) claim an entry, validate it
+ * and run it or drop it as stale; the agent may revoke an entry nobody claimed yet, and reads every
  * entry's outcome before its slot is reused. The operations are in
  * kernel/ghost_ring_ops.h; docs/FAST_PATH.md has the design.
  *
@@ -89,13 +89,21 @@ struct ghost_ring_info {
 	__u32 size;           /* slots in use: a power of two <= GHOST_RING_MAX_SLOTS */
 	__u32 node;           /* NUMA node it feeds */
 	__u32 flags;          /* GHOST_RING_F_*, written by the agent at any time */
-	__u64 pad[6];
+	__u64 wakeup_slice_ns; /* slice of entries the class pushes at wake-up (0: default) */
+	__u64 pad[5];
 };
 
 /* info.flags: CPUs of the enclave's other nodes may claim from this ring when
  * their own ring has nothing (stealing; off by default: an entry then runs
  * only on its node's CPUs). */
 #define GHOST_RING_F_STEAL 1U
+/* info.flags: the class pushes threads of the enclave that wake up on this
+ * node (their parking CPU's) into this ring itself, at ops.enqueue (a BPF
+ * producer), and their TASK_WAKEUP message names the entry (in_ring,
+ * ring_node, ring_pos): a wake-up then needs no round trip to the agent. The
+ * agent sets it while it has no runnable thread of its own waiting for the
+ * ring, so that woken threads do not overtake older ones. */
+#define GHOST_RING_F_WAKEUP 2U
 
 /* An index alone on its cache line: producers, consumers and the reaper each
  * move their own and never bounce the others' line. */

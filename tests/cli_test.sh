@@ -33,6 +33,7 @@ expect "unknown machine" ghost-sim --machine=cray
 expect "unknown workload" ghost-sim --workload=nope
 expect "load" ghost-sim --load=-1
 expect "fast-path=maybe: want on, off or auto" ghost-agent --fast-path=maybe
+expect "wakeup-push=yes: want on or off" ghost-agent --wakeup-push=yes
 expect "ring-size: ring size 3 is not a power of two" ghost-agent --ring-size=3
 expect "ring-size: ring size 0 is not a power of two" ghost-agent --ring-size=0
 expect "ring-size: ring size 8192 is not a power of two" ghost-agent --ring-size=8192
@@ -43,6 +44,7 @@ expect "is not N or NODE:N" ghost-agent --ring-size=0:abc
 expect "queue-bytes=1000: queue size 1000 is not a power of two" ghost-agent --queue-bytes=1000
 expect "queue-bytes=134217728" ghost-agent --queue-bytes=134217728
 expect "fast-path=maybe: want on, off or auto" ghost-sim --fast-path=maybe
+expect "wakeup-push=1: want on or off" ghost-sim --wakeup-push=1
 expect "ring-size: ring size 3 is not a power of two" ghost-sim --ring-size=3
 expect "ring size for node 0 given twice" ghost-sim --ring-size=0:64,0:64
 expect "queue-bytes=2048" ghost-sim --queue-bytes=2048

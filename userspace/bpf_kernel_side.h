@@ -70,6 +70,9 @@ class BpfKernelSide : public KernelSide {
     std::array<uint64_t, GHOST_RING_STALE_LAST + 1> stale = {};  // by reason
     uint64_t settle_errors = 0;  // must stay 0
     uint64_t doorbells = 0, doorbell_kicks = 0;
+    // BPF producers at wake-up (GHOST_RING_F_WAKEUP): pushed, refused (full
+    // or contended ring), parked on another idle CPU of the node.
+    uint64_t wakeup_pushes = 0, wakeup_refused = 0, wakeup_moves = 0;
     std::vector<uint64_t> cpu_pops, cpu_steals, cpu_runs;  // per CPU (NumCpus())
     std::array<uint64_t, GHOST_MAX_ENCLAVES> enclave_ring_runs = {};
   };

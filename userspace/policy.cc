@@ -18,6 +18,12 @@ absl::StatusOr<PolicyOptions::FastPath> ParseFastPath(absl::string_view text) {
       absl::StrFormat("--fast-path=%s: want on, off or auto", text));
 }
 
+absl::StatusOr<bool> ParseWakeupPush(absl::string_view text) {
+  if (text == "on") return true;
+  if (text == "off") return false;
+  return absl::InvalidArgumentError(absl::StrFormat("--wakeup-push=%s: want on or off", text));
+}
+
 uint64_t MonotonicNowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

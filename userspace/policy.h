@@ -32,6 +32,10 @@ struct PolicyOptions {
   enum class FastPath { kAuto, kOn, kOff };
   FastPath fast_path = FastPath::kAuto;
   RingSizes ring_sizes;  // entries per node's ring
+  // Fast path: the class pushes threads it wakes into the rings itself (a BPF
+  // producer at ops.enqueue), while the agent has no older thread waiting
+  // for them; the agent still gets the TASK_WAKEUP and may revoke.
+  bool wakeup_push = true;
 };
 
 class Policy {
@@ -57,6 +61,9 @@ absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(const PolicyOptions& opts,
 
 // "on", "off" or "auto" (--fast-path); anything else: one-line InvalidArgument.
 absl::StatusOr<PolicyOptions::FastPath> ParseFastPath(absl::string_view text);
+
+// "on" or "off" (--wakeup-push); anything else: one-line InvalidArgument.
+absl::StatusOr<bool> ParseWakeupPush(absl::string_view text);
 
 // CLOCK_MONOTONIC in ns: the default PolicyOptions::clock.
 uint64_t MonotonicNowNs();

@@ -53,6 +53,24 @@ int Ring::RevokeAll() {
 
 uint32_t Ring::node() const { return ring_->info.node; }
 
+void Ring::SetWakeupPush(bool on, uint64_t slice_ns) {
+  // The slice first: a producer that sees the flag reads a current slice.
+  __atomic_store_n(&ring_->info.wakeup_slice_ns, slice_ns, __ATOMIC_RELAXED);
+  if (on) {
+    __atomic_fetch_or(&ring_->info.flags, GHOST_RING_F_WAKEUP, __ATOMIC_SEQ_CST);
+  } else {
+    __atomic_fetch_and(&ring_->info.flags, ~GHOST_RING_F_WAKEUP, __ATOMIC_SEQ_CST);
+  }
+}
+
+bool Ring::wakeup_push() const {
+  return (__atomic_load_n(&ring_->info.flags, __ATOMIC_RELAXED) & GHOST_RING_F_WAKEUP) != 0;
+}
+
+bool Ring::Unreaped(uint64_t pos) const {
+  return pos >= GHOST_RING_LOAD(&ring_->reaped.pos) && pos < GHOST_RING_LOAD(&ring_->head.pos);
+}
+
 uint64_t Ring::unreaped() const {
   return GHOST_RING_LOAD(&ring_->head.pos) - GHOST_RING_LOAD(&ring_->reaped.pos);
 }

@@ -97,6 +97,14 @@ class Ring {
   // Reaps up to `max` outcomes in push order; returns how many.
   int Reap(absl::FunctionRef<void(const RingOutcomeRecord&)> fn, int max = GHOST_RING_MAX_SLOTS);
 
+  // Lets the class push threads that wake up on this node (or stops it):
+  // GHOST_RING_F_WAKEUP, with the slice those entries run for (0: the
+  // class's default).
+  void SetWakeupPush(bool on, uint64_t slice_ns);
+  bool wakeup_push() const;
+  // Pushed (by anyone) and its outcome not reaped yet: a live entry's handle.
+  bool Unreaped(uint64_t pos) const;
+
   uint32_t size() const { return size_; }
   uint32_t node() const;
   // Entries pushed and not reaped yet (includes ones with an outcome waiting).

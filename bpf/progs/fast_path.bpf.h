@@ -59,6 +59,10 @@ __u64 nr_ring_stale[GHOST_RING_STALE_LAST + 1];
 __u64 nr_runs_ring, nr_ring_settle_errors;
 __u64 nr_ring_skips_agent_cpu; /* dispatches on a global agent's CPU that did not consume */
 __u64 nr_doorbells, nr_doorbell_kicks;
+/* BPF producers at wake-up (GHOST_RING_F_WAKEUP): entries pushed, pushes a
+ * full (or contended) ring refused, wake-ups parked on another idle CPU of
+ * the node than their previous, busy one (the doorbell of a BPF push). */
+__u64 nr_ring_wakeup_pushes, nr_ring_wakeup_refused, nr_ring_wakeup_moves;
 
 static __always_inline struct ghost_ring *ring_at(__u32 idx)
 {
@@ -317,6 +321,101 @@ static __always_inline void ring_settle_running(struct task_struct *p, struct gh
 	if (!t->ring_moved)
 		return;
 	ring_settle(p, t, t->ring_cpu == (__s32)cpu, GHOST_RING_STALE_BOUNCED);
+}
+
+/* The ring a thread of `enclave` parked on `cpu` would be pushed to at
+ * wake-up, if that ring takes wake-ups (its agent set GHOST_RING_F_WAKEUP). */
+static __always_inline struct ghost_ring *ring_for_wakeup(__u32 enclave, __s32 cpu)
+{
+	struct ghost_ring *r;
+
+	if (enclave >= GHOST_MAX_ENCLAVES || cpu < 0 || cpu >= GHOST_MAX_CPUS)
+		return NULL;
+	r = ring_at(GHOST_RING_INDEX(enclave, node_of_cpu((__u32)cpu)));
+	if (!r || !(*(volatile __u32 *)&r->info.flags & GHOST_RING_F_WAKEUP))
+		return NULL;
+	return r;
+}
+
+struct wake_cpu_ctx {
+	struct task_struct *p;
+	__u32 enclave, node, start;
+	bool any_node;
+	__s32 cpu;
+};
+
+static long wake_cpu_scan(__u64 i, struct wake_cpu_ctx *w)
+{
+	__u32 cpu = ((__u32)i + w->start) % (nr_cpus ? nr_cpus : 1);
+
+	barrier_var(cpu);
+	cpu &= GHOST_MAX_CPUS - 1;
+	if ((!w->any_node && node_of_cpu(cpu) != w->node) || !cpu_online(cpu) ||
+	    !enclave_has_cpu(w->enclave, cpu) ||
+	    cpu_home_of_global_agent(cpu) || !bpf_cpumask_test_cpu(cpu, w->p->cpus_ptr))
+		return 0;
+	if (!scx_bpf_test_and_clear_cpu_idle(cpu))
+		return 0;
+	w->cpu = cpu;
+	return 1;
+}
+
+/*
+ * ops.select_cpu of a waking enclave thread that would park on `cpu`: with
+ * wake-up pushes on, it parks on an idle CPU instead: `cpu` itself, else one
+ * of the same node, else of another node of the enclave; the enqueue then
+ * wakes that CPU, which consumes from its node's ring, where ops.enqueue
+ * pushed the thread (the BPF producer's doorbell: one CPU per wake-up, each
+ * claimed, so no herd). With no idle CPU it stays on `cpu`, whose node's
+ * ring a CPU going idle there reads first.
+ */
+static __always_inline s32 ring_wake_cpu(struct task_struct *p, struct ghost_task *t, s32 cpu)
+{
+	struct wake_cpu_ctx w = { .p = p, .cpu = -1 };
+
+	if (!ring_for_wakeup(t->enclave, cpu))
+		return cpu;
+	if (scx_bpf_test_and_clear_cpu_idle(cpu))
+		return cpu;
+	w.enclave = t->enclave;
+	w.node = node_of_cpu((__u32)cpu);
+	w.start = (__u32)cpu + 1;
+	bpf_loop(nr_cpus < GHOST_MAX_CPUS ? nr_cpus : GHOST_MAX_CPUS, wake_cpu_scan, &w, 0);
+	if (w.cpu < 0 && ring_nodes() > 1) {
+		w.any_node = true;
+		bpf_loop(nr_cpus < GHOST_MAX_CPUS ? nr_cpus : GHOST_MAX_CPUS, wake_cpu_scan, &w, 0);
+	}
+	if (w.cpu < 0)
+		return cpu;
+	__sync_fetch_and_add(&nr_ring_wakeup_moves, 1);
+	return w.cpu;
+}
+
+/*
+ * ops.enqueue of a thread that woke up and was parked: the BPF producer. If
+ * its parking CPU's node's ring takes wake-ups, push {tid, seqnum} (the
+ * seqnum of the WAKEUP message being built) and name the entry in the
+ * message; the agent then owns the entry as if it had pushed it (it may
+ * revoke it) and reaps its outcome. A full ring: no entry, the message goes
+ * to the agent as usual; nothing is lost either way.
+ */
+static __always_inline void ring_push_wakeup(struct task_struct *p, struct ghost_task *t,
+					     struct ghost_msg_task_wakeup *w, __u64 seqnum)
+{
+	struct ghost_ring *r = ring_for_wakeup(t->enclave, t->park_cpu);
+	__u64 pos = 0;
+
+	if (!r)
+		return;
+	if (ghost_ring_push(r, p->scx.tid, seqnum, bpf_ktime_get_ns(),
+			    *(volatile __u64 *)&r->info.wakeup_slice_ns, &pos) != GHOST_RING_PUSH_OK) {
+		__sync_fetch_and_add(&nr_ring_wakeup_refused, 1);
+		return;
+	}
+	w->in_ring = 1;
+	w->ring_node = node_of_cpu((__u32)t->park_cpu);
+	w->ring_pos = pos;
+	__sync_fetch_and_add(&nr_ring_wakeup_pushes, 1);
 }
 
 struct doorbell_ctx {

@@ -59,7 +59,7 @@ s32 GHOST_OPS(ghost_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_fl
 
 	/* Enclave threads must reach ops.enqueue: the agent places them. */
 	if (task_in_enclave(t))
-		return wait_cpu_for(p, t, prev_cpu);
+		return ring_wake_cpu(p, t, wait_cpu_for(p, t, prev_cpu));
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &idle);
 	if (idle) {
 		__sync_fetch_and_add(&nr_direct, 1);
@@ -95,11 +95,18 @@ void GHOST_OPS(ghost_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 	if (t->state == GT_BLOCKED) {
+		struct ghost_msg m;
+
 		t->state = GT_HELD;
 		t->held_at = 0;
 		park(p, t, enq_flags);
-		send_task_wakeup(p, t, (enq_flags & SCX_ENQ_WAKEUP) ? bpf_get_smp_processor_id()
-								   : ~0U);
+		task_wakeup_msg(p, t, &m, (enq_flags & SCX_ENQ_WAKEUP) ? bpf_get_smp_processor_id()
+									 : ~0U);
+		/* Parked for its agent (not handed to the FIFO): the fast
+		 * path's BPF producer may push it (fast_path.bpf.h). */
+		if (t->state == GT_HELD)
+			ring_push_wakeup(p, t, &m.wakeup, m.seqnum);
+		task_msg_send(p, t, &m, false);
 	} else if (t->stop_reason != GT_STOP_NONE) {
 		__u16 type = t->stop_reason == GT_STOP_YIELD ? GHOST_MSG_TASK_YIELD
 							     : GHOST_MSG_TASK_PREEMPT;

@@ -174,15 +174,14 @@ static __always_inline void send_task_new(struct task_struct *p, struct ghost_ta
 	task_msg_send(p, t, &m, false);
 }
 
-static __always_inline void send_task_wakeup(struct task_struct *p, struct ghost_task *t,
-					     __u32 waker_cpu)
+/* Built apart from its sending: the class may push the woken thread into a
+ * fast-path ring in between (ghost_enqueue) and name the entry in it. */
+static __always_inline void task_wakeup_msg(struct task_struct *p, struct ghost_task *t,
+					    struct ghost_msg *m, __u32 waker_cpu)
 {
-	struct ghost_msg m;
-
-	task_msg_init(p, t, &m, GHOST_MSG_TASK_WAKEUP);
-	m.wakeup.waker_cpu = waker_cpu;
-	m.wakeup.wake_time_ns = m.time_ns;
-	task_msg_send(p, t, &m, false);
+	task_msg_init(p, t, m, GHOST_MSG_TASK_WAKEUP);
+	m->wakeup.waker_cpu = waker_cpu;
+	m->wakeup.wake_time_ns = m->time_ns;
 }
 
 /* BLOCKED, PREEMPT, YIELD, DEAD, DEPARTED. */

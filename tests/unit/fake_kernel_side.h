@@ -57,6 +57,7 @@ class FakeKernelSide : public KernelSide {
     // thread did not exist: the kernel side let it go, and its DEAD/DEPARTED
     // message is yet to come.
     int unfindable = 0;
+    int last_cpu = 0;  // where it last ran: its wake-up parks on that CPU's node
   };
 
   explicit FakeKernelSide(int num_cpus = 8)
@@ -281,10 +282,25 @@ class FakeKernelSide : public KernelSide {
     });
     return tid;
   }
+  // With rings whose agent set GHOST_RING_F_WAKEUP, the class's producer
+  // pushes the thread into its last CPU's node's ring and names the entry in
+  // the message (as ops.enqueue does); wakeup_pushes() counts them.
   void Wake(Tid tid) {
     Thread& t = threads_.at(tid);
     t.runnable = true;
-    Emit(t, GHOST_MSG_TASK_WAKEUP, [](ghost_msg& m) { m.wakeup.waker_cpu = ~0U; });
+    Emit(t, GHOST_MSG_TASK_WAKEUP, [&](ghost_msg& m) {
+      m.wakeup.waker_cpu = ~0U;
+      ghost_ring* r = rings_on_ ? RingRegion(t.enclave, NodeOfCpu(t.last_cpu)) : nullptr;
+      __u64 pos = 0;
+      if (r != nullptr && (r->info.flags & GHOST_RING_F_WAKEUP) &&
+          ghost_ring_push(r, t.tid, m.seqnum, now_ns_, r->info.wakeup_slice_ns, &pos) ==
+              GHOST_RING_PUSH_OK) {
+        ++wakeup_pushes_;
+        m.wakeup.in_ring = 1;
+        m.wakeup.ring_node = static_cast<uint32_t>(NodeOfCpu(t.last_cpu));
+        m.wakeup.ring_pos = pos;
+      }
+    });
   }
   void Block(Tid tid) { OffCpu(tid, GHOST_MSG_TASK_BLOCKED, false); }
   void Preempt(Tid tid) { OffCpu(tid, GHOST_MSG_TASK_PREEMPT, true); }
@@ -484,6 +500,7 @@ class FakeKernelSide : public KernelSide {
   const std::vector<std::vector<uint32_t>>& doorbells() const { return doorbells_; }
   uint64_t ring_claims() const { return ring_claims_; }
   uint64_t ring_bounces() const { return ring_bounces_; }
+  uint64_t wakeup_pushes() const { return wakeup_pushes_; }
   bool HasRingClaim(int cpu) const { return claims_.count(cpu) != 0; }
   uint64_t NowNs() const { return now_ns_; }
 
@@ -587,6 +604,7 @@ class FakeKernelSide : public KernelSide {
     Thread& t = threads_.at(tid);
     const int from = t.cpu;
     if (from >= 0 && cpus_[from].current == tid) cpus_[from].current = GHOST_TID_NONE;
+    if (from >= 0) t.last_cpu = from;
     t.cpu = -1;
     t.runnable = runnable;
     Emit(t, type, [&](ghost_msg& m) {
@@ -715,6 +733,7 @@ class FakeKernelSide : public KernelSide {
   std::vector<std::vector<uint32_t>> doorbells_;
   uint64_t ring_claims_ = 0;
   uint64_t ring_bounces_ = 0;
+  uint64_t wakeup_pushes_ = 0;
 };
 
 }  // namespace ghost::testing

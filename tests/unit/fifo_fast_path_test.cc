@@ -29,13 +29,14 @@ class FifoFastPathTest : public ::testing::Test {
   // CPUs 0..ncpus-1 (the agent on 0); `nodes[c]` is CPU c's node.
   void Start(int ncpus, std::vector<int> nodes = {}, uint32_t ring_size = kDefaultRingSize,
              PolicyOptions::FastPath fp = PolicyOptions::FastPath::kAuto,
-             absl::Duration slice = absl::ZeroDuration()) {
+             absl::Duration slice = absl::ZeroDuration(), bool wakeup_push = true) {
     rig_ = std::make_unique<PolicyRig>(ncpus);
     rig_->kernel.set_rings(true);
     rig_->kernel.set_node_of_cpu(std::move(nodes));
     PolicyOptions opts{.name = "fifo-centralized", .slice = slice};
     opts.fast_path = fp;
     opts.ring_sizes.default_size = ring_size;
+    opts.wakeup_push = wakeup_push;
     ASSERT_TRUE(rig_->Start(CpuList::FirstN(ncpus), opts));
     agent_ = rig_->policy->agents()[0];
   }
@@ -46,9 +47,135 @@ class FifoFastPathTest : public ::testing::Test {
     for (const auto& r : k().ring_runs()) n += r.tid == tid;
     return n;
   }
+  bool WakeupFlag(int node = 0) {
+    return (k().RingRegion(0, node)->info.flags & GHOST_RING_F_WAKEUP) != 0;
+  }
+  // A thread that ran on CPU 1 through the ring and blocked; the agent has
+  // read all of it (its FIFO is empty: wake-up pushes are on).
+  Tid RanAndBlocked() {
+    const Tid t = k().NewThread();
+    agent_->RunOnce();
+    EXPECT_EQ(k().ConsumeRing(1), Consumed::kRan);
+    agent_->RunOnce();
+    k().Block(t);
+    agent_->RunOnce();
+    return t;
+  }
   std::unique_ptr<PolicyRig> rig_;
   Agent* agent_ = nullptr;
 };
+
+// The class pushes a thread that wakes up (the fake does what ops.enqueue
+// does when the agent set GHOST_RING_F_WAKEUP); the agent adopts the entry
+// from the TASK_WAKEUP instead of placing the thread again.
+TEST_F(FifoFastPathTest, WakeupsArePushedByTheClassAndAdopted) {
+  Start(4);
+  const Tid t = RanAndBlocked();
+  EXPECT_TRUE(WakeupFlag());
+  const uint64_t agent_pushes = sched().stats().pushes_per_node[0];
+  k().Wake(t);
+  ASSERT_EQ(k().wakeup_pushes(), 1u);
+  agent_->RunOnce();
+  EXPECT_EQ(sched().stats().wakeup_entries[0], 1u);
+  EXPECT_EQ(sched().stats().pushes_per_node[0], agent_pushes);  // not pushed again
+  EXPECT_EQ(sched().RingDepth(0), 1u);
+  EXPECT_EQ(sched().Waiting(), 0u);
+  EXPECT_EQ(k().ConsumeRing(2), Consumed::kRan);
+  EXPECT_EQ(k().ConsumeRing(3), Consumed::kEmpty);  // one entry for one wake-up
+  agent_->RunOnce();
+  EXPECT_EQ(sched().CurrentOn(2), t);
+  EXPECT_EQ(RingRuns(t), 2);
+  EXPECT_EQ(k().commit_calls(), 0u);
+  // The adopted entry is the agent's to revoke: the thread blocks before a
+  // CPU takes it.
+  k().Block(t);
+  agent_->RunOnce();
+  k().Wake(t);
+  agent_->RunOnce();
+  ASSERT_EQ(sched().RingDepth(0), 1u);
+  k().Block(t);  // (from no CPU: it never ran)
+  agent_->RunOnce();
+  EXPECT_EQ(sched().RingDepth(0), 0u);
+  EXPECT_GE(sched().stats().revokes_won, 1u);
+  EXPECT_EQ(k().ConsumeRing(3), Consumed::kEmpty);
+}
+
+// The agent reaps an entry's outcome before it reads the wake-up that named
+// it (it reads the rings and its queue at different moments): the outcome is
+// kept and applied when the message comes; nothing runs twice.
+TEST_F(FifoFastPathTest, OutcomeBeforeItsWakeupIsKept) {
+  Start(4);
+  const Tid t = RanAndBlocked();
+  k().Wake(t);
+  ASSERT_EQ(k().ConsumeRing(2), Consumed::kRan);
+  sched().Schedule(*agent_);  // reaps RAN; the WAKEUP is still unread
+  EXPECT_EQ(sched().stats().early_outcomes, 1u);
+  EXPECT_EQ(sched().CurrentOn(2), GHOST_TID_NONE);
+  const uint64_t agent_pushes = sched().stats().pushes_per_node[0];
+  agent_->RunOnce();
+  EXPECT_EQ(sched().CurrentOn(2), t);  // learnt from the kept RAN
+  EXPECT_EQ(sched().Waiting(), 0u);
+  EXPECT_EQ(sched().RingDepth(0), 0u);
+  EXPECT_EQ(sched().stats().pushes_per_node[0], agent_pushes);
+  EXPECT_EQ(sched().stats().early_dropped, 0u);
+  // A stale one: the thread changed (a newer seqnum) before a CPU took it.
+  k().Block(t);
+  agent_->RunOnce();
+  k().Wake(t);
+  k().SetAffinity(t, CpuList::FirstN(4));
+  uint32_t reason = 0;
+  ASSERT_EQ(k().ConsumeRing(3, &reason), Consumed::kStale);
+  EXPECT_EQ(reason, GHOST_RING_STALE_SEQNUM);
+  sched().Schedule(*agent_);
+  EXPECT_EQ(sched().stats().early_outcomes, 2u);
+  agent_->RunOnce();  // WAKEUP (applies STALE: ours again), AFFINITY; placed again
+  EXPECT_EQ(sched().RingDepth(0), 1u);
+  EXPECT_EQ(k().ConsumeRing(3), Consumed::kRan);
+  agent_->RunOnce();
+  EXPECT_EQ(sched().CurrentOn(3), t);
+  EXPECT_EQ(k().commit_calls(), 0u);
+}
+
+// Wake-ups do not overtake threads already waiting for the rings: while one
+// waits in the FIFO, the agent keeps the class from pushing.
+TEST_F(FifoFastPathTest, WakeupsQueueBehindWaitingThreads) {
+  Start(3, {}, /*ring_size=*/2);  // CPUs 1-2 scheduled; a ring of 2
+  const Tid t = RanAndBlocked();
+  ASSERT_TRUE(WakeupFlag());
+  std::vector<Tid> older;
+  for (int i = 0; i < 4; ++i) older.push_back(k().NewThread());
+  agent_->RunOnce();  // two in the ring (full), two wait in the FIFO
+  ASSERT_EQ(sched().Waiting(), 2u);
+  EXPECT_FALSE(WakeupFlag());
+  k().Wake(t);
+  EXPECT_EQ(k().wakeup_pushes(), 0u);
+  agent_->RunOnce();
+  EXPECT_EQ(sched().Waiting(), 3u);  // behind the older ones
+  // Drain: everything runs once, in order, then the flag is back.
+  std::vector<Tid> order;
+  for (int round = 0; round < 10; ++round) {
+    for (int cpu = 1; cpu <= 2; ++cpu) {
+      if (Tid cur = k().CurrentOn(cpu)) k().Block(cur);
+      if (k().ConsumeRing(cpu) == Consumed::kRan) order.push_back(k().CurrentOn(cpu));
+    }
+    agent_->RunOnce();
+  }
+  ASSERT_EQ(order.size(), 5u);
+  EXPECT_EQ(order.back(), t);
+  EXPECT_TRUE(WakeupFlag());
+}
+
+TEST_F(FifoFastPathTest, WakeupPushOffLeavesEveryPushToTheAgent) {
+  Start(4, {}, kDefaultRingSize, PolicyOptions::FastPath::kAuto, absl::ZeroDuration(),
+        /*wakeup_push=*/false);
+  const Tid t = RanAndBlocked();
+  EXPECT_FALSE(WakeupFlag());
+  k().Wake(t);
+  EXPECT_EQ(k().wakeup_pushes(), 0u);
+  agent_->RunOnce();
+  EXPECT_EQ(sched().RingDepth(0), 1u);  // the agent pushed it
+  EXPECT_EQ(sched().stats().wakeup_entries[0], 0u);
+}
 
 TEST_F(FifoFastPathTest, OnByDefaultWithRingsOffWithout) {
   Start(4);
@@ -324,6 +451,7 @@ TEST_F(FifoFastPathTest, ReattachReapsOldEntriesWithoutLossOrDuplicates) {
 // then a drain in which every runnable thread must run (and then block).
 // Checked throughout: no ring entry runs twice, no thread is on two CPUs.
 TEST_F(FifoFastPathTest, RandomInterleavingLosesNothing) {
+  uint64_t wakeup_pushes = 0, early = 0;
   for (int seed = 1; seed <= 20; ++seed) {
     SCOPED_TRACE(seed);
     Start(6, {0, 0, 0, 1, 1, 1}, /*ring_size=*/4);
@@ -331,14 +459,16 @@ TEST_F(FifoFastPathTest, RandomInterleavingLosesNothing) {
     std::mt19937 rng(seed);
     auto pick = [&](int n) { return static_cast<int>(rng() % n); };
     std::vector<Tid> tids;
-    for (int i = 0; i < 12; ++i) tids.push_back(k().NewThread());
+    // Odd seeds: more threads than CPUs (the FIFO rarely empties); even
+    // seeds: fewer (the class pushes most wake-ups).
+    for (int i = 0; i < (seed % 2 ? 12 : 4); ++i) tids.push_back(k().NewThread());
     const std::vector<CpuList> masks = {CpuList::FirstN(6), CpuList::Parse("1-2").value(),
                                         CpuList::Parse("3-5").value(),
                                         CpuList::Parse("2,4").value()};
     for (int step = 0; step < 400; ++step) {
       const Tid t = tids[pick(tids.size())];
       const int cpu = 1 + pick(5);
-      switch (pick(9)) {
+      switch (pick(10)) {
         case 0:
         case 1:
           k().ConsumeRing(cpu);
@@ -364,6 +494,9 @@ TEST_F(FifoFastPathTest, RandomInterleavingLosesNothing) {
           break;
         case 7:
           k().SetAffinity(t, masks[pick(masks.size())]);
+          break;
+        case 8:
+          sched().Schedule(*agent_);  // a round that reads the rings, not the queue
           break;
         default:
           k().AdvanceTime(100'000);
@@ -391,7 +524,13 @@ TEST_F(FifoFastPathTest, RandomInterleavingLosesNothing) {
     }
     EXPECT_GT(k().ring_runs().size(), 0u);
     EXPECT_GE(k().starts().size(), tids.size());
+    wakeup_pushes += k().wakeup_pushes();
+    early += sched().stats().early_outcomes;
   }
+  // The class's wake-up pushes and outcomes read before their message both
+  // happened (else this test would not cover them).
+  EXPECT_GT(wakeup_pushes, 0u);
+  EXPECT_GT(early, 0u) << wakeup_pushes;
 }
 
 }  // namespace

@@ -84,10 +84,17 @@ TEST(SimFastPathTest, CountersAgree) {
   EXPECT_GE(ran + 2 * 256, static_cast<int64_t>(r->ring_runs));
   // Both nodes' rings were pushed to and ran on their own CPUs; the agent's
   // CPU (0) ran nothing.
-  EXPECT_GT(StatOf(s, "pushes", 0), 0);
-  EXPECT_GT(StatOf(s, "pushes", 1), 0);
+  EXPECT_GT(StatOf(s, "pushes", 0) + StatOf(s, "wakeup_entries", 0), 0);
+  EXPECT_GT(StatOf(s, "pushes", 1) + StatOf(s, "wakeup_entries", 1), 0);
   EXPECT_EQ(StatOf(s, "ran_per_cpu", 0), -1);
-  const int64_t pushes = StatOf(s, "pushes", 0) + StatOf(s, "pushes", 1);
+  // Entries come from the agent and from the class at wake-up; the agent
+  // adopted the class's from their messages (all but the last few).
+  const int64_t agent_pushes = StatOf(s, "pushes", 0) + StatOf(s, "pushes", 1);
+  const int64_t adopted = StatOf(s, "wakeup_entries", 0) + StatOf(s, "wakeup_entries", 1);
+  EXPECT_GT(r->wakeup_pushes, 0u);
+  EXPECT_LE(adopted, static_cast<int64_t>(r->wakeup_pushes));
+  EXPECT_GE(adopted + 2 * 256, static_cast<int64_t>(r->wakeup_pushes));
+  const int64_t pushes = agent_pushes + static_cast<int64_t>(r->wakeup_pushes);
   EXPECT_GE(pushes, static_cast<int64_t>(r->ring_claims));
   // Every push is reaped, revoked or still in a ring at the end.
   EXPECT_GE(pushes, ran + Stat(s, "ring_revoked"));

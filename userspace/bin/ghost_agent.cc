@@ -90,6 +90,10 @@ ABSL_FLAG(std::string, fast_path, "auto",
           "auto/on: push runnable threads to per-NUMA-node rings that idle CPUs take from in "
           "BPF, when the class has rings (on: a note on stderr if it has none); off: every "
           "placement is a transaction.");
+ABSL_FLAG(std::string, wakeup_push, "on",
+          "With the fast path: on (the default) lets the class push threads that wake up into "
+          "the rings itself (no round trip to the agent) while no older thread waits for them; "
+          "off: the agent pushes every entry.");
 ABSL_FLAG(std::string, ring_size, "256",
           "Fast-path ring entries per node, each a power of two in 2..4096: N (every node), "
           "NODE:N,... (per node; other nodes 256) or N,NODE:N (N for the nodes not named).");
@@ -167,6 +171,8 @@ int main(int argc, char** argv) {
   absl::StatusOr<ghost::PolicyOptions::FastPath> fast_path =
       ghost::ParseFastPath(absl::GetFlag(FLAGS_fast_path));
   if (!fast_path.ok()) return Fail(2, std::string(fast_path.status().message()));
+  absl::StatusOr<bool> wakeup_push = ghost::ParseWakeupPush(absl::GetFlag(FLAGS_wakeup_push));
+  if (!wakeup_push.ok()) return Fail(2, std::string(wakeup_push.status().message()));
   absl::StatusOr<ghost::RingSizes> ring_sizes = ghost::ParseRingSizes(absl::GetFlag(FLAGS_ring_size));
   if (!ring_sizes.ok()) {
     return Fail(2, absl::StrCat("--ring-size: ", ring_sizes.status().message()));
@@ -345,6 +351,7 @@ int main(int argc, char** argv) {
                                       .slice = absl::Microseconds(slice_us)};
   policy_opts.fast_path = *fast_path;
   policy_opts.ring_sizes = *ring_sizes;
+  policy_opts.wakeup_push = *wakeup_push;
   if (policy_name != "none") {
     absl::StatusOr<std::unique_ptr<ghost::Enclave>> e = ghost::Enclave::Create(**kernel, {
         .id = enclave_id,
@@ -524,9 +531,11 @@ int main(int argc, char** argv) {
         if (f.stale[r] != 0) absl::StrAppend(&stale, " stale_", r, "=", f.stale[r]);
       }
       absl::PrintF("ghost-agent: fast path (class): pops=%d steals=%d ring_runs=%d "
-                   "settle_errors=%d doorbells=%d kicks=%d skips_on_agent_cpu=%d%s\n",
+                   "settle_errors=%d doorbells=%d kicks=%d skips_on_agent_cpu=%d "
+                   "wakeup_pushes=%d wakeup_refused=%d wakeup_moves=%d%s\n",
                    f.pops, f.steals, f.ring_runs, f.settle_errors, f.doorbells, f.doorbell_kicks,
-                   skel->bss->nr_ring_skips_agent_cpu, stale);
+                   skel->bss->nr_ring_skips_agent_cpu, f.wakeup_pushes, f.wakeup_refused,
+                   f.wakeup_moves, stale);
     }
     std::string results;
     for (uint32_t r = 0; r <= GHOST_TXN_RESULT_LAST; ++r) {

@@ -93,6 +93,7 @@ void FifoCentralizedScheduler::TaskWakeup(const Message& m) {
   FifoTask& t = tasks_.Update(m);
   RingMessage(t, /*off_cpu=*/false);
   t.runnable = true;
+  if (m.raw().wakeup.in_ring != 0 && AdoptWakeupEntry(t, m)) return;
   Enqueue(t, /*front=*/false);
 }
 
@@ -349,7 +350,10 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
   if (fast_path() && opts_.slice > absl::ZeroDuration()) {
     for (const auto& [node, n] : nodes_) ring_entries |= !n.entries.empty();
   }
-  if (fifo_.Empty() && !ring_entries) return;
+  if (fifo_.Empty() && !ring_entries) {
+    UpdateWakeupPush();
+    return;
+  }
   const uint64_t now = opts_.clock();
   std::vector<RunRequest*> group;
   auto open = [&](Cpu& c, FifoTask& t, uint32_t flags) {
@@ -418,6 +422,7 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
       Usable(agent_, now)) {
     if (FifoTask* t = TakeForAgentCpu(now)) yield = open(agent_, *t, 0);
   }
+  UpdateWakeupPush();
   if (group.empty()) return;
   ++stats_.rounds_committed;
   (void)CommitGroup(kernel_, group);  // failed calls abort the requests
@@ -545,6 +550,79 @@ void FifoCentralizedScheduler::ReapRings() {
   for (auto& [node, n] : nodes_) {
     n.ring->Reap([this, node = node](const RingOutcomeRecord& rec) { HandleOutcome(node, rec); });
   }
+  if (!early_.empty()) PruneEarlyOutcomes();
+}
+
+bool FifoCentralizedScheduler::AdoptWakeupEntry(FifoTask& t, const Message& m) {
+  const ghost_msg_task_wakeup& w = m.raw().wakeup;
+  auto it = nodes_.find(static_cast<int>(w.ring_node));
+  if (it == nodes_.end() || !it->second.ring.has_value()) return false;
+  Node& n = it->second;
+  auto early = early_.find({n.node, w.ring_pos});
+  const bool reaped = early != early_.end();
+  if (!reaped && !n.ring->Unreaped(w.ring_pos)) return false;  // not a live entry (an old ring's)
+  ++stats_.wakeup_entries[n.node];
+  fifo_.Remove(t);
+  t.ring_node = n.node;
+  t.ring_pos = w.ring_pos;
+  t.ring_seq = m.seqnum();
+  t.ring_push_ns = m.time_ns();
+  t.ring_left = false;
+  t.ring_revoke_lost = false;
+  t.requeue_front = false;
+  if (reaped) {
+    const RingOutcomeRecord rec = early->second.rec;
+    early_.erase(early);
+    HandleOutcome(n.node, rec);
+    return true;
+  }
+  // Entries in push order (TakeFromRing relies on it); ours may be older
+  // than pushes of ours made since the class pushed it.
+  auto pos = n.entries.end();
+  while (pos != n.entries.begin() && std::prev(pos)->second > w.ring_pos) --pos;
+  n.entries.insert(pos, {t.tid, w.ring_pos});
+  return true;
+}
+
+void FifoCentralizedScheduler::PruneEarlyOutcomes() {
+  const uint64_t now = opts_.clock();
+  for (auto it = early_.begin(); it != early_.end();) {
+    const RingOutcomeRecord& rec = it->second.rec;
+    const FifoTask* t = tasks_.Find(rec.tid);
+    // Its WAKEUP was read and did not name this entry (or the thread is
+    // gone): an old report nobody will claim.
+    if (t != nullptr ? t->seq >= rec.seqnum : now - it->second.kept_ns > kEarlyUnknownNs) {
+      ++stats_.early_dropped;
+      it = early_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  while (early_.size() > kMaxEarlyOutcomes) {
+    ++stats_.early_dropped;
+    early_.erase(early_.begin());
+  }
+}
+
+void FifoCentralizedScheduler::UpdateWakeupPush() {
+  if (!fast_path()) return;
+  bool on = opts_.wakeup_push;
+  if (on) {
+    const uint64_t now = opts_.clock();
+    for (Tid tid : fifo_.tids()) {
+      const FifoTask* t = tasks_.Find(tid);
+      if (t != nullptr && t->Waiting() && RingEligible(*t) && now >= t->not_before_ns) {
+        on = false;  // an older thread waits for the rings: wake-ups queue behind it
+        break;
+      }
+    }
+  }
+  const uint64_t slice_ns = static_cast<uint64_t>(absl::ToInt64Nanoseconds(opts_.slice));
+  for (auto& [node, n] : nodes_) {
+    if (n.ring->wakeup_push() == on) continue;
+    n.ring->SetWakeupPush(on, slice_ns);
+    if (on) ++stats_.wakeup_push_on;
+  }
 }
 
 void FifoCentralizedScheduler::StartedOn(FifoTask& t, int cpu) {
@@ -558,6 +636,17 @@ void FifoCentralizedScheduler::StartedOn(FifoTask& t, int cpu) {
 }
 
 void FifoCentralizedScheduler::HandleOutcome(int node, const RingOutcomeRecord& rec) {
+  FifoTask* t = tasks_.Find(rec.tid);
+  const bool ours = t != nullptr && t->ring_node == node && t->ring_pos == rec.pos;
+  if (t == nullptr && !opts_.wakeup_push) return;  // forgotten (DEAD/DEPARTED)
+  if (!ours && (t == nullptr || rec.seqnum > t->seq)) {
+    // Newer than anything we read about the thread (or a thread we have not
+    // heard of yet): the class pushed it at a wake-up whose message we have
+    // not read yet. Kept for that message.
+    ++stats_.early_outcomes;
+    early_[{node, rec.pos}] = {.rec = rec, .kept_ns = opts_.clock()};
+    return;
+  }
   switch (rec.outcome) {
     case RingOutcome::kRan:
       ++stats_.ring_ran;
@@ -571,10 +660,7 @@ void FifoCentralizedScheduler::HandleOutcome(int node, const RingOutcomeRecord& 
       ++stats_.stale_per_cpu[static_cast<int>(rec.cpu)];
       break;
   }
-  FifoTask* t = tasks_.Find(rec.tid);
-  if (t == nullptr) return;  // forgotten (DEAD/DEPARTED): nothing to do
   // Our live entry, or one we gave up on (revoked) or an earlier agent's.
-  const bool ours = t->ring_node == node && t->ring_pos == rec.pos;
   const bool left = ours && t->ring_left;
   if (ours) ClearRing(*t);
   const bool current = rec.seqnum == t->seq;
@@ -800,9 +886,10 @@ std::string FifoCentralizedScheduler::FastPathStatsLine() const {
     for (auto [k, v] : m) parts.push_back(absl::StrCat(k, ":", v));
     return parts.empty() ? std::string("-") : absl::StrJoin(parts, ",");
   };
-  std::map<int, uint64_t> pushes, bytes, sizes;
+  std::map<int, uint64_t> pushes, bytes, sizes, wakeup;
   for (const auto& [node, n] : nodes_) {
     pushes[node] = stats_.pushes_per_node[node];
+    wakeup[node] = stats_.wakeup_entries[node];
     sizes[node] = n.ring->size();
     bytes[node] = sizeof(ghost_ring);
   }
@@ -814,12 +901,15 @@ std::string FifoCentralizedScheduler::FastPathStatsLine() const {
       " fast_path=on ring_size=%s ring_bytes=%s pushes=%s ran_per_cpu=%s stale_per_cpu=%s "
       "ring_ran=%u ring_revoked=%u stale_by_reason=%s revokes_won=%u revokes_lost=%u "
       "rebalanced=%u ring_full=%u doorbells=%u doorbell_kicks=%u doorbell_errors=%u "
-      "old_outcomes=%u attached_entries=%u narrow_preemptions=%u ring_slice_takes=%u",
+      "old_outcomes=%u attached_entries=%u narrow_preemptions=%u ring_slice_takes=%u "
+      "wakeup_push=%s wakeup_entries=%s early_outcomes=%u early_dropped=%u wakeup_push_on=%u",
       per(sizes), per(bytes), per(pushes), per(stats_.ran_per_cpu), per(stats_.stale_per_cpu),
       stats_.ring_ran, stats_.ring_revoked, stale.empty() ? "-" : absl::StrJoin(stale, ","),
       stats_.revokes_won, stats_.revokes_lost, stats_.rebalanced, stats_.ring_full,
       stats_.doorbells, stats_.doorbell_kicks, stats_.doorbell_errors, stats_.old_outcomes,
-      stats_.attached_entries, stats_.narrow_preemptions, stats_.ring_slice_takes);
+      stats_.attached_entries, stats_.narrow_preemptions, stats_.ring_slice_takes,
+      opts_.wakeup_push ? "on" : "off", per(wakeup), stats_.early_outcomes,
+      stats_.early_dropped, stats_.wakeup_push_on);
 }
 
 }  // namespace ghost

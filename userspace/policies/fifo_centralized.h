@@ -16,6 +16,13 @@
 // about (tid, seqnum): ran, revoked, stale), revokes entries whose thread got
 // a newer message, and moves entries from deep rings to nodes with idle CPUs.
 // Slice preemptions and the agent's own CPU stay transactions.
+//
+// Wake-ups (PolicyOptions::wakeup_push): while no thread waits in the FIFO
+// for a ring, the agent lets the class push threads that wake up straight
+// into their node's ring (GHOST_RING_F_WAKEUP); the TASK_WAKEUP names the
+// entry and the agent adopts it as its own. An outcome reaped before its
+// message (the agent reads the rings and the queue at different moments) is
+// kept until the message comes.
 #ifndef GHOST_SCX_USERSPACE_POLICIES_FIFO_CENTRALIZED_H_
 #define GHOST_SCX_USERSPACE_POLICIES_FIFO_CENTRALIZED_H_
 
@@ -99,6 +106,11 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t attached_entries = 0;  // an earlier agent's entries found at attach
     uint64_t narrow_preemptions = 0;  // a narrow thread preempted a ring-fed CPU
     uint64_t ring_slice_takes = 0;  // a ring entry taken back for a CPU past its slice
+    // The class's wake-up pushes, adopted from TASK_WAKEUP messages, per node.
+    std::array<uint64_t, GHOST_RING_MAX_NODES> wakeup_entries = {};
+    uint64_t early_outcomes = 0;   // reaped before their message: kept for it
+    uint64_t early_dropped = 0;    // kept, but no message claimed them
+    uint64_t wakeup_push_on = 0;   // times the agent let the class push wake-ups
   };
   Stats stats() const { return stats_; }
   // The thread's entry (diagnostics).
@@ -186,6 +198,14 @@ class FifoCentralizedScheduler : public Scheduler {
   // thread is ours again, out of the ring); else a consumer has it and its
   // outcome is awaited (ring_revoke_lost). Counts either way.
   bool RevokeEntry(Node& n, FifoTask& t);
+  // TASK_WAKEUP naming the class's entry: `t`'s entry from now on (its
+  // outcome too, if already reaped). False if there is no such live entry.
+  bool AdoptWakeupEntry(FifoTask& t, const Message& m);
+  // Lets the class push wake-ups while no ring-eligible thread waits.
+  void UpdateWakeupPush();
+  // Outcomes kept for a message (by node, position), dropped once their
+  // thread's messages went past them.
+  void PruneEarlyOutcomes();
 
   KernelSide& kernel_;
   const PolicyOptions opts_;
@@ -196,6 +216,15 @@ class FifoCentralizedScheduler : public Scheduler {
   EnclaveId enclave_ = GHOST_ENCLAVE_NONE;
   Cpu agent_;                // the agent's own CPU (see the top of this file)
   std::map<Tid, uint64_t> narrow_since_;  // fast path: narrow threads waiting, since when
+  struct EarlyOutcome {
+    RingOutcomeRecord rec;
+    uint64_t kept_ns = 0;  // when reaped (the policy's clock)
+  };
+  std::map<std::pair<int, uint64_t>, EarlyOutcome> early_;  // by (node, pos)
+  static constexpr size_t kMaxEarlyOutcomes = 4096;
+  // An outcome about a thread we have never heard of is dropped after this:
+  // its TASK_NEW would have come long before (it died, or messages were lost).
+  static constexpr uint64_t kEarlyUnknownNs = 1'000'000'000;
   Stats stats_;
 };
 

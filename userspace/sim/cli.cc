@@ -68,6 +68,10 @@ const std::vector<FlagSpec>& Flags() {
               &SimOptions::trace),
       SimFlag("fast-path", "on, off or auto (= on): per-NUMA-node rings idle CPUs take from (issue 9)",
               &SimOptions::fast_path),
+      SimFlag("wakeup-push",
+              "on or off: with the fast path, the class pushes threads that wake up into the "
+              "rings itself while no older thread waits for them",
+              &SimOptions::wakeup_push),
       SimFlag("ring-size",
               "ring entries, a power of two 2..4096: N, NODE:N,... or N,NODE:N (N: nodes "
               "not named)",

@@ -20,7 +20,8 @@ SimKernelSide::SimKernelSide(Machine& machine, const CostModel& costs)
     : machine_(machine), costs_(costs), sw_(GHOST_MAX_THREADS), slots_(GHOST_MAX_CPUS),
       latches_(GHOST_MAX_CPUS), cpu_enclave_(GHOST_MAX_CPUS, -1),
       cpu_queue_(GHOST_MAX_CPUS, GHOST_QUEUE_NONE), cpu_seq_(GHOST_MAX_CPUS, 0),
-      pinned_(GHOST_MAX_CPUS, false) {
+      pinned_(GHOST_MAX_CPUS, false),
+      wake_kicked_(GHOST_MAX_CPUS, false) {
   for (int c = 0; c < GHOST_MAX_CPUS; c++) slots_[c].cpu = c;
   machine_.SetClass(this);
 }
@@ -405,7 +406,58 @@ void SimKernelSide::ThreadRunnable(int t, int waker_cpu) {
   m.wakeup.wake_time_ns = machine_.now();
   UpdateStatusWord(t, GHOST_SW_RUNNABLE, 0);
   Enqueued(t);
+  PushAtWakeup(t, m);
   Produce(MsgQueue(t), m, t);
+}
+
+// The class's BPF producer (ops.enqueue, GHOST_RING_F_WAKEUP), after its
+// select_cpu: the woken thread parks on its last CPU if idle, else on an idle
+// CPU of the same node, else of another node (claimed, so that the next
+// wake-up finds another), else on its last CPU; it goes into the ring of
+// that CPU's node, the message names the entry, and the idle CPU is woken
+// to consume it.
+void SimKernelSide::PushAtWakeup(int t, ghost_msg& m) {
+  const KThread& kt = kthreads_[t];
+  if (!rings_on_ || kt.in_fallback || kt.enclave >= GHOST_MAX_ENCLAVES) return;
+  const int last = machine_.thread(t).cpu >= 0 ? machine_.thread(t).cpu : 0;
+  auto ring_of = [&](int cpu) {
+    return rings_[kt.enclave * GHOST_RING_MAX_NODES + NodeOfCpu(cpu)].get();
+  };
+  ghost_ring* r = ring_of(last);
+  if (r == nullptr || !(GHOST_RING_LOAD(&r->info.flags) & GHOST_RING_F_WAKEUP)) return;
+  auto idle = [&](int c) {
+    return c >= 0 && c < NumCpus() && cpu_enclave_[c] == static_cast<int>(kt.enclave) &&
+           !pinned_[c] && machine_.IsFree(c) && latches_[c].thread == -1 &&
+           kt.affinity.IsSet(c) && !wake_kicked_[c];
+  };
+  int park = idle(last) ? last : -1;
+  for (int pass = 0; pass < 2 && park < 0; pass++) {
+    for (int c : enclaves_[kt.enclave].cpus.ToVector()) {
+      if (idle(c) && (pass == 1 || NodeOfCpu(c) == NodeOfCpu(last))) {
+        park = c;
+        break;
+      }
+    }
+  }
+  const int node = NodeOfCpu(park >= 0 ? park : last);
+  r = ring_of(park >= 0 ? park : last);
+  if (r == nullptr || !(GHOST_RING_LOAD(&r->info.flags) & GHOST_RING_F_WAKEUP)) return;
+  __u64 pos = 0;
+  if (ghost_ring_push(r, TidOf(t), m.seqnum, Clock(), GHOST_RING_LOAD(&r->info.wakeup_slice_ns),
+                      &pos) != GHOST_RING_PUSH_OK) {
+    stats_.wakeup_refused++;
+    return;
+  }
+  stats_.wakeup_pushes++;
+  m.wakeup.in_ring = 1;
+  m.wakeup.ring_node = static_cast<uint32_t>(node);
+  m.wakeup.ring_pos = pos;
+  // Not the agent's pushes: the doorbell's cost accounting must not charge
+  // the agent for them.
+  ring_heads_seen_[kt.enclave * GHOST_RING_MAX_NODES + node]++;
+  if (park < 0) return;
+  wake_kicked_[park] = true;
+  At(Clock() + costs_.doorbell_target_ns, kRingKick, static_cast<uint32_t>(park), 0);
 }
 
 void SimKernelSide::ThreadStopped(int t, int cpu, StopReason why) {
@@ -1002,6 +1054,7 @@ void SimKernelSide::OnEvent(const Event& e) {
       ServeOrphans();
       break;
     case kRingKick:
+      wake_kicked_[e.a] = false;
       if (machine_.IsFree(static_cast<int>(e.a)) && latches_[e.a].thread == -1) {
         CpuFree(static_cast<int>(e.a));
       }

@@ -51,6 +51,9 @@ struct SimKernelStats {
   uint64_t ring_stale = 0;
   uint64_t doorbells = 0;
   uint64_t doorbell_kicks = 0;
+  // The class's producer at wake-up (GHOST_RING_F_WAKEUP): pushed, refused.
+  uint64_t wakeup_pushes = 0;
+  uint64_t wakeup_refused = 0;
 };
 
 class SimKernelSide : public KernelSide, public SchedClass {
@@ -215,6 +218,7 @@ class SimKernelSide : public KernelSide, public SchedClass {
   // A free CPU of an enclave with rings claims entries from its node's ring
   // until one runs (or none is left); true if a thread started.
   bool ConsumeRing(int cpu);
+  void PushAtWakeup(int t, ghost_msg& m);
   uint32_t ValidateRingEntry(int cpu, int t, uint64_t seqnum) const;
 
   Machine& machine_;
@@ -250,6 +254,7 @@ class SimKernelSide : public KernelSide, public SchedClass {
   int num_nodes_ = 1;
   std::vector<int> node_of_cpu_;
   std::vector<RingMemory> rings_;         // enclave * GHOST_RING_MAX_NODES + node
+  std::vector<bool> wake_kicked_;  // a wake-up push's kick is on its way (PushAtWakeup)
   std::vector<uint64_t> ring_heads_seen_;  // pushes already charged to an agent
 };
 

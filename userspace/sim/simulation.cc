@@ -120,6 +120,7 @@ absl::Status ValidateSimOptions(const SimOptions& o) {
   if (absl::StatusOr<PolicyOptions::FastPath> fp = ParseFastPath(o.fast_path); !fp.ok()) {
     return fp.status();
   }
+  if (absl::StatusOr<bool> wp = ParseWakeupPush(o.wakeup_push); !wp.ok()) return wp.status();
   if (absl::StatusOr<RingSizes> rs = ParseRingSizes(o.ring_size); !rs.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--ring-size: ", rs.status().message()));
   }
@@ -184,6 +185,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
                      .slice = absl::Microseconds(o.slice_us),
                      .clock = [ks] { return ks->Clock(); }};
     po.fast_path = fast_path;
+    po.wakeup_push = *ParseWakeupPush(o.wakeup_push);  // checked above
     po.ring_sizes = *ParseRingSizes(o.ring_size);  // checked above
     absl::StatusOr<std::unique_ptr<Policy>> p = MakePolicy(po, *enclave);
     if (!p.ok()) return p.status();
@@ -272,6 +274,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
     r.ring_runs = st.ring_runs;
     r.ring_stale = st.ring_stale;
     r.doorbells = st.doorbells;
+    r.wakeup_pushes = st.wakeup_pushes;
     r.policy_stats = policy->StatsLine();
     r.txn_committed = st.txn_results[GHOST_TXN_COMMITTED];
     r.txn_stale = st.txn_results[GHOST_TXN_TARGET_STALE] + st.txn_results[GHOST_TXN_AGENT_STALE];
@@ -330,6 +333,7 @@ std::vector<std::tuple<std::string, std::string, bool>> Fields(const SimReport& 
       {"ring_runs", absl::StrCat(r.ring_runs), false},
       {"ring_stale", absl::StrCat(r.ring_stale), false},
       {"doorbells", absl::StrCat(r.doorbells), false},
+      {"wakeup_pushes", absl::StrCat(r.wakeup_pushes), false},
   };
 }
 

@@ -40,6 +40,7 @@ struct SimOptions {
   // Fast path (issue 9): "on"/"auto" give the simulated class per-node rings
   // (the centralized FIFO then pushes to them), "off": transactions only.
   std::string fast_path = "auto";
+  std::string wakeup_push = "on";  // on or off: the class pushes woken threads (fast path)
   std::string ring_size = "256";             // --ring-size: N or NODE:N,...
   int64_t queue_bytes = 256 * 1024;          // --queue-bytes: message queue size
 };
@@ -67,7 +68,7 @@ struct SimReport {
   // Fast path: the simulated class's side (entries claimed, run, dropped as
   // stale; doorbells) and the policy's counters (its --stats line).
   bool fast_path = false;
-  uint64_t ring_claims = 0, ring_runs = 0, ring_stale = 0, doorbells = 0;
+  uint64_t ring_claims = 0, ring_runs = 0, ring_stale = 0, doorbells = 0, wakeup_pushes = 0;
   std::string policy_stats;
 };
 

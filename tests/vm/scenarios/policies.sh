@@ -88,10 +88,20 @@ for variant in fifo-per-cpu fifo-centralized fifo-centralized+txn; do
   # default where the class has rings): the agent's placements too.
   runs_ring=$(sed -n 's/^ghost-agent: runs: .* ring=\([0-9]*\)$/\1/p' /tmp/agent.log)
   runs_ring=${runs_ring:-0}
+  # The class's own pushes at wake-up (--wakeup-push, on by default with the
+  # fast path), and the agent's adoption of them from the TASK_WAKEUP.
+  wakeup_pushes=$(sed -n 's/^ghost-agent: fast path (class): .* wakeup_pushes=\([0-9]*\).*/\1/p' /tmp/agent.log)
+  wakeup_pushes=${wakeup_pushes:-0}
+  adopted=$(sed -n 's/.* wakeup_entries=\([0-9:,-]*\) .*/\1/p' /tmp/agent.log | tr ',' '\n' |
+    awk -F: '{s += $2} END {print s + 0}')
   if [ "$variant" = fifo-centralized ]; then
     [ "$runs_ring" -gt 0 ] || fail "$variant: no run was placed by a ring entry ($(grep 'runs:' /tmp/agent.log))"
+    [ "$wakeup_pushes" -gt 0 ] && [ "$adopted" -gt 0 ] ||
+      fail "$variant: the class pushed $wakeup_pushes wake-ups, the agent adopted $adopted ($(grep 'fast path' /tmp/agent.log))"
+    echo "$variant: the class pushed $wakeup_pushes wake-ups into the rings, the agent adopted $adopted"
   else
     [ "$runs_ring" = 0 ] || fail "$variant: $runs_ring runs were placed by ring entries ($(grep 'runs:' /tmp/agent.log))"
+    [ "$wakeup_pushes" = 0 ] || fail "$variant: the class pushed $wakeup_pushes wake-ups without rings"
   fi
   lent=$(sed -n "s/^ghost-agent: runs: .* starved_cpu=\([0-9]*\).*/\1/p" /tmp/agent.log)
   [ "$runs_fallback" = x ] || runs_fallback=$((runs_fallback - ${lent:-0}))
