@@ -80,7 +80,7 @@ struct ghost_msg_task_new {
 
 struct ghost_msg_task_wakeup {
 	__u32 waker_cpu;  /* CPU the wakeup came from, or ~0 */
-	__u32 deferrable;
+	__u32 deferrable; /* 1: it does not wake a sleeping agent (in_ring) */
 	__u64 wake_time_ns;
 	/* The class pushed the woken thread into its enclave's ring for node
 	 * `ring_node` at position `ring_pos` (in_ring = 1; a ring with
@@ -322,7 +322,11 @@ struct ghost_enclave_word {
  */
 struct ghost_cpu_word {
 	__u32 yield_request;
-	__u32 pad;
+	/* Written by the global agent whose home this CPU is: 1 while it sleeps
+	 * on its queue (nothing to do), so the CPU's ops.dispatch takes threads
+	 * from the fast-path rings like any CPU's; its waking takes the CPU back
+	 * (ops.cpu_release sends what waits there back to the agent). */
+	__u32 agent_asleep;
 	__u64 yield_requests; /* times the class asked (counter) */
 };
 

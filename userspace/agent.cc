@@ -47,6 +47,10 @@ void Agent::Run(const std::atomic<bool>& stop) {
     } else if (yield_requested_) {
       ++policy_yields_;
       StepAside(/*on_message=*/true);
+    } else if (opts_.global && n == 0 && opts_.idle_sleep > absl::ZeroDuration() &&
+               channel_.valid()) {
+      const absl::Duration d = std::min(opts_.idle_sleep, sched_.IdleFor(*this));
+      if (d > absl::ZeroDuration()) SleepIdle(d);
     } else if (!opts_.global && n == 0 && channel_.valid()) {
       // A timeout or an interrupted wait is not an error: just go round.
       (void)Wait(sched_.Pending(*this) ? opts_.wait_timeout : opts_.idle_wait_timeout);
@@ -67,6 +71,17 @@ void Agent::StepAside(bool on_message) {
   if (opts_.global) (void)kernel_.ConfigQueueWakeup(opts_.queue, opts_.cpu, true);
   (void)Wait(opts_.yield_for);
   if (opts_.global) (void)kernel_.ConfigQueueWakeup(opts_.queue, opts_.cpu, false);
+}
+
+void Agent::SleepIdle(absl::Duration d) {
+  ++idle_sleeps_;
+  // Asleep first, so that a message produced from here on wakes us (the
+  // wake-ups are on) or is caught by Wait()'s barrier check.
+  kernel_.SetAgentAsleep(opts_.cpu, true);
+  (void)kernel_.ConfigQueueWakeup(opts_.queue, opts_.cpu, true);
+  (void)Wait(d);
+  (void)kernel_.ConfigQueueWakeup(opts_.queue, opts_.cpu, false);
+  kernel_.SetAgentAsleep(opts_.cpu, false);
 }
 
 absl::Status Agent::Wait(absl::Duration timeout) {

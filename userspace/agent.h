@@ -33,6 +33,11 @@ struct AgentOptions {
   // that may run nowhere else run meanwhile, and a spinning global agent
   // makes no decisions for the other CPUs. Bounded so that it stays short.
   absl::Duration yield_for = absl::Milliseconds(1);
+  // A global agent: when a round consumed no message and its scheduler has
+  // nothing to do (Scheduler::IdleFor), sleep on the queue for up to this
+  // long instead of spinning, and let its CPU run threads meanwhile
+  // (KernelSide::SetAgentAsleep). Zero: always spin (ghOSt's global agent).
+  absl::Duration idle_sleep = absl::ZeroDuration();
 };
 
 class Agent {
@@ -67,6 +72,8 @@ class Agent {
   // Times Run() stepped aside: asked by the scheduler, or by the kernel side.
   uint64_t policy_yields() const { return policy_yields_; }
   uint64_t kernel_yields() const { return kernel_yields_; }
+  // Times Run() slept because the scheduler was idle (AgentOptions::idle_sleep).
+  uint64_t idle_sleeps() const { return idle_sleeps_; }
   // Run(): the longest time between two rounds that the agent did not
   // spend waiting or stepping aside (it was preempted: by a deadline server
   // lending the CPU to a starved class, an interrupt storm, ...).
@@ -93,6 +100,8 @@ class Agent {
   // Run(): gives the CPU away for at most yield_for; `on_message` also ends
   // it early when the agent's queue receives something.
   void StepAside(bool on_message);
+  // Run(): sleeps on the queue for up to `d`, its CPU given to threads.
+  void SleepIdle(absl::Duration d);
 
   uint64_t barrier_ = 0;
   uint64_t rounds_ = 0;
@@ -100,6 +109,7 @@ class Agent {
   bool yield_requested_ = false;
   uint64_t policy_yields_ = 0;
   uint64_t kernel_yields_ = 0;
+  uint64_t idle_sleeps_ = 0;
   uint64_t longest_stall_ns_ = 0;
 };
 

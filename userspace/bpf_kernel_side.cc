@@ -551,6 +551,13 @@ bool BpfKernelSide::TakeYieldRequest(int cpu) {
          __atomic_exchange_n(req, 0, __ATOMIC_ACQ_REL) != 0;
 }
 
+void BpfKernelSide::SetAgentAsleep(int cpu, bool asleep) {
+  if (cpu < 0 || cpu >= GHOST_MAX_CPUS) return;
+  // Sequentially consistent: set before the agent blocks, cleared before it
+  // makes decisions again.
+  __atomic_store_n(&cpu_words_[cpu].agent_asleep, asleep ? 1u : 0u, __ATOMIC_SEQ_CST);
+}
+
 absl::Status BpfKernelSide::RegisterAgentThread(pid_t tid, bool global) {
   __u32 key = static_cast<__u32>(tid);
   __u32 val = (global ? GHOST_AGENT_GLOBAL : GHOST_AGENT_PER_CPU) |

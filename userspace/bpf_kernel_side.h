@@ -90,6 +90,7 @@ class BpfKernelSide : public KernelSide {
   // successor forgets only its own enclave's dead agent threads.
   absl::Status RegisterAgentThread(pid_t tid, bool global);
   bool TakeYieldRequest(int cpu) override;
+  void SetAgentAsleep(int cpu, bool asleep) override;
   // The enclave this process's agent threads serve (RegisterAgentThread,
   // ClearPreviousAgent). Default 0.
   void set_agent_enclave(EnclaveId e) { agent_enclave_ = e; }

@@ -105,6 +105,9 @@ class KernelSide {
   // thread that may run nowhere else waits there while the agent spins
   // (ghost_cpu_word). Agent::Run then yields the CPU for a moment.
   virtual bool TakeYieldRequest(int cpu) { return false; }
+  // A global agent sleeping on its queue says so (ghost_cpu_word.agent_asleep):
+  // meanwhile its CPU takes threads from the fast-path rings like any other.
+  virtual void SetAgentAsleep(int cpu, bool asleep) {}
 
   // Fast-path rings (issue 9, docs/FAST_PATH.md) ----------------------------
   // Each enclave has one ring per NUMA node; an idle CPU of the enclave

@@ -36,6 +36,10 @@ struct PolicyOptions {
   // producer at ops.enqueue), while the agent has no older thread waiting
   // for them; the agent still gets the TASK_WAKEUP and may revoke.
   bool wakeup_push = true;
+  // Centralized FIFO with the fast path: its global agent sleeps on its queue
+  // for up to this long when it has nothing to do (its CPU runs threads from
+  // the rings meanwhile) instead of spinning. Zero: it spins.
+  absl::Duration agent_sleep = absl::ZeroDuration();
 };
 
 class Policy {

@@ -47,6 +47,11 @@ class Scheduler {
   // does not preempt the thread on its CPU every poll period for nothing.
   virtual bool Pending(const Agent& agent) { return true; }
 
+  // A global agent with AgentOptions::idle_sleep: how long it may sleep on
+  // its queue after this round (a message wakes it sooner); zero: it must go
+  // on polling (work waits, results are due).
+  virtual absl::Duration IdleFor(const Agent& agent) { return absl::ZeroDuration(); }
+
  private:
   // Atomic: per-CPU agents of one policy may dispatch concurrently.
   std::atomic<uint64_t> unknown_{0};

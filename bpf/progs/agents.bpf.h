@@ -86,6 +86,15 @@ static __always_inline bool cpu_home_of_global_agent(__u32 cpu)
 	       cpu_held_by_spinning_agent(cpu);
 }
 
+/* Does the global agent whose home `cpu` is sleep on its queue right now
+ * (ghost_cpu_word.agent_asleep, written by the agent)? */
+static __always_inline bool global_agent_asleep(__u32 cpu)
+{
+	struct ghost_cpu_word *w = bpf_map_lookup_elem(&cpu_words, &cpu);
+
+	return w && *(volatile __u32 *)&w->agent_asleep && !cpu_held_by_spinning_agent(cpu);
+}
+
 /* Asks the agent spinning on `cpu` to step aside (it clears the request). */
 static __always_inline void request_agent_yield(__u32 cpu)
 {

@@ -268,8 +268,10 @@ static __always_inline bool fast_path_dispatch(__u32 cpu)
 	/* A global agent's CPU (it stepped aside for a moment): a thread moved
 	 * to its local DSQ would wait there behind the agent until the kernel
 	 * lends the CPU (about a second), its entry claimed all that time, and
-	 * the agent reaps outcomes in push order. */
-	if (cpu_home_of_global_agent(cpu)) {
+	 * the agent reaps outcomes in push order. Unless the agent sleeps on
+	 * its queue (--agent-sleep-us): then the CPU is the rings' like any
+	 * other, and the agent's waking preempts what runs (cpu_release). */
+	if (cpu_home_of_global_agent(cpu) && !global_agent_asleep(cpu)) {
 		__sync_fetch_and_add(&nr_ring_skips_agent_cpu, 1);
 		return false;
 	}
@@ -413,6 +415,7 @@ static __always_inline void ring_push_wakeup(struct task_struct *p, struct ghost
 		return;
 	}
 	w->in_ring = 1;
+	w->deferrable = 1; /* the agent need not wake for it (queues.bpf.h) */
 	w->ring_node = node_of_cpu((__u32)t->park_cpu);
 	w->ring_pos = pos;
 	__sync_fetch_and_add(&nr_ring_wakeup_pushes, 1);

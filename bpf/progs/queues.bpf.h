@@ -90,7 +90,13 @@ static __always_inline __u64 queue_produce(__u32 q, const struct ghost_msg *msg,
 		return 0;
 	}
 	*gen = READ_ONCE_U32(&qw->generation);
-	wake = (qw->flags & GHOST_QUEUE_WAKE_AGENT) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	/* A deferrable wake-up (the class pushed the thread into a fast-path
+	 * ring itself: nothing for the agent to place) does not wake a sleeping
+	 * agent; it reads it at its next wake-up or timeout. */
+	wake = (qw->flags & GHOST_QUEUE_WAKE_AGENT) &&
+		       !(msg->type == GHOST_MSG_TASK_WAKEUP && msg->wakeup.deferrable)
+		   ? BPF_RB_FORCE_WAKEUP
+		   : BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(ring, (void *)msg, sizeof(*msg), wake)) {
 		queue_count_drop(q);
 		return 0;

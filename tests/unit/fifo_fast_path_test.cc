@@ -165,6 +165,31 @@ TEST_F(FifoFastPathTest, WakeupsQueueBehindWaitingThreads) {
   EXPECT_TRUE(WakeupFlag());
 }
 
+// --agent-sleep-us: the agent may sleep only while nothing waits for it.
+TEST_F(FifoFastPathTest, AgentMaySleepOnlyWhenIdle) {
+  Start(3, {}, /*ring_size=*/2);
+  EXPECT_EQ(sched().IdleFor(*agent_), absl::InfiniteDuration());
+  std::vector<Tid> tids;
+  for (int i = 0; i < 4; ++i) tids.push_back(k().NewThread());
+  agent_->RunOnce();  // two in the ring, two wait in the FIFO
+  EXPECT_EQ(sched().IdleFor(*agent_), absl::ZeroDuration());
+  for (int round = 0; round < 6; ++round) {
+    for (int cpu = 1; cpu <= 2; ++cpu) {
+      if (Tid cur = k().CurrentOn(cpu)) k().Block(cur);
+      k().ConsumeRing(cpu);
+    }
+    agent_->RunOnce();
+  }
+  ASSERT_EQ(sched().Waiting(), 0u);
+  EXPECT_EQ(sched().IdleFor(*agent_), absl::InfiniteDuration());
+  // Transactions only: never (nobody else would place wake-ups).
+  Start(3, {}, kDefaultRingSize, PolicyOptions::FastPath::kOff);
+  EXPECT_EQ(sched().IdleFor(*agent_), absl::ZeroDuration());
+  // With a slice: at most one slice.
+  Start(3, {}, kDefaultRingSize, PolicyOptions::FastPath::kAuto, absl::Milliseconds(2));
+  EXPECT_EQ(sched().IdleFor(*agent_), absl::Milliseconds(2));
+}
+
 TEST_F(FifoFastPathTest, WakeupPushOffLeavesEveryPushToTheAgent) {
   Start(4, {}, kDefaultRingSize, PolicyOptions::FastPath::kAuto, absl::ZeroDuration(),
         /*wakeup_push=*/false);

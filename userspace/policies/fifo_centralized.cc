@@ -437,6 +437,16 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
   }
 }
 
+absl::Duration FifoCentralizedScheduler::IdleFor(const Agent& agent) {
+  if (!fast_path() || !fifo_.Empty() || !narrow_since_.empty()) return absl::ZeroDuration();
+  if (agent_.req != nullptr && agent_.req_active) return absl::ZeroDuration();
+  for (const auto& [cpu, c] : cpus_) {
+    if (c.req_active) return absl::ZeroDuration();
+  }
+  // A running thread's slice is checked when the agent looks again.
+  return opts_.slice > absl::ZeroDuration() ? opts_.slice : absl::InfiniteDuration();
+}
+
 // --- fast path ----------------------------------------------------------------
 
 absl::StatusOr<bool> FifoCentralizedScheduler::SetUpRings(EnclaveId enclave) {
@@ -866,7 +876,8 @@ absl::StatusOr<std::unique_ptr<Policy>> FifoCentralizedPolicy::Create(
       kernel, *p->sched_,
       AgentOptions{.cpu = agent_cpu,
                    .queue = enclave.default_queue(),
-                   .global = true});
+                   .global = true,
+                   .idle_sleep = p->sched_->fast_path() ? opts.agent_sleep : absl::ZeroDuration()});
   return std::unique_ptr<Policy>(std::move(p));
 }
 

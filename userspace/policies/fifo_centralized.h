@@ -80,6 +80,9 @@ class FifoCentralizedScheduler : public Scheduler {
   void CpuAvailable(const Message& m) override;
   void CpuBusy(const Message& m) override;
   void Schedule(Agent& agent) override;
+  // Fast path only: nothing waits in the FIFO and no transaction is out (the
+  // rings and the class carry the wake-ups); with a slice, one slice.
+  absl::Duration IdleFor(const Agent& agent) override;
 
   struct Stats {
     uint64_t rounds_committed = 0;  // Schedule() rounds that made a group commit

@@ -45,12 +45,17 @@ phase_runs() {  # phase_runs LABEL
 }
 churn='i=0; while [ $i -lt 1000 ]; do /bin/true & i=$((i + 1)); done; wait'
 
-# fifo-centralized twice: with the fast path (ghost-agent's default: idle CPUs
-# take the agent's threads from its rings in BPF; ring entries must have placed
-# runs) and by transactions alone (+txn: --fast-path=off).
-for variant in fifo-per-cpu fifo-centralized fifo-centralized+txn; do
+# fifo-centralized three times: with the fast path (ghost-agent's default: idle
+# CPUs take the agent's threads from its rings in BPF; ring entries must have
+# placed runs), with the fast path and a global agent that sleeps when idle
+# (+sleep: --agent-sleep-us; it must have slept, and its own CPU must have run
+# ring entries meanwhile), and by transactions alone (+txn: --fast-path=off).
+for variant in fifo-per-cpu fifo-centralized fifo-centralized+sleep fifo-centralized+txn; do
   policy=${variant%%+*} variant_flags=""
-  [ "$variant" = "$policy" ] || variant_flags="--fast-path=off"
+  case "$variant" in
+    *+txn) variant_flags="--fast-path=off" ;;
+    *+sleep) variant_flags="--agent-sleep-us=1000" ;;
+  esac
   # shellcheck disable=SC2086
   rm -f /tmp/agent.log  # else the wait below may read the previous agent's log
   ghost-agent --policy=$policy $variant_flags --slice-us=2000 --kernel-timeout-ms=30000 --watchdog-ms=5000 --stats >/tmp/agent.log 2>&1 &
@@ -94,11 +99,21 @@ for variant in fifo-per-cpu fifo-centralized fifo-centralized+txn; do
   wakeup_pushes=${wakeup_pushes:-0}
   adopted=$(sed -n 's/.* wakeup_entries=\([0-9:,-]*\) .*/\1/p' /tmp/agent.log | tr ',' '\n' |
     awk -F: '{s += $2} END {print s + 0}')
-  if [ "$variant" = fifo-centralized ]; then
+  if [ "$variant" != fifo-per-cpu ] && [ "$variant" != fifo-centralized+txn ]; then
     [ "$runs_ring" -gt 0 ] || fail "$variant: no run was placed by a ring entry ($(grep 'runs:' /tmp/agent.log))"
     [ "$wakeup_pushes" -gt 0 ] && [ "$adopted" -gt 0 ] ||
       fail "$variant: the class pushed $wakeup_pushes wake-ups, the agent adopted $adopted ($(grep 'fast path' /tmp/agent.log))"
     echo "$variant: the class pushed $wakeup_pushes wake-ups into the rings, the agent adopted $adopted"
+    sleeps=$(sed -n 's/^ghost-agent: agent cpu .* idle sleeps \([0-9]*\)$/\1/p' /tmp/agent.log)
+    agent_cpu_runs=$(sed -n 's/.* ran_per_cpu=\([0-9:,-]*\) .*/\1/p' /tmp/agent.log | tr ',' '\n' |
+      sed -n 's/^0:\([0-9]*\)$/\1/p')
+    if [ "$variant" = fifo-centralized+sleep ]; then
+      [ "${sleeps:-0}" -gt 0 ] && [ "${agent_cpu_runs:-0}" -gt 0 ] ||
+        fail "$variant: the agent slept ${sleeps:-0} times, its CPU 0 ran ${agent_cpu_runs:-0} ring entries ($(grep -E 'agent cpu|ran_per_cpu' /tmp/agent.log))"
+      echo "$variant: the agent slept $sleeps times; its CPU 0 ran $agent_cpu_runs ring entries meanwhile"
+    else
+      [ "${sleeps:-0}" = 0 ] || fail "$variant: the spinning agent slept $sleeps times"
+    fi
   else
     [ "$runs_ring" = 0 ] || fail "$variant: $runs_ring runs were placed by ring entries ($(grep 'runs:' /tmp/agent.log))"
     [ "$wakeup_pushes" = 0 ] || fail "$variant: the class pushed $wakeup_pushes wake-ups without rings"
