@@ -35,6 +35,7 @@ expect "load" ghost-sim --load=-1
 expect "fast-path=maybe: want on, off or auto" ghost-agent --fast-path=maybe
 expect "wakeup-push=yes: want on or off" ghost-agent --wakeup-push=yes
 expect "agent-sleep-us=-1 is out of range (0..1000000)" ghost-agent --agent-sleep-us=-1
+expect "ring-depth=deep: want idle or all" ghost-agent --ring-depth=deep
 expect "ring-size: ring size 3 is not a power of two" ghost-agent --ring-size=3
 expect "ring-size: ring size 0 is not a power of two" ghost-agent --ring-size=0
 expect "ring-size: ring size 8192 is not a power of two" ghost-agent --ring-size=8192
@@ -46,6 +47,7 @@ expect "queue-bytes=1000: queue size 1000 is not a power of two" ghost-agent --q
 expect "queue-bytes=134217728" ghost-agent --queue-bytes=134217728
 expect "fast-path=maybe: want on, off or auto" ghost-sim --fast-path=maybe
 expect "wakeup-push=1: want on or off" ghost-sim --wakeup-push=1
+expect "ring-depth=2: want idle or all" ghost-sim --ring-depth=2
 expect "ring-size: ring size 3 is not a power of two" ghost-sim --ring-size=3
 expect "ring size for node 0 given twice" ghost-sim --ring-size=0:64,0:64
 expect "queue-bytes=2048" ghost-sim --queue-bytes=2048

@@ -24,6 +24,12 @@ absl::StatusOr<bool> ParseWakeupPush(absl::string_view text) {
   return absl::InvalidArgumentError(absl::StrFormat("--wakeup-push=%s: want on or off", text));
 }
 
+absl::StatusOr<bool> ParseRingDepth(absl::string_view text) {
+  if (text == "all") return true;
+  if (text == "idle") return false;
+  return absl::InvalidArgumentError(absl::StrFormat("--ring-depth=%s: want idle or all", text));
+}
+
 uint64_t MonotonicNowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -38,8 +38,13 @@ struct PolicyOptions {
   bool wakeup_push = true;
   // Centralized FIFO with the fast path: its global agent sleeps on its queue
   // for up to this long when it has nothing to do (its CPU runs threads from
-  // the rings meanwhile) instead of spinning. Zero: it spins.
+  // the rings meanwhile) instead of spinning. Zero: it spins (ghOSt's way).
   absl::Duration agent_sleep = absl::ZeroDuration();
+  // Centralized FIFO with the fast path: push every thread a ring may take
+  // (up to the ring's size), not just what the nodes' idle CPUs need: the
+  // rings hold the backlog in FIFO order, so wake-ups pushed by the class
+  // queue behind it, and idle CPUs never wait for the agent.
+  bool deep_rings = false;
 };
 
 class Policy {
@@ -68,6 +73,8 @@ absl::StatusOr<PolicyOptions::FastPath> ParseFastPath(absl::string_view text);
 
 // "on" or "off" (--wakeup-push); anything else: one-line InvalidArgument.
 absl::StatusOr<bool> ParseWakeupPush(absl::string_view text);
+// "idle" or "all" (--ring-depth): true for "all" (PolicyOptions::deep_rings).
+absl::StatusOr<bool> ParseRingDepth(absl::string_view text);
 
 // CLOCK_MONOTONIC in ns: the default PolicyOptions::clock.
 uint64_t MonotonicNowNs();

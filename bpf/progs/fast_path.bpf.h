@@ -407,7 +407,10 @@ static __always_inline void ring_push_wakeup(struct task_struct *p, struct ghost
 	struct ghost_ring *r = ring_for_wakeup(t->enclave, t->park_cpu);
 	__u64 pos = 0;
 
-	if (!r)
+	/* Narrow threads stay with the agent: a consumer outside their mask
+	 * would drop the entry (AFFINITY), the agent's rings take only threads
+	 * every CPU of a node may run. */
+	if (!r || p->nr_cpus_allowed < nr_cpus)
 		return;
 	if (ghost_ring_push(r, p->scx.tid, seqnum, bpf_ktime_get_ns(),
 			    *(volatile __u64 *)&r->info.wakeup_slice_ns, &pos) != GHOST_RING_PUSH_OK) {

@@ -37,6 +37,7 @@ class FifoFastPathTest : public ::testing::Test {
     opts.fast_path = fp;
     opts.ring_sizes.default_size = ring_size;
     opts.wakeup_push = wakeup_push;
+    opts.deep_rings = deep_rings_;
     ASSERT_TRUE(rig_->Start(CpuList::FirstN(ncpus), opts));
     agent_ = rig_->policy->agents()[0];
   }
@@ -63,7 +64,39 @@ class FifoFastPathTest : public ::testing::Test {
   }
   std::unique_ptr<PolicyRig> rig_;
   Agent* agent_ = nullptr;
+  // Most tests look at the agent's own decisions: rings as deep as the idle
+  // CPUs need (--ring-depth=idle). The shipped default (all) has its tests.
+  bool deep_rings_ = false;
 };
+
+// --ring-depth=all (the default): every waiting thread goes into the rings,
+// which then hold the backlog in FIFO order; the agent's FIFO stays empty,
+// so the class pushes wake-ups, behind the backlog.
+TEST_F(FifoFastPathTest, DeepRingsHoldTheBacklogInOrder) {
+  deep_rings_ = true;
+  Start(4);
+  const Tid sleeper = RanAndBlocked();
+  std::vector<Tid> tids;
+  for (int i = 0; i < 10; ++i) tids.push_back(k().NewThread());
+  agent_->RunOnce();
+  EXPECT_EQ(sched().RingDepth(0), 10u);
+  EXPECT_EQ(sched().Waiting(), 0u);
+  EXPECT_TRUE(WakeupFlag());
+  EXPECT_EQ(sched().IdleFor(*agent_), absl::InfiniteDuration());  // it may sleep
+  k().Wake(sleeper);
+  EXPECT_EQ(k().wakeup_pushes(), 1u);
+  tids.push_back(sleeper);
+  std::vector<Tid> order;
+  for (int round = 0; round < 10; ++round) {
+    for (int cpu = 1; cpu <= 3; ++cpu) {
+      if (Tid cur = k().CurrentOn(cpu)) k().Block(cur);
+      if (k().ConsumeRing(cpu) == Consumed::kRan) order.push_back(k().CurrentOn(cpu));
+    }
+    agent_->RunOnce();
+  }
+  EXPECT_EQ(order, tids);  // FIFO order, the woken thread last
+  EXPECT_EQ(k().commit_calls(), 0u);
+}
 
 // The class pushes a thread that wakes up (the fake does what ops.enqueue
 // does when the agent set GHOST_RING_F_WAKEUP); the agent adopts the entry
@@ -479,6 +512,7 @@ TEST_F(FifoFastPathTest, RandomInterleavingLosesNothing) {
   uint64_t wakeup_pushes = 0, early = 0;
   for (int seed = 1; seed <= 20; ++seed) {
     SCOPED_TRACE(seed);
+    deep_rings_ = seed % 4 >= 2;  // both depths, both thread counts
     Start(6, {0, 0, 0, 1, 1, 1}, /*ring_size=*/4);
     k().set_hold_ring_claims(true);
     std::mt19937 rng(seed);

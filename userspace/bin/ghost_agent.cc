@@ -94,11 +94,16 @@ ABSL_FLAG(std::string, wakeup_push, "on",
           "With the fast path: on (the default) lets the class push threads that wake up into "
           "the rings itself (no round trip to the agent) while no older thread waits for them; "
           "off: the agent pushes every entry.");
+ABSL_FLAG(std::string, ring_depth, "idle",
+          "fifo-centralized with the fast path: idle (the default) keeps each node's ring as "
+          "deep as its idle CPUs plus one, the rest waiting with the agent; all pushes every "
+          "waiting thread a ring may take, so the rings hold the backlog in FIFO order and "
+          "wake-ups the class pushes queue behind it.");
 ABSL_FLAG(int64_t, agent_sleep_us, 0,
           "fifo-centralized with the fast path: 1..1000000 lets the global agent sleep on its "
           "queue for up to this long when it has nothing to do, its CPU running threads from the "
           "rings meanwhile (a message that needs it wakes it); 0 (the default): it spins, as "
-          "ghOSt's global agent does.");
+          "ghOSt's global agent did.");
 ABSL_FLAG(std::string, ring_size, "256",
           "Fast-path ring entries per node, each a power of two in 2..4096: N (every node), "
           "NODE:N,... (per node; other nodes 256) or N,NODE:N (N for the nodes not named).");
@@ -178,6 +183,8 @@ int main(int argc, char** argv) {
   if (!fast_path.ok()) return Fail(2, std::string(fast_path.status().message()));
   absl::StatusOr<bool> wakeup_push = ghost::ParseWakeupPush(absl::GetFlag(FLAGS_wakeup_push));
   if (!wakeup_push.ok()) return Fail(2, std::string(wakeup_push.status().message()));
+  absl::StatusOr<bool> deep_rings = ghost::ParseRingDepth(absl::GetFlag(FLAGS_ring_depth));
+  if (!deep_rings.ok()) return Fail(2, std::string(deep_rings.status().message()));
   const int64_t agent_sleep_us = absl::GetFlag(FLAGS_agent_sleep_us);
   if (agent_sleep_us < 0 || agent_sleep_us > 1'000'000) {
     return Fail(2, absl::StrFormat("--agent-sleep-us=%d is out of range (0..1000000)",
@@ -363,6 +370,7 @@ int main(int argc, char** argv) {
   policy_opts.ring_sizes = *ring_sizes;
   policy_opts.wakeup_push = *wakeup_push;
   policy_opts.agent_sleep = absl::Microseconds(agent_sleep_us);
+  policy_opts.deep_rings = *deep_rings;
   if (policy_name != "none") {
     absl::StatusOr<std::unique_ptr<ghost::Enclave>> e = ghost::Enclave::Create(**kernel, {
         .id = enclave_id,

@@ -744,7 +744,8 @@ void FifoCentralizedScheduler::FillRings(Agent& agent, uint64_t now) {
   struct Want {
     int idle = 0;
     int depth = 0;
-    int target = 0;
+    int target = 0;       // what its idle CPUs need: idle + kRingMargin
+    int cap = 0;          // pushes stop here: target, or the ring's size (deep rings)
     bool closed = false;  // full or contended this round
     CpuList open;         // CPUs no higher class holds
   };
@@ -758,6 +759,7 @@ void FifoCentralizedScheduler::FillRings(Agent& agent, uint64_t now) {
       if (!cpus_.at(cpu).busy) w.open.Set(cpu);
     }
     w.target = w.open.Empty() ? 0 : w.idle + kRingMargin;
+    w.cap = opts_.deep_rings && !w.open.Empty() ? static_cast<int>(n.ring->size()) : w.target;
     if (w.idle > 0 && w.depth < w.target) needy = true;
   }
   // Rebalance: entries beyond what their node needs go back to the FIFO head
@@ -791,7 +793,8 @@ void FifoCentralizedScheduler::FillRings(Agent& agent, uint64_t now) {
   for (Tid tid : order) {
     FifoTask* t = tasks_.Find(tid);
     if (t == nullptr || !t->Waiting() || now < t->not_before_ns) continue;
-    // Its last CPU's node if that has room, else the node with most room.
+    // Its last CPU's node if that needs entries, else the node that needs
+    // most; with deep rings, then its last CPU's node, else the shallowest.
     int best = -1;
     const int last = t->last_cpu >= 0 ? kernel_.NodeOfCpu(t->last_cpu) : -1;
     for (auto& [node, w] : want) {
@@ -801,6 +804,20 @@ void FifoCentralizedScheduler::FillRings(Agent& agent, uint64_t now) {
         break;
       }
       if (best < 0 || w.target - w.depth > want[best].target - want[best].depth) best = node;
+    }
+    for (auto& [node, w] : want) {
+      if (best >= 0) break;  // (a node that needs it was found: no second pass)
+      if (w.closed || w.depth >= w.cap || !Covers(*t, w.open)) continue;
+      if (node == last) {
+        best = node;
+        break;
+      }
+    }
+    if (best < 0) {
+      for (auto& [node, w] : want) {
+        if (w.closed || w.depth >= w.cap || !Covers(*t, w.open)) continue;
+        if (best < 0 || w.depth < want[best].depth) best = node;
+      }
     }
     if (best < 0) continue;  // it waits (or the agent's CPU takes it)
     Node& n = nodes_.at(best);

@@ -72,6 +72,10 @@ const std::vector<FlagSpec>& Flags() {
               "on or off: with the fast path, the class pushes threads that wake up into the "
               "rings itself while no older thread waits for them",
               &SimOptions::wakeup_push),
+      SimFlag("ring-depth",
+              "idle or all: with the fast path, fill each ring to its node's idle CPUs plus one, "
+              "or with every waiting thread a ring may take",
+              &SimOptions::ring_depth),
       SimFlag("ring-size",
               "ring entries, a power of two 2..4096: N, NODE:N,... or N,NODE:N (N: nodes "
               "not named)",

@@ -121,6 +121,7 @@ absl::Status ValidateSimOptions(const SimOptions& o) {
     return fp.status();
   }
   if (absl::StatusOr<bool> wp = ParseWakeupPush(o.wakeup_push); !wp.ok()) return wp.status();
+  if (absl::StatusOr<bool> rd = ParseRingDepth(o.ring_depth); !rd.ok()) return rd.status();
   if (absl::StatusOr<RingSizes> rs = ParseRingSizes(o.ring_size); !rs.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--ring-size: ", rs.status().message()));
   }
@@ -186,6 +187,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
                      .clock = [ks] { return ks->Clock(); }};
     po.fast_path = fast_path;
     po.wakeup_push = *ParseWakeupPush(o.wakeup_push);  // checked above
+    po.deep_rings = *ParseRingDepth(o.ring_depth);     // checked above
     po.ring_sizes = *ParseRingSizes(o.ring_size);  // checked above
     absl::StatusOr<std::unique_ptr<Policy>> p = MakePolicy(po, *enclave);
     if (!p.ok()) return p.status();

@@ -46,14 +46,16 @@ stop_agent
 sed -i '$ s/,[^,]*$/,-/' "$rows"  # with no enclave every run is a FIFO run
 # The ghOSt policies: the measured threads join the agent's enclave
 # (--enclave=0), the wakers stay in the fair class as in the other rows.
-# fifo-centralized runs three times: with the fast path (--fast-path=on: idle
-# CPUs take the agent's threads from its rings in BPF, the class pushes
-# wake-ups there itself), the same with a global agent that sleeps when idle
-# (-sleep: its CPU runs threads meanwhile) and with transactions only.
-for row in ${GHOST_DEMO_POLICIES:-fifo-per-cpu fifo-centralized fifo-centralized-sleep fifo-centralized-txn}; do
+# fifo-centralized runs three times: as shipped (the fast path: idle CPUs take
+# the agent's threads from its rings in BPF, the class pushes wake-ups there
+# itself), with deep rings and a sleeping agent (-deep: the rings hold the
+# backlog, the global agent sleeps when idle and its CPU runs threads
+# meanwhile) and with transactions only (-txn).
+for row in ${GHOST_DEMO_POLICIES:-fifo-per-cpu fifo-centralized fifo-centralized-deep fifo-centralized-txn}; do
   case $row in
     fifo-centralized) start_agent --policy=fifo-centralized --fast-path=on ;;
-    fifo-centralized-sleep) start_agent --policy=fifo-centralized --fast-path=on --agent-sleep-us=1000 ;;
+    fifo-centralized-deep)
+      start_agent --policy=fifo-centralized --fast-path=on --ring-depth=all --agent-sleep-us=1000 ;;
     fifo-centralized-txn) start_agent --policy=fifo-centralized --fast-path=off ;;
     *) start_agent --policy=$row ;;
   esac

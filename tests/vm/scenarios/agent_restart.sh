@@ -84,7 +84,9 @@ wait_ext $w1 4 || fail "ghost-run workload not in sched_ext"
 
 kill -9 $a1
 wait $a1 2>/dev/null
-committed_at_kill=$(probe committed)
+# Runs the agent placed (commits and ring entries: with the fast path, its
+# default, most placements are ring entries).
+committed_at_kill=$(probe runs_by_agent)
 fb_at_kill=$(probe fallback_runs)
 # Unpinned, a killed loader's class is gone within 0.5 s: watch for 2 s.
 i=0
@@ -128,10 +130,10 @@ pass "restart: re-attached without a new load (enable_seq $seq1), rediscovered $
 one_line_exit2 "second agent while one runs" "another ghost-agent" ghost-agent $agent_flags
 
 wait $w1 || fail "the killed agent's workload did not finish"
-committed=$(probe committed)
+committed=$(probe runs_by_agent)
 [ "$committed" -gt "$committed_at_kill" ] ||
-  fail "the new agent committed none of the rediscovered threads ($committed_at_kill -> $committed)"
-pass "rediscovered threads placed by the new agent ($committed_at_kill -> $committed commits) and all finished"
+  fail "the new agent placed none of the rediscovered threads ($committed_at_kill -> $committed runs)"
+pass "rediscovered threads placed by the new agent ($committed_at_kill -> $committed runs by commits and ring entries) and all finished"
 
 ghost-run -- workers --threads 4 --bursts 200 --burst-us 2000 --sleep-us 2000 --nosched-ext \
   >/tmp/w2.log 2>&1 &
