@@ -599,17 +599,21 @@ void FifoCentralizedScheduler::PruneEarlyOutcomes() {
   for (auto it = early_.begin(); it != early_.end();) {
     const RingOutcomeRecord& rec = it->second.rec;
     const FifoTask* t = tasks_.Find(rec.tid);
-    // Its WAKEUP was read and did not name this entry (or the thread is
-    // gone): an old report nobody will claim.
-    if (t != nullptr ? t->seq >= rec.seqnum : now - it->second.kept_ns > kEarlyUnknownNs) {
+    // Its WAKEUP was read and did not name this entry: an old report nobody
+    // will claim (should not happen). A thread never heard of: most often
+    // one that died and was forgotten before its entry's outcome came.
+    if (t != nullptr && t->seq >= rec.seqnum) {
       ++stats_.early_dropped;
+      it = early_.erase(it);
+    } else if (t == nullptr && now - it->second.kept_ns > kEarlyUnknownNs) {
+      ++stats_.early_expired;
       it = early_.erase(it);
     } else {
       ++it;
     }
   }
   while (early_.size() > kMaxEarlyOutcomes) {
-    ++stats_.early_dropped;
+    ++stats_.early_expired;
     early_.erase(early_.begin());
   }
 }
@@ -805,19 +809,15 @@ void FifoCentralizedScheduler::FillRings(Agent& agent, uint64_t now) {
       }
       if (best < 0 || w.target - w.depth > want[best].target - want[best].depth) best = node;
     }
-    for (auto& [node, w] : want) {
-      if (best >= 0) break;  // (a node that needs it was found: no second pass)
+    const bool needed = best >= 0;
+    for (auto& [node, w] : want) {  // (only deep rings have room beyond the need)
+      if (needed) break;
       if (w.closed || w.depth >= w.cap || !Covers(*t, w.open)) continue;
       if (node == last) {
         best = node;
         break;
       }
-    }
-    if (best < 0) {
-      for (auto& [node, w] : want) {
-        if (w.closed || w.depth >= w.cap || !Covers(*t, w.open)) continue;
-        if (best < 0 || w.depth < want[best].depth) best = node;
-      }
+      if (best < 0 || w.depth < want[best].depth) best = node;
     }
     if (best < 0) continue;  // it waits (or the agent's CPU takes it)
     Node& n = nodes_.at(best);
@@ -930,14 +930,15 @@ std::string FifoCentralizedScheduler::FastPathStatsLine() const {
       "ring_ran=%u ring_revoked=%u stale_by_reason=%s revokes_won=%u revokes_lost=%u "
       "rebalanced=%u ring_full=%u doorbells=%u doorbell_kicks=%u doorbell_errors=%u "
       "old_outcomes=%u attached_entries=%u narrow_preemptions=%u ring_slice_takes=%u "
-      "wakeup_push=%s wakeup_entries=%s early_outcomes=%u early_dropped=%u wakeup_push_on=%u",
+      "wakeup_push=%s wakeup_entries=%s early_outcomes=%u early_dropped=%u early_expired=%u "
+      "wakeup_push_on=%u",
       per(sizes), per(bytes), per(pushes), per(stats_.ran_per_cpu), per(stats_.stale_per_cpu),
       stats_.ring_ran, stats_.ring_revoked, stale.empty() ? "-" : absl::StrJoin(stale, ","),
       stats_.revokes_won, stats_.revokes_lost, stats_.rebalanced, stats_.ring_full,
       stats_.doorbells, stats_.doorbell_kicks, stats_.doorbell_errors, stats_.old_outcomes,
       stats_.attached_entries, stats_.narrow_preemptions, stats_.ring_slice_takes,
       opts_.wakeup_push ? "on" : "off", per(wakeup), stats_.early_outcomes,
-      stats_.early_dropped, stats_.wakeup_push_on);
+      stats_.early_dropped, stats_.early_expired, stats_.wakeup_push_on);
 }
 
 }  // namespace ghost

@@ -112,7 +112,8 @@ class FifoCentralizedScheduler : public Scheduler {
     // The class's wake-up pushes, adopted from TASK_WAKEUP messages, per node.
     std::array<uint64_t, GHOST_RING_MAX_NODES> wakeup_entries = {};
     uint64_t early_outcomes = 0;   // reaped before their message: kept for it
-    uint64_t early_dropped = 0;    // kept, but no message claimed them
+    uint64_t early_dropped = 0;    // kept, but the thread's messages went past them (0)
+    uint64_t early_expired = 0;    // about a thread unheard of for a second (it died)
     uint64_t wakeup_push_on = 0;   // times the agent let the class push wake-ups
   };
   Stats stats() const { return stats_; }

@@ -445,10 +445,17 @@ int main(int argc, char** argv) {
           absl::StrFormat("RAN outcomes (%d) == ring runs the class counted at ops.running (%d)",
                           ran, fp.enclave_ring_runs[enclave]));
   f.Check(fp.settle_errors == 0, "no settle of a moved entry was refused");
-  f.Check(runs[ghost::kRunFallback] == 0 && runs[ghost::kRunCommitted] == 0,
-          absl::StrFormat("every run was the agent's ring placement or a resume (fallback %d, "
-                          "committed %d)",
-                          runs[ghost::kRunFallback], runs[ghost::kRunCommitted]));
+  // The class's watchdog (5 s) runs a thread this driver left parked that
+  // long: on an overloaded host (TCG at a fraction of a core per vCPU; seen:
+  // 4 of 922 runs, 3 of 703, in a full suite beside a busy loop and other
+  // VMs) a few such runs happen with nothing wrong. Consumers that do not run
+  // entries leave nearly every run to the fallback: at most 2 % is allowed.
+  f.Check(runs[ghost::kRunFallback] * 50 <= runs[ghost::kRunRing] &&
+              runs[ghost::kRunCommitted] == 0,
+          absl::StrFormat("every run was the agent's ring placement or a resume, but for at most "
+                          "2 %% by the watchdog (fallback %d, ring %d, committed %d)",
+                          runs[ghost::kRunFallback], runs[ghost::kRunRing],
+                          runs[ghost::kRunCommitted]));
   if (mode == Mode::kSteal) {
     uint64_t home_steals = 0, ran_node1 = 0;
     for (int c = 0; c < ncpus; c++) {
