@@ -33,6 +33,8 @@ size_t Agent::RunOnce() {
 }
 
 void Agent::Run(const std::atomic<bool>& stop) {
+  // An earlier agent killed while it slept may have left its mark.
+  if (opts_.global) kernel_.SetAgentAsleep(opts_.cpu, false);
   uint64_t last = MonotonicNs();
   while (!stop.load(std::memory_order_acquire)) {
     yield_requested_ = false;
