@@ -469,7 +469,14 @@ int main(int argc, char** argv) {
   } else {
     f.Check(ran > 0 && fp.pops > 0 && fp.steals == 0, "entries ran from the rings, none stolen");
   }
-  if (mode == Mode::kPlacement || mode == Mode::kRevoke) {
+  // Where the workers ran (sched_getcpu), ring runs and resumes alike. A
+  // watchdog run (tolerated above) may put a thread on any CPU, so then only
+  // the ring runs are judged: every RAN outcome's consumer CPU was checked
+  // against its ring's node when it was reaped.
+  if ((mode == Mode::kPlacement || mode == Mode::kRevoke) && runs[ghost::kRunFallback] != 0) {
+    absl::PrintF("workers' CPUs not judged: %d watchdog runs (every ring run was on its node)\n",
+                 runs[ghost::kRunFallback]);
+  } else if (mode == Mode::kPlacement || mode == Mode::kRevoke) {
     bool node_ok = true;
     for (auto& [pid, w] : by_pid) {
       const uint64_t s = seen[w.index].load();
