@@ -62,6 +62,20 @@ class FifoFastPathTest : public ::testing::Test {
     agent_->RunOnce();
     return t;
   }
+  // `rounds` times: what runs on CPUs 1..last_cpu blocks, each of them takes
+  // the next ring entry, the agent runs a round. Returns the threads the
+  // rings ran, in order.
+  std::vector<Tid> Drain(int last_cpu, int rounds) {
+    std::vector<Tid> order;
+    for (int round = 0; round < rounds; ++round) {
+      for (int cpu = 1; cpu <= last_cpu; ++cpu) {
+        if (Tid cur = k().CurrentOn(cpu)) k().Block(cur);
+        if (k().ConsumeRing(cpu) == Consumed::kRan) order.push_back(k().CurrentOn(cpu));
+      }
+      agent_->RunOnce();
+    }
+    return order;
+  }
   std::unique_ptr<PolicyRig> rig_;
   Agent* agent_ = nullptr;
   // Most tests look at the agent's own decisions: rings as deep as the idle
@@ -86,14 +100,7 @@ TEST_F(FifoFastPathTest, DeepRingsHoldTheBacklogInOrder) {
   k().Wake(sleeper);
   EXPECT_EQ(k().wakeup_pushes(), 1u);
   tids.push_back(sleeper);
-  std::vector<Tid> order;
-  for (int round = 0; round < 10; ++round) {
-    for (int cpu = 1; cpu <= 3; ++cpu) {
-      if (Tid cur = k().CurrentOn(cpu)) k().Block(cur);
-      if (k().ConsumeRing(cpu) == Consumed::kRan) order.push_back(k().CurrentOn(cpu));
-    }
-    agent_->RunOnce();
-  }
+  const std::vector<Tid> order = Drain(/*last_cpu=*/3, /*rounds=*/10);
   EXPECT_EQ(order, tids);  // FIFO order, the woken thread last
   EXPECT_EQ(k().commit_calls(), 0u);
 }
@@ -185,14 +192,7 @@ TEST_F(FifoFastPathTest, WakeupsQueueBehindWaitingThreads) {
   agent_->RunOnce();
   EXPECT_EQ(sched().Waiting(), 3u);  // behind the older ones
   // Drain: everything runs once, in order, then the flag is back.
-  std::vector<Tid> order;
-  for (int round = 0; round < 10; ++round) {
-    for (int cpu = 1; cpu <= 2; ++cpu) {
-      if (Tid cur = k().CurrentOn(cpu)) k().Block(cur);
-      if (k().ConsumeRing(cpu) == Consumed::kRan) order.push_back(k().CurrentOn(cpu));
-    }
-    agent_->RunOnce();
-  }
+  const std::vector<Tid> order = Drain(/*last_cpu=*/2, /*rounds=*/10);
   ASSERT_EQ(order.size(), 5u);
   EXPECT_EQ(order.back(), t);
   EXPECT_TRUE(WakeupFlag());
