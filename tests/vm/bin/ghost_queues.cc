@@ -106,6 +106,15 @@ int main() {
     }
     return st;
   };
+  // The seqnum of the thread's last message its old queues held.
+  auto last_seq_read = [&] {
+    uint64_t seq = 0;
+    for (TestAgent* a : {&a1, &a2}) {
+      a->Drain();
+      for (const ghost_msg& m : a->MessagesOf(tid)) seq = std::max<uint64_t>(seq, m.seqnum);
+    }
+    return seq;
+  };
   size_t in_q1 = 0, in_q2 = 0;
   WaitUntil(
       [&] {
@@ -129,8 +138,12 @@ int main() {
   auto q4 = ks.CreateQueue({.enclave = setup->enclave, .wake_agent = false});
   const bool moved = q4.ok() && associate_draining(*q4).ok();
   // Messages into q4 that nobody reads, then no more: left unplaced, the
-  // thread sends at most one WAKEUP and waits.
-  const uint64_t seq_q4 = sw->seqnum;
+  // thread sends at most one WAKEUP and waits. Counted from the seqnum of
+  // its last message read from the old queues (all of them were read, or
+  // the ASSOCIATE would have been refused), not from the status word, which
+  // is republished a moment after its message and may still show the one
+  // before (a CI run read 5 messages in q4 for 6 seqnum steps that way).
+  const uint64_t seq_q4 = last_seq_read();
   WaitUntil(
       [&] {
         place();
@@ -187,13 +200,7 @@ int main() {
   const uint64_t dropped_before = ks.ClassInfo().msgs_dropped;
   // Its seqnum when it switched queues: that of its last message in the
   // queues it had before (q2, and q1 since q6 went).
-  uint64_t seq_before = 0;
-  for (TestAgent* a : {&a1, &a2}) {
-    a->Drain();
-    for (const ghost_msg& m : a->MessagesOf(tid)) {
-      seq_before = std::max<uint64_t>(seq_before, m.seqnum);
-    }
-  }
+  const uint64_t seq_before = last_seq_read();
   phase2 = true;
   WaitUntil(
       [&] {
