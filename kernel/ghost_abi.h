@@ -368,9 +368,10 @@ struct ghost_class_info {
  * a diagnostic: ghost-agent --stats prints it beside its policy's view). */
 struct ghost_watchdog_move_record {
 	__u64 seq, held_ns;
-	__u32 tid, queue, last_queue, state;
+	__u32 pid, queue, last_queue, state;
 	__s32 park_cpu, cpu, txn_cpu;
 	__u32 nr_cpus_allowed;
+	__u64 tid; /* p->scx.tid: what the policy knows the thread by */
 };
 
 /* Why the kernel ended the class, copied out in ops.exit for the loader. */

@@ -47,6 +47,22 @@ static __always_inline __u64 max_watchdog_ms(void)
 __u8 cpu_is_online[GHOST_MAX_CPUS];
 __u32 nr_cpus;
 
+/* Word `i` of a kernel cpumask with the bits of CPUs >= nr_cpus cleared: the
+ * kernel's mask operations touch only nr_cpu_ids bits, and the rest of a
+ * word may hold anything (an AFFINITY_CHANGED once named CPUs 64-255 in a
+ * 4-CPU guest). */
+static __always_inline __u64 cpumask_word(const struct cpumask *mask, int i)
+{
+	__u64 w = BPF_CORE_READ(mask, bits[i]);
+	__u32 base = (__u32)i * 64;
+
+	if (base >= nr_cpus)
+		return 0;
+	if (nr_cpus - base < 64)
+		w &= (1ULL << (nr_cpus - base)) - 1;
+	return w;
+}
+
 static __always_inline struct ghost_enclave_word *enclave_word(__u32 enclave)
 {
 	if (enclave >= GHOST_MAX_ENCLAVES)

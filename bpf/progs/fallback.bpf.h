@@ -146,7 +146,8 @@ static long sweep_one(__u64 i, void *data)
 			t = task_get(p);
 			if (scx_bpf_dsq_move(&it, p, FALLBACK_DSQ, 0)) {
 				__sync_fetch_and_add(&nr_watchdog_moves, 1);
-				last_watchdog_move.tid = p->pid;
+				last_watchdog_move.pid = p->pid;
+				last_watchdog_move.tid = p->scx.tid;
 				last_watchdog_move.nr_cpus_allowed = p->nr_cpus_allowed;
 				if (t) {
 					last_watchdog_move.seq = t->seq;
@@ -256,7 +257,7 @@ static __always_inline void kick_for(struct task_struct *p)
 	struct kick_ctx k = { .free_cpu = -1, .agent_cpu = -1 };
 
 	for (int i = 0; i < GHOST_CPU_MASK_WORDS; i++)
-		k.cpus[i] = BPF_CORE_READ(p->cpus_ptr, bits[i]);
+		k.cpus[i] = cpumask_word(p->cpus_ptr, i);
 	k.start = nr_cpus ? bpf_get_prandom_u32() % nr_cpus : 0;
 	bpf_loop(nr_cpus, kick_scan, &k, 0);
 	if (k.free_cpu >= 0) {

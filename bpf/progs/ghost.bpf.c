@@ -288,7 +288,7 @@ void GHOST_OPS(ghost_set_cpumask, struct task_struct *p, const struct cpumask *m
 	if (!task_in_enclave(t))
 		return;
 	for (int i = 0; i < GHOST_CPU_MASK_WORDS; i++) {
-		__u64 w = BPF_CORE_READ(mask, bits[i]);
+		__u64 w = cpumask_word(mask, i);
 
 		same = same && w == t->cpus[i];
 		t->cpus[i] = w;
@@ -436,7 +436,7 @@ void GHOST_OPS(ghost_enable, struct task_struct *p)
 	t->cpu = scx_bpf_task_cpu(p);
 	t->weight = p->scx.weight;
 	for (int i = 0; i < GHOST_CPU_MASK_WORDS; i++)
-		t->cpus[i] = BPF_CORE_READ(p->cpus_ptr, bits[i]);
+		t->cpus[i] = cpumask_word(p->cpus_ptr, i);
 	/* Runnable now (a queued thread changing class): no WAKEUP follows. */
 	t->state = p->on_rq ? GT_QUEUED : GT_BLOCKED;
 	__sync_fetch_and_add(&nr_enabled, 1);

@@ -205,7 +205,7 @@ static __always_inline void send_task_affinity(struct task_struct *p, struct gho
 
 	task_msg_init(p, t, &m, GHOST_MSG_TASK_AFFINITY_CHANGED);
 	for (int i = 0; i < GHOST_CPU_MASK_WORDS; i++)
-		m.affinity.cpus[i] = BPF_CORE_READ(mask, bits[i]);
+		m.affinity.cpus[i] = cpumask_word(mask, i);
 	task_msg_send(p, t, &m, false);
 }
 

@@ -353,6 +353,89 @@ TEST_F(FifoFastPathTest, NarrowThreadPreemptsARingFedCpu) {
   EXPECT_EQ(k().CurrentOn(1), narrow);
 }
 
+// A plain commit that the kernel side fails after the call (sched_ext hands
+// the thread back when it finds the CPU busy: CPU_UNAVAILABLE, settled
+// later) keeps the thread in flight across the agent's rounds; its narrow
+// wait goes on meanwhile, so it does come to preempt.
+TEST_F(FifoFastPathTest, NarrowWaitCountsAcrossCommitsInFlight) {
+  Start(4);
+  k().set_hold_commits(true);
+  // Another thread keeps waiting meanwhile (its CPU is a higher class's), so
+  // the agent's rounds look at its FIFO.
+  k().TakeCpu(2);
+  const Tid other = k().NewThread();
+  k().SetAffinity(other, CpuList({2}));
+  const Tid narrow = k().NewThread();
+  k().SetAffinity(narrow, CpuList({1}));
+  for (int i = 0; i < 20 && sched().stats().narrow_preemptions == 0; ++i) {
+    agent_->RunOnce();  // a plain commit to CPU 1 (held), or a wait
+    k().AdvanceTime(600'000);
+    agent_->RunOnce();  // the rounds go on while it is in flight
+    if (sched().stats().narrow_preemptions == 0) {
+      (void)k().FinishHeld(1, GHOST_TXN_CPU_UNAVAILABLE);
+    }
+    k().AdvanceTime(600'000);
+  }
+  EXPECT_EQ(sched().stats().narrow_preemptions, 1u);
+  ASSERT_TRUE(k().FinishHeld(1, GHOST_TXN_COMMITTED).ok());
+  EXPECT_EQ(k().CurrentOn(1), narrow);
+  EXPECT_EQ(k().CurrentOn(2), GHOST_TID_NONE);
+  EXPECT_NE(k().CurrentOn(1), other);
+}
+
+// Several narrow threads, each pinned to its own ring-fed CPU: all of them
+// preempt in the same round (one per CPU). One per round left most of them
+// waiting behind each other under deep rings, where no CPU ever goes idle.
+TEST_F(FifoFastPathTest, NarrowThreadsPreemptTheirCpusInOneRound) {
+  Start(4);
+  for (int i = 0; i < 3; ++i) k().NewThread();
+  agent_->RunOnce();
+  for (int cpu = 1; cpu <= 3; ++cpu) ASSERT_EQ(k().ConsumeRing(cpu), Consumed::kRan);
+  agent_->RunOnce();
+  std::vector<Tid> narrow;
+  for (int cpu = 1; cpu <= 3; ++cpu) {
+    narrow.push_back(k().NewThread());
+    k().SetAffinity(narrow.back(), CpuList({cpu}));
+  }
+  agent_->RunOnce();
+  k().AdvanceTime(FifoCentralizedScheduler::kNarrowWaitNs + 1);
+  agent_->RunOnce();
+  EXPECT_EQ(sched().stats().narrow_preemptions, 3u);
+  for (int cpu = 1; cpu <= 3; ++cpu) EXPECT_EQ(k().CurrentOn(cpu), narrow[cpu - 1]);
+}
+
+// The same when the agent does not know what runs on CPU 1: a consumer's
+// claim whose outcome it has not reaped (held here; in the guest, reaping in
+// push order waits behind a slower claim). A plain commit there fails
+// CPU_UNAVAILABLE and is retried after a backoff; those failures must not
+// restart the narrow thread's wait. (They did: under stress-ng with deep
+// rings, threads pinned to one CPU waited 5 s for the watchdog.)
+TEST_F(FifoFastPathTest, NarrowThreadPreemptsACpuBusyWithAnUnreapedEntry) {
+  Start(4);
+  k().set_hold_ring_claims(true);
+  const Tid wide = k().NewThread();
+  agent_->RunOnce();
+  ASSERT_EQ(k().ConsumeRing(1), Consumed::kClaimed);
+  const Tid narrow = k().NewThread();
+  k().SetAffinity(narrow, CpuList::Parse("1").value());
+  agent_->RunOnce();
+  ASSERT_EQ(sched().CurrentOn(1), GHOST_TID_NONE);  // idle, as far as the agent knows
+  // 1.1 ms steps: the backoff after CPU_UNAVAILABLE is 1 ms.
+  for (int i = 0; i < 20 && k().CurrentOn(1) != narrow; ++i) {
+    k().AdvanceTime(1'100'000);
+    agent_->RunOnce();
+  }
+  EXPECT_EQ(k().CurrentOn(1), narrow);
+  EXPECT_EQ(sched().stats().narrow_preemptions, 1u);
+  // The claimed thread went back before it ran: pushed again, not lost.
+  agent_->RunOnce();
+  EXPECT_EQ(sched().stats().stale_by_reason[GHOST_RING_STALE_BOUNCED], 1u);
+  ASSERT_EQ(k().ConsumeRing(2), Consumed::kClaimed);
+  ASSERT_TRUE(k().RunClaimed(2).ok());
+  agent_->RunOnce();
+  EXPECT_EQ(sched().CurrentOn(2), wide);
+}
+
 // With the rings and a slice, the ring's entries are older than the FIFO's
 // threads: a CPU past its slice gets the oldest entry of its node's ring
 // (taken back and committed) before any CPU gets a FIFO thread. (Giving it

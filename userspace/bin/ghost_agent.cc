@@ -583,9 +583,9 @@ int main(int argc, char** argv) {
       // A thread the watchdog had to move: how the class and the policy saw it.
       if (const auto& w = skel->bss->last_watchdog_move; w.tid != 0) {
         absl::PrintF(
-            "ghost-agent: last watchdog move: tid=%d seq=%d held=%dms queue=%d last_queue=%d "
+            "ghost-agent: last watchdog move: tid=%d pid=%d seq=%d held=%dms queue=%d last_queue=%d "
             "state=%d park_cpu=%d cpu=%d txn_cpu=%d nr_cpus_allowed=%d; policy: %s\n",
-            w.tid, w.seq, w.held_ns / 1000000, w.queue, w.last_queue, w.state, w.park_cpu, w.cpu,
+            w.tid, w.pid, w.seq, w.held_ns / 1000000, w.queue, w.last_queue, w.state, w.park_cpu, w.cpu,
             w.txn_cpu, w.nr_cpus_allowed, policy->DescribeThread(static_cast<ghost::Tid>(w.tid)));
       }
       for (ghost::Agent* a : policy->agents()) {

@@ -62,6 +62,30 @@ void FifoCentralizedScheduler::OffCpu(FifoTask& t) {
   t.on_cpu = -1;
 }
 
+std::string FifoCentralizedScheduler::Describe(Tid tid) const {
+  const FifoTask* t = tasks_.Find(tid);
+  if (t == nullptr) return "unknown to the policy";
+  std::string out = t->Describe();
+  const uint64_t now = opts_.clock();
+  auto cpu_line = [&](const Cpu& c) {
+    absl::StrAppendFormat(&out, "; cpu %d: current=%d req=%d (%dus) busy=%d retry_in=%dus run_for=%dus",
+                          c.cpu, c.current, c.req_active ? c.req->target() : GHOST_TID_NONE,
+                          c.req_active && now > c.req_open_ns ? (now - c.req_open_ns) / 1000 : 0,
+                          c.busy, c.retry_after_ns > now ? (c.retry_after_ns - now) / 1000 : 0,
+                          c.current != GHOST_TID_NONE && now > c.run_start_ns
+                              ? (now - c.run_start_ns) / 1000
+                              : 0);
+  };
+  for (const auto& [cpu, c] : cpus_) {
+    if (t->affinity.IsSet(cpu)) cpu_line(c);
+  }
+  if (agent_.req != nullptr && t->affinity.IsSet(agent_.cpu)) cpu_line(agent_);
+  if (auto it = narrow_since_.find(tid); it != narrow_since_.end() && now > it->second) {
+    absl::StrAppendFormat(&out, "; narrow, waiting %dus", (now - it->second) / 1000);
+  }
+  return out;
+}
+
 void FifoCentralizedScheduler::Enqueue(FifoTask& t, bool front) {
   if (t.runnable && t.on_cpu < 0 && (t.inflight_cpu >= 0 || t.ring_node >= 0)) {
     t.requeue_front = front;  // HandleResult/HandleOutcome queue it if it left
@@ -212,13 +236,23 @@ FifoTask* FifoCentralizedScheduler::TakeNarrowToPreempt(uint64_t now, Cpu** cpu)
     const uint64_t first = it == narrow_since_.end() ? now : it->second;
     since[tid] = first;
     if (found != nullptr || now - first < kNarrowWaitNs) continue;
+    // Any CPU it may run on, also one we believe idle: the rings may keep it
+    // busy with threads whose outcome we have not reaped yet (a plain commit
+    // there fails CPU_UNAVAILABLE).
     for (auto& [c, cs] : cpus_) {
-      if (cs.req_active || cs.current == GHOST_TID_NONE || !t->AllowedOn(c) || !Usable(cs, now)) {
-        continue;
-      }
+      if (cs.req_active || !t->AllowedOn(c) || !Usable(cs, now)) continue;
       found = t;
       *cpu = &cs;
       break;
+    }
+  }
+  // The wait counts across commits that failed meanwhile: a thread whose
+  // commit is in flight keeps its clock. (Restarting it at every failed
+  // plain commit kept a thread pinned to a ring-fed CPU waiting 5 s.)
+  for (const auto& [tid, first] : narrow_since_) {
+    const FifoTask* t = tasks_.Find(tid);
+    if (t != nullptr && t->runnable && t->on_cpu < 0 && t->inflight_cpu >= 0) {
+      since.emplace(tid, first);
     }
   }
   narrow_since_ = std::move(since);
@@ -257,6 +291,10 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
   const FifoTaskTable::Settled settled = tasks_.SettleInflight(tid, c.req->target_barrier());
   FifoTask* t = settled.task;
   const bool newer = settled.newer, left = settled.left;
+  if (t != nullptr) {
+    t->last_result = r;
+    t->failed_commits = r == GHOST_TXN_COMMITTED ? 0 : t->failed_commits + 1;
+  }
   if (r == GHOST_TXN_COMMITTED) {
     ++stats_.commits;
     if (victim != nullptr) ++stats_.preemptions;
@@ -369,6 +407,7 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
     t.inflight_cpu = c.cpu;
     t.left_while_inflight = false;
     c.req_active = true;
+    c.req_open_ns = now;
     group.push_back(c.req.get());
     return true;
   };
@@ -377,20 +416,21 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
   // A thread some CPU of a node may not run (a narrow mask) is not pushed:
   // that CPU's consumer would drop it, again and again. It is committed.
   if (fast_path()) FillRings(agent, now);
+  // Narrow threads that have waited kNarrowWaitNs go first, preempting (one
+  // per CPU): a plain commit (below) fails wherever the rings keep their
+  // CPUs busy, and with deep rings that is everywhere.
+  while (fast_path()) {
+    Cpu* c = nullptr;
+    FifoTask* t = TakeNarrowToPreempt(now, &c);
+    if (t == nullptr || !open(*c, *t, GHOST_TXN_F_PREEMPT)) break;
+    ++stats_.narrow_preemptions;
+    c->preempting = c->current;
+    if (FifoTask* v = tasks_.Find(c->current)) v->slice_preempted = true;
+  }
   for (auto& [cpu, c] : cpus_) {
     if (fifo_.Empty()) break;
     if (c.req_active || c.current != GHOST_TID_NONE || !Usable(c, now)) continue;
     if (FifoTask* t = TakeFor(cpu, now, /*narrow_only=*/fast_path())) open(c, *t, 0);
-  }
-  if (fast_path()) {
-    Cpu* c = nullptr;
-    if (FifoTask* t = TakeNarrowToPreempt(now, &c)) {
-      if (open(*c, *t, GHOST_TXN_F_PREEMPT)) {
-        ++stats_.narrow_preemptions;
-        c->preempting = c->current;
-        if (FifoTask* v = tasks_.Find(c->current)) v->slice_preempted = true;
-      }
-    }
   }
   // Slices: threads that ran past theirs make room for waiting ones. With the
   // rings, an entry of the CPU's node's ring that has itself waited a slice

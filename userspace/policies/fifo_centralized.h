@@ -117,11 +117,8 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t wakeup_push_on = 0;   // times the agent let the class push wake-ups
   };
   Stats stats() const { return stats_; }
-  // The thread's entry (diagnostics).
-  std::string Describe(Tid tid) const {
-    const FifoTask* t = tasks_.Find(tid);
-    return t == nullptr ? "unknown to the policy" : t->Describe();
-  }
+  // The thread's entry and our view of the CPUs it may run on (diagnostics).
+  std::string Describe(Tid tid) const;
   size_t Waiting() const { return fifo_.Size(); }
   // Our entries in `node`'s ring whose outcome we do not know yet.
   size_t RingDepth(int node) const;
@@ -144,6 +141,7 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t retry_after_ns = 0;   // CPU_UNAVAILABLE back-off
     std::unique_ptr<RunRequest> req;
     bool req_active = false;       // req holds a transaction we have not read
+    uint64_t req_open_ns = 0;      // when req was opened (diagnostics)
     Tid preempting = GHOST_TID_NONE;  // the running thread req displaces
   };
 
@@ -191,8 +189,9 @@ class FifoCentralizedScheduler : public Scheduler {
   // CPU a higher class does not hold, taken out of the FIFO.
   FifoTask* TakeForAgentCpu(uint64_t now);
   // Fast path: the oldest thread no ring may take that has waited
-  // kNarrowWaitNs, and a CPU it may run on whose running thread it may
-  // preempt; the thread is taken out of the FIFO. Null if none.
+  // kNarrowWaitNs (failed commits meanwhile included), and a CPU it may run
+  // on, to be committed there preempting whatever runs; the thread is taken
+  // out of the FIFO. Null if none.
   FifoTask* TakeNarrowToPreempt(uint64_t now, Cpu** cpu);
   // Fast path, slices: the oldest entry of `cpu`'s node's ring that has
   // waited a slice and that a revoke wins, to be committed there (the ring's

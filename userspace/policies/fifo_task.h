@@ -58,14 +58,19 @@ struct FifoTask {
   bool ring_left = false;
   bool ring_revoke_lost = false;
   int last_cpu = -1;  // where it last ran (node preference)
+  // Diagnostics: its last transaction's result, and failures since it last
+  // committed.
+  uint32_t last_result = GHOST_TXN_COMMITTED;
+  uint32_t failed_commits = 0;
 
   // One line for diagnostics: the fields above that decide where it goes.
   std::string Describe() const {
     return absl::StrFormat(
         "tid=%d seq=%u runnable=%d on_cpu=%d inflight_cpu=%d queued=%d owner=%d queue=%d "
-        "affinity=%s refused=%s ring_node=%d ring_pos=%u ring_seq=%u",
+        "affinity=%s refused=%s ring_node=%d ring_pos=%u ring_seq=%u last_result=%u "
+        "failed_commits=%u",
         tid, seq, runnable, on_cpu, inflight_cpu, queued, owner, queue, affinity.ToString(),
-        refused.ToString(), ring_node, ring_pos, ring_seq);
+        refused.ToString(), ring_node, ring_pos, ring_seq, last_result, failed_commits);
   }
 
   // Waiting for a CPU: runnable and neither running, being committed nor
