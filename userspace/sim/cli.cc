@@ -73,8 +73,8 @@ const std::vector<FlagSpec>& Flags() {
               "rings itself while no older thread waits for them",
               &SimOptions::wakeup_push),
       SimFlag("ring-depth",
-              "all (the default) or idle: with the fast path, fill the rings with every waiting "
-              "thread they may take, or each only to its node's idle CPUs plus one",
+              "idle or all: with the fast path, fill each ring to its node's idle CPUs plus one, "
+              "or with every waiting thread a ring may take",
               &SimOptions::ring_depth),
       SimFlag("ring-size",
               "ring entries, a power of two 2..4096: N, NODE:N,... or N,NODE:N (N: nodes "

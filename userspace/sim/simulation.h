@@ -41,7 +41,7 @@ struct SimOptions {
   // (the centralized FIFO then pushes to them), "off": transactions only.
   std::string fast_path = "auto";
   std::string wakeup_push = "on";
-  std::string ring_depth = "all";  // idle or all: how deep the agent fills the rings  // on or off: the class pushes woken threads (fast path)
+  std::string ring_depth = "idle";  // idle or all: how deep the agent fills the rings  // on or off: the class pushes woken threads (fast path)
   std::string ring_size = "256";             // --ring-size: N or NODE:N,...
   int64_t queue_bytes = 256 * 1024;          // --queue-bytes: message queue size
 };

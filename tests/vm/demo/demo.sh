@@ -48,15 +48,14 @@ sed -i '$ s/,[^,]*$/,-/' "$rows"  # with no enclave every run is a FIFO run
 # (--enclave=0), the wakers stay in the fair class as in the other rows.
 # fifo-centralized runs three times: as shipped (the fast path: idle CPUs take
 # the agent's threads from its rings in BPF, the class pushes wake-ups there
-# itself, the rings hold the backlog, the global agent sleeps when idle and
-# its CPU runs threads meanwhile), with shallow rings and a spinning agent
-# (-shallow: ghOSt's global agent, rings as deep as the idle CPUs need) and
-# with transactions only (-txn).
-for row in ${GHOST_DEMO_POLICIES:-fifo-per-cpu fifo-centralized fifo-centralized-shallow fifo-centralized-txn}; do
+# itself), with deep rings and a sleeping agent (-deep: the rings hold the
+# backlog, the global agent sleeps when idle and its CPU runs threads
+# meanwhile) and with transactions only (-txn).
+for row in ${GHOST_DEMO_POLICIES:-fifo-per-cpu fifo-centralized fifo-centralized-deep fifo-centralized-txn}; do
   case $row in
     fifo-centralized) start_agent --policy=fifo-centralized --fast-path=on ;;
-    fifo-centralized-shallow)
-      start_agent --policy=fifo-centralized --fast-path=on --ring-depth=idle --agent-sleep-us=0 ;;
+    fifo-centralized-deep)
+      start_agent --policy=fifo-centralized --fast-path=on --ring-depth=all --agent-sleep-us=1000 ;;
     fifo-centralized-txn) start_agent --policy=fifo-centralized --fast-path=off ;;
     *) start_agent --policy=$row ;;
   esac
