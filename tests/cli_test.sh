@@ -48,6 +48,8 @@ expect "queue-bytes=134217728" ghost-agent --queue-bytes=134217728
 expect "fast-path=maybe: want on, off or auto" ghost-sim --fast-path=maybe
 expect "wakeup-push=1: want on or off" ghost-sim --wakeup-push=1
 expect "ring-depth=2: want idle or all" ghost-sim --ring-depth=2
+expect "agent-sleep-us=-1 is out of range (0..1000000)" ghost-sim --agent-sleep-us=-1
+expect "agent-sleep-us=1000001 is out of range (0..1000000)" ghost-sim --agent-sleep-us=1000001
 expect "ring-size: ring size 3 is not a power of two" ghost-sim --ring-size=3
 expect "ring size for node 0 given twice" ghost-sim --ring-size=0:64,0:64
 expect "queue-bytes=2048" ghost-sim --queue-bytes=2048

@@ -49,11 +49,12 @@ void Agent::Run(const std::atomic<bool>& stop) {
     } else if (yield_requested_) {
       ++policy_yields_;
       StepAside(/*on_message=*/true);
-    } else if (opts_.global && n == 0 && opts_.idle_sleep > absl::ZeroDuration() &&
-               channel_.valid()) {
-      const absl::Duration d = std::min(opts_.idle_sleep, sched_.IdleFor(*this));
-      if (d > absl::ZeroDuration()) SleepIdle(d);
-    } else if (!opts_.global && n == 0 && channel_.valid()) {
+    } else if (opts_.global) {
+      if (n == 0) {
+        const absl::Duration d = IdleSleep();
+        if (d > absl::ZeroDuration()) SleepIdle(d);
+      }
+    } else if (n == 0 && channel_.valid()) {
       // A timeout or an interrupted wait is not an error: just go round.
       (void)Wait(sched_.Pending(*this) ? opts_.wait_timeout : opts_.idle_wait_timeout);
     }
@@ -73,6 +74,13 @@ void Agent::StepAside(bool on_message) {
   if (opts_.global) (void)kernel_.ConfigQueueWakeup(opts_.queue, opts_.cpu, true);
   (void)Wait(opts_.yield_for);
   if (opts_.global) (void)kernel_.ConfigQueueWakeup(opts_.queue, opts_.cpu, false);
+}
+
+absl::Duration Agent::IdleSleep() {
+  if (!opts_.global || opts_.idle_sleep <= absl::ZeroDuration() || !channel_.valid()) {
+    return absl::ZeroDuration();
+  }
+  return std::min(opts_.idle_sleep, sched_.IdleFor(*this));
 }
 
 void Agent::SleepIdle(absl::Duration d) {

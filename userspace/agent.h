@@ -74,6 +74,10 @@ class Agent {
   uint64_t kernel_yields() const { return kernel_yields_; }
   // Times Run() slept because the scheduler was idle (AgentOptions::idle_sleep).
   uint64_t idle_sleeps() const { return idle_sleeps_; }
+  // After a round that read no message: how long a global agent with
+  // AgentOptions::idle_sleep may now sleep on its queue, its CPU given to
+  // threads (Run() does; the simulator models it); zero: it polls on.
+  absl::Duration IdleSleep();
   // Run(): the longest time between two rounds that the agent did not
   // spend waiting or stepping aside (it was preempted: by a deadline server
   // lending the CPU to a starved class, an interrupt storm, ...).

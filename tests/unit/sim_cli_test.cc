@@ -16,6 +16,7 @@ TEST(SimCliTest, BadInputIsOneLineAndExitTwo) {
       {"--bogus=1"},              {"stray"},               {"--seed"},
       {"--format=xml"},           {"--sweep=0.5,x"},       {"--cpus=0-300"},
       {"--slice-us=-1"},          {"--cfs-load=1"},        {"--sweep=0.5", "--trace=/tmp/x"},
+      {"--agent-sleep-us=-1"},    {"--agent-sleep-us=1000001"},
   };
   for (const auto& args : bad) {
     std::string out, err;
@@ -46,6 +47,11 @@ TEST(SimCliTest, DefaultsRunAndSpellingsAgree) {
   EXPECT_NE(out.find("0.400"), std::string::npos);
   EXPECT_EQ(RunCli({"--help"}, &out, &err), 0);
   EXPECT_NE(out.find("--slice-us"), std::string::npos);
+  EXPECT_NE(out.find("--agent-sleep-us"), std::string::npos);
+  absl::StatusOr<CliOptions> sleep = ParseCli({"--agent-sleep-us=0"});
+  ASSERT_TRUE(sleep.ok()) << sleep.status();
+  EXPECT_EQ(sleep->sim.agent_sleep_us, 0);
+  EXPECT_EQ(a->sim.agent_sleep_us, 0);  // ghost-agent's default: it spins
 }
 
 }  // namespace

@@ -1,16 +1,23 @@
 // The centralized FIFO's fast path in the simulator: the same workloads with
-// the rings on and off complete, and the class's and the policy's counters
-// agree with each other.
+// the rings on and off complete, the class's and the policy's counters agree
+// with each other, and a global agent that sleeps lends its CPU to the rings.
 #include <cstdint>
-#include <utility>
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "userspace/enclave.h"
+#include "userspace/policy.h"
 #include "userspace/ring.h"
+#include "userspace/sim/machine.h"
+#include "userspace/sim/sim_kernel_side.h"
 #include "userspace/sim/simulation.h"
+#include "userspace/topology.h"
 
 namespace ghost {
 namespace sim {
@@ -72,7 +79,9 @@ TEST(SimFastPathTest, SameWorkloadOnAndOffCompletes) {
 }
 
 TEST(SimFastPathTest, CountersAgree) {
-  absl::StatusOr<SimReport> r = RunSimulation(Opts("dispersive", "on"));
+  SimOptions o = Opts("dispersive", "on");
+  o.agent_sleep_us = 0;  // the agent spins: its CPU runs nothing (below)
+  absl::StatusOr<SimReport> r = RunSimulation(o);
   ASSERT_TRUE(r.ok()) << r.status();
   const std::string& s = r->policy_stats;
   ASSERT_NE(s.find("fast_path=on"), std::string::npos) << s;
@@ -113,6 +122,112 @@ TEST(SimFastPathTest, PerNodeRingSizes) {
   EXPECT_GT(r->ring_runs, 0u);
 }
 
+// --agent-sleep-us=1000 (0 by default, as in ghost-agent): with deep rings
+// the agent's FIFO stays empty, so it sleeps between messages and its CPU
+// runs ring entries meanwhile; 0: it spins and its CPU runs nothing.
+TEST(SimFastPathTest, SleepingAgentsCpuRunsRingEntries) {
+  SimOptions o = Opts("dispersive", "on");
+  o.agent_sleep_us = 1000;
+  o.ring_depth = "all";
+  absl::StatusOr<SimReport> sleep = RunSimulation(o);
+  o.agent_sleep_us = 0;
+  absl::StatusOr<SimReport> spin = RunSimulation(o);
+  ASSERT_TRUE(sleep.ok()) << sleep.status();
+  ASSERT_TRUE(spin.ok()) << spin.status();
+
+  EXPECT_GT(sleep->agent_sleeps, 0u);
+  // CPU 0 (the agent's) ran ring entries, and only while its agent slept.
+  const int64_t ran_on_agent_cpu = StatOf(sleep->policy_stats, "ran_per_cpu", 0);
+  EXPECT_GT(ran_on_agent_cpu, 0) << sleep->policy_stats;
+  EXPECT_LE(ran_on_agent_cpu, static_cast<int64_t>(sleep->agent_cpu_runs));
+  EXPECT_LT(sleep->share_agent, spin->share_agent);
+  EXPECT_EQ(sleep->fallback_runs, 0u);
+  EXPECT_GE(sleep->completed * 100, spin->completed * 99);  // the same work done
+
+  EXPECT_EQ(spin->agent_sleeps, 0u);
+  EXPECT_EQ(spin->agent_cpu_runs, 0u);
+  EXPECT_EQ(StatOf(spin->policy_stats, "ran_per_cpu", 0), -1);
+}
+
+// Waves of wake-ups, more threads than worker CPUs, each running one burst
+// per wake-up; between waves the machine is idle. Counts what ran.
+class Waves : public Workload {
+ public:
+  static constexpr int kThreads = 12, kWaves = 60;
+  static constexpr uint64_t kBurstNs = 20'000, kPeriodNs = 400'000;
+  int wakes = 0, missed = 0, done = 0;
+  void Start(Machine& m) override {
+    for (int w = 0; w < kWaves; w++) m.Schedule((w + 1) * kPeriodNs, Machine::kWorkloadEvent, 0, 0);
+  }
+  void OnEvent(Machine& m, const Event& e) override {
+    for (int t = 0; t < kThreads; t++) {
+      // Still busy with the last wave's burst: that one was late or lost.
+      if (m.thread(t).state != ThreadState::kBlocked) {
+        missed++;
+        continue;
+      }
+      m.SetBurst(t, kBurstNs);
+      m.Wake(t, -1);
+      wakes++;
+    }
+  }
+  Next OnBurstEnd(Machine& m, int t) override {
+    done++;
+    return Next::kBlock;
+  }
+};
+
+TEST(SimFastPathTest, SleepingAgentLosesNoWork) {
+  for (int64_t sleep_us : {0, 1000}) {
+    SCOPED_TRACE(sleep_us);
+    Machine machine(*Topology::Preset("flat4"), 1);
+    SimKernelSide ks(machine, CostModel::Paper());
+    Waves waves;
+    machine.SetWorkload(&waves);
+    ks.EnableRings({0, 0, 0, 0});
+    std::unique_ptr<Enclave> enclave = *Enclave::Create(ks, {.cpus = CpuList{0, 1, 2, 3}});
+    absl::StatusOr<std::unique_ptr<Policy>> policy =
+        MakePolicy({.name = "fifo-centralized",
+                    .clock = [&ks] { return ks.Clock(); },
+                    .fast_path = PolicyOptions::FastPath::kOn,
+                    .agent_sleep = absl::Microseconds(sleep_us),
+                    .deep_rings = true},
+                   *enclave);
+    ASSERT_TRUE(policy.ok()) << policy.status();
+    for (Agent* a : (*policy)->agents()) {
+      ASSERT_TRUE(ks.RegisterAgent({.cpu = a->cpu(),
+                                    .global = a->global(),
+                                    .queue = a->queue(),
+                                    .run_once = [a] { a->RunOnce(); },
+                                    .idle_sleep_ns =
+                                        [a] {
+                                          return static_cast<uint64_t>(
+                                              absl::ToInt64Nanoseconds(a->IdleSleep()));
+                                        }})
+                      .ok());
+    }
+    ks.SetGlobalAgentIdlePoll(10'000);
+    for (int t = 0; t < Waves::kThreads; t++) {
+      ASSERT_GE(ks.SpawnThread(enclave->id(), kWorkerThread, t, false, 0), 0);
+    }
+    machine.RunUntil((Waves::kWaves + 2) * Waves::kPeriodNs);
+
+    // Every wake-up ran its burst, each wave before the next.
+    EXPECT_EQ(waves.wakes, Waves::kThreads * Waves::kWaves);
+    EXPECT_EQ(waves.missed, 0);
+    EXPECT_EQ(waves.done, waves.wakes);
+    EXPECT_EQ(ks.stats().fallback_runs, 0u);
+    if (sleep_us == 0) {
+      EXPECT_EQ(ks.stats().agent_sleeps, 0u);
+      EXPECT_EQ(ks.stats().agent_cpu_runs, 0u);
+    } else {
+      // It slept in every gap, and its CPU ran some of the waves' threads.
+      EXPECT_GE(ks.stats().agent_sleeps, static_cast<uint64_t>(Waves::kWaves));
+      EXPECT_GT(ks.stats().agent_cpu_runs, 0u);
+    }
+  }
+}
+
 TEST(SimFastPathTest, BadOptionsAreRefused) {
   SimOptions o = Opts("dispersive", "maybe");
   EXPECT_FALSE(RunSimulation(o).ok());
@@ -122,6 +237,14 @@ TEST(SimFastPathTest, BadOptionsAreRefused) {
   o = Opts("dispersive", "on");
   o.queue_bytes = 1000;
   EXPECT_FALSE(RunSimulation(o).ok());
+  for (int64_t us : {-1, 1'000'001}) {
+    o = Opts("dispersive", "on");
+    o.agent_sleep_us = us;
+    absl::StatusOr<SimReport> r = RunSimulation(o);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().message(),
+              absl::StrCat("--agent-sleep-us=", us, " is out of range (0..1000000)"));
+  }
 }
 
 }  // namespace

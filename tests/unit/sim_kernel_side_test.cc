@@ -1,10 +1,11 @@
 // The simulated kernel side's ABI semantics, driven by hand-written
 // transactions (no policy): result codes, group commit, sync groups refused, CPU
-// messages from CFS load, the watchdog fallback.
+// messages from CFS load, the watchdog fallback, a global agent that sleeps.
 #include <algorithm>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "userspace/ring.h"
 #include "userspace/run_request.h"
 #include "userspace/sim/machine.h"
 #include "userspace/sim/sim_kernel_side.h"
@@ -431,6 +432,100 @@ TEST_F(SimKernelSideTest, NoQueueLeftDropsAndCountsAndTheThreadStillRuns) {
     EXPECT_EQ(m.seqnum, seq0 + 3);
   });
   EXPECT_EQ(got, 1u);
+}
+
+// A global agent that sleeps when idle (--agent-sleep-us), driven by a
+// stand-in agent: it reads its queue and, once, pushes thread `a` into the
+// ring without a doorbell, so only a CPU passing through dispatch takes it.
+class SimAgentSleepTest : public SimKernelSideTest {
+ protected:
+  void Start(uint64_t sleep_ns) {
+    ks_->EnableRings({0, 0, 0, 0});
+    absl::StatusOr<Ring> r = Ring::Create(ks_->RingRegion(enclave_, 0), 16, 0);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ring_ = std::make_unique<Ring>(*r);
+    ring_->SetWakeupPush(true, 0);
+    a_ = ks_->SpawnThread(enclave_, 0, 0, true, 1'000'000'000);  // runs for good
+    b_ = ks_->SpawnThread(enclave_, 0, 1, false, 5'000);
+    ASSERT_TRUE(ks_->RegisterAgent({.cpu = 0,
+                                    .global = true,
+                                    .queue = queue_,
+                                    .run_once =
+                                        [this] {
+                                          runs_++;
+                                          for (const ghost_msg& m : Drain()) seen_.push_back(m);
+                                          if (!pushed_) {
+                                            pushed_ = ring_->Push(ks_->TidOf(a_), Sw(a_).seqnum).ok();
+                                          }
+                                        },
+                                    .idle_sleep_ns = [sleep_ns] { return sleep_ns; }})
+                    .ok());
+    RunFor(10'000);
+  }
+  bool Saw(uint16_t type, int t) const {
+    return std::any_of(seen_.begin(), seen_.end(), [&](const ghost_msg& m) {
+      return m.type == type && m.tid == ks_->TidOf(t);
+    });
+  }
+  std::unique_ptr<Ring> ring_;
+  int a_ = -1, b_ = -1;
+  int runs_ = 0;
+  bool pushed_ = false;
+  std::vector<ghost_msg> seen_;
+};
+
+TEST_F(SimAgentSleepTest, DeferrableWakeupLeavesItAsleepOtherMessagesWakeIt) {
+  Start(1'000'000);
+  // Its first pass read TASK_NEW x2 and pushed a, the next one read nothing
+  // and slept: its CPU went through dispatch and took a from the ring.
+  EXPECT_EQ(runs_, 2);
+  EXPECT_EQ(ks_->stats().agent_sleeps, 1u);
+  EXPECT_FALSE(machine_->cpu(0).agent);
+  EXPECT_EQ(machine_->cpu(0).thread, a_);
+  EXPECT_EQ(ks_->stats().ring_runs, 1u);
+  EXPECT_EQ(ks_->stats().agent_cpu_runs, 1u);
+
+  // b wakes: the class pushes it (parked on idle CPU 1, never the agent's)
+  // and its TASK_WAKEUP is deferrable: the agent sleeps on.
+  machine_->Wake(b_, -1);
+  RunFor(3'000);
+  EXPECT_EQ(ks_->stats().wakeup_pushes, 1u);
+  EXPECT_EQ(machine_->cpu(1).thread, b_);
+  EXPECT_EQ(runs_, 2);
+  EXPECT_FALSE(machine_->cpu(0).agent);
+  EXPECT_EQ(machine_->cpu(0).thread, a_);
+
+  // b blocks: TASK_BLOCKED wakes the agent, which takes its CPU back from a
+  // (TASK_PREEMPT), reads, and sleeps again after an empty pass.
+  RunFor(5'000);
+  EXPECT_EQ(runs_, 4);
+  EXPECT_EQ(ks_->stats().agent_sleeps, 2u);
+  EXPECT_EQ(machine_->thread(a_).state, ThreadState::kRunnable);
+  EXPECT_TRUE(Saw(GHOST_MSG_TASK_BLOCKED, b_));
+  EXPECT_TRUE(Saw(GHOST_MSG_TASK_PREEMPT, a_));
+  auto wakeup = std::find_if(seen_.begin(), seen_.end(),
+                             [](const ghost_msg& m) { return m.type == GHOST_MSG_TASK_WAKEUP; });
+  ASSERT_NE(wakeup, seen_.end());
+  EXPECT_EQ(wakeup->wakeup.in_ring, 1u);
+  EXPECT_EQ(wakeup->wakeup.deferrable, 1u);
+
+  // With nothing to read it wakes at its timeout, looks, sleeps again.
+  RunFor(900'000);
+  EXPECT_EQ(runs_, 4);
+  RunFor(200'000);
+  EXPECT_EQ(runs_, 5);
+  EXPECT_EQ(ks_->stats().agent_sleeps, 3u);
+}
+
+TEST_F(SimAgentSleepTest, AgentThatDoesNotSleepKeepsItsCpu) {
+  Start(0);
+  machine_->Wake(b_, -1);
+  RunFor(20'000);
+  EXPECT_EQ(ks_->stats().agent_sleeps, 0u);
+  EXPECT_TRUE(machine_->cpu(0).agent);
+  EXPECT_EQ(ks_->stats().agent_cpu_runs, 0u);
+  EXPECT_EQ(machine_->cpu(0).thread, -1);
+  EXPECT_EQ(ks_->stats().ring_runs, 1u);  // on CPU 1, kicked by b's wake-up
 }
 
 }  // namespace

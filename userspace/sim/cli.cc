@@ -76,6 +76,10 @@ const std::vector<FlagSpec>& Flags() {
               "idle or all: with the fast path, fill each ring to its node's idle CPUs plus one, "
               "or with every waiting thread a ring may take",
               &SimOptions::ring_depth),
+      SimFlag("agent-sleep-us",
+              "0..1000000: with the fast path, the global agent sleeps on its queue for up to "
+              "this long when idle, its CPU running threads from the rings; 0: it spins",
+              &SimOptions::agent_sleep_us),
       SimFlag("ring-size",
               "ring entries, a power of two 2..4096: N, NODE:N,... or N,NODE:N (N: nodes "
               "not named)",

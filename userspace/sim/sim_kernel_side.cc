@@ -20,7 +20,7 @@ SimKernelSide::SimKernelSide(Machine& machine, const CostModel& costs)
     : machine_(machine), costs_(costs), sw_(GHOST_MAX_THREADS), slots_(GHOST_MAX_CPUS),
       latches_(GHOST_MAX_CPUS), cpu_enclave_(GHOST_MAX_CPUS, -1),
       cpu_queue_(GHOST_MAX_CPUS, GHOST_QUEUE_NONE), cpu_seq_(GHOST_MAX_CPUS, 0),
-      pinned_(GHOST_MAX_CPUS, false),
+      pinned_(GHOST_MAX_CPUS, false), agent_asleep_(GHOST_MAX_CPUS, false),
       wake_kicked_(GHOST_MAX_CPUS, false) {
   for (int c = 0; c < GHOST_MAX_CPUS; c++) slots_[c].cpu = c;
   machine_.SetClass(this);
@@ -324,7 +324,10 @@ void SimKernelSide::Produce(QueueId queue, const ghost_msg& m, int thread) {
   q.ring.push_back({m, visible});
   if (thread >= 0) kthreads_[thread].unread++;
   stats_.messages++;
-  NotifyAgent(queue, visible);
+  // As the class's queue_produce: the thread is in a ring already, nothing
+  // for a sleeping agent to do.
+  const bool deferrable = m.type == GHOST_MSG_TASK_WAKEUP && m.wakeup.deferrable;
+  NotifyAgent(queue, visible, !deferrable);
 }
 
 void SimKernelSide::ProduceCpu(int cpu, uint16_t type, uint32_t reason) {
@@ -450,6 +453,7 @@ void SimKernelSide::PushAtWakeup(int t, ghost_msg& m) {
   }
   stats_.wakeup_pushes++;
   m.wakeup.in_ring = 1;
+  m.wakeup.deferrable = 1;
   m.wakeup.ring_node = static_cast<uint32_t>(node);
   m.wakeup.ring_pos = pos;
   // Not the agent's pushes: the doorbell's cost accounting must not charge
@@ -485,6 +489,7 @@ void SimKernelSide::ThreadStopped(int t, int cpu, StopReason why) {
 void SimKernelSide::ThreadStarted(int t, int cpu) {
   KThread& kt = kthreads_[t];
   kt.in_fallback = false;
+  if (pinned_[cpu]) stats_.agent_cpu_runs++;  // only while its agent sleeps
   UpdateStatusWord(t, GHOST_SW_ON_CPU, 0);
   if (kt.want_on_cpu) {
     ghost_msg m = NewTaskMsg(t, GHOST_MSG_TASK_ON_CPU, cpu);
@@ -609,13 +614,13 @@ uint32_t SimKernelSide::ValidateRingEntry(int cpu, int t, uint64_t seqnum) const
       kt.in_fallback) {
     return GHOST_RING_STALE_NOT_PARKED;
   }
-  if (pinned_[cpu] || machine_.cpu(cpu).cfs) return GHOST_RING_STALE_CPU;
+  if (HeldByGlobalAgent(cpu) || machine_.cpu(cpu).cfs) return GHOST_RING_STALE_CPU;
   if (!kt.affinity.IsSet(cpu)) return GHOST_RING_STALE_AFFINITY;
   return GHOST_RING_STALE_NONE;
 }
 
 bool SimKernelSide::ConsumeRing(int cpu) {
-  if (!rings_on_ || pinned_[cpu] || cpu_enclave_[cpu] < 0) return false;
+  if (!rings_on_ || HeldByGlobalAgent(cpu) || cpu_enclave_[cpu] < 0) return false;
   ghost_ring* r = rings_[cpu_enclave_[cpu] * GHOST_RING_MAX_NODES + NodeOfCpu(cpu)].get();
   if (r == nullptr) return false;
   uint64_t cost = 0;
@@ -658,7 +663,7 @@ void SimKernelSide::CpuAvailable(int cpu) { ProduceCpu(cpu, GHOST_MSG_CPU_AVAILA
 
 // A free CPU runs its enclave's FIFO first, then the class-wide one.
 bool SimKernelSide::RunFallback(int cpu) {
-  if (pinned_[cpu]) return false;
+  if (HeldByGlobalAgent(cpu)) return false;
   const int e = cpu_enclave_[cpu];
   if (e >= 0 && RunFifo(cpu, enclaves_[e].fallback, enclaves_[e].fallback_head)) return true;
   return RunFifo(cpu, orphans_, orphans_head_);
@@ -927,7 +932,7 @@ absl::Status SimKernelSide::RegisterAgent(SimAgentOptions opts) {
     At(machine_.now() + agent.opts.wait_timeout_ns, kAgentTimeout, static_cast<uint32_t>(a),
        ++agent.sleep_gen);
   }
-  if (QueuePending(q)) NotifyAgent(agent.opts.queue, NextVisible(q));
+  if (QueuePending(q)) NotifyAgent(agent.opts.queue, NextVisible(q), true);
   return absl::OkStatus();
 }
 
@@ -937,14 +942,14 @@ uint64_t SimKernelSide::agent_busy_ns() const {
   return sum;
 }
 
-void SimKernelSide::NotifyAgent(QueueId queue, uint64_t visible_ns) {
+void SimKernelSide::NotifyAgent(QueueId queue, uint64_t visible_ns, bool wakes) {
   const int a = queues_[queue].agent;
   if (a < 0) return;
   Agent& ag = agents_[a];
-  if (ag.opts.global) {
+  if (ag.opts.global && ag.on_cpu) {
     RequestRun(a, visible_ns);
-  } else if (!ag.on_cpu && !ag.wake_pending) {
-    // The per-CPU agent is woken now and occupies its CPU from now on.
+  } else if (!ag.on_cpu && !ag.wake_pending && wakes) {
+    // A sleeping agent is woken now and occupies its CPU from now on.
     ag.wake_pending = true;
     At(machine_.now(), kAgentWake, static_cast<uint32_t>(a), 0);
   }
@@ -952,6 +957,9 @@ void SimKernelSide::NotifyAgent(QueueId queue, uint64_t visible_ns) {
 
 void SimKernelSide::RequestRun(int a, uint64_t t) {
   Agent& ag = agents_[a];
+  // A sleeping global agent notices nothing (results, slices): only a message
+  // or its timeout wakes it.
+  if (ag.opts.global && !ag.on_cpu) return;
   t = std::max({t, ag.busy_until, machine_.now()});
   if (ag.run_pending && ag.run_time <= t) return;
   ag.run_pending = true;
@@ -985,7 +993,20 @@ void SimKernelSide::RunAgent(int a) {
   if (again) {
     RequestRun(a, std::max(end, NextVisible(q)));
   } else if (after.opts.global) {
-    if (idle_poll_ns_ > 0) RequestRun(a, end + idle_poll_ns_);
+    // Agent::Run: a round that read no message may end in a sleep; one that
+    // read some is followed by another at once, which may.
+    const uint64_t sleep_ns =
+        after.opts.idle_sleep_ns && !QueuePending(q) && !after.run_pending
+            ? after.opts.idle_sleep_ns()
+            : 0;
+    if (sleep_ns > 0 && after.consumed == 0) {
+      after.idle_sleep_ns = sleep_ns;
+      At(end, kAgentRelease, static_cast<uint32_t>(a), ++after.release_gen);
+    } else if (sleep_ns > 0) {
+      RequestRun(a, end);
+    } else if (idle_poll_ns_ > 0) {
+      RequestRun(a, end + idle_poll_ns_);
+    }
   } else {
     At(end, kAgentRelease, static_cast<uint32_t>(a), ++after.release_gen);
   }
@@ -999,9 +1020,15 @@ void SimKernelSide::AgentRelease(int a) {
     return;
   }
   ag.on_cpu = false;
-  if (ag.opts.wait_timeout_ns > 0) {
-    At(machine_.now() + ag.opts.wait_timeout_ns, kAgentTimeout, static_cast<uint32_t>(a),
-       ++ag.sleep_gen);
+  const uint64_t timeout_ns = ag.opts.global ? ag.idle_sleep_ns : ag.opts.wait_timeout_ns;
+  if (timeout_ns > 0) {
+    At(machine_.now() + timeout_ns, kAgentTimeout, static_cast<uint32_t>(a), ++ag.sleep_gen);
+  }
+  if (ag.opts.global) {
+    // Asleep first: the CPU, offered next, then takes ring entries and
+    // FIFO threads like any enclave CPU.
+    agent_asleep_[ag.opts.cpu] = true;
+    stats_.agent_sleeps++;
   }
   machine_.SetAgent(ag.opts.cpu, false);
 }
@@ -1013,6 +1040,11 @@ void SimKernelSide::AgentWake(int a) {
   ag.on_cpu = true;
   ag.sleep_gen++;
   ag.busy_until = machine_.now();
+  agent_asleep_[ag.opts.cpu] = false;
+  // Taking the CPU back preempts its thread (TASK_PREEMPT), as the class's
+  // cpu_release does. A sleeping global agent pays what a per-CPU agent's
+  // wake-up costs (msg_local_ns: woken and switched in on its CPU), not the
+  // spinning agent's msg_global_ns.
   machine_.SetAgent(ag.opts.cpu, true);
   RequestRun(a, machine_.now() + costs_.msg_local_ns);
 }

@@ -28,12 +28,16 @@ namespace sim {
 
 struct SimAgentOptions {
   int cpu = -1;
-  bool global = false;     // spins on its CPU, which it never leaves
+  bool global = false;     // spins on its CPU, which it leaves only to sleep (idle_sleep_ns)
   QueueId queue = GHOST_QUEUE_NONE;
   std::function<void()> run_once;  // e.g. [&agent] { agent.RunOnce(); }
   // Per-CPU agents: a sleeping agent wakes by itself after this long (the
   // WaitQueue timeout of Agent::Run); 0: only messages wake it.
   uint64_t wait_timeout_ns = 0;
+  // Global agents: after a pass that read no message, how long the agent may
+  // sleep on its queue (e.g. from Agent::IdleSleep); 0 or empty: it spins.
+  // Asleep, its CPU runs threads; any message but a deferrable wake-up wakes it.
+  std::function<uint64_t()> idle_sleep_ns;
 };
 
 struct SimKernelStats {
@@ -54,6 +58,10 @@ struct SimKernelStats {
   // The class's producer at wake-up (GHOST_RING_F_WAKEUP): pushed, refused.
   uint64_t wakeup_pushes = 0;
   uint64_t wakeup_refused = 0;
+  // Global agents that slept on their queues (idle_sleep_ns), and threads
+  // their CPUs started meanwhile (from the rings or the fallback FIFOs).
+  uint64_t agent_sleeps = 0;
+  uint64_t agent_cpu_runs = 0;
 };
 
 class SimKernelSide : public KernelSide, public SchedClass {
@@ -61,7 +69,8 @@ class SimKernelSide : public KernelSide, public SchedClass {
   SimKernelSide(Machine& machine, const CostModel& costs);
 
   // The simulator's side -------------------------------------------------
-  // Registers an agent to drive. Global agents take their CPU for good.
+  // Registers an agent to drive. Global agents hold their CPU, except while
+  // they sleep (SimAgentOptions::idle_sleep_ns).
   absl::Status RegisterAgent(SimAgentOptions opts);
   // Global agents are also run this long after a thread starts, so that a
   // policy with a time slice sees it expire (a real one spins and notices).
@@ -183,6 +192,7 @@ class SimKernelSide : public KernelSide, public SchedClass {
     uint64_t busy_ns = 0;
     uint64_t release_gen = 0;
     uint64_t sleep_gen = 0;
+    uint64_t idle_sleep_ns = 0;    // global: the longest its next sleep may last
     size_t consumed = 0;           // messages consumed in the current pass
     bool stalled = false;          // last pass left visible messages unread
   };
@@ -204,7 +214,8 @@ class SimKernelSide : public KernelSide, public SchedClass {
   void Finish(int cpu, uint32_t result);
   void TryStart(int cpu);
   void RequestRun(int a, uint64_t t);
-  void NotifyAgent(QueueId q, uint64_t visible_ns);
+  // `wakes`: the message wakes a sleeping agent (not a deferrable wake-up).
+  void NotifyAgent(QueueId q, uint64_t visible_ns, bool wakes);
   void RunAgent(int a);
   void AgentRelease(int a);
   void AgentWake(int a);
@@ -213,6 +224,9 @@ class SimKernelSide : public KernelSide, public SchedClass {
   bool RunFallback(int cpu);
   bool RunFifo(int cpu, std::vector<int>& fifo, size_t& head);
   bool EnclaveLive(EnclaveId e) const { return e < enclaves_.size() && enclaves_[e].in_use; }
+  // The class's home-CPU skip (fast_path.bpf.h): a global agent's CPU takes
+  // nothing from the rings or the FIFOs, unless its agent sleeps.
+  bool HeldByGlobalAgent(int cpu) const { return pinned_[cpu] && !agent_asleep_[cpu]; }
   void Orphan(int t);
   void ServeOrphans();
   // A free CPU of an enclave with rings claims entries from its node's ring
@@ -233,6 +247,7 @@ class SimKernelSide : public KernelSide, public SchedClass {
   std::vector<QueueId> cpu_queue_;   // where CPU messages about a CPU go
   std::vector<uint64_t> cpu_seq_;
   std::vector<bool> pinned_;         // a global agent's CPU
+  std::vector<bool> agent_asleep_;   // ... whose agent sleeps (ghost_cpu_word.agent_asleep)
   std::vector<Agent> agents_;
   // The class-wide FIFO of threads whose enclave was destroyed (no agent to
   // wait for): any free CPU that no global agent holds runs them, whatever

@@ -122,6 +122,10 @@ absl::Status ValidateSimOptions(const SimOptions& o) {
   }
   if (absl::StatusOr<bool> wp = ParseWakeupPush(o.wakeup_push); !wp.ok()) return wp.status();
   if (absl::StatusOr<bool> rd = ParseRingDepth(o.ring_depth); !rd.ok()) return rd.status();
+  if (o.agent_sleep_us < 0 || o.agent_sleep_us > 1'000'000) {  // as ghost-agent's
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--agent-sleep-us=%d is out of range (0..1000000)", o.agent_sleep_us));
+  }
   if (absl::StatusOr<RingSizes> rs = ParseRingSizes(o.ring_size); !rs.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--ring-size: ", rs.status().message()));
   }
@@ -188,6 +192,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
     po.fast_path = fast_path;
     po.wakeup_push = *ParseWakeupPush(o.wakeup_push);  // checked above
     po.deep_rings = *ParseRingDepth(o.ring_depth);     // checked above
+    po.agent_sleep = absl::Microseconds(o.agent_sleep_us);
     po.ring_sizes = *ParseRingSizes(o.ring_size);  // checked above
     absl::StatusOr<std::unique_ptr<Policy>> p = MakePolicy(po, *enclave);
     if (!p.ok()) return p.status();
@@ -199,7 +204,11 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
                                               .global = a->global(),
                                               .queue = a->queue(),
                                               .run_once = [a] { a->RunOnce(); },
-                                              .wait_timeout_ns = a->global() ? 0 : timeout_ns});
+                                              .wait_timeout_ns = a->global() ? 0 : timeout_ns,
+                                              .idle_sleep_ns = [a] {
+                                                return static_cast<uint64_t>(
+                                                    absl::ToInt64Nanoseconds(a->IdleSleep()));
+                                              }});
       if (!s.ok()) return s;
       if (a->global()) worker_cpus.Clear(a->cpu());
     }
@@ -277,6 +286,8 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
     r.ring_stale = st.ring_stale;
     r.doorbells = st.doorbells;
     r.wakeup_pushes = st.wakeup_pushes;
+    r.agent_sleeps = st.agent_sleeps;
+    r.agent_cpu_runs = st.agent_cpu_runs;
     r.policy_stats = policy->StatsLine();
     r.txn_committed = st.txn_results[GHOST_TXN_COMMITTED];
     r.txn_stale = st.txn_results[GHOST_TXN_TARGET_STALE] + st.txn_results[GHOST_TXN_AGENT_STALE];
@@ -336,6 +347,8 @@ std::vector<std::tuple<std::string, std::string, bool>> Fields(const SimReport& 
       {"ring_stale", absl::StrCat(r.ring_stale), false},
       {"doorbells", absl::StrCat(r.doorbells), false},
       {"wakeup_pushes", absl::StrCat(r.wakeup_pushes), false},
+      {"agent_sleeps", absl::StrCat(r.agent_sleeps), false},
+      {"agent_cpu_runs", absl::StrCat(r.agent_cpu_runs), false},
   };
 }
 

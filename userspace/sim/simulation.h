@@ -40,8 +40,11 @@ struct SimOptions {
   // Fast path (issue 9): "on"/"auto" give the simulated class per-node rings
   // (the centralized FIFO then pushes to them), "off": transactions only.
   std::string fast_path = "auto";
-  std::string wakeup_push = "on";
-  std::string ring_depth = "idle";  // idle or all: how deep the agent fills the rings  // on or off: the class pushes woken threads (fast path)
+  std::string wakeup_push = "on";            // on or off: the class pushes woken threads
+  std::string ring_depth = "idle";           // idle or all: how deep the agent fills the rings
+  // --agent-sleep-us: with the fast path, the global agent sleeps on its
+  // queue for up to this long when idle, its CPU running threads; 0: it spins.
+  int64_t agent_sleep_us = 0;
   std::string ring_size = "256";             // --ring-size: N or NODE:N,...
   int64_t queue_bytes = 256 * 1024;          // --queue-bytes: message queue size
 };
@@ -70,6 +73,8 @@ struct SimReport {
   // stale; doorbells) and the policy's counters (its --stats line).
   bool fast_path = false;
   uint64_t ring_claims = 0, ring_runs = 0, ring_stale = 0, doorbells = 0, wakeup_pushes = 0;
+  // --agent-sleep-us: the global agent's sleeps, threads its CPU ran meanwhile.
+  uint64_t agent_sleeps = 0, agent_cpu_runs = 0;
   std::string policy_stats;
 };
 
