@@ -226,23 +226,25 @@ FifoTask* FifoCentralizedScheduler::TakeFor(int cpu, uint64_t now, bool narrow_o
   return found;
 }
 
-FifoTask* FifoCentralizedScheduler::TakeNarrowToPreempt(uint64_t now, Cpu** cpu) {
+std::vector<std::pair<FifoTask*, FifoCentralizedScheduler::Cpu*>>
+FifoCentralizedScheduler::TakeNarrowToPreempt(uint64_t now) {
   std::map<Tid, uint64_t> since;
-  FifoTask* found = nullptr;
+  std::vector<std::pair<FifoTask*, Cpu*>> picks;
+  CpuList picked;  // one thread per CPU
   for (Tid tid : fifo_.tids()) {
     FifoTask* t = tasks_.Find(tid);
     if (t == nullptr || !t->Waiting() || now < t->not_before_ns || RingEligible(*t)) continue;
     auto it = narrow_since_.find(tid);
     const uint64_t first = it == narrow_since_.end() ? now : it->second;
     since[tid] = first;
-    if (found != nullptr || now - first < kNarrowWaitNs) continue;
+    if (now - first < kNarrowWaitNs) continue;
     // Any CPU it may run on, also one we believe idle: the rings may keep it
     // busy with threads whose outcome we have not reaped yet (a plain commit
     // there fails CPU_UNAVAILABLE).
     for (auto& [c, cs] : cpus_) {
-      if (cs.req_active || !t->AllowedOn(c) || !Usable(cs, now)) continue;
-      found = t;
-      *cpu = &cs;
+      if (cs.req_active || picked.IsSet(c) || !t->AllowedOn(c) || !Usable(cs, now)) continue;
+      picks.emplace_back(t, &cs);
+      picked.Set(c);
       break;
     }
   }
@@ -256,11 +258,11 @@ FifoTask* FifoCentralizedScheduler::TakeNarrowToPreempt(uint64_t now, Cpu** cpu)
     }
   }
   narrow_since_ = std::move(since);
-  if (found != nullptr) {
-    narrow_since_.erase(found->tid);
-    fifo_.Remove(*found);
+  for (auto& [t, c] : picks) {
+    narrow_since_.erase(t->tid);
+    fifo_.Remove(*t);
   }
-  return found;
+  return picks;
 }
 
 FifoTask* FifoCentralizedScheduler::TakeForAgentCpu(uint64_t now) {
@@ -419,13 +421,13 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
   // Narrow threads that have waited kNarrowWaitNs go first, preempting (one
   // per CPU): a plain commit (below) fails wherever the rings keep their
   // CPUs busy, and with deep rings that is everywhere.
-  while (fast_path()) {
-    Cpu* c = nullptr;
-    FifoTask* t = TakeNarrowToPreempt(now, &c);
-    if (t == nullptr || !open(*c, *t, GHOST_TXN_F_PREEMPT)) break;
-    ++stats_.narrow_preemptions;
-    c->preempting = c->current;
-    if (FifoTask* v = tasks_.Find(c->current)) v->slice_preempted = true;
+  if (fast_path()) {
+    for (auto [t, c] : TakeNarrowToPreempt(now)) {
+      if (!open(*c, *t, GHOST_TXN_F_PREEMPT)) continue;
+      ++stats_.narrow_preemptions;
+      c->preempting = c->current;
+      if (FifoTask* v = tasks_.Find(c->current)) v->slice_preempted = true;
+    }
   }
   for (auto& [cpu, c] : cpus_) {
     if (fifo_.Empty()) break;

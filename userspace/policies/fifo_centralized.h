@@ -188,11 +188,12 @@ class FifoCentralizedScheduler : public Scheduler {
   // First waiting thread that may run on the agent's CPU and on no scheduled
   // CPU a higher class does not hold, taken out of the FIFO.
   FifoTask* TakeForAgentCpu(uint64_t now);
-  // Fast path: the oldest thread no ring may take that has waited
-  // kNarrowWaitNs (failed commits meanwhile included), and a CPU it may run
-  // on, to be committed there preempting whatever runs; the thread is taken
-  // out of the FIFO. Null if none.
-  FifoTask* TakeNarrowToPreempt(uint64_t now, Cpu** cpu);
+  // Fast path: threads no ring may take that have waited kNarrowWaitNs
+  // (failed commits meanwhile included), oldest first, each with a CPU it may
+  // run on (a different one each), to be committed there preempting whatever
+  // runs; one scan of the FIFO per round. The threads are taken out of the
+  // FIFO.
+  std::vector<std::pair<FifoTask*, Cpu*>> TakeNarrowToPreempt(uint64_t now);
   // Fast path, slices: the oldest entry of `cpu`'s node's ring that has
   // waited a slice and that a revoke wins, to be committed there (the ring's
   // entries are older than the FIFO's threads). Null if none.
