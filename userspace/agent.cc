@@ -39,6 +39,7 @@ void Agent::Run(const std::atomic<bool>& stop) {
   while (!stop.load(std::memory_order_acquire)) {
     yield_requested_ = false;
     const size_t n = RunOnce();
+    if (has_posted_.load(std::memory_order_acquire)) RunPosted();
     const uint64_t now = MonotonicNs();
     longest_stall_ns_ = std::max(longest_stall_ns_, now - last);
     if (kernel_.TakeYieldRequest(opts_.cpu)) {
@@ -60,6 +61,25 @@ void Agent::Run(const std::atomic<bool>& stop) {
     }
     last = MonotonicNs();
   }
+}
+
+void Agent::RunBetweenRounds(std::function<void()> fn) {
+  {
+    absl::MutexLock l(&posted_mu_);
+    posted_.push_back(std::move(fn));
+    has_posted_.store(true, std::memory_order_release);
+  }
+  Wake();
+}
+
+void Agent::RunPosted() {
+  std::vector<std::function<void()>> run;
+  {
+    absl::MutexLock l(&posted_mu_);
+    run.swap(posted_);
+    has_posted_.store(false, std::memory_order_relaxed);
+  }
+  for (auto& fn : run) fn();
 }
 
 void Agent::StepAside(bool on_message) {

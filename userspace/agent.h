@@ -8,8 +8,12 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "userspace/agent_wakeup.h"
 #include "userspace/channel.h"
@@ -63,6 +67,13 @@ class Agent {
   // thread): ends the current or the next Wait() early.
   void Wake() { wakeup_.Wake(); }
 
+  // From any thread, while Run() runs: runs `fn` on the agent's own thread
+  // after its current round, where the scheduler's state is whole and no
+  // round is changing it (a diagnostic reading the policy's view while it
+  // schedules), and wakes the agent for it. Run() returning drops what was
+  // not run yet: `fn` must not be the only owner of anything waited for.
+  void RunBetweenRounds(std::function<void()> fn);
+
   // From the scheduler, during Schedule(): after this round, Run() lets the
   // agent's own CPU run what the scheduler committed to it, until a message
   // arrives or `yield_for` passes. A per-CPU agent does so anyway (it blocks
@@ -106,6 +117,8 @@ class Agent {
   void StepAside(bool on_message);
   // Run(): sleeps on the queue for up to `d`, its CPU given to threads.
   void SleepIdle(absl::Duration d);
+  // Run(): the functions RunBetweenRounds posted.
+  void RunPosted();
 
   uint64_t barrier_ = 0;
   uint64_t rounds_ = 0;
@@ -115,6 +128,9 @@ class Agent {
   uint64_t kernel_yields_ = 0;
   uint64_t idle_sleeps_ = 0;
   uint64_t longest_stall_ns_ = 0;
+  absl::Mutex posted_mu_;
+  std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(posted_mu_);
+  std::atomic<bool> has_posted_{false};  // checked every round without the lock
 };
 
 }  // namespace ghost

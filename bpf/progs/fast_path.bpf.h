@@ -354,7 +354,8 @@ static long wake_cpu_scan(__u64 i, struct wake_cpu_ctx *w)
 	cpu &= GHOST_MAX_CPUS - 1;
 	if ((!w->any_node && node_of_cpu(cpu) != w->node) || !cpu_online(cpu) ||
 	    !enclave_has_cpu(w->enclave, cpu) ||
-	    cpu_home_of_global_agent(cpu) || !bpf_cpumask_test_cpu(cpu, w->p->cpus_ptr))
+	    (cpu_home_of_global_agent(cpu) && !global_agent_asleep(cpu)) ||
+	    !bpf_cpumask_test_cpu(cpu, w->p->cpus_ptr))
 		return 0;
 	if (!scx_bpf_test_and_clear_cpu_idle(cpu))
 		return 0;
@@ -368,8 +369,9 @@ static long wake_cpu_scan(__u64 i, struct wake_cpu_ctx *w)
  * of the same node, else of another node of the enclave; the enqueue then
  * wakes that CPU, which consumes from its node's ring, where ops.enqueue
  * pushed the thread (the BPF producer's doorbell: one CPU per wake-up, each
- * claimed, so no herd). With no idle CPU it stays on `cpu`, whose node's
- * ring a CPU going idle there reads first.
+ * claimed, so no herd). A global agent's CPU counts only while its agent
+ * sleeps (dispatch there consumes then, as on any CPU). With no idle CPU it
+ * stays on `cpu`, whose node's ring a CPU going idle there reads first.
  */
 static __always_inline s32 ring_wake_cpu(struct task_struct *p, struct ghost_task *t, s32 cpu)
 {

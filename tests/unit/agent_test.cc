@@ -2,8 +2,11 @@
 
 #include <functional>
 #include <memory>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/unit/fake_kernel_side.h"
 #include "userspace/enclave.h"
@@ -124,6 +127,36 @@ TEST_F(AgentTest, RunStopsWhenAsked) {
     EXPECT_EQ(sched.schedules, 5);
     EXPECT_EQ(agent.global(), global);
   }
+}
+
+// What another thread posts runs on the agent's own thread, between two
+// rounds. (That it also wakes an agent blocked on its queue needs a pollable
+// queue, which the fake lacks: the VM runs cover it.)
+TEST_F(AgentTest, RunsWhatIsPostedOnItsThreadBetweenRounds) {
+  CommitNewest sched(kernel_);
+  std::atomic<bool> stop{false};
+  Agent agent(kernel_, sched,
+              {.cpu = 0, .queue = enclave_->default_queue()});
+  std::atomic<int> schedules{0};
+  sched.before_commit = [&] { schedules = sched.schedules; };
+  std::thread runner([&] { agent.Run(stop); });
+  while (schedules.load() == 0) absl::SleepFor(absl::Milliseconds(1));
+  absl::Notification ran;
+  std::thread::id ran_on;
+  int rounds_before = -1;
+  agent.RunBetweenRounds([&] {
+    ran_on = std::this_thread::get_id();
+    rounds_before = sched.schedules;
+    ran.Notify();
+  });
+  const bool in_time = ran.WaitForNotificationWithTimeout(absl::Seconds(20));
+  const std::thread::id agent_thread = runner.get_id();
+  stop = true;
+  agent.Wake();
+  runner.join();
+  ASSERT_TRUE(in_time) << "the posted function did not run";
+  EXPECT_EQ(ran_on, agent_thread);
+  EXPECT_GE(rounds_before, 1);  // after a whole round, never inside one
 }
 
 }  // namespace

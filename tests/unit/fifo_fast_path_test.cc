@@ -437,6 +437,58 @@ TEST_F(FifoFastPathTest, NarrowThreadsPreemptTheirCpusInOneRound) {
   for (int cpu = 1; cpu <= 3; ++cpu) EXPECT_EQ(k().CurrentOn(cpu), narrow[cpu - 1]);
 }
 
+// Two narrow threads due for the same CPU: the one that has waited longer
+// preempts first, though the other is ahead in the FIFO (a thread displaced
+// from its CPU goes back to the head). In FIFO order, movers that pinned
+// themselves to one CPU after another (stress-ng's affinity stressor) kept a
+// patient thread pinned to that CPU waiting 5 s.
+TEST_F(FifoFastPathTest, NarrowThreadThatWaitedLongestPreemptsFirst) {
+  Start(4);
+  std::vector<Tid> wide;
+  for (int i = 0; i < 3; ++i) wide.push_back(k().NewThread());
+  agent_->RunOnce();
+  for (int cpu = 1; cpu <= 3; ++cpu) ASSERT_EQ(k().ConsumeRing(cpu), Consumed::kRan);
+  agent_->RunOnce();
+  const Tid patient = k().NewThread();
+  k().SetAffinity(patient, CpuList({1}));
+  agent_->RunOnce();  // its wait starts
+  k().AdvanceTime(1'000'000);
+  const Tid mover = wide[1];  // pins itself to CPU 1 and leaves CPU 2
+  k().SetAffinity(mover, CpuList({1}));
+  k().Preempt(mover);
+  agent_->RunOnce();  // back to the FIFO's head; its wait starts 1 ms later
+  k().AdvanceTime(FifoCentralizedScheduler::kNarrowWaitNs);
+  agent_->RunOnce();  // both are due; CPU 1 takes one
+  agent_->RunOnce();
+  EXPECT_EQ(sched().stats().narrow_preemptions, 1u);
+  EXPECT_EQ(k().CurrentOn(1), patient);
+}
+
+// A preempting commit that fails keeps the thread's wait: it preempts again
+// at once, not kNarrowWaitNs later. (Its clock restarted at each failed
+// preemption, and a thread pinned to a CPU that kept failing them waited 5 s.)
+TEST_F(FifoFastPathTest, NarrowWaitSurvivesAFailedPreemption) {
+  Start(4);
+  for (int i = 0; i < 3; ++i) k().NewThread();
+  agent_->RunOnce();
+  for (int cpu = 1; cpu <= 3; ++cpu) ASSERT_EQ(k().ConsumeRing(cpu), Consumed::kRan);
+  agent_->RunOnce();
+  k().set_hold_commits(true);
+  const Tid narrow = k().NewThread();
+  k().SetAffinity(narrow, CpuList({1}));
+  agent_->RunOnce();
+  k().AdvanceTime(FifoCentralizedScheduler::kNarrowWaitNs + 1);
+  agent_->RunOnce();  // the preempting commit, held
+  ASSERT_EQ(sched().stats().narrow_preemptions, 1u);
+  ASSERT_TRUE(k().FinishHeld(1, GHOST_TXN_AGENT_STALE).ok());
+  k().AdvanceTime(100'000);
+  agent_->RunOnce();  // the failure read: preempts again in this round or the next
+  agent_->RunOnce();
+  EXPECT_EQ(sched().stats().narrow_preemptions, 2u);
+  ASSERT_TRUE(k().FinishHeld(1, GHOST_TXN_COMMITTED).ok());
+  EXPECT_EQ(k().CurrentOn(1), narrow);
+}
+
 // With the rings and a slice, the ring's entries are older than the FIFO's
 // threads: a CPU past its slice gets the oldest entry of its node's ring
 // (taken back and committed) before any CPU gets a FIFO thread. (Giving it

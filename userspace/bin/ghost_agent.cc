@@ -29,8 +29,10 @@
 
 #include <bpf/bpf.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,6 +42,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "userspace/agent_lock.h"
 #include "userspace/agent_thread.h"
@@ -466,6 +469,56 @@ int main(int argc, char** argv) {
     return absl::OkStatus();
   };
 
+  // A thread the class's watchdog had to move is a thread the policy did not
+  // place in time: report it when it happens, with the policy's view of it
+  // taken then, on the agent's own thread (by the end of the run the thread
+  // may be gone). The first kMaxMoveReports moves of this enclave's threads.
+  constexpr int kMaxMoveReports = 10;
+  uint64_t moves_seen = skel->bss->nr_watchdog_moves;
+  int moves_reported = 0;
+  std::string last_move_view;  // the policy's view at the last reported move
+  auto report_watchdog_move = [&]() {
+    const uint64_t moves = skel->bss->nr_watchdog_moves;
+    if (moves == moves_seen) return;
+    moves_seen = moves;
+    const ghost_watchdog_move_record w = skel->bss->last_watchdog_move;
+    if (!enclave || !policy || policy->agents().empty() || moves_reported >= kMaxMoveReports) {
+      return;
+    }
+    const std::vector<ghost::QueueId> qs = enclave->queues();
+    if (std::find(qs.begin(), qs.end(), static_cast<ghost::QueueId>(w.queue)) == qs.end()) {
+      return;  // another enclave's thread
+    }
+    struct View {
+      absl::Mutex mu;
+      std::string text ABSL_GUARDED_BY(mu);
+      bool done ABSL_GUARDED_BY(mu) = false;
+    };
+    auto view = std::make_shared<View>();
+    ghost::Policy* p = policy.get();
+    policy->agents().front()->RunBetweenRounds([view, p, tid = w.tid] {
+      std::string text = p->DescribeThread(static_cast<ghost::Tid>(tid));
+      absl::MutexLock l(&view->mu);
+      view->text = std::move(text);
+      view->done = true;
+    });
+    std::string text = "(the agent did not answer within 200 ms)";
+    {
+      absl::MutexLock l(&view->mu);
+      if (view->mu.AwaitWithTimeout(absl::Condition(&view->done), absl::Milliseconds(200))) {
+        text = view->text;
+      }
+    }
+    ++moves_reported;
+    last_move_view = text;
+    absl::FPrintF(stderr,
+                  "ghost-agent: the class's watchdog ran tid=%d (pid %d) after it waited %d ms "
+                  "(park_cpu=%d cpu=%d txn_cpu=%d nr_cpus_allowed=%d)%s; policy: %s\n",
+                  w.tid, w.pid, w.held_ns / 1000000, w.park_cpu, w.cpu, w.txn_cpu,
+                  w.nr_cpus_allowed,
+                  moves_reported == kMaxMoveReports ? " [last one reported]" : "", text);
+  };
+
   int code = 0;
   bool handover = false;
   absl::Time leaving_since = absl::InfiniteFuture();
@@ -498,6 +551,7 @@ int main(int argc, char** argv) {
       code = Fail(1, "the kernel is ending the class, but gave no reason within 30 s");
       break;
     }
+    if (leaving_since == absl::InfiniteFuture()) report_watchdog_move();
     if (thread_errors > 0) {
       code = 1;
       break;
@@ -587,6 +641,10 @@ int main(int argc, char** argv) {
             "state=%d park_cpu=%d cpu=%d txn_cpu=%d nr_cpus_allowed=%d; policy: %s\n",
             w.tid, w.pid, w.seq, w.held_ns / 1000000, w.queue, w.last_queue, w.state, w.park_cpu, w.cpu,
             w.txn_cpu, w.nr_cpus_allowed, policy->DescribeThread(static_cast<ghost::Tid>(w.tid)));
+        if (!last_move_view.empty()) {
+          absl::PrintF("ghost-agent: policy's view at the last reported move: %s\n",
+                       last_move_view);
+        }
       }
       for (ghost::Agent* a : policy->agents()) {
         absl::PrintF("ghost-agent: agent cpu %d: %d rounds, %d messages, stepped aside %d times "

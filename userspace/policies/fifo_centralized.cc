@@ -229,28 +229,44 @@ FifoTask* FifoCentralizedScheduler::TakeFor(int cpu, uint64_t now, bool narrow_o
 std::vector<std::pair<FifoTask*, FifoCentralizedScheduler::Cpu*>>
 FifoCentralizedScheduler::TakeNarrowToPreempt(uint64_t now) {
   std::map<Tid, uint64_t> since;
-  std::vector<std::pair<FifoTask*, Cpu*>> picks;
-  CpuList picked;  // one thread per CPU
+  std::vector<std::pair<uint64_t, FifoTask*>> due;  // (waiting since, thread)
   for (Tid tid : fifo_.tids()) {
     FifoTask* t = tasks_.Find(tid);
     if (t == nullptr || !t->Waiting() || now < t->not_before_ns || RingEligible(*t)) continue;
     auto it = narrow_since_.find(tid);
     const uint64_t first = it == narrow_since_.end() ? now : it->second;
     since[tid] = first;
-    if (now - first < kNarrowWaitNs) continue;
+    if (now - first >= kNarrowWaitNs) due.emplace_back(first, t);
+  }
+  // Longest wait first, not FIFO order: threads displaced from their CPU go
+  // back to the FIFO's head, so under affinity churn (movers that pin
+  // themselves to one CPU after another) a thread pinned behind them was
+  // passed over round after round: 5 s watchdog moves with deep rings.
+  std::stable_sort(due.begin(), due.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::pair<FifoTask*, Cpu*>> picks;
+  CpuList picked;  // one thread per CPU
+  for (auto [first, t] : due) {
     // Any CPU it may run on, also one we believe idle: the rings may keep it
     // busy with threads whose outcome we have not reaped yet (a plain commit
-    // there fails CPU_UNAVAILABLE).
+    // there fails CPU_UNAVAILABLE). Not one whose thread has just started:
+    // two threads pinned to one CPU would take it from each other every
+    // round.
     for (auto& [c, cs] : cpus_) {
       if (cs.req_active || picked.IsSet(c) || !t->AllowedOn(c) || !Usable(cs, now)) continue;
+      if (cs.current != GHOST_TID_NONE && now >= cs.run_start_ns &&
+          now - cs.run_start_ns < kNarrowWaitNs) {
+        continue;
+      }
       picks.emplace_back(t, &cs);
       picked.Set(c);
       break;
     }
   }
-  // The wait counts across commits that failed meanwhile: a thread whose
-  // commit is in flight keeps its clock. (Restarting it at every failed
-  // plain commit kept a thread pinned to a ring-fed CPU waiting 5 s.)
+  // The wait counts across commits that failed meanwhile, this round's
+  // preempting ones too: a thread whose commit is in flight keeps its clock
+  // until it runs (HandleResult). (Restarting it at every failed commit kept
+  // threads pinned to a ring-fed CPU waiting 5 s.)
   for (const auto& [tid, first] : narrow_since_) {
     const FifoTask* t = tasks_.Find(tid);
     if (t != nullptr && t->runnable && t->on_cpu < 0 && t->inflight_cpu >= 0) {
@@ -258,10 +274,7 @@ FifoCentralizedScheduler::TakeNarrowToPreempt(uint64_t now) {
     }
   }
   narrow_since_ = std::move(since);
-  for (auto& [t, c] : picks) {
-    narrow_since_.erase(t->tid);
-    fifo_.Remove(*t);
-  }
+  for (auto& [t, c] : picks) fifo_.Remove(*t);
   return picks;
 }
 
@@ -299,6 +312,7 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
   }
   if (r == GHOST_TXN_COMMITTED) {
     ++stats_.commits;
+    narrow_since_.erase(tid);  // it ran: a later wait starts afresh
     if (victim != nullptr) ++stats_.preemptions;
     if (t != nullptr && !left) {
       t->on_cpu = c.cpu;

@@ -422,6 +422,9 @@ void SimKernelSide::ThreadRunnable(int t, int waker_cpu) {
 void SimKernelSide::PushAtWakeup(int t, ghost_msg& m) {
   const KThread& kt = kthreads_[t];
   if (!rings_on_ || kt.in_fallback || kt.enclave >= GHOST_MAX_ENCLAVES) return;
+  // As the class: narrow threads stay with the agent (a consumer outside
+  // their mask would drop the entry).
+  if (kt.affinity.Size() < NumCpus()) return;
   const int last = machine_.thread(t).cpu >= 0 ? machine_.thread(t).cpu : 0;
   auto ring_of = [&](int cpu) {
     return rings_[kt.enclave * GHOST_RING_MAX_NODES + NodeOfCpu(cpu)].get();
@@ -430,7 +433,7 @@ void SimKernelSide::PushAtWakeup(int t, ghost_msg& m) {
   if (r == nullptr || !(GHOST_RING_LOAD(&r->info.flags) & GHOST_RING_F_WAKEUP)) return;
   auto idle = [&](int c) {
     return c >= 0 && c < NumCpus() && cpu_enclave_[c] == static_cast<int>(kt.enclave) &&
-           !pinned_[c] && machine_.IsFree(c) && latches_[c].thread == -1 &&
+           !HeldByGlobalAgent(c) && machine_.IsFree(c) && latches_[c].thread == -1 &&
            kt.affinity.IsSet(c) && !wake_kicked_[c];
   };
   int park = idle(last) ? last : -1;
@@ -587,7 +590,7 @@ absl::Status SimKernelSide::RingDoorbell(EnclaveId enclave, absl::Span<const uin
     uint32_t left = kicks[node];
     for (int c : enclaves_[enclave].cpus.ToVector()) {
       if (left == 0) break;
-      if (NodeOfCpu(c) != static_cast<int>(node) || pinned_[c] || !machine_.IsFree(c) ||
+      if (NodeOfCpu(c) != static_cast<int>(node) || HeldByGlobalAgent(c) || !machine_.IsFree(c) ||
           latches_[c].thread != -1) {
         continue;
       }
