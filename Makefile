@@ -10,6 +10,8 @@
 #   make mutants deliberate breaks of the class's checks must fail their tests
 #   make vmlinux regenerate vmlinux/vmlinux.h from the test kernel's BTF
 #   make peers   build the kernel's example sched_ext schedulers for the guest (cached)
+#   make install the binaries, the systemd unit and its config (PREFIX, DESTDIR);
+#                make uninstall takes them away (docs/OPERATING.md)
 #
 # Sources are found by wildcard, so adding a file needs no Makefile edit:
 #   bpf/progs/NAME.bpf.c        -> skel/NAME.skel.h
@@ -65,7 +67,8 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2)
 endif
 
-.PHONY: all deps test unit-test vm-test soak demo bench mutants vmlinux kernel peers clean
+.PHONY: all deps test unit-test vm-test soak demo bench mutants vmlinux kernel peers clean \
+        install uninstall
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -190,6 +193,34 @@ peers: deps
 
 vmlinux:
 	bash vmlinux/gen.sh "$$(bash scripts/kernel.sh)" vmlinux/vmlinux.h
+
+# --- install -----------------------------------------------------------------
+# `make install [PREFIX=/usr/local] [DESTDIR=stage]`. The config lives in /etc
+# whatever PREFIX is (where the unit reads it); /usr/local/lib/systemd/system
+# is on systemd's own search path. An existing config is never overwritten,
+# and uninstall keeps one an operator edited.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+INSTALL_BINS := ghost-agent ghost-run ghost-sim ghost-bench
+UNIT := $(DESTDIR)$(UNITDIR)/ghost-agent.service
+CONF := $(DESTDIR)$(SYSCONFDIR)/ghost-scx/ghost-agent.conf
+
+install: $(addprefix $(BUILD)/,$(INSTALL_BINS))
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/ghost-scx
+	install -m 0755 $^ $(DESTDIR)$(BINDIR)/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    deploy/systemd/ghost-agent.service.in > $(UNIT).tmp
+	chmod 0644 $(UNIT).tmp && mv $(UNIT).tmp $(UNIT)
+	@if [ -e $(CONF) ]; then echo "install: kept the existing $(CONF)"; \
+	 else install -m 0644 deploy/systemd/ghost-agent.conf $(CONF); fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(INSTALL_BINS)) $(UNIT)
+	@if cmp -s deploy/systemd/ghost-agent.conf $(CONF); then \
+	   rm -f $(CONF) && rmdir --ignore-fail-on-non-empty $(DESTDIR)$(SYSCONFDIR)/ghost-scx; \
+	 elif [ -e $(CONF) ]; then echo "uninstall: kept $(CONF) (edited)"; fi
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) skel/*.skel.h

@@ -2,7 +2,9 @@
 # Installs every build, test and VM dependency from Debian: bookworm for the
 # toolchain, bookworm-backports for libbpf 1.4.6 and bpftool 7.5. Backports are
 # reached through a private sources list, so the system's apt configuration is
-# never edited. Idempotent and non-interactive; run as root.
+# never edited. Then the Kubernetes manifest validator from npm
+# (tests/k8s/package-lock.json, into $GHOST_NPM_DIR). Idempotent and
+# non-interactive; run as root.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -21,7 +23,8 @@ keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
 main_pkgs=(make g++ clang-19 llvm-19 libelf-dev zlib1g-dev libzstd-dev
   libabsl-dev pkg-config libgtest-dev libgmock-dev libbenchmark-dev
-  qemu-system-x86 busybox-static cpio zstd xz-utils binutils rt-tests stress-ng)
+  qemu-system-x86 busybox-static cpio zstd xz-utils binutils rt-tests stress-ng
+  systemd procps)
 bp_pkgs=(libbpf-dev libbpf1 bpftool)
 
 have_all() {
@@ -56,4 +59,20 @@ EOL
 fi
 
 have_backports || { echo "deps: libbpf >= 1.4 from bookworm-backports did not install" >&2; exit 1; }
-echo "deps: ok (clang-19 $(clang-19 --version | head -1 | grep -o 'version [0-9.]*' | cut -d' ' -f2), libbpf $(dpkg-query -W -f='${Version}' libbpf-dev), $(bpftool version | head -1))"
+
+# tests/install_test.sh validates deploy/k8s/ offline with tests/k8s/validate.js
+# and these exact packages. Node may come from elsewhere (with its own npm);
+# Debian's is used only when there is none.
+npm_dir=${GHOST_NPM_DIR:-/var/cache/ghost-scx/npm}
+lock=$(dirname "$0")/../tests/k8s/package-lock.json
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+if ! cmp -s "$lock" "$npm_dir/package-lock.json" || [ ! -d "$npm_dir/node_modules/kubernetes-models" ]; then
+  mkdir -p "$npm_dir"
+  cp "$(dirname "$lock")/package.json" "$lock" "$npm_dir/"
+  (cd "$npm_dir" && npm ci --no-audit --no-fund --loglevel=error) ||
+    { echo "deps: npm ci of tests/k8s/package-lock.json in $npm_dir failed" >&2; exit 1; }
+fi
+echo "deps: ok (node $(node --version), k8s validator in $npm_dir, clang-19 $(clang-19 --version | head -1 | grep -o 'version [0-9.]*' | cut -d' ' -f2), libbpf $(dpkg-query -W -f='${Version}' libbpf-dev), $(bpftool version | head -1))"

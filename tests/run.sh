@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test runner behind `make test`: host unit tests (GoogleTest), the same
 # tests built with ASan+UBSan (tests/sanitize.sh; BUILD_SAN, default
-# build-san/), the command-line tools' bad-input checks (tests/cli_test.sh), the VM harness
+# build-san/), the command-line tools' bad-input checks (tests/cli_test.sh),
+# `make install` and the deployment files (tests/install_test.sh), the VM harness
 # self-tests, then every VM scenario in tests/vm/scenarios/ inside the
 # sched_ext test kernel. Ends with one summary line "test: N passed, N failed".
 #
@@ -58,6 +59,8 @@ if [ $host = 1 ]; then
   tally < <(BUILD_SAN="${BUILD_SAN:-$top/build-san}" bash tests/sanitize.sh)
   echo "== host command-line checks"
   tally < <(BUILD="$build" bash tests/cli_test.sh)
+  echo "== host install checks"
+  tally < <(BUILD="$build" bash tests/install_test.sh)
 fi
 
 if [ $vm = 1 ]; then
