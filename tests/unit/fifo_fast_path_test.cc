@@ -489,6 +489,54 @@ TEST_F(FifoFastPathTest, NarrowWaitSurvivesAFailedPreemption) {
   EXPECT_EQ(k().CurrentOn(1), narrow);
 }
 
+// A narrow preemption does not carry the agent barrier: messages that arrive
+// during the round (under churn, nearly every round) do not fail it.
+TEST_F(FifoFastPathTest, NarrowPreemptionIgnoresMessagesOfTheRound) {
+  Start(4);
+  for (int i = 0; i < 3; ++i) k().NewThread();
+  agent_->RunOnce();
+  for (int cpu = 1; cpu <= 3; ++cpu) ASSERT_EQ(k().ConsumeRing(cpu), Consumed::kRan);
+  agent_->RunOnce();
+  const Tid narrow = k().NewThread();
+  k().SetAffinity(narrow, CpuList({1}));
+  agent_->RunOnce();
+  k().AdvanceTime(FifoCentralizedScheduler::kNarrowWaitNs + 1);
+  const Tid other = k().NewThread(/*e=*/0, /*runnable=*/false);
+  bool sent = false;
+  k().set_on_consume([&](QueueId, const ghost_msg&) {
+    if (!sent) {
+      sent = true;
+      k().Wake(other);  // after the round read its barrier
+    }
+  });
+  agent_->RunOnce();
+  k().set_on_consume(nullptr);
+  EXPECT_TRUE(sent);
+  EXPECT_EQ(sched().stats().narrow_preemptions, 1u);
+  EXPECT_EQ(k().CurrentOn(1), narrow);
+}
+
+// A thread pinned to the global agent's CPU, where a thread the agent
+// committed has run for kNarrowWaitNs: it takes the CPU by a preempting
+// commit (it waited for the watchdog behind such a thread).
+TEST_F(FifoFastPathTest, NarrowThreadPreemptsOnTheAgentsCpu) {
+  Start(4);
+  const Tid first = k().NewThread();
+  k().SetAffinity(first, CpuList({0}));
+  agent_->RunOnce();
+  agent_->RunOnce();
+  ASSERT_EQ(k().CurrentOn(0), first);
+  const Tid waiter = k().NewThread();
+  k().SetAffinity(waiter, CpuList({0}));
+  agent_->RunOnce();
+  EXPECT_EQ(k().CurrentOn(0), first);  // not yet
+  k().AdvanceTime(FifoCentralizedScheduler::kNarrowWaitNs + 1);
+  agent_->RunOnce();
+  agent_->RunOnce();
+  EXPECT_EQ(sched().stats().narrow_preemptions, 1u);
+  EXPECT_EQ(k().CurrentOn(0), waiter);
+}
+
 // With the rings and a slice, the ring's entries are older than the FIFO's
 // threads: a CPU past its slice gets the oldest entry of its node's ring
 // (taken back and committed) before any CPU gets a FIFO thread. (Giving it

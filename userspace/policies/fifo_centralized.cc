@@ -278,7 +278,7 @@ FifoCentralizedScheduler::TakeNarrowToPreempt(uint64_t now) {
   return picks;
 }
 
-FifoTask* FifoCentralizedScheduler::TakeForAgentCpu(uint64_t now) {
+FifoTask* FifoCentralizedScheduler::TakeForAgentCpu(uint64_t now, uint64_t min_wait_ns) {
   CpuList elsewhere;  // scheduled CPUs no higher class holds
   for (auto& [cpu, c] : cpus_) {
     if (!c.busy) elsewhere.Set(cpu);
@@ -287,6 +287,12 @@ FifoTask* FifoCentralizedScheduler::TakeForAgentCpu(uint64_t now) {
     FifoTask* t = tasks_.Find(tid);
     if (t == nullptr || !t->Waiting() || now < t->not_before_ns) continue;
     if (t->AllowedOn(agent_.cpu) && t->Allowed(elsewhere).Empty()) {
+      if (min_wait_ns > 0) {
+        auto it = narrow_since_.find(tid);
+        if (it == narrow_since_.end() || now < it->second || now - it->second < min_wait_ns) {
+          continue;
+        }
+      }
       fifo_.Remove(*t);
       return t;
     }
@@ -405,6 +411,12 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
     for (const auto& [node, n] : nodes_) ring_entries |= !n.entries.empty();
   }
   if (fifo_.Empty() && !ring_entries) {
+    // No narrow thread waits: keep only the clocks of commits in flight (a
+    // stale clock would keep a sleeping agent awake, IdleFor).
+    std::erase_if(narrow_since_, [&](const auto& e) {
+      const FifoTask* t = tasks_.Find(e.first);
+      return t == nullptr || t->inflight_cpu < 0;
+    });
     UpdateWakeupPush();
     return;
   }
@@ -437,7 +449,11 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
   // CPUs busy, and with deep rings that is everywhere.
   if (fast_path()) {
     for (auto [t, c] : TakeNarrowToPreempt(now)) {
-      if (!open(*c, *t, GHOST_TXN_F_PREEMPT)) continue;
+      // Without the agent barrier: under churn a message arrives during
+      // nearly every round, and these commits, retried round after round,
+      // failed AGENT_STALE for seconds. The class still checks the thread's
+      // seqnum and the CPU when it applies them.
+      if (!open(*c, *t, GHOST_TXN_F_PREEMPT | GHOST_TXN_F_NO_BARRIER)) continue;
       ++stats_.narrow_preemptions;
       c->preempting = c->current;
       if (FifoTask* v = tasks_.Find(c->current)) v->slice_preempted = true;
@@ -473,10 +489,24 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
     }
   }
   // The agent's own CPU, for a thread that may run nowhere else.
+  // With the fast path, also in place of a thread that has had it for
+  // kNarrowWaitNs, for one that has waited as long: a thread committed here
+  // stays on this CPU's runqueue (it runs only while we step aside), and
+  // threads pinned here waited behind it for the watchdog.
   bool yield = false;
-  if (agent_.req != nullptr && !agent_.req_active && agent_.current == GHOST_TID_NONE &&
-      Usable(agent_, now)) {
-    if (FifoTask* t = TakeForAgentCpu(now)) yield = open(agent_, *t, 0);
+  if (agent_.req != nullptr && !agent_.req_active && Usable(agent_, now)) {
+    if (agent_.current == GHOST_TID_NONE) {
+      if (FifoTask* t = TakeForAgentCpu(now)) yield = open(agent_, *t, 0);
+    } else if (fast_path() && now >= agent_.run_start_ns &&
+               now - agent_.run_start_ns >= kNarrowWaitNs) {
+      if (FifoTask* t = TakeForAgentCpu(now, kNarrowWaitNs)) {
+        yield = open(agent_, *t, GHOST_TXN_F_PREEMPT | GHOST_TXN_F_NO_BARRIER);
+        if (yield) {
+          ++stats_.narrow_preemptions;
+          agent_.preempting = agent_.current;
+        }
+      }
+    }
   }
   UpdateWakeupPush();
   if (group.empty()) return;

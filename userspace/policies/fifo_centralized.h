@@ -186,8 +186,9 @@ class FifoCentralizedScheduler : public Scheduler {
   // The scheduled CPU `cpu`, or the agent's own; nullptr if neither.
   Cpu* FindCpu(int cpu);
   // First waiting thread that may run on the agent's CPU and on no scheduled
-  // CPU a higher class does not hold, taken out of the FIFO.
-  FifoTask* TakeForAgentCpu(uint64_t now);
+  // CPU a higher class does not hold, taken out of the FIFO; with
+  // `min_wait_ns`, only one whose narrow wait (narrow_since_) is that long.
+  FifoTask* TakeForAgentCpu(uint64_t now, uint64_t min_wait_ns = 0);
   // Fast path: threads no ring may take that have waited kNarrowWaitNs
   // (failed commits meanwhile included), oldest first, each with a CPU it may
   // run on (a different one each), to be committed there preempting whatever
