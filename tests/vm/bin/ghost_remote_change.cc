@@ -95,8 +95,9 @@ int main() {
   }
   // Waited for, not read once: the loop above may end on a moment when A ran,
   // and a kernel thread taking CPU 1 just after (A resumes there, its word
-  // off CPU meanwhile) failed a single read in a loaded run.
-  f.Check(WaitUntil([&] { return on_cpu1(); }, absl::Seconds(5)),
+  // off CPU meanwhile) failed a single read in a loaded run, and a 5 s wait
+  // in another (the word said CPU 1 again just after it).
+  f.Check(WaitUntil([&] { return on_cpu1(); }, absl::Seconds(15)),
           absl::StrFormat("A's status word still says it runs on CPU 1 (A on CPU %d; word: %s)",
                           a.cpu(), word()));
 
