@@ -13,8 +13,8 @@
 //            pushes one entry per claim, as ops.enqueue pushes wake-ups on
 //            consumer CPUs, so that entries pile up behind the agent's gap
 //
-// Counters (ns unless named otherwise; percentiles are log-linear bucket upper
-// bounds, within 1/32; max is exact):
+// Counters (ns unless named otherwise; percentiles are LatencyRecorder's:
+// log-linear bucket upper bounds, within 1/128; max is exact):
 //   pushes         the agent pusher's successful pushes
 //   win_p50 / win_p99 / win_p999 / win_max, win_gt10us, win_gt1ms
 //                  the agent pusher's window: head CAS to READY publish
@@ -37,9 +37,7 @@
 #include <x86intrin.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
-#include <bit>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -52,6 +50,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "benchmark/benchmark.h"
+#include "userspace/workloads/latency_recorder.h"
 
 namespace ghost {
 namespace {
@@ -60,8 +59,7 @@ namespace {
 // it marked PUSHING there (see the accessors).
 thread_local uint64_t tls_cas_tsc = 0;
 thread_local const void* tls_pushing = nullptr;
-class Histogram;
-thread_local Histogram* tls_window = nullptr;
+thread_local LatencyRecorder* tls_window = nullptr;
 
 }  // namespace
 }  // namespace ghost
@@ -82,66 +80,10 @@ thread_local Histogram* tls_window = nullptr;
 namespace ghost {
 namespace {
 
-// Log-linear: exact below 64 ticks, then 32 buckets per power of two.
-class Histogram {
- public:
-  void Add(uint64_t v) {
-    ++counts_[Index(v)];
-    ++n_;
-    max_ = std::max(max_, v);
-  }
-  void Merge(const Histogram& o) {
-    for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += o.counts_[i];
-    n_ += o.n_;
-    max_ = std::max(max_, o.max_);
-  }
-  uint64_t count() const { return n_; }
-  uint64_t max() const { return max_; }
-  // Upper bound of the bucket holding quantile q (0 if empty).
-  uint64_t Quantile(double q) const {
-    if (n_ == 0) return 0;
-    const uint64_t rank = static_cast<uint64_t>(q * static_cast<double>(n_ - 1)) + 1;
-    uint64_t seen = 0;
-    for (size_t i = 0; i < counts_.size(); ++i) {
-      seen += counts_[i];
-      if (seen >= rank) return std::min(Upper(i), max_);
-    }
-    return max_;
-  }
-  uint64_t CountAbove(uint64_t v) const {
-    uint64_t c = 0;
-    for (size_t i = 0; i < counts_.size(); ++i) {
-      if (Lower(i) > v) c += counts_[i];
-    }
-    return c;
-  }
-
- private:
-  static size_t Index(uint64_t v) {
-    if (v < 64) return v;
-    const int s = std::bit_width(v) - 6;
-    return 64 + (s - 1) * 32 + ((v >> s) - 32);
-  }
-  static uint64_t Lower(size_t i) {
-    if (i < 64) return i;
-    const int s = static_cast<int>((i - 64) / 32) + 1;
-    return ((i - 64) % 32 + 32) << s;
-  }
-  static uint64_t Upper(size_t i) {
-    if (i < 64) return i;
-    const int s = static_cast<int>((i - 64) / 32) + 1;
-    return (((i - 64) % 32 + 33) << s) - 1;
-  }
-
-  std::array<uint64_t, 64 + 59 * 32> counts_ = {};
-  uint64_t n_ = 0;
-  uint64_t max_ = 0;
-};
-
 inline void PublishTimed(__u64* p, __u64 v) {
   __atomic_store_n(p, v, __ATOMIC_RELEASE);
   if (p == tls_pushing) {
-    if (tls_window != nullptr) tls_window->Add(__rdtsc() - tls_cas_tsc);
+    if (tls_window != nullptr) tls_window->Record(static_cast<int64_t>(__rdtsc() - tls_cas_tsc));
     tls_pushing = nullptr;
   }
 }
@@ -184,8 +126,8 @@ struct Run {
   std::atomic<bool> stop{false};
   std::atomic<int> errors{0};
   std::string error;
-  Histogram window;   // the agent pusher's
-  Histogram gap;      // as the consumer saw them
+  LatencyRecorder window;  // the agent pusher's
+  LatencyRecorder gap;     // as the consumer saw them
   uint64_t pushes = 0;
   uint64_t gaps = 0;
   uint64_t hidden_max = 0;
@@ -194,7 +136,7 @@ struct Run {
 };
 
 void Agent(Run& run, bool fifo) {
-  Histogram h;
+  LatencyRecorder h;
   tls_window = &h;
   if (!Pin(0)) ++run.errors;
   if (fifo) {
@@ -243,7 +185,7 @@ void Busy(Run& run) {
 }
 
 void Consumer(Run& run, bool second_producer) {
-  Histogram gap;
+  LatencyRecorder gap;
   if (!Pin(1)) ++run.errors;
   while (!run.go.load(std::memory_order_acquire)) {
   }
@@ -267,14 +209,14 @@ void Consumer(Run& run, bool second_producer) {
         tail < head && Unpublished(GHOST_RING_LOAD(&run.ring->slots[tail & mask].state), tail);
     if (at_gap) {
       if (gap_pos != tail) {
-        if (gap_pos != ~0ull) gap.Add(now - gap_start);  // the index moved to another gap
+        if (gap_pos != ~0ull) gap.Record(static_cast<int64_t>(now - gap_start));  // the index moved to another gap
         gap_pos = tail;
         gap_start = now;
         ++gaps;
       }
       if (head - tail > GHOST_RING_SCAN) hidden_max = std::max(hidden_max, head - tail - GHOST_RING_SCAN);
     } else if (gap_pos != ~0ull) {
-      gap.Add(now - gap_start);
+      gap.Record(static_cast<int64_t>(now - gap_start));
       gap_pos = ~0ull;
     }
   }
@@ -320,16 +262,16 @@ void BM_ProducerStall(benchmark::State& state) {
     auto ns = [&](uint64_t ticks) { return static_cast<double>(ticks) * ns_per_tick; };
     auto ticks = [&](double n) { return static_cast<uint64_t>(n / ns_per_tick); };
     state.counters["pushes"] = static_cast<double>(run.pushes);
-    state.counters["win_p50"] = ns(run.window.Quantile(0.5));
-    state.counters["win_p99"] = ns(run.window.Quantile(0.99));
-    state.counters["win_p999"] = ns(run.window.Quantile(0.999));
-    state.counters["win_max"] = ns(run.window.max());
-    state.counters["win_gt10us"] = static_cast<double>(run.window.CountAbove(ticks(10'000)));
-    state.counters["win_gt1ms"] = static_cast<double>(run.window.CountAbove(ticks(1'000'000)));
+    state.counters["win_p50"] = ns(run.window.Percentile(50));
+    state.counters["win_p99"] = ns(run.window.Percentile(99));
+    state.counters["win_p999"] = ns(run.window.Percentile(99.9));
+    state.counters["win_max"] = ns(run.window.Max());
+    state.counters["win_gt10us"] = static_cast<double>(run.window.CountAbove(static_cast<int64_t>(ticks(10'000))));
+    state.counters["win_gt1ms"] = static_cast<double>(run.window.CountAbove(static_cast<int64_t>(ticks(1'000'000))));
     state.counters["gaps"] = static_cast<double>(run.gaps);
-    state.counters["gap_p99"] = ns(run.gap.Quantile(0.99));
-    state.counters["gap_p999"] = ns(run.gap.Quantile(0.999));
-    state.counters["gap_max"] = ns(run.gap.max());
+    state.counters["gap_p99"] = ns(run.gap.Percentile(99));
+    state.counters["gap_p999"] = ns(run.gap.Percentile(99.9));
+    state.counters["gap_max"] = ns(run.gap.Max());
     state.counters["hidden_max"] = static_cast<double>(run.hidden_max);
     state.counters["cons_iter_max"] = ns(run.cons_iter_max);
     state.counters["busy_cpu_pct"] = 100.0 * static_cast<double>(run.busy_cpu_ns.load()) / wall_ns;

@@ -127,5 +127,19 @@ TEST(LatencyRecorderTest, OutOfRangeValues) {
   EXPECT_EQ(r.Percentile(100), LatencyRecorder::kMaxTracked * 4);
 }
 
+TEST(LatencyRecorderTest, CountAboveCountsWholeBucketsAboveTheValue) {
+  LatencyRecorder r;
+  EXPECT_EQ(r.CountAbove(0), 0);
+  for (int64_t v = 1; v <= 200; v++) r.Record(v);  // exact buckets
+  EXPECT_EQ(r.CountAbove(150), 50);
+  EXPECT_EQ(r.CountAbove(0), 200);
+  r.Record(1'000);
+  r.Record(100'000);
+  EXPECT_EQ(r.CountAbove(5'000), 1);
+  EXPECT_EQ(r.CountAbove(200), 2);
+  // A bucket holding the value itself is not counted.
+  EXPECT_EQ(r.CountAbove(99'999), 0);
+}
+
 }  // namespace
 }  // namespace ghost

@@ -69,4 +69,12 @@ int64_t LatencyRecorder::Percentile(double q) const {
   return max_;
 }
 
+int64_t LatencyRecorder::CountAbove(int64_t value) const {
+  int64_t n = 0;
+  for (int i = 1; i < static_cast<int>(counts_.size()); i++) {
+    if (BucketUpperBound(i - 1) >= value) n += counts_[i];  // bucket i starts above value
+  }
+  return n;
+}
+
 }  // namespace ghost

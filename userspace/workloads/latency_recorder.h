@@ -28,6 +28,10 @@ class LatencyRecorder {
   // at least ceil(q/100 * Count()) samples <= v, reported as the upper bound of
   // v's bucket (clamped to [Min(), Max()]). 0 when empty.
   int64_t Percentile(double q) const;
+  // Samples certainly above `value`: those in buckets whose smallest value is
+  // above it (a bucket holding `value` itself is left out: an undercount of
+  // at most that bucket's samples).
+  int64_t CountAbove(int64_t value) const;
 
   // Exposed for tests: the bucket of a value and the largest value in a bucket.
   static int BucketOf(int64_t value);
