@@ -42,6 +42,17 @@ class FifoFastPathTest : public ::testing::Test {
     agent_ = rig_->policy->agents()[0];
   }
   FakeKernelSide& k() { return rig_->kernel; }
+  // Three wide threads run from the ring on CPUs 1-3 (CPU 0 is the agent's),
+  // their outcomes reaped: every CPU busy with a thread the agent knows of.
+  void RunWideThreadsFromTheRing(std::vector<Tid>* wide = nullptr) {
+    for (int i = 0; i < 3; ++i) {
+      const Tid t = k().NewThread();
+      if (wide != nullptr) wide->push_back(t);
+    }
+    agent_->RunOnce();
+    for (int cpu = 1; cpu <= 3; ++cpu) ASSERT_EQ(k().ConsumeRing(cpu), Consumed::kRan);
+    agent_->RunOnce();
+  }
   // Runs of `tid` through the rings.
   int RingRuns(Tid tid) {
     int n = 0;
@@ -337,10 +348,7 @@ TEST_F(FifoFastPathTest, AffinityChangeRevokesAndPushesToTheAllowedNode) {
 TEST_F(FifoFastPathTest, NarrowThreadPreemptsARingFedCpu) {
   Start(4);
   std::vector<Tid> wide;
-  for (int i = 0; i < 3; ++i) wide.push_back(k().NewThread());
-  agent_->RunOnce();
-  for (int cpu = 1; cpu <= 3; ++cpu) EXPECT_EQ(k().ConsumeRing(cpu), Consumed::kRan);
-  agent_->RunOnce();
+  ASSERT_NO_FATAL_FAILURE(RunWideThreadsFromTheRing(&wide));
   ASSERT_EQ(sched().CurrentOn(1), wide[0]);
   const Tid narrow = k().NewThread();
   k().SetAffinity(narrow, CpuList::Parse("1").value());
@@ -421,10 +429,7 @@ TEST_F(FifoFastPathTest, NarrowWaitCountsAcrossCommitsInFlight) {
 // waiting behind each other under deep rings, where no CPU ever goes idle.
 TEST_F(FifoFastPathTest, NarrowThreadsPreemptTheirCpusInOneRound) {
   Start(4);
-  for (int i = 0; i < 3; ++i) k().NewThread();
-  agent_->RunOnce();
-  for (int cpu = 1; cpu <= 3; ++cpu) ASSERT_EQ(k().ConsumeRing(cpu), Consumed::kRan);
-  agent_->RunOnce();
+  ASSERT_NO_FATAL_FAILURE(RunWideThreadsFromTheRing());
   std::vector<Tid> narrow;
   for (int cpu = 1; cpu <= 3; ++cpu) {
     narrow.push_back(k().NewThread());
@@ -445,10 +450,7 @@ TEST_F(FifoFastPathTest, NarrowThreadsPreemptTheirCpusInOneRound) {
 TEST_F(FifoFastPathTest, NarrowThreadThatWaitedLongestPreemptsFirst) {
   Start(4);
   std::vector<Tid> wide;
-  for (int i = 0; i < 3; ++i) wide.push_back(k().NewThread());
-  agent_->RunOnce();
-  for (int cpu = 1; cpu <= 3; ++cpu) ASSERT_EQ(k().ConsumeRing(cpu), Consumed::kRan);
-  agent_->RunOnce();
+  ASSERT_NO_FATAL_FAILURE(RunWideThreadsFromTheRing(&wide));
   const Tid patient = k().NewThread();
   k().SetAffinity(patient, CpuList({1}));
   agent_->RunOnce();  // its wait starts
@@ -469,10 +471,7 @@ TEST_F(FifoFastPathTest, NarrowThreadThatWaitedLongestPreemptsFirst) {
 // preemption, and a thread pinned to a CPU that kept failing them waited 5 s.)
 TEST_F(FifoFastPathTest, NarrowWaitSurvivesAFailedPreemption) {
   Start(4);
-  for (int i = 0; i < 3; ++i) k().NewThread();
-  agent_->RunOnce();
-  for (int cpu = 1; cpu <= 3; ++cpu) ASSERT_EQ(k().ConsumeRing(cpu), Consumed::kRan);
-  agent_->RunOnce();
+  ASSERT_NO_FATAL_FAILURE(RunWideThreadsFromTheRing());
   k().set_hold_commits(true);
   const Tid narrow = k().NewThread();
   k().SetAffinity(narrow, CpuList({1}));
@@ -493,10 +492,7 @@ TEST_F(FifoFastPathTest, NarrowWaitSurvivesAFailedPreemption) {
 // during the round (under churn, nearly every round) do not fail it.
 TEST_F(FifoFastPathTest, NarrowPreemptionIgnoresMessagesOfTheRound) {
   Start(4);
-  for (int i = 0; i < 3; ++i) k().NewThread();
-  agent_->RunOnce();
-  for (int cpu = 1; cpu <= 3; ++cpu) ASSERT_EQ(k().ConsumeRing(cpu), Consumed::kRan);
-  agent_->RunOnce();
+  ASSERT_NO_FATAL_FAILURE(RunWideThreadsFromTheRing());
   const Tid narrow = k().NewThread();
   k().SetAffinity(narrow, CpuList({1}));
   agent_->RunOnce();

@@ -59,6 +59,10 @@ int main() {
                                          ResultName(want)));
   };
 
+  // A TASK_PREEMPT about `tid` logged at `from` or later: it was sent back.
+  auto sent_back_since = [&](uint64_t tid, size_t from) {
+    return agent.WaitMessage(tid, GHOST_MSG_TASK_PREEMPT, from, absl::ZeroDuration()) >= 0;
+  };
   // The sleeper must first run to block: commit it, then wait for BLOCKED.
   // A kernel thread taking CPU 1 before it blocked (a loaded host) sends it
   // back to us parked (TASK_PREEMPT): commit it again, as its agent would.
@@ -70,13 +74,13 @@ int main() {
     const size_t from = agent.Log().size();
     sleeper_result = agent.CommitCurrent(1, t_sleep);
     if (sleeper_result != GHOST_TXN_COMMITTED) break;
-    auto seen = [&](uint16_t type) {
-      return agent.WaitMessage(t_sleep, type, from, absl::ZeroDuration()) >= 0;
+    auto blocked_since = [&] {
+      return agent.WaitMessage(t_sleep, GHOST_MSG_TASK_BLOCKED, from, absl::ZeroDuration()) >= 0;
     };
-    WaitUntil([&] { return seen(GHOST_MSG_TASK_BLOCKED) || seen(GHOST_MSG_TASK_PREEMPT); },
+    WaitUntil([&] { return blocked_since() || sent_back_since(t_sleep, from); },
               absl::Seconds(10));
-    blocked = seen(GHOST_MSG_TASK_BLOCKED);
-    if (blocked || !seen(GHOST_MSG_TASK_PREEMPT)) break;
+    blocked = blocked_since();
+    if (blocked || !sent_back_since(t_sleep, from)) break;
     std::printf("note: the sleeper was sent back before it blocked: again\n");
   }
   expect("current transaction for the sleeper", sleeper_result, GHOST_TXN_COMMITTED);
@@ -139,9 +143,6 @@ int main() {
     agent.Drain();
     mark = agent.Log().size();
     return on_cpu1(tid);
-  };
-  auto sent_back_since = [&](uint64_t tid, size_t from) {
-    return agent.WaitMessage(tid, GHOST_MSG_TASK_PREEMPT, from, absl::ZeroDuration()) >= 0;
   };
   auto cpu1_taken_since = [&](size_t from) {
     // A CPU_BUSY follows a higher class's PREEMPT closely: give it a moment.
