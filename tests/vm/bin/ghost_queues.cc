@@ -135,38 +135,71 @@ int main() {
   // A queue destroyed with the thread's messages unread, its slot reused:
   // the ring that held them is gone, so ASSOCIATE_QUEUE must not compare
   // the thread's position in it with the new ring's (the slot's generation).
-  auto q4 = ks.CreateQueue({.enclave = setup->enclave, .wake_agent = false});
-  const bool moved = q4.ok() && associate_draining(*q4).ok();
-  // Messages into q4 that nobody reads, then no more: left unplaced, the
-  // thread sends at most one WAKEUP and waits. Counted from the seqnum of
-  // its last message read from the old queues (all of them were read, or
-  // the ASSOCIATE would have been refused), not from the status word, which
-  // is republished a moment after its message and may still show the one
-  // before (a CI run read 5 messages in q4 for 6 seqnum steps that way).
-  const uint64_t seq_q4 = last_seq_read();
-  WaitUntil(
-      [&] {
-        place();
-        return sw->seqnum >= seq_q4 + 6;
-      },
-      absl::Seconds(20), 300);
-  WaitUntil(
-      [&] {
-        const uint32_t fl = __atomic_load_n(&sw->flags, __ATOMIC_ACQUIRE);
-        return (fl & GHOST_SW_RUNNABLE) && !(fl & GHOST_SW_ON_CPU);
-      },
-      absl::Seconds(10), 1000);
-  const bool unread = moved && ks.QueueWord(*q4).barrier >= 6;
-  bool reused = false;
-  if (unread && ks.DestroyQueue(*q4).ok()) {
-    auto q5 = ks.CreateQueue({.enclave = setup->enclave, .wake_agent = false});
-    reused = q5.ok() && *q5 == *q4;
+  // The thread must send nothing between the destroy and the ASSOCIATE: a
+  // message then (on a loaded host a kernel thread on CPU 1 lets the class
+  // run it, fallback.bpf.h) is unread in the default queue or the new ring,
+  // and the refusal is right. Such an attempt proves nothing and is made
+  // again; a refusal with the thread's seqnum unchanged fails.
+  constexpr int kReuseAttempts = 3;
+  bool unread = false, reused = false, undisturbed = false;
+  uint64_t unread_msgs = 0, seq_floor = 0;
+  ghost::QueueId reused_slot = 0;
+  for (int attempt = 0; attempt < kReuseAttempts && !undisturbed; attempt++) {
+    auto q4 = ks.CreateQueue({.enclave = setup->enclave, .wake_agent = false});
+    const bool moved = q4.ok() && associate_draining(*q4).ok();
+    // Messages into q4 that nobody reads, then no more: left unplaced, the
+    // thread sends at most one WAKEUP and waits. Counted from the seqnum of
+    // its last message read from the old queues (all of them were read, or
+    // the ASSOCIATE would have been refused), not from the status word, which
+    // is republished a moment after its message and may still show the one
+    // before (a CI run read 5 messages in q4 for 6 seqnum steps that way).
+    const uint64_t seq_q4 = std::max(last_seq_read(), seq_floor);
+    WaitUntil(
+        [&] {
+          place();
+          return sw->seqnum >= seq_q4 + 6;
+        },
+        absl::Seconds(20), 300);
+    WaitUntil(
+        [&] {
+          const uint32_t fl = __atomic_load_n(&sw->flags, __ATOMIC_ACQUIRE);
+          return (fl & GHOST_SW_RUNNABLE) && !(fl & GHOST_SW_ON_CPU);
+        },
+        absl::Seconds(10), 1000);
+    unread_msgs = q4.ok() ? ks.QueueWord(*q4).barrier : 0;
+    unread = moved && unread_msgs >= 6;
+    reused = false;
+    const uint64_t seq_before = __atomic_load_n(&sw->seqnum, __ATOMIC_ACQUIRE);
+    absl::StatusOr<ghost::QueueId> q5 = absl::UnknownError("not created");
+    if (unread && ks.DestroyQueue(*q4).ok()) {
+      q5 = ks.CreateQueue({.enclave = setup->enclave, .wake_agent = false});
+      reused = q5.ok() && *q5 == *q4;
+      reused_slot = *q4;
+    }
+    if (!unread || !reused) break;  // the checks below fail
+    s = ks.AssociateQueue(tid, *q2);
+    undisturbed = s.ok() || __atomic_load_n(&sw->seqnum, __ATOMIC_ACQUIRE) == seq_before;
+    if (undisturbed) break;
+    std::printf("note: the thread sent a message between the destroy and the ASSOCIATE: "
+                "again\n");
+    // Read what it sent, wherever it went, and leave the slot.
+    TestAgent a5(ks, *q5, {});
+    for (int i = 0; i < 100 && !s.ok(); i++) {
+      a1.Drain();
+      a2.Drain();
+      a5.Drain();
+      s = ks.AssociateQueue(tid, *q2);
+    }
+    for (const ghost_msg& m : a5.MessagesOf(tid)) {
+      seq_floor = std::max<uint64_t>(seq_floor, m.seqnum);
+    }
+    (void)ks.DestroyQueue(*q5);
   }
   f.Check(unread && reused,
           absl::StrFormat("the thread's queue %u, holding %u unread messages, was destroyed and "
                           "its slot reused",
-                          q4.ok() ? *q4 : 0, q4.ok() ? ks.QueueWord(*q4).barrier : 0));
-  s = ks.AssociateQueue(tid, *q2);
+                          reused_slot, unread_msgs));
+  f.Check(undisturbed, "the reused-slot step had an attempt the thread did not disturb");
   f.Check(s.ok(), absl::StrFormat("ASSOCIATE_QUEUE away from the reused slot succeeds at once "
                                   "(its old ring is gone): %s",
                                   s.ToString()));
