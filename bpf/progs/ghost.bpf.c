@@ -427,8 +427,9 @@ void GHOST_OPS(ghost_enable, struct task_struct *p)
 	}
 	t->queue = ew->default_queue;
 	/* seq goes on from an earlier life in the class (a thread that left and
-	 * came back): its agents tell that life's DEAD/DEPARTED, read late from
-	 * another queue, from this life's messages (fifo_task.h). */
+	 * came back): its agents tell that life's messages, read late from
+	 * another queue (its DEPARTED among them), from this life's, which start
+	 * at this TASK_NEW (fifo_task.h). */
 	t->last_queue = t->queue;
 	t->last_pos = 0;
 	t->last_gen = 0;

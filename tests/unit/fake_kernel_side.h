@@ -311,6 +311,22 @@ class FakeKernelSide : public KernelSide {
     t.dead = true;
     WriteStatusWord(t);
   }
+  // The thread leaves the class while it runs (TASK_DEPARTED to its queue)
+  // and comes back at once, runnable (TASK_NEW to its enclave's default
+  // queue): as in the class, its seqnum goes on from the earlier life.
+  void Rejoin(Tid tid) {
+    OffCpu(tid, GHOST_MSG_TASK_DEPARTED, false);
+    Thread& t = threads_.at(tid);
+    t.queue = enclaves_[t.enclave].default_queue;
+    t.runnable = true;
+    Emit(t, GHOST_MSG_TASK_NEW, [&](ghost_msg& m) {
+      m.task_new.pid = static_cast<uint32_t>(tid);
+      m.task_new.tgid = static_cast<uint32_t>(tid);
+      m.task_new.sw_index = t.sw_index;
+      m.task_new.weight = 100;
+      m.task_new.runnable = 1;
+    });
+  }
   void SetAffinity(Tid tid, const CpuList& cpus) {
     Thread& t = threads_.at(tid);
     t.affinity = cpus;

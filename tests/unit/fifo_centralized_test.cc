@@ -53,6 +53,23 @@ TEST_F(FifoCentralizedTest, GroupCommitStartsAllTargetsInOneCall) {
   EXPECT_EQ(sched().stats().commits, 3u);
 }
 
+// A WAKEUP proves the thread left its CPU: believing it still runs there (its
+// BLOCKED was missed) would leave it parked until the class's watchdog.
+TEST_F(FifoCentralizedTest, WakeupOfAThreadBelievedOnACpuRunsIt) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(1), a);
+  rig_->kernel.Block(a);
+  rig_->kernel.ConsumeQueue(rig_->enclave->default_queue(),
+                            [](const ghost_msg&) {});  // the BLOCKED, missed
+  rig_->kernel.Wake(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), a);
+  EXPECT_EQ(rig_->kernel.starts().size(), 2u);
+  EXPECT_EQ(sched().stats().wakeups_on_cpu, 1u);
+}
+
 TEST_F(FifoCentralizedTest, AgentCpuNeverRunsThreads) {
   Start(3);
   for (int i = 0; i < 10; ++i) rig_->kernel.NewThread();

@@ -327,6 +327,24 @@ TEST_F(FifoPerCpuTest, PendingResultAndThreadThatAlreadyLeft) {
   EXPECT_EQ(rig_->kernel.CurrentOn(0), b);
 }
 
+// A WAKEUP proves the thread left its CPU: believing it still runs there (its
+// BLOCKED was missed) would leave it parked until the class's watchdog.
+TEST_F(FifoPerCpuTest, WakeupOfAThreadBelievedOnItsCpuRunsIt) {
+  Start(1);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(0), a);
+  rig_->kernel.Block(a);
+  rig_->kernel.ConsumeQueue(rig_->enclave->default_queue(),
+                            [](const ghost_msg&) {});  // the BLOCKED, missed
+  rig_->kernel.Wake(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a);
+  EXPECT_EQ(rig_->kernel.starts().size(), 2u);
+  EXPECT_EQ(sched().stats().wakeups_on_cpu, 1u);
+  EXPECT_NE(sched().stats().last_wakeup_on_cpu.find("history:"), std::string::npos);
+}
+
 // An agent that starts late never sees TASK_NEW: a thread it first hears of
 // through another message is placed like a new one.
 TEST_F(FifoPerCpuTest, ThreadFirstSeenLateIsPlaced) {
@@ -567,6 +585,70 @@ TEST_F(FifoPerCpuTest, AnEarlierLifesDepartureReadLateKeepsTheNewLife) {
   EXPECT_NE(sched().Describe(4242), "unknown to the policy");
   sched().TaskDeparted(msg(GHOST_MSG_TASK_DEPARTED, 10));  // the new life's own end
   EXPECT_EQ(sched().Describe(4242), "unknown to the policy");
+}
+
+// The thread leaves the class while it runs on CPU 1 and comes back: the new
+// life's TASK_NEW (default queue, CPU 0's agent) is read before the earlier
+// life's DEPARTED (CPU 1's queue). The new life must run, and CPU 1 must not
+// stay reserved for the earlier one (a CI run: parked 5 s, then the watchdog).
+TEST_F(FifoPerCpuTest, ANewLifeReadBeforeTheEarlierLifesEndRuns) {
+  Start(2);
+  rig_->kernel.NewThread();
+  rig_->kernel.NewThread();
+  rig_->Settle();
+  const Tid on1 = rig_->kernel.CurrentOn(1);
+  ASSERT_NE(on1, GHOST_TID_NONE);
+  rig_->kernel.Rejoin(on1);
+  rig_->Settle();
+  EXPECT_GE(rig_->kernel.thread(on1).cpu, 0) << sched().Describe(on1);
+  EXPECT_EQ(rig_->kernel.starts().size(), 3u);
+}
+
+// The same with the earlier life's commit still unread: its COMMITTED, read
+// after the new life's TASK_NEW, says nothing about where the thread is now.
+TEST_F(FifoPerCpuTest, AnEarlierLifesCommittedReadLateLeavesTheNewLifeQueued) {
+  Start(2);
+  rig_->kernel.set_defer_results(true);
+  rig_->kernel.NewThread();
+  rig_->kernel.NewThread();
+  rig_->Settle();
+  const Tid on1 = rig_->kernel.CurrentOn(1);
+  ASSERT_NE(on1, GHOST_TID_NONE);
+  rig_->kernel.Rejoin(on1);
+  rig_->Settle();  // the new TASK_NEW and the old DEPARTED read; results pending
+  rig_->kernel.set_defer_results(false);
+  rig_->kernel.CompleteDeferred();
+  rig_->Settle();
+  // Queued behind whatever runs where it was placed: once that blocks, it runs.
+  for (int cpu = 0; cpu < 2 && rig_->kernel.thread(on1).cpu < 0; ++cpu) {
+    const Tid other = rig_->kernel.CurrentOn(cpu);
+    if (other != GHOST_TID_NONE && other != on1) rig_->kernel.Block(other);
+    rig_->Settle();
+  }
+  EXPECT_GE(rig_->kernel.thread(on1).cpu, 0) << sched().Describe(on1);
+}
+
+// Any message of an earlier life read after the new life's TASK_NEW is
+// ignored: its BLOCKED would leave the runnable new life waiting for a WAKEUP.
+TEST_F(FifoPerCpuTest, AnEarlierLifesBlockedReadLateIsIgnored) {
+  Start(2);
+  auto msg = [](uint16_t type, uint64_t seq) {
+    ghost_msg raw = {};
+    raw.type = type;
+    raw.size = sizeof(ghost_msg);
+    raw.tid = 4242;
+    raw.seqnum = seq;
+    raw.task_new.runnable = 1;
+    return Message(raw);
+  };
+  sched().TaskNew(msg(GHOST_MSG_TASK_NEW, 1));   // first life
+  sched().TaskNew(msg(GHOST_MSG_TASK_NEW, 9));   // the new life, runnable, read first
+  sched().TaskBlocked(msg(GHOST_MSG_TASK_BLOCKED, 7));  // the first life's, late
+  EXPECT_NE(sched().Describe(4242).find("runnable=1"), std::string::npos)
+      << sched().Describe(4242);
+  sched().TaskBlocked(msg(GHOST_MSG_TASK_BLOCKED, 10));  // the new life's own
+  EXPECT_NE(sched().Describe(4242).find("runnable=0"), std::string::npos)
+      << sched().Describe(4242);
 }
 
 TEST_F(FifoPerCpuTest, RemoteCommitThatFailsLateIsWatchedByItsMaker) {

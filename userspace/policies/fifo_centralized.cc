@@ -116,6 +116,13 @@ void FifoCentralizedScheduler::TaskNew(const Message& m) {
 void FifoCentralizedScheduler::TaskWakeup(const Message& m) {
   FifoTask& t = tasks_.Update(m);
   RingMessage(t, /*off_cpu=*/false);
+  // A WAKEUP follows the thread's BLOCKED: it is on no CPU, whatever we
+  // believed. Believing otherwise would leave it parked until the watchdog.
+  if (t.on_cpu >= 0) {
+    ++stats_.wakeups_on_cpu;
+    stats_.last_wakeup_on_cpu = t.Describe();
+    OffCpu(t);
+  }
   t.runnable = true;
   if (m.raw().wakeup.in_ring != 0 && AdoptWakeupEntry(t, m)) return;
   Enqueue(t, /*front=*/false);
@@ -309,7 +316,8 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
   FifoTask* victim =
       c.preempting != GHOST_TID_NONE ? tasks_.Find(c.preempting) : nullptr;
   c.preempting = GHOST_TID_NONE;
-  const FifoTaskTable::Settled settled = tasks_.SettleInflight(tid, c.req->target_barrier());
+  const FifoTaskTable::Settled settled =
+      tasks_.SettleInflight(tid, c.req->target_barrier(), r, c.cpu);
   FifoTask* t = settled.task;
   const bool newer = settled.newer, left = settled.left;
   if (t != nullptr) {
@@ -434,6 +442,7 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
     }
     t.inflight_cpu = c.cpu;
     t.left_while_inflight = false;
+    t.Note(FifoTask::Event::kCommit, flags, c.cpu, t.seq);
     c.req_active = true;
     c.req_open_ns = now;
     group.push_back(c.req.get());
@@ -988,9 +997,12 @@ std::string FifoCentralizedPolicy::StatsLine() const {
   const FifoCentralizedScheduler::Stats s = sched_->stats();
   return absl::StrFormat(
       "rounds_committed=%u commits=%u failed_commits=%u stale=%u preemptions=%u "
-      "agent_cpu_commits=%u",
+      "agent_cpu_commits=%u wakeups_on_cpu=%u",
       s.rounds_committed, s.commits, s.failed_commits, s.stale, s.preemptions,
-      s.agent_cpu_commits) + sched_->FastPathStatsLine();
+      s.agent_cpu_commits, s.wakeups_on_cpu) + sched_->FastPathStatsLine() +
+         (s.last_wakeup_on_cpu.empty()
+              ? ""
+              : " (last wakeup on a CPU: " + s.last_wakeup_on_cpu + ")");
 }
 
 std::string FifoCentralizedScheduler::FastPathStatsLine() const {

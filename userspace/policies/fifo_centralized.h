@@ -91,6 +91,9 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t stale = 0;             // TARGET_STALE or AGENT_STALE
     uint64_t preemptions = 0;       // slice preemptions committed
     uint64_t agent_cpu_commits = 0; // committed to the agent's own CPU
+    // WAKEUPs of threads we believed on a CPU (a missed off-CPU event).
+    uint64_t wakeups_on_cpu = 0;
+    std::string last_wakeup_on_cpu;  // the last such thread, as we saw it
     // Fast path (outcomes are counted as they are reaped).
     std::array<uint64_t, GHOST_RING_MAX_NODES> pushes_per_node = {};
     std::map<int, uint64_t> ran_per_cpu;   // RAN outcomes by consumer CPU

@@ -92,30 +92,49 @@ static void NoteLeftCpu(FifoTask& t, const Message& m) {
 
 void FifoPerCpuScheduler::TaskNew(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = tasks_.Update(m);
+  bool created = false;
+  FifoTask& t = tasks_.Update(m, &created);
+  // A thread we know: it left the class and came back, and this TASK_NEW
+  // (in the default queue) was read before its earlier life's DEPARTED (in
+  // its own queue, another agent's). That life's CPU is not this one's: kept,
+  // it would hold the thread off every runqueue, and that CPU's agent would
+  // wait for the thread to leave it.
+  if (!created) OffCpu(t);
   t.queue = default_queue_;
   NeedsPlacement(t);
 }
 
-FifoTask& FifoPerCpuScheduler::Track(const Message& m) {
+FifoTask* FifoPerCpuScheduler::Track(const Message& m) {
+  if (tasks_.FromEarlierLife(m)) return nullptr;
   bool created = false;
   FifoTask& t = tasks_.Update(m, &created);
   // A thread we never saw TASK_NEW for (the agent started late): its queue
   // is unknown, so place it like a new one (AssociateQueue tells the kernel).
   if (created && m.type() != GHOST_MSG_TASK_NEW) NeedsPlacement(t);
-  return t;
+  return &t;
 }
 
 void FifoPerCpuScheduler::TaskWakeup(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = Track(m);
+  FifoTask* found = Track(m);
+  if (found == nullptr) return;  // about an earlier life
+  FifoTask& t = *found;
+  // A WAKEUP follows the thread's BLOCKED: it is on no CPU, whatever we
+  // believed. Believing otherwise would leave it parked until the watchdog.
+  if (t.on_cpu >= 0) {
+    ++stats_.wakeups_on_cpu;
+    stats_.last_wakeup_on_cpu = t.Describe();
+    OffCpu(t);
+  }
   t.runnable = true;
   Enqueue(t, /*front=*/false);
 }
 
 void FifoPerCpuScheduler::TaskBlocked(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = Track(m);
+  FifoTask* found = Track(m);
+  if (found == nullptr) return;  // about an earlier life
+  FifoTask& t = *found;
   NoteLeftCpu(t, m);
   OffCpu(t);
   t.runnable = false;
@@ -124,7 +143,9 @@ void FifoPerCpuScheduler::TaskBlocked(const Message& m) {
 
 void FifoPerCpuScheduler::TaskPreempt(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = Track(m);
+  FifoTask* found = Track(m);
+  if (found == nullptr) return;  // about an earlier life
+  FifoTask& t = *found;
   NoteLeftCpu(t, m);
   OffCpu(t);
   t.runnable = true;
@@ -135,7 +156,9 @@ void FifoPerCpuScheduler::TaskPreempt(const Message& m) {
 
 void FifoPerCpuScheduler::TaskYield(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = Track(m);
+  FifoTask* found = Track(m);
+  if (found == nullptr) return;  // about an earlier life
+  FifoTask& t = *found;
   NoteLeftCpu(t, m);
   OffCpu(t);
   t.runnable = true;
@@ -154,18 +177,20 @@ void FifoPerCpuScheduler::TaskDeparted(const Message& m) { TaskDead(m); }
 
 void FifoPerCpuScheduler::TaskAffinityChanged(const Message& m) {
   absl::MutexLock l(&mu_);
-  FifoTask& t = Track(m);
+  FifoTask* found = Track(m);
+  if (found == nullptr) return;  // about an earlier life
+  FifoTask& t = *found;
   if (t.owner >= 0 && !t.AllowedOn(t.owner)) NeedsPlacement(t);
 }
 
 void FifoPerCpuScheduler::TaskPriorityChanged(const Message& m) {
   absl::MutexLock l(&mu_);
-  Track(m);  // FIFO ignores priority; the seqnum still moved
+  (void)Track(m);  // FIFO ignores priority; the seqnum still moved
 }
 
 void FifoPerCpuScheduler::TaskOnCpu(const Message& m) {
   absl::MutexLock l(&mu_);
-  Track(m);
+  (void)Track(m);
 }
 
 void FifoPerCpuScheduler::CpuAvailable(const Message& m) {
@@ -254,9 +279,14 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
   c.req->Release();
   c.req_active = false;
   c.remote = false;
-  const FifoTaskTable::Settled settled = tasks_.SettleInflight(tid, c.req->target_barrier());
+  const FifoTaskTable::Settled settled =
+      tasks_.SettleInflight(tid, c.req->target_barrier(), r, c.cpu);
   FifoTask* t = settled.task;
   const bool newer = settled.newer, left = settled.left;
+  if (t != nullptr) {
+    t->last_result = r;
+    t->failed_commits = r == GHOST_TXN_COMMITTED ? 0 : t->failed_commits + 1;
+  }
   if (r == GHOST_TXN_COMMITTED) {
     ++stats_.commits;
     if (t != nullptr && !left) {
@@ -387,6 +417,7 @@ bool FifoPerCpuScheduler::OpenAndCommit(Cpu& c, FifoTask& t, Agent& agent) {
   }
   t.inflight_cpu = c.cpu;
   t.left_while_inflight = false;
+  t.Note(FifoTask::Event::kCommit, 0, c.cpu, t.seq);
   c.req_active = true;
   c.remote = c.cpu != agent.cpu();
   c.remote_by = c.remote ? agent.cpu() : -1;
@@ -536,8 +567,12 @@ std::string FifoPerCpuPolicy::StatsLine() const {
   const FifoPerCpuScheduler::Stats s = sched_->stats();
   return absl::StrFormat(
       "commits=%u failed_commits=%u stale=%u migrations=%u associate_retries=%u "
-      "remote_commits=%u",
-      s.commits, s.failed_commits, s.stale, s.migrations, s.associate_retries, s.remote_commits);
+      "remote_commits=%u wakeups_on_cpu=%u",
+      s.commits, s.failed_commits, s.stale, s.migrations, s.associate_retries, s.remote_commits,
+      s.wakeups_on_cpu) +
+         (s.last_wakeup_on_cpu.empty()
+              ? ""
+              : " (last wakeup on a CPU: " + s.last_wakeup_on_cpu + ")");
 }
 
 }  // namespace ghost

@@ -64,6 +64,9 @@ class FifoPerCpuScheduler : public Scheduler {
     uint64_t migrations = 0;      // successful AssociateQueue calls
     uint64_t associate_retries = 0;
     uint64_t remote_commits = 0;  // made for another CPU whose agent slept
+    // WAKEUPs of threads we believed on a CPU (a missed off-CPU event).
+    uint64_t wakeups_on_cpu = 0;
+    std::string last_wakeup_on_cpu;  // the last such thread, as we saw it
   };
   Stats stats() const;
   // The thread's entry and its owner CPU's state (diagnostics).
@@ -88,7 +91,8 @@ class FifoPerCpuScheduler : public Scheduler {
   };
 
   // Updates the task a message is about (creating it if need be).
-  FifoTask& Track(const Message& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // nullptr: the message is about an earlier life of the thread.
+  FifoTask* Track(const Message& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OffCpu(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Enqueue(FifoTask& t, bool front) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Forget(Tid tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -5,6 +5,7 @@
 #define GHOST_SCX_USERSPACE_POLICIES_FIFO_TASK_H_
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <unordered_map>
@@ -22,6 +23,9 @@ namespace ghost {
 struct FifoTask {
   Tid tid = GHOST_TID_NONE;
   uint64_t seq = 0;                  // seqnum of the newest message about it
+  // Seqnum of its TASK_NEW: a message older than that is about an earlier
+  // life (it left the class and came back; seqnums go on across lives).
+  uint64_t life_seq = 0;
   uint32_t sw_index = UINT32_MAX;    // TASK_NEW's status word, if seen
   bool runnable = false;
   int on_cpu = -1;                   // CPU it runs on (a commit of ours started it)
@@ -63,6 +67,25 @@ struct FifoTask {
   uint32_t last_result = GHOST_TXN_COMMITTED;
   uint32_t failed_commits = 0;
 
+  // Diagnostics: the last few things the policy learnt or did about it,
+  // oldest first in Describe(), so a watchdog move names its own cause.
+  enum class Event : uint8_t { kMessage, kCommit, kResult };
+  struct Entry {
+    Event event = Event::kMessage;
+    uint16_t what = 0;  // message type, or transaction result
+    int16_t cpu = -1;   // message's CPU, or the transaction's target
+    uint64_t seq = 0;   // message seqnum, or the seqnum the commit carried
+  };
+  static constexpr size_t kHistory = 12;
+  std::array<Entry, kHistory> history{};
+  uint32_t history_len = 0;
+  void Note(Event event, uint32_t what, int cpu, uint64_t seq) {
+    history[history_len++ % kHistory] = {.event = event,
+                                         .what = static_cast<uint16_t>(what),
+                                         .cpu = static_cast<int16_t>(cpu),
+                                         .seq = seq};
+  }
+
   // One line for diagnostics: the fields above that decide where it goes.
   std::string Describe() const {
     return absl::StrFormat(
@@ -70,7 +93,29 @@ struct FifoTask {
         "affinity=%s refused=%s ring_node=%d ring_pos=%u ring_seq=%u last_result=%u "
         "failed_commits=%u",
         tid, seq, runnable, on_cpu, inflight_cpu, queued, owner, queue, affinity.ToString(),
-        refused.ToString(), ring_node, ring_pos, ring_seq, last_result, failed_commits);
+        refused.ToString(), ring_node, ring_pos, ring_seq, last_result, failed_commits) +
+           History();
+  }
+  // " history: msg 3/41@1 commit 1/41 result 1@1 ...": msg type/seq@cpu,
+  // commit cpu/seq, result code@cpu.
+  std::string History() const {
+    std::string out = " history:";
+    const uint32_t n = std::min<uint32_t>(history_len, kHistory);
+    for (uint32_t i = history_len - n; i < history_len; ++i) {
+      const Entry& e = history[i % kHistory];
+      switch (e.event) {
+        case Event::kMessage:
+          absl::StrAppendFormat(&out, " msg %u/%u@%d", e.what, e.seq, e.cpu);
+          break;
+        case Event::kCommit:
+          absl::StrAppendFormat(&out, " commit %d/%u", e.cpu, e.seq);
+          break;
+        case Event::kResult:
+          absl::StrAppendFormat(&out, " result %u@%d", e.what, e.cpu);
+          break;
+      }
+    }
+    return out;
   }
 
   // Waiting for a CPU: runnable and neither running, being committed nor
@@ -116,11 +161,15 @@ class FifoTaskTable {
     if (created != nullptr) *created = inserted;
     t.seq = std::max(t.seq, m.seqnum());
     t.refused = CpuList();
+    t.Note(FifoTask::Event::kMessage, m.type(), static_cast<int>(m.cpu()), m.seqnum());
     const ghost_msg& raw = m.raw();
     switch (m.type()) {
       case GHOST_MSG_TASK_NEW:
+        t.life_seq = m.seqnum();
         t.sw_index = raw.task_new.sw_index;
         t.runnable = raw.task_new.runnable != 0;
+        // A new life: what held for the earlier one (its mask) does not.
+        t.affinity = CpuList::FirstN(GHOST_MAX_CPUS);
         break;
       case GHOST_MSG_TASK_AFFINITY_CHANGED:
         t.affinity = CpuList::FromMask(raw.affinity.cpus);
@@ -138,6 +187,14 @@ class FifoTaskTable {
     const FifoTask* t = Find(m.tid());
     return t != nullptr && m.seqnum() < t->seq;
   }
+  // Any other message of an earlier life read after the new life's TASK_NEW
+  // (the earlier life's queue is read by another agent): it says nothing
+  // about the thread now. A BLOCKED of it would make the new life wait for
+  // a WAKEUP that never comes.
+  bool FromEarlierLife(const Message& m) const {
+    const FifoTask* t = Find(m.tid());
+    return t != nullptr && m.type() != GHOST_MSG_TASK_NEW && m.seqnum() < t->life_seq;
+  }
   FifoTask* Find(Tid tid) {
     auto it = tasks_.find(tid);
     return it == tasks_.end() ? nullptr : &it->second;
@@ -153,16 +210,21 @@ class FifoTaskTable {
   struct Settled {
     FifoTask* task = nullptr;  // nullptr: forgotten meanwhile
     bool newer = false;        // messages came after the commit was judged
-    bool left = false;         // it left the CPU while the commit was in flight
+    bool left = false;         // it left the CPU while the commit was in flight,
+                               // or the commit was made in an earlier life
   };
   // Clears the task's in-flight state. `judged_seq` is the seqnum the commit
   // carried: messages about it that came after it beat what the commit saw.
-  Settled SettleInflight(Tid tid, uint64_t judged_seq) {
+  // `result` and `cpu` go into the thread's history.
+  Settled SettleInflight(Tid tid, uint64_t judged_seq, uint32_t result, int cpu) {
     Settled s;
     s.task = Find(tid);
     if (s.task == nullptr) return s;
+    s.task->Note(FifoTask::Event::kResult, result, cpu, judged_seq);
     s.newer = s.task->seq != judged_seq;
-    s.left = s.task->left_while_inflight;
+    // A commit made in an earlier life says nothing about this one: if it ran
+    // the thread, that life left the CPU (its DEPARTED, read late, is ignored).
+    s.left = s.task->left_while_inflight || judged_seq < s.task->life_seq;
     s.task->inflight_cpu = -1;
     s.task->left_while_inflight = false;
     return s;

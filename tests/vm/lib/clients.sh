@@ -261,7 +261,7 @@ run_clients() {
   rc=$?
   agent=""
   [ $rc = 0 ] || fatal "ghost-agent exited $rc"
-  sed -n 's/^ghost-agent: \(stats\|runs\|transactions\|fast path (class)\): /\1: /p' /tmp/agent.log | sed "s/^/$policy: /"
+  sed -n 's/^ghost-agent: \(stats\|runs\|transactions\|fast path (class)\|policy [a-z-]*\): /\1: /p' /tmp/agent.log | sed "s/^/$policy: /"
   dropped=$(sed -n 's/.*msgs_dropped=\([0-9]*\).*/\1/p' /tmp/agent.log)
   [ "$dropped" = 0 ] || bad "messages dropped: ${dropped:-?} (the agent lost events)"
   if [ $failures -gt 0 ]; then
