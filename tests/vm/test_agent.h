@@ -477,6 +477,23 @@ class TestAgent {
     return WaitTxn(ks_, cpu, timeout);
   }
 
+  // Drains, then commits with the barrier that drain read: made again (a few
+  // times) while the result is AGENT_STALE. The barrier is checked before
+  // most other rules, so a message reaching the queue in between (a thread
+  // parked again on a loaded host) says nothing about the rule a step checks.
+  // `seq` gives the seqnum to commit with, after each drain.
+  template <typename SeqFn>
+  int CommitDrained(int cpu, uint64_t tid, SeqFn seq, uint32_t flags = 0) {
+    int r = -1;
+    for (int attempt = 0; attempt < 10; attempt++) {
+      Drain();
+      r = Commit(cpu, tid, seq(), barrier_, flags);
+      if (r != GHOST_TXN_AGENT_STALE) break;
+      std::printf("note: a message came between the drain and the commit: again\n");
+    }
+    return r;
+  }
+
   // Commits `tid` to `cpu` at its newest seqnum and barrier, as a policy
   // does: a result that only says "not now" (a message raced the commit, the
   // thread is still being parked, a brief bounce off a busy CPU) is retried

@@ -69,8 +69,7 @@ int main() {
           "both threads wait for their agents");
 
   // Commits across the border.
-  agent_a.Drain();
-  int r = agent_a.Commit(1, tb, 2, agent_a.barrier(), 0);
+  int r = agent_a.CommitDrained(1, tb, [] { return 2; });
   f.Check(r == GHOST_TXN_NOT_FOUND,
           absl::StrFormat("A's commit of B's thread on A's CPU -> %s (want NOT_FOUND)", ResultName(r)));
   agent_a.Drain();

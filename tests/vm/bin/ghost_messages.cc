@@ -181,8 +181,7 @@ int main() {
               d_word->seqnum == d_seq,
           absl::StrFormat("its status word is released: DEAD flag, seqnum %u of TASK_DEPARTED",
                           d_word.ok() ? d_word->seqnum : 0));
-  agent.Drain();
-  int r = agent.Commit(kCpu, d_tid, d_seq, agent.barrier(), 0);
+  int r = agent.CommitDrained(kCpu, d_tid, [&] { return d_seq; });
   f.Check(r == GHOST_TXN_NOT_FOUND,
           absl::StrFormat("a transaction naming the departed (still living) thread -> %s "
                           "(want NOT_FOUND)", ResultName(r)));

@@ -88,23 +88,11 @@ int main() {
 
   // Failed transactions: the thread must not run. These are negative checks
   // (nothing may happen), so they look after a window, not a condition.
-  // The barrier is checked before the rest: a message reaching the queue
-  // between the drain and the commit (a spinner parked again on a loaded
-  // host) makes any of them AGENT_STALE, which says nothing about the check
-  // the step is for. Drained and made again then, a few times at most.
-  auto commit_drained = [&](int cpu, uint64_t tid, auto seq, uint32_t flags) {
-    int r = -1;
-    for (int attempt = 0; attempt < 10; attempt++) {
-      agent.Drain();
-      r = agent.Commit(cpu, tid, seq(), agent.barrier(), flags);
-      if (r != GHOST_TXN_AGENT_STALE) break;
-      std::printf("note: a message came between the drain and the commit: again\n");
-    }
-    return r;
-  };
+  // Each drains first and is made again if a message came in between
+  // (CommitDrained).
   const uint64_t before = spinner.spins();
   expect("old thread seqnum",
-         commit_drained(1, t_spin, [&] { return seq_of(t_spin) - 1; }, 0),
+         agent.CommitDrained(1, t_spin, [&] { return seq_of(t_spin) - 1; }, 0),
          GHOST_TXN_TARGET_STALE);
   SleepUs(50'000);
   f.Check(spinner.spins() == before && spinner.first_cpu() == -1,
@@ -115,10 +103,10 @@ int main() {
   SleepUs(50'000);
   f.Check(spinner.spins() == before, "the agent-stale thread did not run");
   expect("CPU 1 for a thread allowed only CPU 0",
-         commit_drained(1, t_pin, [&] { return seq_of(t_pin); }, 0), GHOST_TXN_NOT_ALLOWED);
+         agent.CommitDrained(1, t_pin, [&] { return seq_of(t_pin); }, 0), GHOST_TXN_NOT_ALLOWED);
   SleepUs(50'000);
   f.Check(pinned.first_cpu() == -1, "the not-allowed thread did not run");
-  expect("a blocked thread", commit_drained(1, t_sleep, [&] { return seq_of(t_sleep); }, 0),
+  expect("a blocked thread", agent.CommitDrained(1, t_sleep, [&] { return seq_of(t_sleep); }, 0),
          GHOST_TXN_NOT_RUNNABLE);
   expect("no such thread", agent.Commit(1, 0x7fffffffULL, 1, 0, GHOST_TXN_F_NO_BARRIER),
          GHOST_TXN_NOT_FOUND);
@@ -192,7 +180,7 @@ int main() {
   bool preempted = false, undisturbed = false;
   for (int attempt = 0; attempt < kAttempts && !undisturbed; attempt++) {
     if (!put_back_on_cpu1(t_spin) || !mark_on_cpu1(t_spin)) continue;
-    no_flag = agent.Commit(1, t_spin2, seq_of(t_spin2), agent.barrier(), 0);
+    no_flag = agent.CommitDrained(1, t_spin2, [&] { return seq_of(t_spin2); });
     with_flag = agent.CommitCurrent(1, t_spin2, GHOST_TXN_F_PREEMPT);
     preempted = agent.WaitMessage(t_spin, GHOST_MSG_TASK_PREEMPT, mark) >= 0;
     undisturbed = !disturbed(t_spin2);
@@ -269,7 +257,7 @@ int main() {
   for (int attempt = 0; attempt < kAttempts && !sent_back; attempt++) {
     if (!put_back_on_cpu1(t_spin2) || !mark_on_cpu1(t_spin2)) continue;
     expect("idle transaction (no thread) on CPU 1",
-           agent.Commit(1, GHOST_TID_NONE, 0, agent.barrier(), 0), GHOST_TXN_COMMITTED);
+           agent.CommitDrained(1, GHOST_TID_NONE, [] { return 0; }), GHOST_TXN_COMMITTED);
     const bool sent = agent.WaitMessage(t_spin2, GHOST_MSG_TASK_PREEMPT, mark) >= 0;
     if (cpu1_taken_since(mark)) {
       std::printf("note: a higher class took CPU 1 during the idle step: again\n");
