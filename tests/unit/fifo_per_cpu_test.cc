@@ -32,6 +32,17 @@ class FifoPerCpuTest : public ::testing::Test {
     }
     return out;
   }
+  // A message about thread 4242 (a TASK_NEW says runnable), handed to the
+  // scheduler's handlers directly to read them in an order of our choosing.
+  static Message Msg(uint16_t type, uint64_t seq) {
+    ghost_msg raw = {};
+    raw.type = type;
+    raw.size = sizeof(ghost_msg);
+    raw.tid = 4242;
+    raw.seqnum = seq;
+    raw.task_new.runnable = 1;
+    return Message(raw);
+  }
   std::unique_ptr<PolicyRig> rig_;
 };
 
@@ -558,32 +569,18 @@ TEST_F(FifoPerCpuTest, LatePreemptedWhileItRunsElsewhereIsNotRunTwice) {
             (std::vector<std::pair<int, Tid>>{{other, a}, {held, a}}));
 }
 
-// A remote commit (an agent hands a thread to an idle CPU and commits it
-// there itself, that CPU's agent sleeping on) that fails late sends no
-// message: the agent that made it keeps looking for the result (Pending)
-// until it is read, and the thread is placed again. Without that, it waited
-// for whatever message came next, in the VM up to the watchdog.
 // A thread that left the class (DEPARTED, on its CPU's queue) and came back
 // (TASK_NEW, on the default queue) may have the new life read first. The
 // earlier life's DEPARTED, older by seqnum, must not make the agent forget
 // the new one: it would wait unplaced until the class's watchdog.
 TEST_F(FifoPerCpuTest, AnEarlierLifesDepartureReadLateKeepsTheNewLife) {
   Start(2);
-  auto msg = [](uint16_t type, uint64_t seq) {
-    ghost_msg raw = {};
-    raw.type = type;
-    raw.size = sizeof(ghost_msg);
-    raw.tid = 4242;
-    raw.seqnum = seq;
-    raw.task_new.runnable = 1;
-    return Message(raw);
-  };
-  sched().TaskNew(msg(GHOST_MSG_TASK_NEW, 1));  // first life
+  sched().TaskNew(Msg(GHOST_MSG_TASK_NEW, 1));  // first life
   ASSERT_NE(sched().Describe(4242), "unknown to the policy");
-  sched().TaskNew(msg(GHOST_MSG_TASK_NEW, 9));  // the new life, read first
-  sched().TaskDeparted(msg(GHOST_MSG_TASK_DEPARTED, 8));  // the first life's end, late
+  sched().TaskNew(Msg(GHOST_MSG_TASK_NEW, 9));  // the new life, read first
+  sched().TaskDeparted(Msg(GHOST_MSG_TASK_DEPARTED, 8));  // the first life's end, late
   EXPECT_NE(sched().Describe(4242), "unknown to the policy");
-  sched().TaskDeparted(msg(GHOST_MSG_TASK_DEPARTED, 10));  // the new life's own end
+  sched().TaskDeparted(Msg(GHOST_MSG_TASK_DEPARTED, 10));  // the new life's own end
   EXPECT_EQ(sched().Describe(4242), "unknown to the policy");
 }
 
@@ -632,25 +629,21 @@ TEST_F(FifoPerCpuTest, AnEarlierLifesCommittedReadLateLeavesTheNewLifeQueued) {
 // ignored: its BLOCKED would leave the runnable new life waiting for a WAKEUP.
 TEST_F(FifoPerCpuTest, AnEarlierLifesBlockedReadLateIsIgnored) {
   Start(2);
-  auto msg = [](uint16_t type, uint64_t seq) {
-    ghost_msg raw = {};
-    raw.type = type;
-    raw.size = sizeof(ghost_msg);
-    raw.tid = 4242;
-    raw.seqnum = seq;
-    raw.task_new.runnable = 1;
-    return Message(raw);
-  };
-  sched().TaskNew(msg(GHOST_MSG_TASK_NEW, 1));   // first life
-  sched().TaskNew(msg(GHOST_MSG_TASK_NEW, 9));   // the new life, runnable, read first
-  sched().TaskBlocked(msg(GHOST_MSG_TASK_BLOCKED, 7));  // the first life's, late
+  sched().TaskNew(Msg(GHOST_MSG_TASK_NEW, 1));   // first life
+  sched().TaskNew(Msg(GHOST_MSG_TASK_NEW, 9));   // the new life, runnable, read first
+  sched().TaskBlocked(Msg(GHOST_MSG_TASK_BLOCKED, 7));  // the first life's, late
   EXPECT_NE(sched().Describe(4242).find("runnable=1"), std::string::npos)
       << sched().Describe(4242);
-  sched().TaskBlocked(msg(GHOST_MSG_TASK_BLOCKED, 10));  // the new life's own
+  sched().TaskBlocked(Msg(GHOST_MSG_TASK_BLOCKED, 10));  // the new life's own
   EXPECT_NE(sched().Describe(4242).find("runnable=0"), std::string::npos)
       << sched().Describe(4242);
 }
 
+// A remote commit (an agent hands a thread to an idle CPU and commits it
+// there itself, that CPU's agent sleeping on) that fails late sends no
+// message: the agent that made it keeps looking for the result (Pending)
+// until it is read, and the thread is placed again. Without that, it waited
+// for whatever message came next, in the VM up to the watchdog.
 TEST_F(FifoPerCpuTest, RemoteCommitThatFailsLateIsWatchedByItsMaker) {
   Start(2);
   Agent& a0 = *rig_->policy->agents()[0];
