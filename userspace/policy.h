@@ -39,12 +39,14 @@ struct PolicyOptions {
   // Centralized FIFO with the fast path: its global agent sleeps on its queue
   // for up to this long when it has nothing to do (its CPU runs threads from
   // the rings meanwhile) instead of spinning. Zero: it spins (ghOSt's way).
-  absl::Duration agent_sleep = absl::ZeroDuration();
+  // 1 ms by default: measured with deep rings (docs/FAST_PATH.md, "Defaults").
+  absl::Duration agent_sleep = absl::Milliseconds(1);
   // Centralized FIFO with the fast path: push every thread a ring may take
   // (up to the ring's size), not just what the nodes' idle CPUs need: the
   // rings hold the backlog in FIFO order, so wake-ups pushed by the class
-  // queue behind it, and idle CPUs never wait for the agent.
-  bool deep_rings = false;
+  // queue behind it, and idle CPUs never wait for the agent. The default;
+  // false keeps each ring as deep as its node's idle CPUs plus one.
+  bool deep_rings = true;
 };
 
 class Policy {

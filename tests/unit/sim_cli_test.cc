@@ -51,7 +51,8 @@ TEST(SimCliTest, DefaultsRunAndSpellingsAgree) {
   absl::StatusOr<CliOptions> sleep = ParseCli({"--agent-sleep-us=0"});
   ASSERT_TRUE(sleep.ok()) << sleep.status();
   EXPECT_EQ(sleep->sim.agent_sleep_us, 0);
-  EXPECT_EQ(a->sim.agent_sleep_us, 0);  // ghost-agent's default: it spins
+  EXPECT_EQ(a->sim.agent_sleep_us, 1000);  // ghost-agent's defaults: it sleeps up to 1 ms,
+  EXPECT_EQ(a->sim.ring_depth, "all");     // the rings hold the backlog
 }
 
 }  // namespace

@@ -122,7 +122,7 @@ TEST(SimFastPathTest, PerNodeRingSizes) {
   EXPECT_GT(r->ring_runs, 0u);
 }
 
-// --agent-sleep-us=1000 (0 by default, as in ghost-agent): with deep rings
+// --agent-sleep-us=1000 (the default, as in ghost-agent): with deep rings
 // the agent's FIFO stays empty, so it sleeps between messages and its CPU
 // runs ring entries meanwhile; 0: it spins and its CPU runs nothing.
 TEST(SimFastPathTest, SleepingAgentsCpuRunsRingEntries) {

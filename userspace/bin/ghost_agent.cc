@@ -97,15 +97,15 @@ ABSL_FLAG(std::string, wakeup_push, "on",
           "With the fast path: on (the default) lets the class push threads that wake up into "
           "the rings itself (no round trip to the agent) while no older thread waits for them; "
           "off: the agent pushes every entry.");
-ABSL_FLAG(std::string, ring_depth, "idle",
-          "fifo-centralized with the fast path: idle (the default) keeps each node's ring as "
-          "deep as its idle CPUs plus one, the rest waiting with the agent; all pushes every "
-          "waiting thread a ring may take, so the rings hold the backlog in FIFO order and "
-          "wake-ups the class pushes queue behind it.");
-ABSL_FLAG(int64_t, agent_sleep_us, 0,
-          "fifo-centralized with the fast path: 1..1000000 lets the global agent sleep on its "
-          "queue for up to this long when it has nothing to do, its CPU running threads from the "
-          "rings meanwhile (a message that needs it wakes it); 0 (the default): it spins, as "
+ABSL_FLAG(std::string, ring_depth, "all",
+          "fifo-centralized with the fast path: all (the default) pushes every waiting thread a "
+          "ring may take, so the rings hold the backlog in FIFO order and wake-ups the class "
+          "pushes queue behind it; idle keeps each node's ring as deep as its idle CPUs plus "
+          "one, the rest waiting with the agent.");
+ABSL_FLAG(int64_t, agent_sleep_us, 1000,
+          "fifo-centralized with the fast path: 1..1000000 (default 1000) lets the global agent "
+          "sleep on its queue for up to this long when it has nothing to do, its CPU running "
+          "threads from the rings meanwhile (a message that needs it wakes it); 0: it spins, as "
           "ghOSt's global agent did.");
 ABSL_FLAG(std::string, ring_size, "256",
           "Fast-path ring entries per node, each a power of two in 2..4096: N (every node), "

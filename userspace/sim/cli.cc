@@ -73,8 +73,8 @@ const std::vector<FlagSpec>& Flags() {
               "rings itself while no older thread waits for them",
               &SimOptions::wakeup_push),
       SimFlag("ring-depth",
-              "idle or all: with the fast path, fill each ring to its node's idle CPUs plus one, "
-              "or with every waiting thread a ring may take",
+              "all or idle: with the fast path, fill each ring with every waiting thread it may "
+              "take, or only to its node's idle CPUs plus one",
               &SimOptions::ring_depth),
       SimFlag("agent-sleep-us",
               "0..1000000: with the fast path, the global agent sleeps on its queue for up to "

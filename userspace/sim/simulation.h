@@ -41,10 +41,10 @@ struct SimOptions {
   // (the centralized FIFO then pushes to them), "off": transactions only.
   std::string fast_path = "auto";
   std::string wakeup_push = "on";            // on or off: the class pushes woken threads
-  std::string ring_depth = "idle";           // idle or all: how deep the agent fills the rings
+  std::string ring_depth = "all";            // idle or all: how deep the agent fills the rings
   // --agent-sleep-us: with the fast path, the global agent sleeps on its
   // queue for up to this long when idle, its CPU running threads; 0: it spins.
-  int64_t agent_sleep_us = 0;
+  int64_t agent_sleep_us = 1000;
   std::string ring_size = "256";             // --ring-size: N or NODE:N,...
   int64_t queue_bytes = 256 * 1024;          // --queue-bytes: message queue size
 };

@@ -11,8 +11,8 @@
 # the class's own FIFO, no agent), fifo-per-cpu, fifo-centralized (the fast
 # path: idle CPUs take threads from the agent's rings in BPF) and
 # fifo-centralized-txn (the same policy, transactions only),
-# fifo-centralized-deep (deep rings and a global agent that sleeps when idle:
-# --ring-depth=all --agent-sleep-us=1000). Under the
+# fifo-centralized-spin (shallow rings and a global agent that spins: the
+# defaults before 2026-12-06, --ring-depth=idle --agent-sleep-us=0). Under the
 # class every program starts as `ghost-run -- PROGRAM ...`.
 # Peers (issue #11): scx_simple, scx_central, scx_userland (or any scx_NAME),
 # the kernel's own example sched_ext schedulers built by `make peers`
@@ -87,7 +87,7 @@ for p in $progs; do
     *) echo "FAIL: unknown program '$p'"; exit 2 ;; esac
 done
 for s in $scheds; do
-  case "${s%%@*}" in default | none | fifo-per-cpu | fifo-centralized | fifo-centralized-txn | fifo-centralized-deep) ;;
+  case "${s%%@*}" in default | none | fifo-per-cpu | fifo-centralized | fifo-centralized-txn | fifo-centralized-spin) ;;
     scx_*@*) echo "FAIL: '$s': a peer takes no @NAME"; exit 2 ;;
     scx_*) command -v "$s" >/dev/null ||
              { echo "FAIL: '$s': no $s in the guest (make peers; put it in with vm.sh --file)"; exit 2; }
@@ -142,8 +142,8 @@ start_agent() {
   local policy_flags="--policy=$policy"
   [ "$policy" = fifo-centralized ] && policy_flags="--policy=fifo-centralized --fast-path=on"
   [ "$policy" = fifo-centralized-txn ] && policy_flags="--policy=fifo-centralized --fast-path=off"
-  [ "$policy" = fifo-centralized-deep ] &&
-    policy_flags="--policy=fifo-centralized --fast-path=on --ring-depth=all --agent-sleep-us=1000"
+  [ "$policy" = fifo-centralized-spin ] &&
+    policy_flags="--policy=fifo-centralized --fast-path=on --ring-depth=idle --agent-sleep-us=0"
   # shellcheck disable=SC2086
   $agent_bin $policy_flags --stats $agent_flags >/tmp/agent.log 2>&1 &
   agent=$!

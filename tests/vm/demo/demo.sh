@@ -48,14 +48,15 @@ sed -i '$ s/,[^,]*$/,-/' "$rows"  # with no enclave every run is a FIFO run
 # (--enclave=0), the wakers stay in the fair class as in the other rows.
 # fifo-centralized runs three times: as shipped (the fast path: idle CPUs take
 # the agent's threads from its rings in BPF, the class pushes wake-ups there
-# itself), with deep rings and a sleeping agent (-deep: the rings hold the
-# backlog, the global agent sleeps when idle and its CPU runs threads
-# meanwhile) and with transactions only (-txn).
-for row in ${GHOST_DEMO_POLICIES:-fifo-per-cpu fifo-centralized fifo-centralized-deep fifo-centralized-txn}; do
+# itself, the rings hold the backlog and the global agent sleeps when idle, its
+# CPU running threads meanwhile), with shallow rings and a spinning agent
+# (-spin: --ring-depth=idle --agent-sleep-us=0, the defaults before
+# 2026-12-06) and with transactions only (-txn).
+for row in ${GHOST_DEMO_POLICIES:-fifo-per-cpu fifo-centralized fifo-centralized-spin fifo-centralized-txn}; do
   case $row in
     fifo-centralized) start_agent --policy=fifo-centralized --fast-path=on ;;
-    fifo-centralized-deep)
-      start_agent --policy=fifo-centralized --fast-path=on --ring-depth=all --agent-sleep-us=1000 ;;
+    fifo-centralized-spin)
+      start_agent --policy=fifo-centralized --fast-path=on --ring-depth=idle --agent-sleep-us=0 ;;
     fifo-centralized-txn) start_agent --policy=fifo-centralized --fast-path=off ;;
     *) start_agent --policy=$row ;;
   esac
@@ -68,8 +69,8 @@ sed -i '$ s/$/,-/' "$rows"
 
 # CSV: workload,label,metric,threads,completions,p50_us,p99_us,... then our fallback count.
 awk -F, 'BEGIN {
-  printf "\n%-20s %12s %16s %16s %14s\n", "scheduler", "completions", "wakeup p50 (us)", "wakeup p99 (us)", "fallback runs" }
-  { printf "%-20s %12d %16.1f %16.1f %14s\n", $2, $5, $6, $7, $NF }' "$rows"
+  printf "\n%-22s %12s %16s %16s %14s\n", "scheduler", "completions", "wakeup p50 (us)", "wakeup p99 (us)", "fallback runs" }
+  { printf "%-22s %12d %16.1f %16.1f %14s\n", $2, $5, $6, $7, $NF }' "$rows"
 echo "(fallback runs: threads the agent did not place within --watchdog-ms, run by the class's FIFO)"
 echo "(TCG: absolute times are meaningless; compare rows, not numbers with real hardware)"
 echo "demo: OK"

@@ -47,15 +47,16 @@ churn='i=0; while [ $i -lt 1000 ]; do /bin/true & i=$((i + 1)); done; wait'
 
 # fifo-centralized three times: as shipped (the fast path: idle CPUs take the
 # agent's threads from its rings in BPF, and the class pushes wake-ups there
-# itself; ring entries must have placed runs), with deep rings and a sleeping
-# agent (+deep: --ring-depth=all --agent-sleep-us=1000: the agent must have
-# slept and its own CPU run ring entries meanwhile) and by transactions alone
-# (+txn: --fast-path=off).
-for variant in fifo-per-cpu fifo-centralized fifo-centralized+deep fifo-centralized+txn; do
+# itself; ring entries must have placed runs; the rings hold the whole backlog
+# and the agent sleeps when idle: it must have slept and its own CPU run ring
+# entries meanwhile), with shallow rings and a spinning agent (+spin:
+# --ring-depth=idle --agent-sleep-us=0: the agent must never have slept) and by
+# transactions alone (+txn: --fast-path=off).
+for variant in fifo-per-cpu fifo-centralized fifo-centralized+spin fifo-centralized+txn; do
   policy=${variant%%+*} variant_flags=""
   case "$variant" in
     *+txn) variant_flags="--fast-path=off" ;;
-    *+deep) variant_flags="--ring-depth=all --agent-sleep-us=1000" ;;
+    *+spin) variant_flags="--ring-depth=idle --agent-sleep-us=0" ;;
   esac
   # shellcheck disable=SC2086
   rm -f /tmp/agent.log  # else the wait below may read the previous agent's log
@@ -108,7 +109,7 @@ for variant in fifo-per-cpu fifo-centralized fifo-centralized+deep fifo-centrali
     sleeps=$(sed -n 's/^ghost-agent: agent cpu .* idle sleeps \([0-9]*\)$/\1/p' /tmp/agent.log)
     agent_cpu_runs=$(sed -n 's/.* ran_per_cpu=\([0-9:,-]*\) .*/\1/p' /tmp/agent.log | tr ',' '\n' |
       sed -n 's/^0:\([0-9]*\)$/\1/p')
-    if [ "$variant" = fifo-centralized+deep ]; then
+    if [ "$variant" = fifo-centralized ]; then
       [ "${sleeps:-0}" -gt 0 ] && [ "${agent_cpu_runs:-0}" -gt 0 ] ||
         fail "$variant: the agent slept ${sleeps:-0} times, its CPU 0 ran ${agent_cpu_runs:-0} ring entries ($(grep -E 'agent cpu|ran_per_cpu' /tmp/agent.log))"
       echo "$variant: the agent slept $sleeps times; its CPU 0 ran $agent_cpu_runs ring entries meanwhile"
