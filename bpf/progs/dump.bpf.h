@@ -72,9 +72,10 @@ void GHOST_OPS(ghost_dump_class, struct scx_dump_ctx *dctx)
 	struct ghost_class_info *ci = class_info_get();
 
 	ghost_dump("ghost: ABI %u, %u CPUs, kernel stall timeout %ums; fallback FIFO holds %d, "
-		   "watchdog moves %llu, kicks %llu, fallback runs %llu",
+		   "watchdog moves %llu, kicks %llu, fallback runs %llu, sent at once (agent silent) %llu",
 		   GHOST_ABI_VERSION, nr_cpus, kernel_timeout_ms, scx_bpf_dsq_nr_queued(FALLBACK_DSQ),
-		   nr_watchdog_moves, nr_watchdog_kicks, ci ? ci->fallback_runs : 0);
+		   nr_watchdog_moves, nr_watchdog_kicks, ci ? ci->fallback_runs : 0,
+		   nr_agent_gone_runs);
 	ghost_dump("ghost: starved-CPU runs %llu; commits: calls %llu claimed %llu moved %llu "
 		   "committed %llu; messages dropped %llu",
 		   nr_starved_runs, nr_commit_calls, nr_txn_claimed, nr_txn_moved,

@@ -7,6 +7,12 @@
 # ext deadline server is switched off and an RT hog holds CPU 1, so a
 # SCHED_EXT thread pinned to CPU 1 can never run (docs/FALLBACK.md: the one
 # case the class cannot help).
+# The class hands the victim to its fallback either by the watchdog (it
+# waited --watchdog-ms for its agent) or at once, when the agent's heartbeat
+# is older than that: ghost-agent's heartbeat comes from its main thread, a
+# fair-class thread that the RT hog on CPU 1 and the global agent spinning on
+# CPU 0 for the pinned victim can starve (seen once on a loaded host). The
+# dump must show which.
 set -u
 fail() { echo "FAIL: $*"; [ -f /tmp/agent.log ] && sed 's/^/  agent: /' /tmp/agent.log; exit 1; }
 srv=/sys/kernel/debug/sched/ext_server/cpu1/runtime
@@ -35,8 +41,12 @@ grep -q 'the kernel ended the class (runnable task stall' /tmp/agent.log || fail
 echo "PASS: ghost-agent printed the reason: $(grep -o 'runnable task stall:.*' /tmp/agent.log | head -1)"
 grep -q "the kernel's dump of the class follows" /tmp/agent.log || fail "no dump"
 for want in 'ghost: ABI' 'ghost: enclave 0: cpus' 'ghost: enclave 0 online 1' 'ghost: dispatch ran' \
-            'ghost: tid [0-9]* enclave 0 ' 'watchdog moves [1-9]'; do
+            'ghost: tid [0-9]* enclave 0 .* fallback 1 '; do
   grep -q "$want" /tmp/agent.log || fail "the dump lacks '$want'"
 done
+set -- $(sed -n 's/^ghost: ABI .* watchdog moves \([0-9]*\), .* sent at once (agent silent) \([0-9]*\)$/\1 \2/p' \
+  /tmp/agent.log)
+[ $((${1:-0} + ${2:-0})) -gt 0 ] ||
+  fail "the dump shows no hand-over to the fallback: watchdog moves '${1:-}', sent at once '${2:-}'"
 echo "PASS: the dump carries the class's view:"
 grep 'ghost: tid [0-9]* enclave 0 \|ghost: ABI' /tmp/agent.log | head -3 | sed 's/^/  /'
