@@ -39,7 +39,8 @@ struct PolicyOptions {
   // Centralized FIFO with the fast path: its global agent sleeps on its queue
   // for up to this long when it has nothing to do (its CPU runs threads from
   // the rings meanwhile) instead of spinning. Zero: it spins (ghOSt's way).
-  // 1 ms by default: measured with deep rings (docs/FAST_PATH.md, "Defaults").
+  // 1 ms by default, with deep rings (docs/FAST_PATH.md, "The defaults since
+  // 2026-12-06").
   absl::Duration agent_sleep = absl::Milliseconds(1);
   // Centralized FIFO with the fast path: push every thread a ring may take
   // (up to the ring's size), not just what the nodes' idle CPUs need: the
