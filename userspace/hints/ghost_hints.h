@@ -3,8 +3,8 @@
  * about its threads (issue 10; docs/HINTS.md). ghOSt's PrioTable plays this
  * part; this is our own layout.
  *
- * The application creates the table (a file, usually under /dev/shm) and
- * writes; agents map it read-only and read. Nothing an application writes
+ * The application creates the table (a sealed memfd: its size cannot
+ * change) and writes; agents map it read-only and read. Nothing an application writes
  * can hurt an agent: a reader checks the header against the file's size,
  * treats every entry as untrusted, and gives up on an entry that stays
  * inconsistent (a writer that died mid-update) after a bounded number of
@@ -54,8 +54,6 @@
 /* An entry's own state: the thread has work (runnable) or is idle. Unset:
  * the application does not say (a policy treats it as having work). */
 #define GHOST_HINT_F_IDLE (1u << 8)
-#define GHOST_HINT_F_KNOWN (GHOST_HINT_F_QOS | GHOST_HINT_F_DEADLINE | GHOST_HINT_F_RUNTIME | \
-			    GHOST_HINT_F_COOKIE | GHOST_HINT_F_IDLE)
 
 struct ghost_hint_header {
 	uint32_t magic;          /* GHOST_HINT_MAGIC */

@@ -218,16 +218,28 @@ absl::StatusOr<std::unique_ptr<HintWriter>> HintWriter::Create(const HintTableOp
   return std::unique_ptr<HintWriter>(new HintWriter(fd, base, bytes, opts.entries, opts.classes));
 }
 
+// The layout Create chose: the classes right after the header, then the entries.
+char* HintWriter::Class(uint32_t id) { return base_ + kHeaderBytes + size_t{id} * kClassBytes; }
+
 ghost_hint_entry* HintWriter::Entry(uint32_t i) {
-  const auto* h = reinterpret_cast<const ghost_hint_header*>(base_);
-  return reinterpret_cast<ghost_hint_entry*>(base_ + h->entries_offset + size_t{i} * kEntryBytes);
+  return reinterpret_cast<ghost_hint_entry*>(Class(classes_) + size_t{i} * kEntryBytes);
+}
+
+absl::Status HintWriter::CheckClassId(uint32_t id) const {
+  if (id < classes_) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrFormat("hint class %u: the table has %u classes", id, classes_));
+}
+
+absl::Status HintWriter::CheckThreadHint(const Hint& hint) const {
+  if (hint.relative_deadline_ns) {
+    return absl::InvalidArgumentError("a thread's deadline is absolute: set deadline_ns");
+  }
+  return hint.class_id ? CheckClassId(*hint.class_id) : absl::OkStatus();
 }
 
 absl::Status HintWriter::SetClass(uint32_t id, const Hint& values) {
-  if (id >= classes_) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("hint class %u: the table has %u classes", id, classes_));
-  }
+  if (absl::Status s = CheckClassId(id); !s.ok()) return s;
   if (values.deadline_ns || values.idle || values.class_id) {
     return absl::InvalidArgumentError(
         "a hint class takes qos, relative_deadline_ns, runtime_ns and cookie only");
@@ -239,7 +251,7 @@ absl::Status HintWriter::SetClass(uint32_t id, const Hint& values) {
   }
   if (values.runtime_ns) c.flags |= GHOST_HINT_F_RUNTIME, c.runtime_ns = *values.runtime_ns;
   if (values.cookie) c.flags |= GHOST_HINT_F_COOKIE, c.cookie = *values.cookie;
-  SeqWrite(base_ + kHeaderBytes + size_t{id} * kClassBytes, c);
+  SeqWrite(Class(id), c);
   return absl::OkStatus();
 }
 
@@ -257,13 +269,7 @@ void HintWriter::Write(ghost_hint_entry* e, pid_t tid, const Hint& hint) {
 
 absl::StatusOr<uint32_t> HintWriter::Add(pid_t tid, const Hint& hint) {
   if (tid <= 0) return absl::InvalidArgumentError(absl::StrFormat("hint for tid %d", tid));
-  if (hint.relative_deadline_ns) {
-    return absl::InvalidArgumentError("a thread's deadline is absolute: set deadline_ns");
-  }
-  if (hint.class_id && *hint.class_id >= classes_) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("hint class %u: the table has %u classes", *hint.class_id, classes_));
-  }
+  if (absl::Status s = CheckThreadHint(hint); !s.ok()) return s;
   if (slot_of_.contains(tid)) {
     return absl::AlreadyExistsError(absl::StrFormat("tid %d already has a hint entry", tid));
   }
@@ -286,13 +292,7 @@ absl::Status HintWriter::Update(pid_t tid, const Hint& hint) {
   if (it == slot_of_.end()) {
     return absl::NotFoundError(absl::StrFormat("tid %d has no hint entry", tid));
   }
-  if (hint.relative_deadline_ns) {
-    return absl::InvalidArgumentError("a thread's deadline is absolute: set deadline_ns");
-  }
-  if (hint.class_id && *hint.class_id >= classes_) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("hint class %u: the table has %u classes", *hint.class_id, classes_));
-  }
+  if (absl::Status s = CheckThreadHint(hint); !s.ok()) return s;
   Write(Entry(it->second), tid, hint);
   return absl::OkStatus();
 }

@@ -66,7 +66,10 @@ class HintWriter {
 
  private:
   HintWriter(int fd, char* base, size_t bytes, uint32_t entries, uint32_t classes);
+  char* Class(uint32_t id);
   ghost_hint_entry* Entry(uint32_t i);
+  absl::Status CheckClassId(uint32_t id) const;
+  absl::Status CheckThreadHint(const Hint& hint) const;
   void Write(ghost_hint_entry* e, pid_t tid, const Hint& hint);
 
   int fd_;
