@@ -13,6 +13,10 @@ uint64_t MonotonicNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+// Agent threads refresh the enclave's heartbeat this often (the class takes
+// an agent as gone after at least 500 ms of silence: enclaves.bpf.h).
+constexpr uint64_t kHeartbeatEveryNs = 20'000'000;
+
 }  // namespace
 
 Agent::Agent(KernelSide& kernel, Scheduler& sched, const AgentOptions& opts)
@@ -42,6 +46,10 @@ void Agent::Run(const std::atomic<bool>& stop) {
     if (has_posted_.load(std::memory_order_acquire)) RunPosted();
     const uint64_t now = MonotonicNs();
     longest_stall_ns_ = std::max(longest_stall_ns_, now - last);
+    if (now - last_heartbeat_ns_ >= kHeartbeatEveryNs && channel_.valid()) {
+      kernel_.AgentHeartbeat(opts_.queue);
+      last_heartbeat_ns_ = now;
+    }
     if (kernel_.TakeYieldRequest(opts_.cpu)) {
       // The kernel side has a thread that can run only here: give it the
       // CPU for the whole moment, whatever messages come meanwhile.

@@ -128,6 +128,7 @@ class Agent {
   uint64_t kernel_yields_ = 0;
   uint64_t idle_sleeps_ = 0;
   uint64_t longest_stall_ns_ = 0;
+  uint64_t last_heartbeat_ns_ = 0;
   absl::Mutex posted_mu_;
   std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(posted_mu_);
   std::atomic<bool> has_posted_{false};  // checked every round without the lock

@@ -686,6 +686,21 @@ void BpfKernelSide::Heartbeat(EnclaveId e) {
   __atomic_store_n(&enclave_words_[e].agent_heartbeat_ns, MonotonicNs(), __ATOMIC_RELEASE);
 }
 
+void BpfKernelSide::AgentHeartbeat(QueueId queue) {
+  if (queue >= GHOST_MAX_QUEUES) return;
+  const ghost_queue_word& q = queue_words_[queue];
+  if (!(__atomic_load_n(&q.flags, __ATOMIC_ACQUIRE) & GHOST_QUEUE_INUSE)) return;
+  const uint32_t e = __atomic_load_n(&q.enclave, __ATOMIC_ACQUIRE);
+  if (e >= GHOST_MAX_ENCLAVES) return;
+  __u64* hb = &enclave_words_[e].agent_heartbeat_ns;
+  // Only over a time: 0 (no heartbeat kept) and kAgentGone (absent, written
+  // by SetAgentAbsent, possibly just now) stay as they are.
+  __u64 seen = __atomic_load_n(hb, __ATOMIC_ACQUIRE);
+  const uint64_t now = MonotonicNs();
+  if (seen <= kAgentGone || seen >= now) return;
+  __atomic_compare_exchange_n(hb, &seen, now, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
 absl::Status BpfKernelSide::EnrollPid(pid_t pid, EnclaveId enclave) {
   if (pid <= 0) return absl::InvalidArgumentError(absl::StrFormat("bad pid %d", pid));
   if (enclave >= GHOST_MAX_ENCLAVES || !(enclave_words_[enclave].flags & GHOST_ENCLAVE_INUSE)) {

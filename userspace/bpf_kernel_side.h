@@ -138,6 +138,7 @@ class BpfKernelSide : public KernelSide {
   // 100 ms. An enclave nobody heartbeats is never taken as gone.
   absl::Status SetAgentAbsent(EnclaveId e, bool absent);
   void Heartbeat(EnclaveId e);
+  void AgentHeartbeat(QueueId queue) override;
   // Unregisters every agent thread of enclave `e` (its agent is leaving, or
   // gone).
   void ForgetAgentThreads(EnclaveId e);

@@ -108,6 +108,13 @@ class KernelSide {
   // A global agent sleeping on its queue says so (ghost_cpu_word.agent_asleep):
   // meanwhile its CPU takes threads from the fast-path rings like any other.
   virtual void SetAgentAsleep(int cpu, bool asleep) {}
+  // The agent reading `queue` is alive (Agent::Run calls it every few ms):
+  // refreshes its enclave's agent heartbeat if one is kept and the agent is
+  // not marked absent (handing over, resyncing). Agent threads, not only the
+  // process's own fair-class thread, keep it: RT threads on every CPU (a
+  // spinning global agent, an RT program) starve that thread, and the class
+  // would send the enclave's threads to the fallback while its agents run.
+  virtual void AgentHeartbeat(QueueId queue) {}
 
   // Fast-path rings (issue 9, docs/FAST_PATH.md) ----------------------------
   // Each enclave has one ring per NUMA node; an idle CPU of the enclave

@@ -129,6 +129,25 @@ TEST_F(AgentTest, RunStopsWhenAsked) {
   }
 }
 
+// The agent threads keep their enclave's heartbeat from their rounds (the
+// process's fair-class main thread can be starved by RT threads on every CPU),
+// at most every 20 ms: a spinning agent makes far more rounds than that.
+TEST_F(AgentTest, RoundsKeepTheHeartbeatAtAModestRate) {
+  CommitNewest sched(kernel_);
+  std::atomic<bool> stop{false};
+  Agent agent(kernel_, sched,
+              {.cpu = 0, .queue = enclave_->default_queue(), .global = true});
+  std::thread runner([&] { agent.Run(stop); });
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (kernel_.agent_heartbeats() < 3 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  stop = true;
+  runner.join();
+  EXPECT_GE(kernel_.agent_heartbeats(), 3);
+  EXPECT_LT(kernel_.agent_heartbeats() * 10, sched.schedules);
+}
+
 // What another thread posts runs on the agent's own thread, between two
 // rounds. (That it also wakes an agent blocked on its queue needs a pollable
 // queue, which the fake lacks: the VM runs cover it.)

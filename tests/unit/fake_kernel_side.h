@@ -22,6 +22,7 @@
 #define GHOST_SCX_TESTS_UNIT_FAKE_KERNEL_SIDE_H_
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -255,6 +256,10 @@ class FakeKernelSide : public KernelSide {
     doorbells_.emplace_back(kicks.begin(), kicks.end());
     return absl::OkStatus();
   }
+
+  // Counted only: the fake keeps no heartbeat (Agent::Run calls it).
+  void AgentHeartbeat(QueueId) override { agent_heartbeats_.fetch_add(1); }
+  int agent_heartbeats() const { return agent_heartbeats_.load(); }
 
   absl::Status SetWantOnCpu(Tid tid, bool want) override {
     Thread* t = Find(tid);
@@ -714,6 +719,7 @@ class FakeKernelSide : public KernelSide {
     __atomic_store_n(&s.state, GHOST_TXN_DONE, __ATOMIC_RELEASE);
   }
 
+  std::atomic<int> agent_heartbeats_{0};
   const int num_cpus_;
   uint32_t abi_version_ = GHOST_ABI_VERSION;
   EnclaveState enclaves_[GHOST_MAX_ENCLAVES];

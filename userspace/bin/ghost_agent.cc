@@ -590,6 +590,9 @@ int main(int argc, char** argv) {
     absl::PrintF("ghost-agent: lifecycle: reattached=%d took_over=%d rediscovered=%d "
                  "discarded=%d resyncs=%d\n",
                  reattached ? 1 : 0, took_over ? 1 : 0, rediscovered, discarded, resyncs);
+    // Threads the class sent to its fallback at once because the agents'
+    // heartbeat was silent (bpf/progs/fallback.bpf.h): 0 while they run.
+    absl::PrintF("ghost-agent: heartbeat: silent_sends=%d\n", skel->bss->nr_agent_gone_runs);
     absl::PrintF(
         "ghost-agent: runs: committed=%d fallback=%d resumed=%d starved_cpu=%d "
         "(pinned there %d, on a global agent's CPU %d) ring=%d\n",

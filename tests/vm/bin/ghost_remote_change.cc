@@ -86,16 +86,30 @@ int main() {
     if (!sw.ok()) return std::string(sw.status().message());
     return absl::StrFormat("flags=%#x cpu=%u seq=%u", sw->flags, sw->cpu, sw->seqnum);
   };
+  // A parked thread does not spin: a word that says "off CPU", unchanged
+  // (same seqnum) for 100 ms while A's spin count moves, is the wrong word
+  // this scenario is for, and recommitting would hide it.
   const absl::Time until = absl::Now() + absl::Seconds(20);
-  bool a_on_cpu1 = false;
+  bool a_on_cpu1 = false, word_lies = false;
   while (!(a_on_cpu1 = WaitUntil([&] { return on_cpu1(); }, absl::Seconds(1))) &&
          absl::Now() < until) {
     auto sw = agent.StatusWord(ta);
-    if (sw.ok() && !sw->on_cpu()) {
+    if (!sw.ok() || sw->on_cpu()) continue;
+    const uint64_t spins = a.spins();
+    SleepUs(100'000);
+    auto later = agent.StatusWord(ta);
+    if (later.ok() && !later->on_cpu() && later->seqnum == sw->seqnum && a.spins() != spins) {
+      word_lies = true;
+      break;
+    }
+    if (later.ok() && !later->on_cpu()) {
       std::printf("note: A was preempted meanwhile; committed to CPU 1 again: %s\n",
                   ResultName(agent.CommitCurrent(1, ta)));
     }
   }
+  f.Check(!word_lies,
+          absl::StrFormat("A spins (on CPU %d) while its status word says it is off CPU: %s",
+                          a.cpu(), word()));
   f.Check(a_on_cpu1,
           absl::StrFormat("A's status word still says it runs on CPU 1 (A on CPU %d; word: %s)",
                           a.cpu(), word()));
@@ -117,14 +131,23 @@ int main() {
   // again: only ops.stopping can clear "A runs on CPU 1". A then exits, so
   // CPU 1 runs nothing; C (allowed only CPU 1, waiting, never placed yet)
   // committed there must take.
-  for (int i = 0; i < 3 && !WaitUntil([&] { return on_cpu1(); }, absl::Seconds(5)); i++) {
+  // A must really run at the change (a thread preempted just before leaves
+  // through CPU 1's own ops.stopping, which proves nothing): its word says
+  // CPU 1 and it spins there, right before the leaver starts.
+  auto spinning_on_cpu1 = [&] {
+    if (!on_cpu1()) return false;
+    const uint64_t spins = a.spins();
+    SleepUs(5'000);
+    return on_cpu1() && a.cpu() == 1 && a.spins() != spins;
+  };
+  for (int i = 0; i < 3 && !WaitUntil(spinning_on_cpu1, absl::Seconds(5)); i++) {
     auto sw = agent.StatusWord(ta);
     if (sw.ok() && !sw->on_cpu()) {
       std::printf("note: A is not running; committed to CPU 1 again: %s\n",
                   ResultName(agent.CommitCurrent(1, ta)));
     }
   }
-  f.Check(on_cpu1(), "A runs on CPU 1 before it leaves the class");
+  f.Check(spinning_on_cpu1(), "A runs on CPU 1 before it leaves the class");
   std::thread leaver = StartCfsThread(CpuSet({2}), [&] {
     sched_param sp = {};
     if (sched_setscheduler(a.pid(), SCHED_OTHER, &sp) != 0) {

@@ -9,10 +9,11 @@
 # case the class cannot help).
 # The class hands the victim to its fallback either by the watchdog (it
 # waited --watchdog-ms for its agent) or at once, when the agent's heartbeat
-# is older than that: ghost-agent's heartbeat comes from its main thread, a
-# fair-class thread that the RT hog on CPU 1 and the global agent spinning on
-# CPU 0 for the pinned victim can starve (seen once on a loaded host). The
-# dump must show which.
+# is older than that. The first is expected: the agent threads keep the
+# heartbeat (agent_heartbeat.sh); before they did, ghost-agent's main thread,
+# a fair-class thread that the RT hog on CPU 1 and the global agent spinning
+# on CPU 0 starve, was its only writer (seen once on a loaded host). The dump
+# must show which.
 set -u
 fail() { echo "FAIL: $*"; [ -f /tmp/agent.log ] && sed 's/^/  agent: /' /tmp/agent.log; exit 1; }
 srv=/sys/kernel/debug/sched/ext_server/cpu1/runtime
