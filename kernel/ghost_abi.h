@@ -23,7 +23,7 @@
 
 #include "kernel/ghost_ring.h"
 
-#define GHOST_ABI_VERSION 5 /* 5: fast-path rings, NUMA table in class_info */
+#define GHOST_ABI_VERSION 6 /* 6: pinned push (ghost_cpu_word, GHOST_SW_CLASS_HELD) */
 
 /* Limits. Sized for the simulator's largest preset (2x64 cores, SMT2). */
 #define GHOST_MAX_CPUS 256
@@ -153,6 +153,10 @@ enum ghost_sw_flags {
 	GHOST_SW_ON_CPU = 1U << 2,
 	GHOST_SW_DEAD = 1U << 3,      /* TASK_DEAD/DEPARTED sent; the word will be reused */
 	GHOST_SW_WANT_ON_CPU = 1U << 4, /* the agent asked for TASK_ON_CPU messages */
+	/* Runnable, and queued by the class itself on the one CPU it may use,
+	 * whose agent asked for that (ghost_cpu_word.pinned_push): no commit is
+	 * needed or possible until its next event. */
+	GHOST_SW_CLASS_HELD = 1U << 5,
 };
 
 struct ghost_status_word {
@@ -328,6 +332,14 @@ struct ghost_cpu_word {
 	 * (ops.cpu_release sends what waits there back to the agent). */
 	__u32 agent_asleep;
 	__u64 yield_requests; /* times the class asked (counter) */
+	/* Written by the per-CPU agent of this CPU: 1 while it has nothing
+	 * waiting for the CPU. A thread of its enclave that may run only here
+	 * and becomes runnable (wakes up, is preempted, changes affinity) is
+	 * then queued on this CPU by the class itself, behind what is queued
+	 * there, instead of waiting for a commit; its message says so
+	 * (GHOST_SW_CLASS_HELD in its status word) and does not wake an agent. */
+	__u32 pinned_push;
+	__u32 pad;
 };
 
 /*

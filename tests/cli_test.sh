@@ -34,6 +34,7 @@ expect "unknown workload" ghost-sim --workload=nope
 expect "load" ghost-sim --load=-1
 expect "fast-path=maybe: want on, off or auto" ghost-agent --fast-path=maybe
 expect "wakeup-push=yes: want on or off" ghost-agent --wakeup-push=yes
+expect "pinned-push=yes: want on or off" ghost-agent --pinned-push=yes
 expect "agent-sleep-us=-1 is out of range (0..1000000)" ghost-agent --agent-sleep-us=-1
 expect "ring-depth=deep: want idle or all" ghost-agent --ring-depth=deep
 expect "ring-size: ring size 3 is not a power of two" ghost-agent --ring-size=3

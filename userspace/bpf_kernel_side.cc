@@ -558,6 +558,11 @@ void BpfKernelSide::SetAgentAsleep(int cpu, bool asleep) {
   __atomic_store_n(&cpu_words_[cpu].agent_asleep, asleep ? 1u : 0u, __ATOMIC_SEQ_CST);
 }
 
+void BpfKernelSide::SetPinnedPush(int cpu, bool on) {
+  if (cpu < 0 || cpu >= GHOST_MAX_CPUS) return;
+  __atomic_store_n(&cpu_words_[cpu].pinned_push, on ? 1u : 0u, __ATOMIC_SEQ_CST);
+}
+
 absl::Status BpfKernelSide::RegisterAgentThread(pid_t tid, bool global) {
   __u32 key = static_cast<__u32>(tid);
   __u32 val = (global ? GHOST_AGENT_GLOBAL : GHOST_AGENT_PER_CPU) |

@@ -139,6 +139,7 @@ class BpfKernelSide : public KernelSide {
   absl::Status SetAgentAbsent(EnclaveId e, bool absent);
   void Heartbeat(EnclaveId e);
   void AgentHeartbeat(QueueId queue) override;
+  void SetPinnedPush(int cpu, bool on) override;
   // Unregisters every agent thread of enclave `e` (its agent is leaving, or
   // gone).
   void ForgetAgentThreads(EnclaveId e);

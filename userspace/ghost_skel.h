@@ -17,6 +17,7 @@ inline constexpr int kRunFallback = 1;
 inline constexpr int kRunResumed = 2;
 inline constexpr int kRunStarved = 3;  // a CPU a higher class held ran it
 inline constexpr int kRunRing = 4;     // a fast-path ring entry of its agent
+inline constexpr int kRunPinned = 5;   // queued on its one CPU by the class for its agent
 
 }  // namespace ghost
 

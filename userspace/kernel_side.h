@@ -115,6 +115,12 @@ class KernelSide {
   // spinning global agent, an RT program) starve that thread, and the class
   // would send the enclave's threads to the fallback while its agents run.
   virtual void AgentHeartbeat(QueueId queue) {}
+  // A per-CPU agent with nothing waiting for `cpu` lets the class queue a
+  // thread of its enclave that may run only there on it itself
+  // (ghost_cpu_word.pinned_push, bpf/progs/pinned.bpf.h); such a thread's
+  // messages then carry GHOST_SW_CLASS_HELD in its status word. A kernel
+  // side without it keeps committing (the default).
+  virtual void SetPinnedPush(int cpu, bool on) {}
 
   // Fast-path rings (issue 9, docs/FAST_PATH.md) ----------------------------
   // Each enclave has one ring per NUMA node; an idle CPU of the enclave

@@ -24,6 +24,12 @@ absl::StatusOr<bool> ParseWakeupPush(absl::string_view text) {
   return absl::InvalidArgumentError(absl::StrFormat("--wakeup-push=%s: want on or off", text));
 }
 
+absl::StatusOr<bool> ParsePinnedPush(absl::string_view text) {
+  if (text == "on") return true;
+  if (text == "off") return false;
+  return absl::InvalidArgumentError(absl::StrFormat("--pinned-push=%s: want on or off", text));
+}
+
 absl::StatusOr<bool> ParseRingDepth(absl::string_view text) {
   if (text == "all") return true;
   if (text == "idle") return false;

@@ -48,6 +48,11 @@ struct PolicyOptions {
   // queue behind it, and idle CPUs never wait for the agent. The default;
   // false keeps each ring as deep as its node's idle CPUs plus one.
   bool deep_rings = true;
+  // Per-CPU FIFO: while a CPU's agent has nothing waiting for its CPU, the
+  // class queues a thread that may run only there on it itself (its turn is
+  // all there is to decide), with no round trip (bpf/progs/pinned.bpf.h,
+  // docs/FAST_PATH.md "Threads pinned to one CPU").
+  bool pinned_push = true;
 };
 
 class Policy {
@@ -76,6 +81,8 @@ absl::StatusOr<PolicyOptions::FastPath> ParseFastPath(absl::string_view text);
 
 // "on" or "off" (--wakeup-push); anything else: one-line InvalidArgument.
 absl::StatusOr<bool> ParseWakeupPush(absl::string_view text);
+// "on" or "off" (--pinned-push); anything else: one-line InvalidArgument.
+absl::StatusOr<bool> ParsePinnedPush(absl::string_view text);
 // "idle" or "all" (--ring-depth): true for "all" (PolicyOptions::deep_rings).
 absl::StatusOr<bool> ParseRingDepth(absl::string_view text);
 

@@ -41,6 +41,7 @@
 #include "dump.bpf.h"
 #include "run_stats.bpf.h"
 #include "fast_path.bpf.h"
+#include "pinned.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -82,7 +83,7 @@ void GHOST_OPS(ghost_enqueue, struct task_struct *p, u64 enq_flags)
 		 * entry's outcome tells the agent; no message. */
 		ring_settle(p, t, false, GHOST_RING_STALE_BOUNCED);
 		t->stop_reason = GT_STOP_NONE;
-		park(p, t, enq_flags);
+		pinned_keep_or_park(p, t, enq_flags);
 		return;
 	}
 	if (t->txn_cpu >= 0) {
@@ -91,14 +92,24 @@ void GHOST_OPS(ghost_enqueue, struct task_struct *p, u64 enq_flags)
 		txn_settle(p, t, (enq_flags & SCX_ENQ_REENQ) ? GHOST_TXN_CPU_UNAVAILABLE
 							     : GHOST_TXN_PREEMPTED);
 		t->stop_reason = GT_STOP_NONE;
-		park(p, t, enq_flags);
+		pinned_keep_or_park(p, t, enq_flags);
 		return;
 	}
 	if (t->state == GT_BLOCKED) {
 		struct ghost_msg m;
+		s32 pin = pinned_target(p, t);
 
 		t->state = GT_HELD;
 		t->held_at = 0;
+		if (pin >= 0) {
+			/* Its one CPU's agent lets the class queue it there. */
+			pinned_insert(p, t, pin, enq_flags);
+			task_wakeup_msg(p, t, &m, (enq_flags & SCX_ENQ_WAKEUP)
+							 ? bpf_get_smp_processor_id() : ~0U);
+			m.wakeup.deferrable = 1;
+			task_msg_send(p, t, &m, false);
+			return;
+		}
 		park(p, t, enq_flags);
 		task_wakeup_msg(p, t, &m, (enq_flags & SCX_ENQ_WAKEUP) ? bpf_get_smp_processor_id()
 									 : ~0U);
@@ -110,15 +121,22 @@ void GHOST_OPS(ghost_enqueue, struct task_struct *p, u64 enq_flags)
 	} else if (t->stop_reason != GT_STOP_NONE) {
 		__u16 type = t->stop_reason == GT_STOP_YIELD ? GHOST_MSG_TASK_YIELD
 							     : GHOST_MSG_TASK_PREEMPT;
+		s32 pin = pinned_target(p, t);
 
 		t->stop_reason = GT_STOP_NONE;
 		t->held_at = 0;
-		park(p, t, enq_flags);
+		if (pin >= 0) {
+			pinned_insert(p, t, pin, enq_flags);
+		} else {
+			t->pin_cpu = -1;
+			park(p, t, enq_flags);
+		}
 		send_task_off_cpu(p, t, type, t->cpu, true);
 	} else {
-		/* A property change (ENQUEUE_RESTORE) or the first enqueue of a
-		 * thread TASK_NEW already reported runnable: no event. */
-		park(p, t, enq_flags);
+		/* A property change (ENQUEUE_RESTORE), a migration, or the first
+		 * enqueue of a thread TASK_NEW already reported runnable: no
+		 * event. */
+		pinned_keep_or_park(p, t, enq_flags);
 	}
 }
 
@@ -192,6 +210,11 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 	} else if (t->txn_cpu == (__s32)cpu) {
 		__sync_fetch_and_add(&nr_runs_committed, 1);
 		run_note(t, RUN_COMMITTED, waited_since);
+	} else if (t->pin_cpu == (__s32)cpu) {
+		/* Queued on its one CPU by the class at its agent's request
+		 * (pinned.bpf.h): a placement its agent delegated. */
+		__sync_fetch_and_add(&nr_runs_pinned, 1);
+		run_note(t, RUN_PINNED, waited_since);
 	} else if (ring_placed(t, cpu)) {
 		/* Its agent chose it through the ring: an agent placement. */
 		__u32 c = cpu & (GHOST_MAX_CPUS - 1);
@@ -206,6 +229,7 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 	}
 	t->state = GT_ON_CPU;
 	t->cpu = cpu;
+	t->pin_cpu = -1;
 	t->stop_reason = GT_STOP_NONE;
 	if (cpu < GHOST_MAX_CPUS)
 		cpu_curr_tid[cpu] = p->scx.tid;
@@ -272,6 +296,7 @@ void GHOST_OPS(ghost_quiescent, struct task_struct *p, u64 deq_flags)
 		txn_settle(p, t, GHOST_TXN_NOT_RUNNABLE);
 	t->held_at = 0;
 	t->stop_reason = GT_STOP_NONE;
+	t->pin_cpu = -1;
 	if (p->__state & TASK_DEAD) {
 		task_gone(p, t, GHOST_MSG_TASK_DEAD);
 		return;
@@ -293,8 +318,13 @@ void GHOST_OPS(ghost_set_cpumask, struct task_struct *p, const struct cpumask *m
 		same = same && w == t->cpus[i];
 		t->cpus[i] = w;
 	}
-	if (!same)
-		send_task_affinity(p, t, mask);
+	if (same)
+		return;
+	/* A runnable thread is enqueued again right after this (ENQUEUE_RESTORE),
+	 * or it is running and a migration follows: decide now whether the class
+	 * queues it on its one CPU itself, so that this message says so. */
+	t->pin_cpu = t->state == GT_BLOCKED ? -1 : pinned_target(p, t);
+	send_task_affinity(p, t, mask);
 }
 
 void GHOST_OPS(ghost_set_weight, struct task_struct *p, u32 weight)
@@ -391,6 +421,7 @@ s32 GHOST_OPS_SLEEPABLE(ghost_init_task, struct task_struct *p, struct scx_init_
 	t->park_cpu = -1;
 	t->txn_cpu = -1;
 	t->ring_cpu = -1;
+	t->pin_cpu = -1;
 	t->cpu = -1;
 	/* A thread forked by an enclave thread joins the same enclave. */
 	if (args->fork) {
@@ -434,6 +465,7 @@ void GHOST_OPS(ghost_enable, struct task_struct *p)
 	t->last_pos = 0;
 	t->last_gen = 0;
 	t->enabled = 1;
+	t->pin_cpu = -1; /* a new life: nothing the class decided in an earlier one holds */
 	t->cpu = scx_bpf_task_cpu(p);
 	t->weight = p->scx.weight;
 	for (int i = 0; i < GHOST_CPU_MASK_WORDS; i++)

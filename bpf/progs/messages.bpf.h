@@ -36,6 +36,8 @@ static __always_inline __u32 task_sw_flags(const struct ghost_task *t, bool dead
 		flags |= GHOST_SW_ON_CPU;
 	if (t->want_on_cpu)
 		flags |= GHOST_SW_WANT_ON_CPU;
+	if (t->pin_cpu >= 0 && t->state != GT_BLOCKED)
+		flags |= GHOST_SW_CLASS_HELD;
 	return flags;
 }
 
@@ -149,7 +151,9 @@ static __always_inline void task_msg_send(struct task_struct *p, struct ghost_ta
 	if (READ_ONCE_U32(&queue_switching[sw]))
 		handshake_wait(sw, true);
 	q = task_msg_queue(t);
-	pos = queue_produce(q, m, &gen);
+	/* A thread the class queued itself (pinned.bpf.h): nothing for the
+	 * agent to do now, so its message does not wake it (its end does). */
+	pos = queue_produce(q, m, &gen, !dead && t->pin_cpu >= 0 && t->state != GT_BLOCKED);
 	if (pos) {
 		t->last_pos = pos;
 		t->last_gen = gen;
@@ -278,7 +282,7 @@ static __always_inline void send_cpu_msg(__u32 cpu, __u16 type, __u32 reason, __
 	m.cpu_event.reason = reason;
 	m.cpu_event.next_tid = next_tid;
 	m.cpu_event.cookie = cookie;
-	queue_produce(cpu_msg_queue(cpu, enclave), &m, &gen);
+	queue_produce(cpu_msg_queue(cpu, enclave), &m, &gen, false);
 }
 
 #endif /* GHOST_SCX_BPF_MESSAGES_H */

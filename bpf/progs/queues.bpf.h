@@ -74,11 +74,12 @@ static __always_inline void queue_count_drop(__u32 q)
 }
 
 /*
- * Produce `msg` into queue `q`. Returns the ring's producer position after the
+ * Produce `msg` into queue `q` (`no_wake`: never wake its reader). Returns the ring's producer position after the
  * record (an upper bound of this record's end, used by ASSOCIATE_QUEUE), or 0
  * if it was dropped; `*gen` is the ring's generation (see queue_holds).
  */
-static __always_inline __u64 queue_produce(__u32 q, const struct ghost_msg *msg, __u32 *gen)
+static __always_inline __u64 queue_produce(__u32 q, const struct ghost_msg *msg, __u32 *gen,
+					   bool no_wake)
 {
 	struct ghost_queue_word *qw = queue_word(q);
 	void *ring = queue_ring(q);
@@ -93,7 +94,7 @@ static __always_inline __u64 queue_produce(__u32 q, const struct ghost_msg *msg,
 	/* A deferrable wake-up (the class pushed the thread into a fast-path
 	 * ring itself: nothing for the agent to place) does not wake a sleeping
 	 * agent; it reads it at its next wake-up or timeout. */
-	wake = (qw->flags & GHOST_QUEUE_WAKE_AGENT) &&
+	wake = (qw->flags & GHOST_QUEUE_WAKE_AGENT) && !no_wake &&
 		       !(msg->type == GHOST_MSG_TASK_WAKEUP && msg->wakeup.deferrable)
 		   ? BPF_RB_FORCE_WAKEUP
 		   : BPF_RB_NO_WAKEUP;

@@ -22,6 +22,7 @@ enum run_placer {
 	RUN_RESUMED,
 	RUN_STARVED,   /* a CPU a higher class held ran it (run_parked_here) */
 	RUN_RING,      /* a fast-path ring entry of its agent (fast_path.bpf.h) */
+	RUN_PINNED,    /* queued on its one CPU by the class for its agent (pinned.bpf.h) */
 	RUN_PLACERS,
 };
 

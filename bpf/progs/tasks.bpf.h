@@ -43,6 +43,7 @@ struct ghost_task {
 	__s32 park_cpu;    /* parking DSQ it sits in while GT_HELD */
 	__s32 txn_cpu;     /* slot whose commit moved it, or -1 */
 	__s32 cpu;         /* current or last CPU */
+	__s32 pin_cpu;     /* queued there by the class (pinned.bpf.h) until it runs, or -1 */
 	/* Fast path (fast_path.bpf.h): the ring entry that moved it. ring_cpu is
 	 * the consumer that claims it (-1: none; taken with a CAS, excludes a
 	 * commit); ring_moved: the move succeeded, the entry (ring_idx, ring_pos)

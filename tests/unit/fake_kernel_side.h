@@ -59,6 +59,9 @@ class FakeKernelSide : public KernelSide {
     // message is yet to come.
     int unfindable = 0;
     int last_cpu = 0;  // where it last ran: its wake-up parks on that CPU's node
+    // Queued on its CPU by the class itself (pinned push): its status word
+    // says GHOST_SW_CLASS_HELD, and commits find it RUNNING_ELSEWHERE.
+    bool class_held = false;
   };
 
   explicit FakeKernelSide(int num_cpus = 8)
@@ -257,6 +260,25 @@ class FakeKernelSide : public KernelSide {
     return absl::OkStatus();
   }
 
+  // Recorded only: the fake's class never queues threads itself; a test says
+  // which thread it holds (set_class_held), as pinned.bpf.h would.
+  void SetPinnedPush(int cpu, bool on) override { pinned_push_[cpu] = on; }
+  bool pinned_push(int cpu) const {
+    auto it = pinned_push_.find(cpu);
+    return it != pinned_push_.end() && it->second;
+  }
+  // The class holds `tid` or not, from its next event on.
+  void set_class_held(Tid tid, bool held) { threads_.at(tid).class_held = held; }
+  // The class gives a thread it held back to its agent (it could no longer
+  // queue it on its CPU: pinned_keep_or_park): a PREEMPT, runnable.
+  void GiveBack(Tid tid) {
+    Thread& t = threads_.at(tid);
+    t.class_held = false;
+    Emit(t, GHOST_MSG_TASK_PREEMPT, [](ghost_msg& m) {
+      m.off_cpu.from_cpu = ~0U;
+      m.off_cpu.was_current = 0;
+    });
+  }
   // Counted only: the fake keeps no heartbeat (Agent::Run calls it).
   void AgentHeartbeat(QueueId) override { agent_heartbeats_.fetch_add(1); }
   int agent_heartbeats() const { return agent_heartbeats_.load(); }
@@ -574,7 +596,8 @@ class FakeKernelSide : public KernelSide {
     __atomic_fetch_add(&w.lock, 1, __ATOMIC_ACQ_REL);  // odd: writer inside
     w.flags = GHOST_SW_INUSE | (t.runnable ? GHOST_SW_RUNNABLE : 0) |
               (t.cpu >= 0 ? GHOST_SW_ON_CPU : 0) | (t.dead ? GHOST_SW_DEAD : 0) |
-              (t.want_on_cpu ? GHOST_SW_WANT_ON_CPU : 0);
+              (t.want_on_cpu ? GHOST_SW_WANT_ON_CPU : 0) |
+              (t.class_held && t.runnable && t.cpu < 0 ? GHOST_SW_CLASS_HELD : 0);
     w.tid = t.tid;
     w.seqnum = t.seq;
     w.cpu = t.cpu >= 0 ? static_cast<uint32_t>(t.cpu) : w.cpu;
@@ -659,7 +682,9 @@ class FakeKernelSide : public KernelSide {
     }
     if (!t->runnable) return GHOST_TXN_NOT_RUNNABLE;
     if (t->cpu >= 0 && t->cpu != cpu) return GHOST_TXN_RUNNING_ELSEWHERE;
-    if (t->in_transit || t->held_cpu >= 0 || t->ring_cpu >= 0) return GHOST_TXN_RUNNING_ELSEWHERE;
+    if (t->in_transit || t->held_cpu >= 0 || t->ring_cpu >= 0 || t->class_held) {
+      return GHOST_TXN_RUNNING_ELSEWHERE;
+    }
     if (!t->affinity.IsSet(cpu)) return GHOST_TXN_NOT_ALLOWED;
     const Tid cur = cpus_[cpu].current;
     if (cur != GHOST_TID_NONE && cur != s.tid && !(s.flags & GHOST_TXN_F_PREEMPT)) {
@@ -719,6 +744,7 @@ class FakeKernelSide : public KernelSide {
     __atomic_store_n(&s.state, GHOST_TXN_DONE, __ATOMIC_RELEASE);
   }
 
+  std::map<int, bool> pinned_push_;
   std::atomic<int> agent_heartbeats_{0};
   const int num_cpus_;
   uint32_t abi_version_ = GHOST_ABI_VERSION;

@@ -692,5 +692,105 @@ TEST_F(FifoPerCpuTest, SixtyFourThreadsAllComplete) {
   EXPECT_EQ(rig_->kernel.starts().size(), 64u * 3);
 }
 
+// Pinned push (bpf/progs/pinned.bpf.h): each CPU's agent lets the class
+// queue threads pinned to its CPU exactly while nothing of its own waits for
+// that CPU, so such a thread never overtakes an older one.
+TEST_F(FifoPerCpuTest, PinnedPushIsOnExactlyWhileNothingWaits) {
+  Start(2);
+  rig_->Settle();
+  EXPECT_TRUE(rig_->kernel.pinned_push(0));
+  EXPECT_TRUE(rig_->kernel.pinned_push(1));
+  std::vector<Tid> tids;
+  for (int i = 0; i < 4; ++i) tids.push_back(rig_->kernel.NewThread());
+  rig_->Settle();
+  // Two run, two wait: one behind each CPU's current thread.
+  EXPECT_EQ(sched().RunqueueSize(0) + sched().RunqueueSize(1), 2u);
+  for (int cpu : {0, 1}) {
+    EXPECT_EQ(rig_->kernel.pinned_push(cpu), sched().RunqueueSize(cpu) == 0) << "cpu " << cpu;
+  }
+  for (Tid t : tids) rig_->kernel.Exit(t);
+  rig_->Settle();
+  EXPECT_TRUE(rig_->kernel.pinned_push(0));
+  EXPECT_TRUE(rig_->kernel.pinned_push(1));
+}
+
+TEST_F(FifoPerCpuTest, PinnedPushOffCommitsEverything) {
+  rig_ = std::make_unique<PolicyRig>(2);
+  ASSERT_TRUE(rig_->Start(CpuList::FirstN(2), {.name = "fifo-per-cpu", .pinned_push = false}));
+  rig_->Settle();
+  EXPECT_FALSE(rig_->kernel.pinned_push(0));
+  EXPECT_FALSE(rig_->kernel.pinned_push(1));
+}
+
+// A thread whose message says the class holds it (GHOST_SW_CLASS_HELD at
+// that seqnum) is neither queued nor committed; when the class gives it back
+// (a PREEMPT without the flag), the policy takes it back and places it.
+TEST_F(FifoPerCpuTest, ClassHeldThreadIsLeftToTheClassUntilGivenBack) {
+  Start(1);
+  Tid a = rig_->kernel.NewThread();
+  Tid b = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(0), a);
+  rig_->kernel.Block(b);
+  rig_->Settle();
+  rig_->kernel.set_class_held(b, true);
+  rig_->kernel.Wake(b);
+  rig_->kernel.Block(a);  // CPU 0 is free: only the class may start b now
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), GHOST_TID_NONE);
+  EXPECT_EQ(sched().RunqueueSize(0), 0u);
+  EXPECT_GE(sched().stats().class_held, 1u);
+  EXPECT_EQ(sched().stats().failed_commits, 0u) << "a class-held thread was committed";
+  rig_->kernel.GiveBack(b);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), b);
+}
+
+// Its next message without the flag (here the class preempted it after it
+// ran) makes it the agent's again, whatever CPU owned it before.
+TEST_F(FifoPerCpuTest, ClassHeldThreadIsTheAgentsAgainAtItsNextPlainMessage) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  const int acpu = rig_->kernel.thread(a).cpu;
+  ASSERT_GE(acpu, 0);
+  const int other = 1 - acpu;
+  rig_->kernel.Block(a);
+  rig_->Settle();
+  rig_->kernel.set_class_held(a, true);
+  rig_->kernel.SetAffinity(a, CpuList{other});
+  rig_->kernel.Wake(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.thread(a).cpu, -1) << "committed although the class held it";
+  rig_->kernel.set_class_held(a, false);
+  rig_->kernel.Preempt(a);  // a message that no longer says class-held
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.thread(a).cpu, other);
+  EXPECT_EQ(sched().OwnerOf(a), other);
+}
+
+// A message that does not queue a thread (AFFINITY_CHANGED widening a
+// class-held thread's mask: the class parks it for its agent) still makes it
+// the agent's again: it is queued and run.
+TEST_F(FifoPerCpuTest, ClassHeldThreadWhoseMaskWidensIsQueuedAgain) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  const int acpu = rig_->kernel.thread(a).cpu;
+  ASSERT_GE(acpu, 0);
+  rig_->kernel.Block(a);
+  rig_->Settle();
+  rig_->kernel.set_class_held(a, true);
+  rig_->kernel.SetAffinity(a, CpuList{acpu});
+  rig_->kernel.Wake(a);
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.thread(a).cpu, -1);
+  rig_->kernel.set_class_held(a, false);
+  rig_->kernel.SetAffinity(a, CpuList{0, 1});
+  rig_->Settle();
+  EXPECT_GE(rig_->kernel.thread(a).cpu, 0) << "left in no runqueue";
+  EXPECT_EQ(sched().stats().class_returned, 1u);
+}
+
 }  // namespace
 }  // namespace ghost

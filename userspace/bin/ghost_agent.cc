@@ -97,6 +97,10 @@ ABSL_FLAG(std::string, wakeup_push, "on",
           "With the fast path: on (the default) lets the class push threads that wake up into "
           "the rings itself (no round trip to the agent) while no older thread waits for them; "
           "off: the agent pushes every entry.");
+ABSL_FLAG(std::string, pinned_push, "on",
+          "fifo-per-cpu: on (the default) lets the class queue a thread that may run on one "
+          "CPU only on that CPU itself, while that CPU's agent has nothing waiting for it (no "
+          "round trip: docs/FAST_PATH.md); off: its agent commits every run.");
 ABSL_FLAG(std::string, ring_depth, "all",
           "fifo-centralized with the fast path: all (the default) pushes every waiting thread a "
           "ring may take, so the rings hold the backlog in FIFO order and wake-ups the class "
@@ -186,6 +190,8 @@ int main(int argc, char** argv) {
   if (!fast_path.ok()) return Fail(2, std::string(fast_path.status().message()));
   absl::StatusOr<bool> wakeup_push = ghost::ParseWakeupPush(absl::GetFlag(FLAGS_wakeup_push));
   if (!wakeup_push.ok()) return Fail(2, std::string(wakeup_push.status().message()));
+  absl::StatusOr<bool> pinned_push = ghost::ParsePinnedPush(absl::GetFlag(FLAGS_pinned_push));
+  if (!pinned_push.ok()) return Fail(2, std::string(pinned_push.status().message()));
   absl::StatusOr<bool> deep_rings = ghost::ParseRingDepth(absl::GetFlag(FLAGS_ring_depth));
   if (!deep_rings.ok()) return Fail(2, std::string(deep_rings.status().message()));
   const int64_t agent_sleep_us = absl::GetFlag(FLAGS_agent_sleep_us);
@@ -355,6 +361,9 @@ int main(int argc, char** argv) {
   int rediscovered = 0;
   uint64_t discarded = 0;
   auto start_agents = [&] {
+    // A predecessor's per-CPU agents may have left pinned push on (killed, or
+    // another policy): only agents that ask for it get it.
+    for (int cpu : cpus.ToVector()) (*kernel)->SetPinnedPush(cpu, false);
     for (ghost::Agent* agent : policy->agents()) {
       threads.emplace_back([agent, priority, &stop, &thread_errors, k = kernel->get()] {
         absl::Status s = ghost::BecomeAgentThread(*k, *agent, priority);
@@ -374,6 +383,7 @@ int main(int argc, char** argv) {
   policy_opts.wakeup_push = *wakeup_push;
   policy_opts.agent_sleep = absl::Microseconds(agent_sleep_us);
   policy_opts.deep_rings = *deep_rings;
+  policy_opts.pinned_push = *pinned_push;
   if (policy_name != "none") {
     absl::StatusOr<std::unique_ptr<ghost::Enclave>> e = ghost::Enclave::Create(**kernel, {
         .id = enclave_id,
@@ -593,6 +603,10 @@ int main(int argc, char** argv) {
     // Threads the class sent to its fallback at once because the agents'
     // heartbeat was silent (bpf/progs/fallback.bpf.h): 0 while they run.
     absl::PrintF("ghost-agent: heartbeat: silent_sends=%d\n", skel->bss->nr_agent_gone_runs);
+    // Threads the class queued on their one CPU for its per-CPU agent, and
+    // the runs that came of it (bpf/progs/pinned.bpf.h).
+    absl::PrintF("ghost-agent: pinned push: pushes=%d runs=%d\n", skel->bss->nr_pinned_pushes,
+                 skel->bss->nr_runs_pinned);
     absl::PrintF(
         "ghost-agent: runs: committed=%d fallback=%d resumed=%d starved_cpu=%d "
         "(pinned there %d, on a global agent's CPU %d) ring=%d\n",

@@ -29,7 +29,13 @@ FifoPerCpuScheduler::FifoPerCpuScheduler(
     c.cpu = cpu;
     c.queue = queue;
     c.req = std::make_unique<RunRequest>(kernel, cpu);
+    kernel.SetPinnedPush(cpu, false);  // a predecessor's, until our agent runs
   }
+}
+
+FifoPerCpuScheduler::~FifoPerCpuScheduler() {
+  // Our agents no longer run: nothing may be queued for them by the class.
+  for (const auto& [cpu, c] : cpus_) kernel_.SetPinnedPush(cpu, false);
 }
 
 // --- message handlers ---------------------------------------------------------
@@ -45,11 +51,21 @@ void FifoPerCpuScheduler::OffCpu(FifoTask& t) {
 }
 
 void FifoPerCpuScheduler::Enqueue(FifoTask& t, bool front) {
+  if (t.class_held) {
+    HandToClass(t);
+    return;
+  }
   if (t.runnable && t.on_cpu < 0 && t.inflight_cpu >= 0) {
     t.requeue_front = front;  // HandleResult queues it if it already left
     return;
   }
-  if (t.owner < 0 || !t.Waiting()) return;
+  if (!t.Waiting()) return;
+  // Back from the class (pinned push), or its owner no longer allowed: to be
+  // placed anew (never left in no runqueue and no placement list).
+  if (t.owner < 0 || !t.AllowedOn(t.owner)) {
+    NeedsPlacement(t);
+    return;
+  }
   auto it = cpus_.find(t.owner);
   if (it == cpus_.end()) return;
   if (front) {
@@ -57,6 +73,7 @@ void FifoPerCpuScheduler::Enqueue(FifoTask& t, bool front) {
   } else {
     it->second.rq.PushBack(t);
   }
+  UpdatePinnedPush(it->second);  // off now: nothing may overtake it
   receivers_.insert(t.owner);
 }
 
@@ -70,7 +87,36 @@ void FifoPerCpuScheduler::Forget(Tid tid) {
   tasks_.Erase(tid);
 }
 
+void FifoPerCpuScheduler::HandToClass(FifoTask& t) {
+  if (t.owner >= 0) cpus_[t.owner].rq.Remove(t);
+  unplaced_.erase(std::remove(unplaced_.begin(), unplaced_.end(), t.tid), unplaced_.end());
+  class_held_.insert(t.tid);
+}
+
+void FifoPerCpuScheduler::CheckClassHeld() {
+  for (auto it = class_held_.begin(); it != class_held_.end();) {
+    FifoTask* t = tasks_.Find(*it);
+    if (t != nullptr && t->class_held) {
+      ++it;
+      continue;
+    }
+    it = class_held_.erase(it);
+    // A message without the flag made it ours again. Those that queue it
+    // did; one that does not (AFFINITY_CHANGED widening its mask: the class
+    // parks it for us) left it in no list: queue it now.
+    if (t != nullptr && t->Waiting() && !t->queued &&
+        std::find(unplaced_.begin(), unplaced_.end(), t->tid) == unplaced_.end()) {
+      ++stats_.class_returned;
+      Enqueue(*t, /*front=*/true);
+    }
+  }
+}
+
 void FifoPerCpuScheduler::NeedsPlacement(FifoTask& t) {
+  if (t.class_held) {
+    HandToClass(t);
+    return;
+  }
   if (t.owner >= 0) {
     cpus_[t.owner].rq.Remove(t);
     t.owner = -1;
@@ -108,6 +154,11 @@ FifoTask* FifoPerCpuScheduler::Track(const Message& m) {
   if (tasks_.FromEarlierLife(m)) return nullptr;
   bool created = false;
   FifoTask& t = tasks_.Update(m, &created);
+  // Queued on its one CPU by the class at this message (pinned push): not
+  // ours to queue or commit until a newer message says otherwise.
+  const bool held = opts_.pinned_push && ClassHeldAt(kernel_, t, m.seqnum());
+  if (held) ++stats_.class_held;
+  t.class_held = held;
   // A thread we never saw TASK_NEW for (the agent started late): its queue
   // is unknown, so place it like a new one (AssociateQueue tells the kernel).
   if (created && m.type() != GHOST_MSG_TASK_NEW) NeedsPlacement(t);
@@ -180,7 +231,11 @@ void FifoPerCpuScheduler::TaskAffinityChanged(const Message& m) {
   FifoTask* found = Track(m);
   if (found == nullptr) return;  // about an earlier life
   FifoTask& t = *found;
-  if (t.owner >= 0 && !t.AllowedOn(t.owner)) NeedsPlacement(t);
+  if (t.class_held) {
+    HandToClass(t);
+  } else if (t.owner >= 0 && !t.AllowedOn(t.owner)) {
+    NeedsPlacement(t);
+  }
 }
 
 void FifoPerCpuScheduler::TaskPriorityChanged(const Message& m) {
@@ -396,9 +451,17 @@ void FifoPerCpuScheduler::WakeReceivers(int self) {
   receivers_.clear();
 }
 
+void FifoPerCpuScheduler::UpdatePinnedPush(Cpu& c) {
+  const bool want = opts_.pinned_push && c.rq.Empty();
+  if (want == c.pinned_push) return;
+  kernel_.SetPinnedPush(c.cpu, want);
+  c.pinned_push = want;
+}
+
 void FifoPerCpuScheduler::Schedule(Agent& agent) {
   absl::MutexLock l(&mu_);
   ScheduleLocked(agent);
+  if (auto it = cpus_.find(agent.cpu()); it != cpus_.end()) UpdatePinnedPush(it->second);
   // A thread this round (or a message handler) put on another CPU's
   // runqueue: that agent may be blocked on an empty queue. As in ghOSt, it
   // is woken rather than left to its poll timeout.
@@ -441,6 +504,7 @@ bool FifoPerCpuScheduler::CommitRemote(Cpu& c, Agent& agent) {
 }
 
 void FifoPerCpuScheduler::ScheduleLocked(Agent& agent) {
+  if (!class_held_.empty()) CheckClassHeld();
   PlacePending();
   // Results of remote commits, whoever made them; then threads handed to
   // idle CPUs (an affinity change, a wake-up placed elsewhere) go there
@@ -567,9 +631,9 @@ std::string FifoPerCpuPolicy::StatsLine() const {
   const FifoPerCpuScheduler::Stats s = sched_->stats();
   return absl::StrFormat(
       "commits=%u failed_commits=%u stale=%u migrations=%u associate_retries=%u "
-      "remote_commits=%u wakeups_on_cpu=%u",
+      "remote_commits=%u class_held=%u class_returned=%u wakeups_on_cpu=%u",
       s.commits, s.failed_commits, s.stale, s.migrations, s.associate_retries, s.remote_commits,
-      s.wakeups_on_cpu) +
+      s.class_held, s.class_returned, s.wakeups_on_cpu) +
          (s.last_wakeup_on_cpu.empty()
               ? ""
               : " (last wakeup on a CPU: " + s.last_wakeup_on_cpu + ")");

@@ -36,6 +36,7 @@ class FifoPerCpuScheduler : public Scheduler {
   FifoPerCpuScheduler(KernelSide& kernel, QueueId default_queue,
                       const std::map<int, QueueId>& cpu_queues,
                       const PolicyOptions& opts);
+  ~FifoPerCpuScheduler() override;
 
   void TaskNew(const Message& m) override;
   void TaskWakeup(const Message& m) override;
@@ -64,6 +65,8 @@ class FifoPerCpuScheduler : public Scheduler {
     uint64_t migrations = 0;      // successful AssociateQueue calls
     uint64_t associate_retries = 0;
     uint64_t remote_commits = 0;  // made for another CPU whose agent slept
+    uint64_t class_held = 0;      // messages of threads the class queued itself
+    uint64_t class_returned = 0;  // ... made ours by a message that queues nothing
     // WAKEUPs of threads we believed on a CPU (a missed off-CPU event).
     uint64_t wakeups_on_cpu = 0;
     std::string last_wakeup_on_cpu;  // the last such thread, as we saw it
@@ -88,6 +91,7 @@ class FifoPerCpuScheduler : public Scheduler {
     bool remote = false;            // ... made by another CPU's agent
     int remote_by = -1;             // ... that one, which watches for its result
     Agent* agent = nullptr;         // woken on a hand-off (AttachAgent)
+    bool pinned_push = false;       // as last set (KernelSide::SetPinnedPush)
   };
 
   // Updates the task a message is about (creating it if need be).
@@ -98,6 +102,13 @@ class FifoPerCpuScheduler : public Scheduler {
   void Forget(Tid tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Asks for `t` to be (re)placed on some allowed CPU.
   void NeedsPlacement(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `t` is class-held: out of every runqueue and placement list of ours.
+  void HandToClass(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues the threads a message made ours again without queueing them.
+  void CheckClassHeld() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pinned push on for `c` exactly while nothing of ours waits for it: a
+  // thread the class queues there then has nobody older to overtake.
+  void UpdatePinnedPush(Cpu& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PlacePending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int PickCpu(const FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Oldest waiting thread of `c`'s runqueue that may be committed now,
@@ -125,6 +136,7 @@ class FifoPerCpuScheduler : public Scheduler {
   std::map<int, Cpu> cpus_ ABSL_GUARDED_BY(mu_);
   std::vector<Tid> unplaced_ ABSL_GUARDED_BY(mu_);
   std::set<int> receivers_ ABSL_GUARDED_BY(mu_);  // CPUs whose runqueue grew
+  std::set<Tid> class_held_ ABSL_GUARDED_BY(mu_);  // tasks with class_held set
   size_t rr_ ABSL_GUARDED_BY(mu_) = 0;
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };

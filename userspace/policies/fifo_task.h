@@ -45,6 +45,11 @@ struct FifoTask {
   // the queue its messages go to.
   int owner = -1;
   QueueId queue = GHOST_QUEUE_NONE;
+  // Per-CPU FIFO: runnable, and queued on its one CPU by the class itself
+  // (its status word said GHOST_SW_CLASS_HELD at the newest message's
+  // seqnum): in no runqueue of ours and never committed, until a message
+  // about it says otherwise.
+  bool class_held = false;
   // Centralized FIFO: we preempted it because its slice ran out.
   bool slice_preempted = false;
   // Not to be committed before this time (0: any time): after a commit found
@@ -91,9 +96,10 @@ struct FifoTask {
     return absl::StrFormat(
         "tid=%d seq=%u runnable=%d on_cpu=%d inflight_cpu=%d queued=%d owner=%d queue=%d "
         "affinity=%s refused=%s ring_node=%d ring_pos=%u ring_seq=%u last_result=%u "
-        "failed_commits=%u",
+        "failed_commits=%u class_held=%d",
         tid, seq, runnable, on_cpu, inflight_cpu, queued, owner, queue, affinity.ToString(),
-        refused.ToString(), ring_node, ring_pos, ring_seq, last_result, failed_commits) +
+        refused.ToString(), ring_node, ring_pos, ring_seq, last_result, failed_commits,
+        class_held) +
            History();
   }
   // " history: msg 3/41@1 commit 1/41 result 1@1 ...": msg type/seq@cpu,
@@ -145,6 +151,16 @@ inline int StatusWordCpu(const KernelSide& kernel, const FifoTask& t,
   if (!sw.ok() || sw->tid != t.tid || !sw->on_cpu()) return -1;
   if (since_ns != nullptr) *since_ns = sw->switch_time_ns;
   return sw->cpu;
+}
+
+// Did the class queue the thread on its one CPU itself at `seqnum`
+// (GHOST_SW_CLASS_HELD in its status word at exactly that seqnum)? A newer
+// word says nothing about that message: its own message will tell.
+inline bool ClassHeldAt(const KernelSide& kernel, const FifoTask& t, uint64_t seqnum) {
+  if (t.sw_index >= GHOST_MAX_THREADS) return false;
+  absl::StatusOr<StatusWordSnapshot> sw = ReadStatusWord(kernel.StatusWords()[t.sw_index]);
+  return sw.ok() && sw->tid == t.tid && sw->seqnum == seqnum &&
+         (sw->flags & GHOST_SW_CLASS_HELD) != 0;
 }
 
 // Tasks by tid. References stay valid until Erase (unordered_map nodes).

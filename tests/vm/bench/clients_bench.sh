@@ -12,7 +12,9 @@
 # path: idle CPUs take threads from the agent's rings in BPF) and
 # fifo-centralized-txn (the same policy, transactions only),
 # fifo-centralized-spin (shallow rings and a global agent that spins: the
-# defaults before 2026-12-06, --ring-depth=idle --agent-sleep-us=0). Under the
+# defaults before 2026-12-06, --ring-depth=idle --agent-sleep-us=0),
+# fifo-per-cpu-commit (the per-CPU FIFO without pinned push: its agents commit
+# every run, as before 2026-12-06, --pinned-push=off). Under the
 # class every program starts as `ghost-run -- PROGRAM ...`.
 # Peers (issue #11): scx_simple, scx_central, scx_userland (or any scx_NAME),
 # the kernel's own example sched_ext schedulers built by `make peers`
@@ -87,7 +89,7 @@ for p in $progs; do
     *) echo "FAIL: unknown program '$p'"; exit 2 ;; esac
 done
 for s in $scheds; do
-  case "${s%%@*}" in default | none | fifo-per-cpu | fifo-centralized | fifo-centralized-txn | fifo-centralized-spin) ;;
+  case "${s%%@*}" in default | none | fifo-per-cpu | fifo-per-cpu-commit | fifo-centralized | fifo-centralized-txn | fifo-centralized-spin) ;;
     scx_*@*) echo "FAIL: '$s': a peer takes no @NAME"; exit 2 ;;
     scx_*) command -v "$s" >/dev/null ||
              { echo "FAIL: '$s': no $s in the guest (make peers; put it in with vm.sh --file)"; exit 2; }
@@ -142,6 +144,7 @@ start_agent() {
   local policy_flags="--policy=$policy"
   [ "$policy" = fifo-centralized ] && policy_flags="--policy=fifo-centralized --fast-path=on"
   [ "$policy" = fifo-centralized-txn ] && policy_flags="--policy=fifo-centralized --fast-path=off"
+  [ "$policy" = fifo-per-cpu-commit ] && policy_flags="--policy=fifo-per-cpu --pinned-push=off"
   [ "$policy" = fifo-centralized-spin ] &&
     policy_flags="--policy=fifo-centralized --fast-path=on --ring-depth=idle --agent-sleep-us=0"
   # shellcheck disable=SC2086
@@ -187,7 +190,7 @@ stop_agent() {
     committed=- migrations=-
     [ "$fifo" -gt 0 ] || { bad "the class's FIFO placed nothing: the program did not run in the class"; return 1; }
   else
-    [ "$policy" = fifo-per-cpu ] || migrations=-
+    case "$policy" in fifo-per-cpu | fifo-per-cpu-commit) ;; *) migrations=- ;; esac
     [ "${agent_runs:-0}" -gt 0 ] || { bad "the agent committed no run: it did not schedule the program"; return 1; }
   fi
   echo "CB-STATS $round $sched $prog ${msgs:--} ${committed:-0} $migrations $fallback $dropped" | tee -a $samples

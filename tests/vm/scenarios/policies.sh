@@ -123,9 +123,13 @@ for variant in fifo-per-cpu fifo-centralized fifo-centralized+spin fifo-centrali
   lent=$(sed -n "s/^ghost-agent: runs: .* starved_cpu=\([0-9]*\).*/\1/p" /tmp/agent.log)
   [ "$runs_fallback" = x ] || runs_fallback=$((runs_fallback - ${lent:-0}))
   txn_committed=$(sed -n 's/^ghost-agent: transactions: .* COMMITTED=\([0-9]*\).*/\1/p' /tmp/agent.log)
+  # Runs of threads pinned to one CPU that the class queued there for a
+  # per-CPU agent (pinned push, fifo-per-cpu's default): the agent's too.
+  runs_pinned=$(sed -n 's/^ghost-agent: pinned push: pushes=[0-9]* runs=\([0-9]*\)$/\1/p' /tmp/agent.log)
+  runs_pinned=${runs_pinned:-0}
   # 64 threads x 20 bursts after sleeps, and 1000 children: each needs a placement.
-  [ $((runs_committed + runs_ring)) -gt 1000 ] ||
-    fail "$variant: the agent placed only $runs_committed runs by commits and $runs_ring by ring entries ($(grep 'runs:' /tmp/agent.log))"
+  [ $((runs_committed + runs_ring + runs_pinned)) -gt 1000 ] ||
+    fail "$variant: the agent placed only $runs_committed runs by commits, $runs_ring by ring entries and $runs_pinned by pinned push ($(grep 'runs:' /tmp/agent.log))"
   [ "$runs_fallback" = 0 ] ||
     fail "$variant: $runs_fallback runs were the fallback's, not the agent's ($(grep 'runs:' /tmp/agent.log))"
   [ "$runs_committed" -le "${txn_committed:-0}" ] ||
