@@ -186,8 +186,9 @@ void GHOST_OPS(ghost_dispatch, s32 cpu, struct task_struct *prev)
  * always on its CPU: a property changed from another CPU while it runs
  * (affinity, policy, nice) stops and restarts it from the caller's CPU. So the
  * thread's CPU is its own (scx_bpf_task_cpu), never the current CPU
- * (ghost_remote_change).
+ * (ghost_remote_change, which counts the calls made so).
  */
+__u64 nr_remote_running, nr_remote_stopping;
 void GHOST_OPS(ghost_running, struct task_struct *p)
 {
 	struct ghost_task *t = task_get(p);
@@ -196,6 +197,8 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 
 	if (!t)
 		return;
+	if (bpf_get_smp_processor_id() != cpu)
+		__sync_fetch_and_add(&nr_remote_running, 1);
 	waited_since = t->held_at;
 	t->held_at = 0;
 	if (!task_in_enclave(t))
@@ -246,6 +249,8 @@ void GHOST_OPS(ghost_stopping, struct task_struct *p, bool runnable)
 	struct ghost_task *t = task_get(p);
 	__u32 cpu = scx_bpf_task_cpu(p);
 
+	if (bpf_get_smp_processor_id() != cpu)
+		__sync_fetch_and_add(&nr_remote_stopping, 1);
 	if (cpu < GHOST_MAX_CPUS && cpu_curr_tid[cpu] == p->scx.tid)
 		cpu_curr_tid[cpu] = 0;
 	if (!task_in_enclave(t))

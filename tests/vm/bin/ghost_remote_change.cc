@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "tests/vm/test_agent.h"
+#include "userspace/ghost_skel.h"
 
 using namespace ghost_test;
 
@@ -44,6 +45,13 @@ int main() {
   const uint64_t ta = agent.WaitTid(a.pid()), tb = agent.WaitTid(b.pid());
   f.Check(ta && tb, "both threads reported TASK_NEW");
 
+  // ops.running / ops.stopping calls made on another CPU than the thread's
+  // (the case this scenario is about), as the class counts them.
+  auto remote_calls = [&] {
+    const auto* bss = ks.bpf_class().skel()->bss;
+    return std::make_pair(__atomic_load_n(&bss->nr_remote_running, __ATOMIC_RELAXED),
+                          __atomic_load_n(&bss->nr_remote_stopping, __ATOMIC_RELAXED));
+  };
   auto on_cpu1 = [&] {
     auto sw = agent.StatusWord(ta);
     return sw.ok() && sw->on_cpu() && sw->cpu == 1;
@@ -66,6 +74,7 @@ int main() {
   // (a fair-class thread taking CPU 1 for a moment makes one change miss
   // that; four make a miss of all of them unlikely). The last leaves A
   // pinned to CPU 1 again, so nothing may run it on CPU 2 before B's commit.
+  const auto remote_before_changes = remote_calls();
   std::thread changer = StartCfsThread(CpuSet({2}), [&] {
     for (int i = 0; i < 4; i++) {
       WaitUntil([&] { return on_cpu1(); }, absl::Seconds(5));
@@ -77,6 +86,13 @@ int main() {
     }
   });
   changer.join();
+  {
+    const auto r = remote_calls();
+    std::printf("note: the affinity changes made %llu ops.running and %llu ops.stopping calls "
+                "on another CPU than the thread's\n",
+                static_cast<unsigned long long>(r.first - remote_before_changes.first),
+                static_cast<unsigned long long>(r.second - remote_before_changes.second));
+  }
   // A kernel thread taking CPU 1 for a moment (a loaded host) sends A back to
   // us, parked: then we commit it there again, as its agent would, however
   // often that happens within the wait (in a loaded CI run it happened just
@@ -171,6 +187,7 @@ int main() {
     w.Quit();
     w.Join();
   };
+  const auto remote_before_leaving = remote_calls();
   leave_while_running(a, ta, "A");
   for (int n = 1; n <= 4; n++) {
     const std::string name = absl::StrFormat("leaver %d", n);
@@ -188,6 +205,11 @@ int main() {
       break;
     }
     leave_while_running(l, tl, name.c_str());
+  }
+  {
+    const auto r = remote_calls();
+    std::printf("note: the leavers made %llu ops.stopping calls on another CPU than the thread's\n",
+                static_cast<unsigned long long>(r.second - remote_before_leaving.second));
   }
   SpinningWorker c;
   c.Start(CpuSet({1}));
