@@ -83,7 +83,11 @@ int main() {
     if (ok == k) break;
     for (int i = 0; i < k; i++) {
       if (result[i] == GHOST_TXN_COMMITTED) continue;
-      other_failures += result[i] != GHOST_TXN_CPU_UNAVAILABLE;
+      // A message produced between our barrier read and the commit (a CPU
+      // event under a loaded host) makes the whole group AGENT_STALE: acted
+      // on old state, retried like a bounce.
+      other_failures += result[i] != GHOST_TXN_CPU_UNAVAILABLE &&
+                        result[i] != GHOST_TXN_AGENT_STALE && result[i] != GHOST_TXN_TARGET_STALE;
       std::printf("note: CPU %d: %s, retrying\n", targets[i], ResultName(result[i]));
     }
     SleepUs(1000);
@@ -94,8 +98,8 @@ int main() {
           absl::StrFormat("each group commit was one bpf() call (%u program runs, %u syscalls, "
                           "%d groups)", calls, sys, rounds));
   f.Check(other_failures == 0,
-          absl::StrFormat("every member of every group was committed or bounced off a busy CPU "
-                          "(%d other results)", other_failures));
+          absl::StrFormat("every member of every group was committed, bounced off a busy CPU "
+                          "or raced a newer message (%d other results)", other_failures));
   // A higher class can take a target CPU the moment a thread starts there,
   // before its first instruction in user space: the thread comes back to us
   // (PREEMPT, and CPU_BUSY for that CPU) and is placed on the same CPU again.

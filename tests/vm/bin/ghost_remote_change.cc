@@ -188,14 +188,25 @@ int main() {
     w.Join();
   };
   const auto remote_before_leaving = remote_calls();
+  // Each next thread enters the class on CPU 2 and only then is moved to
+  // CPU 1: one entering the class while it runs on CPU 1 would make CPU 1
+  // its own (ops.running there) and hide a CPU left "ours" by the leaver.
+  auto enter_then_move_to_cpu1 = [&](SpinningWorker& w, const std::string& name) -> uint64_t {
+    w.Start(CpuSet({2}));
+    if (auto s = w.Enroll(ks, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
+    const uint64_t tid = agent.WaitTid(w.pid());
+    f.Check(tid != 0, absl::StrFormat("%s reported TASK_NEW", name));
+    cpu_set_t one = CpuSet({1});
+    if (sched_setaffinity(w.pid(), sizeof(one), &one) != 0) {
+      f.Fail(absl::StrFormat("sched_setaffinity(%s): %s", name, strerror(errno)));
+    }
+    return tid;
+  };
   leave_while_running(a, ta, "A");
   for (int n = 1; n <= 4; n++) {
     const std::string name = absl::StrFormat("leaver %d", n);
     SpinningWorker l;
-    l.Start(CpuSet({1}));
-    if (auto s = l.Enroll(ks, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
-    const uint64_t tl = agent.WaitTid(l.pid());
-    f.Check(tl != 0, absl::StrFormat("%s reported TASK_NEW", name));
+    const uint64_t tl = enter_then_move_to_cpu1(l, name);
     const int rl = agent.CommitCurrent(1, tl, 0, /*retry_unavailable=*/true, absl::Seconds(2));
     f.Check(rl == GHOST_TXN_COMMITTED,
             absl::StrFormat("%s committed to CPU 1, which the one before left by leaving the "
@@ -212,10 +223,7 @@ int main() {
                 static_cast<unsigned long long>(r.second - remote_before_leaving.second));
   }
   SpinningWorker c;
-  c.Start(CpuSet({1}));
-  if (auto s = c.Enroll(ks, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
-  const uint64_t tc = agent.WaitTid(c.pid());
-  f.Check(tc != 0, "C reported TASK_NEW");
+  const uint64_t tc = enter_then_move_to_cpu1(c, "C");
   const int rc = agent.CommitCurrent(1, tc, 0, /*retry_unavailable=*/true, absl::Seconds(2));
   f.Check(rc == GHOST_TXN_COMMITTED,
           absl::StrFormat("C committed to CPU 1, which the last leaver left by leaving the class: %s",
