@@ -18,16 +18,19 @@ absl::StatusOr<PolicyOptions::FastPath> ParseFastPath(absl::string_view text) {
       absl::StrFormat("--fast-path=%s: want on, off or auto", text));
 }
 
-absl::StatusOr<bool> ParseWakeupPush(absl::string_view text) {
+// "on" or "off" for flag --`flag`.
+static absl::StatusOr<bool> ParseOnOff(absl::string_view flag, absl::string_view text) {
   if (text == "on") return true;
   if (text == "off") return false;
-  return absl::InvalidArgumentError(absl::StrFormat("--wakeup-push=%s: want on or off", text));
+  return absl::InvalidArgumentError(absl::StrFormat("--%s=%s: want on or off", flag, text));
+}
+
+absl::StatusOr<bool> ParseWakeupPush(absl::string_view text) {
+  return ParseOnOff("wakeup-push", text);
 }
 
 absl::StatusOr<bool> ParsePinnedPush(absl::string_view text) {
-  if (text == "on") return true;
-  if (text == "off") return false;
-  return absl::InvalidArgumentError(absl::StrFormat("--pinned-push=%s: want on or off", text));
+  return ParseOnOff("pinned-push", text);
 }
 
 absl::StatusOr<bool> ParseRingDepth(absl::string_view text) {

@@ -101,21 +101,15 @@ void GHOST_OPS(ghost_enqueue, struct task_struct *p, u64 enq_flags)
 
 		t->state = GT_HELD;
 		t->held_at = 0;
-		if (pin >= 0) {
-			/* Its one CPU's agent lets the class queue it there. */
-			pinned_insert(p, t, pin, enq_flags);
-			task_wakeup_msg(p, t, &m, (enq_flags & SCX_ENQ_WAKEUP)
-							 ? bpf_get_smp_processor_id() : ~0U);
-			m.wakeup.deferrable = 1;
-			task_msg_send(p, t, &m, false);
-			return;
-		}
-		park(p, t, enq_flags);
+		/* Queued on its one CPU if that CPU's agent lets the class do it. */
+		pinned_insert_or_park(p, t, pin, enq_flags);
 		task_wakeup_msg(p, t, &m, (enq_flags & SCX_ENQ_WAKEUP) ? bpf_get_smp_processor_id()
 									 : ~0U);
+		if (pin >= 0)
+			m.wakeup.deferrable = 1;
 		/* Parked for its agent (not handed to the FIFO): the fast
 		 * path's BPF producer may push it (fast_path.bpf.h). */
-		if (t->state == GT_HELD)
+		else if (t->state == GT_HELD)
 			ring_push_wakeup(p, t, &m.wakeup, m.seqnum);
 		task_msg_send(p, t, &m, false);
 	} else if (t->stop_reason != GT_STOP_NONE) {
@@ -125,12 +119,7 @@ void GHOST_OPS(ghost_enqueue, struct task_struct *p, u64 enq_flags)
 
 		t->stop_reason = GT_STOP_NONE;
 		t->held_at = 0;
-		if (pin >= 0) {
-			pinned_insert(p, t, pin, enq_flags);
-		} else {
-			t->pin_cpu = -1;
-			park(p, t, enq_flags);
-		}
+		pinned_insert_or_park(p, t, pin, enq_flags);
 		send_task_off_cpu(p, t, type, t->cpu, true);
 	} else {
 		/* A property change (ENQUEUE_RESTORE), a migration, or the first

@@ -36,7 +36,7 @@ static __always_inline __u32 task_sw_flags(const struct ghost_task *t, bool dead
 		flags |= GHOST_SW_ON_CPU;
 	if (t->want_on_cpu)
 		flags |= GHOST_SW_WANT_ON_CPU;
-	if (t->pin_cpu >= 0 && t->state != GT_BLOCKED)
+	if (task_class_held(t))
 		flags |= GHOST_SW_CLASS_HELD;
 	return flags;
 }
@@ -153,7 +153,7 @@ static __always_inline void task_msg_send(struct task_struct *p, struct ghost_ta
 	q = task_msg_queue(t);
 	/* A thread the class queued itself (pinned.bpf.h): nothing for the
 	 * agent to do now, so its message does not wake it (its end does). */
-	pos = queue_produce(q, m, &gen, !dead && t->pin_cpu >= 0 && t->state != GT_BLOCKED);
+	pos = queue_produce(q, m, &gen, !dead && task_class_held(t));
 	if (pos) {
 		t->last_pos = pos;
 		t->last_gen = gen;

@@ -85,6 +85,19 @@ static __always_inline void pinned_insert(struct task_struct *p, struct ghost_ta
 	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | (__u32)cpu, slice_ns, enq_flags);
 }
 
+/* Queues `p` on `cpu` (pinned_target's) if there is one, else parks it for
+ * its agent. */
+static __always_inline void pinned_insert_or_park(struct task_struct *p, struct ghost_task *t,
+						  s32 cpu, __u64 enq_flags)
+{
+	if (cpu >= 0) {
+		pinned_insert(p, t, cpu, enq_flags);
+		return;
+	}
+	t->pin_cpu = -1;
+	park(p, t, enq_flags);
+}
+
 /*
  * An enqueue with no event of its own (a migration, a property change, a
  * commit or ring entry that bounced): a thread the class queued on its CPU
@@ -95,12 +108,8 @@ static __always_inline void pinned_insert(struct task_struct *p, struct ghost_ta
 static __always_inline void pinned_keep_or_park(struct task_struct *p, struct ghost_task *t,
 						__u64 enq_flags)
 {
-	if (t->pin_cpu < 0) {
-		park(p, t, enq_flags);
-		return;
-	}
-	if (pinned_cpu_ok(p, t->pin_cpu)) {
-		pinned_insert(p, t, t->pin_cpu, enq_flags);
+	if (t->pin_cpu < 0 || pinned_cpu_ok(p, t->pin_cpu)) {
+		pinned_insert_or_park(p, t, t->pin_cpu, enq_flags);
 		return;
 	}
 	t->pin_cpu = -1;

@@ -75,6 +75,12 @@ static __always_inline struct ghost_task *task_create(struct task_struct *p)
 	return bpf_task_storage_get(&task_ctx, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 }
 
+/* Runnable and queued on its one CPU by the class itself (pinned.bpf.h). */
+static __always_inline bool task_class_held(const struct ghost_task *t)
+{
+	return t->pin_cpu >= 0 && t->state != GT_BLOCKED;
+}
+
 /* A thread the class delegates to an agent (else: fallback FIFO). */
 static __always_inline bool task_in_enclave(const struct ghost_task *t)
 {

@@ -231,11 +231,8 @@ void FifoPerCpuScheduler::TaskAffinityChanged(const Message& m) {
   FifoTask* found = Track(m);
   if (found == nullptr) return;  // about an earlier life
   FifoTask& t = *found;
-  if (t.class_held) {
-    HandToClass(t);
-  } else if (t.owner >= 0 && !t.AllowedOn(t.owner)) {
-    NeedsPlacement(t);
-  }
+  // NeedsPlacement hands a class-held thread to the class.
+  if (t.class_held || (t.owner >= 0 && !t.AllowedOn(t.owner))) NeedsPlacement(t);
 }
 
 void FifoPerCpuScheduler::TaskPriorityChanged(const Message& m) {
