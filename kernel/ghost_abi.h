@@ -14,6 +14,8 @@
  *   group commit      one bpf() call of a SEC("syscall") program      struct ghost_commit_args
  *   CPU words         mmapped, one per CPU: the class asks an agent   struct ghost_cpu_word
  *                     spinning there to step aside
+ *   hand-over         one bpf() call: waiting threads pinned to a CPU struct ghost_hand_over_args
+ *                     go to that CPU's queue, in order (pinned push)
  *
  * Every layout here is fixed-size and versioned by GHOST_ABI_VERSION; an agent
  * refuses to attach to a class whose version differs from its own.
@@ -23,7 +25,8 @@
 
 #include "kernel/ghost_ring.h"
 
-#define GHOST_ABI_VERSION 6 /* 6: pinned push (ghost_cpu_word, GHOST_SW_CLASS_HELD) */
+#define GHOST_ABI_VERSION 7 /* 6: pinned push (ghost_cpu_word, GHOST_SW_CLASS_HELD);
+                              7: hand-over (ghost_hand_over_args) */
 
 /* Limits. Sized for the simulator's largest preset (2x64 cores, SMT2). */
 #define GHOST_MAX_CPUS 256
@@ -340,6 +343,37 @@ struct ghost_cpu_word {
 	 * (GHOST_SW_CLASS_HELD in its status word) and does not wake an agent. */
 	__u32 pinned_push;
 	__u32 pad;
+};
+
+/*
+ * Hand-over (BPF_PROG_TEST_RUN of the SEC("syscall") program
+ * `ghost_hand_over`, bpf/progs/pinned.bpf.h): a per-CPU agent gives threads
+ * that wait for it and may run only on `cpu` to the class, which queues them
+ * on that CPU in the order given, as pinned push would have at their
+ * enqueue. Its runqueue then empties and pinned push can stay on. Each
+ * entry's result is a GHOST_TXN_* code: COMMITTED (the class holds it now:
+ * it runs on `cpu` in its turn, and its next message without
+ * GHOST_SW_CLASS_HELD makes it its agent's again), TARGET_STALE (the
+ * seqnum is old), NOT_ALLOWED (its affinity is not `cpu` alone),
+ * NOT_RUNNABLE, NOT_FOUND, RUNNING_ELSEWHERE (moved or being moved by a
+ * commit, a ring consumer or the fallback), CPU_UNAVAILABLE (`cpu` is
+ * offline or outside the thread's enclave), INVALID (nr too large).
+ */
+#define GHOST_HAND_OVER_MAX 32
+
+struct ghost_hand_over_entry {
+	__u64 tid;
+	__u64 task_seqnum;    /* the thread's seqnum the agent acted on */
+	__u32 result;         /* out: enum ghost_txn_result */
+	__u32 pad;
+};
+
+struct ghost_hand_over_args {
+	__u32 cpu;
+	__u32 nr;             /* entries used, <= GHOST_HAND_OVER_MAX */
+	__u32 nr_handed;      /* out: entries now held by the class */
+	__u32 pad;
+	struct ghost_hand_over_entry entries[GHOST_HAND_OVER_MAX];
 };
 
 /*

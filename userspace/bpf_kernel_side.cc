@@ -111,6 +111,7 @@ absl::Status BpfKernelSide::MapMemory() {
   enclave_words_ = *ew;
   class_info_ = *ci;
   commit_fd_ = bpf_program__fd(skel->progs.ghost_commit);
+  hand_over_fd_ = bpf_program__fd(skel->progs.ghost_hand_over);
   ctl_fd_ = bpf_program__fd(skel->progs.ghost_ctl);
   queues_fd_ = bpf_map__fd(skel->maps.queues);
   enroll_fd_ = bpf_map__fd(skel->maps.enroll);
@@ -561,6 +562,29 @@ void BpfKernelSide::SetAgentAsleep(int cpu, bool asleep) {
 void BpfKernelSide::SetPinnedPush(int cpu, bool on) {
   if (cpu < 0 || cpu >= GHOST_MAX_CPUS) return;
   __atomic_store_n(&cpu_words_[cpu].pinned_push, on ? 1u : 0u, __ATOMIC_SEQ_CST);
+}
+
+absl::Status BpfKernelSide::HandOver(int cpu, absl::Span<HandOverEntry> entries) {
+  if (cpu < 0 || cpu >= nr_cpus_) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("CPU %d does not exist (the class has %d CPUs)", cpu, nr_cpus_));
+  }
+  for (size_t at = 0; at < entries.size(); at += GHOST_HAND_OVER_MAX) {
+    const size_t n = std::min<size_t>(GHOST_HAND_OVER_MAX, entries.size() - at);
+    ghost_hand_over_args args = {.cpu = static_cast<__u32>(cpu), .nr = static_cast<__u32>(n)};
+    for (size_t i = 0; i < n; ++i) {
+      args.entries[i].tid = entries[at + i].tid;
+      args.entries[i].task_seqnum = entries[at + i].seqnum;
+    }
+    // A syscall program's context is copied back to ctx_in.
+    LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = &args, .ctx_size_in = sizeof(args));
+    hand_over_syscalls_.fetch_add(1);
+    if (bpf_prog_test_run_opts(hand_over_fd_, &run) != 0) {
+      return Errno("running ghost_hand_over", errno);
+    }
+    for (size_t i = 0; i < n; ++i) entries[at + i].result = args.entries[i].result;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status BpfKernelSide::RegisterAgentThread(pid_t tid, bool global) {

@@ -140,12 +140,14 @@ class BpfKernelSide : public KernelSide {
   void Heartbeat(EnclaveId e);
   void AgentHeartbeat(QueueId queue) override;
   void SetPinnedPush(int cpu, bool on) override;
+  absl::Status HandOver(int cpu, absl::Span<HandOverEntry> entries) override;
   // Unregisters every agent thread of enclave `e` (its agent is leaving, or
   // gone).
   void ForgetAgentThreads(EnclaveId e);
 
   // Group-commit bpf() calls made through this object.
   uint64_t commit_syscalls() const { return commit_syscalls_.load(); }
+  uint64_t hand_over_syscalls() const { return hand_over_syscalls_.load(); }
   // Records that were shorter than a ghost_msg (never expected; counted).
   uint64_t malformed_messages() const { return malformed_.load(); }
   const ghost_class_info& ClassInfo() const { return *class_info_; }
@@ -189,7 +191,7 @@ class BpfKernelSide : public KernelSide {
   };
   std::vector<Mapping> mappings_;
   int nr_cpus_ = 0;
-  int commit_fd_ = -1, ctl_fd_ = -1, queues_fd_ = -1, enroll_fd_ = -1, doorbell_fd_ = -1;
+  int commit_fd_ = -1, hand_over_fd_ = -1, ctl_fd_ = -1, queues_fd_ = -1, enroll_fd_ = -1, doorbell_fd_ = -1;
 
   absl::Mutex mu_;  // queue and enclave creation/destruction
   std::array<Queue, GHOST_MAX_QUEUES> queues_;
@@ -198,6 +200,7 @@ class BpfKernelSide : public KernelSide {
   EnclaveId adopting_ = GHOST_ENCLAVE_NONE;  // ClearPreviousAgent found it in use
   std::array<bool, GHOST_MAX_ENCLAVES> agent_absent_{};
   std::atomic<uint64_t> commit_syscalls_{0};
+  std::atomic<uint64_t> hand_over_syscalls_{0};
   std::atomic<uint64_t> malformed_{0};
 };
 

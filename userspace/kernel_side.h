@@ -121,6 +121,21 @@ class KernelSide {
   // messages then carry GHOST_SW_CLASS_HELD in its status word. A kernel
   // side without it keeps committing (the default).
   virtual void SetPinnedPush(int cpu, bool on) {}
+  // Hand-over (ghost_hand_over_args): gives the class threads that wait for
+  // this agent and may run only on `cpu`; it queues them there in the order
+  // given, as pinned push would have. Each entry's `result` is a GHOST_TXN_*
+  // code: COMMITTED means the class holds it now (the agent neither queues
+  // nor commits it until a message without GHOST_SW_CLASS_HELD). One bpf()
+  // call per GHOST_HAND_OVER_MAX entries. Unimplemented where the kernel
+  // side has no pinned push (the simulator): keep committing.
+  struct HandOverEntry {
+    Tid tid = GHOST_TID_NONE;
+    uint64_t seqnum = 0;  // the thread's seqnum the agent acted on
+    uint32_t result = 0;  // out
+  };
+  virtual absl::Status HandOver(int cpu, absl::Span<HandOverEntry> entries) {
+    return absl::UnimplementedError("this kernel side has no hand-over");
+  }
 
   // Fast-path rings (issue 9, docs/FAST_PATH.md) ----------------------------
   // Each enclave has one ring per NUMA node; an idle CPU of the enclave

@@ -199,14 +199,15 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 		t->fallback = 0;
 		CLASS_COUNT(fallback_runs);
 		__sync_fetch_and_add(&nr_runs_fallback, 1);
+	} else if (t->pin_cpu == (__s32)cpu) {
+		/* Queued on its one CPU by the class at its agent's request
+		 * (pinned.bpf.h): a placement its agent delegated. Before the
+		 * commit check: a hand-over also claims txn_cpu. */
+		__sync_fetch_and_add(&nr_runs_pinned, 1);
+		run_note(t, RUN_PINNED, waited_since);
 	} else if (t->txn_cpu == (__s32)cpu) {
 		__sync_fetch_and_add(&nr_runs_committed, 1);
 		run_note(t, RUN_COMMITTED, waited_since);
-	} else if (t->pin_cpu == (__s32)cpu) {
-		/* Queued on its one CPU by the class at its agent's request
-		 * (pinned.bpf.h): a placement its agent delegated. */
-		__sync_fetch_and_add(&nr_runs_pinned, 1);
-		run_note(t, RUN_PINNED, waited_since);
 	} else if (ring_placed(t, cpu)) {
 		/* Its agent chose it through the ring: an agent placement. */
 		__u32 c = cpu & (GHOST_MAX_CPUS - 1);

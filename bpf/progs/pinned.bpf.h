@@ -39,9 +39,11 @@
 #include "fallback.bpf.h"
 #include "messages.bpf.h"
 #include "tasks.bpf.h"
+#include "transactions.bpf.h"
 
 __u64 nr_pinned_pushes; /* threads the class queued on their one CPU itself */
-__u64 nr_runs_pinned;   /* ... and runs that came of it */
+__u64 nr_runs_pinned;   /* ... and runs that came of it (hand-overs included) */
+__u64 nr_hand_overs;    /* threads agents handed to the class (ghost_hand_over) */
 
 static __always_inline bool pinned_cpu_ok(struct task_struct *p, s32 cpu)
 {
@@ -115,6 +117,134 @@ static __always_inline void pinned_keep_or_park(struct task_struct *p, struct gh
 	t->pin_cpu = -1;
 	park(p, t, enq_flags);
 	send_task_off_cpu(p, t, GHOST_MSG_TASK_PREEMPT, ~0U, false);
+}
+
+/*
+ * Hand-over: a per-CPU agent gives the class threads that wait for it and
+ * may run only on its CPU, oldest first (kernel/ghost_abi.h,
+ * ghost_hand_over_args). Without it a runqueue that once filled stayed so
+ * under affinity churn: pinned push is off while anything waits (so nothing
+ * overtakes it), the agent commits one thread at a time, and each move
+ * that lands meanwhile waits for the agent too. Handed over, the threads
+ * are in the CPU's local DSQ in their order, exactly as if pinned push had
+ * queued them, and the agent can turn pinned push back on.
+ *
+ * A handed-over thread is claimed like a committed one (txn_cpu, so no
+ * commit or ring consumer also moves it; its token matches no slot) and
+ * carries pin_cpu like a pushed one, so its own callbacks finish it as
+ * they finish a pushed thread: ops.running counts a pinned run, a bounce
+ * keeps it on its CPU while it may (pinned_keep_or_park), sleeping drops
+ * it. Its status word is not rewritten (only the thread's own callbacks
+ * write it): the agent knows from the result.
+ */
+#define HAND_OVER_TOKEN (~0ULL)
+
+/* One entry; global, so verified once. */
+__noinline __u32 hand_over_one(__u32 cpu, __u64 tid, __u64 seq)
+{
+	struct task_struct *p;
+	struct ghost_task *t;
+	__s32 park_cpu;
+	__u32 res;
+
+	if (cpu >= nr_cpus || cpu >= GHOST_MAX_CPUS || !cpu_online(cpu))
+		return GHOST_TXN_CPU_UNAVAILABLE;
+	bpf_rcu_read_lock();
+	p = task_from_tid(tid);
+	t = p ? task_get(p) : NULL;
+	if (!t || !task_in_enclave(t)) {
+		res = GHOST_TXN_NOT_FOUND;
+		goto out;
+	}
+	if (t->enclave != cpu_enclave(cpu)) {
+		res = GHOST_TXN_CPU_UNAVAILABLE;
+		goto out;
+	}
+	if (t->seq != seq) {
+		res = GHOST_TXN_TARGET_STALE;
+		goto out;
+	}
+	if (t->state == GT_BLOCKED) {
+		res = GHOST_TXN_NOT_RUNNABLE;
+		goto out;
+	}
+	if (t->state != GT_HELD || t->txn_cpu >= 0 || t->ring_cpu >= 0 || t->pin_cpu >= 0) {
+		res = GHOST_TXN_RUNNING_ELSEWHERE;
+		goto out;
+	}
+	if (p->nr_cpus_allowed != 1 || !pinned_cpu_ok(p, (s32)cpu)) {
+		res = GHOST_TXN_NOT_ALLOWED;
+		goto out;
+	}
+	/* Claim it as a commit does (transactions.bpf.h), then mark it the
+	 * class's before it can run. */
+	park_cpu = t->park_cpu;
+	t->txn_token = HAND_OVER_TOKEN;
+	__sync_lock_test_and_set(&t->txn_cpu, (__s32)cpu);
+	if (*(volatile __s32 *)&t->ring_cpu >= 0) {
+		__sync_val_compare_and_swap(&t->txn_cpu, (__s32)cpu, -1);
+		res = GHOST_TXN_RUNNING_ELSEWHERE;
+		goto out;
+	}
+	__sync_lock_test_and_set(&t->pin_cpu, (__s32)cpu);
+	/* An affinity change since the checks above sent a message: refuse
+	 * (after the iterator starts, the move itself fails). */
+	if (*(volatile __u64 *)&t->seq != seq) {
+		res = GHOST_TXN_TARGET_STALE;
+	} else {
+		res = GHOST_TXN_NOT_RUNNABLE;
+		for (int i = 0; i < COMMIT_SCAN_TRIES && res == GHOST_TXN_NOT_RUNNABLE; i++)
+			res = txn_move(tid, park_cpu, cpu, slice_ns, 0, true);
+		if (res == GHOST_TXN_NOT_RUNNABLE && t->state == GT_HELD)
+			res = GHOST_TXN_RUNNING_ELSEWHERE;
+	}
+	if (res == GHOST_TXN_PENDING) {
+		res = GHOST_TXN_COMMITTED;
+		__sync_fetch_and_add(&nr_hand_overs, 1);
+	} else {
+		/* Only what this call wrote: ops.set_cpumask may have decided anew. */
+		__sync_val_compare_and_swap(&t->pin_cpu, (__s32)cpu, -1);
+		__sync_val_compare_and_swap(&t->txn_cpu, (__s32)cpu, -1);
+	}
+out:
+	bpf_rcu_read_unlock();
+	return res;
+}
+
+_Static_assert(GHOST_HAND_OVER_MAX == 32, "ghost_hand_over lists 32 entries");
+
+#define HAND_OVER_ENTRY(i)                                                                  \
+	if ((i) < nr) {                                                                     \
+		r = hand_over_one(cpu, args->entries[i].tid, args->entries[i].task_seqnum);  \
+		args->entries[i].result = r;                                                \
+		handed += r == GHOST_TXN_COMMITTED;                                         \
+	}
+
+/* One bpf() call for up to GHOST_HAND_OVER_MAX threads, in their order. The
+ * entries are read at constant offsets (the verifier refuses a variable
+ * offset into the context), hence one line per entry. */
+SEC("syscall")
+int ghost_hand_over(struct ghost_hand_over_args *args)
+{
+	__u32 cpu = args->cpu, nr = args->nr, handed = 0, r;
+
+	if (nr > GHOST_HAND_OVER_MAX) {
+		args->nr_handed = 0;
+		return -EINVAL;
+	}
+	HAND_OVER_ENTRY(0) HAND_OVER_ENTRY(1) HAND_OVER_ENTRY(2) HAND_OVER_ENTRY(3)
+	HAND_OVER_ENTRY(4) HAND_OVER_ENTRY(5) HAND_OVER_ENTRY(6) HAND_OVER_ENTRY(7)
+	HAND_OVER_ENTRY(8) HAND_OVER_ENTRY(9) HAND_OVER_ENTRY(10) HAND_OVER_ENTRY(11)
+	HAND_OVER_ENTRY(12) HAND_OVER_ENTRY(13) HAND_OVER_ENTRY(14) HAND_OVER_ENTRY(15)
+	HAND_OVER_ENTRY(16) HAND_OVER_ENTRY(17) HAND_OVER_ENTRY(18) HAND_OVER_ENTRY(19)
+	HAND_OVER_ENTRY(20) HAND_OVER_ENTRY(21) HAND_OVER_ENTRY(22) HAND_OVER_ENTRY(23)
+	HAND_OVER_ENTRY(24) HAND_OVER_ENTRY(25) HAND_OVER_ENTRY(26) HAND_OVER_ENTRY(27)
+	HAND_OVER_ENTRY(28) HAND_OVER_ENTRY(29) HAND_OVER_ENTRY(30) HAND_OVER_ENTRY(31)
+	args->nr_handed = handed;
+	/* Wakes the CPU if it idles (the commit path's IDLE kick, once). */
+	if (handed)
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	return 0;
 }
 
 #endif /* GHOST_SCX_BPF_PINNED_H */

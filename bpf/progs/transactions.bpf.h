@@ -92,9 +92,10 @@ struct commit_out {
 /*
  * Find `tid` in the parking DSQ of `park_cpu` and move it to `cpu`. Returns
  * PENDING if it moved (the slot is settled later), else the failure.
+ * `only_cpu`: it must also be allowed on `cpu` alone (a hand-over).
  */
 static __always_inline __u32 txn_move(__u64 tid, __s32 park_cpu, __u32 cpu, __u64 slice,
-				      __u64 enq_flags)
+				      __u64 enq_flags, bool only_cpu)
 {
 	struct bpf_iter_scx_dsq it;
 	struct task_struct *q;
@@ -109,6 +110,7 @@ static __always_inline __u32 txn_move(__u64 tid, __s32 park_cpu, __u32 cpu, __u6
 			/* Affinity of the task as the iterator holds it: if it
 			 * changes after this, the move below fails. */
 			if (!bpf_cpumask_test_cpu(cpu, q->cpus_ptr) ||
+			    (only_cpu && q->nr_cpus_allowed != 1) ||
 			    (q->migration_disabled && scx_bpf_task_cpu(q) != (s32)cpu)) {
 				res = GHOST_TXN_NOT_ALLOWED;
 				break;
@@ -232,7 +234,7 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 		enq_flags = SCX_ENQ_IMMED | (curr ? 0 : SCX_ENQ_PREEMPT);
 	res = GHOST_TXN_NOT_RUNNABLE;
 	for (int i = 0; i < COMMIT_SCAN_TRIES && res == GHOST_TXN_NOT_RUNNABLE; i++)
-		res = txn_move(tid, park_cpu, cpu, slice, enq_flags);
+		res = txn_move(tid, park_cpu, cpu, slice, enq_flags, false);
 	/* Still waiting to be parked (ops.enqueue's insert lands only after the
 	 * callback, which already sent the message): runnable, so not
 	 * NOT_RUNNABLE (the agent would wait for a WAKEUP that never comes);

@@ -279,6 +279,24 @@ class FakeKernelSide : public KernelSide {
       m.off_cpu.was_current = 0;
     });
   }
+  // As the class's ghost_hand_over: a valid entry's thread becomes class-held
+  // (its later messages say so; commits find it RUNNING_ELSEWHERE). The fake
+  // does not run it: a test does (Preempt, Block...) or gives it back.
+  absl::Status HandOver(int cpu, absl::Span<HandOverEntry> entries) override {
+    ++hand_over_calls_;
+    if (!hand_over_on_) return KernelSide::HandOver(cpu, entries);
+    for (HandOverEntry& e : entries) {
+      e.result = ValidateHandOver(cpu, e);
+      if (e.result == GHOST_TXN_COMMITTED) {
+        threads_.at(e.tid).class_held = true;
+        handed_.push_back(e.tid);
+      }
+    }
+    return absl::OkStatus();
+  }
+  void set_hand_over(bool on) { hand_over_on_ = on; }
+  const std::vector<Tid>& handed() const { return handed_; }
+  int hand_over_calls() const { return hand_over_calls_; }  // answered or not
   // Counted only: the fake keeps no heartbeat (Agent::Run calls it).
   void AgentHeartbeat(QueueId) override { agent_heartbeats_.fetch_add(1); }
   int agent_heartbeats() const { return agent_heartbeats_.load(); }
@@ -696,6 +714,21 @@ class FakeKernelSide : public KernelSide {
     return GHOST_TXN_COMMITTED;
   }
 
+  // ghost_hand_over's checks (bpf/progs/pinned.bpf.h), in its order.
+  uint32_t ValidateHandOver(int cpu, const HandOverEntry& e) {
+    if (cpu < 0 || cpu >= num_cpus_) return GHOST_TXN_CPU_UNAVAILABLE;
+    Thread* t = Find(e.tid);
+    if (t == nullptr || t->dead || t->unfindable > 0) return GHOST_TXN_NOT_FOUND;
+    if (t->enclave != EnclaveOf(cpu)) return GHOST_TXN_CPU_UNAVAILABLE;
+    if (t->seq != e.seqnum) return GHOST_TXN_TARGET_STALE;
+    if (!t->runnable) return GHOST_TXN_NOT_RUNNABLE;
+    if (t->cpu >= 0 || t->in_transit || t->held_cpu >= 0 || t->ring_cpu >= 0 || t->class_held) {
+      return GHOST_TXN_RUNNING_ELSEWHERE;
+    }
+    if (t->affinity.Size() != 1 || !t->affinity.IsSet(cpu)) return GHOST_TXN_NOT_ALLOWED;
+    return GHOST_TXN_COMMITTED;
+  }
+
   // The consumer's checks, in the contract's order.
   uint32_t ValidateRingEntry(int cpu, EnclaveId e, const ghost_ring_entry& entry) {
     Thread* t = Find(entry.tid);
@@ -745,6 +778,9 @@ class FakeKernelSide : public KernelSide {
   }
 
   std::map<int, bool> pinned_push_;
+  bool hand_over_on_ = false;  // off: Unimplemented, as a kernel side without it
+  std::vector<Tid> handed_;
+  int hand_over_calls_ = 0;
   std::atomic<int> agent_heartbeats_{0};
   const int num_cpus_;
   uint32_t abi_version_ = GHOST_ABI_VERSION;

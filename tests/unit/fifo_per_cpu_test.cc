@@ -792,5 +792,98 @@ TEST_F(FifoPerCpuTest, ClassHeldThreadWhoseMaskWidensIsQueuedAgain) {
   EXPECT_EQ(sched().stats().class_returned, 1u);
 }
 
+// Hand-over (KernelSide::HandOver): threads waiting at the head of a CPU's
+// runqueue that may run only there go to the class in one call, in order,
+// so the runqueue drains and pinned push is on again; none is committed.
+TEST_F(FifoPerCpuTest, HandOverGivesWaitingPinnedThreadsToTheClassInOrder) {
+  Start(2);
+  rig_->kernel.set_hand_over(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  const int cpu = rig_->kernel.thread(a).cpu;
+  ASSERT_GE(cpu, 0);
+  rig_->kernel.SetAffinity(a, CpuList{cpu});
+  rig_->Settle();
+  std::vector<Tid> pinned;
+  for (int i = 0; i < 3; ++i) {
+    Tid t = rig_->kernel.NewThread(0, /*runnable=*/false);
+    rig_->kernel.SetAffinity(t, CpuList{cpu});
+    pinned.push_back(t);
+  }
+  rig_->Settle();
+  for (Tid t : pinned) rig_->kernel.Wake(t);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.handed(), pinned);
+  EXPECT_EQ(rig_->kernel.hand_over_calls(), 1);
+  EXPECT_EQ(sched().RunqueueSize(cpu), 0u);
+  EXPECT_TRUE(rig_->kernel.pinned_push(cpu));
+  EXPECT_EQ(sched().stats().handed_over, 3u);
+  for (auto [c, t] : rig_->kernel.starts()) {
+    EXPECT_TRUE(std::find(pinned.begin(), pinned.end(), t) == pinned.end())
+        << "handed-over thread " << t << " was committed";
+  }
+  // Its next plain message (its mask widens) makes a handed-over thread the
+  // agent's again: it is queued and committed.
+  rig_->kernel.set_class_held(pinned[0], false);
+  rig_->kernel.Block(a);
+  rig_->kernel.SetAffinity(pinned[0], CpuList{0, 1});
+  rig_->Settle();
+  EXPECT_GE(rig_->kernel.thread(pinned[0]).cpu, 0) << "left in no runqueue";
+}
+
+// Only the head: a pinned thread behind one that may run elsewhere waits
+// for it (handed over, it would overtake it).
+TEST_F(FifoPerCpuTest, HandOverStopsAtAThreadThatMayRunElsewhere) {
+  Start(1);
+  rig_->kernel.set_hand_over(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(0), a);
+  Tid first = rig_->kernel.NewThread(0, false), free = rig_->kernel.NewThread(0, false),
+      last = rig_->kernel.NewThread(0, false);
+  rig_->kernel.SetAffinity(first, CpuList{0});
+  rig_->kernel.SetAffinity(last, CpuList{0});
+  rig_->Settle();
+  for (Tid t : {first, free, last}) rig_->kernel.Wake(t);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.handed(), std::vector<Tid>{first});
+  EXPECT_EQ(sched().RunqueueSize(0), 2u);
+  EXPECT_FALSE(rig_->kernel.pinned_push(0));
+  rig_->kernel.Block(a);  // free runs next; then last is at the head
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), free);
+  EXPECT_EQ(rig_->kernel.handed(), (std::vector<Tid>{first, last}));
+  EXPECT_TRUE(rig_->kernel.pinned_push(0));
+}
+
+// A refused entry (here the thread is being moved) stays queued and is
+// committed as before; a kernel side without hand-over is not asked again.
+TEST_F(FifoPerCpuTest, HandOverRefusalsStayQueued) {
+  Start(1);
+  rig_->kernel.set_hand_over(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  Tid b = rig_->kernel.NewThread(0, false);
+  rig_->kernel.SetAffinity(b, CpuList{0});
+  rig_->Settle();
+  rig_->kernel.set_in_transit(b, true);
+  rig_->kernel.Wake(b);
+  rig_->Settle();
+  EXPECT_TRUE(rig_->kernel.handed().empty());
+  EXPECT_GE(sched().stats().hand_over_refused, 1u);
+  EXPECT_EQ(sched().RunqueueSize(0), 1u);
+  rig_->kernel.set_in_transit(b, false);
+  rig_->kernel.set_hand_over(false);  // Unimplemented from now on
+  const int calls = rig_->kernel.hand_over_calls();
+  rig_->kernel.Block(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), b);
+  EXPECT_EQ(rig_->kernel.hand_over_calls(), calls + 1);
+  rig_->kernel.Preempt(b);  // waits again at the head: not offered again
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), b);
+  EXPECT_EQ(rig_->kernel.hand_over_calls(), calls + 1);
+}
+
 }  // namespace
 }  // namespace ghost

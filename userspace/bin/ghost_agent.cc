@@ -100,7 +100,8 @@ ABSL_FLAG(std::string, wakeup_push, "on",
 ABSL_FLAG(std::string, pinned_push, "on",
           "fifo-per-cpu: on (the default) lets the class queue a thread that may run on one "
           "CPU only on that CPU itself, while that CPU's agent has nothing waiting for it (no "
-          "round trip: docs/FAST_PATH.md); off: its agent commits every run.");
+          "round trip: docs/FAST_PATH.md), and the agent hands such threads that wait for it to "
+          "the class in one call; off: its agent commits every run.");
 ABSL_FLAG(std::string, ring_depth, "all",
           "fifo-centralized with the fast path: all (the default) pushes every waiting thread a "
           "ring may take, so the rings hold the backlog in FIFO order and wake-ups the class "
@@ -607,6 +608,10 @@ int main(int argc, char** argv) {
     // the runs that came of it (bpf/progs/pinned.bpf.h).
     absl::PrintF("ghost-agent: pinned push: pushes=%d runs=%d\n", skel->bss->nr_pinned_pushes,
                  skel->bss->nr_runs_pinned);
+    // Waiting threads the per-CPU agents gave the class the same way, and
+    // the bpf() calls that took (ghost_hand_over).
+    absl::PrintF("ghost-agent: hand-over: handed=%d calls=%d\n", skel->bss->nr_hand_overs,
+                 (*kernel)->hand_over_syscalls());
     absl::PrintF(
         "ghost-agent: runs: committed=%d fallback=%d resumed=%d starved_cpu=%d "
         "(pinned there %d, on a global agent's CPU %d) ring=%d\n",

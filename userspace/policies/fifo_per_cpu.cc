@@ -1,6 +1,7 @@
 #include "userspace/policies/fifo_per_cpu.h"
 
 #include <algorithm>
+#include <iterator>
 #include <limits>
 
 #include "absl/status/status.h"
@@ -91,6 +92,39 @@ void FifoPerCpuScheduler::HandToClass(FifoTask& t) {
   if (t.owner >= 0) cpus_[t.owner].rq.Remove(t);
   unplaced_.erase(std::remove(unplaced_.begin(), unplaced_.end(), t.tid), unplaced_.end());
   class_held_.insert(t.tid);
+}
+
+void FifoPerCpuScheduler::HandOverPinned(Cpu& c) {
+  if (!opts_.pinned_push || !hand_over_ok_) return;
+  // Only the head of the runqueue: a thread behind one that is not pinned
+  // would overtake it. The class queues them behind whatever is queued on
+  // the CPU already (a commit of ours included), so the order holds.
+  std::vector<KernelSide::HandOverEntry> batch;
+  for (Tid tid : c.rq.tids()) {
+    const FifoTask* t = tasks_.Find(tid);
+    if (t == nullptr || !t->Waiting() || t->owner != c.cpu || t->not_before_ns != 0 ||
+        t->affinity.Size() != 1 || !t->AllowedOn(c.cpu)) {
+      break;
+    }
+    batch.push_back({.tid = tid, .seqnum = t->seq});
+    if (batch.size() == GHOST_HAND_OVER_MAX) break;
+  }
+  if (batch.empty()) return;
+  absl::Status s = kernel_.HandOver(c.cpu, absl::MakeSpan(batch));
+  if (absl::IsUnimplemented(s)) hand_over_ok_ = false;
+  if (!s.ok()) return;  // they stay queued and are committed as before
+  for (const KernelSide::HandOverEntry& e : batch) {
+    FifoTask* t = tasks_.Find(e.tid);
+    if (t == nullptr) continue;
+    if (e.result != GHOST_TXN_COMMITTED) {
+      // Old state (a newer message is on its way) or moving: committed as before.
+      ++stats_.hand_over_refused;
+      continue;
+    }
+    ++stats_.handed_over;
+    t->class_held = true;
+    HandToClass(*t);
+  }
 }
 
 void FifoPerCpuScheduler::CheckClassHeld() {
@@ -458,7 +492,12 @@ void FifoPerCpuScheduler::UpdatePinnedPush(Cpu& c) {
 void FifoPerCpuScheduler::Schedule(Agent& agent) {
   absl::MutexLock l(&mu_);
   ScheduleLocked(agent);
-  if (auto it = cpus_.find(agent.cpu()); it != cpus_.end()) UpdatePinnedPush(it->second);
+  if (auto it = cpus_.find(agent.cpu()); it != cpus_.end()) {
+    // Pinned threads now at the head (behind what this round committed)
+    // go to the class too: the runqueue empties and pinned push turns on.
+    HandOverPinned(it->second);
+    UpdatePinnedPush(it->second);
+  }
   // A thread this round (or a message handler) put on another CPU's
   // runqueue: that agent may be blocked on an empty queue. As in ghOSt, it
   // is woken rather than left to its poll timeout.
@@ -511,15 +550,19 @@ void FifoPerCpuScheduler::ScheduleLocked(Agent& agent) {
   }
   for (auto r = receivers_.begin(); r != receivers_.end();) {
     auto d = cpus_.find(*r);
-    if (*r != agent.cpu() && d != cpus_.end() && CommitRemote(d->second, agent)) {
-      r = receivers_.erase(r);
-    } else {
-      ++r;
+    bool done = false;
+    if (*r != agent.cpu() && d != cpus_.end()) {
+      // Handed to the class, the threads need no wake-up of that agent.
+      HandOverPinned(d->second);
+      UpdatePinnedPush(d->second);
+      done = d->second.rq.Empty() || CommitRemote(d->second, agent);
     }
+    r = done ? receivers_.erase(r) : std::next(r);
   }
   auto it = cpus_.find(agent.cpu());
   if (it == cpus_.end()) return;
   Cpu& c = it->second;
+  HandOverPinned(c);
   for (int attempt = 0; attempt < kMaxAttemptsPerRound; ++attempt) {
     if (c.req_active) {
       if (c.req->in_flight()) return;  // result not in yet
@@ -628,9 +671,10 @@ std::string FifoPerCpuPolicy::StatsLine() const {
   const FifoPerCpuScheduler::Stats s = sched_->stats();
   return absl::StrFormat(
       "commits=%u failed_commits=%u stale=%u migrations=%u associate_retries=%u "
-      "remote_commits=%u class_held=%u class_returned=%u wakeups_on_cpu=%u",
+      "remote_commits=%u class_held=%u class_returned=%u handed_over=%u "
+      "hand_over_refused=%u wakeups_on_cpu=%u",
       s.commits, s.failed_commits, s.stale, s.migrations, s.associate_retries, s.remote_commits,
-      s.class_held, s.class_returned, s.wakeups_on_cpu) +
+      s.class_held, s.class_returned, s.handed_over, s.hand_over_refused, s.wakeups_on_cpu) +
          (s.last_wakeup_on_cpu.empty()
               ? ""
               : " (last wakeup on a CPU: " + s.last_wakeup_on_cpu + ")");

@@ -67,6 +67,8 @@ class FifoPerCpuScheduler : public Scheduler {
     uint64_t remote_commits = 0;  // made for another CPU whose agent slept
     uint64_t class_held = 0;      // messages of threads the class queued itself
     uint64_t class_returned = 0;  // ... made ours by a message that queues nothing
+    uint64_t handed_over = 0;     // waiting threads given to the class (HandOverPinned)
+    uint64_t hand_over_refused = 0;  // ... that it refused (they stay queued)
     // WAKEUPs of threads we believed on a CPU (a missed off-CPU event).
     uint64_t wakeups_on_cpu = 0;
     std::string last_wakeup_on_cpu;  // the last such thread, as we saw it
@@ -102,6 +104,10 @@ class FifoPerCpuScheduler : public Scheduler {
   void Forget(Tid tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Asks for `t` to be (re)placed on some allowed CPU.
   void NeedsPlacement(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives the class the threads at the head of c's runqueue that may run
+  // only on c (KernelSide::HandOver), so that the runqueue drains and pinned
+  // push can stay on.
+  void HandOverPinned(Cpu& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `t` is class-held: out of every runqueue and placement list of ours.
   void HandToClass(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues the threads a message made ours again without queueing them.
@@ -138,6 +144,8 @@ class FifoPerCpuScheduler : public Scheduler {
   std::set<int> receivers_ ABSL_GUARDED_BY(mu_);  // CPUs whose runqueue grew
   std::set<Tid> class_held_ ABSL_GUARDED_BY(mu_);  // tasks with class_held set
   size_t rr_ ABSL_GUARDED_BY(mu_) = 0;
+  // False once the kernel side said it has no hand-over (the simulator).
+  bool hand_over_ok_ ABSL_GUARDED_BY(mu_) = true;
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -173,14 +173,16 @@ stop_agent() {
   rc=$?
   [ $rc = 0 ] || { bad "ghost-agent exited $rc"; return 1; }
   l=/tmp/agent.log
-  sed -n 's/^ghost-agent: \(stats\|runs\|transactions\|policy [a-z-]*\|agent cpu [0-9]*\): /  agent: \1: /p' $l
+  sed -n 's/^ghost-agent: \(stats\|runs\|transactions\|pinned push\|hand-over\|policy [a-z-]*\|agent cpu [0-9]*\): /  agent: \1: /p' $l
   msgs=$(sed -n 's/^ghost-agent: agent cpu [0-9]*: [0-9]* rounds, \([0-9]*\) messages.*/\1/p' $l |
     awk '{s += $1; n++} END {print n ? s : "-"}')
   committed=$(sed -n 's/^ghost-agent: transactions: .* COMMITTED=\([0-9]*\).*/\1/p' $l)
   migrations=$(sed -n 's/^ghost-agent: policy fifo-per-cpu: .* migrations=\([0-9]*\).*/\1/p' $l)
   fallback=$(sed -n 's/^ghost-agent: runs: .* fallback=\([0-9]*\).*/\1/p' $l)
-  agent_runs=$(sed -n 's/^ghost-agent: runs: committed=\([0-9]*\).* ring=\([0-9]*\)$/\1 \2/p' $l |
-    awk '{print $1 + $2}')
+  # The agent's placements: committed, ring and pinned-push runs (handed-over included).
+  agent_runs=$( (sed -n 's/^ghost-agent: runs: committed=\([0-9]*\).* ring=\([0-9]*\)$/\1 \2/p' $l
+    sed -n 's/^ghost-agent: pinned push: pushes=[0-9]* runs=\([0-9]*\)$/\1/p' $l) |
+    awk '{for (i = 1; i <= NF; i++) s += $i} END {print s + 0}')
   dropped=$(sed -n 's/^ghost-agent: stats: .* msgs_dropped=\([0-9]*\).*/\1/p' $l)
   fifo=$(sed -n 's/^ghost-agent: stats: enqueued=\([0-9]*\) dispatched=[0-9]* direct=\([0-9]*\).*/\1 \2/p' $l |
     awk '{print $1 + $2}')
