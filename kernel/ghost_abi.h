@@ -26,7 +26,7 @@
 #include "kernel/ghost_ring.h"
 
 #define GHOST_ABI_VERSION 7 /* 6: pinned push (ghost_cpu_word, GHOST_SW_CLASS_HELD);
-                              7: hand-over (ghost_hand_over_args) */
+                              7: hand-over (ghost_hand_over_args), ghost_msg.flags */
 
 /* Limits. Sized for the simulator's largest preset (2x64 cores, SMT2). */
 #define GHOST_MAX_CPUS 256
@@ -126,8 +126,19 @@ struct ghost_msg_cpu {
 	__u64 cookie;     /* TIMER_EXPIRED */
 };
 
+/* Message flags (ghost_msg.flags). */
+enum ghost_msg_flags {
+	/* The class queued the thread on its one CPU itself at this event
+	 * (pinned push, bpf/progs/pinned.bpf.h): the agent neither queues nor
+	 * commits it until a message without the flag. The status word says
+	 * the same (GHOST_SW_CLASS_HELD) only while it is at this seqnum; the
+	 * message says it however late it is read. */
+	GHOST_MSG_F_CLASS_HELD = 1U << 0,
+};
+
 struct ghost_msg {
-	__u16 type;       /* enum ghost_msg_type */
+	__u8 type;        /* enum ghost_msg_type */
+	__u8 flags;       /* enum ghost_msg_flags */
 	__u16 size;       /* sizeof(struct ghost_msg): readers skip what they do not know */
 	__u32 cpu;        /* CPU the event happened on */
 	__u64 tid;        /* GHOST_TID_NONE for CPU messages */

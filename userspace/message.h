@@ -28,6 +28,9 @@ class Message {
   bool is_cpu() const;
   Tid tid() const { return raw_.tid; }
   uint64_t seqnum() const { return raw_.seqnum; }
+  // The class queued the thread on its one CPU itself at this event (pinned
+  // push): not the agent's to queue or commit until a message without it.
+  bool class_held() const { return (raw_.flags & GHOST_MSG_F_CLASS_HELD) != 0; }
   int cpu() const { return static_cast<int>(raw_.cpu); }
   uint64_t time_ns() const { return raw_.time_ns; }
   const ghost_msg& raw() const { return raw_; }

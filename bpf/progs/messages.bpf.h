@@ -138,9 +138,10 @@ static __always_inline __u32 task_msg_queue(struct ghost_task *t)
 }
 
 static __always_inline void task_msg_send(struct task_struct *p, struct ghost_task *t,
-					  const struct ghost_msg *m, bool dead)
+					  struct ghost_msg *m, bool dead)
 {
 	__u32 sw = t->sw & (GHOST_MAX_THREADS - 1), q, gen = 0;
+	bool held = !dead && task_class_held(t);
 	__u64 pos;
 
 	/* The word first: an agent that reads the message must find the
@@ -152,8 +153,10 @@ static __always_inline void task_msg_send(struct task_struct *p, struct ghost_ta
 		handshake_wait(sw, true);
 	q = task_msg_queue(t);
 	/* A thread the class queued itself (pinned.bpf.h): nothing for the
-	 * agent to do now, so its message does not wake it (its end does). */
-	pos = queue_produce(q, m, &gen, !dead && task_class_held(t));
+	 * agent to do now, so its message says so and does not wake it (its
+	 * end does). */
+	m->flags = held ? GHOST_MSG_F_CLASS_HELD : 0;
+	pos = queue_produce(q, m, &gen, held);
 	if (pos) {
 		t->last_pos = pos;
 		t->last_gen = gen;

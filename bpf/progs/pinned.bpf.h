@@ -17,9 +17,11 @@
  * The decision is made when the event's message is built and kept in
  * `pin_cpu` until the thread runs or blocks, so that the message and what
  * the class does agree: the message goes to the thread's agent as usual,
- * without waking it, and the status word at that seqnum carries
- * GHOST_SW_CLASS_HELD (the agent then neither queues nor commits it; a
- * commit would fail RUNNING_ELSEWHERE). The queue moves the kernel makes on
+ * without waking it; it carries GHOST_MSG_F_CLASS_HELD, and the status
+ * word at that seqnum GHOST_SW_CLASS_HELD (the agent then neither queues
+ * nor commits it; a commit would fail RUNNING_ELSEWHERE). The agent reads
+ * the message's flag: the word may have moved on by the time it reads the
+ * message (messages.bpf.h, task_msg_send). The queue moves the kernel makes on
  * its own afterwards (migration to that CPU, a property change) keep it;
  * the thread's next message without the flag makes it its agent's again.
  *
@@ -160,20 +162,12 @@ __noinline __u32 hand_over_one(__u32 cpu, __u64 tid, __u64 seq)
 		res = GHOST_TXN_CPU_UNAVAILABLE;
 		goto out;
 	}
-	if (t->seq != seq) {
-		res = GHOST_TXN_TARGET_STALE;
-		goto out;
-	}
 	if (t->state == GT_BLOCKED) {
 		res = GHOST_TXN_NOT_RUNNABLE;
 		goto out;
 	}
 	if (t->state != GT_HELD || t->txn_cpu >= 0 || t->ring_cpu >= 0 || t->pin_cpu >= 0) {
 		res = GHOST_TXN_RUNNING_ELSEWHERE;
-		goto out;
-	}
-	if (p->nr_cpus_allowed != 1 || !pinned_cpu_ok(p, (s32)cpu)) {
-		res = GHOST_TXN_NOT_ALLOWED;
 		goto out;
 	}
 	/* Claim it as a commit does (transactions.bpf.h), then mark it the
@@ -187,8 +181,10 @@ __noinline __u32 hand_over_one(__u32 cpu, __u64 tid, __u64 seq)
 		goto out;
 	}
 	__sync_lock_test_and_set(&t->pin_cpu, (__s32)cpu);
-	/* An affinity change since the checks above sent a message: refuse
-	 * (after the iterator starts, the move itself fails). */
+	/* The seqnum after the claim: a message sent before it (an affinity
+	 * change among them) refuses; after the iterator starts, a change
+	 * makes the move itself fail. The affinity is checked on the iterated
+	 * task only (txn_move), for the same reason. */
 	if (*(volatile __u64 *)&t->seq != seq) {
 		res = GHOST_TXN_TARGET_STALE;
 	} else {

@@ -297,6 +297,24 @@ class FakeKernelSide : public KernelSide {
   void set_hand_over(bool on) { hand_over_on_ = on; }
   const std::vector<Tid>& handed() const { return handed_; }
   int hand_over_calls() const { return hand_over_calls_; }  // answered or not
+  // The class starts a thread it holds on `cpu` (ops.running: no message, its
+  // status word says on that CPU).
+  void RunClassHeld(Tid tid, int cpu) {
+    Thread& t = threads_.at(tid);
+    t.class_held = false;
+    t.cpu = cpu;
+    cpus_[cpu].current = tid;
+    WriteStatusWord(t);
+  }
+  // A running thread changes its own mask: AFFINITY_CHANGED while it still
+  // runs (its status word says so at that seqnum); the kernel's move off its
+  // CPU comes later (Preempt), as on the real class.
+  void SetAffinityWhileRunning(Tid tid, const CpuList& cpus) {
+    Thread& t = threads_.at(tid);
+    t.affinity = cpus;
+    Emit(t, GHOST_MSG_TASK_AFFINITY_CHANGED,
+         [&](ghost_msg& m) { cpus.ToMask(m.affinity.cpus); });
+  }
   // Counted only: the fake keeps no heartbeat (Agent::Run calls it).
   void AgentHeartbeat(QueueId) override { agent_heartbeats_.fetch_add(1); }
   int agent_heartbeats() const { return agent_heartbeats_.load(); }
@@ -637,6 +655,8 @@ class FakeKernelSide : public KernelSide {
     m.seqnum = t.seq;
     m.time_ns = now_ns_;
     fill(m);
+    // As the status word's GHOST_SW_CLASS_HELD (WriteStatusWord).
+    if (t.class_held && t.runnable && t.cpu < 0 && !t.dead) m.flags |= GHOST_MSG_F_CLASS_HELD;
     WriteStatusWord(t);
     if (ValidQueue(t.queue)) PushRaw(t.queue, m);
   }

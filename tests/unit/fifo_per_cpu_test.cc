@@ -885,5 +885,55 @@ TEST_F(FifoPerCpuTest, HandOverRefusalsStayQueued) {
   EXPECT_EQ(rig_->kernel.hand_over_calls(), calls + 1);
 }
 
+// A thread the class started changes its own mask while it runs: it is
+// queued when its move off that CPU says so, not at AFFINITY_CHANGED (queued
+// then, it could be neither committed nor handed over, and pinned push would
+// stay off on its new CPU meanwhile).
+TEST_F(FifoPerCpuTest, ThreadRunningAtItsAffinityChangeIsQueuedWhenItLeaves) {
+  Start(2);
+  rig_->kernel.set_hand_over(true);
+  Tid t = rig_->kernel.NewThread(0, /*runnable=*/false);
+  rig_->kernel.SetAffinity(t, CpuList{0});
+  rig_->Settle();
+  rig_->kernel.set_class_held(t, true);
+  rig_->kernel.Wake(t);
+  rig_->Settle();
+  rig_->kernel.RunClassHeld(t, 0);
+  rig_->kernel.SetAffinityWhileRunning(t, CpuList{1});
+  rig_->Settle();
+  EXPECT_EQ(sched().RunqueueSize(1), 0u) << "queued while it still ran on CPU 0";
+  EXPECT_TRUE(rig_->kernel.pinned_push(1));
+  EXPECT_EQ(sched().stats().running_at_affinity, 1u);
+  EXPECT_EQ(sched().stats().hand_over_refused, 0u);
+  rig_->kernel.Preempt(t);  // the kernel moves it to CPU 1: now it waits
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.handed(), std::vector<Tid>{t});
+  EXPECT_EQ(sched().RunqueueSize(1), 0u);
+}
+
+// Whether the class holds a thread is read from each message, not from the
+// status word: the word says it only while it is at that seqnum, and a
+// thread that moved on meanwhile (here: a second class-held event before the
+// agent read the first) would make the first look like the agent's.
+TEST_F(FifoPerCpuTest, ClassHeldIsReadFromTheMessageHoweverLate) {
+  Start(1);
+  Tid a = rig_->kernel.NewThread();
+  Tid b = rig_->kernel.NewThread(0, /*runnable=*/false);
+  rig_->kernel.SetAffinity(b, CpuList{0});
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(0), a);
+  const uint64_t held0 = sched().stats().class_held;
+  rig_->kernel.set_class_held(b, true);
+  rig_->kernel.Wake(b);                       // held at seqnum s
+  rig_->kernel.SetAffinity(b, CpuList{0});    // held at s + 1: the word moved on
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().class_held - held0, 2u);
+  EXPECT_EQ(sched().RunqueueSize(0), 0u);
+  rig_->kernel.Block(a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), GHOST_TID_NONE) << "a class-held thread was committed";
+  EXPECT_EQ(sched().stats().failed_commits, 0u);
+}
+
 }  // namespace
 }  // namespace ghost

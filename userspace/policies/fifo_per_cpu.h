@@ -69,6 +69,9 @@ class FifoPerCpuScheduler : public Scheduler {
     uint64_t class_returned = 0;  // ... made ours by a message that queues nothing
     uint64_t handed_over = 0;     // waiting threads given to the class (HandOverPinned)
     uint64_t hand_over_refused = 0;  // ... that it refused (they stay queued)
+    // AFFINITY_CHANGED of a thread running where the class started it: not
+    // queued until its move off that CPU says so.
+    uint64_t running_at_affinity = 0;
     // WAKEUPs of threads we believed on a CPU (a missed off-CPU event).
     uint64_t wakeups_on_cpu = 0;
     std::string last_wakeup_on_cpu;  // the last such thread, as we saw it

@@ -153,14 +153,14 @@ inline int StatusWordCpu(const KernelSide& kernel, const FifoTask& t,
   return sw->cpu;
 }
 
-// Did the class queue the thread on its one CPU itself at `seqnum`
-// (GHOST_SW_CLASS_HELD in its status word at exactly that seqnum)? A newer
-// word says nothing about that message: its own message will tell.
-inline bool ClassHeldAt(const KernelSide& kernel, const FifoTask& t, uint64_t seqnum) {
-  if (t.sw_index >= GHOST_MAX_THREADS) return false;
+// The CPU the thread runs on according to its status word at exactly
+// `seqnum`, or -1 (not on a CPU, or the word has moved on: newer messages
+// will tell).
+inline int StatusWordCpuAt(const KernelSide& kernel, const FifoTask& t, uint64_t seqnum) {
+  if (t.sw_index >= GHOST_MAX_THREADS) return -1;
   absl::StatusOr<StatusWordSnapshot> sw = ReadStatusWord(kernel.StatusWords()[t.sw_index]);
-  return sw.ok() && sw->tid == t.tid && sw->seqnum == seqnum &&
-         (sw->flags & GHOST_SW_CLASS_HELD) != 0;
+  if (!sw.ok() || sw->tid != t.tid || sw->seqnum != seqnum || !sw->on_cpu()) return -1;
+  return static_cast<int>(sw->cpu);
 }
 
 // Tasks by tid. References stay valid until Erase (unordered_map nodes).

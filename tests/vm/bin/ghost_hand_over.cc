@@ -128,15 +128,47 @@ int main() {
     expect(absl::StrFormat("pinned thread %d to CPU 1", i).c_str(), took[i].result,
            GHOST_TXN_COMMITTED);
   }
-  const bool three_ran = WaitUntil([&] { return next_run == 3; }, absl::Seconds(10));
+  // A thread sent back before its body ran (a higher class took CPU 1 as
+  // it started: TASK_PREEMPT, then CPU_BUSY) is parked for its agent: hand it
+  // over again, as the agent would. The order is judged only without that.
+  auto sent_back_since = [&](uint64_t tid, size_t from) {
+    return agent.WaitMessage(tid, GHOST_MSG_TASK_PREEMPT, from, absl::ZeroDuration()) >= 0;
+  };
+  size_t mark = agent.Log().size();
+  int handed = 3;
+  bool disturbed = false;
+  for (int attempt = 0; attempt < 5 && next_run < 3; attempt++) {
+    WaitUntil(
+        [&] {
+          if (next_run == 3) return true;
+          for (int i = 0; i < 3; i++) {
+            if (pinned[i].first_cpu() < 0 && sent_back_since(t_pin[i], mark)) return true;
+          }
+          return false;
+        },
+        absl::Seconds(10));
+    const size_t from = mark;
+    mark = agent.Log().size();
+    for (int i = 0; i < 3; i++) {
+      if (pinned[i].first_cpu() >= 0 || !sent_back_since(t_pin[i], from)) continue;
+      std::printf("note: pinned thread %d was sent back before it ran: again\n", i);
+      disturbed = true;
+      handed += hand_over(1, {{t_pin[i], 0}})[0].result == GHOST_TXN_COMMITTED;
+    }
+  }
+  const bool three_ran = next_run == 3;
   f.Check(three_ran, absl::StrFormat("the three ran (%d did)", next_run.load()));
   for (int i = 0; i < 3; i++) {
     f.Check(pinned[i].first_cpu() == 1,
             absl::StrFormat("pinned thread %d ran on CPU %d (want 1)", i, pinned[i].first_cpu()));
-    f.Check(run_order[i] == i, absl::StrFormat("run %d was thread %d (want %d)", i, run_order[i], i));
+    if (!disturbed) {
+      f.Check(run_order[i] == i,
+              absl::StrFormat("run %d was thread %d (want %d)", i, run_order[i], i));
+    }
   }
-  f.Check(bss->nr_hand_overs - handed0 == 3,
-          absl::StrFormat("three hand-overs counted (%llu)",
+  if (disturbed) std::printf("note: the run order is not judged (a thread was sent back)\n");
+  f.Check(bss->nr_hand_overs - handed0 == static_cast<uint64_t>(handed),
+          absl::StrFormat("%d hand-overs counted (%llu)", handed,
                           static_cast<unsigned long long>(bss->nr_hand_overs - handed0)));
   f.Check(bss->nr_runs_pinned - pinned_runs0 >= 3 && bss->nr_runs_committed == committed_runs0,
           absl::StrFormat("counted as pinned runs (%llu), not committed ones (%llu)",
@@ -145,10 +177,20 @@ int main() {
                                                           committed_runs0)));
 
   // The sleeper: handed over, it runs and blocks; blocked, it is refused.
-  const size_t mark = agent.Log().size();
-  expect("the sleeper to CPU 1", hand_over(1, {{t_sleep, 0}})[0].result, GHOST_TXN_COMMITTED);
-  f.Check(agent.WaitMessage(t_sleep, GHOST_MSG_TASK_BLOCKED, mark) >= 0,
-          "the handed-over sleeper ran and blocked (TASK_BLOCKED)");
+  bool blocked = false;
+  for (int attempt = 0; attempt < 5 && !blocked; attempt++) {
+    const size_t from = agent.Log().size();
+    expect("the sleeper to CPU 1", hand_over(1, {{t_sleep, 0}})[0].result, GHOST_TXN_COMMITTED);
+    auto blocked_since = [&] {
+      return agent.WaitMessage(t_sleep, GHOST_MSG_TASK_BLOCKED, from, absl::ZeroDuration()) >= 0;
+    };
+    WaitUntil([&] { return blocked_since() || sent_back_since(t_sleep, from); },
+              absl::Seconds(10));
+    blocked = blocked_since();
+    if (blocked || !sent_back_since(t_sleep, from)) break;
+    std::printf("note: the sleeper was sent back before it blocked: again\n");
+  }
+  f.Check(blocked, "the handed-over sleeper ran and blocked (TASK_BLOCKED)");
   expect("a blocked thread", hand_over(1, {{t_sleep, 0}})[0].result, GHOST_TXN_NOT_RUNNABLE);
 
   // Let everything finish: without the enclave, the class's FIFO runs them.
