@@ -102,10 +102,8 @@ void FifoPerCpuScheduler::HandOverPinned(Cpu& c) {
   std::vector<KernelSide::HandOverEntry> batch;
   for (Tid tid : c.rq.tids()) {
     const FifoTask* t = tasks_.Find(tid);
-    if (t == nullptr || !t->Waiting() || t->owner != c.cpu || t->not_before_ns != 0 ||
-        t->affinity.Size() != 1 || !t->AllowedOn(c.cpu)) {
-      break;
-    }
+    if (t == nullptr || !t->Waiting() || t->owner != c.cpu) continue;  // gone: TakeNext drops it
+    if (t->not_before_ns != 0 || t->affinity.Size() != 1 || !t->AllowedOn(c.cpu)) break;
     batch.push_back({.tid = tid, .seqnum = t->seq});
     if (batch.size() == GHOST_HAND_OVER_MAX) break;
   }
@@ -192,8 +190,7 @@ FifoTask* FifoPerCpuScheduler::Track(const Message& m) {
   // ours to queue or commit until a newer message says otherwise. The
   // message says so itself: the status word says it only while at this
   // seqnum, and a thread that moves on quickly (the affinity stressor) has
-  // a newer word by the time its messages are read, which hid two thirds
-  // of them.
+  // a newer word by the time its messages are read.
   const bool held = opts_.pinned_push && m.class_held();
   if (held) ++stats_.class_held;
   t.class_held = held;
