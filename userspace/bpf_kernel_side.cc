@@ -564,6 +564,12 @@ void BpfKernelSide::SetPinnedPush(int cpu, bool on) {
   __atomic_store_n(&cpu_words_[cpu].pinned_push, on ? 1u : 0u, __ATOMIC_SEQ_CST);
 }
 
+std::optional<bool> BpfKernelSide::CpuBusy(int cpu) const {
+  if (cpu < 0 || cpu >= nr_cpus_) return std::nullopt;
+  // The class's own flag (bpf/progs/transactions.bpf.h), in its mmapped .bss.
+  return __atomic_load_n(&cls_->skel()->bss->cpu_busy[cpu], __ATOMIC_ACQUIRE) != 0;
+}
+
 absl::Status BpfKernelSide::HandOver(int cpu, absl::Span<HandOverEntry> entries) {
   if (cpu < 0 || cpu >= nr_cpus_) {
     return absl::InvalidArgumentError(

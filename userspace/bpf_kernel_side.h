@@ -140,6 +140,7 @@ class BpfKernelSide : public KernelSide {
   void Heartbeat(EnclaveId e);
   void AgentHeartbeat(QueueId queue) override;
   void SetPinnedPush(int cpu, bool on) override;
+  std::optional<bool> CpuBusy(int cpu) const override;
   absl::Status HandOver(int cpu, absl::Span<HandOverEntry> entries) override;
   // Unregisters every agent thread of enclave `e` (its agent is leaving, or
   // gone).

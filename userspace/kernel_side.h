@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -121,6 +122,11 @@ class KernelSide {
   // messages then carry GHOST_SW_CLASS_HELD in its status word. A kernel
   // side without it keeps committing (the default).
   virtual void SetPinnedPush(int cpu, bool on) {}
+  // Whether a higher class holds `cpu`, as the kernel side itself last saw
+  // it (what CPU_BUSY and CPU_AVAILABLE report), if it exposes that: an agent
+  // that lost a CPU_AVAILABLE (its queue overflowed) would otherwise keep
+  // the CPU for busy for good. nullopt: only the messages tell.
+  virtual std::optional<bool> CpuBusy(int cpu) const { return std::nullopt; }
   // Hand-over (ghost_hand_over_args): gives the class threads that wait for
   // this agent and may run only on `cpu`; it queues them there in the order
   // given, as pinned push would have. Each entry's `result` is a GHOST_TXN_*

@@ -424,6 +424,13 @@ class FakeKernelSide : public KernelSide {
     cpus_[cpu].taken = false;
     EmitCpu(cpu, GHOST_MSG_CPU_AVAILABLE);
   }
+  // The higher class leaves `cpu`, and its CPU_AVAILABLE is lost (a queue
+  // that overflowed): only CpuBusy tells.
+  void ReturnCpuSilently(int cpu) { cpus_[cpu].taken = false; }
+  std::optional<bool> CpuBusy(int cpu) const override {
+    if (cpu < 0 || cpu >= num_cpus_) return std::nullopt;
+    return cpus_[cpu].taken;
+  }
   // Puts a record into a queue as the kernel would (bumps the barrier).
   void PushRaw(QueueId q, const ghost_msg& m) {
     queues_[q].msgs.push_back(m);

@@ -935,5 +935,22 @@ TEST_F(FifoPerCpuTest, ClassHeldIsReadFromTheMessageHoweverLate) {
   EXPECT_EQ(sched().stats().failed_commits, 0u);
 }
 
+// A CPU_AVAILABLE lost (a queue overflowed) must not keep the CPU busy for
+// the agent for good: the kernel side's own view (KernelSide::CpuBusy) says
+// it is free, and the waiting thread is committed.
+TEST_F(FifoPerCpuTest, LostCpuAvailableDoesNotKeepTheCpuBusy) {
+  Start(1);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(0), a);
+  rig_->kernel.TakeCpu(0);  // CPU_BUSY; a goes back to the agent
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), GHOST_TID_NONE);
+  rig_->kernel.ReturnCpuSilently(0);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(0), a) << "the CPU stayed busy for the agent";
+  EXPECT_EQ(sched().stats().busy_cleared, 1u);
+}
+
 }  // namespace
 }  // namespace ghost

@@ -536,8 +536,20 @@ bool FifoPerCpuScheduler::OpenAndCommit(Cpu& c, FifoTask& t, Agent& agent) {
   return true;
 }
 
+bool FifoPerCpuScheduler::StillBusy(Cpu& c) {
+  if (!c.busy) return false;
+  const std::optional<bool> busy = kernel_.CpuBusy(c.cpu);
+  if (!busy.has_value() || *busy) return true;
+  // The kernel side says the CPU is ours again: its CPU_AVAILABLE is on its
+  // way, or was lost with an overflowing queue (then nothing else would
+  // ever clear the flag, and the CPU's threads would wait for the watchdog).
+  c.busy = false;
+  ++stats_.busy_cleared;
+  return false;
+}
+
 bool FifoPerCpuScheduler::CommitRemote(Cpu& c, Agent& agent) {
-  if (c.req_active || c.current != GHOST_TID_NONE || c.busy || c.retry_after_ns != 0 ||
+  if (c.req_active || c.current != GHOST_TID_NONE || StillBusy(c) || c.retry_after_ns != 0 ||
       c.rq.Empty()) {
     return false;
   }
@@ -580,7 +592,7 @@ void FifoPerCpuScheduler::ScheduleLocked(Agent& agent) {
       if (c.req->in_flight()) return;  // result not in yet
       if (!HandleResult(c)) return;
     }
-    if (c.busy || c.current != GHOST_TID_NONE || c.rq.Empty()) return;
+    if (StillBusy(c) || c.current != GHOST_TID_NONE || c.rq.Empty()) return;
     if (c.retry_after_ns != 0) {
       if (opts_.clock() < c.retry_after_ns) return;
       c.retry_after_ns = 0;
@@ -684,10 +696,10 @@ std::string FifoPerCpuPolicy::StatsLine() const {
   return absl::StrFormat(
       "commits=%u failed_commits=%u stale=%u migrations=%u associate_retries=%u "
       "remote_commits=%u class_held=%u class_returned=%u handed_over=%u "
-      "hand_over_refused=%u running_at_affinity=%u wakeups_on_cpu=%u",
+      "hand_over_refused=%u running_at_affinity=%u busy_cleared=%u wakeups_on_cpu=%u",
       s.commits, s.failed_commits, s.stale, s.migrations, s.associate_retries, s.remote_commits,
       s.class_held, s.class_returned, s.handed_over, s.hand_over_refused, s.running_at_affinity,
-      s.wakeups_on_cpu) +
+      s.busy_cleared, s.wakeups_on_cpu) +
          (s.last_wakeup_on_cpu.empty()
               ? ""
               : " (last wakeup on a CPU: " + s.last_wakeup_on_cpu + ")");

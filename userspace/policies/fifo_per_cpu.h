@@ -72,6 +72,9 @@ class FifoPerCpuScheduler : public Scheduler {
     // AFFINITY_CHANGED of a thread running where the class started it: not
     // queued until its move off that CPU says so.
     uint64_t running_at_affinity = 0;
+    // CPUs believed busy (CPU_BUSY) that the kernel side said were free
+    // (KernelSide::CpuBusy): a CPU_AVAILABLE not read yet, or lost.
+    uint64_t busy_cleared = 0;
     // WAKEUPs of threads we believed on a CPU (a missed off-CPU event).
     uint64_t wakeups_on_cpu = 0;
     std::string last_wakeup_on_cpu;  // the last such thread, as we saw it
@@ -111,6 +114,9 @@ class FifoPerCpuScheduler : public Scheduler {
   // only on c (KernelSide::HandOver), so that the runqueue drains and pinned
   // push can stay on.
   void HandOverPinned(Cpu& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // c.busy, unless the kernel side says the CPU is free after all (then
+  // cleared): a lost CPU_AVAILABLE must not keep the CPU from us for good.
+  bool StillBusy(Cpu& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `t` is class-held: out of every runqueue and placement list of ours.
   void HandToClass(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues the threads a message made ours again without queueing them.
