@@ -364,11 +364,12 @@ struct ghost_cpu_word {
  * enqueue. Its runqueue then empties and pinned push can stay on. Each
  * entry's result is a GHOST_TXN_* code: COMMITTED (the class holds it now:
  * it runs on `cpu` in its turn, and its next message without
- * GHOST_SW_CLASS_HELD makes it its agent's again), TARGET_STALE (the
+ * GHOST_MSG_F_CLASS_HELD makes it its agent's again), TARGET_STALE (the
  * seqnum is old), NOT_ALLOWED (its affinity is not `cpu` alone),
  * NOT_RUNNABLE, NOT_FOUND, RUNNING_ELSEWHERE (moved or being moved by a
  * commit, a ring consumer or the fallback), CPU_UNAVAILABLE (`cpu` is
- * offline or outside the thread's enclave), INVALID (nr too large).
+ * offline or outside the thread's enclave). `nr` above GHOST_HAND_OVER_MAX
+ * fails the whole call (the program returns -EINVAL, no entry is read).
  */
 #define GHOST_HAND_OVER_MAX 32
 
