@@ -436,6 +436,12 @@ class TestAgent {
     return tid;
   }
 
+  // Drains once: is a message of `type` about `tid` logged at index `from` or
+  // later? (A step's "was it sent back / did it block", without waiting.)
+  bool LoggedSince(uint64_t tid, uint16_t type, size_t from) {
+    return WaitMessage(tid, type, from, absl::ZeroDuration()) >= 0;
+  }
+
   // Drains until a message of `type` about `tid` (GHOST_TID_NONE: any CPU
   // message) is logged at index `from` or later; its index, or -1.
   int WaitMessage(uint64_t tid, uint16_t type, size_t from = 0,

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <unordered_map>
 
 #include "userspace/cpu_list.h"
@@ -141,25 +142,30 @@ struct FifoTask {
 // Back-off after RUNNING_ELSEWHERE for a thread that is not on a CPU.
 inline constexpr uint64_t kElsewhereBackoffNs = 100'000;
 
+// `t`'s status word, if it is readable and still `t`'s.
+inline std::optional<StatusWordSnapshot> OwnStatusWord(const KernelSide& kernel,
+                                                       const FifoTask& t) {
+  if (t.sw_index >= GHOST_MAX_THREADS) return std::nullopt;
+  absl::StatusOr<StatusWordSnapshot> sw = ReadStatusWord(kernel.StatusWords()[t.sw_index]);
+  if (!sw.ok() || sw->tid != t.tid) return std::nullopt;
+  return *sw;
+}
+
 // The CPU `t`'s status word says it runs on, or -1 (not on a CPU, or the word
 // is unreadable or no longer `t`'s). `*since_ns`: when it got there.
 inline int StatusWordCpu(const KernelSide& kernel, const FifoTask& t,
                          uint64_t* since_ns = nullptr) {
-  if (t.sw_index >= GHOST_MAX_THREADS) return -1;
-  absl::StatusOr<StatusWordSnapshot> sw =
-      ReadStatusWord(kernel.StatusWords()[t.sw_index]);
-  if (!sw.ok() || sw->tid != t.tid || !sw->on_cpu()) return -1;
+  const std::optional<StatusWordSnapshot> sw = OwnStatusWord(kernel, t);
+  if (!sw.has_value() || !sw->on_cpu()) return -1;
   if (since_ns != nullptr) *since_ns = sw->switch_time_ns;
   return sw->cpu;
 }
 
-// The CPU the thread runs on according to its status word at exactly
-// `seqnum`, or -1 (not on a CPU, or the word has moved on: newer messages
-// will tell).
+// The same, but only from the word at exactly `seqnum` (-1 if it has moved
+// on: newer messages will tell).
 inline int StatusWordCpuAt(const KernelSide& kernel, const FifoTask& t, uint64_t seqnum) {
-  if (t.sw_index >= GHOST_MAX_THREADS) return -1;
-  absl::StatusOr<StatusWordSnapshot> sw = ReadStatusWord(kernel.StatusWords()[t.sw_index]);
-  if (!sw.ok() || sw->tid != t.tid || sw->seqnum != seqnum || !sw->on_cpu()) return -1;
+  const std::optional<StatusWordSnapshot> sw = OwnStatusWord(kernel, t);
+  if (!sw.has_value() || sw->seqnum != seqnum || !sw->on_cpu()) return -1;
   return static_cast<int>(sw->cpu);
 }
 

@@ -132,7 +132,7 @@ int main() {
   // it started: TASK_PREEMPT, then CPU_BUSY) is parked for its agent: hand it
   // over again, as the agent would. The order is judged only without that.
   auto sent_back_since = [&](uint64_t tid, size_t from) {
-    return agent.WaitMessage(tid, GHOST_MSG_TASK_PREEMPT, from, absl::ZeroDuration()) >= 0;
+    return agent.LoggedSince(tid, GHOST_MSG_TASK_PREEMPT, from);
   };
   size_t mark = agent.Log().size();
   int handed = 3;
@@ -182,7 +182,7 @@ int main() {
     const size_t from = agent.Log().size();
     expect("the sleeper to CPU 1", hand_over(1, {{t_sleep, 0}})[0].result, GHOST_TXN_COMMITTED);
     auto blocked_since = [&] {
-      return agent.WaitMessage(t_sleep, GHOST_MSG_TASK_BLOCKED, from, absl::ZeroDuration()) >= 0;
+      return agent.LoggedSince(t_sleep, GHOST_MSG_TASK_BLOCKED, from);
     };
     WaitUntil([&] { return blocked_since() || sent_back_since(t_sleep, from); },
               absl::Seconds(10));

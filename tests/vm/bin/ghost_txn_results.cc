@@ -61,7 +61,7 @@ int main() {
 
   // A TASK_PREEMPT about `tid` logged at `from` or later: it was sent back.
   auto sent_back_since = [&](uint64_t tid, size_t from) {
-    return agent.WaitMessage(tid, GHOST_MSG_TASK_PREEMPT, from, absl::ZeroDuration()) >= 0;
+    return agent.LoggedSince(tid, GHOST_MSG_TASK_PREEMPT, from);
   };
   // The sleeper must first run to block: commit it, then wait for BLOCKED.
   // A kernel thread taking CPU 1 before it blocked (a loaded host) sends it
@@ -75,7 +75,7 @@ int main() {
     sleeper_result = agent.CommitCurrent(1, t_sleep);
     if (sleeper_result != GHOST_TXN_COMMITTED) break;
     auto blocked_since = [&] {
-      return agent.WaitMessage(t_sleep, GHOST_MSG_TASK_BLOCKED, from, absl::ZeroDuration()) >= 0;
+      return agent.LoggedSince(t_sleep, GHOST_MSG_TASK_BLOCKED, from);
     };
     WaitUntil([&] { return blocked_since() || sent_back_since(t_sleep, from); },
               absl::Seconds(10));
