@@ -3,6 +3,10 @@
 #include <time.h>
 
 #include <algorithm>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "userspace/message.h"
 
 namespace ghost {
 namespace {
@@ -28,7 +32,12 @@ size_t Agent::RunOnce() {
     // Barrier before draining: anything produced after this load is unseen,
     // and a commit carrying this barrier must fail as AGENT_STALE.
     barrier_ = channel_.barrier();
-    n = channel_.Consume([this](const Message& m) { sched_.DispatchMessage(m); });
+    n = channel_.Consume([this](const Message& m) {
+      const size_t slot = std::min<size_t>(m.type(), kTypeSlots - 1);
+      ++by_type_[slot];
+      if (m.class_held()) ++held_by_type_[slot];
+      sched_.DispatchMessage(m);
+    });
   }
   messages_ += n;
   ++rounds_;
@@ -65,10 +74,22 @@ void Agent::Run(const std::atomic<bool>& stop) {
       }
     } else if (n == 0 && channel_.valid()) {
       // A timeout or an interrupted wait is not an error: just go round.
+      ++waits_;
       (void)Wait(sched_.Pending(*this) ? opts_.wait_timeout : opts_.idle_wait_timeout);
     }
     last = MonotonicNs();
   }
+}
+
+std::string Agent::MessagesByType() const {
+  std::string out;
+  for (size_t type = 0; type < kTypeSlots; ++type) {
+    if (by_type_[type] == 0) continue;
+    absl::StrAppend(&out, out.empty() ? "" : " ", MessageTypeName(static_cast<uint16_t>(type)), "=",
+                    by_type_[type]);
+    if (held_by_type_[type] != 0) absl::StrAppend(&out, " (held ", held_by_type_[type], ")");
+  }
+  return out;
 }
 
 void Agent::RunBetweenRounds(std::function<void()> fn) {

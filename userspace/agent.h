@@ -5,10 +5,12 @@
 #ifndef GHOST_SCX_USERSPACE_AGENT_H_
 #define GHOST_SCX_USERSPACE_AGENT_H_
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -105,6 +107,12 @@ class Agent {
   // Totals since construction.
   uint64_t rounds() const { return rounds_; }
   uint64_t messages() const { return messages_; }
+  // Messages read, by type, and how many of them were class-held (did not
+  // wake the agent); "TASK_PREEMPT=120 (held 100) ..." for --stats.
+  std::string MessagesByType() const;
+  // Times Run() blocked on its queue (a per-CPU agent with nothing to read);
+  // each one ended by a wake-up or a timeout costs a context switch.
+  uint64_t waits() const { return waits_; }
 
  private:
   KernelSide& kernel_;
@@ -123,6 +131,10 @@ class Agent {
   uint64_t barrier_ = 0;
   uint64_t rounds_ = 0;
   uint64_t messages_ = 0;
+  static constexpr size_t kTypeSlots = 128;  // above every GHOST_MSG_* type
+  std::array<uint64_t, kTypeSlots> by_type_{};
+  std::array<uint64_t, kTypeSlots> held_by_type_{};
+  uint64_t waits_ = 0;
   bool yield_requested_ = false;
   uint64_t policy_yields_ = 0;
   uint64_t kernel_yields_ = 0;

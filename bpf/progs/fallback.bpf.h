@@ -196,7 +196,7 @@ static __always_inline bool run_parked_here(__u32 cpu)
 			struct ghost_task *t = task_get(p);
 
 			if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr) ||
-			    (p->migration_disabled && scx_bpf_task_cpu(p) != (s32)cpu) ||
+			    (task_migration_disabled(p) && scx_bpf_task_cpu(p) != (s32)cpu) ||
 			    (t && (t->txn_cpu >= 0 || t->ring_cpu >= 0)))
 				continue;
 			if (scx_bpf_dsq_move(&it, p, SCX_DSQ_LOCAL, 0)) {

@@ -89,7 +89,7 @@ static __always_inline __u32 ring_nodes(void)
 static __always_inline bool ring_allowed(struct task_struct *p, __u32 cpu)
 {
 	return bpf_cpumask_test_cpu(cpu, p->cpus_ptr) &&
-	       !(p->migration_disabled && scx_bpf_task_cpu(p) != (s32)cpu);
+	       !(task_migration_disabled(p) && scx_bpf_task_cpu(p) != (s32)cpu);
 }
 
 /* Moves `tid` from the parking DSQ of `park_cpu` to this CPU's local DSQ:

@@ -29,6 +29,27 @@
 #define TASK_DEAD 0x00000080
 #define ENQUEUE_RESTORE 0x02 /* core enqueue flag: a property change, not an event */
 
+/*
+ * Is `p` migration-disabled, i.e. may it run only on the CPU it is on? Not
+ * `p->migration_disabled` as read: the BPF prolog itself disables migration
+ * of the current task on kernels with PREEMPT_RCU (Debian's among them), so a
+ * thread changing its own affinity (ops.set_cpumask, p == current) would
+ * look stuck on its CPU, and the class would refuse every move of it (the
+ * kernel's is_bpf_migration_disabled() knows the same). Where we cannot tell
+ * (no PREEMPT_RCU: the count may be a real one) we assume it is real: that
+ * only costs a pinned push, while a move of a truly migration-disabled thread
+ * ejects the class.
+ */
+static __always_inline bool task_migration_disabled(const struct task_struct *p)
+{
+	unsigned short n = p->migration_disabled;
+
+	if (n == 1 && bpf_core_field_exists(p->rcu_read_lock_nesting) &&
+	    p->pid == (pid_t)bpf_get_current_pid_tgid())
+		return false;
+	return n != 0;
+}
+
 /* Tests widen race windows (the affinity check and the move of a commit; the
  * status word and its message; a status word's own fields), set at load and 0
  * in production, so that race tests bite under single-threaded TCG. */

@@ -51,7 +51,7 @@ static __always_inline bool pinned_cpu_ok(struct task_struct *p, s32 cpu)
 {
 	return cpu >= 0 && (__u32)cpu < nr_cpus && cpu_online((__u32)cpu) &&
 	       bpf_cpumask_test_cpu((__u32)cpu, p->cpus_ptr) &&
-	       (!p->migration_disabled || scx_bpf_task_cpu(p) == cpu);
+	       (!task_migration_disabled(p) || scx_bpf_task_cpu(p) == cpu);
 }
 
 /* The CPU the class queues enclave thread `p` on itself, or -1 (its agent

@@ -111,7 +111,7 @@ static __always_inline __u32 txn_move(__u64 tid, __s32 park_cpu, __u32 cpu, __u6
 			 * changes after this, the move below fails. */
 			if (!bpf_cpumask_test_cpu(cpu, q->cpus_ptr) ||
 			    (only_cpu && q->nr_cpus_allowed != 1) ||
-			    (q->migration_disabled && scx_bpf_task_cpu(q) != (s32)cpu)) {
+			    (task_migration_disabled(q) && scx_bpf_task_cpu(q) != (s32)cpu)) {
 				res = GHOST_TXN_NOT_ALLOWED;
 				break;
 			}

@@ -74,6 +74,20 @@ TEST_F(AgentTest, DrainsThenSchedules) {
   EXPECT_EQ(agent.rounds(), 2u);
 }
 
+// --stats reads what woke an agent by type: messages read, and how many of
+// them the class marked class-held (those wake no agent).
+TEST_F(AgentTest, CountsMessagesByTypeAndClassHeld) {
+  CommitNewest sched(kernel_);
+  Agent agent(kernel_, sched, {.cpu = 0, .queue = enclave_->default_queue()});
+  const Tid a = kernel_.NewThread();
+  kernel_.NewThread();
+  kernel_.set_class_held(a, true);
+  kernel_.SetAffinityWhileRunning(a, CpuList::FirstN(1));
+  kernel_.SetAffinityWhileRunning(a, CpuList::FirstN(2));
+  EXPECT_EQ(agent.RunOnce(), 4u);
+  EXPECT_EQ(agent.MessagesByType(), "TASK_NEW=2 TASK_AFFINITY_CHANGED=2 (held 2)");
+}
+
 // The barrier is read before draining: a message that lands while the agent
 // drains is handled in this round, yet the round's commit is AGENT_STALE.
 TEST_F(AgentTest, BarrierIsReadBeforeDraining) {

@@ -670,9 +670,12 @@ int main(int argc, char** argv) {
       }
       for (ghost::Agent* a : policy->agents()) {
         absl::PrintF("ghost-agent: agent cpu %d: %d rounds, %d messages, stepped aside %d times "
-                     "for its policy, %d for the class; longest stall %s; idle sleeps %d\n",
+                     "for its policy, %d for the class; longest stall %s; idle sleeps %d; waits %d\n",
                      a->cpu(), a->rounds(), a->messages(), a->policy_yields(), a->kernel_yields(),
-                     absl::FormatDuration(a->longest_stall()), a->idle_sleeps());
+                     absl::FormatDuration(a->longest_stall()), a->idle_sleeps(), a->waits());
+        if (a->messages() != 0) {
+          absl::PrintF("ghost-agent: agent cpu %d: messages by type: %s\n", a->cpu(), a->MessagesByType());
+        }
       }
     }
   }

@@ -7,8 +7,9 @@
 # -a to CPU 0, where the centralized policy's global agent spins, and pinned
 # off CPU 0) and hackbench (processes, threads), and stress-ng with the cpu,
 # fork, clone, affinity, futex, switch, timer stressors (bounded by an ops
-# count each) and sem, yield (bounded by --timeout: stress-ng 0.15 keeps these
-# two running past their ops count until its timeout). For each program:
+# count each), the affinity stressor again alone, and sem, yield (bounded by
+# --timeout: stress-ng 0.15 keeps these two running past their ops count until
+# its timeout). For each program:
 #  - it exits 0 and prints its own success report (cyclictest: a summary per
 #    thread with its cycle count; hackbench: its Time line; stress-ng:
 #    "successful run completed", and at least the ops asked for);
@@ -251,6 +252,11 @@ run_clients() {
     ghost-run -- stress-ng --cpu 2 --cpu-ops 20 --fork 2 --fork-ops 50 --clone 2 --clone-ops 50 \
     --affinity 2 --affinity-ops 500 --futex 2 --futex-ops 500 --switch 2 --switch-ops 500 \
     --timer 2 --timer-ops 500 --timer-freq 1000 --metrics-brief --timeout 300s --temp-path /tmp
+  # Alone, so that its CPUs' agents have nothing else waiting and let the
+  # class queue the movers itself (checked at the end).
+  want="affinity:2000"
+  client "stress-ng affinity alone (ops-bounded)" stress_ok \
+    ghost-run -- stress-ng --affinity 2 --affinity-ops 2000 --metrics-brief --timeout 300s --temp-path /tmp
   want="sem:0 yield:0"
   client "stress-ng sem yield (--timeout 3s)" stress_ok \
     ghost-run -- stress-ng --sem 2 --yield 2 --metrics-brief --timeout 3s --temp-path /tmp
@@ -277,6 +283,26 @@ run_clients() {
   else
     [ "${1:-x}" = 0 ] ||
       bad "pinned push: the class queued ${1:-?} pinned threads itself for $policy, which never asked"
+  fi
+  # A thread that pins itself to another CPU (the affinity stressor does it
+  # every op) is queued there by the class at that change, if that CPU's agent
+  # lets it (nothing else waits there: the stressor alone does most of the
+  # changes): the change's AFFINITY_CHANGED then says class-held and wakes no
+  # agent. Reading the BPF prolog's own migrate_disable() of the current
+  # thread as the thread's made none of them so (docs/FAST_PATH.md, "A thread
+  # that moves itself").
+  affinity=$(awk '/^ghost-agent: agent cpu [0-9]*: messages by type:/ {
+      for (i = 1; i <= NF; i++) if ($i ~ /^TASK_AFFINITY_CHANGED=/) {
+        split($i, kv, "="); all += kv[2]
+        if ($(i + 1) == "(held") { h = $(i + 2); sub(/\)/, "", h); held += h }
+      }
+    } END { print all + 0, held + 0 }' /tmp/agent.log)
+  echo "$policy: AFFINITY_CHANGED messages, all and class-held: $affinity"
+  set -- $affinity
+  if [ "$policy" = fifo-per-cpu ] && [ $(($2 * 4)) -lt "$1" ]; then
+    bad "pinned push: $2 of $1 AFFINITY_CHANGED messages were class-held, want at least a quarter"
+  elif [ "$policy" != fifo-per-cpu ] && [ "$2" != 0 ]; then
+    bad "pinned push: $2 AFFINITY_CHANGED messages were class-held for $policy, which never asked"
   fi
   if [ $failures -gt 0 ]; then
     agent_log

@@ -106,7 +106,7 @@ for variant in fifo-per-cpu fifo-centralized fifo-centralized+spin fifo-centrali
     [ "$wakeup_pushes" -gt 0 ] && [ "$adopted" -gt 0 ] ||
       fail "$variant: the class pushed $wakeup_pushes wake-ups, the agent adopted $adopted ($(grep 'fast path' /tmp/agent.log))"
     echo "$variant: the class pushed $wakeup_pushes wake-ups into the rings, the agent adopted $adopted"
-    sleeps=$(sed -n 's/^ghost-agent: agent cpu .* idle sleeps \([0-9]*\)$/\1/p' /tmp/agent.log)
+    sleeps=$(sed -n 's/^ghost-agent: agent cpu .* idle sleeps \([0-9]*\);.*$/\1/p' /tmp/agent.log)
     agent_cpu_runs=$(sed -n 's/.* ran_per_cpu=\([0-9:,-]*\) .*/\1/p' /tmp/agent.log | tr ',' '\n' |
       sed -n 's/^0:\([0-9]*\)$/\1/p')
     if [ "$variant" = fifo-centralized ]; then
