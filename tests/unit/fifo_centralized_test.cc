@@ -487,5 +487,24 @@ TEST_F(FifoCentralizedTest, SixtyFourThreadsAllComplete) {
   EXPECT_GT(sched().stats().preemptions, 0u);
 }
 
+// A CPU_AVAILABLE lost (a queue that overflowed) must not keep a CPU from
+// the agent for good: the kernel side's CpuBusy says it is free again.
+TEST_F(FifoCentralizedTest, LostCpuAvailableDoesNotKeepTheCpuBusy) {
+  Start(3);
+  Tid a = rig_->kernel.NewThread();
+  Tid b = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(1), a);
+  ASSERT_EQ(rig_->kernel.CurrentOn(2), b);
+  rig_->kernel.TakeCpu(1);  // CPU_BUSY; a waits (CPU 2 is ours: not the agent's CPU)
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(1), GHOST_TID_NONE);
+  ASSERT_NE(rig_->kernel.CurrentOn(0), a);
+  rig_->kernel.ReturnCpuSilently(1);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), a) << "the CPU stayed busy for the agent";
+  EXPECT_EQ(sched().stats().busy_cleared, 1u);
+}
+
 }  // namespace
 }  // namespace ghost

@@ -202,6 +202,19 @@ void FifoCentralizedScheduler::CpuBusy(const Message& m) {
   if (c != nullptr && c != &agent_) c->busy = true;
 }
 
+void FifoCentralizedScheduler::RefreshBusy() {
+  for (auto& [cpu, c] : cpus_) {
+    if (!c.busy) continue;
+    const std::optional<bool> busy = kernel_.CpuBusy(cpu);
+    if (!busy.has_value() || *busy) continue;
+    // The kernel side says the CPU is ours again: its CPU_AVAILABLE is on its
+    // way, or was lost with an overflowing queue (then nothing else would
+    // ever clear the flag, and no thread would be placed there again).
+    c.busy = false;
+    ++stats_.busy_cleared;
+  }
+}
+
 // --- decisions ----------------------------------------------------------------
 
 bool FifoCentralizedScheduler::Usable(Cpu& c, uint64_t now) {
@@ -401,6 +414,7 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
 
 void FifoCentralizedScheduler::Schedule(Agent& agent) {
   ReapRings();
+  RefreshBusy();
   for (auto& [cpu, c] : cpus_) {
     if (c.req_active && !c.req->in_flight()) HandleResult(c);
   }
@@ -997,9 +1011,9 @@ std::string FifoCentralizedPolicy::StatsLine() const {
   const FifoCentralizedScheduler::Stats s = sched_->stats();
   return absl::StrFormat(
       "rounds_committed=%u commits=%u failed_commits=%u stale=%u preemptions=%u "
-      "agent_cpu_commits=%u wakeups_on_cpu=%u",
+      "agent_cpu_commits=%u busy_cleared=%u wakeups_on_cpu=%u",
       s.rounds_committed, s.commits, s.failed_commits, s.stale, s.preemptions,
-      s.agent_cpu_commits, s.wakeups_on_cpu) + sched_->FastPathStatsLine() +
+      s.agent_cpu_commits, s.busy_cleared, s.wakeups_on_cpu) + sched_->FastPathStatsLine() +
          (s.last_wakeup_on_cpu.empty()
               ? ""
               : " (last wakeup on a CPU: " + s.last_wakeup_on_cpu + ")");

@@ -114,6 +114,7 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t ring_slice_takes = 0;  // a ring entry taken back for a CPU past its slice
     // The class's wake-up pushes, adopted from TASK_WAKEUP messages, per node.
     std::array<uint64_t, GHOST_RING_MAX_NODES> wakeup_entries = {};
+    uint64_t busy_cleared = 0;  // CPUs believed busy that the kernel side said were free
     uint64_t early_outcomes = 0;   // reaped before their message: kept for it
     uint64_t early_dropped = 0;    // kept, but the thread's messages went past them (0)
     uint64_t early_expired = 0;    // about a thread unheard of for a second (it died)
@@ -186,6 +187,9 @@ class FifoCentralizedScheduler : public Scheduler {
   // narrow_only: only a thread the rings cannot take (fast path).
   FifoTask* TakeFor(int cpu, uint64_t now, bool narrow_only = false);
   bool Usable(Cpu& c, uint64_t now);
+  // Every round: a CPU believed busy that the kernel side says is free
+  // (KernelSide::CpuBusy) is ours again (stats busy_cleared).
+  void RefreshBusy();
   // The scheduled CPU `cpu`, or the agent's own; nullptr if neither.
   Cpu* FindCpu(int cpu);
   // First waiting thread that may run on the agent's CPU and on no scheduled
