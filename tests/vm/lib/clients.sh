@@ -299,7 +299,9 @@ run_clients() {
     } END { print all + 0, held + 0 }' /tmp/agent.log)
   echo "$policy: AFFINITY_CHANGED messages, all and class-held: $affinity"
   set -- $affinity
-  if [ "$policy" = fifo-per-cpu ] && [ $(($2 * 4)) -lt "$1" ]; then
+  if [ "$policy" = fifo-per-cpu ] && [ "$1" = 0 ]; then
+    bad "no AFFINITY_CHANGED message counted (no 'messages by type' line in --stats?)"
+  elif [ "$policy" = fifo-per-cpu ] && [ $(($2 * 4)) -lt "$1" ]; then
     bad "pinned push: $2 of $1 AFFINITY_CHANGED messages were class-held, want at least a quarter"
   elif [ "$policy" != fifo-per-cpu ] && [ "$2" != 0 ]; then
     bad "pinned push: $2 AFFINITY_CHANGED messages were class-held for $policy, which never asked"
