@@ -204,12 +204,7 @@ void FifoCentralizedScheduler::CpuBusy(const Message& m) {
 
 void FifoCentralizedScheduler::RefreshBusy() {
   for (auto& [cpu, c] : cpus_) {
-    if (!c.busy) continue;
-    const std::optional<bool> busy = kernel_.CpuBusy(cpu);
-    if (!busy.has_value() || *busy) continue;
-    // The kernel side says the CPU is ours again: its CPU_AVAILABLE is on its
-    // way, or was lost with an overflowing queue (then nothing else would
-    // ever clear the flag, and no thread would be placed there again).
+    if (!c.busy || !CpuFreeAgain(kernel_, cpu)) continue;
     c.busy = false;
     ++stats_.busy_cleared;
   }

@@ -538,11 +538,7 @@ bool FifoPerCpuScheduler::OpenAndCommit(Cpu& c, FifoTask& t, Agent& agent) {
 
 bool FifoPerCpuScheduler::StillBusy(Cpu& c) {
   if (!c.busy) return false;
-  const std::optional<bool> busy = kernel_.CpuBusy(c.cpu);
-  if (!busy.has_value() || *busy) return true;
-  // The kernel side says the CPU is ours again: its CPU_AVAILABLE is on its
-  // way, or was lost with an overflowing queue (then nothing else would
-  // ever clear the flag, and the CPU's threads would wait for the watchdog).
+  if (!CpuFreeAgain(kernel_, c.cpu)) return true;
   c.busy = false;
   ++stats_.busy_cleared;
   return false;

@@ -142,6 +142,15 @@ struct FifoTask {
 // Back-off after RUNNING_ELSEWHERE for a thread that is not on a CPU.
 inline constexpr uint64_t kElsewhereBackoffNs = 100'000;
 
+// True when the kernel side says `cpu`, which the agent believes a higher
+// class holds, is free again (KernelSide::CpuBusy): its CPU_AVAILABLE is on
+// its way, or was lost with an overflowing queue, and then nothing else would
+// ever clear the agent's flag and no thread would be placed there again.
+inline bool CpuFreeAgain(const KernelSide& kernel, int cpu) {
+  const std::optional<bool> busy = kernel.CpuBusy(cpu);
+  return busy.has_value() && !*busy;
+}
+
 // `t`'s status word, if it is readable and still `t`'s.
 inline std::optional<StatusWordSnapshot> OwnStatusWord(const KernelSide& kernel,
                                                        const FifoTask& t) {
