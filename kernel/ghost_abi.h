@@ -25,8 +25,9 @@
 
 #include "kernel/ghost_ring.h"
 
-#define GHOST_ABI_VERSION 7 /* 6: pinned push (ghost_cpu_word, GHOST_SW_CLASS_HELD);
-                              7: hand-over (ghost_hand_over_args), ghost_msg.flags */
+#define GHOST_ABI_VERSION 8 /* 6: pinned push (ghost_cpu_word, GHOST_SW_CLASS_HELD);
+                              7: hand-over (ghost_hand_over_args), ghost_msg.flags;
+                              8: ring layout 3 (consumers pass a stalled producer) */
 
 /* Limits. Sized for the simulator's largest preset (2x64 cores, SMT2). */
 #define GHOST_MAX_CPUS 256

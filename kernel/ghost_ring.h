@@ -16,7 +16,8 @@
 #ifndef GHOST_SCX_KERNEL_GHOST_RING_H
 #define GHOST_SCX_KERNEL_GHOST_RING_H
 
-#define GHOST_RING_LAYOUT_VERSION 2 /* 2: info.flags (stealing), STALE_BOUNCED */
+#define GHOST_RING_LAYOUT_VERSION 3 /* 2: info.flags (stealing), STALE_BOUNCED;
+                                     * 3: SKIPPED/ABANDONED, the consumer line's gap record */
 
 #define GHOST_RING_MAX_SLOTS 4096 /* per ring; a power of two */
 #define GHOST_RING_MAX_NODES 8    /* rings (NUMA nodes) */
@@ -29,8 +30,8 @@
  * every compare-and-swap specific to one push, so a CAS meant for an older lap
  * of the slot can never succeed on a newer one (no ABA).
  *
- *   EMPTY(pos)   free; the producer that takes position pos may fill it
- *   PUSHING(pos) a producer owns it and is writing the fields
+ *   EMPTY(pos)   free; the producer that takes position pos (CAS on head)
+ *                fills it: the word stays EMPTY(pos) until it publishes
  *   READY(pos)   published: a consumer may claim it, the agent may revoke it
  *   CLAIMED(pos) a consumer won it (CAS from READY) and is validating it
  *   RAN(pos)     the consumer ran the thread                      } outcomes,
@@ -40,18 +41,42 @@
  *
  * READY -> CLAIMED and READY -> REVOKED are CASes from the same word: exactly
  * one of a consumer and the agent wins.
+ *
+ * A producer stalled between taking a position and publishing it (preempted,
+ * its vCPU descheduled, killed) would hold the consumer index at that
+ * position. Consumers pass it once it has been the oldest unpublished one for
+ * GHOST_RING_GAP_NS:
+ *
+ *   SKIPPED(pos)   a consumer CASed EMPTY(pos) (taken, unpublished) to it:
+ *                  consumers look past it; its producer may still be
+ *                  writing the fields
+ *   ABANDONED(pos) its producer's publish (CAS EMPTY -> READY) met SKIPPED:
+ *                  it reported that it did not push and marked the slot
+ *                  done; the reaper frees it like an outcome
+ *
+ * A consumer's EMPTY -> SKIPPED and the producer's EMPTY -> READY are CASes
+ * on the same word: a position is either published or skipped, never both,
+ * and an entry that was published is never skipped.
  */
+/* How long a position may stay unpublished at the consumer index before
+ * consumers pass it: far beyond a running producer's window (tens of ns; an
+ * interrupt makes it tens of us) and within one scheduler tick. */
+#define GHOST_RING_GAP_NS 1000000ULL
+
 #define GHOST_RING_STATE_BITS 4
 #define GHOST_RING_STATE_MASK ((1ULL << GHOST_RING_STATE_BITS) - 1)
 
 enum ghost_ring_slot_state {
 	GHOST_RING_EMPTY = 0,
-	GHOST_RING_PUSHING = 1,
+	/* 1: PUSHING in layout 2 (a producer writing the fields); layout 3
+	 * leaves the word EMPTY until the publishing CAS. */
 	GHOST_RING_READY = 2,
 	GHOST_RING_CLAIMED = 3,
 	GHOST_RING_RAN = 4,
 	GHOST_RING_STALE = 5,
 	GHOST_RING_REVOKED = 6,
+	GHOST_RING_SKIPPED = 7,
+	GHOST_RING_ABANDONED = 8,
 };
 
 /* Why a consumer dropped an entry (slot `reason` when STALE). */
@@ -112,11 +137,22 @@ struct ghost_ring_index {
 	__u64 pad[7];
 };
 
+/* The consumers' line: their index, and how long the position at it has been
+ * unpublished (a stalled producer's gap; SKIPPED above). */
+struct ghost_ring_tail {
+	__u64 pos;          /* nothing before it is READY or unpublished (a hint; the
+	                     * slot words decide) */
+	__u64 gap_pos;      /* 1 + the position a consumer first found unpublished at
+	                     * the index (0: none yet) */
+	__u64 gap_since_ns; /* that consumer's clock then */
+	__u64 skips;        /* positions consumers passed (SKIPPED), ever */
+	__u64 pad[4];
+};
+
 struct ghost_ring {
 	struct ghost_ring_info info;
 	struct ghost_ring_index head;   /* next position a producer takes */
-	struct ghost_ring_index tail;   /* consumers: nothing before it is READY or unpublished
-	                                 * (a hint; the slot words decide) */
+	struct ghost_ring_tail tail;    /* consumers */
 	struct ghost_ring_index reaped; /* reaper: next position whose outcome it reads */
 	struct ghost_ring_slot slots[GHOST_RING_MAX_SLOTS];
 };

@@ -5,7 +5,8 @@
  * (userspace/ring.h) both compile, so both sides run the same transitions.
  *
  *   push     any producer: take a position with a CAS on head, fill, publish
- *   claim    a consumer: CAS READY -> CLAIMED on one of the first few entries
+ *   claim    a consumer: CAS READY -> CLAIMED on one of the first few entries,
+ *            after passing a position left unpublished too long (SKIPPED)
  *   complete / fail   the consumer that claimed: CLAIMED -> RAN / STALE
  *   revoke   the agent: CAS READY -> REVOKED (a consumer cannot also win)
  *   reap     the one reaper (the agent): read outcomes in position order,
@@ -72,6 +73,13 @@
 #define GHOST_RING_RACE_WINDOW() do { } while (0)
 #endif
 
+/* Inside a push's window: `at` 0 once it took its position, 1 once it wrote
+ * the fields, before its publishing CAS. Empty; a test may define it (as above) to
+ * stall a producer there and watch consumers pass its position. */
+#ifndef GHOST_RING_PUSH_PAUSE
+#define GHOST_RING_PUSH_PAUSE(at) do { } while (0)
+#endif
+
 /* How far past the consumer index a consumer looks for a READY entry: a
  * producer stopped between taking a position and publishing it delays the
  * entries behind it by at most this many (they stay claimable). */
@@ -88,6 +96,7 @@ enum ghost_ring_push_result {
 	GHOST_RING_PUSH_FULL,     /* the slot for the next position still holds an unreaped entry */
 	GHOST_RING_PUSH_CONTENDED, /* other producers won GHOST_RING_PUSH_TRIES times */
 	GHOST_RING_PUSH_BAD_RING, /* not initialised, or a corrupt size */
+	GHOST_RING_PUSH_SKIPPED,  /* consumers passed its position before it was published */
 };
 
 enum ghost_ring_revoke_result {
@@ -112,7 +121,7 @@ struct ghost_ring_outcome {
 	__u64 pos;
 	__u64 tid;
 	__u64 seqnum;
-	__u32 state;   /* GHOST_RING_RAN, GHOST_RING_STALE or GHOST_RING_REVOKED */
+	__u32 state;   /* GHOST_RING_RAN, _STALE, _REVOKED, or _ABANDONED (no entry) */
 	__u32 reason;  /* STALE: enum ghost_ring_stale_reason */
 	__u32 cpu;     /* RAN/STALE: the consumer's CPU */
 	__u32 pad;
@@ -151,6 +160,9 @@ GHOST_RING_FN int ghost_ring_init(struct ghost_ring *r, __u32 size, __u32 node)
 	r->info.flags = 0;
 	r->head.pos = 0;
 	r->tail.pos = 0;
+	r->tail.gap_pos = 0;
+	r->tail.gap_since_ns = 0;
+	r->tail.skips = 0;
 	r->reaped.pos = 0;
 	for (i = 0; i < GHOST_RING_MAX_SLOTS; i++) {
 		r->slots[i].state = GHOST_RING_WORD(i, GHOST_RING_EMPTY);
@@ -166,7 +178,9 @@ GHOST_RING_FN int ghost_ring_init(struct ghost_ring *r, __u32 size, __u32 node)
 
 /* Pushes {tid, seqnum}; on success *pos_out is the entry's position (the
  * handle for revoke and for matching its outcome). A full ring is a result:
- * the caller keeps the thread. */
+ * the caller keeps the thread. So is SKIPPED: this producer took so long
+ * between its position and the publish that consumers passed the position
+ * (*pos_out names it; the reaper frees it as ABANDONED). */
 GHOST_RING_FN int ghost_ring_push(struct ghost_ring *r, __u64 tid, __u64 seqnum,
 				  __u64 push_ns, __u64 slice_ns, __u64 *pos_out)
 {
@@ -179,22 +193,30 @@ GHOST_RING_FN int ghost_ring_push(struct ghost_ring *r, __u64 tid, __u64 seqnum,
 		__u64 pos = GHOST_RING_LOAD(&r->head.pos);
 		struct ghost_ring_slot *s = ghost_ring_slot_at(r, mask, pos);
 		__u64 w = GHOST_RING_LOAD(&s->state);
+		__u64 empty = GHOST_RING_WORD(pos, GHOST_RING_EMPTY);
 
-		if ((w ^ GHOST_RING_WORD(pos, GHOST_RING_EMPTY)) == 0) {
+		if ((w ^ empty) == 0) {
 			GHOST_RING_RACE_WINDOW();
 			if (GHOST_RING_CAS(&r->head.pos, pos, pos + 1) != pos)
 				continue; /* another producer took pos */
-			/* Ours alone until published; consumers treat it as a gap. */
-			GHOST_RING_STORE(&s->state, GHOST_RING_WORD(pos, GHOST_RING_PUSHING));
+			*pos_out = pos;
+			GHOST_RING_PUSH_PAUSE(0);
+			/* Ours until published, unless consumers pass it meanwhile
+			 * (SKIPPED): nobody reads the fields of an unpublished or a
+			 * skipped slot, and the publish is a CAS that fails on SKIPPED. */
 			s->tid = tid;
 			s->seqnum = seqnum;
 			s->push_ns = push_ns;
 			s->slice_ns = slice_ns;
 			s->cpu = ~0U;
 			s->reason = GHOST_RING_STALE_NONE;
-			GHOST_RING_PUBLISH(&s->state, GHOST_RING_WORD(pos, GHOST_RING_READY));
-			*pos_out = pos;
-			return GHOST_RING_PUSH_OK;
+			GHOST_RING_PUSH_PAUSE(1);
+			if (GHOST_RING_CAS(&s->state, empty, GHOST_RING_WORD(pos, GHOST_RING_READY)) == empty)
+				return GHOST_RING_PUSH_OK;
+			/* SKIPPED(pos): nobody but this producer writes it now. Done
+			 * with the slot: the reaper may free it. */
+			GHOST_RING_PUBLISH(&s->state, GHOST_RING_WORD(pos, GHOST_RING_ABANDONED));
+			return GHOST_RING_PUSH_SKIPPED;
 		}
 		/* The slot still holds the entry one lap back: not reaped yet. */
 		if ((__s64)(GHOST_RING_WORD_POS(w) - pos) < 0)
@@ -215,12 +237,44 @@ GHOST_RING_FN int ghost_ring_word_settled(__u64 w, __u64 pos)
 	return lap > 0 || (lap == 0 && GHOST_RING_WORD_STATE(w) >= GHOST_RING_CLAIMED);
 }
 
+/* At the consumer index `tail` (below head) the slot word is `w`. If the
+ * position is unpublished, times how long (the first consumer to see it
+ * records its clock) and, after GHOST_RING_GAP_NS, marks it SKIPPED. Returns
+ * 1 if this call skipped it. now_ns 0: never skip. */
+GHOST_RING_FN int ghost_ring_pass_gap(struct ghost_ring *r, struct ghost_ring_slot *s,
+				      __u64 tail, __u64 w, __u64 now_ns)
+{
+	__u64 gap;
+
+	if (!now_ns || w != GHOST_RING_WORD(tail, GHOST_RING_EMPTY))
+		return 0;
+	gap = GHOST_RING_LOAD(&r->tail.gap_pos);
+	if (gap != tail + 1) {
+		/* Clock first, then the position (the CAS orders them): a
+		 * consumer that finds the position recorded reads this clock
+		 * or a later one, never an earlier gap's. */
+		GHOST_RING_STORE(&r->tail.gap_since_ns, now_ns);
+		GHOST_RING_CAS(&r->tail.gap_pos, gap, tail + 1);
+		return 0;
+	}
+	if ((__s64)(now_ns - GHOST_RING_LOAD(&r->tail.gap_since_ns)) < (__s64)GHOST_RING_GAP_NS)
+		return 0;
+	GHOST_RING_RACE_WINDOW();
+	if (GHOST_RING_CAS(&s->state, w, GHOST_RING_WORD(tail, GHOST_RING_SKIPPED)) != w)
+		return 0; /* published (or skipped by another consumer) meanwhile */
+	__sync_fetch_and_add(&r->tail.skips, 1);
+	GHOST_RING_CAS(&r->tail.pos, tail, tail + 1);
+	return 1;
+}
+
 /* Claims the oldest READY entry among the first GHOST_RING_SCAN positions
- * from the consumer index, after moving that index over the settled prefix.
- * Returns 1 with *e filled (the caller must then complete or fail it), 0 if
- * there is none, -1 for a bad ring. Two plain loops, each with only its index
- * varying, keep the verifier's walk short. */
-GHOST_RING_FN int ghost_ring_claim(struct ghost_ring *r, __u32 cpu, struct ghost_ring_entry *e)
+ * from the consumer index, after moving that index over the settled prefix
+ * (and past a position unpublished for GHOST_RING_GAP_NS by now_ns, the
+ * consumer's clock; 0: never). Returns 1 with *e filled (the caller must then
+ * complete or fail it), 0 if there is none, -1 for a bad ring. Two plain
+ * loops, each with only its index varying, keep the verifier's walk short. */
+GHOST_RING_FN int ghost_ring_claim(struct ghost_ring *r, __u32 cpu, __u64 now_ns,
+				   struct ghost_ring_entry *e)
 {
 	__u64 mask = ghost_ring_mask(r);
 	__u64 tail, head, avail, settled = 0;
@@ -248,6 +302,11 @@ GHOST_RING_FN int ghost_ring_claim(struct ghost_ring *r, __u32 cpu, struct ghost
 		 * least as far. Either way the positions before are settled. */
 		GHOST_RING_CAS(&r->tail.pos, tail, tail + settled);
 		tail += settled;
+	}
+	if (tail < head) {
+		struct ghost_ring_slot *gs = ghost_ring_slot_at(r, mask, tail);
+
+		tail += ghost_ring_pass_gap(r, gs, tail, GHOST_RING_LOAD(&gs->state), now_ns);
 	}
 	avail = head - tail;
 	if (avail > GHOST_RING_SCAN)
@@ -334,6 +393,8 @@ GHOST_RING_FN int ghost_ring_revoke(struct ghost_ring *r, __u64 pos)
 		return GHOST_RING_REVOKE_LOST;
 	if (st == GHOST_RING_REVOKED)
 		return GHOST_RING_REVOKE_GONE; /* revoked twice: the first call won */
+	if (st == GHOST_RING_SKIPPED || st == GHOST_RING_ABANDONED)
+		return GHOST_RING_REVOKE_GONE; /* its push failed: never an entry */
 	if ((__s64)(pos - GHOST_RING_LOAD(&r->head.pos)) >= 0)
 		return GHOST_RING_REVOKE_GONE; /* never pushed */
 	return GHOST_RING_REVOKE_UNPUBLISHED;
@@ -342,7 +403,8 @@ GHOST_RING_FN int ghost_ring_revoke(struct ghost_ring *r, __u64 pos)
 /* The reaper (one at a time: the agent) reads the outcome of the oldest
  * unreaped position and frees its slot for the next lap. Returns 1 with *o
  * filled, 0 if that position has no outcome yet (not pushed, unpublished,
- * READY or CLAIMED), -1 for a bad ring. */
+ * READY, CLAIMED, or SKIPPED with its producer still writing), -1 for a bad
+ * ring. An ABANDONED position is an outcome too (no entry: its push failed). */
 GHOST_RING_FN int ghost_ring_reap(struct ghost_ring *r, struct ghost_ring_outcome *o)
 {
 	__u64 mask = ghost_ring_mask(r);
@@ -359,7 +421,8 @@ GHOST_RING_FN int ghost_ring_reap(struct ghost_ring *r, struct ghost_ring_outcom
 	w = GHOST_RING_LOAD(&s->state);
 	st = GHOST_RING_WORD_STATE(w);
 	if (GHOST_RING_WORD_POS(w) != pos ||
-	    (st != GHOST_RING_RAN && st != GHOST_RING_STALE && st != GHOST_RING_REVOKED))
+	    (st != GHOST_RING_RAN && st != GHOST_RING_STALE && st != GHOST_RING_REVOKED &&
+	     st != GHOST_RING_ABANDONED))
 		return 0;
 	o->pos = pos;
 	o->tid = s->tid;

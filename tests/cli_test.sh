@@ -34,6 +34,7 @@ expect "unknown workload" ghost-sim --workload=nope
 expect "load" ghost-sim --load=-1
 expect "fast-path=maybe: want on, off or auto" ghost-agent --fast-path=maybe
 expect "wakeup-push=yes: want on or off" ghost-agent --wakeup-push=yes
+expect "ring-steal=yes: want on or off" ghost-agent --ring-steal=yes
 expect "pinned-push=yes: want on or off" ghost-agent --pinned-push=yes
 expect "agent-sleep-us=-1 is out of range (0..1000000)" ghost-agent --agent-sleep-us=-1
 expect "ring-depth=deep: want idle or all" ghost-agent --ring-depth=deep
@@ -48,6 +49,7 @@ expect "queue-bytes=1000: queue size 1000 is not a power of two" ghost-agent --q
 expect "queue-bytes=134217728" ghost-agent --queue-bytes=134217728
 expect "fast-path=maybe: want on, off or auto" ghost-sim --fast-path=maybe
 expect "wakeup-push=1: want on or off" ghost-sim --wakeup-push=1
+expect "ring-steal=2: want on or off" ghost-sim --ring-steal=2
 expect "ring-depth=2: want idle or all" ghost-sim --ring-depth=2
 expect "agent-sleep-us=-1 is out of range (0..1000000)" ghost-sim --agent-sleep-us=-1
 expect "agent-sleep-us=1000001 is out of range (0..1000000)" ghost-sim --agent-sleep-us=1000001

@@ -33,6 +33,10 @@ absl::StatusOr<bool> ParsePinnedPush(absl::string_view text) {
   return ParseOnOff("pinned-push", text);
 }
 
+absl::StatusOr<bool> ParseRingSteal(absl::string_view text) {
+  return ParseOnOff("ring-steal", text);
+}
+
 absl::StatusOr<bool> ParseRingDepth(absl::string_view text) {
   if (text == "all") return true;
   if (text == "idle") return false;

@@ -36,6 +36,11 @@ struct PolicyOptions {
   // producer at ops.enqueue), while the agent has no older thread waiting
   // for them; the agent still gets the TASK_WAKEUP and may revoke.
   bool wakeup_push = true;
+  // Centralized FIFO with the fast path: an idle CPU whose own node's ring is
+  // empty may take entries from the other nodes' rings (GHOST_RING_F_STEAL).
+  // Off by default: an entry runs on the node the agent chose; the agent
+  // rebalances between nodes itself.
+  bool ring_steal = false;
   // Centralized FIFO with the fast path: its global agent sleeps on its queue
   // for up to this long when it has nothing to do (its CPU runs threads from
   // the rings meanwhile) instead of spinning. Zero: it spins (ghOSt's way).
@@ -83,6 +88,8 @@ absl::StatusOr<PolicyOptions::FastPath> ParseFastPath(absl::string_view text);
 absl::StatusOr<bool> ParseWakeupPush(absl::string_view text);
 // "on" or "off" (--pinned-push); anything else: one-line InvalidArgument.
 absl::StatusOr<bool> ParsePinnedPush(absl::string_view text);
+// "on" or "off" (--ring-steal); anything else: one-line InvalidArgument.
+absl::StatusOr<bool> ParseRingSteal(absl::string_view text);
 // "idle" or "all" (--ring-depth): true for "all" (PolicyOptions::deep_rings).
 absl::StatusOr<bool> ParseRingDepth(absl::string_view text);
 

@@ -63,6 +63,18 @@ void Ring::SetWakeupPush(bool on, uint64_t slice_ns) {
   }
 }
 
+void Ring::SetSteal(bool on) {
+  if (on) {
+    __atomic_fetch_or(&ring_->info.flags, GHOST_RING_F_STEAL, __ATOMIC_SEQ_CST);
+  } else {
+    __atomic_fetch_and(&ring_->info.flags, ~GHOST_RING_F_STEAL, __ATOMIC_SEQ_CST);
+  }
+}
+
+bool Ring::steal() const {
+  return (__atomic_load_n(&ring_->info.flags, __ATOMIC_RELAXED) & GHOST_RING_F_STEAL) != 0;
+}
+
 bool Ring::wakeup_push() const {
   return (__atomic_load_n(&ring_->info.flags, __ATOMIC_RELAXED) & GHOST_RING_F_WAKEUP) != 0;
 }
@@ -70,6 +82,8 @@ bool Ring::wakeup_push() const {
 bool Ring::Unreaped(uint64_t pos) const {
   return pos >= GHOST_RING_LOAD(&ring_->reaped.pos) && pos < GHOST_RING_LOAD(&ring_->head.pos);
 }
+
+uint64_t Ring::gaps_skipped() const { return GHOST_RING_LOAD(&ring_->tail.skips); }
 
 uint64_t Ring::unreaped() const {
   return GHOST_RING_LOAD(&ring_->head.pos) - GHOST_RING_LOAD(&ring_->reaped.pos);
@@ -82,6 +96,11 @@ RingPush Ring::Push(Tid tid, uint64_t seqnum, uint64_t push_ns, uint64_t slice_n
     case GHOST_RING_PUSH_OK:
       ++stats_.pushes;
       r.status = RingPushStatus::kPushed;
+      r.pos = pos;
+      return r;
+    case GHOST_RING_PUSH_SKIPPED:
+      ++stats_.skipped;
+      r.status = RingPushStatus::kSkipped;
       r.pos = pos;
       return r;
     case GHOST_RING_PUSH_CONTENDED:
@@ -113,7 +132,11 @@ RingRevoke Ring::Revoke(uint64_t pos) {
 
 std::optional<RingOutcomeRecord> Ring::ReapOne() {
   ghost_ring_outcome o;
-  if (ghost_ring_reap(ring_, &o) != 1) return std::nullopt;
+  for (;;) {
+    if (ghost_ring_reap(ring_, &o) != 1) return std::nullopt;
+    if (o.state != GHOST_RING_ABANDONED) break;
+    ++stats_.abandoned;  // a skipped push: no entry, nothing to report
+  }
   RingOutcomeRecord rec;
   rec.pos = o.pos;
   rec.tid = o.tid;
@@ -155,6 +178,7 @@ int Ring::Reap(absl::FunctionRef<void(const RingOutcomeRecord&)> fn, int max) {
 static_assert(sizeof(ghost_ring_slot) == GHOST_RING_CACHELINE);
 static_assert(sizeof(ghost_ring_info) == GHOST_RING_CACHELINE);
 static_assert(sizeof(ghost_ring_index) == GHOST_RING_CACHELINE);
+static_assert(sizeof(ghost_ring_tail) == GHOST_RING_CACHELINE);
 static_assert(offsetof(ghost_ring, head) == 1 * GHOST_RING_CACHELINE);
 static_assert(offsetof(ghost_ring, tail) == 2 * GHOST_RING_CACHELINE);
 static_assert(offsetof(ghost_ring, reaped) == 3 * GHOST_RING_CACHELINE);

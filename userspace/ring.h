@@ -35,6 +35,8 @@ enum class RingPushStatus {
   kPushed,
   kFull,       // the oldest entry's outcome is not reaped yet: keep the thread
   kContended,  // other producers kept winning the position: try again
+  kSkipped,    // this push stalled so long that consumers passed its position
+               // (GHOST_RING_GAP_NS): not pushed, keep the thread
 };
 
 struct RingPush {
@@ -65,6 +67,8 @@ struct RingStats {
   uint64_t pushes = 0;
   uint64_t full = 0;
   uint64_t contended = 0;
+  uint64_t skipped = 0;    // pushes of ours whose position consumers passed
+  uint64_t abandoned = 0;  // positions reaped without an entry (anyone's skipped push)
   uint64_t revokes_won = 0;
   uint64_t revokes_lost = 0;
   uint64_t ran = 0;
@@ -92,7 +96,8 @@ class Ring {
   // Revokes every entry nobody claimed yet (an earlier agent's, at Attach);
   // returns how many were won.
   int RevokeAll();
-  // The oldest entry's outcome, if it has one; frees its slot.
+  // The oldest entry's outcome, if it has one; frees its slot. Positions
+  // whose push was skipped have none: freed on the way, counted in abandoned.
   std::optional<RingOutcomeRecord> ReapOne();
   // Reaps up to `max` outcomes in push order; returns how many.
   int Reap(absl::FunctionRef<void(const RingOutcomeRecord&)> fn, int max = GHOST_RING_MAX_SLOTS);
@@ -102,6 +107,10 @@ class Ring {
   // class's default).
   void SetWakeupPush(bool on, uint64_t slice_ns);
   bool wakeup_push() const;
+  // Lets CPUs of the enclave's other nodes take entries from this ring when
+  // their own has none (GHOST_RING_F_STEAL), or stops it.
+  void SetSteal(bool on);
+  bool steal() const;
   // Pushed (by anyone) and its outcome not reaped yet: a live entry's handle.
   bool Unreaped(uint64_t pos) const;
 
@@ -109,6 +118,9 @@ class Ring {
   uint32_t node() const;
   // Entries pushed and not reaped yet (includes ones with an outcome waiting).
   uint64_t unreaped() const;
+  // Positions consumers passed because their producer had not published them
+  // for GHOST_RING_GAP_NS (anyone's pushes, since the ring was made).
+  uint64_t gaps_skipped() const;
   const RingStats& stats() const { return stats_; }
   ghost_ring* region() const { return ring_; }
 

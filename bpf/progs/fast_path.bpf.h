@@ -197,6 +197,7 @@ struct ring_pop_ctx {
 	__u32 enclave;
 	__u32 home;      /* this CPU's node */
 	__u32 moved;     /* a thread moved here: stop */
+	__u64 now;       /* this dispatch's clock, for passing a stalled producer's gap */
 	__u32 empty[GHOST_RING_MAX_NODES]; /* stealing: nothing (more) to take there */
 };
 
@@ -213,7 +214,7 @@ static __always_inline long ring_pop(struct ring_pop_ctx *c, __u32 node, bool st
 		return 1;
 	if (steal && !(*(volatile __u32 *)&r->info.flags & GHOST_RING_F_STEAL))
 		return 1;
-	if (ghost_ring_claim(r, cpu, &e) != 1)
+	if (ghost_ring_claim(r, cpu, c->now, &e) != 1)
 		return 1; /* empty, or not initialised (layout_version 0) */
 	if (steal)
 		__sync_fetch_and_add(&ring_cpu_steals[cpu], 1);
@@ -276,6 +277,7 @@ static __always_inline bool fast_path_dispatch(__u32 cpu)
 		return false;
 	}
 	c.home = node_of_cpu(cpu);
+	c.now = bpf_ktime_get_ns();
 	bpf_loop(RING_POPS_PER_DISPATCH, ring_pop_home, &c, 0);
 	if (c.moved)
 		return true;

@@ -66,6 +66,7 @@ struct consume_ctx {
 	struct ghost_ring *r;
 	__u32 cpu;
 	__u32 empty; /* the last iteration found nothing READY */
+	__u64 now;   /* the call's clock: consumers pass a gap older than GHOST_RING_GAP_NS */
 };
 
 /* One dispatch's worth: claim one entry, validate it, run it or drop it.
@@ -77,7 +78,7 @@ static long consume_one(__u64 i, struct consume_ctx *c)
 	__u64 *seq, *nr;
 	__u32 reason = GHOST_RING_STALE_NONE;
 
-	if (ghost_ring_claim(c->r, c->cpu, &e) != 1) {
+	if (ghost_ring_claim(c->r, c->cpu, c->now, &e) != 1) {
 		c->empty = 1;
 		return 1; /* nothing READY: stop */
 	}
@@ -109,7 +110,7 @@ static long consume_one_class(__u64 i, struct consume_ctx *c)
 	__u32 reason = GHOST_RING_STALE_NONE;
 	__u64 tid;
 
-	if (ghost_ring_claim(c->r, c->cpu, &e) != 1) {
+	if (ghost_ring_claim(c->r, c->cpu, c->now, &e) != 1) {
 		c->empty = 1;
 		return 1;
 	}
@@ -146,6 +147,7 @@ static __always_inline int consume(struct ring_check_args *a, bool class_like)
 	if (!c.r)
 		return -1;
 	c.cpu = a->cpu;
+	c.now = bpf_ktime_get_ns();
 	if (max > RING_CHECK_CONSUME_MAX)
 		max = RING_CHECK_CONSUME_MAX;
 	if (class_like)
@@ -181,7 +183,7 @@ int ring_push(struct ring_check_args *a)
 	__u32 node = a->node, max = a->max, flags = a->flags;
 	__u64 tid = a->tid, seqnum = a->seqnum;
 	struct ghost_ring *r = bpf_map_lookup_elem(&rings, &node);
-	__u64 pos, pushed = 0, full = 0, contended = 0, errors = 0;
+	__u64 pos, pushed = 0, full = 0, contended = 0, skipped = 0, errors = 0;
 	int i;
 
 	if (!r)
@@ -199,6 +201,8 @@ int ring_push(struct ring_check_args *a)
 			full++;
 		else if (ret == GHOST_RING_PUSH_CONTENDED)
 			contended++;
+		else if (ret == GHOST_RING_PUSH_SKIPPED)
+			skipped++;
 		else
 			errors++;
 		if (flags & RING_CHECK_PUSH_STOP_FULL)
@@ -207,6 +211,7 @@ int ring_push(struct ring_check_args *a)
 	a->pushed = pushed;
 	a->full = full;
 	a->contended = contended;
+	a->skipped = skipped;
 	a->errors = errors;
 	__sync_fetch_and_add(&nr_pushed, pushed);
 	__sync_fetch_and_add(&nr_push_full, full);

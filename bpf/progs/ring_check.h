@@ -29,6 +29,7 @@ struct ring_check_args {
 	__u64 pushed;     /* out (push) */
 	__u64 full;       /* out (push): FULL results */
 	__u64 contended;  /* out (push): CONTENDED results (other producers kept winning) */
+	__u64 skipped;    /* out (push): SKIPPED results (consumers passed a stalled push) */
 	__u64 errors;     /* out (push): anything else (a bad ring; must stay 0) */
 };
 

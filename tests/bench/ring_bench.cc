@@ -45,7 +45,7 @@ namespace {
 
 void Drain(ghost_ring* r) {
   ghost_ring_entry e;
-  while (ghost_ring_claim(r, 0, &e) == 1) ghost_ring_complete(r, e.pos);
+  while (ghost_ring_claim(r, 0, 0, &e) == 1) ghost_ring_complete(r, e.pos);
   ghost_ring_outcome o;
   while (ghost_ring_reap(r, &o) == 1) {
   }
@@ -73,7 +73,7 @@ void BM_PushClaimCompleteReap(benchmark::State& state) {
   uint64_t tid = 1;
   for (auto _ : state) {
     ghost_ring_entry e;
-    if (!ring.Push(tid++, 1).ok() || ghost_ring_claim(mem.get(), 0, &e) != 1 ||
+    if (!ring.Push(tid++, 1).ok() || ghost_ring_claim(mem.get(), 0, 0, &e) != 1 ||
         ghost_ring_complete(mem.get(), e.pos) != 0 || !ring.ReapOne()) {
       state.SkipWithError("protocol step failed");
       break;
@@ -129,7 +129,7 @@ void BM_Contended(benchmark::State& state) {
     for (auto _ : state) {
       if (r == nullptr) r = shared->mem.get();
       ghost_ring_entry e;
-      if (ghost_ring_claim(r, state.thread_index(), &e) == 1) {
+      if (ghost_ring_claim(r, state.thread_index(), 0, &e) == 1) {
         ghost_ring_complete(r, e.pos);
         shared->ran.fetch_add(1, std::memory_order_relaxed);
       } else {

@@ -1,9 +1,9 @@
 // A producer stalled between its head CAS and its publish (issue 9;
-// docs/FAST_PATH.md, "A stalled producer"): how long the PUSHING window lasts
+// docs/FAST_PATH.md, "A stalled producer"): how long the push's window lasts
 // when the pushing thread shares its CPU with busy threads, and how long a
 // consumer sees an unpublished slot at its index.
 //
-//   BM_ProducerStall/fifo:F/second:S   one run of --stall_ms (default 1000)
+//   BM_ProducerStall/fifo:F/second:S/pass:P   one run of --stall_ms (default 1000)
 //     CPU 0: the agent's pusher (SCHED_OTHER, or SCHED_FIFO 50 as ghost-agent
 //            makes it when F=1) pushing and reaping as the agent does (and
 //            claiming its own entries when the ring is full, so that it keeps
@@ -11,7 +11,10 @@
 //            threads on one CPU
 //     CPU 1: a consumer (claim, complete), SCHED_OTHER; with S=1 it also
 //            pushes one entry per claim, as ops.enqueue pushes wake-ups on
-//            consumer CPUs, so that entries pile up behind the agent's gap
+//            consumer CPUs, so that entries pile up behind the agent's gap;
+//            with P=1 it claims with its clock, as the class's consumers do,
+//            and so passes a gap older than GHOST_RING_GAP_NS (P=0: never,
+//            the protocol before the bound)
 //
 // Counters (ns unless named otherwise; percentiles are LatencyRecorder's:
 // log-linear bucket upper bounds, within 1/128; max is exact):
@@ -27,6 +30,7 @@
 //                  sat at its index (beyond GHOST_RING_SCAN)
 //   cons_iter_max  the consumer's longest loop iteration (its own stalls)
 //   busy_cpu_pct   CPU share the two busy threads got on CPU 0
+//   skipped        the agent pusher's pushes whose position the consumer passed
 //
 // Only this binary's copy of the protocol is timed: the header's accessors are
 // defined here before it is included (its functions are static inline, so the
@@ -55,22 +59,20 @@
 namespace ghost {
 namespace {
 
-// TSC at the head CAS of this thread's push in progress, and the state word
-// it marked PUSHING there (see the accessors).
+// TSC at the head CAS of this thread's push in progress (0: none).
 thread_local uint64_t tls_cas_tsc = 0;
-thread_local const void* tls_pushing = nullptr;
 thread_local LatencyRecorder* tls_window = nullptr;
 
 }  // namespace
 }  // namespace ghost
 
-// The push's only GHOST_RING_STORE is the PUSHING store right after its head
-// CAS; its publish of that word ends the window (the reap's publishes are to
-// other words, or to the same word much later: tls_pushing is cleared).
+// The window opens at the push's pause point 0 (right after its head CAS)
+// and closes at its READY CAS, or at its ABANDONED publish when the consumer
+// passed it.
 #define GHOST_RING_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define GHOST_RING_STORE(p, v)                                    \
-  (ghost::tls_cas_tsc = __rdtsc(), ghost::tls_pushing = (p), \
-   __atomic_store_n((p), (v), __ATOMIC_RELAXED))
+#define GHOST_RING_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define GHOST_RING_PUSH_PAUSE(at) ((at) == 0 ? (void)(ghost::tls_cas_tsc = __rdtsc()) : (void)0)
+#define GHOST_RING_CAS(p, old, new) ghost::CasTimed((p), (old), (new))
 #define GHOST_RING_PUBLISH(p, v) ghost::PublishTimed((p), (v))
 
 #include <linux/types.h>
@@ -80,12 +82,22 @@ thread_local LatencyRecorder* tls_window = nullptr;
 namespace ghost {
 namespace {
 
+inline void WindowEnds(__u64 w) {
+  const __u32 st = static_cast<__u32>(w & GHOST_RING_STATE_MASK);
+  if (tls_cas_tsc == 0 || (st != GHOST_RING_READY && st != GHOST_RING_ABANDONED)) return;
+  if (tls_window != nullptr) tls_window->Record(static_cast<int64_t>(__rdtsc() - tls_cas_tsc));
+  tls_cas_tsc = 0;
+}
+
+inline __u64 CasTimed(__u64* p, __u64 old, __u64 v) {
+  const __u64 seen = __sync_val_compare_and_swap(p, old, v);
+  if (seen == old) WindowEnds(v);
+  return seen;
+}
+
 inline void PublishTimed(__u64* p, __u64 v) {
   __atomic_store_n(p, v, __ATOMIC_RELEASE);
-  if (p == tls_pushing) {
-    if (tls_window != nullptr) tls_window->Record(static_cast<int64_t>(__rdtsc() - tls_cas_tsc));
-    tls_pushing = nullptr;
-  }
+  WindowEnds(v);
 }
 
 }  // namespace
@@ -116,8 +128,8 @@ uint64_t ThreadCpuNs() {
 }
 
 bool Unpublished(__u64 w, uint64_t pos) {
-  // EMPTY(pos) with pos < head: taken, not even marked PUSHING yet.
-  return w == GHOST_RING_WORD(pos, GHOST_RING_PUSHING) || w == GHOST_RING_WORD(pos, GHOST_RING_EMPTY);
+  // EMPTY(pos) with pos < head: taken, not published yet.
+  return w == GHOST_RING_WORD(pos, GHOST_RING_EMPTY);
 }
 
 struct Run {
@@ -129,6 +141,7 @@ struct Run {
   LatencyRecorder window;  // the agent pusher's
   LatencyRecorder gap;     // as the consumer saw them
   uint64_t pushes = 0;
+  uint64_t skipped = 0;
   uint64_t gaps = 0;
   uint64_t hidden_max = 0;
   uint64_t cons_iter_max = 0;  // TSC ticks
@@ -148,18 +161,21 @@ void Agent(Run& run, bool fifo) {
   }
   while (!run.go.load(std::memory_order_acquire)) {
   }
-  uint64_t tid = 1, pushes = 0;
+  uint64_t tid = 1, pushes = 0, skipped = 0;
   ghost_ring_outcome o;
   while (!run.stop.load(std::memory_order_relaxed)) {
     __u64 pos;
-    if (ghost_ring_push(run.ring, tid, 1, 0, 0, &pos) == GHOST_RING_PUSH_OK) {
+    const int got = ghost_ring_push(run.ring, tid, 1, 0, 0, &pos);
+    if (got == GHOST_RING_PUSH_OK) {
       ++tid;
       ++pushes;
+    } else if (got == GHOST_RING_PUSH_SKIPPED) {
+      ++skipped;
     } else {
       // Full: consume its own entries too, so that a consumer descheduled on
       // a loaded CPU 1 does not leave the pusher with nothing to push.
       ghost_ring_entry e;
-      for (int i = 0; i < 64 && ghost_ring_claim(run.ring, 0, &e) == 1; ++i) {
+      for (int i = 0; i < 64 && ghost_ring_claim(run.ring, 0, 0, &e) == 1; ++i) {
         ghost_ring_complete(run.ring, e.pos);
       }
       while (ghost_ring_reap(run.ring, &o) == 1) {
@@ -172,6 +188,7 @@ void Agent(Run& run, bool fifo) {
   tls_window = nullptr;
   run.window = h;
   run.pushes = pushes;
+  run.skipped = skipped;
 }
 
 void Busy(Run& run) {
@@ -184,7 +201,13 @@ void Busy(Run& run) {
   run.busy_cpu_ns += ThreadCpuNs() - start;
 }
 
-void Consumer(Run& run, bool second_producer) {
+uint64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void Consumer(Run& run, bool second_producer, bool pass) {
   LatencyRecorder gap;
   if (!Pin(1)) ++run.errors;
   while (!run.go.load(std::memory_order_acquire)) {
@@ -202,7 +225,9 @@ void Consumer(Run& run, bool second_producer) {
       ghost_ring_push(run.ring, tid++, 1, 0, 0, &pos);
     }
     ghost_ring_entry e;
-    if (ghost_ring_claim(run.ring, 1, &e) == 1) ghost_ring_complete(run.ring, e.pos);
+    if (ghost_ring_claim(run.ring, 1, pass ? MonotonicNs() : 0, &e) == 1) {
+      ghost_ring_complete(run.ring, e.pos);
+    }
     const uint64_t tail = GHOST_RING_LOAD(&run.ring->tail.pos);
     const uint64_t head = GHOST_RING_LOAD(&run.ring->head.pos);
     const bool at_gap =
@@ -229,6 +254,7 @@ void Consumer(Run& run, bool second_producer) {
 void BM_ProducerStall(benchmark::State& state) {
   const bool fifo = state.range(0) != 0;
   const bool second = state.range(1) != 0;
+  const bool pass = state.range(2) != 0;
   if (std::thread::hardware_concurrency() < 2) {
     state.SkipWithError("needs two CPUs");
     return;
@@ -242,7 +268,7 @@ void BM_ProducerStall(benchmark::State& state) {
     std::vector<std::thread> threads;
     threads.emplace_back(Agent, std::ref(run), fifo);
     for (int i = 0; i < kBusyThreads; ++i) threads.emplace_back(Busy, std::ref(run));
-    threads.emplace_back(Consumer, std::ref(run), second);
+    threads.emplace_back(Consumer, std::ref(run), second, pass);
     // Calibrates the TSC over the run itself.
     const auto t0 = std::chrono::steady_clock::now();
     const uint64_t c0 = __rdtsc();
@@ -262,6 +288,7 @@ void BM_ProducerStall(benchmark::State& state) {
     auto ns = [&](uint64_t ticks) { return static_cast<double>(ticks) * ns_per_tick; };
     auto ticks = [&](double n) { return static_cast<uint64_t>(n / ns_per_tick); };
     state.counters["pushes"] = static_cast<double>(run.pushes);
+    state.counters["skipped"] = static_cast<double>(run.skipped);
     state.counters["win_p50"] = ns(run.window.Percentile(50));
     state.counters["win_p99"] = ns(run.window.Percentile(99));
     state.counters["win_p999"] = ns(run.window.Percentile(99.9));
@@ -278,8 +305,8 @@ void BM_ProducerStall(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ProducerStall)
-    ->ArgsProduct({{0, 1}, {0, 1}})
-    ->ArgNames({"fifo", "second"})
+    ->ArgsProduct({{0, 1}, {0, 1}, {0, 1}})
+    ->ArgNames({"fifo", "second", "pass"})
     ->Iterations(1)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);

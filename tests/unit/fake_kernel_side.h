@@ -523,7 +523,7 @@ class FakeKernelSide : public KernelSide {
     if (e == GHOST_ENCLAVE_NONE) return Consumed::kNotIdle;
     ghost_ring* r = RingRegion(e, NodeOfCpu(cpu));
     ghost_ring_entry entry;
-    if (r == nullptr || ghost_ring_claim(r, static_cast<uint32_t>(cpu), &entry) != 1) {
+    if (r == nullptr || ghost_ring_claim(r, static_cast<uint32_t>(cpu), 0, &entry) != 1) {
       return Consumed::kEmpty;
     }
     ++ring_claims_;

@@ -29,6 +29,25 @@
 #include "bpf/progs/ring_check.h"
 #include "gtest/gtest.h"
 #include "kernel/ghost_ring.h"
+
+// The million-entry test's second producer stalls inside every
+// kStallEvery-th push's window (between its position and its publish,
+// alternately before and after writing the fields), for long enough that the
+// BPF consumers pass the position (GHOST_RING_GAP_NS): this file's copy of the
+// push stops there, the agent's Ring keeps its own.
+namespace {
+constexpr uint64_t kStallEvery = 16384;
+thread_local bool stall_pushes = false;
+thread_local uint64_t stall_count = 0;
+void StallSomePushes(int at) {
+  if (!stall_pushes) return;
+  if (at == 0) ++stall_count;
+  if (stall_count % kStallEvery == 0 && at == static_cast<int>((stall_count / kStallEvery) % 2)) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+}
+}  // namespace
+#define GHOST_RING_PUSH_PAUSE(at) StallSomePushes(at)
 #include "kernel/ghost_ring_ops.h"
 #include "skel/ring_check.skel.h"
 #include "userspace/ring.h"
@@ -38,7 +57,7 @@ namespace {
 
 // The context of ring_consume / ring_push (bpf/progs/ring_check.h).
 using RingCheckArgs = ring_check_args;
-static_assert(sizeof(RingCheckArgs) == 80);
+static_assert(sizeof(RingCheckArgs) == 88);
 
 template <typename T>
 T* MapMemory(bpf_map* map, size_t bytes) {
@@ -287,7 +306,9 @@ uint64_t Mix(uint64_t x) {
 // consumer (two threads, up to 64 claims per BPF_PROG_TEST_RUN, yielding when
 // a call claims nothing) while three producers fill the same ring: the agent's
 // Ring (which also revokes one in sixteen of its own entries at once, and is
-// the reaper), a second userspace thread pushing with ghost_ring_push, and the
+// the reaper), a second userspace thread pushing with ghost_ring_push (which
+// stalls 5 ms inside one push in 16,384: consumers pass those positions and
+// the push reports SKIPPED), and the
 // BPF producer ring_push (up to 64 per call); a fourth thread revokes one in
 // sixteen positions as they appear; producers make one in sixteen of their
 // entries stale right after pushing. Every entry has its own thread (tid ==
@@ -295,7 +316,9 @@ uint64_t Mix(uint64_t x) {
 // position 0..n-1 reaped once, in order; every id exactly once; RAN iff BPF
 // ran it, once; REVOKED iff exactly one revoke won its position; STALE only
 // if made stale (reason SEQNUM); BPF's counters equal the reaped totals; the
-// consumers claimed all along, not after the producers were done.
+// consumers claimed all along, not after the producers were done; every
+// position a push was told SKIPPED for was passed by a consumer and freed
+// without an outcome, and at least one stall was passed.
 //
 // The two consumers are pinned to different CPUs (the others float): on a
 // loaded host that makes the threads overlap in time much more often, and the
@@ -332,12 +355,14 @@ TEST(RingBpfTest, MillionEntriesThroughBpfWithProducersAndARevoker) {
   const uint64_t user_first = kAgentEntries + 1, bpf_first = kAgentEntries + kUserEntries + 1;
   auto made_stale = [](uint64_t id) { return Mix(id) % 16 == 1; };
 
+  // Positions: one per entry, and one per skipped push.
+  constexpr uint64_t kPositions = kEntries + 65536;
   std::vector<uint64_t> pos_of(kEntries + 1, ~0ull);  // userspace pushes' positions
-  std::vector<std::atomic<uint8_t>> won(kEntries);    // per position: revokes that won
-  std::vector<std::atomic<uint8_t>> lost(kEntries);   // per position: the revoker lost
+  std::vector<std::atomic<uint8_t>> won(kPositions);  // per position: revokes that won
+  std::vector<std::atomic<uint8_t>> lost(kPositions); // per position: the revoker lost
   std::atomic<uint64_t> pushes{0}, claims{0}, run_errors{0}, push_errors{0};
   std::atomic<uint64_t> calls{0}, claiming_calls{0}, early_calls{0}, consumer_overlaps{0};
-  std::atomic<uint64_t> bpf_pushed{0}, bpf_push_calls{0};
+  std::atomic<uint64_t> bpf_pushed{0}, bpf_push_calls{0}, bpf_skipped{0}, user_skipped{0};
   std::atomic<uint64_t> revoker_won{0}, revoker_lost{0}, revoker_unpublished{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
@@ -375,11 +400,16 @@ TEST(RingBpfTest, MillionEntriesThroughBpfWithProducersAndARevoker) {
       consumer_overlaps += my_overlaps;
     });
   }
-  threads.emplace_back([&] {  // a second userspace producer
+  threads.emplace_back([&] {  // a second userspace producer, stalling now and then
+    stall_pushes = true;
     for (uint64_t id = user_first; id < bpf_first && !stop.load(std::memory_order_relaxed);) {
       __u64 pos = 0;
       const int ret = ghost_ring_push(r, id, 1, 0, 0, &pos);
       if (ret != GHOST_RING_PUSH_OK) {
+        if (ret == GHOST_RING_PUSH_SKIPPED) {
+          user_skipped++;
+          continue;  // the same id again, at a new position
+        }
         if (ret != GHOST_RING_PUSH_FULL && ret != GHOST_RING_PUSH_CONTENDED) push_errors++;
         std::this_thread::yield();
         continue;
@@ -405,6 +435,7 @@ TEST(RingBpfTest, MillionEntriesThroughBpfWithProducersAndARevoker) {
       }
       ++bpf_push_calls;
       push_errors += a.errors;
+      bpf_skipped += a.skipped;
       for (uint64_t k = id; k < id + a.pushed; ++k) {
         if (made_stale(k)) seq[k].store(2);
       }
@@ -423,7 +454,7 @@ TEST(RingBpfTest, MillionEntriesThroughBpfWithProducersAndARevoker) {
         std::this_thread::yield();
         continue;
       }
-      for (uint64_t pos = from; pos < head && pos < kEntries; ++pos) {
+      for (uint64_t pos = from; pos < head && pos < kPositions; ++pos) {
         if (Mix(pos) % 16 != 2) continue;
         switch (ghost_ring_revoke(r, pos)) {
           case GHOST_RING_REVOKE_WON:
@@ -451,15 +482,20 @@ TEST(RingBpfTest, MillionEntriesThroughBpfWithProducersAndARevoker) {
   std::vector<RingOutcome> kind(kEntries + 1, RingOutcome::kRan);
   std::vector<uint32_t> reason(kEntries + 1, 0);
   std::vector<uint64_t> reaped_pos(kEntries + 1, ~0ull);
-  uint64_t reaped = 0, next_id = 1, agent_won = 0, agent_batches = 0, agent_overlaps = 0;
+  // reaped: entries; next_pos: the position after the last one reaped (Reap
+  // passes positions without an entry, skipped pushes', on the way).
+  uint64_t reaped = 0, next_pos = 0, next_id = 1, agent_won = 0, agent_batches = 0;
+  uint64_t agent_overlaps = 0;
   std::string bad;
   auto record = [&](const RingOutcomeRecord& o) {
     if (!bad.empty()) return;
-    if (o.pos != reaped || o.tid == 0 || o.tid > kEntries || o.seqnum != 1) {
-      bad = absl::StrCat("reaped pos ", o.pos, " (want ", reaped, ") tid ", o.tid, " seqnum ",
-                         o.seqnum);
+    if (o.pos < next_pos || o.pos >= kPositions || o.tid == 0 || o.tid > kEntries ||
+        o.seqnum != 1) {
+      bad = absl::StrCat("reaped pos ", o.pos, " (want ", next_pos, " or later) tid ", o.tid,
+                         " seqnum ", o.seqnum);
       return;
     }
+    next_pos = o.pos + 1;
     outcomes[o.tid]++;
     kind[o.tid] = o.outcome;
     reason[o.tid] = o.stale_reason;
@@ -504,12 +540,19 @@ TEST(RingBpfTest, MillionEntriesThroughBpfWithProducersAndARevoker) {
   std::move(join).Invoke();
 
   ASSERT_TRUE(bad.empty()) << bad;
-  const uint64_t stuck_word = GHOST_RING_LOAD(&r->slots[reaped & (kRingSize - 1)].state);
+  const uint64_t stuck = GHOST_RING_LOAD(&r->reaped.pos);
+  const uint64_t stuck_word = GHOST_RING_LOAD(&r->slots[stuck & (kRingSize - 1)].state);
   ASSERT_EQ(reaped, kEntries) << "not every entry ended (60 s, or 10 s without an outcome): "
                               << "the agent pushed " << next_id - 1 << ", BPF " << bpf_pushed.load()
-                              << "; position " << reaped << "'s slot holds position "
+                              << "; position " << stuck << "'s slot holds position "
                               << GHOST_RING_WORD_POS(stuck_word) << " in state "
                               << GHOST_RING_WORD_STATE(stuck_word);
+  // Skipped pushes: each position passed once, freed without an outcome.
+  const uint64_t skipped = user_skipped.load() + bpf_skipped.load() + ring.stats().skipped;
+  EXPECT_GT(user_skipped.load(), 0u) << "no 5 ms stall of the second producer was passed";
+  EXPECT_EQ(ring.gaps_skipped(), skipped) << "positions passed vs pushes told SKIPPED";
+  EXPECT_EQ(ring.stats().abandoned, skipped);
+  EXPECT_EQ(GHOST_RING_LOAD(&r->head.pos), kEntries + skipped);
   EXPECT_EQ(run_errors.load(), 0u);
   EXPECT_EQ(push_errors.load(), 0u);
   EXPECT_EQ(skel->bss->nr_errors, 0u) << "a claimed entry's complete/fail failed";
@@ -555,7 +598,7 @@ TEST(RingBpfTest, MillionEntriesThroughBpfWithProducersAndARevoker) {
     const std::string err = check(id);
     if (!err.empty()) FAIL() << "id " << id << ": " << err;
   }
-  for (uint64_t pos = 0; pos < kEntries; ++pos) won_total += won[pos].load();
+  for (uint64_t pos = 0; pos < kPositions; ++pos) won_total += won[pos].load();
   EXPECT_EQ(won_total, revoked) << "a revoke won a position that did not end REVOKED";
   EXPECT_EQ(won_total, agent_won + revoker_won.load());
   EXPECT_EQ(skel->bss->nr_ran, ran);
@@ -586,7 +629,8 @@ TEST(RingBpfTest, MillionEntriesThroughBpfWithProducersAndARevoker) {
       "  [ring-bpf] %llu entries in %s: ran %llu, revoked %llu (agent %llu, revoker %llu; "
       "revoker lost %llu, unpublished %llu), stale %llu; %llu consume calls, %llu claiming "
       "(%.1f claims each; %llu before the producers were done, %llu while a producer "
-      "pushed); %llu ring_push calls; %llu agent batches, %llu while consumers claimed\n",
+      "pushed); %llu ring_push calls; %llu agent batches, %llu while consumers claimed; "
+      "%llu stalled pushes passed (%llu BPF, %llu the agent's)\n",
       static_cast<unsigned long long>(kEntries), absl::FormatDuration(took).c_str(),
       static_cast<unsigned long long>(ran), static_cast<unsigned long long>(revoked),
       static_cast<unsigned long long>(agent_won),
@@ -600,7 +644,9 @@ TEST(RingBpfTest, MillionEntriesThroughBpfWithProducersAndARevoker) {
       static_cast<unsigned long long>(consumer_overlaps.load()),
       static_cast<unsigned long long>(bpf_push_calls.load()),
       static_cast<unsigned long long>(agent_batches),
-      static_cast<unsigned long long>(agent_overlaps));
+      static_cast<unsigned long long>(agent_overlaps),
+      static_cast<unsigned long long>(skipped), static_cast<unsigned long long>(bpf_skipped.load()),
+      static_cast<unsigned long long>(ring.stats().skipped));
 }
 
 }  // namespace

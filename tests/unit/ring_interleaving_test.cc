@@ -13,7 +13,9 @@
 // After every schedule the ring is drained sequentially and the invariant is
 // checked: every pushed entry ends exactly once (RAN, STALE or REVOKED, as
 // its claimer or the revoke said), no entry is claimed twice, and the reaper
-// learns each outcome once, in position order.
+// learns each outcome once, in position order; a push that reported SKIPPED
+// (consumers passed its position) was never claimed and its position ends
+// ABANDONED.
 
 #include <algorithm>
 #include <cstdio>
@@ -184,6 +186,7 @@ struct World {
   std::unique_ptr<ghost_ring> ring = std::make_unique<ghost_ring>();
   std::mutex mu;                      // the records below (written by actors)
   std::map<uint64_t, uint64_t> pushed;  // pos -> tid
+  std::map<uint64_t, uint64_t> skipped;  // pos -> tid: pushes consumers passed
   std::vector<int> push_results;
   std::map<uint64_t, std::vector<uint32_t>> claims;  // pos -> claiming CPUs
   std::map<uint64_t, uint32_t> finished;             // pos -> RAN or STALE, by its claimer
@@ -198,11 +201,13 @@ struct World {
     std::lock_guard<std::mutex> l(mu);
     push_results.push_back(r);
     if (r == GHOST_RING_PUSH_OK) pushed[pos] = tid;
+    if (r == GHOST_RING_PUSH_SKIPPED) skipped[pos] = tid;
   }
   // Claims one entry; the consumer then runs it (RAN) or drops it (STALE).
-  bool Consume(uint32_t cpu, bool run) {
+  // now_ns: the consumer's clock (0: it never passes an unpublished position).
+  bool Consume(uint32_t cpu, bool run, uint64_t now_ns = 0) {
     ghost_ring_entry e = {};
-    if (ghost_ring_claim(ring.get(), cpu, &e) != 1) return false;
+    if (ghost_ring_claim(ring.get(), cpu, now_ns, &e) != 1) return false;
     {
       std::lock_guard<std::mutex> l(mu);
       claims[e.pos].push_back(cpu);
@@ -233,17 +238,33 @@ struct World {
     }
     for (int i = 0; i < 64; ++i) Reap();
     std::vector<std::string> bad;
-    // Positions pushed: 0..n-1 exactly, each with its own push.
+    // Positions taken: 0..n-1 exactly, each by its own push (pushed or skipped).
+    std::map<uint64_t, uint64_t> taken = pushed;
+    for (const auto& [pos, tid] : skipped) {
+      if (!taken.emplace(pos, tid).second) bad.push_back(absl::StrCat("position ", pos, " twice"));
+    }
     uint64_t expect = 0;
-    for (const auto& [pos, tid] : pushed) {
+    for (const auto& [pos, tid] : taken) {
       if (pos != expect++) bad.push_back(absl::StrCat("pushed positions not 0..n-1 at ", pos));
     }
-    if (reaped.size() != pushed.size()) {
-      bad.push_back(absl::StrCat(pushed.size(), " pushed, ", reaped.size(), " reaped"));
+    if (reaped.size() != taken.size()) {
+      bad.push_back(absl::StrCat(pushed.size(), " pushed, ", skipped.size(), " skipped, ",
+                                 reaped.size(), " reaped"));
+    }
+    if (GHOST_RING_LOAD(&ring->tail.skips) != skipped.size()) {
+      bad.push_back(absl::StrCat(GHOST_RING_LOAD(&ring->tail.skips), " positions passed, ",
+                                 skipped.size(), " pushes told so"));
     }
     for (size_t i = 0; i < reaped.size(); ++i) {
       const ghost_ring_outcome& o = reaped[i];
       if (o.pos != i) bad.push_back(absl::StrCat("reaped out of order: ", o.pos, " as #", i));
+      if (skipped.count(o.pos)) {
+        if (o.state != GHOST_RING_ABANDONED || claims.count(o.pos)) {
+          bad.push_back(absl::StrCat("skipped push at ", o.pos, " ended ", o.state, ", claimed ",
+                                     claims.count(o.pos)));
+        }
+        continue;
+      }
       auto p = pushed.find(o.pos);
       if (p == pushed.end() || p->second != o.tid || o.seqnum != o.tid * 10) {
         bad.push_back(absl::StrCat("outcome of ", o.pos, " names tid ", o.tid));
@@ -296,7 +317,8 @@ using ActorsOf = std::function<std::vector<std::function<void()>>(World&)>;
 // Explores every schedule of the actors built by `actors` on a ring of `size`
 // slots; fails the test at the first schedule that breaks the invariant.
 int64_t ExploreAll(uint32_t size, int max_preemptions, const ActorsOf& actors,
-                   int64_t limit = 2'000'000) {
+                   int64_t limit = 2'000'000,
+                   const std::function<void(const World&)>& after = nullptr) {
   Explorer explorer(max_preemptions);
   std::string first_bad;
   int64_t bad_runs = 0;
@@ -307,6 +329,7 @@ int64_t ExploreAll(uint32_t size, int max_preemptions, const ActorsOf& actors,
         s.Run(actors(w), choose);
         std::string bad = w.DrainAndCheck();
         if (!bad.empty() && bad_runs++ == 0) first_bad = bad;
+        if (after) after(w);
       },
       limit);
   std::printf("  %lld schedules (ring of %u, up to %d preemptions)\n", static_cast<long long>(runs),
@@ -372,6 +395,35 @@ TEST(RingInterleavingTest, LapsOfATwoSlotRing) {
     };
   });
   EXPECT_GT(runs, 1000);
+}
+
+// A producer stalls inside its window while a consumer, whose clock moves
+// GHOST_RING_GAP_NS per claim, passes the position; the agent revokes and
+// reaps meanwhile. Either the push publishes and its entry ends once, or it
+// reports SKIPPED, nobody claims it and its position ends ABANDONED; both
+// happen in some schedules, and the entries behind a passed one still end once.
+TEST(RingInterleavingTest, ConsumerPassesAStalledProducer) {
+  int64_t skipped_runs = 0;
+  const int64_t runs = ExploreAll(
+      4, 2,
+      [](World& w) {
+        return std::vector<std::function<void()>>{
+            [&w] { w.Push(1); },
+            [&w] { w.Push(2); },
+            [&w] {
+              for (uint64_t k = 1; k <= 3; ++k) w.Consume(1, /*run=*/true, k * GHOST_RING_GAP_NS);
+            },
+            [&w] {
+              w.Revoke(1);
+              w.Reap();
+            },
+        };
+      },
+      2'000'000, [&](const World& w) { skipped_runs += !w.skipped.empty(); });
+  EXPECT_GT(runs, 1000);
+  EXPECT_GT(skipped_runs, 0) << "no schedule passed a stalled producer";
+  EXPECT_LT(skipped_runs, runs) << "every schedule passed one";
+  std::printf("  %lld of them passed a stalled producer\n", static_cast<long long>(skipped_runs));
 }
 
 // Two revokes of one entry against two consumers: exactly one side wins.

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 
 // Stress tests widen the window between reading a slot word and the CAS on it
 // in this file's copies of the operations (the consumers' and the second
@@ -20,8 +21,15 @@ void RaceWindow() {
   x = x * 1103515245u + 12345u;
   for (uint32_t i = (x >> 8) % max; i > 0; --i) asm volatile("" ::: "memory");
 }
+// A test may stop this file's pushes inside their window (between taking a
+// position and publishing it) and act there, as another CPU would.
+thread_local std::function<void(int)> push_pause;
+void PushPause(int at) {
+  if (push_pause) push_pause(at);
+}
 }  // namespace
 #define GHOST_RING_RACE_WINDOW() RaceWindow()
+#define GHOST_RING_PUSH_PAUSE(at) PushPause(at)
 #include "kernel/ghost_ring_ops.h"
 #include "userspace/ring.h"
 
@@ -48,7 +56,7 @@ class RingTest : public ::testing::Test {
   // What a consumer (ops.dispatch) does first.
   std::optional<ghost_ring_entry> Claim(uint32_t cpu = 0) {
     ghost_ring_entry e;
-    const int got = ghost_ring_claim(raw(), cpu, &e);
+    const int got = ghost_ring_claim(raw(), cpu, 0, &e);
     EXPECT_GE(got, 0);
     if (got != 1) return std::nullopt;
     return e;
@@ -76,12 +84,12 @@ TEST_F(RingTest, AttachRefusesUninitialisedOrCorruptMemory) {
   EXPECT_FALSE(Ring::Attach(raw()).ok());
   ghost_ring_entry e;
   __u64 pos;
-  EXPECT_EQ(ghost_ring_claim(raw(), 0, &e), -1);
+  EXPECT_EQ(ghost_ring_claim(raw(), 0, 0, &e), -1);
   EXPECT_EQ(ghost_ring_push(raw(), 1, 1, 0, 0, &pos), GHOST_RING_PUSH_BAD_RING);
   raw()->info.size = 8;
   raw()->info.layout_version = GHOST_RING_LAYOUT_VERSION + 1;
   EXPECT_FALSE(Ring::Attach(raw()).ok());
-  EXPECT_EQ(ghost_ring_claim(raw(), 0, &e), -1);
+  EXPECT_EQ(ghost_ring_claim(raw(), 0, 0, &e), -1);
 }
 
 TEST_F(RingTest, PushClaimCompleteReapsRan) {
@@ -261,7 +269,7 @@ TEST_F(RingTest, UnpublishedEntryDoesNotBlockTheOnesBehindIt) {
   Ring ring = Make(64);
   // Position 0: reserved the way ghost_ring_push does, never published.
   raw()->head.pos = 1;
-  raw()->slots[0].state = GHOST_RING_WORD(0, GHOST_RING_PUSHING);
+  // (The word stays EMPTY(0): position taken, nothing published.)
   EXPECT_EQ(ring.Revoke(0), RingRevoke::kUnpublished);
   for (int i = 1; i < GHOST_RING_SCAN + 4; ++i) ASSERT_TRUE(ring.Push(i, 1).ok());
   for (int i = 1; i < GHOST_RING_SCAN; ++i) {
@@ -290,6 +298,86 @@ TEST_F(RingTest, UnpublishedEntryDoesNotBlockTheOnesBehindIt) {
   EXPECT_EQ(ring.Reap([](const RingOutcomeRecord&) {}), GHOST_RING_SCAN + 1);
 }
 
+// A producer stalled inside its window (at 0: position taken; at 1: fields
+// written, not published) for GHOST_RING_GAP_NS: consumers time the gap from
+// their first sight of it, pass it then (not before), claim everything behind
+// it, and the producer's push reports SKIPPED instead of publishing; the slot
+// is freed as ABANDONED once the producer is done with it, never before.
+TEST_F(RingTest, ConsumersPassAProducerStalledForTheGapTime) {
+  for (int stall_at : {0, 1}) {
+    SCOPED_TRACE(stall_at);
+    mem_ = AllocateRingMemory();
+    Ring ring = Make(64);
+    constexpr uint64_t kT0 = 5'000'000;  // the consumers' clock (ns) at first sight
+    constexpr int kBehind = GHOST_RING_SCAN + 8;
+    std::vector<uint64_t> claimed;
+    auto claim_at = [&](uint64_t now) {
+      ghost_ring_entry e;
+      if (ghost_ring_claim(raw(), 3, now, &e) != 1) return false;
+      claimed.push_back(e.tid);
+      EXPECT_EQ(ghost_ring_complete(raw(), e.pos), 0);
+      return true;
+    };
+    bool paused = false;
+    push_pause = [&](int at) {
+      if (at != stall_at) return;
+      paused = true;
+      for (int i = 1; i <= kBehind; ++i) ASSERT_TRUE(ring.Push(i, 1).ok()) << i;
+      ASSERT_TRUE(claim_at(kT0));                      // first sight: the clock starts
+      ASSERT_TRUE(claim_at(kT0 + GHOST_RING_GAP_NS - 1));  // not yet
+      EXPECT_EQ(raw()->tail.pos, 0u);
+      EXPECT_EQ(ring.gaps_skipped(), 0u);
+      while (claim_at(kT0 + GHOST_RING_GAP_NS - 1)) {
+      }
+      EXPECT_EQ(claimed.size(), static_cast<size_t>(GHOST_RING_SCAN - 1))
+          << "only GHOST_RING_SCAN behind an unpassed gap";
+      while (claim_at(kT0 + GHOST_RING_GAP_NS)) {
+      }
+      EXPECT_EQ(claimed.size(), static_cast<size_t>(kBehind)) << "passed: all behind it";
+      EXPECT_EQ(ring.gaps_skipped(), 1u);
+      EXPECT_EQ(raw()->slots[0].state, GHOST_RING_WORD(0, GHOST_RING_SKIPPED));
+      EXPECT_EQ(ring.Revoke(0), RingRevoke::kGone);
+      EXPECT_FALSE(ring.ReapOne()) << "freed while its producer may still write it";
+    };
+    __u64 pos = ~0ull;
+    const int got = ghost_ring_push(raw(), 99, 1, 0, 0, &pos);
+    push_pause = nullptr;
+    ASSERT_TRUE(paused);
+    EXPECT_EQ(got, GHOST_RING_PUSH_SKIPPED);
+    EXPECT_EQ(pos, 0u);
+    EXPECT_EQ(raw()->slots[0].state, GHOST_RING_WORD(0, GHOST_RING_ABANDONED));
+    for (uint64_t tid : claimed) EXPECT_NE(tid, 99u) << "a skipped push ran";
+    std::vector<uint64_t> reaped;
+    ring.Reap([&](const RingOutcomeRecord& o) { reaped.push_back(o.tid); });
+    EXPECT_EQ(reaped.size(), static_cast<size_t>(kBehind));
+    EXPECT_EQ(ring.stats().abandoned, 1u);
+    EXPECT_EQ(ring.unreaped(), 0u);
+    // The slot serves its next lap.
+    for (int i = 0; i < 64; ++i) ASSERT_TRUE(ring.Push(1000 + i, 1).ok()) << i;
+  }
+}
+
+// A producer that publishes within the gap time keeps its position, however
+// many consumers looked at the gap meanwhile.
+TEST_F(RingTest, AGapShorterThanTheGapTimeIsNotPassed) {
+  Ring ring = Make(64);
+  push_pause = [&](int at) {
+    if (at != 1) return;
+    ghost_ring_entry e;
+    for (uint64_t now = 1; now < GHOST_RING_GAP_NS; now += GHOST_RING_GAP_NS / 8) {
+      EXPECT_EQ(ghost_ring_claim(raw(), 0, now, &e), 0);
+    }
+  };
+  __u64 pos = ~0ull;
+  const int got = ghost_ring_push(raw(), 7, 1, 0, 0, &pos);
+  push_pause = nullptr;
+  ASSERT_EQ(got, GHOST_RING_PUSH_OK);
+  std::optional<ghost_ring_entry> e = Claim();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->tid, 7u);
+  EXPECT_EQ(ring.gaps_skipped(), 0u);
+}
+
 // --- concurrency ---------------------------------------------------------
 
 // Every push is a distinct "thread" (tid = push id + 1). A consumer runs it
@@ -311,7 +399,7 @@ void Consume(ghost_ring* r, uint32_t cpu, Accounting& acc, const std::atomic<boo
              std::atomic<uint64_t>& errors) {
   while (!stop.load(std::memory_order_relaxed)) {
     ghost_ring_entry e;
-    const int got = ghost_ring_claim(r, cpu, &e);
+    const int got = ghost_ring_claim(r, cpu, 0, &e);
     if (got < 0) {
       errors++;
       return;
@@ -532,7 +620,7 @@ TEST(RingStressTest, RevokeAgainstClaimHasOneWinner) {
   std::thread consumer([&] {
     while (!stop.load(std::memory_order_relaxed)) {
       ghost_ring_entry e;
-      if (ghost_ring_claim(mem.get(), 1, &e) == 1) {
+      if (ghost_ring_claim(mem.get(), 1, 0, &e) == 1) {
         consumer_wins++;
         if (ghost_ring_complete(mem.get(), e.pos) != 0) errors++;
       }
@@ -592,7 +680,7 @@ TEST(RingStressTest, ClaimersRaceForEachEntry) {
     consumers.emplace_back([&, cpu] {
       while (!stop.load(std::memory_order_relaxed)) {
         ghost_ring_entry e;
-        if (ghost_ring_claim(mem.get(), cpu, &e) != 1) continue;
+        if (ghost_ring_claim(mem.get(), cpu, 0, &e) != 1) continue;
         if (e.tid == 0 || e.tid > kRounds) {
           errors++;
           continue;
@@ -656,7 +744,7 @@ TEST(RingStressTest, ProducersRaceForPositions) {
   uint64_t reaped = 0;
   auto drain = [&] {
     ghost_ring_entry e;
-    while (ghost_ring_claim(mem.get(), 0, &e) == 1) ghost_ring_complete(mem.get(), e.pos);
+    while (ghost_ring_claim(mem.get(), 0, 0, &e) == 1) ghost_ring_complete(mem.get(), e.pos);
     ring.Reap([&](const RingOutcomeRecord& o) {
       if (o.tid >= 1 && o.tid <= 2 * kPerProducer) seen[o.tid]++;
       ++reaped;

@@ -2,6 +2,7 @@
 // the rings on and off complete, the class's and the policy's counters agree
 // with each other, and a global agent that sleeps lends its CPU to the rings.
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <utility>
@@ -226,6 +227,37 @@ TEST(SimFastPathTest, SleepingAgentLosesNoWork) {
       EXPECT_GT(ks.stats().agent_cpu_runs, 0u);
     }
   }
+}
+
+// --ring-steal: off (the default), every entry runs on its ring's node;
+// on, idle CPUs whose own ring is empty take entries from the other node's,
+// as the class's consumers do when the ring allows it (GHOST_RING_F_STEAL).
+TEST(SimFastPathTest, StealingIsThePolicysChoice) {
+  for (const char* steal : {"off", "on"}) {
+    SCOPED_TRACE(steal);
+    SimOptions o = Opts("dispersive", "on");
+    o.ring_steal = steal;
+    absl::StatusOr<SimReport> r = RunSimulation(o);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(Field(r->policy_stats, "ring_steal"), steal);
+    EXPECT_EQ(r->ring_claims, r->ring_runs + r->ring_stale);
+    EXPECT_GT(r->ring_runs, 0u);
+    EXPECT_EQ(r->fallback_runs, 0u);
+    if (std::string(steal) == "on") {
+      EXPECT_GT(r->ring_steals, 0u);
+    } else {
+      EXPECT_EQ(r->ring_steals, 0u);
+    }
+    std::printf("  --ring-steal=%s: %llu completed, %llu ring runs, %llu steals\n", steal,
+                static_cast<unsigned long long>(r->completed),
+                static_cast<unsigned long long>(r->ring_runs),
+                static_cast<unsigned long long>(r->ring_steals));
+  }
+  SimOptions bad = Opts("dispersive", "on");
+  bad.ring_steal = "sometimes";
+  absl::StatusOr<SimReport> r = RunSimulation(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "--ring-steal=sometimes: want on or off");
 }
 
 TEST(SimFastPathTest, BadOptionsAreRefused) {

@@ -97,6 +97,10 @@ ABSL_FLAG(std::string, wakeup_push, "on",
           "With the fast path: on (the default) lets the class push threads that wake up into "
           "the rings itself (no round trip to the agent) while no older thread waits for them; "
           "off: the agent pushes every entry.");
+ABSL_FLAG(std::string, ring_steal, "off",
+          "fifo-centralized with the fast path: on lets an idle CPU whose own node's ring is "
+          "empty take entries from the other nodes' rings; off (the default) runs every entry "
+          "on the node the agent pushed it to.");
 ABSL_FLAG(std::string, pinned_push, "on",
           "fifo-per-cpu: on (the default) lets the class queue a thread that may run on one "
           "CPU only on that CPU itself, while that CPU's agent has nothing waiting for it (no "
@@ -191,6 +195,8 @@ int main(int argc, char** argv) {
   if (!fast_path.ok()) return Fail(2, std::string(fast_path.status().message()));
   absl::StatusOr<bool> wakeup_push = ghost::ParseWakeupPush(absl::GetFlag(FLAGS_wakeup_push));
   if (!wakeup_push.ok()) return Fail(2, std::string(wakeup_push.status().message()));
+  absl::StatusOr<bool> ring_steal = ghost::ParseRingSteal(absl::GetFlag(FLAGS_ring_steal));
+  if (!ring_steal.ok()) return Fail(2, std::string(ring_steal.status().message()));
   absl::StatusOr<bool> pinned_push = ghost::ParsePinnedPush(absl::GetFlag(FLAGS_pinned_push));
   if (!pinned_push.ok()) return Fail(2, std::string(pinned_push.status().message()));
   absl::StatusOr<bool> deep_rings = ghost::ParseRingDepth(absl::GetFlag(FLAGS_ring_depth));
@@ -382,6 +388,7 @@ int main(int argc, char** argv) {
   policy_opts.fast_path = *fast_path;
   policy_opts.ring_sizes = *ring_sizes;
   policy_opts.wakeup_push = *wakeup_push;
+  policy_opts.ring_steal = *ring_steal;
   policy_opts.agent_sleep = absl::Microseconds(agent_sleep_us);
   policy_opts.deep_rings = *deep_rings;
   policy_opts.pinned_push = *pinned_push;

@@ -580,6 +580,7 @@ absl::StatusOr<bool> FifoCentralizedScheduler::SetUpRings(EnclaveId enclave) {
       if (!r.ok()) return r.status();
       n.ring.emplace(std::move(*r));
     }
+    n.ring->SetSteal(opts_.ring_steal);  // this agent's choice, an earlier one's or not
   }
   enclave_ = enclave;
   nodes_ = std::move(nodes);
@@ -1021,9 +1022,12 @@ std::string FifoCentralizedScheduler::FastPathStatsLine() const {
     for (auto [k, v] : m) parts.push_back(absl::StrCat(k, ":", v));
     return parts.empty() ? std::string("-") : absl::StrJoin(parts, ",");
   };
-  std::map<int, uint64_t> pushes, bytes, sizes, wakeup;
+  std::map<int, uint64_t> pushes, bytes, sizes, wakeup, gaps;
+  uint64_t pushes_skipped = 0;
   for (const auto& [node, n] : nodes_) {
     pushes[node] = stats_.pushes_per_node[node];
+    gaps[node] = n.ring->gaps_skipped();
+    pushes_skipped += n.ring->stats().skipped;
     wakeup[node] = stats_.wakeup_entries[node];
     sizes[node] = n.ring->size();
     bytes[node] = sizeof(ghost_ring);
@@ -1038,14 +1042,15 @@ std::string FifoCentralizedScheduler::FastPathStatsLine() const {
       "rebalanced=%u ring_full=%u doorbells=%u doorbell_kicks=%u doorbell_errors=%u "
       "old_outcomes=%u attached_entries=%u narrow_preemptions=%u ring_slice_takes=%u "
       "wakeup_push=%s wakeup_entries=%s early_outcomes=%u early_dropped=%u early_expired=%u "
-      "wakeup_push_on=%u",
+      "wakeup_push_on=%u gaps_skipped=%s pushes_skipped=%u ring_steal=%s",
       per(sizes), per(bytes), per(pushes), per(stats_.ran_per_cpu), per(stats_.stale_per_cpu),
       stats_.ring_ran, stats_.ring_revoked, stale.empty() ? "-" : absl::StrJoin(stale, ","),
       stats_.revokes_won, stats_.revokes_lost, stats_.rebalanced, stats_.ring_full,
       stats_.doorbells, stats_.doorbell_kicks, stats_.doorbell_errors, stats_.old_outcomes,
       stats_.attached_entries, stats_.narrow_preemptions, stats_.ring_slice_takes,
       opts_.wakeup_push ? "on" : "off", per(wakeup), stats_.early_outcomes,
-      stats_.early_dropped, stats_.early_expired, stats_.wakeup_push_on);
+      stats_.early_dropped, stats_.early_expired, stats_.wakeup_push_on, per(gaps),
+      pushes_skipped, opts_.ring_steal ? "on" : "off");
 }
 
 }  // namespace ghost

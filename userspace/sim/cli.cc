@@ -72,6 +72,10 @@ const std::vector<FlagSpec>& Flags() {
               "on or off: with the fast path, the class pushes threads that wake up into the "
               "rings itself while no older thread waits for them",
               &SimOptions::wakeup_push),
+      SimFlag("ring-steal",
+              "on or off: with the fast path, an idle CPU whose own node's ring is empty takes "
+              "entries from the other nodes' rings",
+              &SimOptions::ring_steal),
       SimFlag("ring-depth",
               "all or idle: with the fast path, fill each ring with every waiting thread it may "
               "take, or only to its node's idle CPUs plus one",

@@ -624,13 +624,28 @@ uint32_t SimKernelSide::ValidateRingEntry(int cpu, int t, uint64_t seqnum) const
 
 bool SimKernelSide::ConsumeRing(int cpu) {
   if (!rings_on_ || HeldByGlobalAgent(cpu) || cpu_enclave_[cpu] < 0) return false;
-  ghost_ring* r = rings_[cpu_enclave_[cpu] * GHOST_RING_MAX_NODES + NodeOfCpu(cpu)].get();
-  if (r == nullptr) return false;
+  const int base = cpu_enclave_[cpu] * GHOST_RING_MAX_NODES, home = NodeOfCpu(cpu);
   uint64_t cost = 0;
+  if (ConsumeFrom(rings_[base + home].get(), cpu, /*steal=*/false, cost)) return true;
+  // Then, as the class does, the other nodes' rings that allow stealing,
+  // round robin from the next node.
+  for (int k = 1; k < GHOST_RING_MAX_NODES; k++) {
+    ghost_ring* r = rings_[base + (home + k) % GHOST_RING_MAX_NODES].get();
+    if (r != nullptr && (GHOST_RING_LOAD(&r->info.flags) & GHOST_RING_F_STEAL) &&
+        ConsumeFrom(r, cpu, /*steal=*/true, cost)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool SimKernelSide::ConsumeFrom(ghost_ring* r, int cpu, bool steal, uint64_t& cost) {
+  if (r == nullptr) return false;
   for (int claims = 0; claims < GHOST_RING_SCAN; claims++) {
     ghost_ring_entry e;
-    if (ghost_ring_claim(r, static_cast<uint32_t>(cpu), &e) != 1) return false;
+    if (ghost_ring_claim(r, static_cast<uint32_t>(cpu), Clock(), &e) != 1) return false;
     stats_.ring_claims++;
+    if (steal) stats_.ring_steals++;
     cost += costs_.ring_pop_ns;
     const int t = ThreadOf(e.tid);
     const uint32_t why = ValidateRingEntry(cpu, t, e.seqnum);

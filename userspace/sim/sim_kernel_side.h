@@ -52,6 +52,7 @@ struct SimKernelStats {
   // doorbell calls and the idle CPUs they woke.
   uint64_t ring_claims = 0;
   uint64_t ring_runs = 0;
+  uint64_t ring_steals = 0;  // claims from another node's ring (GHOST_RING_F_STEAL)
   uint64_t ring_stale = 0;
   uint64_t doorbells = 0;
   uint64_t doorbell_kicks = 0;
@@ -230,8 +231,12 @@ class SimKernelSide : public KernelSide, public SchedClass {
   void Orphan(int t);
   void ServeOrphans();
   // A free CPU of an enclave with rings claims entries from its node's ring
-  // until one runs (or none is left); true if a thread started.
+  // until one runs (or none is left), then from other nodes' rings that allow
+  // stealing; true if a thread started.
   bool ConsumeRing(int cpu);
+  // Up to GHOST_RING_SCAN claims from `r` (may be null); `cost` accumulates
+  // the pops charged to the CPU.
+  bool ConsumeFrom(ghost_ring* r, int cpu, bool steal, uint64_t& cost);
   void PushAtWakeup(int t, ghost_msg& m);
   uint32_t ValidateRingEntry(int cpu, int t, uint64_t seqnum) const;
 

@@ -121,6 +121,7 @@ absl::Status ValidateSimOptions(const SimOptions& o) {
     return fp.status();
   }
   if (absl::StatusOr<bool> wp = ParseWakeupPush(o.wakeup_push); !wp.ok()) return wp.status();
+  if (absl::StatusOr<bool> rs = ParseRingSteal(o.ring_steal); !rs.ok()) return rs.status();
   if (absl::StatusOr<bool> rd = ParseRingDepth(o.ring_depth); !rd.ok()) return rd.status();
   if (o.agent_sleep_us < 0 || o.agent_sleep_us > 1'000'000) {  // as ghost-agent's
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -191,6 +192,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
                      .clock = [ks] { return ks->Clock(); }};
     po.fast_path = fast_path;
     po.wakeup_push = *ParseWakeupPush(o.wakeup_push);  // checked above
+    po.ring_steal = *ParseRingSteal(o.ring_steal);     // checked above
     po.deep_rings = *ParseRingDepth(o.ring_depth);     // checked above
     po.agent_sleep = absl::Microseconds(o.agent_sleep_us);
     po.ring_sizes = *ParseRingSizes(o.ring_size);  // checked above
@@ -283,6 +285,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
     r.fast_path = *ParseFastPath(o.fast_path) != PolicyOptions::FastPath::kOff;
     r.ring_claims = st.ring_claims;
     r.ring_runs = st.ring_runs;
+    r.ring_steals = st.ring_steals;
     r.ring_stale = st.ring_stale;
     r.doorbells = st.doorbells;
     r.wakeup_pushes = st.wakeup_pushes;
@@ -344,6 +347,7 @@ std::vector<std::tuple<std::string, std::string, bool>> Fields(const SimReport& 
       {"fast_path", r.fast_path ? "on" : "off", true},
       {"ring_claims", absl::StrCat(r.ring_claims), false},
       {"ring_runs", absl::StrCat(r.ring_runs), false},
+      {"ring_steals", absl::StrCat(r.ring_steals), false},
       {"ring_stale", absl::StrCat(r.ring_stale), false},
       {"doorbells", absl::StrCat(r.doorbells), false},
       {"wakeup_pushes", absl::StrCat(r.wakeup_pushes), false},

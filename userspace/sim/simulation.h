@@ -41,6 +41,7 @@ struct SimOptions {
   // (the centralized FIFO then pushes to them), "off": transactions only.
   std::string fast_path = "auto";
   std::string wakeup_push = "on";            // on or off: the class pushes woken threads
+  std::string ring_steal = "off";            // on or off: idle CPUs take other nodes' entries
   std::string ring_depth = "all";            // idle or all: how deep the agent fills the rings
   // --agent-sleep-us: with the fast path, the global agent sleeps on its
   // queue for up to this long when idle, its CPU running threads; 0: it spins.
@@ -73,6 +74,7 @@ struct SimReport {
   // stale; doorbells) and the policy's counters (its --stats line).
   bool fast_path = false;
   uint64_t ring_claims = 0, ring_runs = 0, ring_stale = 0, doorbells = 0, wakeup_pushes = 0;
+  uint64_t ring_steals = 0;
   // --agent-sleep-us: the global agent's sleeps, threads its CPU ran meanwhile.
   uint64_t agent_sleeps = 0, agent_cpu_runs = 0;
   std::string policy_stats;

@@ -24,6 +24,16 @@
 //              to take the entry at once (without it, whatever next wakes one
 //              does, tens of ms later). The runs are ring runs, at most a
 //              quarter the watchdog's; it prints each push's time to run.
+//   gap        32 workers, all of node 0; once entries run, a second producer
+//              thread of this program pushes into node 0's ring and stalls 2 s
+//              inside its window (position taken, not published), as a
+//              preempted or killed agent would. The class's consumers pass the
+//              position after GHOST_RING_GAP_NS: more than GHOST_RING_SCAN
+//              entries behind it run during the stall (without the pass, at
+//              most GHOST_RING_SCAN - 1 could), and the stalled push reports
+//              SKIPPED and leaves its slot to the reaper. (The reaper waits at
+//              the passed slot until then, so no worker is pushed twice during
+//              the stall: each has one entry behind the gap.)
 //   storm      two CFS threads flip the workers' affinity and nice while the
 //              rings feed them (argv[2]: race window iterations between the
 //              consumer's affinity check and its move). The class stays, every
@@ -47,13 +57,27 @@
 #include "userspace/ghost_skel.h"
 #include "userspace/ring.h"
 
+// Gap mode's stalled producer: this file's copy of ghost_ring_push runs a
+// hook inside its window (the agent's Ring::Push, in libghost, keeps its own).
+namespace {
+thread_local std::function<void(int)> push_pause;
+void PushPause(int at) {
+  if (push_pause) push_pause(at);
+}
+}  // namespace
+#define GHOST_RING_PUSH_PAUSE(at) PushPause(at)
+#include "kernel/ghost_ring_ops.h"
+
 using namespace ghost_test;
 
 namespace {
 
 constexpr uint32_t kRingSize = 64;
 
-enum class Mode { kPlacement, kRevoke, kSteal, kStorm, kDoorbell };
+enum class Mode { kPlacement, kRevoke, kSteal, kStorm, kDoorbell, kGap };
+
+// Gap mode: how long the second producer stalls inside its push.
+constexpr int64_t kGapStallNs = 2'000'000'000;
 
 // Doorbell mode: how long a runnable worker waits before it is pushed.
 constexpr int64_t kDoorbellDelayNs = 20'000'000;
@@ -95,7 +119,8 @@ const char* StaleName(uint32_t r) {
 int main(int argc, char** argv) {
   Failures f;
   if (argc < 2) {
-    std::fprintf(stderr, "usage: ghost_fast_path placement|revoke|steal|storm|doorbell [race_window]\n");
+    std::fprintf(stderr,
+                 "usage: ghost_fast_path placement|revoke|steal|storm|doorbell|gap [race_window]\n");
     return 2;
   }
   const std::string mode_name = argv[1];
@@ -110,6 +135,8 @@ int main(int argc, char** argv) {
     mode = Mode::kStorm;
   } else if (mode_name == "doorbell") {
     mode = Mode::kDoorbell;
+  } else if (mode_name == "gap") {
+    mode = Mode::kGap;
   } else {
     std::fprintf(stderr, "ghost_fast_path: unknown mode '%s'\n", argv[1]);
     return 2;
@@ -154,8 +181,12 @@ int main(int argc, char** argv) {
 
   // Workers: bursts of CPU and short sleeps; each notes the CPUs it ran on.
   const bool doorbell = mode == Mode::kDoorbell;
-  const int nworkers = doorbell ? 2 : 2 * ncpus;
-  const int bursts = mode == Mode::kStorm ? 60 : doorbell ? 12 : 80;
+  // Gap mode: more workers than GHOST_RING_SCAN, nearly all runnable at
+  // once, so that more entries than a consumer sees past an unpassed gap wait
+  // behind the stalled push (each worker has at most one live entry, and the
+  // stall keeps this program from reaping, so none is pushed twice meanwhile).
+  const int nworkers = doorbell ? 2 : mode == Mode::kGap ? 32 : 2 * ncpus;
+  const int bursts = mode == Mode::kStorm ? 60 : doorbell ? 12 : mode == Mode::kGap ? 40 : 80;
   std::atomic<int> done{0};
   std::vector<std::atomic<uint64_t>> seen(nworkers);
   // Doorbell mode: when the driver last pushed worker i, and how long each
@@ -167,7 +198,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < nworkers; i++) {
     Worker w;
     w.index = i;
-    w.node = mode == Mode::kSteal ? 0 : doorbell ? 1 : i % 2;
+    w.node = mode == Mode::kSteal || mode == Mode::kGap ? 0 : doorbell ? 1 : i % 2;
     w.pinned = doorbell || ((mode == Mode::kPlacement || mode == Mode::kRevoke) && (i % 4) < 2);
     w.mask = w.pinned ? node_cpus[w.node] : all;
     threads.push_back(std::make_unique<SpinningWorker>());
@@ -265,7 +296,13 @@ int main(int argc, char** argv) {
       default: break;
     }
   };
+  uint64_t decoy_outcomes = 0;
+  std::atomic<uint64_t>* gap_pos = nullptr;  // gap mode: the stalled push's position
   auto on_outcome = [&](int n, const ghost::RingOutcomeRecord& o) {
+    if (gap_pos != nullptr && n == 0 && o.pos == gap_pos->load()) {
+      decoy_outcomes++;  // published after all: it has an outcome
+      return;
+    }
     reaped++;
     auto it = expect[n].find(o.pos);
     if (it == expect[n].end()) {
@@ -340,13 +377,66 @@ int main(int argc, char** argv) {
     return true;
   };
 
+  // Gap mode: the stalled second producer, started once entries run. It pushes
+  // a decoy (a worker's tid, seqnum 1: stale if it ever ran) and stalls inside
+  // the push; the class's ring runs on node 0 are counted across the stall.
+  std::thread staller;
+  std::atomic<bool> stall_started{false}, stall_done{false};
+  int stall_result = -1;
+  __u64 stall_pos = ~0ull;
+  std::atomic<uint64_t> stall_pos_seen{~0ull};  // set inside the window
+  uint64_t runs_in_stall = 0, reaped_in_stall = 0;
+  // At the stall's end: entries pushed behind the stalled position, how many
+  // of them a consumer had claimed, and where the consumer index stood.
+  uint64_t behind = 0, behind_claimed = 0, tail_at_end = 0;
+  auto node0_ring_runs = [&] {
+    const auto s = ks.FastPathStats();
+    uint64_t n = 0;
+    for (int c = 0; c < ncpus; c++) {
+      if (ks.NodeOfCpu(c) == 0) n += s.cpu_runs[c];
+    }
+    return n;
+  };
+  std::atomic<uint64_t> reaped_now{0};
+  gap_pos = &stall_pos_seen;
+  auto start_staller = [&](uint64_t decoy_tid) {
+    stall_started = true;
+    staller = StartCfsThread(all, [&, decoy_tid] {
+      push_pause = [&](int at) {
+        if (at == 0) stall_pos_seen = stall_pos;  // the push names its position first
+        if (at != 1) return;
+        const uint64_t runs0 = node0_ring_runs(), reaped0 = reaped_now.load();
+        SleepUs(kGapStallNs / 1000);
+        runs_in_stall = node0_ring_runs() - runs0;
+        reaped_in_stall = reaped_now.load() - reaped0;
+        ghost_ring* r = ks.RingRegion(enclave, 0);
+        const uint64_t mask = ghost_ring_mask(r);
+        const uint64_t head = GHOST_RING_LOAD(&r->head.pos);
+        tail_at_end = GHOST_RING_LOAD(&r->tail.pos);
+        for (uint64_t pos = stall_pos + 1; pos < head; pos++) {
+          behind++;
+          behind_claimed += ghost_ring_word_settled(
+              GHOST_RING_LOAD(&ghost_ring_slot_at(r, mask, pos)->state), pos);
+        }
+      };
+      stall_result = ghost_ring_push(ks.RingRegion(enclave, 0), decoy_tid, 1, NowNs(), 0,
+                                     &stall_pos);
+      push_pause = nullptr;
+      stall_done = true;
+    });
+  };
+
   // The doorbell's cost on the agent: one bpf() call per batch (under TCG).
   int64_t doorbell_calls = 0, doorbell_ns = 0, doorbell_max_ns = 0;
   const int64_t deadline = NowNs() + 240'000'000'000LL;
   for (;;) {
     ks.ConsumeQueue(setup->queue, on_message);
     for (int n = 0; n < nodes; n++) rings[n].Reap([&](const auto& o) { on_outcome(n, o); });
-    if (done.load() == nworkers) break;
+    reaped_now = reaped;
+    if (mode == Mode::kGap && !stall_started.load() && ran >= 20 && !pid_of.empty()) {
+      start_staller(pid_of.begin()->first);
+    }
+    if (done.load() == nworkers && (mode != Mode::kGap || stall_done.load())) break;
     if (NowNs() > deadline) {
       f.Fail(absl::StrFormat("only %d of %d workers finished within 240 s", done.load(),
                              nworkers));
@@ -430,6 +520,8 @@ int main(int argc, char** argv) {
   }
   stop_storm = true;
   for (auto& t : stormers) t.join();
+  if (staller.joinable()) staller.join();
+
   const bool all_done = done.load() == nworkers;
 
   // Every entry ends: revoke what nobody claimed (no worker is runnable now),
@@ -558,6 +650,28 @@ int main(int argc, char** argv) {
   }
   if (mode == Mode::kRevoke) f.Check(revokes_won > 0, "revokes won against the consumers");
   if (mode == Mode::kStorm) f.Check(flips.load() > 100, "the storm flipped affinity and nice");
+  if (mode == Mode::kGap) {
+    const ghost_ring* r0 = ks.RingRegion(enclave, 0);
+    absl::PrintF("gap: the stalled push at position %d returned %d; during its %d ms stall "
+                 "%d ring runs on node 0, %d outcomes reaped; at its end %d entries behind it, "
+                 "%d of them claimed, consumer index %d; positions passed %d, abandoned "
+                 "reaped %d\n",
+                 stall_pos, stall_result, kGapStallNs / 1'000'000, runs_in_stall,
+                 reaped_in_stall, behind, behind_claimed, tail_at_end,
+                 GHOST_RING_LOAD(&r0->tail.skips), rings[0].stats().abandoned);
+    f.Check(stall_started.load() && stall_result == GHOST_RING_PUSH_SKIPPED && decoy_outcomes == 0,
+            absl::StrFormat("the push stalled in its window was passed: SKIPPED (result %d, "
+                            "%d outcomes for it)",
+                            stall_result, decoy_outcomes));
+    f.Check(behind_claimed >= GHOST_RING_SCAN && tail_at_end > stall_pos,
+            absl::StrFormat("consumers passed the stalled position (index %d, position %d) and "
+                            "claimed %d of the %d entries behind it (at most %d without passing "
+                            "it)",
+                            tail_at_end, stall_pos, behind_claimed, behind, GHOST_RING_SCAN - 1));
+    f.Check(GHOST_RING_LOAD(&r0->tail.skips) >= 1 && rings[0].stats().abandoned >= 1 &&
+                rings[0].stats().abandoned == GHOST_RING_LOAD(&r0->tail.skips),
+            "each passed position was freed by the reaper once its producer let it go");
+  }
   if (!all_done) {
     std::fflush(stdout);
     _exit(1);

@@ -12,6 +12,7 @@
 # still current: the agent put it in the wrong ring, e.g. a thread pinned to
 # node 1 in node 0's; an affinity change moves the seqnum, so the storm's
 # changes end as STALE SEQNUM; a few may race with the consumer's check).
+# Then a second agent with --ring-steal=on (below).
 set -u
 fail() {
   echo "FAIL: $*"
@@ -86,4 +87,38 @@ wrong_node=${wrong_node:-0}
   fail "$wrong_node ring entries were dropped: their thread may not run on the ring's node ($(grep -o 'stale_by_reason=[^ ]*' /tmp/agent.log))"
 moves=$(sed -n 's/.*watchdog_moves=\([0-9]*\).*/\1/p' /tmp/agent.log)
 [ "${moves:-x}" = 0 ] || fail "$moves threads waited for the watchdog ($(grep 'transactions:' /tmp/agent.log))"
-echo "PASS: policy_numa: 36 workers completed under a storm; ring runs on node 0: $ran_node0, node 1: $ran_node1; no steal, no watchdog move; entries dropped for affinity: $wrong_node ($(grep -o 'stale_by_reason=[^ ]*' /tmp/agent.log))"
+first="36 workers completed under a storm; ring runs on node 0: $ran_node0, node 1: $ran_node1; no steal, no watchdog move; entries dropped for affinity: $wrong_node ($(grep -o 'stale_by_reason=[^ ]*' /tmp/agent.log))"
+echo "$first"
+
+# Then --ring-steal=on: 16 workers start on node 0 only and are let onto
+# every CPU after 0.3 s; the agent keeps pushing them to node 0's ring (where
+# they last ran), and node 1's CPUs, whose own ring runs dry, take entries
+# from it. Checked: they did, everything completed, no protocol error, no
+# watchdog move.
+rm -f /tmp/agent.log
+ghost-agent --policy=fifo-centralized --kernel-timeout-ms=30000 --watchdog-ms=5000 --stats \
+  --ring-steal=on >/tmp/agent.log 2>&1 &
+agent=$!
+i=0
+while ! grep -qs "ghost-agent: policy fifo-centralized" /tmp/agent.log; do
+  i=$((i + 1)); [ $i -gt 300 ] && fail "the agent (--ring-steal=on) did not start"; sleep 0.1
+done
+ghost-run -- taskset -c 0-1 workers --threads 16 --bursts 40 --burst-us 1000 --sleep-us 1000 \
+  --expect-class &
+w=$!
+sleep 0.3
+for t in /proc/$w/task/*; do taskset -p -c 0-3 "${t##*/}" >/dev/null 2>&1; done
+wait $w || fail "the workers (--ring-steal=on) did not complete"
+state=$(cat /sys/kernel/sched_ext/state)
+[ "$state" = enabled ] || fail "class not enabled after the stealing run (state: $state)"
+kill -TERM $agent
+wait $agent || fail "ghost-agent (--ring-steal=on) exited $?"
+grep -q ' ring_steal=on' /tmp/agent.log || fail "the policy line does not say ring_steal=on"
+class=$(grep '^ghost-agent: fast path (class):' /tmp/agent.log)
+steals=$(echo "$class" | sed -n 's/.* steals=\([0-9]*\).*/\1/p')
+errors=$(echo "$class" | sed -n 's/.* settle_errors=\([0-9]*\).*/\1/p')
+[ "${steals:-0}" -gt 0 ] || fail "no entry was stolen with --ring-steal=on ($class)"
+[ "${errors:-x}" = 0 ] || fail "the class refused ring settles with stealing ($class)"
+moves=$(sed -n 's/.*watchdog_moves=\([0-9]*\).*/\1/p' /tmp/agent.log)
+[ "${moves:-x}" = 0 ] || fail "$moves threads waited for the watchdog with stealing"
+echo "PASS: policy_numa: $first; with --ring-steal=on, 16 workers moved from node 0 to all CPUs completed, $steals entries stolen"
