@@ -64,7 +64,7 @@ void FifoCentralizedScheduler::OffCpu(FifoTask& t) {
 
 std::string FifoCentralizedScheduler::Describe(Tid tid) const {
   const FifoTask* t = tasks_.Find(tid);
-  if (t == nullptr) return "unknown to the policy";
+  if (t == nullptr) return tasks_.WhyUnknown(tid);
   std::string out = t->Describe();
   const uint64_t now = opts_.clock();
   auto cpu_line = [&](const Cpu& c) {

@@ -674,7 +674,7 @@ std::vector<Agent*> FifoPerCpuPolicy::agents() {
 std::string FifoPerCpuScheduler::Describe(Tid tid) const {
   absl::MutexLock l(&mu_);
   const FifoTask* t = tasks_.Find(tid);
-  if (t == nullptr) return "unknown to the policy";
+  if (t == nullptr) return tasks_.WhyUnknown(tid);
   std::string s = t->Describe();
   if (std::find(unplaced_.begin(), unplaced_.end(), tid) != unplaced_.end()) s += " unplaced";
   if (auto it = cpus_.find(t->owner); it != cpus_.end()) {

@@ -234,8 +234,28 @@ class FifoTaskTable {
     auto it = tasks_.find(tid);
     return it == tasks_.end() ? nullptr : &it->second;
   }
-  void Erase(Tid tid) { tasks_.erase(tid); }
+  // Forgets the thread (its DEAD or DEPARTED was read); the seqnum it was
+  // forgotten at is kept for the most recent kForgottenKept threads, so that
+  // a thread the class still holds after it can be told apart from one the
+  // policy never heard of (WhyUnknown).
+  void Erase(Tid tid) {
+    auto it = tasks_.find(tid);
+    if (it == tasks_.end()) return;
+    if (forgotten_order_.size() >= kForgottenKept) {
+      forgotten_.erase(forgotten_order_.front());
+      forgotten_order_.pop_front();
+    }
+    if (forgotten_.insert_or_assign(tid, it->second.seq).second) forgotten_order_.push_back(tid);
+    tasks_.erase(it);
+  }
   size_t size() const { return tasks_.size(); }
+  // For a tid the table does not hold: why, in a few words.
+  std::string WhyUnknown(Tid tid) const {
+    auto it = forgotten_.find(tid);
+    if (it == forgotten_.end()) return "unknown to the policy (no message about it read)";
+    return absl::StrFormat("unknown to the policy (forgotten at its DEAD/DEPARTED, seqnum %d)",
+                           it->second);
+  }
 
   // What a policy knows about `tid` once a transaction on it has ended.
   struct Settled {
@@ -262,7 +282,10 @@ class FifoTaskTable {
   }
 
  private:
+  static constexpr size_t kForgottenKept = 4096;
   std::unordered_map<Tid, FifoTask> tasks_;
+  std::unordered_map<Tid, uint64_t> forgotten_;  // tid -> seqnum when forgotten
+  std::deque<Tid> forgotten_order_;              // oldest first
 };
 
 // A FIFO of tids; a task is in at most one.
