@@ -378,6 +378,21 @@ TEST_F(RingTest, AGapShorterThanTheGapTimeIsNotPassed) {
   EXPECT_EQ(ring.gaps_skipped(), 0u);
 }
 
+// The policy's stealing choice is one bit of info.flags that the class's
+// consumers read (GHOST_RING_F_STEAL); the wake-up bit next to it stays as
+// it was.
+TEST_F(RingTest, StealFlagIsSetAndClearedAlone) {
+  Ring ring = Make(8);
+  ring.SetWakeupPush(true, 0);
+  EXPECT_FALSE(ring.steal());
+  ring.SetSteal(true);
+  EXPECT_TRUE(ring.steal());
+  EXPECT_EQ(raw()->info.flags, GHOST_RING_F_STEAL | GHOST_RING_F_WAKEUP);
+  ring.SetSteal(false);
+  EXPECT_FALSE(ring.steal());
+  EXPECT_EQ(raw()->info.flags, GHOST_RING_F_WAKEUP);
+}
+
 // --- concurrency ---------------------------------------------------------
 
 // Every push is a distinct "thread" (tid = push id + 1). A consumer runs it
