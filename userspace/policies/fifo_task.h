@@ -234,10 +234,10 @@ class FifoTaskTable {
     auto it = tasks_.find(tid);
     return it == tasks_.end() ? nullptr : &it->second;
   }
-  // Forgets the thread (its DEAD or DEPARTED was read); the seqnum it was
-  // forgotten at is kept for the most recent kForgottenKept threads, so that
-  // a thread the class still holds after it can be told apart from one the
-  // policy never heard of (WhyUnknown).
+  // Forgets the thread (its DEAD or DEPARTED was read). What the table knew
+  // then (its history included) is kept for the most recent kForgottenKept
+  // threads: a report about the thread read later (a watchdog move the agent
+  // learns of after the thread died) still shows what the policy saw.
   void Erase(Tid tid) {
     auto it = tasks_.find(tid);
     if (it == tasks_.end()) return;
@@ -245,7 +245,7 @@ class FifoTaskTable {
       forgotten_.erase(forgotten_order_.front());
       forgotten_order_.pop_front();
     }
-    if (forgotten_.insert_or_assign(tid, it->second.seq).second) forgotten_order_.push_back(tid);
+    if (forgotten_.insert_or_assign(tid, it->second).second) forgotten_order_.push_back(tid);
     tasks_.erase(it);
   }
   size_t size() const { return tasks_.size(); }
@@ -253,8 +253,8 @@ class FifoTaskTable {
   std::string WhyUnknown(Tid tid) const {
     auto it = forgotten_.find(tid);
     if (it == forgotten_.end()) return "unknown to the policy (no message about it read)";
-    return absl::StrFormat("unknown to the policy (forgotten at its DEAD/DEPARTED, seqnum %d)",
-                           it->second);
+    return "unknown to the policy (forgotten at its DEAD/DEPARTED; then: " +
+           it->second.Describe() + ")";
   }
 
   // What a policy knows about `tid` once a transaction on it has ended.
@@ -284,7 +284,7 @@ class FifoTaskTable {
  private:
   static constexpr size_t kForgottenKept = 4096;
   std::unordered_map<Tid, FifoTask> tasks_;
-  std::unordered_map<Tid, uint64_t> forgotten_;  // tid -> seqnum when forgotten
+  std::unordered_map<Tid, FifoTask> forgotten_;  // as it was when forgotten
   std::deque<Tid> forgotten_order_;              // oldest first
 };
 
