@@ -424,6 +424,27 @@ class TestAgent {
     return mine;
   }
 
+  // For a failure message: `tid`'s messages (type, CPU, seqnum, ms since
+  // the first) and its status word, drained first.
+  std::string History(uint64_t tid) {
+    Drain();
+    std::string out = "messages:";
+    const std::vector<ghost_msg> mine = MessagesOf(tid);
+    for (const ghost_msg& m : mine) {
+      absl::StrAppendFormat(&out, " %s@%u/%llu/+%lldms", ghost::MessageTypeName(m.type), m.cpu,
+                            static_cast<unsigned long long>(m.seqnum),
+                            static_cast<long long>((m.time_ns - mine.front().time_ns) / 1000000));
+    }
+    auto sw = StatusWord(tid);
+    if (sw.ok()) {
+      absl::StrAppendFormat(&out, "; word: flags=%#x cpu=%d seq=%llu", sw->flags, sw->cpu,
+                            static_cast<unsigned long long>(sw->seqnum));
+    } else {
+      absl::StrAppendFormat(&out, "; word: %s", sw.status().message());
+    }
+    return out;
+  }
+
   // Drains until TASK_NEW names Linux thread `pid`; its scx tid, or 0.
   uint64_t WaitTid(int pid, absl::Duration timeout = absl::Seconds(5)) {
     uint64_t tid = 0;

@@ -52,23 +52,42 @@ int main() {
     return std::make_pair(__atomic_load_n(&bss->nr_remote_running, __ATOMIC_RELAXED),
                           __atomic_load_n(&bss->nr_remote_stopping, __ATOMIC_RELAXED));
   };
+  // For failure messages: how the class ran threads other than by commit.
+  auto class_runs = [&] {
+    const auto* bss = ks.bpf_class().skel()->bss;
+    return absl::StrFormat("class: %llu watchdog moves, %llu fallback runs, %llu starved runs",
+                           static_cast<unsigned long long>(bss->nr_watchdog_moves),
+                           static_cast<unsigned long long>(bss->nr_runs_fallback),
+                           static_cast<unsigned long long>(bss->nr_starved_runs));
+  };
   auto on_cpu1 = [&] {
     auto sw = agent.StatusWord(ta);
     return sw.ok() && sw->on_cpu() && sw->cpu == 1;
   };
+  // Waits until `ran` holds. A kernel thread taking the CPU (a loaded host)
+  // sends the thread back to us, parked: then it is committed there again,
+  // as its agent would, however often that happens. The answer is what the
+  // wait saw, never a second look (a loaded CI run saw A preempted between
+  // the two).
+  auto wait_running = [&](uint64_t tid, int cpu, const char* name,
+                          const std::function<bool()>& ran) {
+    for (int i = 0;; i++) {
+      if (WaitUntil(ran, absl::Seconds(10))) return true;
+      if (i == 3) return false;
+      auto sw = agent.StatusWord(tid);
+      if (sw.ok() && !sw->on_cpu()) {
+        std::printf("note: %s is not running; committed to CPU %d again: %s\n", name, cpu,
+                    ResultName(agent.CommitCurrent(cpu, tid)));
+      }
+    }
+  };
   const int r = agent.CommitCurrent(1, ta);
   f.Check(r == GHOST_TXN_COMMITTED, absl::StrFormat("A committed to CPU 1: %s", ResultName(r)));
-  // A kernel thread taking CPU 1 before A got there (a loaded host) sends A
-  // back to us, parked: commit it again, as its agent would.
-  for (int i = 0; i < 3 && !WaitUntil([&] { return on_cpu1() && a.cpu() == 1; }, absl::Seconds(10));
-       i++) {
-    auto sw = agent.StatusWord(ta);
-    if (sw.ok() && !sw->on_cpu()) {
-      std::printf("note: A is not running; committed to CPU 1 again: %s\n",
-                  ResultName(agent.CommitCurrent(1, ta)));
-    }
-  }
-  f.Check(on_cpu1() && a.cpu() == 1, "A runs on CPU 1");
+  const bool a_ran = wait_running(ta, 1, "A", [&] { return on_cpu1() && a.cpu() == 1; });
+  f.Check(a_ran,
+          absl::StrFormat("A runs on CPU 1 (A last spun on CPU %d, %llu spins; %s; B: %s; %s)",
+                          a.cpu(), static_cast<unsigned long long>(a.spins()), agent.History(ta),
+                          agent.History(tb), class_runs()));
 
   // From CPU 2, while A spins on CPU 1. Each change is made while A runs
   // (a fair-class thread taking CPU 1 for a moment makes one change miss
@@ -140,8 +159,12 @@ int main() {
   f.Check(rb == GHOST_TXN_COMMITTED,
           absl::StrFormat("B committed to CPU 2, where A's affinity was changed from: %s",
                           ResultName(rb)));
-  f.Check(rb != GHOST_TXN_COMMITTED || WaitUntil([&] { return b.cpu() == 2; }, absl::Seconds(10)),
-          "B runs on CPU 2");
+  const bool b_ran =
+      rb != GHOST_TXN_COMMITTED || wait_running(tb, 2, "B", [&] { return b.cpu() == 2; });
+  f.Check(b_ran,
+          absl::StrFormat("B runs on CPU 2 (B last spun on CPU %d, %llu spins; %s; A: %s; %s)",
+                          b.cpu(), static_cast<unsigned long long>(b.spins()), agent.History(tb),
+                          agent.History(ta), class_runs()));
   // B is done: preempted later by the leavers' fair threads on CPU 2, it
   // would wait out the watchdog and could be run on CPU 1 by the fallback.
   b.Quit();
@@ -228,18 +251,10 @@ int main() {
   f.Check(rc == GHOST_TXN_COMMITTED,
           absl::StrFormat("C committed to CPU 1, which the last leaver left by leaving the class: %s",
                           ResultName(rc)));
-  // A kernel thread taking CPU 1 before C got there (a loaded host) sends C
-  // back to us, parked: commit it again, as its agent would.
-  for (int i = 0; i < 3 && rc == GHOST_TXN_COMMITTED &&
-                  !WaitUntil([&] { return c.cpu() == 1; }, absl::Seconds(10));
-       i++) {
-    auto sw = agent.StatusWord(tc);
-    if (sw.ok() && !sw->on_cpu()) {
-      std::printf("note: C is not running; committed to CPU 1 again: %s\n",
-                  ResultName(agent.CommitCurrent(1, tc)));
-    }
-  }
-  f.Check(rc != GHOST_TXN_COMMITTED || c.cpu() == 1, "C runs on CPU 1");
+  const bool c_ran =
+      rc != GHOST_TXN_COMMITTED || wait_running(tc, 1, "C", [&] { return c.cpu() == 1; });
+  f.Check(c_ran, absl::StrFormat("C runs on CPU 1 (C last spun on CPU %d; %s; %s)", c.cpu(),
+                                 agent.History(tc), class_runs()));
 
   c.Quit();
   ReleaseEnclave(ks, setup->enclave, f);
