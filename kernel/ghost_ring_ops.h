@@ -237,13 +237,15 @@ GHOST_RING_FN int ghost_ring_word_settled(__u64 w, __u64 pos)
 	return lap > 0 || (lap == 0 && GHOST_RING_WORD_STATE(w) >= GHOST_RING_CLAIMED);
 }
 
-/* At the consumer index `tail` (below head) the slot word is `w`. If the
- * position is unpublished, times how long (the first consumer to see it
- * records its clock) and, after GHOST_RING_GAP_NS, marks it SKIPPED. Returns
- * 1 if this call skipped it. now_ns 0: never skip. */
-GHOST_RING_FN int ghost_ring_pass_gap(struct ghost_ring *r, struct ghost_ring_slot *s,
-				      __u64 tail, __u64 w, __u64 now_ns)
+/* If the position at the consumer index `tail` (below head) is unpublished,
+ * times how long (the first consumer to see it records its clock) and, after
+ * GHOST_RING_GAP_NS, marks it SKIPPED. Returns 1 if this call skipped it.
+ * now_ns 0: never skip. */
+GHOST_RING_FN int ghost_ring_pass_gap(struct ghost_ring *r, __u64 mask, __u64 tail,
+				      __u64 now_ns)
 {
+	struct ghost_ring_slot *s = ghost_ring_slot_at(r, mask, tail);
+	__u64 w = GHOST_RING_LOAD(&s->state);
 	__u64 gap;
 
 	if (!now_ns || w != GHOST_RING_WORD(tail, GHOST_RING_EMPTY))
@@ -303,11 +305,8 @@ GHOST_RING_FN int ghost_ring_claim(struct ghost_ring *r, __u32 cpu, __u64 now_ns
 		GHOST_RING_CAS(&r->tail.pos, tail, tail + settled);
 		tail += settled;
 	}
-	if (tail < head) {
-		struct ghost_ring_slot *gs = ghost_ring_slot_at(r, mask, tail);
-
-		tail += ghost_ring_pass_gap(r, gs, tail, GHOST_RING_LOAD(&gs->state), now_ns);
-	}
+	if (tail < head)
+		tail += ghost_ring_pass_gap(r, mask, tail, now_ns);
 	avail = head - tail;
 	if (avail > GHOST_RING_SCAN)
 		avail = GHOST_RING_SCAN;

@@ -21,15 +21,9 @@ void RaceWindow() {
   x = x * 1103515245u + 12345u;
   for (uint32_t i = (x >> 8) % max; i > 0; --i) asm volatile("" ::: "memory");
 }
-// A test may stop this file's pushes inside their window (between taking a
-// position and publishing it) and act there, as another CPU would.
-thread_local std::function<void(int)> push_pause;
-void PushPause(int at) {
-  if (push_pause) push_pause(at);
-}
 }  // namespace
 #define GHOST_RING_RACE_WINDOW() RaceWindow()
-#define GHOST_RING_PUSH_PAUSE(at) PushPause(at)
+#include "tests/ring_push_pause.h"
 #include "kernel/ghost_ring_ops.h"
 #include "userspace/ring.h"
 
@@ -319,7 +313,7 @@ TEST_F(RingTest, ConsumersPassAProducerStalledForTheGapTime) {
       return true;
     };
     bool paused = false;
-    push_pause = [&](int at) {
+    ghost_test::push_pause = [&](int at) {
       if (at != stall_at) return;
       paused = true;
       for (int i = 1; i <= kBehind; ++i) ASSERT_TRUE(ring.Push(i, 1).ok()) << i;
@@ -341,7 +335,7 @@ TEST_F(RingTest, ConsumersPassAProducerStalledForTheGapTime) {
     };
     __u64 pos = ~0ull;
     const int got = ghost_ring_push(raw(), 99, 1, 0, 0, &pos);
-    push_pause = nullptr;
+    ghost_test::push_pause = nullptr;
     ASSERT_TRUE(paused);
     EXPECT_EQ(got, GHOST_RING_PUSH_SKIPPED);
     EXPECT_EQ(pos, 0u);
@@ -361,7 +355,7 @@ TEST_F(RingTest, ConsumersPassAProducerStalledForTheGapTime) {
 // many consumers looked at the gap meanwhile.
 TEST_F(RingTest, AGapShorterThanTheGapTimeIsNotPassed) {
   Ring ring = Make(64);
-  push_pause = [&](int at) {
+  ghost_test::push_pause = [&](int at) {
     if (at != 1) return;
     ghost_ring_entry e;
     for (uint64_t now = 1; now < GHOST_RING_GAP_NS; now += GHOST_RING_GAP_NS / 8) {
@@ -370,7 +364,7 @@ TEST_F(RingTest, AGapShorterThanTheGapTimeIsNotPassed) {
   };
   __u64 pos = ~0ull;
   const int got = ghost_ring_push(raw(), 7, 1, 0, 0, &pos);
-  push_pause = nullptr;
+  ghost_test::push_pause = nullptr;
   ASSERT_EQ(got, GHOST_RING_PUSH_OK);
   std::optional<ghost_ring_entry> e = Claim();
   ASSERT_TRUE(e);

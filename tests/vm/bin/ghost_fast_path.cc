@@ -57,15 +57,9 @@
 #include "userspace/ghost_skel.h"
 #include "userspace/ring.h"
 
-// Gap mode's stalled producer: this file's copy of ghost_ring_push runs a
-// hook inside its window (the agent's Ring::Push, in libghost, keeps its own).
-namespace {
-thread_local std::function<void(int)> push_pause;
-void PushPause(int at) {
-  if (push_pause) push_pause(at);
-}
-}  // namespace
-#define GHOST_RING_PUSH_PAUSE(at) PushPause(at)
+// Gap mode's stalled producer: this file's copy of ghost_ring_push runs the
+// push-window hook (the agent's Ring::Push, in libghost, has none).
+#include "tests/ring_push_pause.h"
 #include "kernel/ghost_ring_ops.h"
 
 using namespace ghost_test;
