@@ -431,6 +431,12 @@ struct ghost_watchdog_move_record {
 	__s32 park_cpu, cpu, txn_cpu;
 	__u32 nr_cpus_allowed;
 	__u64 tid; /* p->scx.tid: what the policy knows the thread by */
+	/* Where the kernel may run it: its runqueue's CPU, whether it is
+	 * migration-disabled (then there only), the first word of the mask the
+	 * kernel checks (cpus_ptr) and of the one it was given (cpus_mask). */
+	__s32 task_cpu;
+	__u32 migration_disabled;
+	__u64 cpus_ptr0, cpus_mask0;
 };
 
 /* Why the kernel ended the class, copied out in ops.exit for the loader. */

@@ -149,6 +149,10 @@ static long sweep_one(__u64 i, void *data)
 				last_watchdog_move.pid = p->pid;
 				last_watchdog_move.tid = p->scx.tid;
 				last_watchdog_move.nr_cpus_allowed = p->nr_cpus_allowed;
+				last_watchdog_move.task_cpu = scx_bpf_task_cpu(p);
+				last_watchdog_move.migration_disabled = p->migration_disabled;
+				last_watchdog_move.cpus_ptr0 = cpumask_word(p->cpus_ptr, 0);
+				last_watchdog_move.cpus_mask0 = cpumask_word(&p->cpus_mask, 0);
 				if (t) {
 					last_watchdog_move.seq = t->seq;
 					last_watchdog_move.held_ns = held_for(now, t->held_at);

@@ -94,6 +94,9 @@ struct commit_out {
  * PENDING if it moved (the slot is settled later), else the failure.
  * `only_cpu`: it must also be allowed on `cpu` alone (a hand-over).
  */
+/* Moves refused because the thread was migration-disabled on another CPU. */
+__u64 nr_txn_migration_disabled;
+
 static __always_inline __u32 txn_move(__u64 tid, __s32 park_cpu, __u32 cpu, __u64 slice,
 				      __u64 enq_flags, bool only_cpu)
 {
@@ -110,8 +113,12 @@ static __always_inline __u32 txn_move(__u64 tid, __s32 park_cpu, __u32 cpu, __u6
 			/* Affinity of the task as the iterator holds it: if it
 			 * changes after this, the move below fails. */
 			if (!bpf_cpumask_test_cpu(cpu, q->cpus_ptr) ||
-			    (only_cpu && q->nr_cpus_allowed != 1) ||
-			    (task_migration_disabled(q) && scx_bpf_task_cpu(q) != (s32)cpu)) {
+			    (only_cpu && q->nr_cpus_allowed != 1)) {
+				res = GHOST_TXN_NOT_ALLOWED;
+				break;
+			}
+			if (task_migration_disabled(q) && scx_bpf_task_cpu(q) != (s32)cpu) {
+				__sync_fetch_and_add(&nr_txn_migration_disabled, 1);
 				res = GHOST_TXN_NOT_ALLOWED;
 				break;
 			}

@@ -148,6 +148,27 @@ TEST_F(FifoCentralizedTest, NotAllowedPutsTheThreadBackForAnotherCpu) {
   EXPECT_EQ(rig_->kernel.CurrentOn(2), a);
 }
 
+// NOT_ALLOWED on the one CPU a thread may use as the agent knows it, with no
+// newer message: the kernel refused for a moment (a stress-ng affinity
+// thread so refused waited 5 s for the class's watchdog). The thread is
+// tried there again after a back-off, with no message in between.
+TEST_F(FifoCentralizedTest, NotAllowedOnTheLastUsableCpuIsRetried) {
+  Start(3);
+  Tid a = rig_->kernel.NewThread(0, /*runnable=*/false);
+  rig_->kernel.SetAffinity(a, CpuList{2});
+  rig_->Settle();
+  rig_->kernel.SetAffinitySilently(a, CpuList{1});
+  rig_->kernel.Wake(a);
+  rig_->Settle();
+  EXPECT_GE(sched().stats().failed_commits, 1u);
+  EXPECT_EQ(sched().stats().not_allowed_retries, 1u);
+  EXPECT_EQ(rig_->kernel.thread(a).cpu, -1);
+  rig_->kernel.SetAffinitySilently(a, CpuList{2});
+  rig_->kernel.AdvanceTime(kNotAllowedBackoffNs);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(2), a);
+}
+
 TEST_F(FifoCentralizedTest, StaleCommitIsRetried) {
   Start(2);
   Tid a = rig_->kernel.NewThread();

@@ -531,9 +531,10 @@ int main(int argc, char** argv) {
     last_move_view = text;
     absl::FPrintF(stderr,
                   "ghost-agent: the class's watchdog ran tid=%d (pid %d) after it waited %d ms "
-                  "(park_cpu=%d cpu=%d txn_cpu=%d nr_cpus_allowed=%d)%s; policy: %s\n",
+                  "(park_cpu=%d cpu=%d txn_cpu=%d nr_cpus_allowed=%d task_cpu=%d "
+                  "migration_disabled=%d cpus_ptr=%#x cpus_mask=%#x)%s; policy: %s\n",
                   w.tid, w.pid, w.held_ns / 1000000, w.park_cpu, w.cpu, w.txn_cpu,
-                  w.nr_cpus_allowed,
+                  w.nr_cpus_allowed, w.task_cpu, w.migration_disabled, w.cpus_ptr0, w.cpus_mask0,
                   moves_reported == kMaxMoveReports ? " [last one reported]" : "", text);
   };
 
@@ -667,9 +668,13 @@ int main(int argc, char** argv) {
       if (const auto& w = skel->bss->last_watchdog_move; w.tid != 0) {
         absl::PrintF(
             "ghost-agent: last watchdog move: tid=%d pid=%d seq=%d held=%dms queue=%d last_queue=%d "
-            "state=%d park_cpu=%d cpu=%d txn_cpu=%d nr_cpus_allowed=%d; policy: %s\n",
+            "state=%d park_cpu=%d cpu=%d txn_cpu=%d nr_cpus_allowed=%d task_cpu=%d "
+            "migration_disabled=%d cpus_ptr=%#x cpus_mask=%#x (commits refused as migration-disabled "
+            "elsewhere: %d); policy: %s\n",
             w.tid, w.pid, w.seq, w.held_ns / 1000000, w.queue, w.last_queue, w.state, w.park_cpu, w.cpu,
-            w.txn_cpu, w.nr_cpus_allowed, policy->DescribeThread(static_cast<ghost::Tid>(w.tid)));
+            w.txn_cpu, w.nr_cpus_allowed, w.task_cpu, w.migration_disabled, w.cpus_ptr0, w.cpus_mask0,
+            skel->bss->nr_txn_migration_disabled,
+            policy->DescribeThread(static_cast<ghost::Tid>(w.tid)));
         if (!last_move_view.empty()) {
           absl::PrintF("ghost-agent: policy's view at the last reported move: %s\n",
                        last_move_view);

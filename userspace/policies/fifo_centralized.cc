@@ -46,6 +46,13 @@ FifoCentralizedScheduler::Cpu* FifoCentralizedScheduler::FindCpu(int cpu) {
   return it == cpus_.end() ? nullptr : &it->second;
 }
 
+CpuList FifoCentralizedScheduler::UsableCpus() const {
+  CpuList out;
+  for (const auto& [cpu, c] : cpus_) out.Set(cpu);
+  if (agent_.req != nullptr) out.Set(agent_.cpu);
+  return out;
+}
+
 Tid FifoCentralizedScheduler::CurrentOn(int cpu) const {
   if (agent_.req != nullptr && cpu == agent_.cpu) return agent_.current;
   auto it = cpus_.find(cpu);
@@ -398,7 +405,11 @@ void FifoCentralizedScheduler::HandleResult(Cpu& c) {
       Enqueue(*t, /*front=*/true);
       return;
     case GHOST_TXN_NOT_ALLOWED:
-      if (!newer) t->refused.Set(c.cpu);  // our view was behind the kernel's
+      // Our view was behind the kernel's (with a newer message, that told).
+      if (!newer && !t->RefuseAfterNotAllowed(c.cpu, UsableCpus(),
+                                              opts_.clock() + kNotAllowedBackoffNs)) {
+        ++stats_.not_allowed_retries;
+      }
       Enqueue(*t, /*front=*/true);
       return;
     default:  // PREEMPTED, ABORTED, INVALID, a failed commit call
@@ -1007,9 +1018,9 @@ std::string FifoCentralizedPolicy::StatsLine() const {
   const FifoCentralizedScheduler::Stats s = sched_->stats();
   return absl::StrFormat(
       "rounds_committed=%u commits=%u failed_commits=%u stale=%u preemptions=%u "
-      "agent_cpu_commits=%u busy_cleared=%u wakeups_on_cpu=%u",
+      "agent_cpu_commits=%u busy_cleared=%u wakeups_on_cpu=%u not_allowed_retries=%u",
       s.rounds_committed, s.commits, s.failed_commits, s.stale, s.preemptions,
-      s.agent_cpu_commits, s.busy_cleared, s.wakeups_on_cpu) + sched_->FastPathStatsLine() +
+      s.agent_cpu_commits, s.busy_cleared, s.wakeups_on_cpu, s.not_allowed_retries) + sched_->FastPathStatsLine() +
          (s.last_wakeup_on_cpu.empty()
               ? ""
               : " (last wakeup on a CPU: " + s.last_wakeup_on_cpu + ")");

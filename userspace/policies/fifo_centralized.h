@@ -89,6 +89,7 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t commits = 0;           // transactions that reached COMMITTED
     uint64_t failed_commits = 0;
     uint64_t stale = 0;             // TARGET_STALE or AGENT_STALE
+    uint64_t not_allowed_retries = 0;  // NOT_ALLOWED on a thread's last usable CPU
     uint64_t preemptions = 0;       // slice preemptions committed
     uint64_t agent_cpu_commits = 0; // committed to the agent's own CPU
     // WAKEUPs of threads we believed on a CPU (a missed off-CPU event).
@@ -192,6 +193,8 @@ class FifoCentralizedScheduler : public Scheduler {
   void RefreshBusy();
   // The scheduled CPU `cpu`, or the agent's own; nullptr if neither.
   Cpu* FindCpu(int cpu);
+  // Every CPU a commit may go to: the scheduled ones and the agent's own.
+  CpuList UsableCpus() const;
   // First waiting thread that may run on the agent's CPU and on no scheduled
   // CPU a higher class does not hold, taken out of the FIFO; with
   // `min_wait_ns`, only one whose narrow wait (narrow_since_) is that long.

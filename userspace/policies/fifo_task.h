@@ -137,10 +137,26 @@ struct FifoTask {
     for (int cpu : (out & refused).ToVector()) out.Clear(cpu);
     return out;
   }
+  // A commit to `cpu` failed NOT_ALLOWED and no message about the thread was
+  // newer: the kernel's constraint differs from the last mask it told us,
+  // and no message may follow. `cpu` is refused until the next message,
+  // unless that leaves none of `usable`: then nothing is refused and the
+  // thread is tried again from `retry_at_ns` (a stress-ng affinity thread
+  // allowed one CPU, refused there once, waited 5 s for the class's
+  // watchdog). Returns whether `cpu` was refused.
+  bool RefuseAfterNotAllowed(int cpu, const CpuList& usable, uint64_t retry_at_ns) {
+    refused.Set(cpu);
+    if (!Allowed(usable).Empty()) return true;
+    refused = CpuList();
+    not_before_ns = retry_at_ns;
+    return false;
+  }
 };
 
 // Back-off after RUNNING_ELSEWHERE for a thread that is not on a CPU.
 inline constexpr uint64_t kElsewhereBackoffNs = 100'000;
+// Back-off after NOT_ALLOWED on the last CPU a thread may use as we know it.
+inline constexpr uint64_t kNotAllowedBackoffNs = 1'000'000;
 
 // True when the kernel side says `cpu`, which the agent believes a higher
 // class holds, is free again (KernelSide::CpuBusy): its CPU_AVAILABLE is on
