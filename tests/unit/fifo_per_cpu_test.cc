@@ -189,6 +189,27 @@ TEST_F(FifoPerCpuTest, NotAllowedMovesTheThreadToAnAllowedCpu) {
   EXPECT_EQ(sched().OwnerOf(b), other);
 }
 
+// NOT_ALLOWED on the one CPU a thread may use as its agent knows it, with no
+// newer message: the kernel refused for a moment. The thread stays on that
+// CPU's runqueue and is committed there again after a back-off, with no
+// message in between (refusing the CPU left it to the class's watchdog).
+TEST_F(FifoPerCpuTest, NotAllowedOnTheLastUsableCpuIsRetried) {
+  Start(2);
+  Tid a = rig_->kernel.NewThread(0, /*runnable=*/false);
+  rig_->kernel.SetAffinity(a, CpuList{1});
+  rig_->Settle();
+  rig_->kernel.SetAffinitySilently(a, CpuList{0});
+  rig_->kernel.Wake(a);
+  rig_->Settle();
+  EXPECT_GE(sched().stats().failed_commits, 1u);
+  EXPECT_EQ(sched().stats().not_allowed_retries, 1u);
+  EXPECT_EQ(rig_->kernel.thread(a).cpu, -1);
+  rig_->kernel.SetAffinitySilently(a, CpuList{1});
+  rig_->kernel.AdvanceTime(kNotAllowedBackoffNs);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), a);
+}
+
 TEST_F(FifoPerCpuTest, AffinityMessageMigratesAWaitingThread) {
   Start(2);
   Tid a = rig_->kernel.NewThread();

@@ -435,7 +435,14 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
       return false;
     case GHOST_TXN_NOT_ALLOWED:
       if (t == nullptr) return true;
-      if (!newer) t->refused.Set(c.cpu);  // else AFFINITY_CHANGED told us
+      // With a newer message, AFFINITY_CHANGED told us.
+      if (!newer) {
+        CpuList enclave;
+        for (const auto& [cpu, unused] : cpus_) enclave.Set(cpu);
+        if (!t->RefuseAfterNotAllowed(c.cpu, enclave, opts_.clock() + kNotAllowedBackoffNs)) {
+          ++stats_.not_allowed_retries;
+        }
+      }
       if (t->AllowedOn(c.cpu)) {
         Enqueue(*t, /*front=*/true);
       } else {
@@ -692,10 +699,11 @@ std::string FifoPerCpuPolicy::StatsLine() const {
   return absl::StrFormat(
       "commits=%u failed_commits=%u stale=%u migrations=%u associate_retries=%u "
       "remote_commits=%u class_held=%u class_returned=%u handed_over=%u "
-      "hand_over_refused=%u running_at_affinity=%u busy_cleared=%u wakeups_on_cpu=%u",
+      "hand_over_refused=%u running_at_affinity=%u busy_cleared=%u wakeups_on_cpu=%u "
+      "not_allowed_retries=%u",
       s.commits, s.failed_commits, s.stale, s.migrations, s.associate_retries, s.remote_commits,
       s.class_held, s.class_returned, s.handed_over, s.hand_over_refused, s.running_at_affinity,
-      s.busy_cleared, s.wakeups_on_cpu) +
+      s.busy_cleared, s.wakeups_on_cpu, s.not_allowed_retries) +
          (s.last_wakeup_on_cpu.empty()
               ? ""
               : " (last wakeup on a CPU: " + s.last_wakeup_on_cpu + ")");

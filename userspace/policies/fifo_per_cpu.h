@@ -64,6 +64,7 @@ class FifoPerCpuScheduler : public Scheduler {
     uint64_t stale = 0;           // TARGET_STALE or AGENT_STALE
     uint64_t migrations = 0;      // successful AssociateQueue calls
     uint64_t associate_retries = 0;
+    uint64_t not_allowed_retries = 0;  // NOT_ALLOWED on a thread's last usable CPU
     uint64_t remote_commits = 0;  // made for another CPU whose agent slept
     uint64_t class_held = 0;      // messages of threads the class queued itself
     uint64_t class_returned = 0;  // ... made ours by a message that queues nothing
