@@ -89,14 +89,14 @@ struct commit_out {
 	__u32 failed;
 };
 
+/* Moves refused because the thread was migration-disabled on another CPU. */
+__u64 nr_txn_migration_disabled;
+
 /*
  * Find `tid` in the parking DSQ of `park_cpu` and move it to `cpu`. Returns
  * PENDING if it moved (the slot is settled later), else the failure.
  * `only_cpu`: it must also be allowed on `cpu` alone (a hand-over).
  */
-/* Moves refused because the thread was migration-disabled on another CPU. */
-__u64 nr_txn_migration_disabled;
-
 static __always_inline __u32 txn_move(__u64 tid, __s32 park_cpu, __u32 cpu, __u64 slice,
 				      __u64 enq_flags, bool only_cpu)
 {

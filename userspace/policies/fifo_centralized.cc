@@ -1020,7 +1020,8 @@ std::string FifoCentralizedPolicy::StatsLine() const {
       "rounds_committed=%u commits=%u failed_commits=%u stale=%u preemptions=%u "
       "agent_cpu_commits=%u busy_cleared=%u wakeups_on_cpu=%u not_allowed_retries=%u",
       s.rounds_committed, s.commits, s.failed_commits, s.stale, s.preemptions,
-      s.agent_cpu_commits, s.busy_cleared, s.wakeups_on_cpu, s.not_allowed_retries) + sched_->FastPathStatsLine() +
+      s.agent_cpu_commits, s.busy_cleared, s.wakeups_on_cpu, s.not_allowed_retries) +
+         sched_->FastPathStatsLine() +
          (s.last_wakeup_on_cpu.empty()
               ? ""
               : " (last wakeup on a CPU: " + s.last_wakeup_on_cpu + ")");
