@@ -66,9 +66,21 @@ inline void SpinCpuNs(int64_t ns) {
   }
 }
 
+inline double MonoSeconds() { return static_cast<double>(NowNs()) / 1e9; }
+
+// Says so when a sleep overshoots by more than a second: the scenario's own
+// thread was kept off its CPU (a loaded host, a stalled guest), which
+// explains a watchdog run or a timed-out wait in the lines that follow.
 inline void SleepUs(int64_t us) {
   timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+  const int64_t start = NowNs();
   nanosleep(&ts, nullptr);
+  const int64_t over = NowNs() - start - us * 1000;
+  if (over > 1'000'000'000) {
+    std::printf("note: a %lld us sleep took %.3f s more [%.3f]\n", static_cast<long long>(us),
+                static_cast<double>(over) / 1e9, MonoSeconds());
+    std::fflush(stdout);
+  }
 }
 
 // Waits until `pred` holds or `timeout` passes; true if it held. Everything a
@@ -149,16 +161,19 @@ inline std::thread StartCfsThread(const cpu_set_t& cpus, std::function<void()> b
   return t;
 }
 
+// Each line carries the guest's CLOCK_MONOTONIC in seconds (the clock of the
+// kernel's log and of message timestamps): a loaded host's failures are
+// timing windows, and the log then shows where the time went.
 struct Failures {
   std::atomic<int> n{0};
   void Fail(const std::string& what) {
     n++;
-    std::printf("FAIL: %s\n", what.c_str());
+    std::printf("FAIL: %s [%.3f]\n", what.c_str(), MonoSeconds());
     std::fflush(stdout);
   }
   void Check(bool ok, const std::string& what) {
     if (ok) {
-      std::printf("PASS: %s\n", what.c_str());
+      std::printf("PASS: %s [%.3f]\n", what.c_str(), MonoSeconds());
       std::fflush(stdout);
     } else {
       Fail(what);
@@ -656,6 +671,8 @@ inline bool HaveCpus(int n) {
 inline void PrintLog(TestAgent& agent) {
   const auto log = agent.Log();
   const uint64_t t0 = log.empty() ? 0 : log.front().time_ns;
+  absl::PrintF("  messages (times from %.3f, the clock of the check lines):\n",
+               static_cast<double>(t0) / 1e9);
   for (const ghost_msg& m : log) {
     absl::PrintF("  msg %s tid %u seq %u cpu %u at %+d us\n", ghost::MessageTypeName(m.type),
                  m.tid, m.seqnum, m.cpu,
