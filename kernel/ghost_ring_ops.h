@@ -11,6 +11,8 @@
  *   revoke   the agent: CAS READY -> REVOKED (a consumer cannot also win)
  *   reap     the one reaper (the agent): read outcomes in position order,
  *            free each slot for its next lap
+ *   abandon  an agent that took the ring over: free what its dead
+ *            predecessor took and never published
  *
  * No locks, no syscalls, every loop bounded by a constant. Memory ordering:
  * the fields of a slot are written before its READY word is published and read
@@ -397,6 +399,37 @@ GHOST_RING_FN int ghost_ring_revoke(struct ghost_ring *r, __u64 pos)
 	if ((__s64)(pos - GHOST_RING_LOAD(&r->head.pos)) >= 0)
 		return GHOST_RING_REVOKE_GONE; /* never pushed */
 	return GHOST_RING_REVOKE_UNPUBLISHED;
+}
+
+/* Marks position `pos` ABANDONED if it is still unpublished (EMPTY) or passed
+ * by consumers (SKIPPED), so that the reaper frees it. Only for a position
+ * whose producer will never write again: an agent that took the ring over
+ * calls it after its predecessor died and after every BPF producer that
+ * could hold such a position has let go (userspace/ring.h,
+ * AbandonDeadPushes). Returns 1 if this call marked it. */
+GHOST_RING_FN int ghost_ring_abandon(struct ghost_ring *r, __u64 pos)
+{
+	__u64 mask = ghost_ring_mask(r);
+	struct ghost_ring_slot *s;
+	__u64 empty = GHOST_RING_WORD(pos, GHOST_RING_EMPTY);
+	__u64 skipped = GHOST_RING_WORD(pos, GHOST_RING_SKIPPED);
+	__u64 w;
+	int i;
+
+	if (!mask)
+		return 0;
+	s = ghost_ring_slot_at(r, mask, pos);
+	/* Twice: a consumer may pass it (EMPTY -> SKIPPED) between the load
+	 * and the CAS; nothing else moves it. */
+	GHOST_RING_FOR(i, 2) {
+		w = GHOST_RING_LOAD(&s->state);
+		if (w != empty && w != skipped)
+			return 0;
+		GHOST_RING_RACE_WINDOW();
+		if (GHOST_RING_CAS(&s->state, w, GHOST_RING_WORD(pos, GHOST_RING_ABANDONED)) == w)
+			return 1;
+	}
+	return 0;
 }
 
 /* The reaper (one at a time: the agent) reads the outcome of the oldest

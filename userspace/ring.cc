@@ -1,5 +1,10 @@
 #include "userspace/ring.h"
 
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <new>
@@ -49,6 +54,36 @@ int Ring::RevokeAll() {
     if (Revoke(pos) == RingRevoke::kRevoked) ++won;
   }
   return won;
+}
+
+// One RCU grace period: BPF programs run inside RCU read-side sections.
+static absl::Status WaitRcuGracePeriod() {
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0) {
+    return absl::Status(absl::ErrnoToStatusCode(errno),
+                        absl::StrCat("membarrier(MEMBARRIER_CMD_GLOBAL): ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> Ring::AbandonDeadPushes() { return AbandonDeadPushes(WaitRcuGracePeriod); }
+
+absl::StatusOr<int> Ring::AbandonDeadPushes(
+    absl::FunctionRef<absl::Status()> wait_for_bpf_producers) {
+  // Unpublished now: the dead agent's, or a BPF producer's still in its window.
+  auto unpublished = [&](uint64_t pos) {
+    const uint64_t w = GHOST_RING_LOAD(&ghost_ring_slot_at(ring_, size_ - 1, pos)->state);
+    return w == GHOST_RING_WORD(pos, GHOST_RING_EMPTY) ||
+           w == GHOST_RING_WORD(pos, GHOST_RING_SKIPPED);
+  };
+  const uint64_t head = GHOST_RING_LOAD(&ring_->head.pos);
+  const uint64_t from = GHOST_RING_LOAD(&ring_->reaped.pos);
+  bool any = false;
+  for (uint64_t pos = from; pos < head && !any; ++pos) any = unpublished(pos);
+  if (!any) return 0;  // the common case: no wait
+  if (absl::Status s = wait_for_bpf_producers(); !s.ok()) return s;
+  int marked = 0;
+  for (uint64_t pos = from; pos < head; ++pos) marked += ghost_ring_abandon(ring_, pos);
+  return marked;
 }
 
 uint32_t Ring::node() const { return ring_->info.node; }

@@ -96,6 +96,18 @@ class Ring {
   // Revokes every entry nobody claimed yet (an earlier agent's, at Attach);
   // returns how many were won.
   int RevokeAll();
+  // An agent killed inside a push leaves its position unpublished (or
+  // SKIPPED, once consumers pass it) for good, and the reaper would wait there
+  // for ever. After Attach, once the earlier agent is gone (it released its
+  // enclave lock by exiting): calls `wait_for_bpf_producers` (by default one
+  // RCU grace period, membarrier(MEMBARRIER_CMD_GLOBAL): the class's producers
+  // run with preemption off, so every one that took a position before has
+  // published it or let go), then marks every position below the head read
+  // before the wait that is still unpublished or skipped ABANDONED. Returns
+  // how many; ReapOne then frees them (stats().abandoned).
+  absl::StatusOr<int> AbandonDeadPushes();
+  absl::StatusOr<int> AbandonDeadPushes(
+      absl::FunctionRef<absl::Status()> wait_for_bpf_producers);
   // The oldest entry's outcome, if it has one; frees its slot. Positions
   // whose push was skipped have none: freed on the way, counted in abandoned.
   std::optional<RingOutcomeRecord> ReapOne();

@@ -685,6 +685,43 @@ TEST_F(FifoFastPathTest, ReattachReapsOldEntriesWithoutLossOrDuplicates) {
   EXPECT_EQ(sched().Waiting(), 0u);
 }
 
+// The old agent was killed inside a push: its position is taken and never
+// published. The new agent frees it at take-over; without that its reaper
+// would stop there, and after a ring's worth of pushes every thread would go
+// through transactions (ring_full).
+TEST_F(FifoFastPathTest, TakeOverFreesAPositionTheKilledAgentNeverPublished) {
+  Start(4, {}, /*ring_size=*/4);
+  const Tid first = k().NewThread();
+  agent_->RunOnce();
+  ASSERT_EQ(k().ConsumeRing(1), Consumed::kRan);
+  k().Block(first);
+  agent_->RunOnce();
+  ghost_ring* region = k().RingRegion(0, 0);
+  __atomic_fetch_add(&region->head.pos, 1, __ATOMIC_SEQ_CST);  // taken; the agent dies
+  rig_->policy.reset();
+  PolicyOptions opts{.name = "fifo-centralized"};
+  opts.ring_sizes.default_size = 4;
+  opts.clock = [this] { return k().NowNs(); };
+  auto p = MakePolicy(opts, *rig_->enclave);
+  ASSERT_TRUE(p.ok()) << p.status();
+  rig_->policy = std::move(*p);
+  agent_ = rig_->policy->agents()[0];
+  EXPECT_EQ(sched().stats().attached_abandoned, 1u);
+  TakeOverThreads(k(), *rig_->enclave, *rig_->policy);
+  std::vector<Tid> later;
+  for (int i = 0; i < 12; ++i) {  // three laps of the ring
+    const Tid t = k().NewThread();
+    later.push_back(t);
+    agent_->RunOnce();
+    ASSERT_EQ(k().ConsumeRing(1), Consumed::kRan) << i;
+    k().Block(t);
+    agent_->RunOnce();
+  }
+  for (Tid t : later) EXPECT_EQ(RingRuns(t), 1) << t;
+  EXPECT_EQ(sched().stats().ring_full, 0u);
+  EXPECT_EQ(sched().Waiting(), 0u);
+}
+
 // Random messages, consumptions, bounces and agent rounds over two nodes;
 // then a drain in which every runnable thread must run (and then block).
 // Checked throughout: no ring entry runs twice, no thread is on two CPUs.

@@ -372,6 +372,106 @@ TEST_F(RingTest, AGapShorterThanTheGapTimeIsNotPassed) {
   EXPECT_EQ(ring.gaps_skipped(), 0u);
 }
 
+// An agent killed inside a push leaves its position unpublished for good
+// (EMPTY, or SKIPPED once consumers pass it): the reaper would wait there for
+// ever, and the ring would fill. The agent that takes the ring over marks it
+// ABANDONED after the wait for BPF producers, and reaping goes on.
+TEST_F(RingTest, AbandonDeadPushesFreesWhatAKilledAgentLeft) {
+  for (bool passed : {false, true}) {
+    SCOPED_TRACE(passed ? "passed by consumers" : "never passed");
+    mem_ = AllocateRingMemory();
+    Ring old = Make(8);
+    ASSERT_TRUE(old.Push(1, 1).ok());  // position 0
+    raw()->head.pos = 2;               // position 1: taken, then the agent was killed
+    for (uint64_t tid = 2; tid <= 4; ++tid) {  // the class's wake-up pushes behind it
+      __u64 pos;
+      ASSERT_EQ(ghost_ring_push(raw(), tid, 1, 0, 0, &pos), GHOST_RING_PUSH_OK);
+    }
+    // Consumers run everything; with a clock (passed) they time the gap from
+    // their first sight of it and pass it GHOST_RING_GAP_NS later.
+    ghost_ring_entry e;
+    const uint64_t first = passed ? 1 : 0, later = passed ? 1 + GHOST_RING_GAP_NS : 0;
+    for (uint64_t now : {first, later}) {
+      while (ghost_ring_claim(raw(), 0, now, &e) == 1) {
+        ASSERT_EQ(ghost_ring_complete(raw(), e.pos), 0);
+      }
+    }
+    EXPECT_EQ(raw()->slots[1].state,
+              GHOST_RING_WORD(1, passed ? GHOST_RING_SKIPPED : GHOST_RING_EMPTY));
+
+    absl::StatusOr<Ring> next = Ring::Attach(raw());
+    ASSERT_TRUE(next.ok()) << next.status();
+    std::vector<uint64_t> reaped;
+    auto reap = [&] { next->Reap([&](const RingOutcomeRecord& o) { reaped.push_back(o.tid); }); };
+    reap();
+    EXPECT_EQ(reaped, std::vector<uint64_t>({1})) << "the reaper waits at the dead position";
+    int waits = 0;
+    absl::StatusOr<int> marked = next->AbandonDeadPushes([&] {
+      ++waits;
+      return absl::OkStatus();
+    });
+    ASSERT_TRUE(marked.ok()) << marked.status();
+    EXPECT_EQ(*marked, 1);
+    EXPECT_EQ(waits, 1);
+    reap();
+    EXPECT_EQ(reaped, std::vector<uint64_t>({1, 2, 3, 4}));
+    EXPECT_EQ(next->stats().abandoned, 1u);
+    EXPECT_EQ(next->unreaped(), 0u);
+    // Consumers move over it too, and the ring serves laps again.
+    for (int lap = 0; lap < 3; ++lap) {
+      for (uint64_t i = 0; i < next->size(); ++i) ASSERT_TRUE(next->Push(100 + i, 1).ok()) << i;
+      while (ghost_ring_claim(raw(), 0, 0, &e) == 1) ASSERT_EQ(ghost_ring_complete(raw(), e.pos), 0);
+      EXPECT_EQ(next->Reap([](const RingOutcomeRecord&) {}), static_cast<int>(next->size()));
+    }
+    // Nothing left to abandon: no wait.
+    EXPECT_EQ(*next->AbandonDeadPushes([&] {
+      ++waits;
+      return absl::OkStatus();
+    }), 0);
+    EXPECT_EQ(waits, 1);
+  }
+}
+
+// A position whose producer is still in its window when the new agent looks
+// (a BPF producer: it publishes before the wait ends) keeps its entry; a
+// failed wait marks nothing.
+TEST_F(RingTest, AbandonDeadPushesSparesAProducerThatPublishesDuringTheWait) {
+  (void)Make(8);
+  raw()->head.pos = 1;  // position 0: taken, being written
+  absl::StatusOr<Ring> next = Ring::Attach(raw());
+  ASSERT_TRUE(next.ok());
+  absl::StatusOr<int> failed = next->AbandonDeadPushes([] {
+    return absl::UnavailableError("no grace period");
+  });
+  EXPECT_FALSE(failed.ok());
+  EXPECT_EQ(raw()->slots[0].state, GHOST_RING_WORD(0, GHOST_RING_EMPTY));
+  absl::StatusOr<int> marked = next->AbandonDeadPushes([&] {
+    raw()->slots[0].tid = 9;
+    raw()->slots[0].seqnum = 1;
+    GHOST_RING_PUBLISH(&raw()->slots[0].state, GHOST_RING_WORD(0, GHOST_RING_READY));
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(marked.ok());
+  EXPECT_EQ(*marked, 0);
+  std::optional<ghost_ring_entry> e = Claim();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->tid, 9u);
+}
+
+// The real wait (membarrier(MEMBARRIER_CMD_GLOBAL)) works on this kernel.
+TEST_F(RingTest, AbandonDeadPushesWaitsForAGracePeriod) {
+  (void)Make(8);
+  raw()->head.pos = 1;
+  absl::StatusOr<Ring> next = Ring::Attach(raw());
+  ASSERT_TRUE(next.ok());
+  absl::StatusOr<int> marked = next->AbandonDeadPushes();
+  ASSERT_TRUE(marked.ok()) << marked.status();
+  EXPECT_EQ(*marked, 1);
+  EXPECT_FALSE(next->ReapOne());
+  EXPECT_EQ(next->stats().abandoned, 1u);
+  EXPECT_EQ(next->unreaped(), 0u);
+}
+
 // The policy's stealing choice is one bit of info.flags that the class's
 // consumers read (GHOST_RING_F_STEAL); the wake-up bit next to it stays as
 // it was.

@@ -585,6 +585,15 @@ absl::StatusOr<bool> FifoCentralizedScheduler::SetUpRings(EnclaveId enclave) {
       if (!r.ok()) return r.status();
       n.ring.emplace(std::move(*r));
       stats_.attached_entries += n.ring->unreaped();
+      // A position the earlier agent took and never published (killed in
+      // its push) would hold the reaper for good. It is gone: we hold its
+      // enclave's lock.
+      if (absl::StatusOr<int> a = n.ring->AbandonDeadPushes(); a.ok()) {
+        stats_.attached_abandoned += *a;
+      } else {
+        absl::FPrintF(stderr, "%s: node %d's ring keeps an earlier agent's unpublished push: %s\n",
+                      FifoCentralizedPolicy::kName, node, a.status().message());
+      }
       n.ring->RevokeAll();
     } else {
       absl::StatusOr<Ring> r = Ring::Create(region, opts_.ring_sizes.For(node), node);
@@ -1052,14 +1061,16 @@ std::string FifoCentralizedScheduler::FastPathStatsLine() const {
       " fast_path=on ring_size=%s ring_bytes=%s pushes=%s ran_per_cpu=%s stale_per_cpu=%s "
       "ring_ran=%u ring_revoked=%u stale_by_reason=%s revokes_won=%u revokes_lost=%u "
       "rebalanced=%u ring_full=%u doorbells=%u doorbell_kicks=%u doorbell_errors=%u "
-      "old_outcomes=%u attached_entries=%u narrow_preemptions=%u ring_slice_takes=%u "
+      "old_outcomes=%u attached_entries=%u attached_abandoned=%u narrow_preemptions=%u "
+      "ring_slice_takes=%u "
       "wakeup_push=%s wakeup_entries=%s early_outcomes=%u early_dropped=%u early_expired=%u "
       "wakeup_push_on=%u gaps_skipped=%s pushes_skipped=%u ring_steal=%s",
       per(sizes), per(bytes), per(pushes), per(stats_.ran_per_cpu), per(stats_.stale_per_cpu),
       stats_.ring_ran, stats_.ring_revoked, stale.empty() ? "-" : absl::StrJoin(stale, ","),
       stats_.revokes_won, stats_.revokes_lost, stats_.rebalanced, stats_.ring_full,
       stats_.doorbells, stats_.doorbell_kicks, stats_.doorbell_errors, stats_.old_outcomes,
-      stats_.attached_entries, stats_.narrow_preemptions, stats_.ring_slice_takes,
+      stats_.attached_entries, stats_.attached_abandoned, stats_.narrow_preemptions,
+      stats_.ring_slice_takes,
       opts_.wakeup_push ? "on" : "off", per(wakeup), stats_.early_outcomes,
       stats_.early_dropped, stats_.early_expired, stats_.wakeup_push_on, per(gaps),
       pushes_skipped, opts_.ring_steal ? "on" : "off");

@@ -111,6 +111,7 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t doorbell_errors = 0;
     uint64_t old_outcomes = 0;   // about an older seqnum than we know: ignored
     uint64_t attached_entries = 0;  // an earlier agent's entries found at attach
+    uint64_t attached_abandoned = 0;  // its positions taken and never published
     uint64_t narrow_preemptions = 0;  // a narrow thread preempted a ring-fed CPU
     uint64_t ring_slice_takes = 0;  // a ring entry taken back for a CPU past its slice
     // The class's wake-up pushes, adopted from TASK_WAKEUP messages, per node.
