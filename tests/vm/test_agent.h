@@ -9,6 +9,7 @@
 #ifndef GHOST_SCX_TESTS_VM_TEST_AGENT_H_
 #define GHOST_SCX_TESTS_VM_TEST_AGENT_H_
 
+#include <linux/mempolicy.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -16,6 +17,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -161,6 +164,77 @@ inline std::thread StartCfsThread(const cpu_set_t& cpus, std::function<void()> b
   return t;
 }
 
+// A scenario's agent shares its process with the threads it schedules, so
+// it must never wait on one of them: it could wait for ever on a thread that
+// waits for it (the class's watchdog breaks that after watchdog_ms). In a
+// NUMA guest the kernel's NUMA balancing makes such waits: a worker migrating
+// a page of the process holds the page's lock, is parked, and the agent
+// touching that page waits in migration_entry_wait (seen: 4 of 18 fast_path_gap
+// runs on a loaded host, every one ended by the watchdog after 15 s). A task
+// memory policy without MPOL_F_MOF (MPOL_LOCAL: allocate on the local node,
+// as by default) opts the process out of it; threads made later inherit it.
+inline void LeaveNumaBalancing() {
+  if (syscall(SYS_set_mempolicy, MPOL_LOCAL, nullptr, 0) != 0) {
+    std::printf("note: set_mempolicy(MPOL_LOCAL): %s\n", strerror(errno));
+  }
+}
+
+// Watches a thread for a wait in the kernel (state D) longer than `limit_ms`:
+// the first one is printed with the thread's kernel stack and every
+// runqueue (debugfs sched/debug), once. A slow host makes a scenario slow;
+// an agent stuck in the kernel is a wait on something, and this says what.
+class KernelWaitWatch {
+ public:
+  KernelWaitWatch(int tid, int limit_ms) : tid_(tid), limit_ns_(int64_t{limit_ms} * 1'000'000) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~KernelWaitWatch() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    // Above the scenario's own SCHED_FIFO agent, off the class.
+    sched_param sp = {.sched_priority = 90};
+    sched_setscheduler(0, SCHED_FIFO, &sp);
+    const std::string task = "/proc/self/task/" + std::to_string(tid_);
+    int64_t since = 0;
+    while (!stop_) {
+      SleepUs(50'000);
+      std::ifstream stat(task + "/stat");
+      std::string line;
+      if (!std::getline(stat, line)) return;  // the thread is gone
+      const size_t paren = line.rfind(')');
+      const bool waiting = paren != std::string::npos && paren + 2 < line.size() &&
+                           line[paren + 2] == 'D';
+      if (!waiting) {
+        since = 0;
+        continue;
+      }
+      if (since == 0) since = NowNs();
+      if (NowNs() - since < limit_ns_) continue;
+      std::printf("note: thread %d has waited in the kernel for %.3f s [%.3f]:\n", tid_,
+                  static_cast<double>(NowNs() - since) / 1e9, MonoSeconds());
+      for (const char* f : {"/wchan", "/stack"}) Print(task + f, "  ");
+      Print("/sys/kernel/debug/sched/debug", "  sched: ");
+      std::fflush(stdout);
+      return;
+    }
+  }
+  static void Print(const std::string& path, const char* prefix) {
+    std::ifstream in(path);
+    std::string line;
+    if (!in) std::printf("%s(%s unreadable)\n", prefix, path.c_str());
+    while (in && std::getline(in, line)) std::printf("%s%s\n", prefix, line.c_str());
+  }
+
+  const int tid_;
+  const int64_t limit_ns_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 // Each line carries the guest's CLOCK_MONOTONIC in seconds (the clock of the
 // kernel's log and of message timestamps): a loaded host's failures are
 // timing windows, and the log then shows where the time went.
@@ -198,9 +272,14 @@ struct Setup {
   std::unique_ptr<ghost::BpfKernelSide> ks;
   ghost::EnclaveId enclave = 0;
   ghost::QueueId queue = 0;
+  std::unique_ptr<KernelWaitWatch> watch;  // of the thread that made the setup: the agent
 
+  // Call it before starting the threads the scenario schedules (they inherit
+  // LeaveNumaBalancing's policy).
   static std::unique_ptr<Setup> Create(const SetupOptions& opts) {
+    LeaveNumaBalancing();
     auto s = std::make_unique<Setup>();
+    s->watch = std::make_unique<KernelWaitWatch>(Gettid(), 2000);
     auto ks = ghost::BpfKernelSide::Create({.slice = absl::Milliseconds(5),
                                             .kernel_timeout = opts.kernel_timeout,
                                             .race_window_iters = opts.race_window_iters});

@@ -70,7 +70,7 @@ busybox=$(command -v busybox || echo /bin/busybox)
 file "$busybox" 2>/dev/null | grep -q 'statically linked' || die "$busybox is not static: install busybox-static ('make deps')"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ghost-vm.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap '[ -z "${watcher:-}" ] || kill "$watcher" 2>/dev/null || true; rm -rf "$work"' EXIT
 root=$work/root
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,run,etc}
 cp "$busybox" "$root/bin/busybox"
@@ -129,6 +129,21 @@ if [ $numa = 1 ]; then
              -numa "node,nodeid=0,cpus=0-$((half - 1)),memdev=m0" -numa "node,nodeid=1,cpus=$half-$((cpus - 1)),memdev=m1")
 fi
 
+# The guest's clock follows the host's: a host that stands still for seconds
+# is a jump for the guest, and its watchdogs fire at once. Such stalls are
+# noted in the log, to tell that failure from the scheduler's.
+host_watch() {
+  local prev=${EPOCHREALTIME/./} now
+  while sleep 0.5 && kill -0 $$ 2>/dev/null; do
+    now=${EPOCHREALTIME/./}
+    if [ $((now - prev)) -gt 2500000 ]; then
+      echo "vm: the host stood still for $(((now - prev - 500000) / 1000)) ms (until $(date +%T))" >>"$work/host_stalls"
+    fi
+    prev=$now
+  done
+}
+host_watch &
+watcher=$!
 set +e
 if [ $quiet = 1 ]; then
   timeout -k 5 "$timeout_s" qemu-system-x86_64 -accel tcg,thread=single -cpu max -m "${mem}M" -smp "$smp" \
@@ -142,8 +157,12 @@ else
   qrc=${PIPESTATUS[0]}
 fi
 set -e
+kill "$watcher" 2>/dev/null || true
+wait "$watcher" 2>/dev/null || true
+watcher=
 
 tr -d '\r' <"$log" >"$log.tmp" && mv "$log.tmp" "$log"
+[ -s "$work/host_stalls" ] && cat "$work/host_stalls" >>"$log"
 if grep -qE 'Kernel panic|Oops:|BUG: |general protection fault' "$log"; then
   echo "vm: $name: guest kernel panicked or oopsed (log: $log):" >&2
   grep -m3 -E 'Kernel panic|Oops:|BUG: |general protection fault' "$log" | sed 's/^/vm:   /' >&2
@@ -151,7 +170,10 @@ if grep -qE 'Kernel panic|Oops:|BUG: |general protection fault' "$log"; then
 fi
 rc=$(sed -n 's/^GHOST-VM-EXIT: \([0-9]*\)$/\1/p' "$log" | tail -1)
 if [ -n "$rc" ]; then
-  [ "$rc" = 0 ] || echo "vm: $name: scenario failed with exit status $rc (log: $log)" >&2
+  if [ "$rc" != 0 ]; then
+    echo "vm: $name: scenario failed with exit status $rc (log: $log)" >&2
+    [ -s "$work/host_stalls" ] && sed "s/^vm: /vm: $name: /" "$work/host_stalls" >&2
+  fi
   exit "$rc"
 fi
 if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then

@@ -140,12 +140,8 @@ int main(int argc, char** argv) {
   const int ncpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   const cpu_set_t all = AllCpus();
 
-  // Gap mode keeps 32 workers on node 0's two CPUs and leaves the driver
-  // blind to outcomes for the 2 s stall, so a worker's wait (stall, then a
-  // ring 31 deep) nears 5 s on a loaded host: a CI run had 64 watchdog runs
-  // of 1,830 with everything else passing. It gets the longest watchdog.
   auto setup = Setup::Create({.cpus = ghost::CpuList::FirstN(ncpus),
-                              .watchdog_ms = mode == Mode::kGap ? 15000u : 5000u,
+                              .watchdog_ms = 5000,
                               .race_window_iters = race_window});
   if (!setup) return 1;
   auto& ks = *setup->ks;
@@ -427,7 +423,14 @@ int main(int argc, char** argv) {
   // The doorbell's cost on the agent: one bpf() call per batch (under TCG).
   int64_t doorbell_calls = 0, doorbell_ns = 0, doorbell_max_ns = 0;
   const int64_t deadline = NowNs() + 240'000'000'000LL;
+  // The driver's longest round (a stalled guest or driver shows here) and when.
+  int64_t round_start = NowNs(), round_max_ns = 0, round_max_at = 0;
   for (;;) {
+    if (const int64_t now = NowNs(); now - round_start > round_max_ns) {
+      round_max_ns = now - round_start;
+      round_max_at = now;
+    }
+    round_start = NowNs();
     ks.ConsumeQueue(setup->queue, on_message);
     for (int n = 0; n < nodes; n++) rings[n].Reap([&](const auto& o) { on_outcome(n, o); });
     reaped_now = reaped;
@@ -563,6 +566,12 @@ int main(int argc, char** argv) {
                fp.settle_errors, fp.doorbells, fp.doorbell_kicks, runs[ghost::kRunCommitted],
                runs[ghost::kRunFallback], runs[ghost::kRunResumed], runs[ghost::kRunStarved],
                runs[ghost::kRunRing]);
+  const auto* bss = ks.bpf_class().skel()->bss;
+  const ghost_watchdog_move_record& wm = bss->last_watchdog_move;
+  absl::PrintF("watchdog moves %d (the last: tid %d held %d ms, state %d); the driver's longest "
+               "round %d ms, ending at %.3f\n",
+               bss->nr_watchdog_moves, wm.tid, wm.held_ns / 1'000'000, wm.state,
+               round_max_ns / 1'000'000, static_cast<double>(round_max_at) / 1e9);
   absl::PrintF("doorbell calls %d, on the agent: mean %d ns, max %d ns\n", doorbell_calls,
                doorbell_calls ? doorbell_ns / doorbell_calls : 0, doorbell_max_ns);
   if (doorbell) {
@@ -592,7 +601,7 @@ int main(int argc, char** argv) {
           absl::StrFormat("RAN outcomes (%d) == ring runs the class counted at ops.running (%d)",
                           ran, fp.enclave_ring_runs[enclave]));
   f.Check(fp.settle_errors == 0, "no settle of a moved entry was refused");
-  // The class's watchdog (5 s; 15 s in gap mode) runs a thread this driver left parked that
+  // The class's watchdog (5 s) runs a thread this driver left parked that
   // long: on an overloaded host (TCG at a fraction of a core per vCPU; seen:
   // 4 of 922 runs, 3 of 703, in a full suite beside a busy loop and other
   // VMs) a few such runs happen with nothing wrong. Consumers that do not run
