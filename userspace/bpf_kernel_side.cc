@@ -310,6 +310,7 @@ BpfKernelSide::FastPathCounters BpfKernelSide::FastPathStats() const {
   f.settle_errors = __atomic_load_n(&bss->nr_ring_settle_errors, __ATOMIC_RELAXED);
   f.doorbells = __atomic_load_n(&bss->nr_doorbells, __ATOMIC_RELAXED);
   f.doorbell_kicks = __atomic_load_n(&bss->nr_doorbell_kicks, __ATOMIC_RELAXED);
+  f.doorbell_steal_kicks = __atomic_load_n(&bss->nr_doorbell_steal_kicks, __ATOMIC_RELAXED);
   f.wakeup_pushes = __atomic_load_n(&bss->nr_ring_wakeup_pushes, __ATOMIC_RELAXED);
   f.wakeup_refused = __atomic_load_n(&bss->nr_ring_wakeup_refused, __ATOMIC_RELAXED);
   f.wakeup_moves = __atomic_load_n(&bss->nr_ring_wakeup_moves, __ATOMIC_RELAXED);

@@ -70,6 +70,7 @@ class BpfKernelSide : public KernelSide {
     std::array<uint64_t, GHOST_RING_STALE_LAST + 1> stale = {};  // by reason
     uint64_t settle_errors = 0;  // must stay 0
     uint64_t doorbells = 0, doorbell_kicks = 0;
+    uint64_t doorbell_steal_kicks = 0;  // of the kicks: another node's CPU, for a ring it may steal from
     // BPF producers at wake-up (GHOST_RING_F_WAKEUP): pushed, refused (full
     // or contended ring), parked on another idle CPU of the node.
     uint64_t wakeup_pushes = 0, wakeup_refused = 0, wakeup_moves = 0;

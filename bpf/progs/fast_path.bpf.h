@@ -59,6 +59,7 @@ __u64 nr_ring_stale[GHOST_RING_STALE_LAST + 1];
 __u64 nr_runs_ring, nr_ring_settle_errors;
 __u64 nr_ring_skips_agent_cpu; /* dispatches on a global agent's CPU that did not consume */
 __u64 nr_doorbells, nr_doorbell_kicks;
+__u64 nr_doorbell_steal_kicks; /* ... of them to another node's CPU, for a ring that lets it steal */
 /* BPF producers at wake-up (GHOST_RING_F_WAKEUP): entries pushed, pushes a
  * full (or contended) ring refused, wake-ups parked on another idle CPU of
  * the node than their previous, busy one (the doorbell of a BPF push). */
@@ -429,28 +430,49 @@ static __always_inline void ring_push_wakeup(struct task_struct *p, struct ghost
 }
 
 struct doorbell_ctx {
-	__u64 idle[GHOST_CPU_MASK_WORDS];
+	__u64 idle[GHOST_CPU_MASK_WORDS]; /* idle and not kicked yet */
 	__u32 left[GHOST_RING_MAX_NODES];
+	__u32 steal[GHOST_RING_MAX_NODES]; /* that node's ring lets other nodes take */
 	__u32 enclave;
 	__u32 kicked;
+	__u32 steal_pass;
+	__u32 stolen;
 };
 
+/* First pass: an idle CPU of node n for node n's kicks. Second pass (some
+ * node's kicks left, its ring lets others steal): an idle CPU of another
+ * node, whose consumer takes from that ring once its own is empty. */
 static long doorbell_cpu(__u64 i, struct doorbell_ctx *d)
 {
 	__u32 cpu = (__u32)i & (GHOST_MAX_CPUS - 1);
 	__u32 n = node_of_cpu(cpu);
 
-	if (!d->left[n] || !cpu_in_mask(d->idle, cpu) || !cpu_online(cpu) ||
-	    !enclave_has_cpu(d->enclave, cpu))
+	if (!cpu_in_mask(d->idle, cpu) || !cpu_online(cpu) || !enclave_has_cpu(d->enclave, cpu))
 		return 0;
+	if (d->steal_pass) {
+		for (__u32 m = 0; m < GHOST_RING_MAX_NODES; m++) {
+			if (m == n || !d->left[m] || !d->steal[m])
+				continue;
+			n = m;
+			break;
+		}
+		if (n == node_of_cpu(cpu))
+			return 0;
+		d->stolen++;
+	} else if (!d->left[n]) {
+		return 0;
+	}
 	scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-	d->left[n]--;
+	d->idle[cpu / 64] &= ~(1ULL << (cpu % 64));
+	d->left[n & (GHOST_RING_MAX_NODES - 1)]--;
 	d->kicked++;
 	return 0;
 }
 
 /* The agent's doorbell after a batch of pushes: wake up to kicks[n] idle CPUs
- * of the enclave on each node n, so they run ops.dispatch and consume. */
+ * of the enclave on each node n, so they run ops.dispatch and consume; kicks
+ * node n's own CPUs cannot take go to other nodes' idle CPUs if n's ring lets
+ * them steal (GHOST_RING_F_STEAL). */
 SEC("syscall")
 int ghost_ring_doorbell(struct ghost_ring_doorbell_args *args)
 {
@@ -469,8 +491,22 @@ int ghost_ring_doorbell(struct ghost_ring_doorbell_args *args)
 		d.idle[w] = BPF_CORE_READ(idle, bits[w]);
 	scx_bpf_put_idle_cpumask(idle);
 	bpf_loop(nr_cpus < GHOST_MAX_CPUS ? nr_cpus : GHOST_MAX_CPUS, doorbell_cpu, &d, 0);
+	for (int n = 0; n < GHOST_RING_MAX_NODES; n++) {
+		struct ghost_ring *r;
+
+		if (!d.left[n])
+			continue;
+		r = ring_at(GHOST_RING_INDEX(d.enclave, n));
+		if (r && (*(volatile __u32 *)&r->info.flags & GHOST_RING_F_STEAL)) {
+			d.steal[n] = 1;
+			d.steal_pass = 1;
+		}
+	}
+	if (d.steal_pass)
+		bpf_loop(nr_cpus < GHOST_MAX_CPUS ? nr_cpus : GHOST_MAX_CPUS, doorbell_cpu, &d, 0);
 	__sync_fetch_and_add(&nr_doorbells, 1);
 	__sync_fetch_and_add(&nr_doorbell_kicks, d.kicked);
+	__sync_fetch_and_add(&nr_doorbell_steal_kicks, d.stolen);
 	args->nr_kicked = d.kicked;
 	return 0;
 }

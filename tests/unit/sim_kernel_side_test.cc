@@ -434,6 +434,36 @@ TEST_F(SimKernelSideTest, NoQueueLeftDropsAndCountsAndTheThreadStillRuns) {
   EXPECT_EQ(got, 1u);
 }
 
+// The doorbell as the class rings it: a node's own idle CPUs first; kicks
+// that node cannot take (its CPUs busy) go to another node's idle CPUs only
+// if the pushed ring lets them steal (GHOST_RING_F_STEAL).
+TEST_F(SimKernelSideTest, DoorbellKicksAnotherNodeOnlyForARingThatLetsItSteal) {
+  ks_->EnableRings({0, 0, 1, 1});
+  absl::StatusOr<Ring> ring = Ring::Create(ks_->RingRegion(enclave_, 0), 16, 0);
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  const int a = ks_->SpawnThread(enclave_, 0, 0, true, 1'000'000'000);
+  const int b = ks_->SpawnThread(enclave_, 0, 1, true, 1'000'000'000);
+  RunFor(1'000);
+  Drain();
+  Fill(0, a);
+  Fill(1, b);
+  ASSERT_TRUE(ks_->Commit(CpuList{0, 1}).ok());
+  RunFor(CostModel::Paper().commit_remote_target_ns + 1'000);
+  ASSERT_EQ(machine_->cpu(0).thread, a);  // node 0 busy, node 1 (CPUs 2, 3) idle
+  ASSERT_EQ(machine_->cpu(1).thread, b);
+  const uint32_t kicks[2] = {1, 0};
+  ASSERT_TRUE(ks_->RingDoorbell(enclave_, kicks).ok());
+  EXPECT_EQ(ks_->stats().doorbell_kicks, 0u);
+  EXPECT_EQ(ks_->stats().doorbell_steal_kicks, 0u);
+  ring->SetSteal(true);
+  ASSERT_TRUE(ks_->RingDoorbell(enclave_, kicks).ok());
+  EXPECT_EQ(ks_->stats().doorbell_kicks, 1u);
+  EXPECT_EQ(ks_->stats().doorbell_steal_kicks, 1u);
+  const uint32_t many[2] = {5, 0};  // never more than the idle CPUs
+  ASSERT_TRUE(ks_->RingDoorbell(enclave_, many).ok());
+  EXPECT_EQ(ks_->stats().doorbell_steal_kicks, 3u);
+}
+
 // A global agent that sleeps when idle (--agent-sleep-us), driven by a
 // stand-in agent: it reads its queue and, once, pushes thread `a` into the
 // ring without a doorbell, so only a CPU passing through dispatch takes it.

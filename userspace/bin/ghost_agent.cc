@@ -634,9 +634,10 @@ int main(int argc, char** argv) {
         if (f.stale[r] != 0) absl::StrAppend(&stale, " stale_", r, "=", f.stale[r]);
       }
       absl::PrintF("ghost-agent: fast path (class): pops=%d steals=%d ring_runs=%d "
-                   "settle_errors=%d doorbells=%d kicks=%d skips_on_agent_cpu=%d "
+                   "settle_errors=%d doorbells=%d kicks=%d steal_kicks=%d skips_on_agent_cpu=%d "
                    "wakeup_pushes=%d wakeup_refused=%d wakeup_moves=%d%s\n",
                    f.pops, f.steals, f.ring_runs, f.settle_errors, f.doorbells, f.doorbell_kicks,
+                   f.doorbell_steal_kicks,
                    skel->bss->nr_ring_skips_agent_cpu, f.wakeup_pushes, f.wakeup_refused,
                    f.wakeup_moves, stale);
     }

@@ -1,7 +1,9 @@
 #include "userspace/sim/sim_kernel_side.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "kernel/ghost_ring_ops.h"
@@ -586,17 +588,43 @@ absl::Status SimKernelSide::RingDoorbell(EnclaveId enclave, absl::Span<const uin
     clock_ += costs_.doorbell_agent_ns;
   }
   const uint64_t at = Clock() + costs_.doorbell_target_ns;
+  // As the class's doorbell: each node's idle CPUs first; kicks left for a
+  // node whose ring lets others steal go to other nodes' idle CPUs.
+  std::array<uint32_t, GHOST_RING_MAX_NODES> left = {};
   for (size_t node = 0; node < kicks.size() && node < GHOST_RING_MAX_NODES; node++) {
-    uint32_t left = kicks[node];
-    for (int c : enclaves_[enclave].cpus.ToVector()) {
-      if (left == 0) break;
-      if (NodeOfCpu(c) != static_cast<int>(node) || HeldByGlobalAgent(c) || !machine_.IsFree(c) ||
-          latches_[c].thread != -1) {
-        continue;
-      }
-      left--;
-      stats_.doorbell_kicks++;
-      At(at, kRingKick, static_cast<uint32_t>(c), 0);
+    left[node] = kicks[node];
+  }
+  std::set<int> kicked;
+  auto kick = [&](int c) {
+    kicked.insert(c);
+    stats_.doorbell_kicks++;
+    At(at, kRingKick, static_cast<uint32_t>(c), 0);
+  };
+  auto idle = [&](int c) {
+    return !kicked.count(c) && !HeldByGlobalAgent(c) && machine_.IsFree(c) &&
+           latches_[c].thread == -1;
+  };
+  const std::vector<int> cpus = enclaves_[enclave].cpus.ToVector();
+  for (int node = 0; node < GHOST_RING_MAX_NODES; node++) {
+    for (int c : cpus) {
+      if (left[node] == 0) break;
+      if (NodeOfCpu(c) != node || !idle(c)) continue;
+      left[node]--;
+      kick(c);
+    }
+  }
+  for (int node = 0; node < GHOST_RING_MAX_NODES; node++) {
+    const ghost_ring* r = rings_[enclave * GHOST_RING_MAX_NODES + node].get();
+    if (left[node] == 0 || r == nullptr ||
+        !(__atomic_load_n(&r->info.flags, __ATOMIC_RELAXED) & GHOST_RING_F_STEAL)) {
+      continue;
+    }
+    for (int c : cpus) {
+      if (left[node] == 0) break;
+      if (NodeOfCpu(c) == node || !idle(c)) continue;
+      left[node]--;
+      stats_.doorbell_steal_kicks++;
+      kick(c);
     }
   }
   return absl::OkStatus();

@@ -56,6 +56,7 @@ struct SimKernelStats {
   uint64_t ring_stale = 0;
   uint64_t doorbells = 0;
   uint64_t doorbell_kicks = 0;
+  uint64_t doorbell_steal_kicks = 0;  // of them: another node's CPU, for a ring that lets it steal
   // The class's producer at wake-up (GHOST_RING_F_WAKEUP): pushed, refused.
   uint64_t wakeup_pushes = 0;
   uint64_t wakeup_refused = 0;

@@ -288,6 +288,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
     r.ring_steals = st.ring_steals;
     r.ring_stale = st.ring_stale;
     r.doorbells = st.doorbells;
+    r.doorbell_steal_kicks = st.doorbell_steal_kicks;
     r.wakeup_pushes = st.wakeup_pushes;
     r.agent_sleeps = st.agent_sleeps;
     r.agent_cpu_runs = st.agent_cpu_runs;
@@ -350,6 +351,7 @@ std::vector<std::tuple<std::string, std::string, bool>> Fields(const SimReport& 
       {"ring_steals", absl::StrCat(r.ring_steals), false},
       {"ring_stale", absl::StrCat(r.ring_stale), false},
       {"doorbells", absl::StrCat(r.doorbells), false},
+      {"doorbell_steal_kicks", absl::StrCat(r.doorbell_steal_kicks), false},
       {"wakeup_pushes", absl::StrCat(r.wakeup_pushes), false},
       {"agent_sleeps", absl::StrCat(r.agent_sleeps), false},
       {"agent_cpu_runs", absl::StrCat(r.agent_cpu_runs), false},

@@ -75,6 +75,7 @@ struct SimReport {
   bool fast_path = false;
   uint64_t ring_claims = 0, ring_runs = 0, ring_stale = 0, doorbells = 0, wakeup_pushes = 0;
   uint64_t ring_steals = 0;
+  uint64_t doorbell_steal_kicks = 0;  // doorbell kicks of another node's CPU (stealing on)
   // --agent-sleep-us: the global agent's sleeps, threads its CPU ran meanwhile.
   uint64_t agent_sleeps = 0, agent_cpu_runs = 0;
   std::string policy_stats;

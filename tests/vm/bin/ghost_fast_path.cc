@@ -624,8 +624,17 @@ int main(int argc, char** argv) {
             absl::StrFormat("node 1's CPUs stole from node 0's ring (%d steals, %d ring runs "
                             "there), node 0's CPUs stole nothing (%d)",
                             fp.steals, ran_node1, home_steals));
+    // Node 0's kicks its own CPUs could not take (busy) went to node 1's.
+    f.Check(fp.doorbell_steal_kicks > 0,
+            absl::StrFormat("the doorbell woke node 1's idle CPUs for node 0's ring (%d of %d "
+                            "kicks)",
+                            fp.doorbell_steal_kicks, fp.doorbell_kicks));
   } else {
     f.Check(ran > 0 && fp.pops > 0 && fp.steals == 0, "entries ran from the rings, none stolen");
+    f.Check(fp.doorbell_steal_kicks == 0,
+            absl::StrFormat("no ring lets others steal: every doorbell kick was on the pushed "
+                            "node (%d elsewhere)",
+                            fp.doorbell_steal_kicks));
   }
   // Where the workers ran (sched_getcpu), ring runs and resumes alike. A
   // watchdog run (tolerated above) may put a thread on any CPU, so then only
