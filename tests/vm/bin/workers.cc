@@ -25,6 +25,9 @@ ABSL_FLAG(int, bursts, 100, "Compute bursts per thread.");
 ABSL_FLAG(int, burst_us, 1000, "Length of one compute burst (CPU time, microseconds).");
 ABSL_FLAG(int, sleep_us, 500, "Sleep between bursts (microseconds).");
 ABSL_FLAG(bool, sched_ext, true, "Switch each thread to SCHED_EXT (policy 7) first.");
+ABSL_FLAG(std::string, until_file, "",
+          "After its --bursts, each thread keeps running bursts until this file exists (a "
+          "workload that must outlast a step of the scenario, however slow the host).");
 ABSL_FLAG(bool, expect_class, false,
           "Require that a sched_ext class runs each thread (ext.enabled in /proc/thread-self/sched) "
           "after its first burst.");
@@ -35,6 +38,7 @@ int main(int argc, char** argv) {
   const int burst_us = absl::GetFlag(FLAGS_burst_us), sleep_us = absl::GetFlag(FLAGS_sleep_us);
   const bool ext = absl::GetFlag(FLAGS_sched_ext);
   const bool expect_class = absl::GetFlag(FLAGS_expect_class);
+  const std::string until_file = absl::GetFlag(FLAGS_until_file);
   if (n < 1 || n > 4096 || bursts < 0 || burst_us < 0 || sleep_us < 0) {
     absl::FPrintF(stderr, "workers: bad flags (threads 1..4096, others >= 0)\n");
     return 2;
@@ -50,7 +54,8 @@ int main(int argc, char** argv) {
           return;
         }
       }
-      for (int b = 0; b < bursts; b++) {
+      for (int b = 0; b < bursts || (!until_file.empty() && access(until_file.c_str(), F_OK) != 0);
+           b++) {
         ghost::ComputeFor(burst_us * 1000LL);
         if (sleep_us > 0) usleep(sleep_us);
         if (b == 0 && expect_class && ghost::RunBySchedExtClass() != 1) {

@@ -142,8 +142,11 @@ committed=$(probe runs_by_agent)
   fail "the new agent placed none of the rediscovered threads ($committed_at_kill -> $committed runs)"
 pass "rediscovered threads placed by the new agent ($committed_at_kill -> $committed runs by commits and ring entries) and all finished"
 
+# It lasts until the upgraded agent has rediscovered it (/tmp/w2.stop): on a
+# loaded host the upgrade can take longer than any fixed number of bursts.
+rm -f /tmp/w2.stop
 ghost-run -- workers --threads 4 --bursts 200 --burst-us 2000 --sleep-us 2000 --nosched-ext \
-  >/tmp/w2.log 2>&1 &
+  --until-file=/tmp/w2.stop >/tmp/w2.log 2>&1 &
 w2=$!
 wait_ext $w2 4 || fail "second workload not in sched_ext"
 class_probe --watch-pid=$w2 >/tmp/watch.log 2>&1 &
@@ -158,6 +161,7 @@ grep -q 're-attached to the class pinned' /tmp/a3.log || fail "upgraded agent di
 [ "$(enable_seq)" = "$seq1" ] || fail "enable_seq moved during the upgrade"
 n=$(sed -n 's/.*rediscovered \([0-9]*\) thread.*/\1/p' /tmp/a3.log)
 [ "${n:-0}" -ge 4 ] || fail "upgraded agent rediscovered '${n:-}' threads, want the workload's 4+"
+touch /tmp/w2.stop
 wait $w2 || fail "workload across the upgrade did not finish"
 wait $watch || fail "a thread was seen off sched_ext during the upgrade"
 pass "live upgrade: $(grep -o 'rediscovered [0-9]* thread' /tmp/a3.log)s, $(tail -1 /tmp/watch.log)"
