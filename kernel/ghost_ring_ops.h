@@ -401,6 +401,14 @@ GHOST_RING_FN int ghost_ring_revoke(struct ghost_ring *r, __u64 pos)
 	return GHOST_RING_REVOKE_UNPUBLISHED;
 }
 
+/* Position `pos`, whose slot word is `w`, was taken by a producer that has not
+ * published it: still EMPTY, or SKIPPED by consumers meanwhile. */
+GHOST_RING_FN int ghost_ring_word_unpublished(__u64 w, __u64 pos)
+{
+	return w == GHOST_RING_WORD(pos, GHOST_RING_EMPTY) ||
+	       w == GHOST_RING_WORD(pos, GHOST_RING_SKIPPED);
+}
+
 /* Marks position `pos` ABANDONED if it is still unpublished (EMPTY) or passed
  * by consumers (SKIPPED), so that the reaper frees it. Only for a position
  * whose producer will never write again: an agent that took the ring over
@@ -411,8 +419,6 @@ GHOST_RING_FN int ghost_ring_abandon(struct ghost_ring *r, __u64 pos)
 {
 	__u64 mask = ghost_ring_mask(r);
 	struct ghost_ring_slot *s;
-	__u64 empty = GHOST_RING_WORD(pos, GHOST_RING_EMPTY);
-	__u64 skipped = GHOST_RING_WORD(pos, GHOST_RING_SKIPPED);
 	__u64 w;
 	int i;
 
@@ -423,7 +429,7 @@ GHOST_RING_FN int ghost_ring_abandon(struct ghost_ring *r, __u64 pos)
 	 * and the CAS; nothing else moves it. */
 	GHOST_RING_FOR(i, 2) {
 		w = GHOST_RING_LOAD(&s->state);
-		if (w != empty && w != skipped)
+		if (!ghost_ring_word_unpublished(w, pos))
 			return 0;
 		GHOST_RING_RACE_WINDOW();
 		if (GHOST_RING_CAS(&s->state, w, GHOST_RING_WORD(pos, GHOST_RING_ABANDONED)) == w)

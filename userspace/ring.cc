@@ -71,9 +71,8 @@ absl::StatusOr<int> Ring::AbandonDeadPushes(
     absl::FunctionRef<absl::Status()> wait_for_bpf_producers) {
   // Unpublished now: the dead agent's, or a BPF producer's still in its window.
   auto unpublished = [&](uint64_t pos) {
-    const uint64_t w = GHOST_RING_LOAD(&ghost_ring_slot_at(ring_, size_ - 1, pos)->state);
-    return w == GHOST_RING_WORD(pos, GHOST_RING_EMPTY) ||
-           w == GHOST_RING_WORD(pos, GHOST_RING_SKIPPED);
+    return ghost_ring_word_unpublished(
+        GHOST_RING_LOAD(&ghost_ring_slot_at(ring_, size_ - 1, pos)->state), pos);
   };
   const uint64_t head = GHOST_RING_LOAD(&ring_->head.pos);
   const uint64_t from = GHOST_RING_LOAD(&ring_->reaped.pos);

@@ -42,6 +42,16 @@ class FifoFastPathTest : public ::testing::Test {
     agent_ = rig_->policy->agents()[0];
   }
   FakeKernelSide& k() { return rig_->kernel; }
+  // The agent goes; a new one made with `opts` takes over the same enclave
+  // and rings (its threads: TakeOverThreads, once the caller has looked).
+  void ReplaceAgent(PolicyOptions opts) {
+    rig_->policy.reset();
+    opts.clock = [this] { return k().NowNs(); };
+    auto p = MakePolicy(opts, *rig_->enclave);
+    ASSERT_TRUE(p.ok()) << p.status();
+    rig_->policy = std::move(*p);
+    agent_ = rig_->policy->agents()[0];
+  }
   // Three wide threads run from the ring on CPUs 1-3 (CPU 0 is the agent's),
   // their outcomes reaped: every CPU busy with a thread the agent knows of.
   void RunWideThreadsFromTheRing(std::vector<Tid>* wide = nullptr) {
@@ -657,14 +667,7 @@ TEST_F(FifoFastPathTest, ReattachReapsOldEntriesWithoutLossOrDuplicates) {
   for (int i = 0; i < 3; ++i) tids.push_back(k().NewThread());
   agent_->RunOnce();
   ASSERT_EQ(k().ConsumeRing(1), Consumed::kClaimed);  // tids[0], claimed, not run
-  // The agent goes; a new one takes over the same enclave and rings.
-  rig_->policy.reset();
-  PolicyOptions opts{.name = "fifo-centralized"};
-  opts.clock = [this] { return k().NowNs(); };
-  auto p = MakePolicy(opts, *rig_->enclave);
-  ASSERT_TRUE(p.ok()) << p.status();
-  rig_->policy = std::move(*p);
-  agent_ = rig_->policy->agents()[0];
+  ASSERT_NO_FATAL_FAILURE(ReplaceAgent({.name = "fifo-centralized"}));
   EXPECT_EQ(sched().stats().attached_entries, 3u);
   TakeOverThreads(k(), *rig_->enclave, *rig_->policy);
   ASSERT_TRUE(k().RunClaimed(1).ok());  // the old agent's claimed entry runs
@@ -698,14 +701,9 @@ TEST_F(FifoFastPathTest, TakeOverFreesAPositionTheKilledAgentNeverPublished) {
   agent_->RunOnce();
   ghost_ring* region = k().RingRegion(0, 0);
   __atomic_fetch_add(&region->head.pos, 1, __ATOMIC_SEQ_CST);  // taken; the agent dies
-  rig_->policy.reset();
   PolicyOptions opts{.name = "fifo-centralized"};
   opts.ring_sizes.default_size = 4;
-  opts.clock = [this] { return k().NowNs(); };
-  auto p = MakePolicy(opts, *rig_->enclave);
-  ASSERT_TRUE(p.ok()) << p.status();
-  rig_->policy = std::move(*p);
-  agent_ = rig_->policy->agents()[0];
+  ASSERT_NO_FATAL_FAILURE(ReplaceAgent(opts));
   EXPECT_EQ(sched().stats().attached_abandoned, 1u);
   TakeOverThreads(k(), *rig_->enclave, *rig_->policy);
   std::vector<Tid> later;
