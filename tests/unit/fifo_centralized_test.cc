@@ -1,5 +1,6 @@
 #include "userspace/policies/fifo_centralized.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 #include <vector>
@@ -24,6 +25,17 @@ class FifoCentralizedTest : public ::testing::Test {
                             {.name = "fifo-centralized", .slice = slice}));
     ASSERT_EQ(rig_->policy->agents().size(), 1u);
     agent_ = rig_->policy->agents()[0];
+  }
+  // A thread that may run on `cpu` only, woken while the class holds it
+  // (pinned push: the fake's class holds it when told).
+  Tid WakeClassHeldPinnedTo(int cpu) {
+    Tid t = rig_->kernel.NewThread(0, /*runnable=*/false);
+    rig_->kernel.SetAffinity(t, CpuList{cpu});
+    rig_->Settle();
+    rig_->kernel.set_class_held(t, true);
+    rig_->kernel.Wake(t);
+    rig_->Settle();
+    return t;
   }
   std::vector<Tid> StartOrder() {
     std::vector<Tid> out;
@@ -525,6 +537,154 @@ TEST_F(FifoCentralizedTest, LostCpuAvailableDoesNotKeepTheCpuBusy) {
   rig_->Settle();
   EXPECT_EQ(rig_->kernel.CurrentOn(1), a) << "the CPU stayed busy for the agent";
   EXPECT_EQ(sched().stats().busy_cleared, 1u);
+}
+
+// Pinned push (bpf/progs/pinned.bpf.h): the global agent lets the class queue
+// threads pinned to a scheduled CPU exactly while nothing of its own waits
+// that could run there, and never on its own CPU.
+TEST_F(FifoCentralizedTest, PinnedPushIsOnExactlyWhereNothingWaits) {
+  Start(3);  // the agent on CPU 0, CPUs 1 and 2 scheduled
+  rig_->Settle();
+  EXPECT_FALSE(rig_->kernel.pinned_push(0)) << "the agent's own CPU";
+  EXPECT_TRUE(rig_->kernel.pinned_push(1));
+  EXPECT_TRUE(rig_->kernel.pinned_push(2));
+  std::vector<Tid> tids;
+  for (int i = 0; i < 2; ++i) tids.push_back(rig_->kernel.NewThread());
+  rig_->Settle();
+  ASSERT_EQ(sched().Waiting(), 0u);
+  // One waits that may run only on CPU 2: CPU 1 keeps pinned push.
+  Tid narrow = rig_->kernel.NewThread(0, /*runnable=*/false);
+  rig_->kernel.SetAffinity(narrow, CpuList{2});
+  rig_->kernel.Wake(narrow);
+  rig_->Settle();
+  ASSERT_EQ(sched().Waiting(), 1u);
+  EXPECT_TRUE(rig_->kernel.pinned_push(1));
+  EXPECT_FALSE(rig_->kernel.pinned_push(2)) << "a pinned thread would overtake it";
+  // One that may run anywhere: no CPU may be overtaken.
+  tids.push_back(rig_->kernel.NewThread());
+  rig_->Settle();
+  EXPECT_FALSE(rig_->kernel.pinned_push(1));
+  EXPECT_FALSE(rig_->kernel.pinned_push(2));
+  tids.push_back(narrow);
+  for (Tid t : tids) rig_->kernel.Exit(t);
+  rig_->Settle();
+  EXPECT_FALSE(rig_->kernel.pinned_push(0));
+  EXPECT_TRUE(rig_->kernel.pinned_push(1));
+  EXPECT_TRUE(rig_->kernel.pinned_push(2));
+}
+
+TEST_F(FifoCentralizedTest, PinnedPushOffLeavesEveryCpuToTheAgent) {
+  rig_ = std::make_unique<PolicyRig>(3);
+  ASSERT_TRUE(rig_->Start(CpuList::FirstN(3), {.name = "fifo-centralized", .pinned_push = false}));
+  rig_->Settle();
+  for (int cpu = 0; cpu < 3; ++cpu) EXPECT_FALSE(rig_->kernel.pinned_push(cpu)) << cpu;
+}
+
+// A thread whose messages say the class holds it is neither queued nor
+// committed, and costs the agent nothing; a message without the flag that
+// queues nothing itself (its mask widens: the class parks it for the agent)
+// makes it the agent's again, and it runs.
+TEST_F(FifoCentralizedTest, ClassHeldThreadIsLeftToTheClassUntilGivenBack) {
+  Start(3);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  const int acpu = rig_->kernel.thread(a).cpu;
+  ASSERT_GE(acpu, 1);
+  const int other = acpu == 1 ? 2 : 1;
+  Tid b = WakeClassHeldPinnedTo(other);
+  EXPECT_EQ(rig_->kernel.thread(b).cpu, -1) << "committed although the class held it";
+  EXPECT_EQ(sched().Waiting(), 0u);
+  EXPECT_GE(sched().stats().class_held, 1u);
+  EXPECT_EQ(sched().stats().failed_commits, 0u) << "a class-held thread was committed";
+  EXPECT_TRUE(rig_->kernel.pinned_push(other));
+  rig_->kernel.set_class_held(b, false);
+  rig_->kernel.SetAffinity(b, CpuList{1, 2});
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().class_returned, 1u);
+  EXPECT_EQ(rig_->kernel.thread(b).cpu, other) << "left in no runqueue";
+}
+
+// Given back by a PREEMPT (the class could no longer queue it on its CPU):
+// queued and committed as any preempted thread.
+TEST_F(FifoCentralizedTest, ClassHeldThreadGivenBackByAPreemptRuns) {
+  Start(2);
+  Tid b = WakeClassHeldPinnedTo(1);
+  EXPECT_EQ(rig_->kernel.thread(b).cpu, -1);
+  rig_->kernel.GiveBack(b);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), b);
+}
+
+// Hand-over: threads waiting for a scheduled CPU they alone may run on go to
+// the class in one call, in order, and pinned push is on there again; none
+// is committed.
+TEST_F(FifoCentralizedTest, HandOverGivesWaitingPinnedThreadsToTheClassInOrder) {
+  Start(3);
+  rig_->kernel.set_hand_over(true);
+  Tid a = rig_->kernel.NewThread(), b = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_NE(rig_->kernel.CurrentOn(1), GHOST_TID_NONE);
+  ASSERT_NE(rig_->kernel.CurrentOn(2), GHOST_TID_NONE);
+  std::vector<Tid> pinned;
+  for (int i = 0; i < 3; ++i) {
+    Tid t = rig_->kernel.NewThread(0, /*runnable=*/false);
+    rig_->kernel.SetAffinity(t, CpuList{2});
+    pinned.push_back(t);
+  }
+  rig_->Settle();
+  for (Tid t : pinned) rig_->kernel.Wake(t);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.handed(), pinned);
+  EXPECT_EQ(rig_->kernel.hand_over_calls(), 1);
+  EXPECT_EQ(sched().Waiting(), 0u);
+  EXPECT_EQ(sched().stats().handed_over, 3u);
+  EXPECT_TRUE(rig_->kernel.pinned_push(2));
+  for (auto [c, t] : rig_->kernel.starts()) {
+    EXPECT_TRUE(std::find(pinned.begin(), pinned.end(), t) == pinned.end())
+        << "handed-over thread " << t << " was committed";
+  }
+  (void)a;
+  (void)b;
+}
+
+// Not past an older thread that may run there too: handed over, the pinned
+// thread would overtake it. Once that one runs, it goes.
+TEST_F(FifoCentralizedTest, HandOverStopsAtAnOlderThreadThatMayRunThere) {
+  Start(2);  // one scheduled CPU: 1
+  rig_->kernel.set_hand_over(true);
+  Tid a = rig_->kernel.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(rig_->kernel.CurrentOn(1), a);
+  Tid free = rig_->kernel.NewThread(0, false), last = rig_->kernel.NewThread(0, false);
+  rig_->kernel.SetAffinity(last, CpuList{1});
+  rig_->Settle();
+  rig_->kernel.Wake(free);
+  rig_->kernel.Wake(last);
+  rig_->Settle();
+  EXPECT_TRUE(rig_->kernel.handed().empty());
+  EXPECT_FALSE(rig_->kernel.pinned_push(1));
+  rig_->kernel.Block(a);  // free runs next; then nothing older waits for CPU 1
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(1), free);
+  EXPECT_EQ(rig_->kernel.handed(), std::vector<Tid>{last});
+  EXPECT_TRUE(rig_->kernel.pinned_push(1));
+}
+
+// A thread the class runs (a pinned run: the agent does not know it runs)
+// changes its own mask: its AFFINITY_CHANGED has no flag, but its status
+// word at that seqnum says it runs, so it is not queued (a commit would only
+// fail RUNNING_ELSEWHERE); the off-CPU message that follows queues it.
+TEST_F(FifoCentralizedTest, ClassHeldThreadRunningAtItsAffinityChangeIsNotQueued) {
+  Start(3);
+  Tid b = WakeClassHeldPinnedTo(1);
+  rig_->kernel.RunClassHeld(b, 1);
+  rig_->kernel.SetAffinityWhileRunning(b, CpuList{2});
+  rig_->Settle();
+  EXPECT_EQ(sched().Waiting(), 0u) << "queued while it runs";
+  EXPECT_EQ(sched().stats().failed_commits, 0u);
+  rig_->kernel.Preempt(b);  // the kernel's move off CPU 1: a plain PREEMPT
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(2), b);
 }
 
 }  // namespace

@@ -54,6 +54,14 @@ class FifoFastPathTest : public ::testing::Test {
   }
   // Three wide threads run from the ring on CPUs 1-3 (CPU 0 is the agent's),
   // their outcomes reaped: every CPU busy with a thread the agent knows of.
+  // A thread pinned to the global agent's CPU (0), committed there.
+  Tid RunPinnedOnTheAgentsCpu() {
+    const Tid t = k().NewThread();
+    k().SetAffinity(t, CpuList({0}));
+    agent_->RunOnce();
+    agent_->RunOnce();
+    return t;
+  }
   void RunWideThreadsFromTheRing(std::vector<Tid>* wide = nullptr) {
     for (int i = 0; i < 3; ++i) {
       const Tid t = k().NewThread();
@@ -527,10 +535,7 @@ TEST_F(FifoFastPathTest, NarrowPreemptionIgnoresMessagesOfTheRound) {
 // commit (it waited for the watchdog behind such a thread).
 TEST_F(FifoFastPathTest, NarrowThreadPreemptsOnTheAgentsCpu) {
   Start(4);
-  const Tid first = k().NewThread();
-  k().SetAffinity(first, CpuList({0}));
-  agent_->RunOnce();
-  agent_->RunOnce();
+  const Tid first = RunPinnedOnTheAgentsCpu();
   ASSERT_EQ(k().CurrentOn(0), first);
   const Tid waiter = k().NewThread();
   k().SetAffinity(waiter, CpuList({0}));
@@ -541,6 +546,30 @@ TEST_F(FifoFastPathTest, NarrowThreadPreemptsOnTheAgentsCpu) {
   agent_->RunOnce();
   EXPECT_EQ(sched().stats().narrow_preemptions, 1u);
   EXPECT_EQ(k().CurrentOn(0), waiter);
+}
+
+// Two threads pinned to the global agent's CPU: when it is free, the one
+// that has waited longer gets it, though the other is ahead in the FIFO (it
+// left the CPU and went back to the head). In FIFO order, stress-ng's movers
+// coming back kept a thread pinned there waiting 5 s (clients_centralized).
+TEST_F(FifoFastPathTest, AgentCpuGoesToTheThreadThatWaitedLongest) {
+  Start(4);
+  const Tid first = RunPinnedOnTheAgentsCpu();
+  ASSERT_EQ(k().CurrentOn(0), first);
+  const Tid patient = k().NewThread();
+  k().SetAffinity(patient, CpuList({0}));
+  agent_->RunOnce();  // its wait starts
+  k().AdvanceTime(1'000'000);
+  const Tid mover = k().NewThread(/*e=*/0, /*runnable=*/false);
+  k().SetAffinity(mover, CpuList({0}));
+  k().Wake(mover);
+  k().Preempt(mover);  // as a thread that left CPU 0: back to the FIFO's head
+  agent_->RunOnce();
+  k().AdvanceTime(1'000'000);
+  k().Block(first);
+  agent_->RunOnce();
+  agent_->RunOnce();
+  EXPECT_EQ(k().CurrentOn(0), patient);
 }
 
 // With the rings and a slice, the ring's entries are older than the FIFO's

@@ -102,10 +102,10 @@ ABSL_FLAG(std::string, ring_steal, "off",
           "empty take entries from the other nodes' rings; off (the default) runs every entry "
           "on the node the agent pushed it to.");
 ABSL_FLAG(std::string, pinned_push, "on",
-          "fifo-per-cpu: on (the default) lets the class queue a thread that may run on one "
-          "CPU only on that CPU itself, while that CPU's agent has nothing waiting for it (no "
-          "round trip: docs/FAST_PATH.md), and the agent hands such threads that wait for it to "
-          "the class in one call; off: its agent commits every run.");
+          "on (the default) lets the class queue a thread that may run on one CPU only on "
+          "that CPU itself, while nothing of the agent's waits for that CPU (no round trip: "
+          "docs/FAST_PATH.md); fifo-per-cpu's agent also hands such threads that wait for it "
+          "to the class in one call; off: the agents place every run.");
 ABSL_FLAG(std::string, ring_depth, "all",
           "fifo-centralized with the fast path: all (the default) pushes every waiting thread a "
           "ring may take, so the rings hold the backlog in FIFO order and wake-ups the class "

@@ -37,7 +37,13 @@ FifoCentralizedScheduler::FifoCentralizedScheduler(KernelSide& kernel,
     Cpu& c = cpu == agent_cpu ? agent_ : cpus_[cpu];
     c.cpu = cpu;
     c.req = std::make_unique<RunRequest>(kernel, cpu);
+    kernel.SetPinnedPush(cpu, false);  // a predecessor's, until our first round
   }
+}
+
+FifoCentralizedScheduler::~FifoCentralizedScheduler() {
+  // We no longer run: nothing may be queued for us by the class.
+  for (const auto& [cpu, c] : cpus_) kernel_.SetPinnedPush(cpu, false);
 }
 
 FifoCentralizedScheduler::Cpu* FifoCentralizedScheduler::FindCpu(int cpu) {
@@ -94,6 +100,7 @@ std::string FifoCentralizedScheduler::Describe(Tid tid) const {
 }
 
 void FifoCentralizedScheduler::Enqueue(FifoTask& t, bool front) {
+  if (t.class_held) return;  // queued on its one CPU by the class itself
   if (t.runnable && t.on_cpu < 0 && (t.inflight_cpu >= 0 || t.ring_node >= 0)) {
     t.requeue_front = front;  // HandleResult/HandleOutcome queue it if it left
     return;
@@ -115,13 +122,34 @@ void FifoCentralizedScheduler::Forget(Tid tid) {
   tasks_.Erase(tid);
 }
 
-void FifoCentralizedScheduler::TaskNew(const Message& m) {
+FifoTask& FifoCentralizedScheduler::Track(const Message& m, bool* returned) {
   FifoTask& t = tasks_.Update(m);
+  const bool was_held = t.class_held;
+  // The message says so itself: the status word says it only while at this
+  // seqnum, and a thread that moves on quickly has a newer word by now.
+  t.class_held = opts_.pinned_push && m.class_held();
+  if (t.class_held) {
+    ++stats_.class_held;
+    fifo_.Remove(t);
+  }
+  if (returned != nullptr) *returned = was_held && !t.class_held;
+  return t;
+}
+
+void FifoCentralizedScheduler::TakeBackFromClass(FifoTask& t, const Message& m) {
+  ++stats_.class_returned;
+  if (!t.Waiting() || t.queued) return;
+  if (StatusWordCpuAt(kernel_, t, m.seqnum()) >= 0) return;  // it runs: its next message tells
+  Enqueue(t, /*front=*/true);
+}
+
+void FifoCentralizedScheduler::TaskNew(const Message& m) {
+  FifoTask& t = Track(m);
   Enqueue(t, /*front=*/false);
 }
 
 void FifoCentralizedScheduler::TaskWakeup(const Message& m) {
-  FifoTask& t = tasks_.Update(m);
+  FifoTask& t = Track(m);
   RingMessage(t, /*off_cpu=*/false);
   // A WAKEUP follows the thread's BLOCKED: it is on no CPU, whatever we
   // believed. Believing otherwise would leave it parked until the watchdog.
@@ -136,7 +164,7 @@ void FifoCentralizedScheduler::TaskWakeup(const Message& m) {
 }
 
 void FifoCentralizedScheduler::TaskBlocked(const Message& m) {
-  FifoTask& t = tasks_.Update(m);
+  FifoTask& t = Track(m);
   RingMessage(t, /*off_cpu=*/true);
   NoteLeftCpu(t, m);
   OffCpu(t);
@@ -146,7 +174,7 @@ void FifoCentralizedScheduler::TaskBlocked(const Message& m) {
 }
 
 void FifoCentralizedScheduler::TaskPreempt(const Message& m) {
-  FifoTask& t = tasks_.Update(m);
+  FifoTask& t = Track(m);
   RingMessage(t, /*off_cpu=*/true);
   NoteLeftCpu(t, m);
   OffCpu(t);
@@ -162,7 +190,7 @@ void FifoCentralizedScheduler::TaskPreempt(const Message& m) {
 }
 
 void FifoCentralizedScheduler::TaskYield(const Message& m) {
-  FifoTask& t = tasks_.Update(m);
+  FifoTask& t = Track(m);
   RingMessage(t, /*off_cpu=*/true);
   NoteLeftCpu(t, m);
   OffCpu(t);
@@ -173,7 +201,7 @@ void FifoCentralizedScheduler::TaskYield(const Message& m) {
 
 void FifoCentralizedScheduler::TaskDead(const Message& m) {
   if (tasks_.EndsAnEarlierLife(m)) return;
-  tasks_.Update(m);
+  Track(m);
   Forget(m.tid());
 }
 
@@ -183,15 +211,21 @@ void FifoCentralizedScheduler::TaskAffinityChanged(const Message& m) {
   // The new mask is used at the next pick; a running thread the kernel side
   // moves off a forbidden CPU reports a PREEMPT. An entry in a ring is
   // revoked (it may be on a node the thread may no longer use).
-  RingMessage(tasks_.Update(m), /*off_cpu=*/false);
+  bool returned = false;
+  FifoTask& t = Track(m, &returned);
+  RingMessage(t, /*off_cpu=*/false);
+  if (returned) TakeBackFromClass(t, m);
 }
 
 void FifoCentralizedScheduler::TaskPriorityChanged(const Message& m) {
-  RingMessage(tasks_.Update(m), /*off_cpu=*/false);
+  bool returned = false;
+  FifoTask& t = Track(m, &returned);
+  RingMessage(t, /*off_cpu=*/false);
+  if (returned) TakeBackFromClass(t, m);
 }
 
 void FifoCentralizedScheduler::TaskOnCpu(const Message& m) {
-  RingMessage(tasks_.Update(m), /*off_cpu=*/false);
+  RingMessage(Track(m), /*off_cpu=*/false);
 }
 
 void FifoCentralizedScheduler::CpuAvailable(const Message& m) {
@@ -305,21 +339,26 @@ FifoTask* FifoCentralizedScheduler::TakeForAgentCpu(uint64_t now, uint64_t min_w
   for (auto& [cpu, c] : cpus_) {
     if (!c.busy) elsewhere.Set(cpu);
   }
+  // The one that has waited longest, not the FIFO's first: threads that
+  // leave this CPU go back to the FIFO's head, so under affinity churn a
+  // thread pinned here was passed over by movers again and again (5 s
+  // watchdog moves once pinned push sped the movers up).
+  FifoTask* best = nullptr;
+  uint64_t best_since = 0;
   for (Tid tid : fifo_.tids()) {
     FifoTask* t = tasks_.Find(tid);
     if (t == nullptr || !t->Waiting() || now < t->not_before_ns) continue;
-    if (t->AllowedOn(agent_.cpu) && t->Allowed(elsewhere).Empty()) {
-      if (min_wait_ns > 0) {
-        auto it = narrow_since_.find(tid);
-        if (it == narrow_since_.end() || now < it->second || now - it->second < min_wait_ns) {
-          continue;
-        }
-      }
-      fifo_.Remove(*t);
-      return t;
+    if (!t->AllowedOn(agent_.cpu) || !t->Allowed(elsewhere).Empty()) continue;
+    auto it = narrow_since_.find(tid);
+    const uint64_t since = it == narrow_since_.end() ? now : std::min(it->second, now);
+    if (min_wait_ns > 0 && (it == narrow_since_.end() || now - since < min_wait_ns)) continue;
+    if (best == nullptr || since < best_since) {
+      best = t;
+      best_since = since;
     }
   }
-  return nullptr;
+  if (best != nullptr) fifo_.Remove(*best);
+  return best;
 }
 
 void FifoCentralizedScheduler::HandleResult(Cpu& c) {
@@ -432,6 +471,7 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
       HandleResult(agent_);
     }
   }
+  HandOverPinned();
   // Nothing waits, unless entries do in the rings: with slices, a CPU past
   // its slice must still be given the one that has waited longest (below).
   bool ring_entries = false;
@@ -446,6 +486,7 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
       return t == nullptr || t->inflight_cpu < 0;
     });
     UpdateWakeupPush();
+    UpdatePinnedPush();
     return;
   }
   const uint64_t now = opts_.clock();
@@ -538,6 +579,7 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
     }
   }
   UpdateWakeupPush();
+  UpdatePinnedPush();
   if (group.empty()) return;
   ++stats_.rounds_committed;
   (void)CommitGroup(kernel_, group);  // failed calls abort the requests
@@ -549,6 +591,67 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
   if (yield && agent_.req_active) {
     ++stats_.agent_cpu_commits;
     agent.RequestYield();
+  }
+}
+
+void FifoCentralizedScheduler::HandOverPinned() {
+  if (!opts_.pinned_push || !hand_over_ok_ || fifo_.Empty()) return;
+  std::map<int, std::vector<KernelSide::HandOverEntry>> batches;
+  CpuList passed;  // CPUs an older waiting thread may run on: not overtaken
+  for (Tid tid : fifo_.tids()) {
+    const FifoTask* t = tasks_.Find(tid);
+    if (t == nullptr || !t->Waiting()) continue;
+    const int cpu = t->affinity.Size() == 1 ? t->affinity.ToVector()[0] : -1;
+    if (cpu >= 0 && cpus_.contains(cpu) && !passed.IsSet(cpu) && t->AllowedOn(cpu) &&
+        t->not_before_ns == 0 && batches[cpu].size() < GHOST_HAND_OVER_MAX) {
+      batches[cpu].push_back({.tid = tid, .seqnum = t->seq});
+      continue;
+    }
+    passed |= t->affinity;
+  }
+  for (auto& [cpu, batch] : batches) {
+    if (batch.empty()) continue;
+    const absl::Status s = kernel_.HandOver(cpu, absl::MakeSpan(batch));
+    if (absl::IsUnimplemented(s)) {
+      hand_over_ok_ = false;
+      return;
+    }
+    if (!s.ok()) continue;  // they stay queued and are committed as before
+    for (const KernelSide::HandOverEntry& e : batch) {
+      FifoTask* t = tasks_.Find(e.tid);
+      if (t == nullptr) continue;
+      if (e.result != GHOST_TXN_COMMITTED) {
+        ++stats_.hand_over_refused;  // old state, or moving: committed as before
+        continue;
+      }
+      ++stats_.handed_over;
+      t->class_held = true;
+      fifo_.Remove(*t);
+      narrow_since_.erase(e.tid);
+    }
+  }
+}
+
+void FifoCentralizedScheduler::UpdatePinnedPush() {
+  if (!opts_.pinned_push) return;
+  CpuList scheduled;
+  for (const auto& [cpu, c] : cpus_) scheduled.Set(cpu);
+  CpuList waited;  // scheduled CPUs a thread of ours waits for
+  for (auto& [node, n] : nodes_) {
+    // Pruned here too: with nothing in the FIFO no round prunes them, and
+    // the entries of every run would pile up.
+    if (PruneEntries(n) > 0) waited |= n.cpus;
+  }
+  for (Tid tid : fifo_.tids()) {
+    if ((waited & scheduled) == scheduled) break;  // a long FIFO: no need to read on
+    const FifoTask* t = tasks_.Find(tid);
+    if (t != nullptr && t->Waiting()) waited |= t->affinity;
+  }
+  for (auto& [cpu, c] : cpus_) {
+    const bool want = !waited.IsSet(cpu);
+    if (want == c.pinned_push) continue;
+    kernel_.SetPinnedPush(cpu, want);
+    c.pinned_push = want;
   }
 }
 
@@ -1027,9 +1130,11 @@ std::string FifoCentralizedPolicy::StatsLine() const {
   const FifoCentralizedScheduler::Stats s = sched_->stats();
   return absl::StrFormat(
       "rounds_committed=%u commits=%u failed_commits=%u stale=%u preemptions=%u "
-      "agent_cpu_commits=%u busy_cleared=%u wakeups_on_cpu=%u not_allowed_retries=%u",
+      "agent_cpu_commits=%u busy_cleared=%u wakeups_on_cpu=%u not_allowed_retries=%u "
+      "class_held=%u class_returned=%u handed_over=%u hand_over_refused=%u",
       s.rounds_committed, s.commits, s.failed_commits, s.stale, s.preemptions,
-      s.agent_cpu_commits, s.busy_cleared, s.wakeups_on_cpu, s.not_allowed_retries) +
+      s.agent_cpu_commits, s.busy_cleared, s.wakeups_on_cpu, s.not_allowed_retries,
+      s.class_held, s.class_returned, s.handed_over, s.hand_over_refused) +
          sched_->FastPathStatsLine() +
          (s.last_wakeup_on_cpu.empty()
               ? ""

@@ -23,6 +23,17 @@
 // entry and the agent adopts it as its own. An outcome reaped before its
 // message (the agent reads the rings and the queue at different moments) is
 // kept until the message comes.
+//
+// Pinned push (PolicyOptions::pinned_push, bpf/progs/pinned.bpf.h): while no
+// thread of ours waits that a scheduled CPU could run (in the FIFO, or in
+// that CPU's node's ring), the agent lets the class queue a thread that may
+// run on that CPU only on it itself: nothing is left to decide but its turn.
+// Such a thread's messages carry GHOST_MSG_F_CLASS_HELD and do not wake the
+// agent; it is neither queued nor committed until a message without the flag.
+// Never the agent's own CPU: a thread queued there would wait behind it.
+// Such threads that wait anyway (pinned push was off when they moved) are
+// handed to the class (ghost_hand_over) while no older thread waits that
+// could run on their CPU, so pinned push can come back on.
 #ifndef GHOST_SCX_USERSPACE_POLICIES_FIFO_CENTRALIZED_H_
 #define GHOST_SCX_USERSPACE_POLICIES_FIFO_CENTRALIZED_H_
 
@@ -52,6 +63,7 @@ class FifoCentralizedScheduler : public Scheduler {
   // `cpus`: the enclave's CPUs; `agent_cpu` is left out of scheduling.
   FifoCentralizedScheduler(KernelSide& kernel, const CpuList& cpus,
                            int agent_cpu, const PolicyOptions& opts);
+  ~FifoCentralizedScheduler() override;
 
   // Entries a ring holds beyond its node's idle CPUs: a CPU that goes idle
   // finds work there before the agent's next round.
@@ -121,6 +133,12 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t early_dropped = 0;    // kept, but the thread's messages went past them (0)
     uint64_t early_expired = 0;    // about a thread unheard of for a second (it died)
     uint64_t wakeup_push_on = 0;   // times the agent let the class push wake-ups
+    // Pinned push: messages of threads the class queued itself, and threads
+    // a message without the flag gave back to the agent.
+    uint64_t class_held = 0;
+    uint64_t class_returned = 0;
+    uint64_t handed_over = 0;        // waiting pinned threads given to the class
+    uint64_t hand_over_refused = 0;  // ... that it refused (they stayed ours)
   };
   Stats stats() const { return stats_; }
   // The thread's entry and our view of the CPUs it may run on (diagnostics).
@@ -149,6 +167,7 @@ class FifoCentralizedScheduler : public Scheduler {
     bool req_active = false;       // req holds a transaction we have not read
     uint64_t req_open_ns = 0;      // when req was opened (diagnostics)
     Tid preempting = GHOST_TID_NONE;  // the running thread req displaces
+    bool pinned_push = false;      // as last set (KernelSide::SetPinnedPush)
   };
 
   // One ring per node that has scheduled CPUs.
@@ -160,6 +179,19 @@ class FifoCentralizedScheduler : public Scheduler {
   };
 
   void OffCpu(FifoTask& t);
+  // tasks_.Update, and whether the class holds it (pinned push) from the
+  // message's flag: a held thread leaves the FIFO. `*returned`: the class
+  // held it until this message.
+  FifoTask& Track(const Message& m, bool* returned = nullptr);
+  // After a message that queues nothing (AFFINITY_CHANGED, ...): a thread the
+  // class gave back and parked for us is queued, unless it runs (its next
+  // message tells).
+  void TakeBackFromClass(FifoTask& t, const Message& m);
+  // Pinned push on exactly the scheduled CPUs nothing of ours waits for.
+  void UpdatePinnedPush();
+  // Hands waiting threads pinned to one scheduled CPU to the class, oldest
+  // first per CPU, up to the first older thread that may also run there.
+  void HandOverPinned();
   // Fast path: a message about `t` (off_cpu: it left a CPU) makes its entry,
   // if any, stale: revoke it while a consumer has not claimed it.
   void RingMessage(FifoTask& t, bool off_cpu);
@@ -242,6 +274,7 @@ class FifoCentralizedScheduler : public Scheduler {
   // its TASK_NEW would have come long before (it died, or messages were lost).
   static constexpr uint64_t kEarlyUnknownNs = 1'000'000'000;
   Stats stats_;
+  bool hand_over_ok_ = true;  // the kernel side hands over (not Unimplemented)
 };
 
 class FifoCentralizedPolicy : public Policy {

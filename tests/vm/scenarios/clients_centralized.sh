@@ -1,6 +1,6 @@
 # vm: --cpus 4 --timeout 900 --prog cyclictest --prog hackbench --prog stress-ng --file tests/vm/lib/clients.sh
 # Debian's own programs (rt-tests, stress-ng) under ghost-agent
-# --policy=fifo-centralized (the global agent spins on CPU 0): each exits 0,
+# --policy=fifo-centralized (the global agent on CPU 0): each exits 0,
 # the class stays enabled, every thread ends, and the agent placed the work
 # (no fallback runs), threads pinned to CPU 0 included. What runs and what is
 # checked: tests/vm/lib/clients.sh.
