@@ -981,5 +981,57 @@ TEST_F(FifoPerCpuTest, LostCpuAvailableDoesNotKeepTheCpuBusy) {
   EXPECT_EQ(sched().stats().busy_cleared, 1u);
 }
 
+// Two CPUs: `a` blocked, owned by CPU x, where `hog` now runs (it runs
+// until it blocks); `b` runs on the other CPU, y.
+struct BehindAHog {
+  Tid a = 0, b = 0, hog = 0;
+  int x = -1, y = -1;
+};
+static void SetUpBehindAHog(PolicyRig& rig, BehindAHog* s) {
+  s->a = rig.kernel.NewThread();
+  s->b = rig.kernel.NewThread();
+  rig.Settle();
+  s->x = rig.kernel.thread(s->a).cpu;
+  s->y = rig.kernel.thread(s->b).cpu;
+  ASSERT_GE(s->x, 0);
+  ASSERT_GE(s->y, 0);
+  ASSERT_NE(s->x, s->y);
+  rig.kernel.Block(s->a);
+  rig.Settle();
+  s->hog = rig.kernel.NewThread();
+  rig.Settle();
+  ASSERT_EQ(rig.kernel.CurrentOn(s->x), s->hog);
+}
+
+// A thread that wakes onto its CPU while a thread of ours runs there (one
+// that runs until it blocks: a CPU hog) and another CPU it may use idles is
+// placed anew, there: queued behind the hog it waited for the class's
+// watchdog (stress-ng's switch stressor beside a shell loop: 450 fallback
+// runs in 20 s).
+TEST_F(FifoPerCpuTest, WokenOntoATakenCpuWhileAnotherIdlesMovesThere) {
+  Start(2);
+  BehindAHog s;
+  ASSERT_NO_FATAL_FAILURE(SetUpBehindAHog(*rig_, &s));
+  rig_->kernel.Block(s.b);
+  rig_->Settle();
+  rig_->kernel.Wake(s.a);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(s.y), s.a);
+  EXPECT_EQ(sched().OwnerOf(s.a), s.y);
+  EXPECT_EQ(sched().stats().wake_moves, 1u);
+}
+
+// With no CPU idle it waits for its own CPU, as before.
+TEST_F(FifoPerCpuTest, WokenOntoATakenCpuWaitsThereWhenNoneIdles) {
+  Start(2);
+  BehindAHog s;
+  ASSERT_NO_FATAL_FAILURE(SetUpBehindAHog(*rig_, &s));
+  rig_->kernel.Wake(s.a);
+  rig_->Settle();
+  EXPECT_EQ(sched().OwnerOf(s.a), s.x);
+  EXPECT_EQ(sched().RunqueueSize(s.x), 1u);
+  EXPECT_EQ(sched().stats().wake_moves, 0u);
+}
+
 }  // namespace
 }  // namespace ghost

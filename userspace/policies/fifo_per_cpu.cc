@@ -78,6 +78,26 @@ void FifoPerCpuScheduler::Enqueue(FifoTask& t, bool front) {
   receivers_.insert(t.owner);
 }
 
+bool FifoPerCpuScheduler::Taken(const Cpu& c) const {
+  return c.current != GHOST_TID_NONE || c.req_active || !c.rq.Empty() || c.busy;
+}
+
+bool FifoPerCpuScheduler::IdleCpuFor(const FifoTask& t) const {
+  for (const auto& [cpu, c] : cpus_) {
+    if (cpu != t.owner && t.AllowedOn(cpu) && !Taken(c) && c.retry_after_ns == 0) return true;
+  }
+  return false;
+}
+
+bool FifoPerCpuScheduler::MovedOffTakenCpu(FifoTask& t) {
+  if (t.class_held || !t.Waiting() || t.owner < 0 || !t.AllowedOn(t.owner)) return false;
+  auto it = cpus_.find(t.owner);
+  if (it == cpus_.end() || !Taken(it->second) || !IdleCpuFor(t)) return false;
+  ++stats_.wake_moves;
+  NeedsPlacement(t);
+  return true;
+}
+
 void FifoPerCpuScheduler::Forget(Tid tid) {
   if (FifoTask* t = tasks_.Find(tid)) {
     OffCpu(*t);
@@ -213,7 +233,7 @@ void FifoPerCpuScheduler::TaskWakeup(const Message& m) {
     OffCpu(t);
   }
   t.runnable = true;
-  Enqueue(t, /*front=*/false);
+  if (!MovedOffTakenCpu(t)) Enqueue(t, /*front=*/false);
 }
 
 void FifoPerCpuScheduler::TaskBlocked(const Message& m) {
@@ -248,7 +268,7 @@ void FifoPerCpuScheduler::TaskYield(const Message& m) {
   NoteLeftCpu(t, m);
   OffCpu(t);
   t.runnable = true;
-  Enqueue(t, /*front=*/false);
+  if (!MovedOffTakenCpu(t)) Enqueue(t, /*front=*/false);
 }
 
 void FifoPerCpuScheduler::TaskDead(const Message& m) {
@@ -700,10 +720,10 @@ std::string FifoPerCpuPolicy::StatsLine() const {
       "commits=%u failed_commits=%u stale=%u migrations=%u associate_retries=%u "
       "remote_commits=%u class_held=%u class_returned=%u handed_over=%u "
       "hand_over_refused=%u running_at_affinity=%u busy_cleared=%u wakeups_on_cpu=%u "
-      "not_allowed_retries=%u",
+      "not_allowed_retries=%u wake_moves=%u",
       s.commits, s.failed_commits, s.stale, s.migrations, s.associate_retries, s.remote_commits,
       s.class_held, s.class_returned, s.handed_over, s.hand_over_refused, s.running_at_affinity,
-      s.busy_cleared, s.wakeups_on_cpu, s.not_allowed_retries) +
+      s.busy_cleared, s.wakeups_on_cpu, s.not_allowed_retries, s.wake_moves) +
          (s.last_wakeup_on_cpu.empty()
               ? ""
               : " (last wakeup on a CPU: " + s.last_wakeup_on_cpu + ")");

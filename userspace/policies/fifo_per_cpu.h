@@ -3,6 +3,10 @@
 // New threads report on the enclave's default queue, which the first CPU's
 // agent reads (it is also that CPU's own queue); they are spread over the CPUs
 // by moving each one's messages to the chosen CPU's queue (AssociateQueue).
+// A thread that wakes up (or yields) onto its CPU while that CPU is taken and
+// another it may use idles is placed anew the same way (MovedOffTakenCpu):
+// threads run until they block, so one CPU hog would otherwise keep every
+// thread queued behind it waiting for the class's watchdog.
 //
 // One scheduler object serves all the agents: handing a thread to another
 // CPU's runqueue is a move under one lock, as in ghOSt's in-process policy,
@@ -64,6 +68,7 @@ class FifoPerCpuScheduler : public Scheduler {
     uint64_t stale = 0;           // TARGET_STALE or AGENT_STALE
     uint64_t migrations = 0;      // successful AssociateQueue calls
     uint64_t associate_retries = 0;
+    uint64_t wake_moves = 0;      // woken onto a taken CPU while another idled: placed anew
     uint64_t not_allowed_retries = 0;  // NOT_ALLOWED on a thread's last usable CPU
     uint64_t remote_commits = 0;  // made for another CPU whose agent slept
     uint64_t class_held = 0;      // messages of threads the class queued itself
@@ -111,6 +116,16 @@ class FifoPerCpuScheduler : public Scheduler {
   void Forget(Tid tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Asks for `t` to be (re)placed on some allowed CPU.
   void NeedsPlacement(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `cpu` runs or waits for a thread of ours, or a higher class has it.
+  bool Taken(const Cpu& c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Some CPU `t` may use other than its owner idles (nothing runs, waits,
+  // is being committed or backs off there).
+  bool IdleCpuFor(const FifoTask& t) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A thread that wakes up or yields onto its CPU while that one is taken
+  // and another it may use idles is placed anew (on the idle one): queued
+  // behind a thread that runs until it blocks (a CPU hog), it waited for the
+  // class's watchdog. True if so (then it is not to be queued on its CPU).
+  bool MovedOffTakenCpu(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives the class the threads at the head of c's runqueue that may run
   // only on c (KernelSide::HandOver), so that the runqueue drains and pinned
   // push can stay on.

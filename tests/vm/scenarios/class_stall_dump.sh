@@ -13,12 +13,14 @@
 # heartbeat (agent_heartbeat.sh); before they did, ghost-agent's main thread,
 # a fair-class thread that the RT hog on CPU 1 and the global agent spinning
 # on CPU 0 starve, was its only writer (seen once on a loaded host). The dump
-# must show which.
+# must show which. Pinned push is off: with it the class would queue the
+# victim (pinned to CPU 1) on CPU 1 itself, no agent or watchdog involved, and
+# the stall would be the same but the dump would show no hand-over.
 set -u
 fail() { echo "FAIL: $*"; [ -f /tmp/agent.log ] && sed 's/^/  agent: /' /tmp/agent.log; exit 1; }
 srv=/sys/kernel/debug/sched/ext_server/cpu1/runtime
 [ -w $srv ] || fail "no $srv to switch CPU 1's ext server off"
-ghost-agent --kernel-timeout-ms=2000 --watchdog-ms=500 >/tmp/agent.log 2>&1 &
+ghost-agent --kernel-timeout-ms=2000 --watchdog-ms=500 --pinned-push=off >/tmp/agent.log 2>&1 &
 agent=$!
 i=0
 while ! grep -q 'ghost-agent: policy' /tmp/agent.log; do
