@@ -116,7 +116,8 @@ class FifoPerCpuScheduler : public Scheduler {
   void Forget(Tid tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Asks for `t` to be (re)placed on some allowed CPU.
   void NeedsPlacement(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // `cpu` runs or waits for a thread of ours, or a higher class has it.
+  // A thread of ours runs, waits or is being committed on `c`, or a higher
+  // class has it.
   bool Taken(const Cpu& c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Some CPU `t` may use other than its owner idles (nothing runs, waits,
   // is being committed or backs off there).
