@@ -610,24 +610,12 @@ void FifoCentralizedScheduler::HandOverPinned() {
     passed |= t->affinity;
   }
   for (auto& [cpu, batch] : batches) {
-    if (batch.empty()) continue;
-    const absl::Status s = kernel_.HandOver(cpu, absl::MakeSpan(batch));
-    if (absl::IsUnimplemented(s)) {
-      hand_over_ok_ = false;
-      return;
-    }
-    if (!s.ok()) continue;  // they stay queued and are committed as before
-    for (const KernelSide::HandOverEntry& e : batch) {
-      FifoTask* t = tasks_.Find(e.tid);
-      if (t == nullptr) continue;
-      if (e.result != GHOST_TXN_COMMITTED) {
-        ++stats_.hand_over_refused;  // old state, or moving: committed as before
-        continue;
-      }
-      ++stats_.handed_over;
-      t->class_held = true;
+    if (!hand_over_ok_) return;
+    for (FifoTask* t : HandOverToClass(kernel_, tasks_, cpu, absl::MakeSpan(batch),
+                                       &hand_over_ok_, &stats_.handed_over,
+                                       &stats_.hand_over_refused)) {
       fifo_.Remove(*t);
-      narrow_since_.erase(e.tid);
+      narrow_since_.erase(t->tid);
     }
   }
 }

@@ -78,9 +78,11 @@ void FifoPerCpuScheduler::Enqueue(FifoTask& t, bool front) {
   receivers_.insert(t.owner);
 }
 
-bool FifoPerCpuScheduler::Taken(const Cpu& c) const {
-  return c.current != GHOST_TID_NONE || c.req_active || !c.rq.Empty() || c.busy;
+size_t FifoPerCpuScheduler::Load(const Cpu& c) {
+  return c.rq.Size() + (c.current != GHOST_TID_NONE) + c.req_active;
 }
+
+bool FifoPerCpuScheduler::Taken(const Cpu& c) const { return Load(c) > 0 || c.busy; }
 
 bool FifoPerCpuScheduler::IdleCpuFor(const FifoTask& t) const {
   for (const auto& [cpu, c] : cpus_) {
@@ -127,20 +129,8 @@ void FifoPerCpuScheduler::HandOverPinned(Cpu& c) {
     batch.push_back({.tid = tid, .seqnum = t->seq});
     if (batch.size() == GHOST_HAND_OVER_MAX) break;
   }
-  if (batch.empty()) return;
-  absl::Status s = kernel_.HandOver(c.cpu, absl::MakeSpan(batch));
-  if (absl::IsUnimplemented(s)) hand_over_ok_ = false;
-  if (!s.ok()) return;  // they stay queued and are committed as before
-  for (const KernelSide::HandOverEntry& e : batch) {
-    FifoTask* t = tasks_.Find(e.tid);
-    if (t == nullptr) continue;
-    if (e.result != GHOST_TXN_COMMITTED) {
-      // Old state (a newer message is on its way) or moving: committed as before.
-      ++stats_.hand_over_refused;
-      continue;
-    }
-    ++stats_.handed_over;
-    t->class_held = true;
+  for (FifoTask* t : HandOverToClass(kernel_, tasks_, c.cpu, absl::MakeSpan(batch), &hand_over_ok_,
+                                     &stats_.handed_over, &stats_.hand_over_refused)) {
     HandToClass(*t);
   }
 }
@@ -340,7 +330,7 @@ int FifoPerCpuScheduler::PickCpu(const FifoTask& t) {
     const size_t idx = (rr_ + i) % n;
     const Cpu& c = *order[idx];
     if (!t.AllowedOn(c.cpu)) continue;
-    size_t load = c.rq.Size() + (c.current != GHOST_TID_NONE) + c.req_active;
+    size_t load = Load(c);
     if (c.busy) load += n * 1024;  // a higher class has it: last resort
     if (load < best_load) {
       best = c.cpu;

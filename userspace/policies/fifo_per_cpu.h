@@ -116,6 +116,8 @@ class FifoPerCpuScheduler : public Scheduler {
   void Forget(Tid tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Asks for `t` to be (re)placed on some allowed CPU.
   void NeedsPlacement(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Threads of ours on `c`: waiting, running, being committed.
+  static size_t Load(const Cpu& c);
   // A thread of ours runs, waits or is being committed on `c`, or a higher
   // class has it.
   bool Taken(const Cpu& c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -10,13 +10,16 @@
 #include <deque>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "userspace/cpu_list.h"
 #include "userspace/kernel_side.h"
 #include "userspace/message.h"
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "absl/types/span.h"
 #include "userspace/status_word.h"
 
 namespace ghost {
@@ -303,6 +306,35 @@ class FifoTaskTable {
   std::unordered_map<Tid, FifoTask> forgotten_;  // as it was when forgotten
   std::deque<Tid> forgotten_order_;              // oldest first
 };
+
+// Pinned threads' hand-over, as both FIFOs make it: offers `batch` (threads
+// that wait for `cpu` alone, oldest first) to the class (KernelSide::HandOver)
+// and returns those it took, marked class-held (their messages say so until
+// one without the flag). A refused one stays the caller's, committed as
+// before. `*supported` turns false for good when the kernel side has no
+// hand-over (the simulator). Counts into `*handed` and `*refused`.
+inline std::vector<FifoTask*> HandOverToClass(KernelSide& kernel, FifoTaskTable& tasks, int cpu,
+                                              absl::Span<KernelSide::HandOverEntry> batch,
+                                              bool* supported, uint64_t* handed,
+                                              uint64_t* refused) {
+  std::vector<FifoTask*> taken;
+  if (batch.empty()) return taken;
+  const absl::Status s = kernel.HandOver(cpu, batch);
+  if (absl::IsUnimplemented(s)) *supported = false;
+  if (!s.ok()) return taken;
+  for (const KernelSide::HandOverEntry& e : batch) {
+    FifoTask* t = tasks.Find(e.tid);
+    if (t == nullptr) continue;
+    if (e.result != GHOST_TXN_COMMITTED) {
+      ++*refused;  // old state (a newer message is on its way), or moving
+      continue;
+    }
+    ++*handed;
+    t->class_held = true;
+    taken.push_back(t);
+  }
+  return taken;
+}
 
 // A FIFO of tids; a task is in at most one.
 class FifoRunqueue {
