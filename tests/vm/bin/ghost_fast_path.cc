@@ -34,6 +34,16 @@
 //              SKIPPED and leaves its slot to the reaper. (The reaper waits at
 //              the passed slot until then, so no worker is pushed twice during
 //              the stall: each has one entry behind the gap.)
+//   agent_cpu  this program is a global agent (registered, SCHED_FIFO) on CPU 0;
+//              8 workers of node 0 (CPUs 0-1), so node 0's ring holds entries
+//              nearly always. First it spins and steps aside now and then
+//              (blocked on its queue without saying it sleeps): CPU 0 goes
+//              idle with entries waiting and must not take one (a thread moved
+//              there would wait behind the agent, its entry claimed, and the
+//              in-order reaping with it): no RAN names CPU 0. Then it sleeps on
+//              its queue saying so (ghost_cpu_word.agent_asleep, as
+//              Agent::SleepIdle does): CPU 0 is the ring's like any other, and
+//              RAN outcomes name it.
 //   storm      two CFS threads flip the workers' affinity and nice while the
 //              rings feed them (argv[2]: race window iterations between the
 //              consumer's affinity check and its move). The class stays, every
@@ -68,10 +78,14 @@ namespace {
 
 constexpr uint32_t kRingSize = 64;
 
-enum class Mode { kPlacement, kRevoke, kSteal, kStorm, kDoorbell, kGap };
+enum class Mode { kPlacement, kRevoke, kSteal, kStorm, kDoorbell, kGap, kAgentCpu };
 
 // Gap mode: how long the second producer stalls inside its push.
 constexpr int64_t kGapStallNs = 2'000'000'000;
+
+// Agent-CPU mode: the RAN outcomes reaped before the agent starts saying it
+// sleeps.
+constexpr uint64_t kAgentCpuAwakeRuns = 120;
 
 // Doorbell mode: how long a runnable worker waits before it is pushed.
 constexpr int64_t kDoorbellDelayNs = 20'000'000;
@@ -114,7 +128,8 @@ int main(int argc, char** argv) {
   Failures f;
   if (argc < 2) {
     std::fprintf(stderr,
-                 "usage: ghost_fast_path placement|revoke|steal|storm|doorbell|gap [race_window]\n");
+                 "usage: ghost_fast_path placement|revoke|steal|storm|doorbell|gap|agent_cpu "
+                 "[race_window]\n");
     return 2;
   }
   const std::string mode_name = argv[1];
@@ -131,6 +146,8 @@ int main(int argc, char** argv) {
     mode = Mode::kDoorbell;
   } else if (mode_name == "gap") {
     mode = Mode::kGap;
+  } else if (mode_name == "agent_cpu") {
+    mode = Mode::kAgentCpu;
   } else {
     std::fprintf(stderr, "ghost_fast_path: unknown mode '%s'\n", argv[1]);
     return 2;
@@ -175,12 +192,16 @@ int main(int argc, char** argv) {
 
   // Workers: bursts of CPU and short sleeps; each notes the CPUs it ran on.
   const bool doorbell = mode == Mode::kDoorbell;
+  const bool agent_cpu = mode == Mode::kAgentCpu;
   // Gap mode: more workers than GHOST_RING_SCAN, nearly all runnable at
   // once, so that more entries than a consumer sees past an unpassed gap wait
   // behind the stalled push (each worker has at most one live entry, and the
   // stall keeps this program from reaping, so none is pushed twice meanwhile).
   const int nworkers = doorbell ? 2 : mode == Mode::kGap ? 32 : 2 * ncpus;
-  const int bursts = mode == Mode::kStorm ? 60 : doorbell ? 12 : mode == Mode::kGap ? 40 : 80;
+  const int bursts = mode == Mode::kStorm                          ? 60
+                     : doorbell                                    ? 12
+                     : mode == Mode::kGap || mode == Mode::kAgentCpu ? 40
+                                                                   : 80;
   std::atomic<int> done{0};
   std::vector<std::atomic<uint64_t>> seen(nworkers);
   // Doorbell mode: when the driver last pushed worker i, and how long each
@@ -192,7 +213,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < nworkers; i++) {
     Worker w;
     w.index = i;
-    w.node = mode == Mode::kSteal || mode == Mode::kGap ? 0 : doorbell ? 1 : i % 2;
+    w.node = mode == Mode::kSteal || mode == Mode::kGap || agent_cpu ? 0 : doorbell ? 1 : i % 2;
     w.pinned = doorbell || ((mode == Mode::kPlacement || mode == Mode::kRevoke) && (i % 4) < 2);
     w.mask = w.pinned ? node_cpus[w.node] : all;
     threads.push_back(std::make_unique<SpinningWorker>());
@@ -209,6 +230,17 @@ int main(int argc, char** argv) {
       done++;
     });
     by_pid[threads[i]->pid()] = w;
+  }
+  if (agent_cpu) {
+    // A global agent's CPU, as the class knows one: registered, and taking
+    // CPU 0 from the class's threads (ops.cpu_release) or seen spinning there
+    // by the watchdog timer.
+    BecomeAgent(0, 50);
+    if (auto s = ks.RegisterAgentThread(Gettid(), /*global=*/true); !s.ok()) {
+      f.Fail(absl::StrFormat("registering the agent: %s", s.message()));
+      return 1;
+    }
+    SpinCpuNs(50'000'000);
   }
   for (auto& t : threads) {
     if (auto s = t->Enroll(ks, enclave); !s.ok()) f.Fail(std::string(s.message()));
@@ -291,6 +323,10 @@ int main(int argc, char** argv) {
     }
   };
   uint64_t decoy_outcomes = 0;
+  // Agent-CPU mode: RAN outcomes naming CPU 0, reaped while the agent spun
+  // (and stepped aside) and while it slept saying so.
+  bool agent_says_asleep = false;
+  uint64_t ran_agent_cpu_awake = 0, ran_agent_cpu_asleep = 0;
   std::atomic<uint64_t>* gap_pos = nullptr;  // gap mode: the stalled push's position
   auto on_outcome = [&](int n, const ghost::RingOutcomeRecord& o) {
     if (gap_pos != nullptr && n == 0 && o.pos == gap_pos->load()) {
@@ -313,6 +349,9 @@ int main(int argc, char** argv) {
     switch (o.outcome) {
       case ghost::RingOutcome::kRan:
         ran++;
+        if (agent_cpu && o.cpu == 0) {
+          (agent_says_asleep ? ran_agent_cpu_asleep : ran_agent_cpu_awake)++;
+        }
         if (mode != Mode::kSteal && ks.NodeOfCpu(static_cast<int>(o.cpu)) != n) {
           f.Fail(absl::StrFormat("ring %d pos %u ran on CPU %u, of node %d (no stealing)", n,
                                  o.pos, o.cpu, ks.NodeOfCpu(static_cast<int>(o.cpu))));
@@ -425,6 +464,7 @@ int main(int argc, char** argv) {
   const int64_t deadline = NowNs() + 240'000'000'000LL;
   // The driver's longest round (a stalled guest or driver shows here) and when.
   int64_t round_start = NowNs(), round_max_ns = 0, round_max_at = 0;
+  uint64_t agent_rounds = 0;
   for (;;) {
     if (const int64_t now = NowNs(); now - round_start > round_max_ns) {
       round_max_ns = now - round_start;
@@ -517,8 +557,23 @@ int main(int argc, char** argv) {
       doorbell_ns += took;
       doorbell_max_ns = std::max(doorbell_max_ns, took);
     }
-    (void)ks.WaitQueue(setup->queue, absl::Microseconds(500));
+    if (!agent_cpu) {
+      (void)ks.WaitQueue(setup->queue, absl::Microseconds(500));
+    } else if (!agent_says_asleep && ran < kAgentCpuAwakeRuns) {
+      // A spinning global agent that steps aside one round in four.
+      if (++agent_rounds % 4 == 0) {
+        (void)ks.WaitQueue(setup->queue, absl::Microseconds(500));
+      } else {
+        SpinCpuNs(1'000'000);
+      }
+    } else {
+      agent_says_asleep = true;
+      ks.SetAgentAsleep(0, true);
+      (void)ks.WaitQueue(setup->queue, absl::Milliseconds(2));
+      ks.SetAgentAsleep(0, false);
+    }
   }
+  const uint64_t skips_on_agent_cpu = ks.bpf_class().skel()->bss->nr_ring_skips_agent_cpu;
   stop_storm = true;
   for (auto& t : stormers) t.join();
   if (staller.joinable()) staller.join();
@@ -666,6 +721,17 @@ int main(int argc, char** argv) {
   }
   if (mode == Mode::kRevoke) f.Check(revokes_won > 0, "revokes won against the consumers");
   if (mode == Mode::kStorm) f.Check(flips.load() > 100, "the storm flipped affinity and nice");
+  if (agent_cpu) {
+    absl::PrintF("agent's CPU 0: %d dispatches skipped; RAN there while the agent spun %d, "
+                 "while it slept %d\n",
+                 skips_on_agent_cpu, ran_agent_cpu_awake, ran_agent_cpu_asleep);
+    f.Check(ran_agent_cpu_awake == 0 && skips_on_agent_cpu > 0,
+            absl::StrFormat("while the agent spun and stepped aside, its CPU took no entry (%d "
+                            "RAN there; %d dispatches skipped)",
+                            ran_agent_cpu_awake, skips_on_agent_cpu));
+    f.Check(ran_agent_cpu_asleep > 0,
+            "while the agent slept saying so, its CPU ran entries like any other");
+  }
   if (mode == Mode::kGap) {
     const ghost_ring* r0 = ks.RingRegion(enclave, 0);
     absl::PrintF("gap: the stalled push at position %d returned %d; during its %d ms stall "
