@@ -73,13 +73,7 @@ class Policy {
   virtual std::string DescribeThread(Tid tid) const { return ""; }
 };
 
-std::vector<std::string> PolicyNames();
-
-// Unknown name -> InvalidArgument("unknown policy 'x' (known: fifo-per-cpu,
-// fifo-centralized)"); bad options (negative slice, agent CPU outside the
-// enclave, too few CPUs) -> InvalidArgument.
-absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(const PolicyOptions& opts,
-                                                   Enclave& enclave);
+// The policies by name (PolicyNames, MakePolicy): userspace/policies/registry.h.
 
 // "on", "off" or "auto" (--fast-path); anything else: one-line InvalidArgument.
 absl::StatusOr<PolicyOptions::FastPath> ParseFastPath(absl::string_view text);

@@ -15,6 +15,7 @@
 #include "userspace/agent.h"
 #include "userspace/enclave.h"
 #include "userspace/policy.h"
+#include "userspace/policies/registry.h"
 #include "userspace/run_request.h"
 #include "userspace/status_word.h"
 

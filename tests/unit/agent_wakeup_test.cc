@@ -15,6 +15,7 @@
 #include "userspace/enclave.h"
 #include "userspace/policies/fifo_per_cpu.h"
 #include "userspace/policy.h"
+#include "userspace/policies/registry.h"
 
 namespace ghost {
 namespace {

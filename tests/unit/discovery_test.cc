@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/unit/policy_test_util.h"
+#include "userspace/policies/registry.h"
 #include "userspace/message.h"
 
 namespace ghost {

@@ -11,6 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/unit/policy_test_util.h"
+#include "userspace/policies/registry.h"
 #include "userspace/discovery.h"
 #include "userspace/policies/fifo_centralized.h"
 

@@ -1033,5 +1033,39 @@ TEST_F(FifoPerCpuTest, WokenOntoATakenCpuWaitsThereWhenNoneIdles) {
   EXPECT_EQ(sched().stats().wake_moves, 0u);
 }
 
+// A thread queued behind a hog while no CPU idled: when another CPU goes
+// idle later, its agent takes the thread (StealFor) rather than leave it to
+// the class's watchdog.
+TEST_F(FifoPerCpuTest, CpuGoingIdleTakesAThreadQueuedBehindAHog) {
+  Start(2);
+  BehindAHog s;
+  ASSERT_NO_FATAL_FAILURE(SetUpBehindAHog(*rig_, &s));
+  rig_->kernel.Wake(s.a);
+  rig_->Settle();
+  ASSERT_EQ(sched().OwnerOf(s.a), s.x);
+  rig_->kernel.Block(s.b);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(s.y), s.a);
+  EXPECT_EQ(sched().OwnerOf(s.a), s.y);
+  EXPECT_EQ(rig_->kernel.CurrentOn(s.x), s.hog);
+  EXPECT_EQ(sched().stats().steals, 1u);
+}
+
+// It takes only a thread it may run.
+TEST_F(FifoPerCpuTest, CpuGoingIdleLeavesAThreadItMayNotRun) {
+  Start(2);
+  BehindAHog s;
+  ASSERT_NO_FATAL_FAILURE(SetUpBehindAHog(*rig_, &s));
+  rig_->kernel.SetAffinity(s.a, CpuList{s.x});
+  rig_->Settle();
+  rig_->kernel.Wake(s.a);
+  rig_->Settle();
+  rig_->kernel.Block(s.b);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(s.y), GHOST_TID_NONE);
+  EXPECT_NE(sched().OwnerOf(s.a), s.y);
+  EXPECT_EQ(sched().stats().steals, 0u);
+}
+
 }  // namespace
 }  // namespace ghost

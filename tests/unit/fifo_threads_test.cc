@@ -13,6 +13,7 @@
 #include "tests/unit/fake_kernel_side.h"
 #include "userspace/enclave.h"
 #include "userspace/policy.h"
+#include "userspace/policies/registry.h"
 
 namespace ghost {
 namespace {

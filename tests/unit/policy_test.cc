@@ -1,4 +1,5 @@
 #include "userspace/policy.h"
+#include "userspace/policies/registry.h"
 
 #include <memory>
 

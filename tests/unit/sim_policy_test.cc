@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "userspace/enclave.h"
 #include "userspace/policy.h"
+#include "userspace/policies/registry.h"
 #include "userspace/sim/machine.h"
 #include "userspace/sim/sim_kernel_side.h"
 #include "userspace/sim/simulation.h"

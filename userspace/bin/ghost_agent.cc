@@ -55,6 +55,7 @@
 #include "userspace/flags.h"
 #include "userspace/ghost_skel.h"
 #include "userspace/policy.h"
+#include "userspace/policies/registry.h"
 #include "userspace/message.h"
 #include "userspace/ring_config.h"
 #include "userspace/run_request.h"

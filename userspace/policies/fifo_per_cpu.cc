@@ -100,6 +100,31 @@ bool FifoPerCpuScheduler::MovedOffTakenCpu(FifoTask& t) {
   return true;
 }
 
+bool FifoPerCpuScheduler::StealFor(const Cpu& c) {
+  if (Taken(c) || c.retry_after_ns != 0 || !unplaced_.empty()) return false;
+  FifoTask* take = nullptr;
+  size_t deepest = 0;
+  for (auto& [cpu, d] : cpus_) {
+    if (cpu == c.cpu || (d.current == GHOST_TID_NONE && !d.busy) || d.rq.Size() <= deepest) {
+      continue;
+    }
+    for (Tid tid : d.rq.tids()) {
+      FifoTask* t = tasks_.Find(tid);
+      if (t == nullptr || !t->Waiting() || t->owner != cpu || t->not_before_ns != 0 ||
+          !t->AllowedOn(c.cpu)) {
+        continue;
+      }
+      take = t;
+      deepest = d.rq.Size();
+      break;
+    }
+  }
+  if (take == nullptr) return false;
+  ++stats_.steals;
+  NeedsPlacement(*take);
+  return true;
+}
+
 void FifoPerCpuScheduler::Forget(Tid tid) {
   if (FifoTask* t = tasks_.Find(tid)) {
     OffCpu(*t);
@@ -600,6 +625,7 @@ void FifoPerCpuScheduler::ScheduleLocked(Agent& agent) {
   if (it == cpus_.end()) return;
   Cpu& c = it->second;
   HandOverPinned(c);
+  if (StealFor(c)) PlacePending();
   for (int attempt = 0; attempt < kMaxAttemptsPerRound; ++attempt) {
     if (c.req_active) {
       if (c.req->in_flight()) return;  // result not in yet
@@ -710,10 +736,10 @@ std::string FifoPerCpuPolicy::StatsLine() const {
       "commits=%u failed_commits=%u stale=%u migrations=%u associate_retries=%u "
       "remote_commits=%u class_held=%u class_returned=%u handed_over=%u "
       "hand_over_refused=%u running_at_affinity=%u busy_cleared=%u wakeups_on_cpu=%u "
-      "not_allowed_retries=%u wake_moves=%u",
+      "not_allowed_retries=%u wake_moves=%u steals=%u",
       s.commits, s.failed_commits, s.stale, s.migrations, s.associate_retries, s.remote_commits,
       s.class_held, s.class_returned, s.handed_over, s.hand_over_refused, s.running_at_affinity,
-      s.busy_cleared, s.wakeups_on_cpu, s.not_allowed_retries, s.wake_moves) +
+      s.busy_cleared, s.wakeups_on_cpu, s.not_allowed_retries, s.wake_moves, s.steals) +
          (s.last_wakeup_on_cpu.empty()
               ? ""
               : " (last wakeup on a CPU: " + s.last_wakeup_on_cpu + ")");

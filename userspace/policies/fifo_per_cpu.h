@@ -6,7 +6,9 @@
 // A thread that wakes up (or yields) onto its CPU while that CPU is taken and
 // another it may use idles is placed anew the same way (MovedOffTakenCpu):
 // threads run until they block, so one CPU hog would otherwise keep every
-// thread queued behind it waiting for the class's watchdog.
+// thread queued behind it waiting for the class's watchdog. For the same
+// reason a CPU that goes idle takes a waiting thread it may run from a CPU
+// whose current thread keeps it (StealFor).
 //
 // One scheduler object serves all the agents: handing a thread to another
 // CPU's runqueue is a move under one lock, as in ghOSt's in-process policy,
@@ -69,6 +71,7 @@ class FifoPerCpuScheduler : public Scheduler {
     uint64_t migrations = 0;      // successful AssociateQueue calls
     uint64_t associate_retries = 0;
     uint64_t wake_moves = 0;      // woken onto a taken CPU while another idled: placed anew
+    uint64_t steals = 0;          // taken by an idle CPU from behind another's running thread
     uint64_t not_allowed_retries = 0;  // NOT_ALLOWED on a thread's last usable CPU
     uint64_t remote_commits = 0;  // made for another CPU whose agent slept
     uint64_t class_held = 0;      // messages of threads the class queued itself
@@ -129,6 +132,12 @@ class FifoPerCpuScheduler : public Scheduler {
   // behind a thread that runs until it blocks (a CPU hog), it waited for the
   // class's watchdog. True if so (then it is not to be queued on its CPU).
   bool MovedOffTakenCpu(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `c` idles: the first waiting thread that may run on it, from the longest
+  // runqueue of a CPU where a thread runs (or a higher class has it), is
+  // placed anew (on an idle CPU: `c`, or another). Threads queued there
+  // before any CPU idled would otherwise wait behind a thread that runs until
+  // it blocks. True if one was.
+  bool StealFor(const Cpu& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives the class the threads at the head of c's runqueue that may run
   // only on c (KernelSide::HandOver), so that the runqueue drains and pinned
   // push can stay on.

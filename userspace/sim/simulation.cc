@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "userspace/enclave.h"
 #include "userspace/policy.h"
+#include "userspace/policies/registry.h"
 #include "userspace/sim/baseline.h"
 #include "userspace/sim/machine.h"
 #include "userspace/sim/sim_kernel_side.h"

@@ -17,6 +17,7 @@
 #include "userspace/enclave.h"
 #include "userspace/ghost_skel.h"
 #include "userspace/policy.h"
+#include "userspace/policies/registry.h"
 
 using namespace ghost_test;
 

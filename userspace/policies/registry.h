@@ -1,0 +1,27 @@
+// The policies by name: what --policy=NAME of ghost-agent and ghost-sim
+// chooses from. A new policy adds itself here and nowhere else; the library
+// (userspace/policy.h) knows only the Policy interface.
+#ifndef GHOST_SCX_USERSPACE_POLICIES_REGISTRY_H_
+#define GHOST_SCX_USERSPACE_POLICIES_REGISTRY_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "userspace/enclave.h"
+#include "userspace/policy.h"
+
+namespace ghost {
+
+std::vector<std::string> PolicyNames();
+
+// Unknown name -> InvalidArgument("unknown policy 'x' (known: fifo-per-cpu,
+// fifo-centralized)"); bad options (negative slice, agent CPU outside the
+// enclave, too few CPUs) -> InvalidArgument.
+absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(const PolicyOptions& opts,
+                                                   Enclave& enclave);
+
+}  // namespace ghost
+
+#endif  // GHOST_SCX_USERSPACE_POLICIES_REGISTRY_H_
