@@ -1035,7 +1035,9 @@ TEST_F(FifoPerCpuTest, WokenOntoATakenCpuWaitsThereWhenNoneIdles) {
 
 // A thread queued behind a hog while no CPU idled: when another CPU goes
 // idle later, its agent takes the thread (StealFor) rather than leave it to
-// the class's watchdog.
+// the class's watchdog; but only once the hog has held its CPU for 2 ms:
+// taking threads from behind ones that block soon keeps CPUs busy that a
+// woken partner would have run on at once.
 TEST_F(FifoPerCpuTest, CpuGoingIdleTakesAThreadQueuedBehindAHog) {
   Start(2);
   BehindAHog s;
@@ -1044,6 +1046,10 @@ TEST_F(FifoPerCpuTest, CpuGoingIdleTakesAThreadQueuedBehindAHog) {
   rig_->Settle();
   ASSERT_EQ(sched().OwnerOf(s.a), s.x);
   rig_->kernel.Block(s.b);
+  rig_->Settle();
+  EXPECT_EQ(rig_->kernel.CurrentOn(s.y), GHOST_TID_NONE) << "taken before the hog held 2 ms";
+  EXPECT_EQ(sched().OwnerOf(s.a), s.x);
+  rig_->kernel.AdvanceTime(2'000'000);
   rig_->Settle();
   EXPECT_EQ(rig_->kernel.CurrentOn(s.y), s.a);
   EXPECT_EQ(sched().OwnerOf(s.a), s.y);
@@ -1061,6 +1067,7 @@ TEST_F(FifoPerCpuTest, CpuGoingIdleLeavesAThreadItMayNotRun) {
   rig_->kernel.Wake(s.a);
   rig_->Settle();
   rig_->kernel.Block(s.b);
+  rig_->kernel.AdvanceTime(2'000'000);
   rig_->Settle();
   EXPECT_EQ(rig_->kernel.CurrentOn(s.y), GHOST_TID_NONE);
   EXPECT_NE(sched().OwnerOf(s.a), s.y);

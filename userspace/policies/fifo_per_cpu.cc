@@ -18,6 +18,12 @@ constexpr uint64_t kUnavailableBackoffNs = 1'000'000;
 // Commits one agent round may try after failures that are not worth waiting
 // for a message (NOT_FOUND, NOT_ALLOWED, ...): bounds the round's work.
 constexpr int kMaxAttemptsPerRound = 8;
+// How long a CPU must have been held (one thread of ours running, or a
+// higher class) before an idle CPU takes what waits there: a thread that has
+// just started is likely to block soon, and a move costs an AssociateQueue.
+// (Measured no different from taking at once in the hog cell of
+// clients_bench: docs/BENCHMARKS.md.)
+constexpr uint64_t kStealAfterNs = 2'000'000;
 
 }  // namespace
 
@@ -100,12 +106,13 @@ bool FifoPerCpuScheduler::MovedOffTakenCpu(FifoTask& t) {
   return true;
 }
 
-bool FifoPerCpuScheduler::StealFor(const Cpu& c) {
-  if (Taken(c) || c.retry_after_ns != 0 || !unplaced_.empty()) return false;
+FifoTask* FifoPerCpuScheduler::StealableFor(const Cpu& c, uint64_t now) {
+  if (Taken(c) || c.retry_after_ns != 0 || !unplaced_.empty()) return nullptr;
   FifoTask* take = nullptr;
   size_t deepest = 0;
   for (auto& [cpu, d] : cpus_) {
-    if (cpu == c.cpu || (d.current == GHOST_TID_NONE && !d.busy) || d.rq.Size() <= deepest) {
+    if (cpu == c.cpu || (d.current == GHOST_TID_NONE && !d.busy) || d.rq.Size() <= deepest ||
+        (now != 0 && now - d.held_since_ns < kStealAfterNs)) {
       continue;
     }
     for (Tid tid : d.rq.tids()) {
@@ -119,6 +126,11 @@ bool FifoPerCpuScheduler::StealFor(const Cpu& c) {
       break;
     }
   }
+  return take;
+}
+
+bool FifoPerCpuScheduler::StealFor(const Cpu& c) {
+  FifoTask* take = StealableFor(c, opts_.clock());
   if (take == nullptr) return false;
   ++stats_.steals;
   NeedsPlacement(*take);
@@ -337,7 +349,10 @@ void FifoPerCpuScheduler::CpuAvailable(const Message& m) {
 void FifoPerCpuScheduler::CpuBusy(const Message& m) {
   absl::MutexLock l(&mu_);
   auto it = cpus_.find(m.cpu());
-  if (it != cpus_.end()) it->second.busy = true;
+  if (it != cpus_.end() && !it->second.busy) {
+    it->second.busy = true;
+    it->second.held_since_ns = opts_.clock();
+  }
 }
 
 // --- placement ----------------------------------------------------------------
@@ -425,6 +440,7 @@ bool FifoPerCpuScheduler::HandleResult(Cpu& c) {
     if (t != nullptr && !left) {
       t->on_cpu = c.cpu;
       c.current = tid;
+      c.held_since_ns = opts_.clock();
     } else if (t != nullptr) {
       // It ran and left (blocked, was preempted, yielded) before we read
       // this: whatever the messages since said about it stands.
@@ -652,7 +668,10 @@ bool FifoPerCpuScheduler::Pending(const Agent& agent) {
   for (const auto& [cpu, other] : cpus_) {
     if (other.remote && other.req_active && other.remote_by == agent.cpu()) return true;
   }
-  return c.current == GHOST_TID_NONE && !c.rq.Empty();
+  if (c.current == GHOST_TID_NONE && !c.rq.Empty()) return true;
+  // Idle, with a thread it may run waiting behind another CPU's: look again
+  // soon (StealFor waits until that CPU has been held kStealAfterNs).
+  return StealableFor(c, /*now=*/0) != nullptr;
 }
 
 FifoPerCpuScheduler::Stats FifoPerCpuScheduler::stats() const {

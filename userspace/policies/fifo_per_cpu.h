@@ -102,6 +102,7 @@ class FifoPerCpuScheduler : public Scheduler {
     FifoRunqueue rq;
     Tid current = GHOST_TID_NONE;   // what our commit started there
     bool busy = false;              // a higher class has it (CPU_BUSY)
+    uint64_t held_since_ns = 0;     // current (or busy) since (StealFor)
     uint64_t retry_after_ns = 0;    // CPU_UNAVAILABLE back-off
     std::unique_ptr<RunRequest> req;
     bool req_active = false;        // req holds a transaction we have not read
@@ -133,11 +134,14 @@ class FifoPerCpuScheduler : public Scheduler {
   // class's watchdog. True if so (then it is not to be queued on its CPU).
   bool MovedOffTakenCpu(FifoTask& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `c` idles: the first waiting thread that may run on it, from the longest
-  // runqueue of a CPU where a thread runs (or a higher class has it), is
-  // placed anew (on an idle CPU: `c`, or another). Threads queued there
-  // before any CPU idled would otherwise wait behind a thread that runs until
-  // it blocks. True if one was.
+  // runqueue of a CPU where one thread of ours has run (or a higher class
+  // has been) for kStealAfterNs, is placed anew (on an idle CPU: `c`, or
+  // another). Threads queued there before any CPU idled would otherwise wait
+  // behind a thread that runs until it blocks (a CPU hog). True if one was.
   bool StealFor(const Cpu& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The thread StealFor would take at `now` (0: however long the CPU it
+  // waits on has been held), or nullptr.
+  FifoTask* StealableFor(const Cpu& c, uint64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives the class the threads at the head of c's runqueue that may run
   // only on c (KernelSide::HandOver), so that the runqueue drains and pinned
   // push can stay on.
