@@ -73,6 +73,11 @@ static __always_inline s32 pinned_target(struct task_struct *p, struct ghost_tas
 		return -1;
 	if (cpu_enclave(c) != t->enclave || enclave_agent_gone(t->enclave, bpf_ktime_get_ns()))
 		return -1;
+	/* A global agent's CPU only while that agent sleeps on its queue: behind
+	 * a spinning one the thread would wait until it steps aside (the rings'
+	 * rule, fast_path.bpf.h). */
+	if (cpu_home_of_global_agent(c) && !global_agent_asleep(c))
+		return -1;
 	return pinned_cpu_ok(p, cpu) ? cpu : -1;
 }
 

@@ -44,6 +44,7 @@ FifoCentralizedScheduler::FifoCentralizedScheduler(KernelSide& kernel,
 FifoCentralizedScheduler::~FifoCentralizedScheduler() {
   // We no longer run: nothing may be queued for us by the class.
   for (const auto& [cpu, c] : cpus_) kernel_.SetPinnedPush(cpu, false);
+  if (agent_.req != nullptr) kernel_.SetPinnedPush(agent_.cpu, false);
 }
 
 FifoCentralizedScheduler::Cpu* FifoCentralizedScheduler::FindCpu(int cpu) {
@@ -622,25 +623,35 @@ void FifoCentralizedScheduler::HandOverPinned() {
 
 void FifoCentralizedScheduler::UpdatePinnedPush() {
   if (!opts_.pinned_push) return;
+  // The agent's own CPU too: the class queues a thread there only while the
+  // agent sleeps on its queue (pinned.bpf.h), when the CPU is the threads'.
+  const bool agent_cpu = agent_.req != nullptr;
   CpuList scheduled;
   for (const auto& [cpu, c] : cpus_) scheduled.Set(cpu);
+  if (agent_cpu) scheduled.Set(agent_.cpu);
   CpuList waited;  // scheduled CPUs a thread of ours waits for
   for (auto& [node, n] : nodes_) {
     // Pruned here too: with nothing in the FIFO no round prunes them, and
     // the entries of every run would pile up.
-    if (PruneEntries(n) > 0) waited |= n.cpus;
+    if (PruneEntries(n) > 0) {
+      waited |= n.cpus;
+      // A sleeping agent's CPU consumes from its node's ring.
+      if (agent_cpu && kernel_.NodeOfCpu(agent_.cpu) == n.node) waited.Set(agent_.cpu);
+    }
   }
   for (Tid tid : fifo_.tids()) {
     if ((waited & scheduled) == scheduled) break;  // a long FIFO: no need to read on
     const FifoTask* t = tasks_.Find(tid);
     if (t != nullptr && t->Waiting()) waited |= t->affinity;
   }
-  for (auto& [cpu, c] : cpus_) {
-    const bool want = !waited.IsSet(cpu);
-    if (want == c.pinned_push) continue;
-    kernel_.SetPinnedPush(cpu, want);
+  auto update = [&](Cpu& c) {
+    const bool want = !waited.IsSet(c.cpu);
+    if (want == c.pinned_push) return;
+    kernel_.SetPinnedPush(c.cpu, want);
     c.pinned_push = want;
-  }
+  };
+  for (auto& [cpu, c] : cpus_) update(c);
+  if (agent_cpu) update(agent_);
 }
 
 absl::Duration FifoCentralizedScheduler::IdleFor(const Agent& agent) {

@@ -187,7 +187,9 @@ class FifoCentralizedScheduler : public Scheduler {
   // class gave back and parked for us is queued, unless it runs (its next
   // message tells).
   void TakeBackFromClass(FifoTask& t, const Message& m);
-  // Pinned push on exactly the scheduled CPUs nothing of ours waits for.
+  // Pinned push on exactly the scheduled CPUs nothing of ours waits for, and
+  // on the agent's own CPU likewise (the class honours it there only while
+  // the agent sleeps).
   void UpdatePinnedPush();
   // Hands waiting threads pinned to one scheduled CPU to the class, oldest
   // first per CPU, up to the first older thread that may also run there.
