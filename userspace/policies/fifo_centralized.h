@@ -30,8 +30,9 @@
 // run on that CPU only on it itself: nothing is left to decide but its turn.
 // Such a thread's messages carry GHOST_MSG_F_CLASS_HELD and do not wake the
 // agent; it is neither queued nor committed until a message without the flag.
-// Never the agent's own CPU: a thread queued there would wait behind it.
-// Such threads that wait anyway (pinned push was off when they moved) are
+// The agent's own CPU by the same rule, but the class honours it there only
+// while the agent sleeps on its queue: behind a spinning agent a thread would
+// wait until it steps aside. Threads pinned to other CPUs that wait anyway (pinned push was off when they moved) are
 // handed to the class (ghost_hand_over) while no older thread waits that
 // could run on their CPU, so pinned push can come back on.
 #ifndef GHOST_SCX_USERSPACE_POLICIES_FIFO_CENTRALIZED_H_

@@ -44,6 +44,9 @@
 #              its policy, `ghost-run --pid` moves it back into the class for
 #              the rest of the run (the first part, printed per cell, ran in
 #              the fair class). Under the default scheduler: plain cyclictest.
+#   cyclictest-class-cpu0  the same with the measuring thread pinned to CPU 0
+#              (cyclictest -a 0), where the centralized FIFO's global agent
+#              lives.
 # A scheduler POLICY@NAME (e.g. fifo-per-cpu@old) runs POLICY with the
 # binaries ghost-agent-NAME and ghost-run-NAME instead (another build, put into
 # the guest with GHOST_VM_FILES), to compare two builds in one run.
@@ -72,6 +75,7 @@ set -u
 rounds=3
 scheds="default none fifo-per-cpu fifo-centralized fifo-centralized-txn"
 progs="affinity switch hackbench cyclictest cyclictest-class"
+# Known besides the defaults: cyclictest-class-cpu0.
 agent_flags="--kernel-timeout-ms=30000"
 prog_timeout=600
 for a in "$@"; do
@@ -85,7 +89,7 @@ for a in "$@"; do
 done
 case "$rounds" in '' | *[!0-9]*) echo "FAIL: --rounds=$rounds is not a number"; exit 2 ;; esac
 for p in $progs; do
-  case "$p" in affinity | switch | hackbench | cyclictest | cyclictest-class) ;;
+  case "$p" in affinity | switch | hackbench | cyclictest | cyclictest-class | cyclictest-class-cpu0) ;;
     *) echo "FAIL: unknown program '$p'"; exit 2 ;; esac
 done
 for s in $scheds; do
@@ -340,15 +344,19 @@ run_hackbench() {
   sample hackbench:s "$t"
 }
 
-# cyclictest_cell MOVE: runs cyclictest (MOVE=1: moves its measuring thread
-# back into the class once it has left it) and samples Avg and Max.
+# cyclictest_cell MOVE [CPU]: runs cyclictest (MOVE=1: moves its measuring
+# thread back into the class once it has left it; CPU: pinned there) and
+# samples Avg and Max.
 cyclictest_cell() {
   move=$1
+  cpu=${2:-}
   name=cyclictest
   [ "$move" = 1 ] && name=cyclictest-class
+  pin=""
+  [ -n "$cpu" ] && { pin="-a $cpu"; name=$name-cpu$cpu; }
   t0=$(uptime_s)
   # shellcheck disable=SC2086
-  timeout $prog_timeout $runner cyclictest -t1 -i 1000 -D 4 -q >$out 2>&1 &
+  timeout $prog_timeout $runner cyclictest -t1 $pin -i 1000 -D 4 -q >$out 2>&1 &
   c=$!
   where=""
   if [ "$kind" = peer ]; then
@@ -392,6 +400,7 @@ cyclictest_cell() {
 }
 run_cyclictest() { cyclictest_cell 0; }
 run_cyclictest_class() { cyclictest_cell 1; }
+run_cyclictest_class_cpu0() { cyclictest_cell 1 0; }
 
 echo "clients_bench: agent flags: --stats $agent_flags"
 start=$(uptime_s)
@@ -414,6 +423,7 @@ while [ $round -le "$rounds" ]; do
       ok=1
       case $prog in
         cyclictest-class) run_cyclictest_class || ok=0 ;;
+        cyclictest-class-cpu0) run_cyclictest_class_cpu0 || ok=0 ;;
         *) run_$prog || ok=0 ;;
       esac
       if [ $kind = ghost ]; then

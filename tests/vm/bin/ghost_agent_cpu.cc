@@ -14,6 +14,9 @@
 //   library  the agent is the library's Agent::Run with a policy that never
 //            commits: the class asks it to step aside (ghost_cpu_word), it
 //            does, and the fallback runs the threads.
+// In both, CPU 0's pinned_push is set, as a policy whose agent sleeps sets it
+// (the centralized FIFO): the class must not queue the pinned threads there
+// itself while the agent spins (pinned.bpf.h), where they would wait behind it.
 // Kernel stall timeout 5 s (ghost-agent's default), watchdog 1 s.
 #include <bpf/bpf.h>
 
@@ -91,6 +94,7 @@ int main(int argc, char** argv) {
   });
   // Enrol only once the agent spins on CPU 0.
   SleepUs(200'000);
+  ks.SetPinnedPush(0, true);
   for (auto& w : workers) {
     if (auto s = w->Enroll(ks, setup->enclave); !s.ok()) f.Fail(std::string(s.message()));
   }
@@ -115,6 +119,10 @@ int main(int argc, char** argv) {
                bss->nr_runs_resumed, bss->nr_watchdog_moves, bss->nr_yield_requests,
                agent.kernel_yields());
   f.Check(bss->nr_runs_committed == 0, "no commit placed them (the agent never commits)");
+  f.Check(bss->nr_pinned_pushes == 0,
+          absl::StrFormat("the class queued no thread on the spinning agent's CPU itself, its "
+                          "pinned_push set (%d did)",
+                          bss->nr_pinned_pushes));
   f.Check(ci.fallback_runs > 0, "the class ran them (fallback runs)");
   if (mode == "hostile") {
     f.Check(bss->nr_starved_runs > 0,
