@@ -1035,9 +1035,9 @@ TEST_F(FifoPerCpuTest, WokenOntoATakenCpuWaitsThereWhenNoneIdles) {
 
 // A thread queued behind a hog while no CPU idled: when another CPU goes
 // idle later, its agent takes the thread (StealFor) rather than leave it to
-// the class's watchdog; but only once the hog has held its CPU for 2 ms:
-// taking threads from behind ones that block soon keeps CPUs busy that a
-// woken partner would have run on at once.
+// the class's watchdog; but only once the hog has held its CPU for 2 ms (a
+// thread that has just started is likely to block soon, and a move costs an
+// AssociateQueue).
 TEST_F(FifoPerCpuTest, CpuGoingIdleTakesAThreadQueuedBehindAHog) {
   Start(2);
   BehindAHog s;

@@ -25,6 +25,12 @@ constexpr int kMaxAttemptsPerRound = 8;
 // clients_bench: docs/BENCHMARKS.md.)
 constexpr uint64_t kStealAfterNs = 2'000'000;
 
+// A runqueue entry that still stands for a thread waiting on `cpu` (the
+// others are dropped by TakeNext).
+bool WaitsOn(const FifoTask* t, int cpu) {
+  return t != nullptr && t->Waiting() && t->owner == cpu;
+}
+
 }  // namespace
 
 FifoPerCpuScheduler::FifoPerCpuScheduler(
@@ -117,10 +123,7 @@ FifoTask* FifoPerCpuScheduler::StealableFor(const Cpu& c, uint64_t now) {
     }
     for (Tid tid : d.rq.tids()) {
       FifoTask* t = tasks_.Find(tid);
-      if (t == nullptr || !t->Waiting() || t->owner != cpu || t->not_before_ns != 0 ||
-          !t->AllowedOn(c.cpu)) {
-        continue;
-      }
+      if (!WaitsOn(t, cpu) || t->not_before_ns != 0 || !t->AllowedOn(c.cpu)) continue;
       take = t;
       deepest = d.rq.Size();
       break;
@@ -161,7 +164,7 @@ void FifoPerCpuScheduler::HandOverPinned(Cpu& c) {
   std::vector<KernelSide::HandOverEntry> batch;
   for (Tid tid : c.rq.tids()) {
     const FifoTask* t = tasks_.Find(tid);
-    if (t == nullptr || !t->Waiting() || t->owner != c.cpu) continue;  // gone: TakeNext drops it
+    if (!WaitsOn(t, c.cpu)) continue;  // gone: TakeNext drops it
     if (t->not_before_ns != 0 || t->affinity.Size() != 1 || !t->AllowedOn(c.cpu)) break;
     batch.push_back({.tid = tid, .seqnum = t->seq});
     if (batch.size() == GHOST_HAND_OVER_MAX) break;
@@ -512,7 +515,7 @@ FifoTask* FifoPerCpuScheduler::TakeNext(Cpu& c) {
   uint64_t now = 0;
   for (Tid tid : c.rq.tids()) {
     FifoTask* t = tasks_.Find(tid);
-    if (t == nullptr || !t->Waiting() || t->owner != c.cpu) {
+    if (!WaitsOn(t, c.cpu)) {
       gone.push_back(tid);
       continue;
     }
