@@ -20,7 +20,9 @@ namespace ghost {
 
 struct PolicyOptions {
   std::string name;                             // "fifo-per-cpu", "fifo-centralized"
-  absl::Duration slice = absl::ZeroDuration();  // 0: run to block/yield (centralized: preempt after slice)
+  // A thread that has run this long is preempted when another waits for its
+  // CPU (both FIFOs); 0: threads run until they block or yield.
+  absl::Duration slice = absl::ZeroDuration();
   int global_cpu = -1;                          // centralized: agent CPU (-1: first enclave CPU)
   // Now, in ns on the clock of message time_ns and txn commit_time_ns (the
   // kernel's CLOCK_MONOTONIC; the simulator's clock). Used for slices and

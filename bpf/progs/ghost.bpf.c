@@ -42,6 +42,7 @@
 #include "run_stats.bpf.h"
 #include "fast_path.bpf.h"
 #include "pinned.bpf.h"
+#include "slices.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -153,9 +154,11 @@ void GHOST_OPS(ghost_dispatch, s32 cpu, struct task_struct *prev)
 		return;
 	}
 	/* The agent's fast path: only on a CPU no higher class holds (a
-	 * starved CPU's dispatch is the ext server's, below). */
+	 * starved CPU's dispatch is the ext server's, below). First, the
+	 * thread whose slice just ended keeps the CPU if nothing waits for it. */
 	if (!starved) {
-		fast_path_dispatch(c);
+		if (!slice_renewed(c, prev))
+			fast_path_dispatch(c);
 		return;
 	}
 	if (run_parked_here(cpu))
@@ -193,8 +196,11 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 	if (!task_in_enclave(t))
 		return;
 	/* Who put it here: a commit, the fallback (its agent was late or gone),
-	 * or the kernel (it resumes after a higher class preempted it). */
+	 * or the kernel (it resumes after a higher class preempted it). Only a
+	 * run a commit started renews its slice (slices.bpf.h); a resumed one
+	 * goes on as it was. */
 	if (t->fallback) {
+		t->renew_slice_ns = 0;
 		run_note(t, t->fallback == FALLBACK_STARVED ? RUN_STARVED : RUN_FALLBACK, waited_since);
 		t->fallback = 0;
 		CLASS_COUNT(fallback_runs);
@@ -203,9 +209,11 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 		/* Queued on its one CPU by the class at its agent's request
 		 * (pinned.bpf.h): a placement its agent delegated. Before the
 		 * commit check: a hand-over also claims txn_cpu. */
+		t->renew_slice_ns = 0;
 		__sync_fetch_and_add(&nr_runs_pinned, 1);
 		run_note(t, RUN_PINNED, waited_since);
 	} else if (t->txn_cpu == (__s32)cpu) {
+		t->renew_slice_ns = t->txn_slice_ns;
 		__sync_fetch_and_add(&nr_runs_committed, 1);
 		run_note(t, RUN_COMMITTED, waited_since);
 	} else if (ring_placed(t, cpu)) {
@@ -213,6 +221,7 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 		__u32 c = cpu & (GHOST_MAX_CPUS - 1);
 
 		barrier_var(c);
+		t->renew_slice_ns = 0;
 		__sync_fetch_and_add(&nr_runs_ring, 1);
 		__sync_fetch_and_add(&ring_cpu_runs[c & (GHOST_MAX_CPUS - 1)], 1);
 		run_note(t, RUN_RING, waited_since);
@@ -292,6 +301,7 @@ void GHOST_OPS(ghost_quiescent, struct task_struct *p, u64 deq_flags)
 	t->held_at = 0;
 	t->stop_reason = GT_STOP_NONE;
 	t->pin_cpu = -1;
+	t->renew_slice_ns = 0; /* its run is over: only a commit starts another */
 	if (p->__state & TASK_DEAD) {
 		task_gone(p, t, GHOST_MSG_TASK_DEAD);
 		return;
@@ -461,6 +471,7 @@ void GHOST_OPS(ghost_enable, struct task_struct *p)
 	t->last_gen = 0;
 	t->enabled = 1;
 	t->pin_cpu = -1; /* a new life: nothing the class decided in an earlier one holds */
+	t->renew_slice_ns = 0;
 	t->cpu = scx_bpf_task_cpu(p);
 	t->weight = p->scx.weight;
 	for (int i = 0; i < GHOST_CPU_MASK_WORDS; i++)

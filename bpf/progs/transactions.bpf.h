@@ -40,6 +40,9 @@ struct {
 
 __u64 cpu_curr_tid[GHOST_MAX_CPUS]; /* enclave thread on the CPU, 0: none */
 __u8 cpu_busy[GHOST_MAX_CPUS];      /* a higher class holds the CPU */
+/* A commit of GHOST_TID_NONE preempted the CPU's thread: its slice is not
+ * renewed (slices.bpf.h); cleared when that is checked. */
+__u8 cpu_idle_requested[GHOST_MAX_CPUS];
 __u64 nr_commit_calls;              /* runs of ghost_commit (== bpf() calls) */
 __u64 nr_txn_claimed, nr_txn_moved;
 __u64 nr_txn_results[GHOST_TXN_RESULT_LAST + 1];
@@ -166,8 +169,10 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 	if (tid == GHOST_TID_NONE) {
 		/* Idle the CPU: whatever enclave thread runs there goes back
 		 * to its agent (PREEMPT). */
-		if (curr)
+		if (curr) {
+			cpu_idle_requested[cpu & (GHOST_MAX_CPUS - 1)] = 1;
 			scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+		}
 		return GHOST_TXN_COMMITTED;
 	}
 
@@ -223,6 +228,7 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 		goto out;
 	}
 	slice = txn->slice_ns ? txn->slice_ns : SCX_SLICE_INF;
+	t->txn_slice_ns = txn->slice_ns;
 	/* IMMED hands the thread back (-> CPU_UNAVAILABLE) if the CPU is busy;
 	 * when preempting one of ours, queue it first (PREEMPT ends the running
 	 * thread's slice); on the agent's own CPU, queue it: it runs when the

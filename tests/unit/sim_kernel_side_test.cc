@@ -67,6 +67,20 @@ class SimKernelSideTest : public ::testing::Test {
     s->state = GHOST_TXN_READY;
   }
   void RunFor(uint64_t ns) { machine_->RunUntil(machine_->now() + ns); }
+  // A thread that computes for good, committed to `cpu` with `slice_ns` and
+  // started there.
+  int HogOn(int cpu, uint64_t slice_ns = 0) {
+    wl_.forever = true;
+    const int t = ks_->SpawnThread(enclave_, 0, 0, true, 1'000'000);
+    RunFor(1'000);
+    Drain();
+    Fill(cpu, t);
+    ks_->TxnSlot(cpu)->slice_ns = slice_ns;
+    EXPECT_TRUE(ks_->Commit(CpuList{cpu}).ok());
+    RunFor(2'000);
+    EXPECT_EQ(machine_->cpu(cpu).thread, t);
+    return t;
+  }
 
   ScriptWorkload wl_;
   std::unique_ptr<Machine> machine_;
@@ -229,13 +243,7 @@ TEST_F(SimKernelSideTest, SyncGroupIsRefusedAsInvalidLikeTheClass) {
 }
 
 TEST_F(SimKernelSideTest, CfsLoadSendsCpuBusyAndAvailableAndPreempts) {
-  wl_.forever = true;
-  const int t = ks_->SpawnThread(enclave_, 0, 0, true, 1'000'000);
-  RunFor(1'000);
-  Drain();
-  Fill(2, t);
-  ASSERT_TRUE(ks_->Commit(CpuList{2}).ok());
-  RunFor(2'000);
+  const int t = HogOn(2);
   ASSERT_EQ(machine_->cpu(2).thread, t);
   machine_->SetCfsLoad({.cpus = CpuList{2}, .fraction = 0.5, .mean_burst_ns = 100'000});
   RunFor(5'000'000);
@@ -285,6 +293,25 @@ TEST_F(SimKernelSideTest, UnplacedThreadRunsThroughTheFallback) {
   ASSERT_EQ(wl_.runs.size(), 1u);
   EXPECT_EQ(wl_.runs[0], t);
   EXPECT_EQ(ks_->stats().fallback_runs, 1u);
+}
+
+TEST_F(SimKernelSideTest, SliceIsRenewedInPlaceOnlyWhileNothingWaits) {
+  // The class's slice renewal (bpf/progs/slices.bpf.h): a committed slice
+  // that runs out is given anew, without a message, while the CPU's agent
+  // says nothing waits there (pinned push on); otherwise the thread goes back
+  // to its agent (PREEMPT).
+  ks_->SetPinnedPush(1, true);
+  const int t = HogOn(1, 100'000);
+  RunFor(1'000'000);  // ten slices
+  EXPECT_EQ(machine_->cpu(1).thread, t);
+  EXPECT_GE(ks_->stats().slice_renewals, 9u);
+  for (const ghost_msg& m : Drain()) EXPECT_NE(m.type, GHOST_MSG_TASK_PREEMPT);
+  ks_->SetPinnedPush(1, false);  // something waits now
+  RunFor(200'000);
+  EXPECT_NE(machine_->cpu(1).thread, t);
+  bool preempted = false;
+  for (const ghost_msg& m : Drain()) preempted |= m.type == GHOST_MSG_TASK_PREEMPT;
+  EXPECT_TRUE(preempted);
 }
 
 TEST_F(SimKernelSideTest, AssociateQueueRefusedWhileMessagesUnread) {

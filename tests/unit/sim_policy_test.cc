@@ -2,6 +2,7 @@
 // simulator's whole-run properties: determinism, the M/M/c check against
 // Erlang C, bad options.
 #include <cmath>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -48,14 +49,16 @@ struct PolicyRig {
   std::unique_ptr<Policy> policy;
 };
 
-PolicyRig MakeRig(const std::string& policy, const std::string& preset, Workload* w) {
+PolicyRig MakeRig(const std::string& policy, const std::string& preset, Workload* w,
+                  absl::Duration slice = absl::ZeroDuration()) {
   PolicyRig r;
   r.machine = std::make_unique<Machine>(*Topology::Preset(preset), 1);
   r.ks = std::make_unique<SimKernelSide>(*r.machine, CostModel::Paper());
   r.machine->SetWorkload(w);
   r.enclave = *Enclave::Create(*r.ks, {.cpus = r.machine->topology().all_cpus()});
   SimKernelSide* ks = r.ks.get();
-  r.policy = *MakePolicy({.name = policy, .clock = [ks] { return ks->Clock(); }}, *r.enclave);
+  r.policy = *MakePolicy({.name = policy, .slice = slice, .clock = [ks] { return ks->Clock(); }},
+                         *r.enclave);
   for (Agent* a : r.policy->agents()) {
     EXPECT_TRUE(r.ks->RegisterAgent({.cpu = a->cpu(), .global = a->global(), .queue = a->queue(),
                                      .run_once = [a] { a->RunOnce(); },
@@ -131,8 +134,9 @@ TEST(SimPolicyTest, CfsLoadReachesThePolicyAsCpuBusy) {
 
 TEST(SimPolicyTest, PerCpuThreadPreemptedByItsOwnAgentRunsAgain) {
   // A 3 ms burst outlives the agent's 1 ms WaitQueue timeout: the agent's
-  // wake-up preempts it (TASK_PREEMPT) before the agent has read the COMMITTED
-  // result that started it. The thread must still be run to completion.
+  // wake-ups set it aside (it resumes after each, without a message, as on
+  // the class) before the agent has read the COMMITTED result that started
+  // it. The thread must still be run to completion.
   WakeScript w;
   PolicyRig r = MakeRig("fifo-per-cpu", "flat1", &w);
   const int t = r.ks->SpawnThread(r.enclave->id(), 0, 0, false, 3'000'000);
@@ -140,6 +144,37 @@ TEST(SimPolicyTest, PerCpuThreadPreemptedByItsOwnAgentRunsAgain) {
   r.machine->RunUntil(10'000'000);
   EXPECT_EQ(r.machine->thread(t).state, ThreadState::kBlocked);
   EXPECT_GE(r.machine->thread(t).runtime_ns, 3'000'000u);
+  EXPECT_EQ(r.ks->stats().fallback_runs, 0u);
+}
+
+// Threads that each run one burst, then block for good; OnRun notes when
+// each first ran.
+class Hogs : public Workload {
+ public:
+  std::map<int, uint64_t> first_run_ns;
+  void Start(Machine& m) override {}
+  void OnEvent(Machine& m, const Event& e) override {}
+  Next OnBurstEnd(Machine& m, int t) override { return Next::kBlock; }
+  void OnRun(Machine& m, int t) override { first_run_ns.emplace(t, m.now()); }
+};
+
+TEST(SimPolicyTest, PerCpuSliceEndsOnlyWhenAnotherWaits) {
+  // One CPU, a 5 ms slice. Alone, a 40 ms hog keeps the CPU: its slice is
+  // renewed in place, and its agent's wake-ups (every 1 ms) set it aside
+  // without a turn's end. With a second one waiting, that one runs at the
+  // next slice's end, not after 40 ms.
+  Hogs w;
+  PolicyRig r = MakeRig("fifo-per-cpu", "flat1", &w, absl::Milliseconds(5));
+  const int a = r.ks->SpawnThread(r.enclave->id(), 0, 0, true, 40'000'000);
+  r.machine->RunUntil(30'000'000);
+  EXPECT_GE(r.ks->stats().slice_renewals, 4u);
+  EXPECT_LE(r.ks->stats().txns, 2u) << "committed again at its agent's wake-ups";
+  const int b = r.ks->SpawnThread(r.enclave->id(), 0, 0, true, 40'000'000);
+  r.machine->RunUntil(100'000'000);
+  ASSERT_TRUE(w.first_run_ns.count(b));
+  EXPECT_LT(w.first_run_ns[b], 37'000'000u) << "waited for a to block";
+  EXPECT_EQ(r.machine->thread(a).state, ThreadState::kBlocked);
+  EXPECT_EQ(r.machine->thread(b).state, ThreadState::kBlocked);
   EXPECT_EQ(r.ks->stats().fallback_runs, 0u);
 }
 

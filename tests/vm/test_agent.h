@@ -586,13 +586,14 @@ class TestAgent {
   // result (-1: no result within `timeout`, -2: slot busy, -3: commit call
   // failed).
   int Commit(int cpu, uint64_t tid, uint64_t seq, uint64_t barrier, uint32_t flags,
-             absl::Duration timeout = absl::Seconds(2)) {
+             absl::Duration timeout = absl::Seconds(2), uint64_t slice_ns = 0) {
     ghost_txn t = {};
     t.tid = tid;
     t.task_seqnum = seq;
     t.agent_barrier = barrier;
     t.queue = queue_;
     t.flags = flags;
+    t.slice_ns = slice_ns;
     if (!OpenTxn(ks_, cpu, t)) return -2;
     if (!ks_.Commit(ghost::CpuList({cpu})).ok()) return -3;
     return WaitTxn(ks_, cpu, timeout);
@@ -620,12 +621,13 @@ class TestAgent {
   // thread is still being parked, a brief bounce off a busy CPU) is retried
   // until `timeout`. CPU_UNAVAILABLE is final unless `retry_unavailable`.
   int CommitCurrent(int cpu, uint64_t tid, uint32_t flags = 0, bool retry_unavailable = true,
-                    absl::Duration timeout = absl::Seconds(10)) {
+                    absl::Duration timeout = absl::Seconds(10), uint64_t slice_ns = 0) {
     const int64_t end = NowNs() + absl::ToInt64Nanoseconds(timeout);
     for (;;) {
       Drain();
       const int r = Commit(cpu, tid, Threads()[tid].seq, barrier_, flags,
-                           absl::Nanoseconds(std::max<int64_t>(end - NowNs(), 1'000'000)));
+                           absl::Nanoseconds(std::max<int64_t>(end - NowNs(), 1'000'000)),
+                           slice_ns);
       const bool again = r == GHOST_TXN_TARGET_STALE || r == GHOST_TXN_AGENT_STALE ||
                          r == GHOST_TXN_RUNNING_ELSEWHERE || r == GHOST_TXN_PREEMPTED ||
                          (r == GHOST_TXN_CPU_UNAVAILABLE && retry_unavailable);

@@ -67,10 +67,11 @@ ABSL_FLAG(std::string, cpus, "", "CPUs of the enclave, e.g. 0-3,6 (default: ever
 ABSL_FLAG(int, enclave, 0,
           "The enclave this agent runs (ghost-run --enclave puts threads in it). One agent per "
           "enclave; enclaves of different agents need disjoint --cpus.");
-ABSL_FLAG(int64_t, slice_us, 0,
-          "Time slice in microseconds. fifo-centralized preempts a thread that ran longer "
-          "when others wait; 0: threads run until they block or yield. With --policy=none: "
-          "the FIFO's slice (0 means 5000).");
+ABSL_FLAG(int64_t, slice_us, 20000,
+          "Time slice in microseconds (0..1000000; the default is sched_ext's own, measured in "
+          "docs/BENCHMARKS.md): a thread that has run this long gives its CPU up when another "
+          "waits for it, and keeps it while none does; 0: threads run until they block or "
+          "yield. With --policy=none: the class FIFO's slice (0 means 5000).");
 ABSL_FLAG(int64_t, watchdog_ms, 1000,
           "A runnable thread the agent has not placed within this time runs through the "
           "class's fallback FIFO (the enclave degrades, the class is never ejected).");
@@ -617,6 +618,9 @@ int main(int argc, char** argv) {
     // the runs that came of it (bpf/progs/pinned.bpf.h).
     absl::PrintF("ghost-agent: pinned push: pushes=%d runs=%d\n", skel->bss->nr_pinned_pushes,
                  skel->bss->nr_runs_pinned);
+    // Slices the class gave anew in place because nothing waited for the
+    // CPU (bpf/progs/slices.bpf.h): each would have been a PREEMPT and a commit.
+    absl::PrintF("ghost-agent: slices: renewed=%d\n", skel->bss->nr_slice_renewals);
     // Waiting threads the per-CPU agents gave the class the same way, and
     // the bpf() calls that took (ghost_hand_over).
     absl::PrintF("ghost-agent: hand-over: handed=%d calls=%d\n", skel->bss->nr_hand_overs,

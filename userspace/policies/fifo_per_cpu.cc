@@ -286,7 +286,9 @@ void FifoPerCpuScheduler::TaskPreempt(const Message& m) {
   OffCpu(t);
   t.runnable = true;
   // Without slices it was displaced (a higher class took the CPU): it keeps
-  // its turn. With slices it used its turn up.
+  // its turn. With slices it used its turn up: the class renews a slice in
+  // place while nothing waits here (pinned push on; bpf/progs/slices.bpf.h),
+  // so a slice's end reaches us only when another thread waits for the CPU.
   Enqueue(t, /*front=*/opts_.slice == absl::ZeroDuration());
 }
 

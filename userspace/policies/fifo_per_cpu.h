@@ -3,6 +3,9 @@
 // New threads report on the enclave's default queue, which the first CPU's
 // agent reads (it is also that CPU's own queue); they are spread over the CPUs
 // by moving each one's messages to the chosen CPU's queue (AssociateQueue).
+// With --slice-us a commit carries the slice, and the class renews it in place
+// while the CPU's runqueue is empty (pinned push on): a thread that never
+// blocks gives the CPU up at its slice's end only when another waits there.
 // A thread that wakes up (or yields) onto its CPU while that CPU is taken and
 // another it may use idles is placed anew the same way (MovedOffTakenCpu):
 // threads run until they block, so one CPU hog would otherwise keep every

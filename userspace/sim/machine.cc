@@ -107,6 +107,15 @@ void Machine::BurstEnd(int t) {
   const int cpu = th.cpu;
   const uint64_t ran = now_ - th.run_start_ns;
   if (ran < th.remaining_ns) {  // the slice ran out first
+    if (const uint64_t renew = class_->RenewSlice(t, cpu); renew > 0) {
+      th.runtime_ns += ran;
+      th.remaining_ns -= ran;
+      th.run_start_ns = now_;
+      th.slice_end_ns = now_ + renew;
+      th.gen++;
+      Schedule(std::min(now_ + th.remaining_ns, th.slice_end_ns), kBurstEnd, t, th.gen);
+      return;
+    }
     StopThread(cpu, StopReason::kPreempted);
     if (IsFree(cpu)) class_->CpuFree(cpu);
     return;

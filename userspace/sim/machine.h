@@ -64,6 +64,9 @@ class SchedClass {
   // `t` left `cpu` (already off it). The CPU is not yet offered: CpuFree follows.
   virtual void ThreadStopped(int t, int cpu, StopReason why) = 0;
   virtual void ThreadStarted(int t, int cpu) {}
+  // `t`'s slice on `cpu` ran out: a new slice to go on with in place (no
+  // stop, no message), or 0: it is preempted.
+  virtual uint64_t RenewSlice(int t, int cpu) { return 0; }
   virtual void CpuFree(int cpu) = 0;                  // nothing runs there now
   virtual void CpuBusy(int cpu) {}                    // CFS took it
   virtual void CpuAvailable(int cpu) {}               // CFS gave it back

@@ -23,6 +23,7 @@ SimKernelSide::SimKernelSide(Machine& machine, const CostModel& costs)
       latches_(GHOST_MAX_CPUS), cpu_enclave_(GHOST_MAX_CPUS, -1),
       cpu_queue_(GHOST_MAX_CPUS, GHOST_QUEUE_NONE), cpu_seq_(GHOST_MAX_CPUS, 0),
       pinned_(GHOST_MAX_CPUS, false), agent_asleep_(GHOST_MAX_CPUS, false),
+      nothing_waits_(GHOST_MAX_CPUS, false), held_(GHOST_MAX_CPUS, -1),
       wake_kicked_(GHOST_MAX_CPUS, false) {
   for (int c = 0; c < GHOST_MAX_CPUS; c++) slots_[c].cpu = c;
   machine_.SetClass(this);
@@ -470,6 +471,23 @@ void SimKernelSide::PushAtWakeup(int t, ghost_msg& m) {
 }
 
 void SimKernelSide::ThreadStopped(int t, int cpu, StopReason why) {
+  KThread& kt = kthreads_[t];
+  if (why == StopReason::kPreempted && cpu == quiet_stop_cpu_ &&
+      cpu_enclave_[cpu] == static_cast<int>(kt.enclave)) {
+    // Its CPU's per-CPU agent woke: the class keeps it first on the CPU, with
+    // the rest of its slice, and it resumes when the agent sleeps; no message
+    // (ops.cpu_release's quiet release; CpuFree, ResumeHeld).
+    const uint64_t end = machine_.thread(t).slice_end_ns;
+    kt.held_cpu = cpu;
+    held_[cpu] = t;
+    kt.held_slice_ns = end == 0 ? 0 : std::max<uint64_t>(end - std::min(end, machine_.now()), 1);
+    UpdateStatusWord(t, 0, GHOST_SW_ON_CPU);
+    return;
+  }
+  SendStopped(t, cpu, why);
+}
+
+void SimKernelSide::SendStopped(int t, int cpu, StopReason why) {
   static constexpr uint16_t kType[] = {GHOST_MSG_TASK_BLOCKED, GHOST_MSG_TASK_PREEMPT,
                                        GHOST_MSG_TASK_YIELD, GHOST_MSG_TASK_DEAD};
   ghost_msg m = NewTaskMsg(t, kType[static_cast<int>(why)], cpu);
@@ -491,9 +509,43 @@ void SimKernelSide::ThreadStopped(int t, int cpu, StopReason why) {
   Produce(MsgQueue(t), m, t);
 }
 
+uint64_t SimKernelSide::RenewSlice(int t, int cpu) {
+  const KThread& kt = kthreads_[t];
+  if (kt.renew_slice_ns == 0 || !nothing_waits_[cpu] ||
+      cpu_enclave_[cpu] != static_cast<int>(kt.enclave) ||
+      !EnclaveLive(kt.enclave)) {
+    return 0;
+  }
+  stats_.slice_renewals++;
+  return kt.renew_slice_ns;
+}
+
+void SimKernelSide::SetPinnedPush(int cpu, bool on) {
+  if (cpu >= 0 && cpu < GHOST_MAX_CPUS) nothing_waits_[cpu] = on;
+}
+
+bool SimKernelSide::ResumeHeld(int cpu, bool run) {
+  const int t = held_[cpu];
+  if (t < 0) return false;
+  held_[cpu] = -1;
+  KThread& kt = kthreads_[t];
+  kt.held_cpu = -1;
+  if (machine_.thread(t).state != ThreadState::kRunnable) return false;
+  if (run) {
+    machine_.RunThread(cpu, t, kt.held_slice_ns);
+  } else {
+    SendStopped(t, cpu, StopReason::kPreempted);
+  }
+  return true;
+}
+
 void SimKernelSide::ThreadStarted(int t, int cpu) {
   KThread& kt = kthreads_[t];
   kt.in_fallback = false;
+  if (kt.held_cpu >= 0) {  // started some other way meanwhile
+    held_[kt.held_cpu] = -1;
+    kt.held_cpu = -1;
+  }
   if (pinned_[cpu]) stats_.agent_cpu_runs++;  // only while its agent sleeps
   UpdateStatusWord(t, GHOST_SW_ON_CPU, 0);
   if (kt.want_on_cpu) {
@@ -544,6 +596,9 @@ absl::Status SimKernelSide::SetAffinity(Tid tid, const CpuList& cpus) {
 // --- CPUs ----------------------------------------------------------------------------
 
 void SimKernelSide::CpuFree(int cpu) {
+  // A thread its per-CPU agent's wake-up set aside runs first (it was first
+  // in the local DSQ); a commit made meanwhile starts after it.
+  if (ResumeHeld(cpu, /*run=*/true)) return;
   if (latches_[cpu].thread != -1 && latches_[cpu].ready) TryStart(cpu);
   // ops.dispatch's order: the fallback FIFO, then the node's ring.
   if (machine_.IsFree(cpu) && latches_[cpu].thread == -1 && !RunFallback(cpu)) ConsumeRing(cpu);
@@ -686,6 +741,7 @@ bool SimKernelSide::ConsumeFrom(ghost_ring* r, int cpu, bool steal, uint64_t& co
     stats_.ring_runs++;
     ghost_ring_complete(r, e.pos);
     kthreads_[t].last_commit_seq = 0;
+    kthreads_[t].renew_slice_ns = 0;
     machine_.RunThread(cpu, t, e.slice_ns, cost + costs_.context_switch_ns);
     return true;
   }
@@ -693,6 +749,9 @@ bool SimKernelSide::ConsumeFrom(ghost_ring* r, int cpu, bool steal, uint64_t& co
 }
 
 void SimKernelSide::CpuBusy(int cpu) {
+  // CFS took the CPU: a thread set aside there goes back to its agent, as
+  // ops.cpu_release's re-enqueue sends it (PREEMPT).
+  (void)ResumeHeld(cpu, /*run=*/false);
   // A higher class took the CPU: what was committed there cannot start.
   if (latches_[cpu].thread != -1) {
     const int agent = latches_[cpu].agent;
@@ -732,6 +791,7 @@ bool SimKernelSide::RunFifo(int cpu, std::vector<int>& fifo, size_t& head) {
       continue;
     }
     kt.in_fallback = false;
+    kt.renew_slice_ns = 0;
     stats_.fallback_runs++;
     machine_.RunThread(cpu, t, 0, costs_.context_switch_ns);
     break;
@@ -750,7 +810,7 @@ void SimKernelSide::Watchdog(EnclaveId id) {
   bool any = false;
   for (int t = 0; t < static_cast<int>(kthreads_.size()); t++) {
     KThread& kt = kthreads_[t];
-    if (kt.enclave != id || kt.in_fallback || kt.latched_cpu >= 0 ||
+    if (kt.enclave != id || kt.in_fallback || kt.latched_cpu >= 0 || kt.held_cpu >= 0 ||
         machine_.thread(t).state != ThreadState::kRunnable ||
         now - kt.queued_ns < en.watchdog_ns) {
       continue;
@@ -940,6 +1000,7 @@ void SimKernelSide::TryStart(int cpu) {
     if (c.thread >= 0 && c.thread != t) machine_.Preempt(cpu);
     if (t >= 0 && machine_.thread(t).state == ThreadState::kRunnable) {
       kthreads_[t].last_commit_seq = commit_seq_ + 1;
+      kthreads_[t].renew_slice_ns = s.slice_ns;
       machine_.RunThread(cpu, t, s.slice_ns);
     }
   }
@@ -1087,11 +1148,14 @@ void SimKernelSide::AgentWake(int a) {
   ag.sleep_gen++;
   ag.busy_until = machine_.now();
   agent_asleep_[ag.opts.cpu] = false;
-  // Taking the CPU back preempts its thread (TASK_PREEMPT), as the class's
-  // cpu_release does. A sleeping global agent pays what a per-CPU agent's
-  // wake-up costs (msg_local_ns: woken and switched in on its CPU), not the
-  // spinning agent's msg_global_ns.
+  // Taking the CPU back: a global agent's preempts its thread (TASK_PREEMPT),
+  // as the class's cpu_release does; a per-CPU agent's leaves it first on the
+  // CPU, to resume when the agent sleeps (ThreadStopped). A sleeping global
+  // agent pays what a per-CPU agent's wake-up costs (msg_local_ns: woken and
+  // switched in on its CPU), not the spinning agent's msg_global_ns.
+  quiet_stop_cpu_ = ag.opts.global ? -1 : ag.opts.cpu;
   machine_.SetAgent(ag.opts.cpu, true);
+  quiet_stop_cpu_ = -1;
   RequestRun(a, machine_.now() + costs_.msg_local_ns);
 }
 

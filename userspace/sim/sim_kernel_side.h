@@ -48,6 +48,7 @@ struct SimKernelStats {
   uint64_t txn_results[GHOST_TXN_RESULT_LAST + 1] = {};
   uint64_t fallback_runs = 0;
   uint64_t agent_runs = 0;
+  uint64_t slice_renewals = 0;  // slices given anew in place (nothing waited)
   // Fast-path rings: entries idle CPUs claimed, ran and dropped as stale;
   // doorbell calls and the idle CPUs they woke.
   uint64_t ring_claims = 0;
@@ -122,12 +123,14 @@ class SimKernelSide : public KernelSide, public SchedClass {
   }
   ghost_ring* RingRegion(EnclaveId enclave, int node) override;
   absl::Status RingDoorbell(EnclaveId enclave, absl::Span<const uint32_t> kicks) override;
+  void SetPinnedPush(int cpu, bool on) override;
 
   // SchedClass (called by the Machine) ---------------------------------------
   void ThreadNew(int t) override;
   void ThreadRunnable(int t, int waker_cpu) override;
   void ThreadStopped(int t, int cpu, StopReason why) override;
   void ThreadStarted(int t, int cpu) override;
+  uint64_t RenewSlice(int t, int cpu) override;
   void CpuFree(int cpu) override;
   void CpuBusy(int cpu) override;
   void CpuAvailable(int cpu) override;
@@ -175,6 +178,13 @@ class SimKernelSide : public KernelSide, public SchedClass {
     bool want_on_cpu = false;
     uint64_t queued_ns = 0;        // runnable and waiting since
     uint64_t last_commit_seq = 0;  // commit that started it (TASK_ON_CPU)
+    // Its run's slice if a commit started it, renewed in place while its CPU's
+    // agent says nothing waits there (bpf/progs/slices.bpf.h); 0: never.
+    uint64_t renew_slice_ns = 0;
+    // Set aside on this CPU by its per-CPU agent's wake-up (-1: not), with
+    // what was left of its slice (0: none): it resumes there.
+    int held_cpu = -1;
+    uint64_t held_slice_ns = 0;
     CpuList affinity;
   };
   struct Latch {                   // a claimed slot waiting for its thread to start
@@ -230,6 +240,11 @@ class SimKernelSide : public KernelSide, public SchedClass {
   // nothing from the rings or the FIFOs, unless its agent sleeps.
   bool HeldByGlobalAgent(int cpu) const { return pinned_[cpu] && !agent_asleep_[cpu]; }
   void Orphan(int t);
+  // The stop message and status for `t` leaving `cpu`.
+  void SendStopped(int t, int cpu, StopReason why);
+  // The thread set aside on `cpu` (KThread::held_cpu), if any: run there
+  // again (run) or sent back to its agent (TASK_PREEMPT). False if none.
+  bool ResumeHeld(int cpu, bool run);
   void ServeOrphans();
   // A free CPU of an enclave with rings claims entries from its node's ring
   // until one runs (or none is left), then from other nodes' rings that allow
@@ -254,6 +269,9 @@ class SimKernelSide : public KernelSide, public SchedClass {
   std::vector<uint64_t> cpu_seq_;
   std::vector<bool> pinned_;         // a global agent's CPU
   std::vector<bool> agent_asleep_;   // ... whose agent sleeps (ghost_cpu_word.agent_asleep)
+  // ghost_cpu_word.pinned_push: the CPU's agent has nothing waiting there. The
+  // simulator models only its slice renewal, not the class's own queueing.
+  std::vector<bool> nothing_waits_;
   std::vector<Agent> agents_;
   // The class-wide FIFO of threads whose enclave was destroyed (no agent to
   // wait for): any free CPU that no global agent holds runs them, whatever
@@ -266,6 +284,8 @@ class SimKernelSide : public KernelSide, public SchedClass {
   }
   uint32_t spawn_enclave_ = 0;
   int in_agent_ = -1;                // agent whose RunOnce is on the stack
+  int quiet_stop_cpu_ = -1;          // a per-CPU agent is taking this CPU (ThreadStopped)
+  std::vector<int> held_;            // per CPU: the thread set aside there, or -1
   uint64_t clock_ = 0;
   uint64_t commit_seq_ = 0;
   uint64_t poll_after_start_ns_ = 0;

@@ -283,6 +283,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
     r.commits = st.commit_calls;
     r.txns = st.txns;
     r.fallback_runs = st.fallback_runs;
+    r.slice_renewals = st.slice_renewals;
     r.fast_path = *ParseFastPath(o.fast_path) != PolicyOptions::FastPath::kOff;
     r.ring_claims = st.ring_claims;
     r.ring_runs = st.ring_runs;
@@ -346,6 +347,7 @@ std::vector<std::tuple<std::string, std::string, bool>> Fields(const SimReport& 
       {"txn_stale", absl::StrCat(r.txn_stale), false},
       {"txn_other_failures", absl::StrCat(r.txn_other_failures), false},
       {"fallback_runs", absl::StrCat(r.fallback_runs), false},
+      {"slice_renewals", absl::StrCat(r.slice_renewals), false},
       {"fast_path", r.fast_path ? "on" : "off", true},
       {"ring_claims", absl::StrCat(r.ring_claims), false},
       {"ring_runs", absl::StrCat(r.ring_runs), false},

@@ -26,7 +26,7 @@ struct SimOptions {
   absl::Duration duration = absl::Milliseconds(200);
   absl::Duration warmup = absl::InfiniteDuration();  // infinite: duration / 10
   uint64_t seed = 1;
-  int64_t slice_us = 0;                      // policy slice; 0: run to block
+  int64_t slice_us = 20000;                  // policy slice (ghost-agent's default); 0: run to block
   int workers = 0;                           // 0: 10 per worker CPU (200 on 20)
   std::string service = "dispersive";        // dispersive | exponential | fixed
   double service_us = 10;                    // mean for exponential / fixed
@@ -69,6 +69,7 @@ struct SimReport {
   double agent_utilization = 0; // agent busy time / (agents x duration)
   uint64_t events = 0;
   uint64_t messages = 0, messages_dropped = 0, commits = 0, txns = 0, fallback_runs = 0;
+  uint64_t slice_renewals = 0;  // slices the class renewed in place (nothing waited)
   uint64_t txn_committed = 0, txn_stale = 0, txn_other_failures = 0;
   // Fast path: the simulated class's side (entries claimed, run, dropped as
   // stale; doorbells) and the policy's counters (its --stats line).

@@ -35,6 +35,10 @@
 #              loop), all three under the scheduler: switch bogo ops, and
 #              hackbench's time under that load
 #   hackbench  hackbench -g 4 -l 200 alone: its time
+#   hogs       stress-ng --cpu 8 --timeout 5s: twice as many CPU hogs as the
+#              guest has CPUs, so half of them wait at any moment: bogo ops
+#              (and in CB-STATS the fallback runs: a hog left waiting behind
+#              another until the class's watchdog moved it)
 #   cyclictest cyclictest -t1 -i 1000 -D 4 -q as it runs: its measuring thread
 #              sets its own policy (SCHED_OTHER for priority 0), which takes it
 #              out of sched_ext, so under ghost-run only its main thread stays
@@ -75,7 +79,7 @@ set -u
 rounds=3
 scheds="default none fifo-per-cpu fifo-centralized fifo-centralized-txn"
 progs="affinity switch hackbench cyclictest cyclictest-class"
-# Known besides the defaults: cyclictest-class-cpu0.
+# Known besides the defaults: hogs, cyclictest-class-cpu0.
 agent_flags="--kernel-timeout-ms=30000"
 prog_timeout=600
 for a in "$@"; do
@@ -89,7 +93,7 @@ for a in "$@"; do
 done
 case "$rounds" in '' | *[!0-9]*) echo "FAIL: --rounds=$rounds is not a number"; exit 2 ;; esac
 for p in $progs; do
-  case "$p" in affinity | switch | hackbench | cyclictest | cyclictest-class | cyclictest-class-cpu0) ;;
+  case "$p" in affinity | switch | hackbench | hogs | cyclictest | cyclictest-class | cyclictest-class-cpu0) ;;
     *) echo "FAIL: unknown program '$p'"; exit 2 ;; esac
 done
 for s in $scheds; do
@@ -300,15 +304,21 @@ worker_policies() {
 }
 ext_threads() { grep -lE '^policy +: +7$' /proc/$1/task/*/sched 2>/dev/null | wc -l; }
 
-run_affinity() {
+# stress_cell STRESSOR ARGS...: stress-ng ARGS under the scheduler; its
+# STRESSOR's bogo ops are the sample PROG:bogo-ops.
+stress_cell() {
+  stressor=$1
+  shift
   # shellcheck disable=SC2086
-  timeout $prog_timeout $runner stress-ng --affinity 2 --timeout 4s --metrics-brief \
-    --temp-path /tmp >$out 2>&1 || { bad "stress-ng exited $?"; return 1; }
+  timeout $prog_timeout $runner stress-ng "$@" --metrics-brief --temp-path /tmp >$out 2>&1 ||
+    { bad "stress-ng exited $?"; return 1; }
   stress_done || return 1
-  ops=$(stress_ops affinity)
-  [ -n "$ops" ] || { bad "no affinity metrics"; return 1; }
-  sample affinity:bogo-ops "$ops"
+  ops=$(stress_ops "$stressor")
+  [ -n "$ops" ] || { bad "no $stressor metrics"; return 1; }
+  sample "$prog:bogo-ops" "$ops"
 }
+run_affinity() { stress_cell affinity --affinity 2 --timeout 4s; }
+run_hogs() { stress_cell cpu --cpu 8 --timeout 5s; }
 
 run_switch() {
   # shellcheck disable=SC2086

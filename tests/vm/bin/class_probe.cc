@@ -9,7 +9,7 @@
 //                                              runs_by_fallback=N runs_resumed=N
 //                                              watchdog_moves=N starved_runs=N
 //                                              starved_pinned=N starved_agent_cpu=N
-//                                              fifo_placements=N
+//                                              fifo_placements=N slice_renewals=N
 //                                              live_threads=N
 //                                              (committed: transactions that ran, class-wide;
 //                                              bss_nr_cpus: set by ops.init in the class's .bss;
@@ -19,7 +19,9 @@
 //                                              fallback ran them (waited --watchdog-ms, or
 //                                              ran on a CPU the kernel's ext server lent to
 //                                              sched_ext); fifo_placements: threads of no enclave
-//                                              queued in the class's FIFO; live_threads:
+//                                              queued in the class's FIFO; slice_renewals:
+//                                              slices given anew in place (slices.bpf.h);
+//                                              live_threads:
 //                                              status words owned by a thread that has not
 //                                              ended)
 //   class_probe [--pin-dir=D] --set-abi=N      rewrite class_info.abi_version
@@ -254,14 +256,14 @@ int main(int argc, char** argv) {
     absl::PrintF("abi=%d fallback_runs=%d committed=%d bss_nr_cpus=%d msgs_dropped=%d "
                  "runs_by_agent=%d runs_by_fallback=%d runs_resumed=%d watchdog_moves=%d "
                  "starved_runs=%d starved_pinned=%d starved_agent_cpu=%d fifo_placements=%d "
-                 "live_threads=%d\n",
+                 "slice_renewals=%d live_threads=%d\n",
                  ci.abi_version, ci.fallback_runs, bss.nr_txn_results[GHOST_TXN_COMMITTED],
                  bss.nr_cpus, ci.msgs_dropped,
                  bss.nr_runs_committed + bss.nr_runs_ring + bss.nr_runs_pinned,
                  bss.nr_runs_fallback,
                  bss.nr_runs_resumed, bss.nr_watchdog_moves, bss.nr_starved_runs,
                  bss.nr_starved_runs_pinned, bss.nr_starved_runs_agent_cpu,
-                 bss.nr_enqueued + bss.nr_direct,
+                 bss.nr_enqueued + bss.nr_direct, bss.nr_slice_renewals,
                  *live);
     // The fast path (fast_path.bpf.h): claims by CPUs of the ring's node and
     // by other nodes' CPUs, ring runs, drops by reason, refused settles.

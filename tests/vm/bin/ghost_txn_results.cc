@@ -16,6 +16,7 @@
 #include <sched.h>
 
 #include "tests/vm/test_agent.h"
+#include "userspace/ghost_skel.h"
 
 using namespace ghost_test;
 
@@ -270,6 +271,47 @@ int main() {
   const uint64_t s1 = spinner2.spins();
   SleepUs(50'000);  // negative check: a window
   f.Check(spinner2.spins() == s1, "CPU 1 stays unscheduled: the thread does not run");
+
+  // The same with a thread whose commit gave it a 2 ms slice while CPU 1's
+  // agent says nothing waits there (pinned_push): the class renews its slice
+  // in place at each end (slices.bpf.h), but not the one an idle transaction
+  // ended.
+  // (Sent back only later, by something else, it would still send a PREEMPT:
+  // so no slice of it may be renewed after the idle transaction.)
+  auto* bss = ks.bpf_class().skel()->bss;
+  auto renewals = [&] { return __atomic_load_n(&bss->nr_slice_renewals, __ATOMIC_RELAXED); };
+  ks.SetPinnedPush(1, true);
+  bool renewed = false, idled = false;
+  uint64_t renewed_after = 0;
+  for (int attempt = 0; attempt < kAttempts && !idled; attempt++) {
+    const int r = agent.CommitCurrent(1, t_spin2, GHOST_TXN_F_PREEMPT, true, absl::Seconds(10),
+                                      2'000'000);
+    if (r != GHOST_TXN_COMMITTED || !WaitUntil([&] { return on_cpu1(t_spin2); }, absl::Seconds(5))) {
+      continue;
+    }
+    const uint64_t ren0 = renewals();
+    renewed = WaitUntil([&] { return renewals() >= ren0 + 3; }, absl::Seconds(5));
+    if (!renewed || !mark_on_cpu1(t_spin2)) continue;  // sent back meanwhile: again
+    expect("idle transaction on CPU 1 running a thread with a renewable slice",
+           agent.CommitDrained(1, GHOST_TID_NONE, [] { return 0; }), GHOST_TXN_COMMITTED);
+    // A slice that ended just before the kick landed may still be renewed.
+    const uint64_t ren_idle = renewals();
+    const bool sent = agent.WaitMessage(t_spin2, GHOST_MSG_TASK_PREEMPT, mark) >= 0;
+    renewed_after = renewals() - ren_idle;
+    if (cpu1_taken_since(mark)) {
+      std::printf("note: a higher class took CPU 1 during the renewed-slice idle step: again\n");
+      continue;
+    }
+    idled = sent;
+    break;
+  }
+  ks.SetPinnedPush(1, false);
+  f.Check(renewed, absl::StrFormat("slices of a thread alone on CPU 1 were renewed in place (%u)",
+                                   renewals()));
+  f.Check(idled && renewed_after <= 1,
+          absl::StrFormat("the idle transaction sent it back all the same (TASK_PREEMPT; %u "
+                          "slices renewed after it)",
+                          renewed_after));
 
   // Let everything finish: without the enclave, the class's FIFO runs what
   // we never placed.

@@ -9,7 +9,10 @@
 # fork, clone, affinity, futex, switch, timer stressors (bounded by an ops
 # count each), the affinity stressor again alone, and sem, yield (bounded by
 # --timeout: stress-ng 0.15 keeps these two running past their ops count until
-# its timeout). For each program:
+# its timeout), and cpu with twice as many hogs as CPUs for 8 s (longer than
+# the 5 s watchdog: each hog must get its turn from the slice), pthread (up
+# to 2,048 threads, 5 s), and under fifo-per-cpu one hog alone (its slice must
+# be renewed in place, not committed anew). For each program:
 #  - it exits 0 and prints its own success report (cyclictest: a summary per
 #    thread with its cycle count; hackbench: its Time line; stress-ng:
 #    "successful run completed", and at least the ops asked for);
@@ -183,8 +186,40 @@ summary_stress_ok() {
     name=${w%%:*}
     s="$s $name=$(sed -n "s/^stress-ng: metrc: \[[0-9]*\] $name  *\([0-9][0-9]*\) .*/\1/p" $out | head -1)"
   done
-  echo "bogo ops:$s"
+  if [ -n "$s" ]; then echo "bogo ops:$s"; else echo "successful run completed"; fi
 }
+
+# hogs_sampled CMD...: runs CMD (stress-ng with CPU hogs), and 6 s in prints
+# each of its children's CPU time so far (utime + stime, in ticks).
+hogs_sampled() {
+  "$@" &
+  p=$!
+  sleep 6
+  times=""
+  for c in $(cat /proc/$p/task/*/children 2>/dev/null); do
+    times="$times $(awk '{print $14 + $15}' /proc/$c/stat 2>/dev/null)"
+  done
+  wait $p
+  rc=$?
+  echo "hog CPU times at 6 s (ticks):$times"
+  return $rc
+}
+# stress_ok, and the hogs took turns: at 6 s every one of the $hogs hogs had
+# at least a quarter of the busiest one's CPU time. A hog left waiting behind
+# one that never blocks gets only what a passing preemption gives it.
+hogs_fair_ok() {
+  stress_ok || return 1
+  awk -v want="$hogs" '/^hog CPU times at 6 s/ {
+      n = 0; min = -1; max = 0
+      for (i = 8; i <= NF; i++) { n++; if (min < 0 || $i < min) min = $i; if ($i > max) max = $i }
+      found = 1
+    }
+    END {
+      if (!found || n < want) { printf "CPU times of %d hogs sampled, want %d\n", n, want; exit 1 }
+      if (min * 4 < max) { printf "a hog had %d ticks of CPU at 6 s, the busiest %d: they did not take turns\n", min, max; exit 1 }
+    }' $out
+}
+summary_hogs_fair_ok() { echo "$(summary_stress_ok); $(grep '^hog CPU times' $out)"; }
 
 # cyclictest ARGS: rt-tests sets its measurement threads' policy itself (to
 # SCHED_OTHER for the default priority 0) when they start and again when they
@@ -260,6 +295,35 @@ run_clients() {
   want="sem:0 yield:0"
   client "stress-ng sem yield (--timeout 3s)" stress_ok \
     ghost-run -- stress-ng --sem 2 --yield 2 --metrics-brief --timeout 3s --temp-path /tmp
+  # Twice as many CPU hogs as CPUs, for longer than the watchdog's 5 s: a hog
+  # waiting behind one that never blocks gets the CPU at the slice's end (the
+  # default --slice-us), not from the class's watchdog (a fallback run), and
+  # the hogs take turns.
+  want="cpu:0" hogs=$((2 * $(nproc)))
+  client "stress-ng cpu, twice the CPUs (--timeout 8s)" hogs_fair_ok \
+    hogs_sampled ghost-run -- stress-ng --cpu $hogs --metrics-brief --timeout 8s --temp-path /tmp
+  # Up to 2,048 threads that mostly run (stress-ng's pthread stressor): with
+  # no default slice, 80 of them once queued behind one thread that kept its
+  # CPU under fifo-per-cpu (815-1,429 watchdog runs in 5 s, docs/OPERATING.md).
+  want=""
+  client "stress-ng pthread (up to 2,048 threads, --timeout 5s)" stress_ok \
+    ghost-run -- stress-ng --pthread 2 --metrics-brief --timeout 5s --temp-path /tmp
+  # One hog alone under fifo-per-cpu (its commits carry --slice-us): nothing
+  # waits for its CPU, so the class gives it a new slice in place at each
+  # slice's end (bpf/progs/slices.bpf.h) instead of sending it back to its
+  # agent to be committed again.
+  if [ "$policy" = fifo-per-cpu ]; then
+    snapshot
+    ren0=$(counter slice_renewals) com0=$(counter committed)
+    want="cpu:0"
+    client "stress-ng cpu, one hog alone (--timeout 2s)" stress_ok \
+      ghost-run -- stress-ng --cpu 1 --metrics-brief --timeout 2s --temp-path /tmp
+    snapshot
+    ren=$(($(counter slice_renewals) - ren0)) com=$(($(counter committed) - com0))
+    echo "$policy: one hog alone: slices renewed in place $ren, transactions committed $com"
+    [ $ren -ge 20 ] && [ $com -lt $ren ] ||
+      bad "one hog alone: $ren slices renewed in 2 s, $com commits: slices that ended with nothing waiting went back to the agent"
+  fi
 
   class_alive end
   kill -TERM $agent
@@ -267,7 +331,7 @@ run_clients() {
   rc=$?
   agent=""
   [ $rc = 0 ] || fatal "ghost-agent exited $rc"
-  sed -n 's/^ghost-agent: \(stats\|runs\|transactions\|fast path (class)\|policy [a-z-]*\): /\1: /p' /tmp/agent.log | sed "s/^/$policy: /"
+  sed -n 's/^ghost-agent: \(stats\|runs\|transactions\|slices\|fast path (class)\|policy [a-z-]*\): /\1: /p' /tmp/agent.log | sed "s/^/$policy: /"
   dropped=$(sed -n 's/.*msgs_dropped=\([0-9]*\).*/\1/p' /tmp/agent.log)
   [ "$dropped" = 0 ] || bad "messages dropped: ${dropped:-?} (the agent lost events)"
   # Both FIFOs' pinned push (on by default): cyclictest and the affinity

@@ -5,4 +5,4 @@
 # (no fallback runs), threads pinned to CPU 0 included. What runs and what is
 # checked: tests/vm/lib/clients.sh.
 . /bin/clients.sh
-run_clients fifo-centralized --slice-us=2000
+run_clients fifo-centralized

@@ -4,4 +4,4 @@
 # ends, and the agent placed the work (no fallback runs). What runs and what is
 # checked: tests/vm/lib/clients.sh.
 . /bin/clients.sh
-run_clients fifo-per-cpu --slice-us=2000
+run_clients fifo-per-cpu
