@@ -280,6 +280,27 @@ int main() {
   // so no slice of it may be renewed after the idle transaction.)
   auto* bss = ks.bpf_class().skel()->bss;
   auto renewals = [&] { return __atomic_load_n(&bss->nr_slice_renewals, __ATOMIC_RELAXED); };
+  // First with pinned_push off (the agent has something waiting for CPU 1):
+  // the slice's end sends it back (PREEMPT), renewed never.
+  bool slice_ended = false;
+  uint64_t renewed_while_waiting = 0;
+  for (int attempt = 0; attempt < kAttempts && !slice_ended; attempt++) {
+    const uint64_t ren0 = renewals();
+    const int r = agent.CommitCurrent(1, t_spin2, GHOST_TXN_F_PREEMPT, true, absl::Seconds(10),
+                                      2'000'000);
+    if (r != GHOST_TXN_COMMITTED || !mark_on_cpu1(t_spin2)) continue;
+    const bool sent = agent.WaitMessage(t_spin2, GHOST_MSG_TASK_PREEMPT, mark) >= 0;
+    renewed_while_waiting = renewals() - ren0;
+    if (cpu1_taken_since(mark)) {
+      std::printf("note: a higher class took CPU 1 during the slice step: again\n");
+      continue;
+    }
+    slice_ended = sent;
+  }
+  f.Check(slice_ended && renewed_while_waiting == 0,
+          absl::StrFormat("a 2 ms slice on CPU 1 with something waiting there ended: the thread "
+                          "came back (TASK_PREEMPT), %u slices renewed",
+                          renewed_while_waiting));
   ks.SetPinnedPush(1, true);
   bool renewed = false, idled = false;
   uint64_t renewed_after = 0;

@@ -300,8 +300,10 @@ run_clients() {
   # default --slice-us), not from the class's watchdog (a fallback run), and
   # the hogs take turns.
   want="cpu:0" hogs=$((2 * $(nproc)))
+  [ "$policy" = none ] || class_probe --reset-wait-max --enclave=0 >/dev/null
   client "stress-ng cpu, twice the CPUs (--timeout 8s)" hogs_fair_ok \
     hogs_sampled ghost-run -- stress-ng --cpu $hogs --metrics-brief --timeout 8s --temp-path /tmp
+  [ "$policy" = none ] || echo "$policy: hogs: longest wait $(class_probe --reset-wait-max --enclave=0)"
   # Up to 2,048 threads that mostly run (stress-ng's pthread stressor): with
   # no default slice, 80 of them once queued behind one thread that kept its
   # CPU under fifo-per-cpu (815-1,429 watchdog runs in 5 s, docs/OPERATING.md).
