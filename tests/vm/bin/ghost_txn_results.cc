@@ -272,23 +272,21 @@ int main() {
   SleepUs(50'000);  // negative check: a window
   f.Check(spinner2.spins() == s1, "CPU 1 stays unscheduled: the thread does not run");
 
-  // The same with a thread whose commit gave it a 2 ms slice while CPU 1's
-  // agent says nothing waits there (pinned_push): the class renews its slice
-  // in place at each end (slices.bpf.h), but not the one an idle transaction
-  // ended.
-  // (Sent back only later, by something else, it would still send a PREEMPT:
-  // so no slice of it may be renewed after the idle transaction.)
+  // Slices the class renews in place (slices.bpf.h), with the thread
+  // committed to CPU 1 with a 2 ms slice. First with CPU 1's pinned_push off
+  // (its agent has something waiting there): the slice's end sends it back
+  // (PREEMPT), renewed never.
   auto* bss = ks.bpf_class().skel()->bss;
   auto renewals = [&] { return __atomic_load_n(&bss->nr_slice_renewals, __ATOMIC_RELAXED); };
-  // First with pinned_push off (the agent has something waiting for CPU 1):
-  // the slice's end sends it back (PREEMPT), renewed never.
+  auto commit_sliced_to_cpu1 = [&] {
+    return agent.CommitCurrent(1, t_spin2, GHOST_TXN_F_PREEMPT, true, absl::Seconds(10),
+                               2'000'000) == GHOST_TXN_COMMITTED;
+  };
   bool slice_ended = false;
   uint64_t renewed_while_waiting = 0;
   for (int attempt = 0; attempt < kAttempts && !slice_ended; attempt++) {
     const uint64_t ren0 = renewals();
-    const int r = agent.CommitCurrent(1, t_spin2, GHOST_TXN_F_PREEMPT, true, absl::Seconds(10),
-                                      2'000'000);
-    if (r != GHOST_TXN_COMMITTED || !mark_on_cpu1(t_spin2)) continue;
+    if (!commit_sliced_to_cpu1() || !mark_on_cpu1(t_spin2)) continue;
     const bool sent = agent.WaitMessage(t_spin2, GHOST_MSG_TASK_PREEMPT, mark) >= 0;
     renewed_while_waiting = renewals() - ren0;
     if (cpu1_taken_since(mark)) {
@@ -301,13 +299,16 @@ int main() {
           absl::StrFormat("a 2 ms slice on CPU 1 with something waiting there ended: the thread "
                           "came back (TASK_PREEMPT), %u slices renewed",
                           renewed_while_waiting));
+  // Then with pinned_push on (nothing waits): its slices are renewed in place,
+  // but not the one an idle transaction ended. (Sent back only later, by
+  // something else, it would still send a PREEMPT: so no slice of it may be
+  // renewed after the idle transaction.)
   ks.SetPinnedPush(1, true);
   bool renewed = false, idled = false;
   uint64_t renewed_after = 0;
   for (int attempt = 0; attempt < kAttempts && !idled; attempt++) {
-    const int r = agent.CommitCurrent(1, t_spin2, GHOST_TXN_F_PREEMPT, true, absl::Seconds(10),
-                                      2'000'000);
-    if (r != GHOST_TXN_COMMITTED || !WaitUntil([&] { return on_cpu1(t_spin2); }, absl::Seconds(5))) {
+    if (!commit_sliced_to_cpu1() ||
+        !WaitUntil([&] { return on_cpu1(t_spin2); }, absl::Seconds(5))) {
       continue;
     }
     const uint64_t ren0 = renewals();
