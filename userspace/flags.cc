@@ -72,6 +72,7 @@ absl::StatusOr<ParsedArgs> ParseFlags(int argc, char** argv) {
     } else {
       return absl::InvalidArgumentError(absl::StrCat("flag --", Dashed(name), " needs a value"));
     }
+    out.given.insert(std::string(flag->Name()));
     std::string err;
     if (!flag->ParseFrom(v, &err)) {
       return absl::InvalidArgumentError(
@@ -81,7 +82,7 @@ absl::StatusOr<ParsedArgs> ParseFlags(int argc, char** argv) {
   return out;
 }
 
-std::vector<std::string> ParseFlagsOrExit(int argc, char** argv, absl::string_view usage) {
+ParsedArgs ParseArgsOrExit(int argc, char** argv, absl::string_view usage) {
   std::string prog = argc > 0 ? argv[0] : "ghost";
   if (size_t slash = prog.rfind('/'); slash != std::string::npos) prog = prog.substr(slash + 1);
   absl::StatusOr<ParsedArgs> args = ParseFlags(argc, argv);
@@ -104,7 +105,11 @@ std::vector<std::string> ParseFlagsOrExit(int argc, char** argv, absl::string_vi
     }
     exit(0);
   }
-  return args->positional;
+  return *std::move(args);
+}
+
+std::vector<std::string> ParseFlagsOrExit(int argc, char** argv, absl::string_view usage) {
+  return ParseArgsOrExit(argc, argv, usage).positional;
 }
 
 }  // namespace ghost

@@ -7,6 +7,7 @@
 #ifndef GHOST_SCX_USERSPACE_FLAGS_H_
 #define GHOST_SCX_USERSPACE_FLAGS_H_
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,9 @@ namespace ghost {
 struct ParsedArgs {
   std::vector<std::string> positional;  // from the first non-flag (or after "--") on
   bool help = false;
+  // The flags the command line named, with underscores (slice_us): a
+  // binary whose default depends on another flag tells "not given" apart.
+  std::set<std::string> given;
 };
 
 // Sets every flag named in argv; does not exit. Errors are one line.
@@ -26,6 +30,8 @@ absl::StatusOr<ParsedArgs> ParseFlags(int argc, char** argv);
 // ParseFlags for a main(): prints "PROGRAM: error" and exits 2 on error, prints
 // `usage` and the flags defined under userspace/ and exits 0 on --help.
 std::vector<std::string> ParseFlagsOrExit(int argc, char** argv, absl::string_view usage);
+// The same, with what ParsedArgs says besides the arguments.
+ParsedArgs ParseArgsOrExit(int argc, char** argv, absl::string_view usage);
 
 }  // namespace ghost
 

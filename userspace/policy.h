@@ -60,6 +60,16 @@ struct PolicyOptions {
   // all there is to decide), with no round trip (bpf/progs/pinned.bpf.h,
   // docs/FAST_PATH.md "Threads pinned to one CPU").
   bool pinned_push = true;
+  // Centralized scheduler: the QoS class of the thread whose kernel thread id
+  // is `pid` (TASK_NEW's; higher runs first; a thread of a higher class that
+  // waits takes the CPU of a lower one at once; a slice ends only for a
+  // thread of the same class or a higher one). Read whenever the thread is
+  // queued; a thread whose pid is unknown is in class 0. Empty: one class,
+  // the plain FIFO.
+  std::function<uint32_t(uint32_t pid)> qos;
+  // Shinjuku: the hint table (docs/HINTS.md) its threads' QoS classes come
+  // from, as HintWriter::path() names it; empty: every thread in class 0.
+  std::string hints;
 };
 
 class Policy {
@@ -73,6 +83,8 @@ class Policy {
   // What the policy knows of thread `tid` (for a diagnostic: a thread the
   // class's watchdog had to move); empty if it has nothing to say.
   virtual std::string DescribeThread(Tid tid) const { return ""; }
+  // Whether it places threads through the fast path's rings (reports).
+  virtual bool UsesRings() const { return false; }
 };
 
 // The policies by name (PolicyNames, MakePolicy): userspace/policies/registry.h.

@@ -46,6 +46,39 @@ class FifoCentralizedTest : public ::testing::Test {
   Agent* agent_ = nullptr;
 };
 
+TEST(FifoRunqueueTest, ClassesInOrderFirstComeFirstServedWithin) {
+  std::map<Tid, FifoTask> t;
+  auto task = [&](Tid tid, uint32_t qos) -> FifoTask& {
+    FifoTask& x = t[tid];
+    x.tid = tid;
+    x.qos = qos;
+    return x;
+  };
+  FifoRunqueue q;
+  q.PushBack(task(1, 0));
+  q.PushBack(task(2, 5));
+  q.PushBack(task(3, 1));
+  q.PushBack(task(4, 5));
+  q.PushBack(task(5, 0));
+  q.PushFront(task(6, 1));  // keeps its turn: the head of class 1
+  q.PushFront(task(7, 9));
+  EXPECT_EQ(std::vector<Tid>(q.tids().begin(), q.tids().end()),
+            (std::vector<Tid>{7, 2, 4, 6, 3, 1, 5}));
+  EXPECT_EQ(q.HeadQos(), 9u);
+  q.Remove(t[7]);
+  q.RemoveTid(4);
+  q.PushBack(task(8, 5));
+  EXPECT_EQ(std::vector<Tid>(q.tids().begin(), q.tids().end()),
+            (std::vector<Tid>{2, 8, 6, 3, 1, 5}));
+  EXPECT_EQ(q.HeadQos(), 5u);
+  // One class (the FIFOs): plain first come, first served.
+  FifoRunqueue fifo;
+  for (Tid tid : {11, 12, 13}) fifo.PushBack(task(tid, 0));
+  fifo.PushFront(task(14, 0));
+  EXPECT_EQ(std::vector<Tid>(fifo.tids().begin(), fifo.tids().end()),
+            (std::vector<Tid>{14, 11, 12, 13}));
+}
+
 TEST_F(FifoCentralizedTest, OneGlobalAgentOnTheDefaultQueue) {
   Start(4);
   EXPECT_TRUE(agent_->global());

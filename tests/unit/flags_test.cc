@@ -39,6 +39,16 @@ TEST(FlagsTest, PositionalsEndFlags) {
   EXPECT_EQ(a->positional, (std::vector<std::string>{"--flags-test-count=3"}));
 }
 
+TEST(FlagsTest, GivenNamesTheFlagsTheCommandLineSet) {
+  absl::StatusOr<ParsedArgs> a = Parse({"--flags-test-count=1", "--noflags_test_switch", "x"});
+  ASSERT_TRUE(a.ok());
+  // Given even when set to its default value; one after the positionals is not a flag.
+  EXPECT_EQ(a->given, (std::set<std::string>{"flags_test_count", "flags_test_switch"}));
+  a = Parse({});
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->given.empty());
+}
+
 TEST(FlagsTest, BadInputIsOneLineError) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"--no-such-flag"}, {"--flags-test-count=abc"}, {"--flags-test-count"},

@@ -15,6 +15,7 @@ TEST(SimCliTest, BadInputIsOneLineAndExitTwo) {
       {"--load=abc"},             {"--duration=5"},        {"--duration=-1ms"},
       {"--bogus=1"},              {"stray"},               {"--seed"},
       {"--format=xml"},           {"--sweep=0.5,x"},       {"--cpus=0-300"},
+      {"--hints=/tmp/t"},         {"--policy=shinjuku", "--hints=/no/such/table"},
       {"--slice-us=-1"},          {"--cfs-load=1"},        {"--sweep=0.5", "--trace=/tmp/x"},
       {"--agent-sleep-us=-1"},    {"--agent-sleep-us=1000001"},
   };
@@ -26,6 +27,19 @@ TEST(SimCliTest, BadInputIsOneLineAndExitTwo) {
     EXPECT_EQ(err.find('\n'), err.size() - 1) << err;  // exactly one line
     EXPECT_EQ(err.rfind("ghost-sim: ", 0), 0u) << err;
   }
+}
+
+TEST(SimCliTest, SliceDefaultsToThePolicysOwn) {
+  auto slice = [](std::vector<std::string> args) {
+    absl::StatusOr<CliOptions> o = ParseCli(args);
+    EXPECT_TRUE(o.ok()) << o.status();
+    return o.ok() ? o->sim.slice_us : -1;
+  };
+  EXPECT_EQ(slice({}), 20000);
+  EXPECT_EQ(slice({"--policy=fifo-per-cpu"}), 20000);
+  EXPECT_EQ(slice({"--policy=shinjuku"}), 30);
+  EXPECT_EQ(slice({"--policy=shinjuku", "--slice-us=20000"}), 20000);
+  EXPECT_EQ(slice({"--slice_us=0", "--policy=shinjuku"}), 0);
 }
 
 TEST(SimCliTest, DefaultsRunAndSpellingsAgree) {

@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "userspace/enclave.h"
+#include "userspace/hints/hint_table.h"
 #include "userspace/policy.h"
 #include "userspace/policies/registry.h"
 #include "userspace/sim/machine.h"
@@ -50,15 +51,16 @@ struct PolicyRig {
 };
 
 PolicyRig MakeRig(const std::string& policy, const std::string& preset, Workload* w,
-                  absl::Duration slice = absl::ZeroDuration()) {
+                  absl::Duration slice = absl::ZeroDuration(), const std::string& hints = "") {
   PolicyRig r;
   r.machine = std::make_unique<Machine>(*Topology::Preset(preset), 1);
   r.ks = std::make_unique<SimKernelSide>(*r.machine, CostModel::Paper());
   r.machine->SetWorkload(w);
   r.enclave = *Enclave::Create(*r.ks, {.cpus = r.machine->topology().all_cpus()});
   SimKernelSide* ks = r.ks.get();
-  r.policy = *MakePolicy({.name = policy, .slice = slice, .clock = [ks] { return ks->Clock(); }},
-                         *r.enclave);
+  PolicyOptions o{.name = policy, .slice = slice, .clock = [ks] { return ks->Clock(); }};
+  o.hints = hints;
+  r.policy = *MakePolicy(o, *r.enclave);
   for (Agent* a : r.policy->agents()) {
     EXPECT_TRUE(r.ks->RegisterAgent({.cpu = a->cpu(), .global = a->global(), .queue = a->queue(),
                                      .run_once = [a] { a->RunOnce(); },
@@ -176,6 +178,104 @@ TEST(SimPolicyTest, PerCpuSliceEndsOnlyWhenAnotherWaits) {
   EXPECT_EQ(r.machine->thread(a).state, ThreadState::kBlocked);
   EXPECT_EQ(r.machine->thread(b).state, ThreadState::kBlocked);
   EXPECT_EQ(r.ks->stats().fallback_runs, 0u);
+}
+
+// Shinjuku: QoS classes from a hint table. The simulator's thread t has the
+// kernel thread id (TASK_NEW's pid) t + 1000.
+struct QosRig {
+  std::unique_ptr<HintWriter> hints = *HintWriter::Create({});
+  Hogs w;
+  PolicyRig r;
+  QosRig(const std::string& preset, absl::Duration slice) {
+    r = MakeRig("shinjuku", preset, &w, slice, hints->path());
+    // As RunSimulation does: the global agent looks when a slice ends.
+    r.ks->SetGlobalAgentPollAfterStart(absl::ToInt64Nanoseconds(slice));
+  }
+  // A thread of `qos` (nullopt: no entry) that runs `burst_ns` once.
+  int Spawn(std::optional<uint32_t> qos, uint64_t burst_ns, bool runnable = true) {
+    const int t = r.ks->SpawnThread(r.enclave->id(), 0, 0, false, burst_ns);
+    if (qos.has_value()) {
+      EXPECT_TRUE(hints->Add(t + 1000, {.qos = *qos}).ok());
+    }
+    if (runnable) r.machine->Wake(t, -1);
+    return t;
+  }
+  // Each ran its burst to the end, and the class's watchdog ran nothing.
+  void ExpectAllDone(std::initializer_list<int> ts) {
+    for (int t : ts) EXPECT_EQ(r.machine->thread(t).state, ThreadState::kBlocked) << t;
+    EXPECT_EQ(r.ks->stats().fallback_runs, 0u);
+  }
+  uint64_t FirstRun(int t) {
+    EXPECT_TRUE(w.first_run_ns.count(t)) << "thread " << t << " never ran";
+    return w.first_run_ns.count(t) ? w.first_run_ns[t] : ~0ULL;
+  }
+};
+
+TEST(SimPolicyTest, ShinjukuHigherClassPreemptsAtOnce) {
+  // Two CPUs busy with class-1 hogs; a class-5 thread takes one of them at
+  // once, long before the 10 ms slice would end, and the hog it displaced
+  // runs again afterwards.
+  QosRig q("flat3", absl::Milliseconds(10));
+  const int lo1 = q.Spawn(1, 30'000'000), lo2 = q.Spawn(1, 30'000'000);
+  q.r.machine->RunUntil(1'000'000);
+  const int hi = q.Spawn(5, 2'000'000);
+  q.r.machine->RunUntil(100'000'000);
+  EXPECT_LT(q.FirstRun(hi), 1'100'000u) << "waited for a slice's end";
+  EXPECT_NE(q.r.policy->StatsLine().find("qos_preemptions=1 "), std::string::npos)
+      << q.r.policy->StatsLine();
+  q.ExpectAllDone({hi, lo1, lo2});
+}
+
+TEST(SimPolicyTest, ShinjukuSliceEndsOnlyForItsClassOrAHigherOne) {
+  // One CPU, 100 us slices. A class-1 thread waiting ends no slice of a
+  // class-5 thread: it runs once that one is done, and a thread with no entry
+  // (class 0) after it. Later two class-5 threads take turns at the slice.
+  QosRig q("flat2", absl::Microseconds(100));
+  const int h1 = q.Spawn(5, 2'000'000);
+  q.r.machine->RunUntil(20'000);
+  const int none = q.Spawn(std::nullopt, 10'000);
+  const int lo = q.Spawn(1, 10'000);
+  q.r.machine->RunUntil(5'000'000);
+  EXPECT_GT(q.FirstRun(lo), 2'000'000u) << "class 1 ended a class-5 slice";
+  EXPECT_GT(q.FirstRun(none), q.FirstRun(lo));
+  const int h2 = q.Spawn(5, 2'000'000);
+  q.r.machine->RunUntil(5'020'000);
+  const int h3 = q.Spawn(5, 2'000'000);
+  q.r.machine->RunUntil(100'000'000);
+  EXPECT_LT(q.FirstRun(h3), 5'400'000u) << "the class-5 threads did not take turns";
+  q.ExpectAllDone({h1, h2, h3, lo, none});
+}
+
+TEST(SimPolicyTest, ShinjukuSeesAClassChangedWhileWaiting) {
+  // One CPU busy with a class-1 hog; a thread with no entry waits (class 0).
+  // Its entry comes while it waits: within about a millisecond it is class 5
+  // and takes the CPU, long before the hog's 10 ms slice ends.
+  QosRig q("flat2", absl::Milliseconds(10));
+  const int lo = q.Spawn(1, 30'000'000);
+  q.r.machine->RunUntil(1'000'000);
+  const int late = q.Spawn(std::nullopt, 1'000'000);
+  q.r.machine->RunUntil(3'000'000);
+  ASSERT_FALSE(q.w.first_run_ns.count(late)) << "class 0 ran before class 1";
+  ASSERT_TRUE(q.hints->Add(late + 1000, {.qos = 5}).ok());
+  // A message makes the agent look (a real one spins).
+  const int other = q.Spawn(std::nullopt, 10'000);
+  q.r.machine->RunUntil(100'000'000);
+  EXPECT_LT(q.FirstRun(late), 4'500'000u) << "the new class was not seen while it waited";
+  q.ExpectAllDone({lo, late, other});
+}
+
+TEST(SimPolicyTest, ShinjukuRefusesATableItCannotOpen) {
+  Hogs w;
+  Machine m(*Topology::Preset("flat2"), 1);
+  SimKernelSide ks(m, CostModel::Paper());
+  std::unique_ptr<Enclave> e = *Enclave::Create(ks, {.cpus = m.topology().all_cpus()});
+  PolicyOptions o{.name = "shinjuku"};
+  o.hints = "/no/such/table";
+  absl::StatusOr<std::unique_ptr<Policy>> p = MakePolicy(o, *e);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find("hint table /no/such/table"), std::string::npos)
+      << p.status();
 }
 
 TEST(SimPolicyTest, CentralizedSliceCutsTheDispersiveTail) {

@@ -53,6 +53,7 @@
 #include "userspace/enclave.h"
 #include "userspace/enrollment.h"
 #include "userspace/flags.h"
+#include "userspace/hints/hint_table.h"
 #include "userspace/ghost_skel.h"
 #include "userspace/policy.h"
 #include "userspace/policies/registry.h"
@@ -61,17 +62,23 @@
 #include "userspace/run_request.h"
 
 ABSL_FLAG(std::string, policy, "fifo-centralized",
-          "Scheduling policy: fifo-centralized, fifo-per-cpu, or none (the class alone: "
-          "SCHED_EXT threads run in its FIFO).");
+          "Scheduling policy: fifo-centralized, fifo-per-cpu, shinjuku (centralized, preemptive, "
+          "QoS classes from --hints), or none (the class alone: SCHED_EXT threads run in its "
+          "FIFO).");
 ABSL_FLAG(std::string, cpus, "", "CPUs of the enclave, e.g. 0-3,6 (default: every CPU).");
 ABSL_FLAG(int, enclave, 0,
           "The enclave this agent runs (ghost-run --enclave puts threads in it). One agent per "
           "enclave; enclaves of different agents need disjoint --cpus.");
 ABSL_FLAG(int64_t, slice_us, 20000,
           "Time slice in microseconds (0..1000000; the default is sched_ext's own, measured in "
-          "docs/BENCHMARKS.md): a thread that has run this long gives its CPU up when another "
-          "waits for it, and keeps it while none does; 0: threads run until they block or "
+          "docs/BENCHMARKS.md; shinjuku's default is 30): a thread that has run this long gives "
+          "its CPU up when another waits for it (under shinjuku: one of its QoS class or a "
+          "higher one), and keeps it while none does; 0: threads run until they block or "
           "yield. With --policy=none: the class FIFO's slice (0 means 5000).");
+ABSL_FLAG(std::string, hints, "",
+          "shinjuku: the application's hint table (docs/HINTS.md) its threads' QoS classes come "
+          "from, as the application's HintWriter names it (/proc/PID/fd/FD); empty: every "
+          "thread in class 0.");
 ABSL_FLAG(int64_t, watchdog_ms, 1000,
           "A runnable thread the agent has not placed within this time runs through the "
           "class's fallback FIFO (the enclave degrades, the class is never ejected).");
@@ -160,13 +167,18 @@ std::vector<uint32_t> OtherLiveAgents(const ghost::AgentLockPaths& locks, uint32
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> rest = ghost::ParseFlagsOrExit(
+  const ghost::ParsedArgs args = ghost::ParseArgsOrExit(
       argc, argv,
       "usage: ghost-agent [flags]\n"
       "Loads the ghost sched_ext class and runs a ghOSt policy until SIGINT/SIGTERM.");
+  const std::vector<std::string>& rest = args.positional;
   if (!rest.empty()) return Fail(2, absl::StrFormat("unexpected argument '%s'", rest[0]));
   const std::string policy_name = absl::GetFlag(FLAGS_policy);
-  const int64_t slice_us = absl::GetFlag(FLAGS_slice_us);
+  // Without --slice-us, the policy's own default (20 ms; shinjuku 30 us).
+  const int64_t slice_us =
+      args.given.contains("slice_us")
+          ? absl::GetFlag(FLAGS_slice_us)
+          : absl::ToInt64Microseconds(ghost::DefaultSlice(policy_name));
   const int64_t watchdog_ms = absl::GetFlag(FLAGS_watchdog_ms);
   const int64_t timeout_ms = absl::GetFlag(FLAGS_kernel_timeout_ms);
   const int priority = absl::GetFlag(FLAGS_agent_priority);
@@ -176,6 +188,17 @@ int main(int argc, char** argv) {
   if (std::find(known.begin(), known.end(), policy_name) == known.end()) {
     return Fail(2, absl::StrFormat("unknown policy '%s' (known: %s)", policy_name,
                                    absl::StrJoin(known, ", ")));
+  }
+  if (const std::string hints = absl::GetFlag(FLAGS_hints); !hints.empty()) {
+    if (policy_name != "shinjuku") {
+      return Fail(2, absl::StrFormat("--hints is read by --policy=shinjuku only (not %s)",
+                                     policy_name));
+    }
+    // Checked before the class loads; the policy opens it again.
+    if (absl::StatusOr<std::unique_ptr<ghost::HintReader>> r = ghost::HintReader::Open(hints);
+        !r.ok()) {
+      return Fail(2, absl::StrCat("--hints: ", r.status().message()));
+    }
   }
   if (slice_us < 0 || slice_us > 1000000) {
     return Fail(2, absl::StrFormat("--slice-us=%d is out of range (0..1000000)", slice_us));
@@ -394,6 +417,7 @@ int main(int argc, char** argv) {
   policy_opts.agent_sleep = absl::Microseconds(agent_sleep_us);
   policy_opts.deep_rings = *deep_rings;
   policy_opts.pinned_push = *pinned_push;
+  policy_opts.hints = absl::GetFlag(FLAGS_hints);
   if (policy_name != "none") {
     absl::StatusOr<std::unique_ptr<ghost::Enclave>> e = ghost::Enclave::Create(**kernel, {
         .id = enclave_id,
@@ -428,8 +452,8 @@ int main(int argc, char** argv) {
     // Our agents run: the class waits for them (heartbeats, below), and takes
     // them as gone if this process stops (SIGSTOP) or dies.
     (void)(*kernel)->SetAgentAbsent(enclave_id, false);
-    absl::PrintF("ghost-agent: policy %s on enclave %d (CPUs %s), %d agent thread(s)\n",
-                 policy_name, enclave->id(), cpus.ToString(), threads.size());
+    absl::PrintF("ghost-agent: policy %s on enclave %d (CPUs %s, slice %dus), %d agent thread(s)\n",
+                 policy_name, enclave->id(), cpus.ToString(), slice_us, threads.size());
   } else {
     if (took_over) {
       // The class alone: the previous agent's enclave goes, its threads run

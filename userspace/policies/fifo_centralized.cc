@@ -107,6 +107,7 @@ void FifoCentralizedScheduler::Enqueue(FifoTask& t, bool front) {
     return;
   }
   if (!t.Waiting()) return;
+  if (opts_.qos) t.qos = t.pid != 0 ? opts_.qos(t.pid) : 0;
   if (front) {
     fifo_.PushFront(t);
   } else {
@@ -263,7 +264,45 @@ bool FifoCentralizedScheduler::Usable(Cpu& c, uint64_t now) {
   return true;
 }
 
-FifoTask* FifoCentralizedScheduler::TakeFor(int cpu, uint64_t now, bool narrow_only) {
+void FifoCentralizedScheduler::RefreshQos(uint64_t now) {
+  if (qos_read_ns_ != 0 && now >= qos_read_ns_ && now - qos_read_ns_ < kQosRereadNs) return;
+  qos_read_ns_ = now;
+  auto read = [&](FifoTask& t) {
+    const uint32_t q = t.pid != 0 ? opts_.qos(t.pid) : 0;
+    const bool changed = q != t.qos;
+    t.qos = q;
+    return changed;
+  };
+  for (auto& [cpu, c] : cpus_) {
+    if (FifoTask* t = tasks_.Find(c.current)) read(*t);
+  }
+  const std::vector<Tid> order(fifo_.tids().begin(), fifo_.tids().end());
+  bool changed = false;
+  for (Tid tid : order) {
+    if (FifoTask* t = tasks_.Find(tid)) changed |= read(*t);
+  }
+  if (!changed) return;
+  // Queued again in the order they waited: first come, first served within
+  // each class still.
+  for (Tid tid : order) {
+    if (FifoTask* t = tasks_.Find(tid)) {
+      fifo_.Remove(*t);
+    } else {
+      fifo_.RemoveTid(tid);
+    }
+  }
+  for (Tid tid : order) {
+    if (FifoTask* t = tasks_.Find(tid)) fifo_.PushBack(*t);
+  }
+}
+
+uint32_t FifoCentralizedScheduler::RunningQos(const Cpu& c) const {
+  const FifoTask* t = tasks_.Find(c.current);
+  return t == nullptr ? 0 : t->qos;
+}
+
+FifoTask* FifoCentralizedScheduler::TakeFor(int cpu, uint64_t now, bool narrow_only,
+                                            uint32_t min_qos) {
   std::vector<Tid> gone;
   FifoTask* found = nullptr;
   for (Tid tid : fifo_.tids()) {
@@ -272,6 +311,7 @@ FifoTask* FifoCentralizedScheduler::TakeFor(int cpu, uint64_t now, bool narrow_o
       gone.push_back(tid);
       continue;
     }
+    if (t->qos < min_qos) break;  // the rest are of lower classes
     if (t->Waiting() && t->AllowedOn(cpu) && now >= t->not_before_ns &&
         !(narrow_only && RingEligible(*t))) {
       found = t;
@@ -535,7 +575,29 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
     if (c.req_active || c.current != GHOST_TID_NONE || !Usable(c, now)) continue;
     if (FifoTask* t = TakeFor(cpu, now, /*narrow_only=*/fast_path())) open(c, *t, 0);
   }
-  // Slices: threads that ran past theirs make room for waiting ones. With the
+  // QoS classes (PolicyOptions::qos): a waiting thread of a higher class than
+  // a running one takes its CPU at once, the lowest class's CPU first; the
+  // thread it displaces keeps its turn (the head of its class).
+  if (opts_.qos && !fifo_.Empty()) {
+    RefreshQos(now);
+    std::vector<Cpu*> running;
+    for (auto& [cpu, c] : cpus_) {
+      if (!c.req_active && c.current != GHOST_TID_NONE && Usable(c, now)) running.push_back(&c);
+    }
+    std::stable_sort(running.begin(), running.end(), [&](const Cpu* a, const Cpu* b) {
+      return RunningQos(*a) < RunningQos(*b);
+    });
+    for (Cpu* c : running) {
+      const uint32_t below = RunningQos(*c);
+      if (fifo_.Empty() || fifo_.HeadQos() <= below) break;
+      FifoTask* t = TakeFor(c->cpu, now, /*narrow_only=*/false, below + 1);
+      if (t == nullptr || !open(*c, *t, GHOST_TXN_F_PREEMPT)) continue;
+      ++stats_.qos_preemptions;
+      c->preempting = c->current;
+    }
+  }
+  // Slices: threads that ran past theirs make room for waiting ones of their
+  // class or a higher one. With the
   // rings, an entry of the CPU's node's ring that has itself waited a slice
   // comes first: it is taken back and committed here. (Giving the CPU to the
   // FIFO's head ran younger threads first, again and again, while an entry
@@ -551,7 +613,7 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
       if (t != nullptr) {
         ++stats_.ring_slice_takes;
       } else if (!fifo_.Empty()) {
-        t = TakeFor(cpu, now);
+        t = TakeFor(cpu, now, /*narrow_only=*/false, RunningQos(c));
       }
       if (t == nullptr) continue;
       if (!open(c, *t, GHOST_TXN_F_PREEMPT)) continue;

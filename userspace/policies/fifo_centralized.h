@@ -104,6 +104,7 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t stale = 0;             // TARGET_STALE or AGENT_STALE
     uint64_t not_allowed_retries = 0;  // NOT_ALLOWED on a thread's last usable CPU
     uint64_t preemptions = 0;       // slice preemptions committed
+    uint64_t qos_preemptions = 0;   // a higher class's thread displaced a running one
     uint64_t agent_cpu_commits = 0; // committed to the agent's own CPU
     // WAKEUPs of threads we believed on a CPU (a missed off-CPU event).
     uint64_t wakeups_on_cpu = 0;
@@ -222,7 +223,15 @@ class FifoCentralizedScheduler : public Scheduler {
   // First waiting thread allowed on `cpu` (and not backing off at `now`),
   // taken out of the FIFO.
   // narrow_only: only a thread the rings cannot take (fast path).
-  FifoTask* TakeFor(int cpu, uint64_t now, bool narrow_only = false);
+  // min_qos: only a thread of that class or a higher one.
+  FifoTask* TakeFor(int cpu, uint64_t now, bool narrow_only = false, uint32_t min_qos = 0);
+  // The class of the thread our commit started on `c` (0 if none).
+  uint32_t RunningQos(const Cpu& c) const;
+  // QoS classes: reads again, every kQosRereadNs, the class of the threads
+  // that run and wait (a hint changed since they were queued: a worker that
+  // took another kind of request, a thread whose entry came after it
+  // started), and re-sorts the waiting ones if any changed.
+  void RefreshQos(uint64_t now);
   bool Usable(Cpu& c, uint64_t now);
   // Every round: a CPU believed busy that the kernel side says is free
   // (KernelSide::CpuBusy) is ours again (stats busy_cleared).
@@ -278,6 +287,8 @@ class FifoCentralizedScheduler : public Scheduler {
   static constexpr uint64_t kEarlyUnknownNs = 1'000'000'000;
   Stats stats_;
   bool hand_over_ok_ = true;  // the kernel side hands over (not Unimplemented)
+  static constexpr uint64_t kQosRereadNs = 1'000'000;
+  uint64_t qos_read_ns_ = 0;  // when RefreshQos last read the classes
 };
 
 class FifoCentralizedPolicy : public Policy {
@@ -290,7 +301,9 @@ class FifoCentralizedPolicy : public Policy {
   const char* name() const override { return kName; }
   std::string StatsLine() const override;
   std::string DescribeThread(Tid tid) const override { return sched_->Describe(tid); }
+  bool UsesRings() const override { return sched_->fast_path(); }
   FifoCentralizedScheduler& scheduler() { return *sched_; }
+  const FifoCentralizedScheduler& scheduler() const { return *sched_; }
 
  private:
   FifoCentralizedPolicy() = default;

@@ -31,6 +31,7 @@ struct FifoTask {
   // life (it left the class and came back; seqnums go on across lives).
   uint64_t life_seq = 0;
   uint32_t sw_index = UINT32_MAX;    // TASK_NEW's status word, if seen
+  uint32_t pid = 0;                  // TASK_NEW's: the kernel's thread id (0: not seen)
   bool runnable = false;
   int on_cpu = -1;                   // CPU it runs on (a commit of ours started it)
   int inflight_cpu = -1;             // CPU whose transaction targets it
@@ -71,6 +72,9 @@ struct FifoTask {
   bool ring_left = false;
   bool ring_revoke_lost = false;
   int last_cpu = -1;  // where it last ran (node preference)
+  // Its class when last queued (PolicyOptions::qos; higher runs first): the
+  // runqueue's order, and what a slice or a waiting thread compares with.
+  uint32_t qos = 0;
   // Diagnostics: its last transaction's result, and failures since it last
   // committed.
   uint32_t last_result = GHOST_TXN_COMMITTED;
@@ -100,10 +104,10 @@ struct FifoTask {
     return absl::StrFormat(
         "tid=%d seq=%u runnable=%d on_cpu=%d inflight_cpu=%d queued=%d owner=%d queue=%d "
         "affinity=%s refused=%s ring_node=%d ring_pos=%u ring_seq=%u last_result=%u "
-        "failed_commits=%u class_held=%d",
+        "failed_commits=%u class_held=%d pid=%u qos=%u",
         tid, seq, runnable, on_cpu, inflight_cpu, queued, owner, queue, affinity.ToString(),
         refused.ToString(), ring_node, ring_pos, ring_seq, last_result, failed_commits,
-        class_held) +
+        class_held, pid, qos) +
            History();
   }
   // " history: msg 3/41@1 commit 1/41 result 1@1 ...": msg type/seq@cpu,
@@ -217,6 +221,7 @@ class FifoTaskTable {
       case GHOST_MSG_TASK_NEW:
         t.life_seq = m.seqnum();
         t.sw_index = raw.task_new.sw_index;
+        t.pid = raw.task_new.pid;
         t.runnable = raw.task_new.runnable != 0;
         // A new life: what held for the earlier one (its mask) does not.
         t.affinity = CpuList::FirstN(GHOST_MAX_CPUS);
@@ -337,35 +342,52 @@ inline std::vector<FifoTask*> HandOverToClass(KernelSide& kernel, FifoTaskTable&
 }
 
 // A FIFO of tids; a task is in at most one.
+// Waiting threads in order: by QoS class, highest first (FifoTask::qos, read
+// when queued), and first come first served within a class. With one class
+// (the FIFOs: every qos 0) it is a plain FIFO.
 class FifoRunqueue {
  public:
+  // At the tail of its class.
   void PushBack(FifoTask& t) {
     if (t.queued) return;
-    q_.push_back(t.tid);
-    t.queued = true;
+    // qos_ is non-increasing: the first position of a lower class.
+    auto pos = std::partition_point(qos_.begin(), qos_.end(),
+                                    [&](uint32_t q) { return q >= t.qos; });
+    Insert(pos - qos_.begin(), t);
   }
+  // At the head of its class (it keeps its turn).
   void PushFront(FifoTask& t) {
     if (t.queued) return;
-    q_.push_front(t.tid);
-    t.queued = true;
+    auto pos = std::partition_point(qos_.begin(), qos_.end(),
+                                    [&](uint32_t q) { return q > t.qos; });
+    Insert(pos - qos_.begin(), t);
   }
   void Remove(FifoTask& t) {
     if (!t.queued) return;
-    auto it = std::find(q_.begin(), q_.end(), t.tid);
-    if (it != q_.end()) q_.erase(it);
+    RemoveTid(t.tid);
     t.queued = false;
   }
   // Removes a tid whose task is gone.
   void RemoveTid(Tid tid) {
     auto it = std::find(q_.begin(), q_.end(), tid);
-    if (it != q_.end()) q_.erase(it);
+    if (it == q_.end()) return;
+    qos_.erase(qos_.begin() + (it - q_.begin()));
+    q_.erase(it);
   }
   bool Empty() const { return q_.empty(); }
   size_t Size() const { return q_.size(); }
   const std::deque<Tid>& tids() const { return q_; }
+  // The class of the thread at the head (0 when empty).
+  uint32_t HeadQos() const { return qos_.empty() ? 0 : qos_.front(); }
 
  private:
+  void Insert(ptrdiff_t at, FifoTask& t) {
+    q_.insert(q_.begin() + at, t.tid);
+    qos_.insert(qos_.begin() + at, t.qos);
+    t.queued = true;
+  }
   std::deque<Tid> q_;
+  std::deque<uint32_t> qos_;  // q_[i]'s class; non-increasing
 };
 
 }  // namespace ghost

@@ -5,11 +5,17 @@
 #include "absl/strings/str_join.h"
 #include "userspace/policies/fifo_centralized.h"
 #include "userspace/policies/fifo_per_cpu.h"
+#include "userspace/policies/shinjuku.h"
 
 namespace ghost {
 
 std::vector<std::string> PolicyNames() {
-  return {FifoPerCpuPolicy::kName, FifoCentralizedPolicy::kName};
+  return {FifoPerCpuPolicy::kName, FifoCentralizedPolicy::kName, ShinjukuPolicy::kName};
+}
+
+absl::Duration DefaultSlice(const std::string& policy) {
+  if (policy == ShinjukuPolicy::kName) return ShinjukuPolicy::kDefaultSlice;
+  return absl::Milliseconds(20);  // sched_ext's own (docs/BENCHMARKS.md, "Slices by default")
 }
 
 absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(const PolicyOptions& opts,
@@ -25,6 +31,9 @@ absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(const PolicyOptions& opts,
   }
   if (o.name == FifoCentralizedPolicy::kName) {
     return FifoCentralizedPolicy::Create(o, enclave);
+  }
+  if (o.name == ShinjukuPolicy::kName) {
+    return ShinjukuPolicy::Create(o, enclave);
   }
   return absl::InvalidArgumentError(absl::StrFormat(
       "unknown policy '%s' (known: %s)", opts.name,

@@ -16,6 +16,10 @@ namespace ghost {
 
 std::vector<std::string> PolicyNames();
 
+// The slice a policy runs with when the user gives none (--slice-us): 20 ms
+// for the FIFOs (and the class alone), ShinjukuPolicy::kDefaultSlice for it.
+absl::Duration DefaultSlice(const std::string& policy);
+
 // Unknown name -> InvalidArgument("unknown policy 'x' (known: fifo-per-cpu,
 // fifo-centralized)"); bad options (negative slice, agent CPU outside the
 // enclave, too few CPUs) -> InvalidArgument.

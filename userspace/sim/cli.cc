@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "userspace/policies/registry.h"
 
 namespace ghost {
 namespace sim {
@@ -45,7 +46,7 @@ FlagSpec CliFlag(const char* name, const char* help, std::string CliOptions::*fi
 
 const std::vector<FlagSpec>& Flags() {
   static const std::vector<FlagSpec>* flags = new std::vector<FlagSpec>{
-      SimFlag("policy", "fifo-centralized, fifo-per-cpu, baseline-fifo or baseline-fair",
+      SimFlag("policy", "fifo-centralized, fifo-per-cpu, shinjuku, baseline-fifo or baseline-fair",
               &SimOptions::policy),
       SimFlag("machine", "skylake, rome or flatN", &SimOptions::machine),
       SimFlag("cpus", "enclave CPUs (e.g. 0-19); empty: all", &SimOptions::cpus),
@@ -54,7 +55,7 @@ const std::vector<FlagSpec>& Flags() {
       SimFlag("duration", "simulated time (Abseil duration: 200ms, 1s)", &SimOptions::duration),
       SimFlag("warmup", "not measured at the start; inf: duration/10", &SimOptions::warmup),
       SimFlag("seed", "random seed: the same seed gives the same output", &SimOptions::seed),
-      SimFlag("slice-us", "policy time slice in us (default 20000, as ghost-agent's); 0: run to block",
+      SimFlag("slice-us", "policy time slice in us (default 20000, shinjuku 30, as ghost-agent's); 0: run to block",
               &SimOptions::slice_us),
       SimFlag("workers", "RPC worker threads; 0: 10 per worker CPU", &SimOptions::workers),
       SimFlag("service", "dispersive, exponential or fixed", &SimOptions::service),
@@ -91,6 +92,10 @@ const std::vector<FlagSpec>& Flags() {
               &SimOptions::ring_size),
       SimFlag("queue-bytes", "message queue bytes, a power of two 4096..67108864",
               &SimOptions::queue_bytes),
+      SimFlag("hints",
+              "shinjuku: a hint table (docs/HINTS.md) for the simulated threads (thread i's "
+              "kernel tid is i + 1000); empty: every thread in class 0",
+              &SimOptions::hints),
       CliFlag("format", "text, csv or json", &CliOptions::format),
       CliFlag("sweep", "comma-separated loads: print a load-vs-latency table", &CliOptions::sweep),
   };
@@ -111,6 +116,7 @@ std::string CliUsage() {
 
 absl::StatusOr<CliOptions> ParseCli(const std::vector<std::string>& args) {
   CliOptions o;
+  bool slice_given = false;
   for (size_t i = 0; i < args.size(); i++) {
     const std::string& arg = args[i];
     if (arg == "--help" || arg == "-h") {
@@ -141,12 +147,15 @@ absl::StatusOr<CliOptions> ParseCli(const std::vector<std::string>& args) {
       }
       value = args[++i];
     }
+    slice_given |= name == "slice-us";
     std::string err;
     if (!spec->set(value, &o, &err)) {
       return absl::InvalidArgumentError(absl::StrCat("bad value '", value, "' for --", name,
                                                      err.empty() ? "" : ": ", err));
     }
   }
+  // Without --slice-us, the policy's own default (as ghost-agent).
+  if (!slice_given) o.sim.slice_us = absl::ToInt64Microseconds(DefaultSlice(o.sim.policy));
   if (o.format != "text" && o.format != "csv" && o.format != "json") {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown format '", o.format, "' (known: text, csv, json)"));

@@ -69,6 +69,10 @@ absl::Status ValidateSimOptions(const SimOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("unknown policy '", o.policy, "' (known: ",
                                                    absl::StrJoin(AllPolicyNames(), ", "), ")"));
   }
+  if (!o.hints.empty() && o.policy != "shinjuku") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--hints is read by --policy=shinjuku only (not ", o.policy, ")"));
+  }
   absl::StatusOr<Topology> topo = Topology::Preset(o.machine);
   if (!topo.ok()) return topo.status();
   if (!Contains(WorkloadNames(), o.workload)) {
@@ -197,6 +201,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
     po.deep_rings = *ParseRingDepth(o.ring_depth);     // checked above
     po.agent_sleep = absl::Microseconds(o.agent_sleep_us);
     po.ring_sizes = *ParseRingSizes(o.ring_size);  // checked above
+    po.hints = o.hints;
     absl::StatusOr<std::unique_ptr<Policy>> p = MakePolicy(po, *enclave);
     if (!p.ok()) return p.status();
     policy = std::move(*p);
@@ -284,7 +289,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
     r.txns = st.txns;
     r.fallback_runs = st.fallback_runs;
     r.slice_renewals = st.slice_renewals;
-    r.fast_path = *ParseFastPath(o.fast_path) != PolicyOptions::FastPath::kOff;
+    r.fast_path = policy->UsesRings();
     r.ring_claims = st.ring_claims;
     r.ring_runs = st.ring_runs;
     r.ring_steals = st.ring_steals;

@@ -48,6 +48,7 @@ struct SimOptions {
   int64_t agent_sleep_us = 1000;
   std::string ring_size = "256";             // --ring-size: N or NODE:N,...
   int64_t queue_bytes = 256 * 1024;          // --queue-bytes: message queue size
+  std::string hints;                         // --hints: shinjuku's hint table
 };
 
 // Every check on the options: one clear message for the first problem.

@@ -1,0 +1,53 @@
+// Shinjuku (the ghOSt paper, section 4.2; Kaffes et al., NSDI '19): one
+// global agent, preemptive, with a FIFO per QoS class. The centralized
+// scheduler does the work (userspace/policies/fifo_centralized.h); this policy
+// is its decisions:
+//   - a thread's class is its QoS in the application's hint table
+//     (docs/HINTS.md; `PolicyOptions::hints`), 0 for a thread with no entry;
+//   - a waiting thread of a higher class preempts a lower one at once;
+//   - a thread's slice (30 us unless the caller asks for another) ends when
+//     one of its class or a higher one waits, and it goes to its class's tail;
+//   - every placement is a transaction: the rings (the fast path) run entries
+//     in push order, which a class that jumps the queue would break.
+// Threads with no work should block (not spin), or the kernel's stall rule
+// applies: a thread held runnable longer than the watchdog runs through the
+// class's fallback (docs/OPERATING.md, "Shinjuku").
+#ifndef GHOST_SCX_USERSPACE_POLICIES_SHINJUKU_H_
+#define GHOST_SCX_USERSPACE_POLICIES_SHINJUKU_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "userspace/enclave.h"
+#include "userspace/hints/hint_table.h"
+#include "userspace/policy.h"
+
+namespace ghost {
+
+class ShinjukuPolicy : public Policy {
+ public:
+  static constexpr const char* kName = "shinjuku";
+  // The slice when the caller gives none (ghost-agent and ghost-sim without
+  // --slice-us): the paper's.
+  static constexpr absl::Duration kDefaultSlice = absl::Microseconds(30);
+  // A hint table that cannot be opened: InvalidArgument, one line.
+  static absl::StatusOr<std::unique_ptr<Policy>> Create(const PolicyOptions& opts,
+                                                        Enclave& enclave);
+
+  std::vector<Agent*> agents() override { return base_->agents(); }
+  const char* name() const override { return kName; }
+  std::string StatsLine() const override;
+  std::string DescribeThread(Tid tid) const override { return base_->DescribeThread(tid); }
+
+ private:
+  ShinjukuPolicy() = default;
+  std::unique_ptr<HintReader> hints_;  // null: no table, every thread in class 0
+  std::unique_ptr<Policy> base_;       // the centralized scheduler, deciding by class
+};
+
+}  // namespace ghost
+
+#endif  // GHOST_SCX_USERSPACE_POLICIES_SHINJUKU_H_
