@@ -264,7 +264,7 @@ TEST(SimPolicyTest, ShinjukuSeesAClassChangedWhileWaiting) {
   q.ExpectAllDone({lo, late, other});
 }
 
-TEST(SimPolicyTest, ShinjukuRefusesATableItCannotOpen) {
+TEST(SimPolicyTest, ShinjukuRefusesBadOptions) {
   Hogs w;
   Machine m(*Topology::Preset("flat2"), 1);
   SimKernelSide ks(m, CostModel::Paper());
@@ -275,6 +275,12 @@ TEST(SimPolicyTest, ShinjukuRefusesATableItCannotOpen) {
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(p.status().message().find("hint table /no/such/table"), std::string::npos)
+      << p.status();
+  o.hints.clear();
+  o.fast_path = PolicyOptions::FastPath::kOn;  // its rings would break the classes' order
+  p = MakePolicy(o, *e);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("--fast-path=on does not apply"), std::string::npos)
       << p.status();
 }
 

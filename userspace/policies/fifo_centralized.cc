@@ -596,9 +596,9 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
       c->preempting = c->current;
     }
   }
-  // Slices: threads that ran past theirs make room for waiting ones of their
-  // class or a higher one. With the
-  // rings, an entry of the CPU's node's ring that has itself waited a slice
+  // Slices: threads that ran past theirs make room for waiting ones (of their
+  // QoS class or a higher one). With the rings, an entry of the CPU's node's
+  // ring that has itself waited a slice
   // comes first: it is taken back and committed here. (Giving the CPU to the
   // FIFO's head ran younger threads first, again and again, while an entry
   // waited for a CPU that never went through ops.dispatch: a 5 s watchdog

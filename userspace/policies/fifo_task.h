@@ -72,8 +72,9 @@ struct FifoTask {
   bool ring_left = false;
   bool ring_revoke_lost = false;
   int last_cpu = -1;  // where it last ran (node preference)
-  // Its class when last queued (PolicyOptions::qos; higher runs first): the
-  // runqueue's order, and what a slice or a waiting thread compares with.
+  // Its class (PolicyOptions::qos; higher runs first), as last read: when
+  // queued, and every millisecond while it waits or runs. The runqueue's
+  // order, and what a slice's end or a waiting thread compares with.
   uint32_t qos = 0;
   // Diagnostics: its last transaction's result, and failures since it last
   // committed.
@@ -341,9 +342,9 @@ inline std::vector<FifoTask*> HandOverToClass(KernelSide& kernel, FifoTaskTable&
   return taken;
 }
 
-// A FIFO of tids; a task is in at most one.
-// Waiting threads in order: by QoS class, highest first (FifoTask::qos, read
-// when queued), and first come first served within a class. With one class
+// Waiting threads in order: by QoS class, highest first (FifoTask::qos as
+// it was when queued), and first come first served within a class; a task
+// is in at most one. With one class
 // (the FIFOs: every qos 0) it is a plain FIFO.
 class FifoRunqueue {
  public:

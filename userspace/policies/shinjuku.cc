@@ -8,6 +8,10 @@ namespace ghost {
 
 absl::StatusOr<std::unique_ptr<Policy>> ShinjukuPolicy::Create(const PolicyOptions& opts,
                                                                Enclave& enclave) {
+  if (opts.fast_path == PolicyOptions::FastPath::kOn) {
+    return absl::InvalidArgumentError(
+        "shinjuku places every thread by transaction: --fast-path=on does not apply");
+  }
   std::unique_ptr<ShinjukuPolicy> p(new ShinjukuPolicy());
   if (!opts.hints.empty()) {
     absl::StatusOr<std::unique_ptr<HintReader>> r = HintReader::Open(opts.hints);
