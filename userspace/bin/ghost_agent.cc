@@ -190,9 +190,8 @@ int main(int argc, char** argv) {
                                    absl::StrJoin(known, ", ")));
   }
   if (const std::string hints = absl::GetFlag(FLAGS_hints); !hints.empty()) {
-    if (policy_name != "shinjuku") {
-      return Fail(2, absl::StrFormat("--hints is read by --policy=shinjuku only (not %s)",
-                                     policy_name));
+    if (absl::Status s = ghost::CheckHintsFor(policy_name, hints); !s.ok()) {
+      return Fail(2, std::string(s.message()));
     }
     // Checked before the class loads; the policy opens it again.
     if (absl::StatusOr<std::unique_ptr<ghost::HintReader>> r = ghost::HintReader::Open(hints);

@@ -18,6 +18,12 @@ absl::Duration DefaultSlice(const std::string& policy) {
   return absl::Milliseconds(20);  // sched_ext's own (docs/BENCHMARKS.md, "Slices by default")
 }
 
+absl::Status CheckHintsFor(const std::string& policy, const std::string& hints) {
+  if (hints.empty() || policy == ShinjukuPolicy::kName) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "--hints is read by --policy=%s only (not %s)", ShinjukuPolicy::kName, policy));
+}
+
 absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(const PolicyOptions& opts,
                                                    Enclave& enclave) {
   if (opts.slice < absl::ZeroDuration()) {

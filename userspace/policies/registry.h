@@ -20,6 +20,11 @@ std::vector<std::string> PolicyNames();
 // for the FIFOs (and the class alone), ShinjukuPolicy::kDefaultSlice for it.
 absl::Duration DefaultSlice(const std::string& policy);
 
+// A hint table (--hints) is for a policy that reads one: InvalidArgument
+// ("--hints is read by --policy=shinjuku only (not X)") when `hints` is set
+// for another.
+absl::Status CheckHintsFor(const std::string& policy, const std::string& hints);
+
 // Unknown name -> InvalidArgument("unknown policy 'x' (known: fifo-per-cpu,
 // fifo-centralized)"); bad options (negative slice, agent CPU outside the
 // enclave, too few CPUs) -> InvalidArgument.

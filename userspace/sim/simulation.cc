@@ -69,10 +69,7 @@ absl::Status ValidateSimOptions(const SimOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("unknown policy '", o.policy, "' (known: ",
                                                    absl::StrJoin(AllPolicyNames(), ", "), ")"));
   }
-  if (!o.hints.empty() && o.policy != "shinjuku") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--hints is read by --policy=shinjuku only (not ", o.policy, ")"));
-  }
+  if (absl::Status s = CheckHintsFor(o.policy, o.hints); !s.ok()) return s;
   absl::StatusOr<Topology> topo = Topology::Preset(o.machine);
   if (!topo.ok()) return topo.status();
   if (!Contains(WorkloadNames(), o.workload)) {
