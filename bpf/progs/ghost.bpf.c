@@ -214,6 +214,14 @@ void GHOST_OPS(ghost_running, struct task_struct *p)
 		run_note(t, RUN_PINNED, waited_since);
 	} else if (t->txn_cpu == (__s32)cpu) {
 		t->renew_slice_ns = t->txn_slice_ns;
+		if (t->preempt_commit_at) {
+			__u64 d = bpf_ktime_get_ns() - t->preempt_commit_at;
+
+			__sync_fetch_and_add(&nr_preempt_runs, 1);
+			__sync_fetch_and_add(&preempt_run_lat_sum_ns, d);
+			if (d > preempt_run_lat_max_ns)
+				preempt_run_lat_max_ns = d;
+		}
 		__sync_fetch_and_add(&nr_runs_committed, 1);
 		run_note(t, RUN_COMMITTED, waited_since);
 	} else if (ring_placed(t, cpu)) {
@@ -252,6 +260,15 @@ void GHOST_OPS(ghost_stopping, struct task_struct *p, bool runnable)
 		__sync_fetch_and_add(&nr_remote_stopping, 1);
 	if (cpu < GHOST_MAX_CPUS && cpu_curr_tid[cpu] == p->scx.tid)
 		cpu_curr_tid[cpu] = 0;
+	if (cpu < GHOST_MAX_CPUS && cpu_preempt_at[cpu]) {
+		__u64 d = bpf_ktime_get_ns() - cpu_preempt_at[cpu];
+
+		cpu_preempt_at[cpu] = 0;
+		__sync_fetch_and_add(&nr_preempt_stops, 1);
+		__sync_fetch_and_add(&preempt_stop_lat_sum_ns, d);
+		if (d > preempt_stop_lat_max_ns)
+			preempt_stop_lat_max_ns = d;
+	}
 	if (!task_in_enclave(t))
 		return;
 	t->state = GT_QUEUED;

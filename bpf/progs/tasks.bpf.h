@@ -33,6 +33,7 @@ struct ghost_task {
 	__u64 txn_commit_seq; /* the transaction that last put it on a CPU */
 	__u64 txn_slice_ns; /* the slice the claiming commit asked for (0: infinite) */
 	__u64 renew_slice_ns; /* its run's slice, renewed while nothing waits (slices.bpf.h; 0: never) */
+	__u64 preempt_commit_at; /* when a preempting commit moved it (0: none pending) */
 	__u64 cpus[GHOST_CPU_MASK_WORDS]; /* affinity last reported */
 	__u32 weight;      /* weight last reported */
 	__u32 sw;          /* status word index or GHOST_SW_NONE */

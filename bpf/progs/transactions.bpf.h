@@ -75,6 +75,7 @@ static __always_inline void txn_settle(struct task_struct *p, struct ghost_task 
 	__s32 cpu = t->txn_cpu;
 	struct ghost_txn *txn;
 
+	t->preempt_commit_at = 0;
 	if (cpu < 0)
 		return;
 	t->txn_cpu = -1;
@@ -91,6 +92,12 @@ struct commit_out {
 	__u32 claimed;
 	__u32 failed;
 };
+
+/* Preempting commits: from the move to the victim's stop and to the new
+ * thread's run (ns). */
+__u64 nr_preempt_runs, preempt_run_lat_sum_ns, preempt_run_lat_max_ns;
+__u64 nr_preempt_stops, preempt_stop_lat_sum_ns, preempt_stop_lat_max_ns;
+__u64 cpu_preempt_at[GHOST_MAX_CPUS];
 
 /* Moves refused because the thread was migration-disabled on another CPU. */
 __u64 nr_txn_migration_disabled;
@@ -256,6 +263,10 @@ static __always_inline __u32 txn_apply(__u32 cpu, struct ghost_txn *txn)
 		res = GHOST_TXN_RUNNING_ELSEWHERE;
 	if (res != GHOST_TXN_PENDING)
 		__sync_val_compare_and_swap(&t->txn_cpu, (__s32)cpu, -1);
+	else if (preempt) {
+		t->preempt_commit_at = bpf_ktime_get_ns();
+		cpu_preempt_at[cpu & (GHOST_MAX_CPUS - 1)] = t->preempt_commit_at;
+	}
 out:
 	bpf_rcu_read_unlock();
 	if (res == GHOST_TXN_PENDING) {

@@ -677,6 +677,16 @@ int main(int argc, char** argv) {
     }
     absl::PrintF("ghost-agent: transactions: watchdog_moves=%d%s\n", skel->bss->nr_watchdog_moves,
                  results);
+    // How fast a preempting commit takes a CPU (class-wide): the move, the
+    // target's interrupt and reschedule (docs/POLICIES.md, "The quantum").
+    if (const auto* b = skel->bss; b->nr_preempt_runs != 0 && b->nr_preempt_stops != 0) {
+      absl::PrintF("ghost-agent: preempting commits: %d placed threads ran %d us after the commit "
+                   "(mean; max %d us), %d displaced ones stopped after %d us (max %d us)\n",
+                   b->nr_preempt_runs, b->preempt_run_lat_sum_ns / b->nr_preempt_runs / 1000,
+                   b->preempt_run_lat_max_ns / 1000, b->nr_preempt_stops,
+                   b->preempt_stop_lat_sum_ns / b->nr_preempt_stops / 1000,
+                   b->preempt_stop_lat_max_ns / 1000);
+    }
     if (enclave) {
       // This enclave alone (other agents share the class-wide counters).
       const __u64* runs = skel->bss->enclave_runs[enclave_id];
