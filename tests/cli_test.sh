@@ -41,6 +41,10 @@ expect "ring-depth=deep: want idle or all" ghost-agent --ring-depth=deep
 expect "hints is read by --policy=shinjuku only (not fifo-centralized)" ghost-agent --hints=/tmp/t
 expect "hints: hint table /no/such/table: " ghost-agent --policy=shinjuku --hints=/no/such/table
 expect "hints: hint table /etc/passwd: not a sealed memfd" ghost-agent --policy=shinjuku --hints=/etc/passwd
+expect "batch-below is --policy=shinjuku's sharing (not fifo-per-cpu)" ghost-agent --policy=fifo-per-cpu --batch-below=2
+expect "batch-below=-1 is not a QoS class" ghost-agent --policy=shinjuku --batch-below=-1
+expect "batch-below is --policy=shinjuku's sharing (not baseline-fair)" ghost-sim --policy=baseline-fair --batch-below=1
+expect "worker-qos makes a hint table for a policy that reads one (not fifo-centralized)" ghost-sim --worker-qos=1
 expect "ring-size: ring size 3 is not a power of two" ghost-agent --ring-size=3
 expect "ring-size: ring size 0 is not a power of two" ghost-agent --ring-size=0
 expect "ring-size: ring size 8192 is not a power of two" ghost-agent --ring-size=8192

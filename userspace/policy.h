@@ -67,6 +67,13 @@ struct PolicyOptions {
   // queued; a thread whose pid is unknown is in class 0. Empty: one class,
   // the plain FIFO.
   std::function<uint32_t(uint32_t pid)> qos;
+  // Centralized scheduler with `qos`: classes below this one are a batch
+  // application's (Shinjuku's Shenango-style sharing): they run on the CPUs
+  // no higher class wants, yield them at once to a higher class (as every
+  // class does), and take turns among themselves every `batch_slice`, not
+  // every `slice`. 0: no batch classes.
+  uint32_t batch_below = 0;
+  absl::Duration batch_slice = absl::Milliseconds(20);
   // Shinjuku: the hint table (docs/HINTS.md) its threads' QoS classes come
   // from, as HintWriter::path() names it; empty: every thread in class 0.
   std::string hints;

@@ -79,6 +79,10 @@ ABSL_FLAG(std::string, hints, "",
           "shinjuku: the application's hint table (docs/HINTS.md) its threads' QoS classes come "
           "from, as the application's HintWriter names it (/proc/PID/fd/FD); empty: every "
           "thread in class 0.");
+ABSL_FLAG(int64_t, batch_below, 0,
+          "shinjuku: Shenango-style sharing: QoS classes below this one (0..4294967295) are a "
+          "batch application's: they get the CPUs higher classes leave idle, give each back at "
+          "once, and take turns among themselves every 20 ms (or the slice, if longer); 0: off.");
 ABSL_FLAG(int64_t, watchdog_ms, 1000,
           "A runnable thread the agent has not placed within this time runs through the "
           "class's fallback FIFO (the enclave degrades, the class is never ejected).");
@@ -198,6 +202,10 @@ int main(int argc, char** argv) {
         !r.ok()) {
       return Fail(2, absl::StrCat("--hints: ", r.status().message()));
     }
+  }
+  if (absl::Status s = ghost::CheckBatchBelowFor(policy_name, absl::GetFlag(FLAGS_batch_below));
+      !s.ok()) {
+    return Fail(2, std::string(s.message()));
   }
   if (slice_us < 0 || slice_us > 1000000) {
     return Fail(2, absl::StrFormat("--slice-us=%d is out of range (0..1000000)", slice_us));
@@ -417,6 +425,7 @@ int main(int argc, char** argv) {
   policy_opts.deep_rings = *deep_rings;
   policy_opts.pinned_push = *pinned_push;
   policy_opts.hints = absl::GetFlag(FLAGS_hints);
+  policy_opts.batch_below = static_cast<uint32_t>(absl::GetFlag(FLAGS_batch_below));
   if (policy_name != "none") {
     absl::StatusOr<std::unique_ptr<ghost::Enclave>> e = ghost::Enclave::Create(**kernel, {
         .id = enclave_id,

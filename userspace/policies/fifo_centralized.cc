@@ -606,9 +606,12 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
   // less are left to the CPUs' dispatch, as before.
   if (opts_.slice > absl::ZeroDuration()) {
     const uint64_t slice_ns = absl::ToInt64Nanoseconds(opts_.slice);
+    const uint64_t batch_slice_ns = absl::ToInt64Nanoseconds(opts_.batch_slice);
     for (auto& [cpu, c] : cpus_) {
       if (c.req_active || c.current == GHOST_TID_NONE || !Usable(c, now)) continue;
-      if (now < c.run_start_ns || now - c.run_start_ns < slice_ns) continue;
+      const bool batch = opts_.qos && RunningQos(c) < opts_.batch_below;
+      const uint64_t s = batch ? batch_slice_ns : slice_ns;
+      if (now < c.run_start_ns || now - c.run_start_ns < s) continue;
       FifoTask* t = fast_path() ? TakeFromRing(cpu, now) : nullptr;
       if (t != nullptr) {
         ++stats_.ring_slice_takes;

@@ -1,5 +1,7 @@
 #include "userspace/policies/registry.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -24,11 +26,26 @@ absl::Status CheckHintsFor(const std::string& policy, const std::string& hints) 
       "--hints is read by --policy=%s only (not %s)", ShinjukuPolicy::kName, policy));
 }
 
+absl::Status CheckBatchBelowFor(const std::string& policy, int64_t batch_below) {
+  if (batch_below < 0 || batch_below > UINT32_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--batch-below=%d is not a QoS class (0..%u)", batch_below, UINT32_MAX));
+  }
+  if (batch_below == 0 || policy == ShinjukuPolicy::kName) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "--batch-below is --policy=%s's sharing (not %s)", ShinjukuPolicy::kName, policy));
+}
+
 absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(const PolicyOptions& opts,
                                                    Enclave& enclave) {
   if (opts.slice < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "negative slice %s", absl::FormatDuration(opts.slice)));
+  }
+  const std::vector<std::string> known = PolicyNames();
+  if (std::find(known.begin(), known.end(), opts.name) != known.end()) {
+    if (absl::Status s = CheckHintsFor(opts.name, opts.hints); !s.ok()) return s;
+    if (absl::Status s = CheckBatchBelowFor(opts.name, opts.batch_below); !s.ok()) return s;
   }
   PolicyOptions o = opts;
   if (!o.clock) o.clock = MonotonicNowNs;

@@ -25,6 +25,10 @@ absl::Duration DefaultSlice(const std::string& policy);
 // for another.
 absl::Status CheckHintsFor(const std::string& policy, const std::string& hints);
 
+// Shenango-style sharing (--batch-below=Q, PolicyOptions::batch_below) is
+// Shinjuku's: InvalidArgument for another policy when Q != 0, or Q < 0.
+absl::Status CheckBatchBelowFor(const std::string& policy, int64_t batch_below);
+
 // Unknown name -> InvalidArgument("unknown policy 'x' (known: fifo-per-cpu,
 // fifo-centralized)"); bad options (negative slice, agent CPU outside the
 // enclave, too few CPUs) -> InvalidArgument.

@@ -1,5 +1,7 @@
 #include "userspace/policies/shinjuku.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "userspace/policies/fifo_centralized.h"
@@ -20,8 +22,10 @@ absl::StatusOr<std::unique_ptr<Policy>> ShinjukuPolicy::Create(const PolicyOptio
     }
     p->hints_ = std::move(*r);
   }
+  p->batch_below_ = opts.batch_below;
   PolicyOptions o = opts;
   o.fast_path = PolicyOptions::FastPath::kOff;
+  o.batch_slice = std::max(kBatchSlice, opts.slice);
   // The one agent thread reads the table (HintReader is not thread-safe).
   o.qos = [reader = p->hints_.get()](uint32_t pid) -> uint32_t {
     if (reader == nullptr) return 0;
@@ -36,7 +40,8 @@ absl::StatusOr<std::unique_ptr<Policy>> ShinjukuPolicy::Create(const PolicyOptio
 
 std::string ShinjukuPolicy::StatsLine() const {
   const auto& sched = static_cast<const FifoCentralizedPolicy&>(*base_).scheduler();
-  std::string line = absl::StrFormat("qos_preemptions=%u ", sched.stats().qos_preemptions);
+  std::string line = absl::StrFormat("qos_preemptions=%u batch_below=%u ",
+                                     sched.stats().qos_preemptions, batch_below_);
   if (hints_ != nullptr) {
     const HintReaderStats& h = hints_->stats();
     absl::StrAppendFormat(&line, "hint_lookups=%u hint_found=%u hint_torn=%u ", h.lookups,

@@ -9,6 +9,11 @@
 //     one of its class or a higher one waits, and it goes to its class's tail;
 //   - every placement is a transaction: the rings (the fast path) run entries
 //     in push order, which a class that jumps the queue would break.
+// Shenango-style sharing (`PolicyOptions::batch_below`, --batch-below=Q): the
+// classes below Q are a batch application's, which gets every CPU the
+// latency-critical classes leave idle and gives each one back the moment one
+// of theirs waits (the rule above); batch threads take turns every
+// kBatchSlice, not every slice, since nothing latency-critical waits for them.
 // Threads with no work should block (not spin), or the kernel's stall rule
 // applies: a thread held runnable longer than the watchdog runs through the
 // class's fallback (docs/OPERATING.md, "Shinjuku").
@@ -33,6 +38,8 @@ class ShinjukuPolicy : public Policy {
   // The slice when the caller gives none (ghost-agent and ghost-sim without
   // --slice-us): the paper's.
   static constexpr absl::Duration kDefaultSlice = absl::Microseconds(30);
+  // Batch threads' turns among themselves (at least the slice).
+  static constexpr absl::Duration kBatchSlice = absl::Milliseconds(20);
   // A hint table that cannot be opened: InvalidArgument, one line.
   static absl::StatusOr<std::unique_ptr<Policy>> Create(const PolicyOptions& opts,
                                                         Enclave& enclave);
@@ -46,6 +53,7 @@ class ShinjukuPolicy : public Policy {
   ShinjukuPolicy() = default;
   std::unique_ptr<HintReader> hints_;  // null: no table, every thread in class 0
   std::unique_ptr<Policy> base_;       // the centralized scheduler, deciding by class
+  uint32_t batch_below_ = 0;      // PolicyOptions::batch_below (0: no sharing)
 };
 
 }  // namespace ghost

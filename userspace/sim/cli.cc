@@ -96,6 +96,14 @@ const std::vector<FlagSpec>& Flags() {
               "shinjuku: a hint table (docs/HINTS.md) for the simulated threads (thread i's "
               "kernel tid is i + 1000); empty: every thread in class 0",
               &SimOptions::hints),
+      SimFlag("worker-qos",
+              "shinjuku: the RPC application gives its workers this QoS class in a hint table "
+              "of its own (batch threads: none, class 0); 0: no table",
+              &SimOptions::worker_qos),
+      SimFlag("batch-below",
+              "shinjuku: Shenango-style sharing: QoS classes below this one are batch, taking "
+              "idle CPUs in turns of 20 ms and giving them back at once; 0: off",
+              &SimOptions::batch_below),
       CliFlag("format", "text, csv or json", &CliOptions::format),
       CliFlag("sweep", "comma-separated loads: print a load-vs-latency table", &CliOptions::sweep),
   };

@@ -1,5 +1,6 @@
 #include "userspace/sim/simulation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -11,6 +12,7 @@
 #include "userspace/ring_config.h"
 #include "absl/strings/strip.h"
 #include "userspace/enclave.h"
+#include "userspace/hints/hint_table.h"
 #include "userspace/policy.h"
 #include "userspace/policies/registry.h"
 #include "userspace/sim/baseline.h"
@@ -70,6 +72,21 @@ absl::Status ValidateSimOptions(const SimOptions& o) {
                                                    absl::StrJoin(AllPolicyNames(), ", "), ")"));
   }
   if (absl::Status s = CheckHintsFor(o.policy, o.hints); !s.ok()) return s;
+  if (o.worker_qos < 0 || o.worker_qos > UINT32_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--worker-qos=%d is not a QoS class (0..%u)", o.worker_qos, UINT32_MAX));
+  }
+  if (o.worker_qos != 0) {
+    if (!o.hints.empty()) {
+      return absl::InvalidArgumentError(
+          "--worker-qos makes the application's own hint table: not with --hints");
+    }
+    if (!CheckHintsFor(o.policy, "a table").ok()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--worker-qos makes a hint table for a policy that reads one (not %s)", o.policy));
+    }
+  }
+  if (absl::Status s = CheckBatchBelowFor(o.policy, o.batch_below); !s.ok()) return s;
   absl::StatusOr<Topology> topo = Topology::Preset(o.machine);
   if (!topo.ok()) return topo.status();
   if (!Contains(WorkloadNames(), o.workload)) {
@@ -166,6 +183,15 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
   std::unique_ptr<Policy> policy;
   Spawner spawn;
   CpuList worker_cpus = *cpus;
+  // --worker-qos: the RPC application's hint table, made before the policy
+  // that reads it.
+  std::unique_ptr<HintWriter> app_hints;
+  if (o.worker_qos != 0) {
+    absl::StatusOr<std::unique_ptr<HintWriter>> h =
+        HintWriter::Create({.entries = std::min<uint32_t>(GHOST_HINT_MAX_ENTRIES, GHOST_MAX_THREADS)});
+    if (!h.ok()) return h.status();
+    app_hints = std::move(*h);
+  }
   if (BaselineClass::IsBaseline(o.policy)) {
     absl::StatusOr<std::unique_ptr<BaselineClass>> b =
         BaselineClass::Create(o.policy, machine, *cpus, costs.context_switch_ns);
@@ -198,7 +224,8 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
     po.deep_rings = *ParseRingDepth(o.ring_depth);     // checked above
     po.agent_sleep = absl::Microseconds(o.agent_sleep_us);
     po.ring_sizes = *ParseRingSizes(o.ring_size);  // checked above
-    po.hints = o.hints;
+    po.hints = app_hints ? app_hints->path() : o.hints;
+    po.batch_below = static_cast<uint32_t>(o.batch_below);
     absl::StatusOr<std::unique_ptr<Policy>> p = MakePolicy(po, *enclave);
     if (!p.ok()) return p.status();
     policy = std::move(*p);
@@ -222,6 +249,22 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
     const EnclaveId eid = enclave->id();
     spawn = [ks, eid](uint8_t kind, uint32_t owner, bool runnable, uint64_t burst) {
       return ks->SpawnThread(eid, kind, owner, runnable, burst);
+    };
+  }
+  absl::Status hint_status;  // the first entry the application could not make
+  if (app_hints) {
+    // A worker's entry is there as it starts (the agent reads it later in
+    // simulated time); kernel tids are thread index + 1000.
+    spawn = [inner = std::move(spawn), w = app_hints.get(), &hint_status,
+             qos = static_cast<uint32_t>(o.worker_qos)](uint8_t kind, uint32_t owner,
+                                                       bool runnable, uint64_t burst) {
+      const int t = inner(kind, owner, runnable, burst);
+      if (t >= 0 && kind == kWorkerThread) {
+        if (absl::StatusOr<uint32_t> e = w->Add(t + 1000, {.qos = qos}); !e.ok()) {
+          hint_status.Update(e.status());
+        }
+      }
+      return t;
     };
   }
   const int nworkers = worker_cpus.Size();
@@ -250,6 +293,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
   machine.SetWorkload(w->get());
   machine.RunUntil(duration_ns);
   machine.Finish();
+  if (!hint_status.ok()) return hint_status;
   if (trace) {
     if (absl::Status s = trace->Close(); !s.ok()) return s;
   }

@@ -49,6 +49,11 @@ struct SimOptions {
   std::string ring_size = "256";             // --ring-size: N or NODE:N,...
   int64_t queue_bytes = 256 * 1024;          // --queue-bytes: message queue size
   std::string hints;                         // --hints: shinjuku's hint table
+  // --worker-qos: the simulated RPC application makes its own hint table and
+  // gives each of its workers this QoS class as it starts them (batch threads
+  // make no entry: class 0); 0: no table (or the one --hints names).
+  int64_t worker_qos = 0;
+  int64_t batch_below = 0;                   // --batch-below: shinjuku's sharing
 };
 
 // Every check on the options: one clear message for the first problem.
