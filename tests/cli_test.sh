@@ -38,7 +38,7 @@ expect "ring-steal=yes: want on or off" ghost-agent --ring-steal=yes
 expect "pinned-push=yes: want on or off" ghost-agent --pinned-push=yes
 expect "agent-sleep-us=-1 is out of range (0..1000000)" ghost-agent --agent-sleep-us=-1
 expect "ring-depth=deep: want idle or all" ghost-agent --ring-depth=deep
-expect "hints is read by --policy=shinjuku only (not fifo-centralized)" ghost-agent --hints=/tmp/t
+expect "hints is read by --policy=shinjuku and edf only (not fifo-centralized)" ghost-agent --hints=/tmp/t
 expect "hints: hint table /no/such/table: " ghost-agent --policy=shinjuku --hints=/no/such/table
 expect "hints: hint table /etc/passwd: not a sealed memfd" ghost-agent --policy=shinjuku --hints=/etc/passwd
 expect "batch-below is --policy=shinjuku's sharing (not fifo-per-cpu)" ghost-agent --policy=fifo-per-cpu --batch-below=2

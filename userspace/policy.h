@@ -18,6 +18,14 @@
 
 namespace ghost {
 
+// What a thread's hints rank it by (PolicyOptions::rank).
+struct ThreadRank {
+  static constexpr uint64_t kNoDeadline = ~0ULL;
+  uint32_t qos = 0;                     // higher runs first
+  uint64_t deadline_ns = kNoDeadline;   // the policy's clock (CLOCK_MONOTONIC for real threads)
+  bool operator==(const ThreadRank&) const = default;
+};
+
 struct PolicyOptions {
   std::string name;                             // "fifo-per-cpu", "fifo-centralized"
   // A thread that has run this long is preempted when another waits for its
@@ -60,14 +68,16 @@ struct PolicyOptions {
   // all there is to decide), with no round trip (bpf/progs/pinned.bpf.h,
   // docs/FAST_PATH.md "Threads pinned to one CPU").
   bool pinned_push = true;
-  // Centralized scheduler: the QoS class of the thread whose kernel thread id
-  // is `pid` (TASK_NEW's; higher runs first; a thread of a higher class that
-  // waits takes the CPU of a lower one at once; a slice ends only for a
-  // thread of the same class or a higher one). Read whenever the thread is
-  // queued; a thread whose pid is unknown is in class 0. Empty: one class,
-  // the plain FIFO.
-  std::function<uint32_t(uint32_t pid)> qos;
-  // Centralized scheduler with `qos`: classes below this one are a batch
+  // Centralized scheduler: how the thread whose kernel thread id is `pid`
+  // (TASK_NEW's) ranks: its QoS class (higher runs first; a thread of a
+  // higher class that waits takes the CPU of a lower one at once; a slice
+  // ends only for a thread of the same class or a higher one) and, within its
+  // class, its deadline (earliest first; none: after every deadline, first
+  // come first served; no preemption for one). Read whenever the thread is
+  // queued and every millisecond while it waits or runs; a thread whose pid
+  // is unknown ranks {0, no deadline}. Empty: one class, the plain FIFO.
+  std::function<ThreadRank(uint32_t pid)> rank;
+  // Centralized scheduler with `rank`: classes below this one are a batch
   // application's (Shinjuku's Shenango-style sharing): they run on the CPUs
   // no higher class wants, yield them at once to a higher class (as every
   // class does), and take turns among themselves every `batch_slice`, not

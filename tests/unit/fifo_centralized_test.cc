@@ -79,6 +79,29 @@ TEST(FifoRunqueueTest, ClassesInOrderFirstComeFirstServedWithin) {
             (std::vector<Tid>{14, 11, 12, 13}));
 }
 
+TEST(FifoRunqueueTest, DeadlinesEarliestFirstWithinAClass) {
+  std::map<Tid, FifoTask> t;
+  auto task = [&](Tid tid, uint32_t qos, uint64_t deadline) -> FifoTask& {
+    FifoTask& x = t[tid];
+    x.tid = tid;
+    x.qos = qos;
+    x.deadline_ns = deadline;
+    return x;
+  };
+  constexpr uint64_t kNone = ThreadRank::kNoDeadline;
+  FifoRunqueue q;
+  q.PushBack(task(1, 1, kNone));
+  q.PushBack(task(2, 1, 300));
+  q.PushBack(task(3, 1, 100));
+  q.PushBack(task(4, 1, 300));  // behind the other 300
+  q.PushBack(task(5, 0, 50));   // an earlier deadline of a lower class: after
+  q.PushBack(task(6, 2, kNone));
+  q.PushFront(task(7, 1, 300));  // keeps its turn: ahead of the other 300s
+  q.PushBack(task(8, 1, kNone));  // no deadline: after every deadline, FIFO
+  EXPECT_EQ(std::vector<Tid>(q.tids().begin(), q.tids().end()),
+            (std::vector<Tid>{6, 3, 7, 2, 4, 1, 8, 5}));
+}
+
 TEST_F(FifoCentralizedTest, OneGlobalAgentOnTheDefaultQueue) {
   Start(4);
   EXPECT_TRUE(agent_->global());

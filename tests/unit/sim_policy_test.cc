@@ -188,16 +188,19 @@ struct QosRig {
   std::unique_ptr<HintWriter> hints = *HintWriter::Create({});
   Hogs w;
   PolicyRig r;
-  QosRig(const std::string& preset, absl::Duration slice, uint32_t batch_below = 0) {
-    r = MakeRig("shinjuku", preset, &w, slice, hints->path(), batch_below);
+  QosRig(const std::string& preset, absl::Duration slice, uint32_t batch_below = 0,
+         const std::string& policy = "shinjuku") {
+    r = MakeRig(policy, preset, &w, slice, hints->path(), batch_below);
     // As RunSimulation does: the global agent looks when a slice ends.
     r.ks->SetGlobalAgentPollAfterStart(absl::ToInt64Nanoseconds(slice));
   }
-  // A thread of `qos` (nullopt: no entry) that runs `burst_ns` once.
-  int Spawn(std::optional<uint32_t> qos, uint64_t burst_ns, bool runnable = true) {
+  // A thread of `qos` (nullopt: no entry) that runs `burst_ns` once; with
+  // `deadline_ns`, its entry has that deadline (the simulator's clock).
+  int Spawn(std::optional<uint32_t> qos, uint64_t burst_ns, bool runnable = true,
+            std::optional<uint64_t> deadline_ns = std::nullopt) {
     const int t = r.ks->SpawnThread(r.enclave->id(), 0, 0, false, burst_ns);
     if (qos.has_value()) {
-      EXPECT_TRUE(hints->Add(t + 1000, {.qos = *qos}).ok());
+      EXPECT_TRUE(hints->Add(t + 1000, {.qos = *qos, .deadline_ns = deadline_ns}).ok());
     }
     if (runnable) r.machine->Wake(t, -1);
     return t;
@@ -320,6 +323,35 @@ TEST(SimPolicyTest, ShinjukuSharingGivesBatchTheIdleCpusAndKeepsTheTail) {
   EXPECT_GT(one_class->latency.p99_ns, 3 * alone->latency.p99_ns);
 }
 
+TEST(SimPolicyTest, EdfRunsEarliestDeadlineFirstWithinAClass) {
+  // One CPU, no slice (edf's default). A class-1 hog with the latest deadline
+  // holds it; four class-1 threads wake with deadlines in the reverse of
+  // their wake order, one with none, and one class-2 thread with no
+  // deadline. An earlier deadline takes nothing; the class-2 thread takes
+  // the CPU at once; from then on the class-1 threads run earliest deadline
+  // first (the displaced hog too, by its late one), the one with none last.
+  QosRig q("flat2", absl::ZeroDuration(), 0, "edf");
+  const int hog = q.Spawn(1, 5'000'000, true, 900'000'000);
+  q.r.machine->RunUntil(100'000);
+  std::vector<int> due;  // wake order; deadlines 400, 300, 200, 100 ms
+  const int none = q.Spawn(1, 100'000);
+  for (uint64_t d : {400, 300, 200, 100}) due.push_back(q.Spawn(1, 100'000, true, d * 1'000'000));
+  q.r.machine->RunUntil(1'000'000);
+  EXPECT_FALSE(q.w.first_run_ns.count(due[3])) << "an earlier deadline preempted";
+  const int hi = q.Spawn(2, 100'000);
+  q.r.machine->RunUntil(100'000'000);
+  EXPECT_LT(q.FirstRun(hi), 1'200'000u) << "a higher class waited";
+  for (size_t i = 0; i + 1 < due.size(); i++) {
+    EXPECT_GT(q.FirstRun(due[i]), q.FirstRun(due[i + 1])) << "deadline order, " << i;
+  }
+  EXPECT_GT(q.FirstRun(none), q.FirstRun(due[0])) << "no deadline ran before a deadline";
+  due.push_back(hog);
+  due.push_back(none);
+  due.push_back(hi);
+  for (int t : due) EXPECT_EQ(q.r.machine->thread(t).state, ThreadState::kBlocked) << t;
+  EXPECT_EQ(q.r.ks->stats().fallback_runs, 0u);
+}
+
 TEST(SimPolicyTest, ShinjukuRefusesBadOptions) {
   Hogs w;
   Machine m(*Topology::Preset("flat2"), 1);
@@ -345,6 +377,15 @@ TEST(SimPolicyTest, ShinjukuRefusesBadOptions) {
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find("--batch-below is --policy=shinjuku's sharing"),
             std::string::npos)
+      << p.status();
+  PolicyOptions edf{.name = "edf"};
+  edf.batch_below = 1;  // sharing is Shinjuku's
+  EXPECT_FALSE(MakePolicy(edf, *e).ok());
+  edf.batch_below = 0;
+  edf.fast_path = PolicyOptions::FastPath::kOn;
+  p = MakePolicy(edf, *e);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("edf places every thread by transaction"), std::string::npos)
       << p.status();
   fifo.batch_below = 0;
   fifo.hints = "/no/such/table";

@@ -107,7 +107,11 @@ void FifoCentralizedScheduler::Enqueue(FifoTask& t, bool front) {
     return;
   }
   if (!t.Waiting()) return;
-  if (opts_.qos) t.qos = t.pid != 0 ? opts_.qos(t.pid) : 0;
+  if (opts_.rank) {
+    const ThreadRank r = t.pid != 0 ? opts_.rank(t.pid) : ThreadRank{};
+    t.qos = r.qos;
+    t.deadline_ns = r.deadline_ns;
+  }
   if (front) {
     fifo_.PushFront(t);
   } else {
@@ -268,9 +272,10 @@ void FifoCentralizedScheduler::RefreshQos(uint64_t now) {
   if (qos_read_ns_ != 0 && now >= qos_read_ns_ && now - qos_read_ns_ < kQosRereadNs) return;
   qos_read_ns_ = now;
   auto read = [&](FifoTask& t) {
-    const uint32_t q = t.pid != 0 ? opts_.qos(t.pid) : 0;
-    const bool changed = q != t.qos;
-    t.qos = q;
+    const ThreadRank r = t.pid != 0 ? opts_.rank(t.pid) : ThreadRank{};
+    const bool changed = r.qos != t.qos || r.deadline_ns != t.deadline_ns;
+    t.qos = r.qos;
+    t.deadline_ns = r.deadline_ns;
     return changed;
   };
   for (auto& [cpu, c] : cpus_) {
@@ -575,10 +580,10 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
     if (c.req_active || c.current != GHOST_TID_NONE || !Usable(c, now)) continue;
     if (FifoTask* t = TakeFor(cpu, now, /*narrow_only=*/fast_path())) open(c, *t, 0);
   }
-  // QoS classes (PolicyOptions::qos): a waiting thread of a higher class than
+  // QoS classes (PolicyOptions::rank): a waiting thread of a higher class than
   // a running one takes its CPU at once, the lowest class's CPU first; the
   // thread it displaces keeps its turn (the head of its class).
-  if (opts_.qos && !fifo_.Empty()) {
+  if (opts_.rank && !fifo_.Empty()) {
     RefreshQos(now);
     std::vector<Cpu*> running;
     for (auto& [cpu, c] : cpus_) {
@@ -609,7 +614,7 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
     const uint64_t batch_slice_ns = absl::ToInt64Nanoseconds(opts_.batch_slice);
     for (auto& [cpu, c] : cpus_) {
       if (c.req_active || c.current == GHOST_TID_NONE || !Usable(c, now)) continue;
-      const bool batch = opts_.qos && RunningQos(c) < opts_.batch_below;
+      const bool batch = opts_.rank && RunningQos(c) < opts_.batch_below;
       const uint64_t s = batch ? batch_slice_ns : slice_ns;
       if (now < c.run_start_ns || now - c.run_start_ns < s) continue;
       FifoTask* t = fast_path() ? TakeFromRing(cpu, now) : nullptr;

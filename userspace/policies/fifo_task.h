@@ -15,6 +15,7 @@
 #include "userspace/cpu_list.h"
 #include "userspace/kernel_side.h"
 #include "userspace/message.h"
+#include "userspace/policy.h"
 #include <string>
 
 #include "absl/status/status.h"
@@ -72,10 +73,12 @@ struct FifoTask {
   bool ring_left = false;
   bool ring_revoke_lost = false;
   int last_cpu = -1;  // where it last ran (node preference)
-  // Its class (PolicyOptions::qos; higher runs first), as last read: when
-  // queued, and every millisecond while it waits or runs. The runqueue's
-  // order, and what a slice's end or a waiting thread compares with.
+  // Its class (PolicyOptions::rank; higher runs first) and deadline within
+  // it (earliest first), as last read: when queued, and every millisecond
+  // while it waits or runs. The runqueue's order; the class is what a
+  // slice's end or a waiting thread compares with.
   uint32_t qos = 0;
+  uint64_t deadline_ns = ThreadRank::kNoDeadline;
   // Diagnostics: its last transaction's result, and failures since it last
   // committed.
   uint32_t last_result = GHOST_TXN_COMMITTED;
@@ -105,10 +108,11 @@ struct FifoTask {
     return absl::StrFormat(
         "tid=%d seq=%u runnable=%d on_cpu=%d inflight_cpu=%d queued=%d owner=%d queue=%d "
         "affinity=%s refused=%s ring_node=%d ring_pos=%u ring_seq=%u last_result=%u "
-        "failed_commits=%u class_held=%d pid=%u qos=%u",
+        "failed_commits=%u class_held=%d pid=%u qos=%u deadline=%d",
         tid, seq, runnable, on_cpu, inflight_cpu, queued, owner, queue, affinity.ToString(),
         refused.ToString(), ring_node, ring_pos, ring_seq, last_result, failed_commits,
-        class_held, pid, qos) +
+        class_held, pid, qos,
+        deadline_ns == ThreadRank::kNoDeadline ? -1 : static_cast<int64_t>(deadline_ns)) +
            History();
   }
   // " history: msg 3/41@1 commit 1/41 result 1@1 ...": msg type/seq@cpu,
@@ -342,26 +346,29 @@ inline std::vector<FifoTask*> HandOverToClass(KernelSide& kernel, FifoTaskTable&
   return taken;
 }
 
-// Waiting threads in order: by QoS class, highest first (FifoTask::qos as
-// it was when queued), and first come first served within a class; a task
-// is in at most one. With one class
-// (the FIFOs: every qos 0) it is a plain FIFO.
+// Waiting threads in order: by QoS class, highest first, then by deadline,
+// earliest first (FifoTask::qos and deadline_ns as they were when queued),
+// and first come first served among equals; a task is in at most one. With
+// one class and no deadlines (the FIFOs) it is a plain FIFO.
 class FifoRunqueue {
  public:
-  // At the tail of its class.
+  // Behind every thread of its class with the same or an earlier deadline.
   void PushBack(FifoTask& t) {
     if (t.queued) return;
-    // qos_ is non-increasing: the first position of a lower class.
-    auto pos = std::partition_point(qos_.begin(), qos_.end(),
-                                    [&](uint32_t q) { return q >= t.qos; });
-    Insert(pos - qos_.begin(), t);
+    // ranks_ is sorted: class down, then deadline up.
+    auto pos = std::partition_point(ranks_.begin(), ranks_.end(), [&](const ThreadRank& r) {
+      return r.qos > t.qos || (r.qos == t.qos && r.deadline_ns <= t.deadline_ns);
+    });
+    Insert(pos - ranks_.begin(), t);
   }
-  // At the head of its class (it keeps its turn).
+  // Ahead of every thread of its class with the same or a later deadline (it
+  // keeps its turn).
   void PushFront(FifoTask& t) {
     if (t.queued) return;
-    auto pos = std::partition_point(qos_.begin(), qos_.end(),
-                                    [&](uint32_t q) { return q > t.qos; });
-    Insert(pos - qos_.begin(), t);
+    auto pos = std::partition_point(ranks_.begin(), ranks_.end(), [&](const ThreadRank& r) {
+      return r.qos > t.qos || (r.qos == t.qos && r.deadline_ns < t.deadline_ns);
+    });
+    Insert(pos - ranks_.begin(), t);
   }
   void Remove(FifoTask& t) {
     if (!t.queued) return;
@@ -372,23 +379,23 @@ class FifoRunqueue {
   void RemoveTid(Tid tid) {
     auto it = std::find(q_.begin(), q_.end(), tid);
     if (it == q_.end()) return;
-    qos_.erase(qos_.begin() + (it - q_.begin()));
+    ranks_.erase(ranks_.begin() + (it - q_.begin()));
     q_.erase(it);
   }
   bool Empty() const { return q_.empty(); }
   size_t Size() const { return q_.size(); }
   const std::deque<Tid>& tids() const { return q_; }
   // The class of the thread at the head (0 when empty).
-  uint32_t HeadQos() const { return qos_.empty() ? 0 : qos_.front(); }
+  uint32_t HeadQos() const { return ranks_.empty() ? 0 : ranks_.front().qos; }
 
  private:
   void Insert(ptrdiff_t at, FifoTask& t) {
     q_.insert(q_.begin() + at, t.tid);
-    qos_.insert(qos_.begin() + at, t.qos);
+    ranks_.insert(ranks_.begin() + at, ThreadRank{.qos = t.qos, .deadline_ns = t.deadline_ns});
     t.queued = true;
   }
   std::deque<Tid> q_;
-  std::deque<uint32_t> qos_;  // q_[i]'s class; non-increasing
+  std::deque<ThreadRank> ranks_;  // q_[i]'s rank when queued
 };
 
 }  // namespace ghost

@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "userspace/policies/edf.h"
 #include "userspace/policies/fifo_centralized.h"
 #include "userspace/policies/fifo_per_cpu.h"
 #include "userspace/policies/shinjuku.h"
@@ -12,18 +13,23 @@
 namespace ghost {
 
 std::vector<std::string> PolicyNames() {
-  return {FifoPerCpuPolicy::kName, FifoCentralizedPolicy::kName, ShinjukuPolicy::kName};
+  return {FifoPerCpuPolicy::kName, FifoCentralizedPolicy::kName, ShinjukuPolicy::kName,
+          EdfPolicy::kName};
 }
 
 absl::Duration DefaultSlice(const std::string& policy) {
   if (policy == ShinjukuPolicy::kName) return ShinjukuPolicy::kDefaultSlice;
+  if (policy == EdfPolicy::kName) return EdfPolicy::kDefaultSlice;
   return absl::Milliseconds(20);  // sched_ext's own (docs/BENCHMARKS.md, "Slices by default")
 }
 
 absl::Status CheckHintsFor(const std::string& policy, const std::string& hints) {
-  if (hints.empty() || policy == ShinjukuPolicy::kName) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "--hints is read by --policy=%s only (not %s)", ShinjukuPolicy::kName, policy));
+  if (hints.empty() || policy == ShinjukuPolicy::kName || policy == EdfPolicy::kName) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrFormat("--hints is read by --policy=%s and %s only (not %s)",
+                      ShinjukuPolicy::kName, EdfPolicy::kName, policy));
 }
 
 absl::Status CheckBatchBelowFor(const std::string& policy, int64_t batch_below) {
@@ -57,6 +63,9 @@ absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(const PolicyOptions& opts,
   }
   if (o.name == ShinjukuPolicy::kName) {
     return ShinjukuPolicy::Create(o, enclave);
+  }
+  if (o.name == EdfPolicy::kName) {
+    return EdfPolicy::Create(o, enclave);
   }
   return absl::InvalidArgumentError(absl::StrFormat(
       "unknown policy '%s' (known: %s)", opts.name,

@@ -21,7 +21,7 @@ std::vector<std::string> PolicyNames();
 absl::Duration DefaultSlice(const std::string& policy);
 
 // A hint table (--hints) is for a policy that reads one: InvalidArgument
-// ("--hints is read by --policy=shinjuku only (not X)") when `hints` is set
+// ("--hints is read by --policy=shinjuku and edf only (not X)") when `hints` is set
 // for another.
 absl::Status CheckHintsFor(const std::string& policy, const std::string& hints);
 

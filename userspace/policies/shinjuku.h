@@ -9,6 +9,7 @@
 //     one of its class or a higher one waits, and it goes to its class's tail;
 //   - every placement is a transaction: the rings (the fast path) run entries
 //     in push order, which a class that jumps the queue would break.
+// Reading the table and the rest it shares with EDF: HintedPolicy (hinted.h).
 // Shenango-style sharing (`PolicyOptions::batch_below`, --batch-below=Q): the
 // classes below Q are a batch application's, which gets every CPU the
 // latency-critical classes leave idle and gives each one back the moment one
@@ -21,18 +22,15 @@
 #define GHOST_SCX_USERSPACE_POLICIES_SHINJUKU_H_
 
 #include <memory>
-#include <string>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "userspace/enclave.h"
-#include "userspace/hints/hint_table.h"
 #include "userspace/policy.h"
 
 namespace ghost {
 
-class ShinjukuPolicy : public Policy {
+class ShinjukuPolicy {
  public:
   static constexpr const char* kName = "shinjuku";
   // The slice when the caller gives none (ghost-agent and ghost-sim without
@@ -43,17 +41,6 @@ class ShinjukuPolicy : public Policy {
   // A hint table that cannot be opened: InvalidArgument, one line.
   static absl::StatusOr<std::unique_ptr<Policy>> Create(const PolicyOptions& opts,
                                                         Enclave& enclave);
-
-  std::vector<Agent*> agents() override { return base_->agents(); }
-  const char* name() const override { return kName; }
-  std::string StatsLine() const override;
-  std::string DescribeThread(Tid tid) const override { return base_->DescribeThread(tid); }
-
- private:
-  ShinjukuPolicy() = default;
-  std::unique_ptr<HintReader> hints_;  // null: no table, every thread in class 0
-  std::unique_ptr<Policy> base_;       // the centralized scheduler, deciding by class
-  uint32_t batch_below_ = 0;      // PolicyOptions::batch_below (0: no sharing)
 };
 
 }  // namespace ghost
