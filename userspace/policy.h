@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "userspace/agent.h"
+#include "userspace/cpu_list.h"
 #include "userspace/enclave.h"
 #include "userspace/ring_config.h"
 
@@ -84,6 +85,13 @@ struct PolicyOptions {
   // every `slice`. 0: no batch classes.
   uint32_t batch_below = 0;
   absl::Duration batch_slice = absl::Milliseconds(20);
+  // Centralized scheduler: each waiting thread, oldest first, goes to the
+  // idle CPU nearest the one it last ran on (that CPU, then an SMT sibling
+  // of it per `siblings`, then any), instead of each idle CPU taking the
+  // oldest thread (SOL).
+  bool prefer_last_cpu = false;
+  // The SMT siblings of a CPU, itself included (empty: none known).
+  std::function<CpuList(int cpu)> siblings;
   // Shinjuku: the hint table (docs/HINTS.md) its threads' QoS classes come
   // from, as HintWriter::path() names it; empty: every thread in class 0.
   std::string hints;

@@ -53,7 +53,7 @@ class PolicyTest : public ::testing::Test {
 
 TEST_F(PolicyTest, KnowsItsNames) {
   EXPECT_EQ(PolicyNames(),
-            (std::vector<std::string>{"fifo-per-cpu", "fifo-centralized", "shinjuku", "edf"}));
+            (std::vector<std::string>{"fifo-per-cpu", "fifo-centralized", "shinjuku", "edf", "sol"}));
   for (const std::string& name : PolicyNames()) {
     auto p = MakePolicy({.name = name}, *enclave_);
     ASSERT_TRUE(p.ok()) << name << ": " << p.status();
@@ -66,7 +66,7 @@ TEST_F(PolicyTest, UnknownNameSaysWhatIsKnown) {
   auto p = MakePolicy({.name = "x"}, *enclave_);
   EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(p.status().message(),
-            "unknown policy 'x' (known: fifo-per-cpu, fifo-centralized, shinjuku, edf)");
+            "unknown policy 'x' (known: fifo-per-cpu, fifo-centralized, shinjuku, edf, sol)");
 }
 
 TEST_F(PolicyTest, RejectsBadOptions) {

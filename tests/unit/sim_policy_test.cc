@@ -50,11 +50,11 @@ struct PolicyRig {
   std::unique_ptr<Policy> policy;
 };
 
-PolicyRig MakeRig(const std::string& policy, const std::string& preset, Workload* w,
+PolicyRig MakeRig(const std::string& policy, const Topology& topo, Workload* w,
                   absl::Duration slice = absl::ZeroDuration(), const std::string& hints = "",
                   uint32_t batch_below = 0) {
   PolicyRig r;
-  r.machine = std::make_unique<Machine>(*Topology::Preset(preset), 1);
+  r.machine = std::make_unique<Machine>(topo, 1);
   r.ks = std::make_unique<SimKernelSide>(*r.machine, CostModel::Paper());
   r.machine->SetWorkload(w);
   r.enclave = *Enclave::Create(*r.ks, {.cpus = r.machine->topology().all_cpus()});
@@ -62,6 +62,7 @@ PolicyRig MakeRig(const std::string& policy, const std::string& preset, Workload
   PolicyOptions o{.name = policy, .slice = slice, .clock = [ks] { return ks->Clock(); }};
   o.hints = hints;
   o.batch_below = batch_below;
+  o.siblings = [m = r.machine.get()](int cpu) { return m->topology().siblings(cpu); };
   r.policy = *MakePolicy(o, *r.enclave);
   for (Agent* a : r.policy->agents()) {
     EXPECT_TRUE(r.ks->RegisterAgent({.cpu = a->cpu(), .global = a->global(), .queue = a->queue(),
@@ -70,6 +71,12 @@ PolicyRig MakeRig(const std::string& policy, const std::string& preset, Workload
                     .ok());
   }
   return r;
+}
+
+PolicyRig MakeRig(const std::string& policy, const std::string& preset, Workload* w,
+                  absl::Duration slice = absl::ZeroDuration(), const std::string& hints = "",
+                  uint32_t batch_below = 0) {
+  return MakeRig(policy, *Topology::Preset(preset), w, slice, hints, batch_below);
 }
 
 TEST(SimPolicyTest, CentralizedFifoRunsThreadsInWakeOrder) {
@@ -350,6 +357,41 @@ TEST(SimPolicyTest, EdfRunsEarliestDeadlineFirstWithinAClass) {
   due.push_back(hi);
   for (int t : due) EXPECT_EQ(q.r.machine->thread(t).state, ThreadState::kBlocked) << t;
   EXPECT_EQ(q.r.ks->stats().fallback_runs, 0u);
+}
+
+TEST(SimPolicyTest, SolPlacesOnTheLastCpuThenItsSmtSibling) {
+  // 3 cores x SMT2: CPUs c and c + 3 share a core; the agent has CPU 0. A
+  // runs on CPU 1 and blocks; a hog with no last CPU takes CPU 1 (the lowest
+  // idle one); when A wakes again it goes to CPU 4, CPU 1's sibling, not to
+  // CPU 2 (the lowest idle one, where the centralized FIFO puts it), and the
+  // next time it stays there.
+  for (const std::string policy : {"sol", "fifo-centralized"}) {
+    SCOPED_TRACE(policy);
+    WakeScript w;
+    const Topology topo =
+        *Topology::FromShape({.packages = 1, .cores_per_package = 3, .threads_per_core = 2});
+    PolicyRig r = MakeRig(policy, topo, &w);
+    const int a = r.ks->SpawnThread(r.enclave->id(), 0, 0, false, 10'000);
+    const int hog = r.ks->SpawnThread(r.enclave->id(), 0, 1, false, 50'000'000);
+    w.wakes = {{0, a}, {1'000'000, hog}, {2'000'000, a}, {3'000'000, a}};
+    std::vector<int> cpus;  // where A ran, at each wake-up
+    for (uint64_t at : {500'000u, 1'500'000u, 2'500'000u, 3'500'000u}) {
+      r.machine->RunUntil(at);
+      if (at == 1'500'000u) {
+        EXPECT_EQ(r.machine->thread(hog).cpu, 1);
+      } else {
+        cpus.push_back(r.machine->thread(a).cpu);
+      }
+    }
+    if (policy == "sol") {
+      EXPECT_EQ(cpus, (std::vector<int>{1, 4, 4}));
+      EXPECT_NE(r.policy->StatsLine().find("placed_last_cpu=1 placed_sibling=1 placed_elsewhere=2"),
+                std::string::npos)
+          << r.policy->StatsLine();
+    } else {
+      EXPECT_EQ(cpus, (std::vector<int>{1, 2, 2})) << "the FIFO's placement changed";
+    }
+  }
 }
 
 TEST(SimPolicyTest, ShinjukuRefusesBadOptions) {

@@ -33,6 +33,7 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,6 +61,7 @@
 #include "userspace/message.h"
 #include "userspace/ring_config.h"
 #include "userspace/run_request.h"
+#include "userspace/topology.h"
 
 ABSL_FLAG(std::string, policy, "fifo-centralized",
           "Scheduling policy: fifo-centralized, fifo-per-cpu, shinjuku (centralized, preemptive, "
@@ -426,6 +428,15 @@ int main(int argc, char** argv) {
   policy_opts.deep_rings = *deep_rings;
   policy_opts.pinned_push = *pinned_push;
   policy_opts.hints = absl::GetFlag(FLAGS_hints);
+  // SMT siblings for sol's placement; a machine whose sysfs cannot be read
+  // has none known (placement falls back to any idle CPU).
+  std::optional<ghost::Topology> topology;
+  if (absl::StatusOr<ghost::Topology> t = ghost::Topology::FromSysfs(); t.ok()) {
+    topology = std::move(*t);
+    policy_opts.siblings = [&topology](int cpu) {
+      return cpu < topology->num_cpus() ? topology->siblings(cpu) : ghost::CpuList{};
+    };
+  }
   policy_opts.batch_below = static_cast<uint32_t>(absl::GetFlag(FLAGS_batch_below));
   if (policy_name != "none") {
     absl::StatusOr<std::unique_ptr<ghost::Enclave>> e = ghost::Enclave::Create(**kernel, {

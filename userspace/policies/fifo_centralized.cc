@@ -575,10 +575,48 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
       if (FifoTask* v = tasks_.Find(c->current)) v->slice_preempted = true;
     }
   }
-  for (auto& [cpu, c] : cpus_) {
-    if (fifo_.Empty()) break;
-    if (c.req_active || c.current != GHOST_TID_NONE || !Usable(c, now)) continue;
-    if (FifoTask* t = TakeFor(cpu, now, /*narrow_only=*/fast_path())) open(c, *t, 0);
+  if (opts_.prefer_last_cpu) {
+    // Each waiting thread, oldest first, on the idle CPU nearest its last
+    // one (its caches): that CPU, an SMT sibling of it, then any.
+    CpuList idle;
+    for (auto& [cpu, c] : cpus_) {
+      if (!c.req_active && c.current == GHOST_TID_NONE && Usable(c, now)) idle.Set(cpu);
+    }
+    const std::vector<Tid> order(fifo_.tids().begin(), fifo_.tids().end());
+    for (Tid tid : order) {
+      if (idle.Empty()) break;
+      FifoTask* t = tasks_.Find(tid);
+      if (t == nullptr || !t->Waiting() || now < t->not_before_ns) continue;
+      auto free = [&](int c) { return c >= 0 && idle.IsSet(c) && t->AllowedOn(c); };
+      int pick = -1;
+      uint64_t* placed = &stats_.placed_elsewhere;
+      if (free(t->last_cpu)) {
+        pick = t->last_cpu;
+        placed = &stats_.placed_last_cpu;
+      } else if (t->last_cpu >= 0 && opts_.siblings) {
+        for (int s : opts_.siblings(t->last_cpu).ToVector()) {
+          if (!free(s)) continue;
+          pick = s;
+          placed = &stats_.placed_sibling;
+          break;
+        }
+      }
+      for (int c : pick < 0 ? idle.ToVector() : std::vector<int>{}) {
+        if (!free(c)) continue;
+        pick = c;
+        break;
+      }
+      if (pick < 0) continue;
+      fifo_.Remove(*t);
+      if (open(cpus_.at(pick), *t, 0)) ++*placed;
+      idle.Clear(pick);
+    }
+  } else {
+    for (auto& [cpu, c] : cpus_) {
+      if (fifo_.Empty()) break;
+      if (c.req_active || c.current != GHOST_TID_NONE || !Usable(c, now)) continue;
+      if (FifoTask* t = TakeFor(cpu, now, /*narrow_only=*/fast_path())) open(c, *t, 0);
+    }
   }
   // QoS classes (PolicyOptions::rank): a waiting thread of a higher class than
   // a running one takes its CPU at once, the lowest class's CPU first; the
@@ -1200,10 +1238,14 @@ std::string FifoCentralizedPolicy::StatsLine() const {
   return absl::StrFormat(
       "rounds_committed=%u commits=%u failed_commits=%u stale=%u preemptions=%u "
       "agent_cpu_commits=%u busy_cleared=%u wakeups_on_cpu=%u not_allowed_retries=%u "
-      "class_held=%u class_returned=%u handed_over=%u hand_over_refused=%u",
+      "class_held=%u class_returned=%u handed_over=%u hand_over_refused=%u%s",
       s.rounds_committed, s.commits, s.failed_commits, s.stale, s.preemptions,
       s.agent_cpu_commits, s.busy_cleared, s.wakeups_on_cpu, s.not_allowed_retries,
-      s.class_held, s.class_returned, s.handed_over, s.hand_over_refused) +
+      s.class_held, s.class_returned, s.handed_over, s.hand_over_refused,
+      sched_->options().prefer_last_cpu
+          ? absl::StrFormat(" placed_last_cpu=%u placed_sibling=%u placed_elsewhere=%u",
+                            s.placed_last_cpu, s.placed_sibling, s.placed_elsewhere)
+          : "") +
          sched_->FastPathStatsLine() +
          (s.last_wakeup_on_cpu.empty()
               ? ""

@@ -96,6 +96,7 @@ class FifoCentralizedScheduler : public Scheduler {
   // Fast path only: nothing waits in the FIFO and no transaction is out (the
   // rings and the class carry the wake-ups); with a slice, one slice.
   absl::Duration IdleFor(const Agent& agent) override;
+  const PolicyOptions& options() const { return opts_; }
 
   struct Stats {
     uint64_t rounds_committed = 0;  // Schedule() rounds that made a group commit
@@ -105,6 +106,8 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t not_allowed_retries = 0;  // NOT_ALLOWED on a thread's last usable CPU
     uint64_t preemptions = 0;       // slice preemptions committed
     uint64_t qos_preemptions = 0;   // a higher class's thread displaced a running one
+    // PolicyOptions::prefer_last_cpu: where waiting threads were placed.
+    uint64_t placed_last_cpu = 0, placed_sibling = 0, placed_elsewhere = 0;
     uint64_t agent_cpu_commits = 0; // committed to the agent's own CPU
     // WAKEUPs of threads we believed on a CPU (a missed off-CPU event).
     uint64_t wakeups_on_cpu = 0;
@@ -298,7 +301,10 @@ class FifoCentralizedPolicy : public Policy {
       const PolicyOptions& opts, Enclave& enclave);
 
   std::vector<Agent*> agents() override { return {agent_.get()}; }
-  const char* name() const override { return kName; }
+  // PolicyOptions::name when set (a policy that is this one configured: sol).
+  const char* name() const override {
+    return sched_->options().name.empty() ? kName : sched_->options().name.c_str();
+  }
   std::string StatsLine() const override;
   std::string DescribeThread(Tid tid) const override { return sched_->Describe(tid); }
   bool UsesRings() const override { return sched_->fast_path(); }

@@ -9,17 +9,19 @@
 #include "userspace/policies/fifo_centralized.h"
 #include "userspace/policies/fifo_per_cpu.h"
 #include "userspace/policies/shinjuku.h"
+#include "userspace/policies/sol.h"
 
 namespace ghost {
 
 std::vector<std::string> PolicyNames() {
   return {FifoPerCpuPolicy::kName, FifoCentralizedPolicy::kName, ShinjukuPolicy::kName,
-          EdfPolicy::kName};
+          EdfPolicy::kName, SolPolicy::kName};
 }
 
 absl::Duration DefaultSlice(const std::string& policy) {
   if (policy == ShinjukuPolicy::kName) return ShinjukuPolicy::kDefaultSlice;
   if (policy == EdfPolicy::kName) return EdfPolicy::kDefaultSlice;
+  if (policy == SolPolicy::kName) return SolPolicy::kDefaultSlice;
   return absl::Milliseconds(20);  // sched_ext's own (docs/BENCHMARKS.md, "Slices by default")
 }
 
@@ -66,6 +68,9 @@ absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(const PolicyOptions& opts,
   }
   if (o.name == EdfPolicy::kName) {
     return EdfPolicy::Create(o, enclave);
+  }
+  if (o.name == SolPolicy::kName) {
+    return SolPolicy::Create(o, enclave);
   }
   return absl::InvalidArgumentError(absl::StrFormat(
       "unknown policy '%s' (known: %s)", opts.name,

@@ -226,6 +226,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
     po.ring_sizes = *ParseRingSizes(o.ring_size);  // checked above
     po.hints = app_hints ? app_hints->path() : o.hints;
     po.batch_below = static_cast<uint32_t>(o.batch_below);
+    po.siblings = [t = &*topo](int cpu) { return t->siblings(cpu); };
     absl::StatusOr<std::unique_ptr<Policy>> p = MakePolicy(po, *enclave);
     if (!p.ok()) return p.status();
     policy = std::move(*p);

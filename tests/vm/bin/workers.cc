@@ -28,6 +28,9 @@ ABSL_FLAG(bool, sched_ext, true, "Switch each thread to SCHED_EXT (policy 7) fir
 ABSL_FLAG(std::string, until_file, "",
           "After its --bursts, each thread keeps running bursts until this file exists (a "
           "workload that must outlast a step of the scenario, however slow the host).");
+ABSL_FLAG(bool, count_moves, false,
+          "Also print how often a thread woke on another CPU than the one it slept on "
+          "(\"workers: wakeups=N moved=M\").");
 ABSL_FLAG(bool, expect_class, false,
           "Require that a sched_ext class runs each thread (ext.enabled in /proc/thread-self/sched) "
           "after its first burst.");
@@ -43,7 +46,9 @@ int main(int argc, char** argv) {
     absl::FPrintF(stderr, "workers: bad flags (threads 1..4096, others >= 0)\n");
     return 2;
   }
+  const bool count_moves = absl::GetFlag(FLAGS_count_moves);
   std::atomic<int> finished{0}, problems{0};
+  std::atomic<uint64_t> wakeups{0}, moved{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < n; i++) {
     threads.emplace_back([&, i] {
@@ -57,7 +62,12 @@ int main(int argc, char** argv) {
       for (int b = 0; b < bursts || (!until_file.empty() && access(until_file.c_str(), F_OK) != 0);
            b++) {
         ghost::ComputeFor(burst_us * 1000LL);
+        const int before = sched_getcpu();
         if (sleep_us > 0) usleep(sleep_us);
+        if (count_moves) {
+          wakeups++;
+          if (sched_getcpu() != before) moved++;
+        }
         if (b == 0 && expect_class && ghost::RunBySchedExtClass() != 1) {
           absl::PrintF("workers: thread %d: not run by a sched_ext class (ext.enabled=%d)\n", i,
                        ghost::RunBySchedExtClass());
@@ -72,6 +82,7 @@ int main(int argc, char** argv) {
     });
   }
   for (auto& t : threads) t.join();
+  if (count_moves) absl::PrintF("workers: wakeups=%d moved=%d\n", wakeups.load(), moved.load());
   absl::PrintF("workers: %d of %d threads finished, %d problems\n", finished.load(), n,
                problems.load());
   return finished == n && problems == 0 ? 0 : 1;
