@@ -66,14 +66,15 @@
 ABSL_FLAG(std::string, policy, "fifo-centralized",
           "Scheduling policy: fifo-centralized, fifo-per-cpu, shinjuku (centralized, preemptive, "
           "QoS classes from --hints), edf (centralized, earliest deadline first within a QoS "
-          "class, from --hints), or none (the class alone: SCHED_EXT threads run in its FIFO).");
+          "class, from --hints), sol (the leanest centralized FIFO: each thread to its last CPU, "
+          "then its SMT sibling), or none (the class alone: SCHED_EXT threads run in its FIFO).");
 ABSL_FLAG(std::string, cpus, "", "CPUs of the enclave, e.g. 0-3,6 (default: every CPU).");
 ABSL_FLAG(int, enclave, 0,
           "The enclave this agent runs (ghost-run --enclave puts threads in it). One agent per "
           "enclave; enclaves of different agents need disjoint --cpus.");
 ABSL_FLAG(int64_t, slice_us, 20000,
           "Time slice in microseconds (0..1000000; the default is sched_ext's own, measured in "
-          "docs/BENCHMARKS.md; shinjuku's default is 30, edf's 0): a thread that has run this "
+          "docs/BENCHMARKS.md; shinjuku's default is 30, edf's and sol's 0): a thread that has run this "
           "long gives its CPU up when another waits for it (under shinjuku and edf: one of its "
           "QoS class or a higher one), and keeps it while none does; 0: threads run until they "
           "block or "
@@ -181,7 +182,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string>& rest = args.positional;
   if (!rest.empty()) return Fail(2, absl::StrFormat("unexpected argument '%s'", rest[0]));
   const std::string policy_name = absl::GetFlag(FLAGS_policy);
-  // Without --slice-us, the policy's own default (20 ms; shinjuku 30 us; edf none).
+  // Without --slice-us, the policy's own default (20 ms; shinjuku 30 us; edf, sol none).
   const int64_t slice_us =
       args.given.contains("slice_us")
           ? absl::GetFlag(FLAGS_slice_us)

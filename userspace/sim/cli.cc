@@ -46,7 +46,7 @@ FlagSpec CliFlag(const char* name, const char* help, std::string CliOptions::*fi
 
 const std::vector<FlagSpec>& Flags() {
   static const std::vector<FlagSpec>* flags = new std::vector<FlagSpec>{
-      SimFlag("policy", "fifo-centralized, fifo-per-cpu, shinjuku, edf, baseline-fifo or baseline-fair",
+      SimFlag("policy", "fifo-centralized, fifo-per-cpu, shinjuku, edf, sol, baseline-fifo or baseline-fair",
               &SimOptions::policy),
       SimFlag("machine", "skylake, rome or flatN", &SimOptions::machine),
       SimFlag("cpus", "enclave CPUs (e.g. 0-19); empty: all", &SimOptions::cpus),
@@ -55,7 +55,7 @@ const std::vector<FlagSpec>& Flags() {
       SimFlag("duration", "simulated time (Abseil duration: 200ms, 1s)", &SimOptions::duration),
       SimFlag("warmup", "not measured at the start; inf: duration/10", &SimOptions::warmup),
       SimFlag("seed", "random seed: the same seed gives the same output", &SimOptions::seed),
-      SimFlag("slice-us", "policy time slice in us (default 20000, shinjuku 30, edf 0, as ghost-agent's); 0: run to block",
+      SimFlag("slice-us", "policy time slice in us (default 20000, shinjuku 30, edf and sol 0, as ghost-agent's); 0: run to block",
               &SimOptions::slice_us),
       SimFlag("workers", "RPC worker threads; 0: 10 per worker CPU", &SimOptions::workers),
       SimFlag("service", "dispersive, exponential or fixed", &SimOptions::service),
