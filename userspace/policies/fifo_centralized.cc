@@ -268,9 +268,9 @@ bool FifoCentralizedScheduler::Usable(Cpu& c, uint64_t now) {
   return true;
 }
 
-void FifoCentralizedScheduler::RefreshQos(uint64_t now) {
-  if (qos_read_ns_ != 0 && now >= qos_read_ns_ && now - qos_read_ns_ < kQosRereadNs) return;
-  qos_read_ns_ = now;
+void FifoCentralizedScheduler::RefreshRanks(uint64_t now) {
+  if (rank_read_ns_ != 0 && now >= rank_read_ns_ && now - rank_read_ns_ < kRankRereadNs) return;
+  rank_read_ns_ = now;
   auto read = [&](FifoTask& t) {
     const ThreadRank r = t.pid != 0 ? opts_.rank(t.pid) : ThreadRank{};
     const bool changed = r.qos != t.qos || r.deadline_ns != t.deadline_ns;
@@ -601,10 +601,12 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
           break;
         }
       }
-      for (int c : pick < 0 ? idle.ToVector() : std::vector<int>{}) {
-        if (!free(c)) continue;
-        pick = c;
-        break;
+      if (pick < 0) {
+        for (int c : idle.ToVector()) {
+          if (!free(c)) continue;
+          pick = c;
+          break;
+        }
       }
       if (pick < 0) continue;
       fifo_.Remove(*t);
@@ -620,9 +622,9 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
   }
   // QoS classes (PolicyOptions::rank): a waiting thread of a higher class than
   // a running one takes its CPU at once, the lowest class's CPU first; the
-  // thread it displaces keeps its turn (the head of its class).
+  // thread it displaces keeps its turn (ahead of its equals in its class).
   if (opts_.rank && !fifo_.Empty()) {
-    RefreshQos(now);
+    RefreshRanks(now);
     std::vector<Cpu*> running;
     for (auto& [cpu, c] : cpus_) {
       if (!c.req_active && c.current != GHOST_TID_NONE && Usable(c, now)) running.push_back(&c);

@@ -230,11 +230,12 @@ class FifoCentralizedScheduler : public Scheduler {
   FifoTask* TakeFor(int cpu, uint64_t now, bool narrow_only = false, uint32_t min_qos = 0);
   // The class of the thread our commit started on `c` (0 if none).
   uint32_t RunningQos(const Cpu& c) const;
-  // QoS classes: reads again, every kQosRereadNs, the class of the threads
-  // that run and wait (a hint changed since they were queued: a worker that
-  // took another kind of request, a thread whose entry came after it
-  // started), and re-sorts the waiting ones if any changed.
-  void RefreshQos(uint64_t now);
+  // PolicyOptions::rank: reads again, every kRankRereadNs, the class and
+  // deadline of the threads that run and wait (a hint changed since they
+  // were queued: a worker that took another kind of request, a thread whose
+  // entry came after it started), and re-sorts the waiting ones if any
+  // changed.
+  void RefreshRanks(uint64_t now);
   bool Usable(Cpu& c, uint64_t now);
   // Every round: a CPU believed busy that the kernel side says is free
   // (KernelSide::CpuBusy) is ours again (stats busy_cleared).
@@ -290,8 +291,8 @@ class FifoCentralizedScheduler : public Scheduler {
   static constexpr uint64_t kEarlyUnknownNs = 1'000'000'000;
   Stats stats_;
   bool hand_over_ok_ = true;  // the kernel side hands over (not Unimplemented)
-  static constexpr uint64_t kQosRereadNs = 1'000'000;
-  uint64_t qos_read_ns_ = 0;  // when RefreshQos last read the classes
+  static constexpr uint64_t kRankRereadNs = 1'000'000;
+  uint64_t rank_read_ns_ = 0;  // when RefreshRanks last read the classes
 };
 
 class FifoCentralizedPolicy : public Policy {
