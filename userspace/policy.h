@@ -24,6 +24,9 @@ struct ThreadRank {
   static constexpr uint64_t kNoDeadline = ~0ULL;
   uint32_t qos = 0;                     // higher runs first
   uint64_t deadline_ns = kNoDeadline;   // the policy's clock (CLOCK_MONOTONIC for real threads)
+  // Without a deadline: due this long after the thread last woke up (a hint
+  // class's relative deadline; kNoDeadline: none).
+  uint64_t relative_deadline_ns = kNoDeadline;
   bool operator==(const ThreadRank&) const = default;
 };
 
@@ -73,8 +76,9 @@ struct PolicyOptions {
   // (TASK_NEW's) ranks: its QoS class (higher runs first; a thread of a
   // higher class that waits takes the CPU of a lower one at once; a slice
   // ends only for a thread of the same class or a higher one) and, within its
-  // class, its deadline (earliest first; none: after every deadline, first
-  // come first served; no preemption for one). Read whenever the thread is
+  // class, its deadline (earliest first; a relative one counts from the
+  // thread's wake-up; none: after every deadline, first come first served;
+  // no preemption for one). Read whenever the thread is
   // queued and every millisecond while it waits or runs; a thread whose pid
   // is unknown ranks {0, no deadline}. Empty: one class, the plain FIFO.
   std::function<ThreadRank(uint32_t pid)> rank;

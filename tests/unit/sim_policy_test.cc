@@ -359,6 +359,32 @@ TEST(SimPolicyTest, EdfRunsEarliestDeadlineFirstWithinAClass) {
   EXPECT_EQ(q.r.ks->stats().fallback_runs, 0u);
 }
 
+TEST(SimPolicyTest, EdfCountsAClassRelativeDeadlineFromTheWakeUp) {
+  // Hint class 1 is due 50 ms after a wake-up, class 2 after 1 ms. While a
+  // hog holds the one CPU, a thread of class 1 wakes at 1 ms (due at 51 ms),
+  // one of class 2 at 2 ms (due at 3 ms): the later one runs first. An
+  // absolute deadline in the entry wins over its class's relative one.
+  QosRig q("flat2", absl::ZeroDuration(), 0, "edf");
+  ASSERT_TRUE(q.hints->SetClass(1, {.relative_deadline_ns = 50'000'000}).ok());
+  ASSERT_TRUE(q.hints->SetClass(2, {.relative_deadline_ns = 1'000'000}).ok());
+  const int hog = q.Spawn(1, 10'000'000);
+  q.r.machine->RunUntil(1'000'000);
+  auto spawn = [&](Hint h) {
+    const int t = q.r.ks->SpawnThread(q.r.enclave->id(), 0, 0, false, 100'000);
+    EXPECT_TRUE(q.hints->Add(t + 1000, h).ok());
+    q.r.machine->Wake(t, -1);
+    return t;
+  };
+  const int loose = spawn({.qos = 1, .class_id = 1});
+  q.r.machine->RunUntil(2'000'000);
+  const int tight = spawn({.qos = 1, .class_id = 2});
+  const int absolute = spawn({.qos = 1, .deadline_ns = 60'000'000, .class_id = 2});
+  q.r.machine->RunUntil(100'000'000);
+  EXPECT_LT(q.FirstRun(tight), q.FirstRun(loose)) << "the relative deadline was not counted";
+  EXPECT_GT(q.FirstRun(absolute), q.FirstRun(loose)) << "the entry's own deadline lost";
+  q.ExpectAllDone({hog, loose, tight, absolute});
+}
+
 TEST(SimPolicyTest, SolPlacesOnTheLastCpuThenItsSmtSibling) {
   // 3 cores x SMT2: CPUs c and c + 3 share a core; the agent has CPU 0. A
   // runs on CPU 1 and blocks; a hog with no last CPU takes CPU 1 (the lowest

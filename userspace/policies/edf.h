@@ -3,17 +3,16 @@
 // (userspace/policies/hinted.h); this policy is its decisions:
 //   - a thread's class is its entry's QoS (0 without one), as under Shinjuku,
 //     and a higher class that waits takes a lower one's CPU at once;
-//   - within a class, the waiting thread with the earliest deadline (its
-//     entry's absolute deadline, CLOCK_MONOTONIC) runs first; threads with no
-//     deadline come after every deadline, first come first served;
+//   - within a class, the waiting thread with the earliest deadline runs
+//     first: its entry's absolute deadline (CLOCK_MONOTONIC), else its hint
+//     class's relative deadline counted from when it woke up; threads with
+//     no deadline come after every deadline, first come first served;
 //   - an earlier deadline preempts nothing: a running thread keeps its CPU
 //     until it blocks or yields (no slice by default; with --slice-us, a
 //     slice ends only when a thread of its class or a higher one waits);
 //   - deadlines are read when a thread is queued and every millisecond while
 //     it waits, so an application that writes a request's deadline before it
 //     wakes the worker is ordered by it.
-// Not yet: a class's relative deadline (the table carries it; nothing here
-// knows when a request started).
 #ifndef GHOST_SCX_USERSPACE_POLICIES_EDF_H_
 #define GHOST_SCX_USERSPACE_POLICIES_EDF_H_
 

@@ -107,11 +107,7 @@ void FifoCentralizedScheduler::Enqueue(FifoTask& t, bool front) {
     return;
   }
   if (!t.Waiting()) return;
-  if (opts_.rank) {
-    const ThreadRank r = t.pid != 0 ? opts_.rank(t.pid) : ThreadRank{};
-    t.qos = r.qos;
-    t.deadline_ns = r.deadline_ns;
-  }
+  if (opts_.rank) ReadRank(t);
   if (front) {
     fifo_.PushFront(t);
   } else {
@@ -151,6 +147,7 @@ void FifoCentralizedScheduler::TakeBackFromClass(FifoTask& t, const Message& m) 
 
 void FifoCentralizedScheduler::TaskNew(const Message& m) {
   FifoTask& t = Track(m);
+  t.woke_ns = opts_.clock();
   Enqueue(t, /*front=*/false);
 }
 
@@ -165,6 +162,7 @@ void FifoCentralizedScheduler::TaskWakeup(const Message& m) {
     OffCpu(t);
   }
   t.runnable = true;
+  t.woke_ns = opts_.clock();
   if (m.raw().wakeup.in_ring != 0 && AdoptWakeupEntry(t, m)) return;
   Enqueue(t, /*front=*/false);
 }
@@ -268,23 +266,29 @@ bool FifoCentralizedScheduler::Usable(Cpu& c, uint64_t now) {
   return true;
 }
 
+bool FifoCentralizedScheduler::ReadRank(FifoTask& t) {
+  const ThreadRank r = t.pid != 0 ? opts_.rank(t.pid) : ThreadRank{};
+  uint64_t deadline = r.deadline_ns;
+  if (deadline == ThreadRank::kNoDeadline && r.relative_deadline_ns != ThreadRank::kNoDeadline &&
+      t.woke_ns != 0) {
+    deadline = t.woke_ns + r.relative_deadline_ns;
+  }
+  const bool changed = r.qos != t.qos || deadline != t.deadline_ns;
+  t.qos = r.qos;
+  t.deadline_ns = deadline;
+  return changed;
+}
+
 void FifoCentralizedScheduler::RefreshRanks(uint64_t now) {
   if (rank_read_ns_ != 0 && now >= rank_read_ns_ && now - rank_read_ns_ < kRankRereadNs) return;
   rank_read_ns_ = now;
-  auto read = [&](FifoTask& t) {
-    const ThreadRank r = t.pid != 0 ? opts_.rank(t.pid) : ThreadRank{};
-    const bool changed = r.qos != t.qos || r.deadline_ns != t.deadline_ns;
-    t.qos = r.qos;
-    t.deadline_ns = r.deadline_ns;
-    return changed;
-  };
   for (auto& [cpu, c] : cpus_) {
-    if (FifoTask* t = tasks_.Find(c.current)) read(*t);
+    if (FifoTask* t = tasks_.Find(c.current)) ReadRank(*t);
   }
   const std::vector<Tid> order(fifo_.tids().begin(), fifo_.tids().end());
   bool changed = false;
   for (Tid tid : order) {
-    if (FifoTask* t = tasks_.Find(tid)) changed |= read(*t);
+    if (FifoTask* t = tasks_.Find(tid)) changed |= ReadRank(*t);
   }
   if (!changed) return;
   // Queued again in the order they waited: first come, first served within

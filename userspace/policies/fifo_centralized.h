@@ -236,6 +236,9 @@ class FifoCentralizedScheduler : public Scheduler {
   // entry came after it started), and re-sorts the waiting ones if any
   // changed.
   void RefreshRanks(uint64_t now);
+  // Sets t's class and deadline from PolicyOptions::rank (a relative
+  // deadline counted from t.woke_ns); true if either changed.
+  bool ReadRank(FifoTask& t);
   bool Usable(Cpu& c, uint64_t now);
   // Every round: a CPU believed busy that the kernel side says is free
   // (KernelSide::CpuBusy) is ours again (stats busy_cleared).

@@ -79,6 +79,7 @@ struct FifoTask {
   // slice's end or a waiting thread compares with.
   uint32_t qos = 0;
   uint64_t deadline_ns = ThreadRank::kNoDeadline;
+  uint64_t woke_ns = 0;  // the policy's clock when it last became runnable (new or woken)
   // Diagnostics: its last transaction's result, and failures since it last
   // committed.
   uint32_t last_result = GHOST_TXN_COMMITTED;

@@ -33,7 +33,10 @@ absl::StatusOr<std::unique_ptr<Policy>> HintedPolicy::Create(const Options& hint
     if (reader == nullptr) return r;
     if (std::optional<Hint> h = reader->Find(static_cast<pid_t>(pid)); h.has_value()) {
       r.qos = h->qos.value_or(0);
-      if (deadlines) r.deadline_ns = h->deadline_ns.value_or(ThreadRank::kNoDeadline);
+      if (deadlines) {
+        r.deadline_ns = h->deadline_ns.value_or(ThreadRank::kNoDeadline);
+        r.relative_deadline_ns = h->relative_deadline_ns.value_or(ThreadRank::kNoDeadline);
+      }
     }
     return r;
   };
