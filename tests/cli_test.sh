@@ -46,6 +46,7 @@ expect "batch-below=-1 is not a QoS class" ghost-agent --policy=shinjuku --batch
 expect "batch-below is --policy=shinjuku's sharing (not baseline-fair)" ghost-sim --policy=baseline-fair --batch-below=1
 expect "worker-qos makes a hint table for a policy that reads one (not fifo-centralized)" ghost-sim --worker-qos=1
 expect "sol measures the agent's own placements: --fast-path=on does not apply" ghost-sim --policy=sol --fast-path=on
+expect "deadline-factor writes deadlines into the application's hint table: it needs --worker-qos" ghost-sim --policy=edf --deadline-factor=10
 expect "ring-size: ring size 3 is not a power of two" ghost-agent --ring-size=3
 expect "ring-size: ring size 0 is not a power of two" ghost-agent --ring-size=0
 expect "ring-size: ring size 8192 is not a power of two" ghost-agent --ring-size=8192

@@ -100,6 +100,11 @@ const std::vector<FlagSpec>& Flags() {
               "shinjuku and edf: the RPC application gives its workers this QoS class in a hint table "
               "of its own (batch threads: none, class 0); 0: no table",
               &SimOptions::worker_qos),
+      SimFlag("deadline-factor",
+              "with --worker-qos: each RPC request is due this many times its service time "
+              "after it arrives, written into its worker's hint entry (edf orders by it); "
+              "0: no deadlines",
+              &SimOptions::deadline_factor),
       SimFlag("batch-below",
               "shinjuku: Shenango-style sharing: QoS classes below this one are batch, taking "
               "idle CPUs in turns of 20 ms and giving them back at once; 0: off",

@@ -87,6 +87,15 @@ absl::Status ValidateSimOptions(const SimOptions& o) {
     }
   }
   if (absl::Status s = CheckBatchBelowFor(o.policy, o.batch_below); !s.ok()) return s;
+  if (!std::isfinite(o.deadline_factor) || o.deadline_factor < 0 || o.deadline_factor > 1e6) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--deadline-factor=%g is out of range (0..1000000)", o.deadline_factor));
+  }
+  if (o.deadline_factor > 0 && o.worker_qos == 0) {
+    return absl::InvalidArgumentError(
+        "--deadline-factor writes deadlines into the application's hint table: it needs "
+        "--worker-qos");
+  }
   absl::StatusOr<Topology> topo = Topology::Preset(o.machine);
   if (!topo.ok()) return topo.status();
   if (!Contains(WorkloadNames(), o.workload)) {
@@ -283,6 +292,13 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
   wo.batch_threads =
       o.workload == "antagonist" ? (o.batch >= 0 ? o.batch : std::max(1, nworkers / 2)) : 0;
   wo.pairs = o.pairs >= 0 ? o.pairs : nworkers;
+  wo.deadline_factor = o.deadline_factor;
+  if (app_hints && o.deadline_factor > 0) {
+    wo.set_deadline = [w = app_hints.get(), &hint_status,
+                       qos = static_cast<uint32_t>(o.worker_qos)](int t, uint64_t deadline) {
+      hint_status.Update(w->Update(t + 1000, {.qos = qos, .deadline_ns = deadline}));
+    };
+  }
   wo.warmup_ns = warmup_ns;
   if (wo.workers + wo.batch_threads + 2 * wo.pairs > GHOST_MAX_THREADS) {
     return absl::InvalidArgumentError(
@@ -318,6 +334,8 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
   r.share_agent = static_cast<double>(machine.OccupantNs(kAgent)) / total;
   r.share_idle = static_cast<double>(machine.OccupantNs(kIdle)) / total;
   r.share_batch = static_cast<double>(machine.KindRuntimeNs(kBatchThread)) / total;
+  r.deadline_missed =
+      r.completed == 0 ? 0 : static_cast<double>((*w)->missed()) / static_cast<double>(r.completed);
   r.events = machine.events_processed();
   if (kernel) {
     const SimKernelStats& st = kernel->stats();
@@ -405,6 +423,7 @@ std::vector<std::tuple<std::string, std::string, bool>> Fields(const SimReport& 
       {"wakeup_pushes", absl::StrCat(r.wakeup_pushes), false},
       {"agent_sleeps", absl::StrCat(r.agent_sleeps), false},
       {"agent_cpu_runs", absl::StrCat(r.agent_cpu_runs), false},
+      {"deadline_missed", F(r.deadline_missed), false},
   };
 }
 

@@ -54,6 +54,10 @@ struct SimOptions {
   // make no entry: class 0); 0: no table (or the one --hints names).
   int64_t worker_qos = 0;
   int64_t batch_below = 0;                   // --batch-below: shinjuku's sharing
+  // --deadline-factor: with --worker-qos, each RPC request is due this many
+  // times its service time after it arrives, written into its worker's entry
+  // before the worker wakes (edf orders by it); 0: no deadlines.
+  double deadline_factor = 0;
 };
 
 // Every check on the options: one clear message for the first problem.
@@ -72,6 +76,7 @@ struct SimReport {
   // Shares of the machine's CPU time (all CPUs) by occupant.
   double share_thread = 0, share_cfs = 0, share_agent = 0, share_idle = 0;
   double share_batch = 0;       // antagonist threads, of all CPU time
+  double deadline_missed = 0;   // --deadline-factor: measured requests done late, a fraction
   double agent_utilization = 0; // agent busy time / (agents x duration)
   uint64_t events = 0;
   uint64_t messages = 0, messages_dropped = 0, commits = 0, txns = 0, fallback_runs = 0;

@@ -97,6 +97,7 @@ class RpcWorkload : public SimWorkload {
     if (w.arrival_ns >= opts_.warmup_ns) {
       latency_.push_back(m.now() - w.arrival_ns);
       completed_++;
+      if (opts_.deadline_factor > 0 && m.now() > w.deadline_ns) missed_++;
     }
     if (backlog_head_ < backlog_.size()) {
       const Request r = backlog_[backlog_head_++];
@@ -132,11 +133,17 @@ class RpcWorkload : public SimWorkload {
     uint64_t arrival_ns;
     uint64_t service_ns;
     bool started;
+    uint64_t deadline_ns = 0;
   };
   void Assign(Machine& m, int w, const Request& r) {
     workers_[w].arrival_ns = r.arrival_ns;
     workers_[w].service_ns = r.service_ns;
     workers_[w].started = false;
+    if (opts_.deadline_factor > 0) {
+      workers_[w].deadline_ns =
+          r.arrival_ns + static_cast<uint64_t>(opts_.deadline_factor * r.service_ns);
+      if (opts_.set_deadline) opts_.set_deadline(workers_[w].thread, workers_[w].deadline_ns);
+    }
     m.SetBurst(workers_[w].thread, r.service_ns);
   }
 

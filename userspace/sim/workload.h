@@ -53,6 +53,12 @@ struct WorkloadOptions {
   int pairs = 0;                    // pingpong pairs
   uint64_t pingpong_work_ns = 2'000;
   uint64_t warmup_ns = 0;           // requests arriving earlier are not measured
+  // RPC: each request is due `deadline_factor` times its service time after
+  // it arrives (its kind, known on arrival, sets its cost and so its
+  // deadline); 0: no deadlines. `set_deadline` is the application writing it
+  // into the worker's hint entry before it wakes the worker.
+  double deadline_factor = 0;
+  std::function<void(int thread, uint64_t deadline_ns)> set_deadline;
 };
 
 class SimWorkload : public Workload {
@@ -64,6 +70,7 @@ class SimWorkload : public Workload {
   // Queueing delay: arrival to first instant on a CPU (RPC requests).
   std::vector<uint64_t>& waits() { return wait_; }
   uint64_t completed() const { return completed_; }  // measured ones
+  uint64_t missed() const { return missed_; }  // measured ones done after their deadline
   const WorkloadOptions& options() const { return opts_; }
 
  protected:
@@ -75,6 +82,7 @@ class SimWorkload : public Workload {
   std::vector<uint64_t> latency_;
   std::vector<uint64_t> wait_;
   uint64_t completed_ = 0;
+  uint64_t missed_ = 0;
 };
 
 std::vector<std::string> WorkloadNames();
