@@ -621,7 +621,17 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
     for (auto& [cpu, c] : cpus_) {
       if (fifo_.Empty()) break;
       if (c.req_active || c.current != GHOST_TID_NONE || !Usable(c, now)) continue;
-      if (FifoTask* t = TakeFor(cpu, now, /*narrow_only=*/fast_path())) open(c, *t, 0);
+      FifoTask* t = TakeFor(cpu, now, /*narrow_only=*/fast_path());
+      if (t == nullptr) continue;
+      const int last = t->last_cpu;
+      if (!open(c, *t, 0)) continue;
+      if (last == cpu) {
+        ++stats_.placed_last_cpu;
+      } else if (last >= 0 && opts_.siblings && opts_.siblings(last).IsSet(cpu)) {
+        ++stats_.placed_sibling;
+      } else {
+        ++stats_.placed_elsewhere;
+      }
     }
   }
   // QoS classes (PolicyOptions::rank): a waiting thread of a higher class than
@@ -1244,14 +1254,12 @@ std::string FifoCentralizedPolicy::StatsLine() const {
   return absl::StrFormat(
       "rounds_committed=%u commits=%u failed_commits=%u stale=%u preemptions=%u "
       "agent_cpu_commits=%u busy_cleared=%u wakeups_on_cpu=%u not_allowed_retries=%u "
-      "class_held=%u class_returned=%u handed_over=%u hand_over_refused=%u%s",
+      "class_held=%u class_returned=%u handed_over=%u hand_over_refused=%u "
+      "placed_last_cpu=%u placed_sibling=%u placed_elsewhere=%u",
       s.rounds_committed, s.commits, s.failed_commits, s.stale, s.preemptions,
       s.agent_cpu_commits, s.busy_cleared, s.wakeups_on_cpu, s.not_allowed_retries,
-      s.class_held, s.class_returned, s.handed_over, s.hand_over_refused,
-      sched_->options().prefer_last_cpu
-          ? absl::StrFormat(" placed_last_cpu=%u placed_sibling=%u placed_elsewhere=%u",
-                            s.placed_last_cpu, s.placed_sibling, s.placed_elsewhere)
-          : "") +
+      s.class_held, s.class_returned, s.handed_over, s.hand_over_refused, s.placed_last_cpu,
+      s.placed_sibling, s.placed_elsewhere) +
          sched_->FastPathStatsLine() +
          (s.last_wakeup_on_cpu.empty()
               ? ""

@@ -106,7 +106,9 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t not_allowed_retries = 0;  // NOT_ALLOWED on a thread's last usable CPU
     uint64_t preemptions = 0;       // slice preemptions committed
     uint64_t qos_preemptions = 0;   // a higher class's thread displaced a running one
-    // PolicyOptions::prefer_last_cpu: where waiting threads were placed.
+    // Transactions placing a waiting thread on an idle CPU: onto the CPU it
+    // last ran on, an SMT sibling of it, or another (PolicyOptions::prefer_last_cpu
+    // chooses by this; otherwise it is what the FIFO's choice came to).
     uint64_t placed_last_cpu = 0, placed_sibling = 0, placed_elsewhere = 0;
     uint64_t agent_cpu_commits = 0; // committed to the agent's own CPU
     // WAKEUPs of threads we believed on a CPU (a missed off-CPU event).

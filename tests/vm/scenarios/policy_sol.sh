@@ -4,13 +4,14 @@
 # 3 workers on the 3 CPUs the global agent leaves, each sleeping 2.5 ms
 # between 0.3 ms bursts, so a thread that wakes finds its own CPU idle.
 # Checked:
-#  - nearly every wake-up lands on the CPU the thread slept on (moved under
-#    1/6 of them; seen 0.01-0.10); each idle CPU taking the oldest thread instead,
-#    as the centralized FIFO does, moved 0.28 (its lowest idle CPU is often
-#    not the thread's);
-#  - the agent placed most threads on their last CPU (placed_last_cpu >
-#    placed_elsewhere), every worker finished its bursts in the class, no
-#    watchdog move, the class stays.
+#  - the agent placed threads on their last CPU at least 3 times as often as
+#    elsewhere (seen 20x calm, 6x in CI beside another guest and a busy loop;
+#    each idle CPU taking the oldest thread instead, as the centralized FIFO
+#    does, gives about 2x);
+#  - most wake-ups land on the CPU the thread slept on (moved under 1/3 of
+#    them; seen 0.01-0.18, the FIFO's choice 0.28-0.37);
+#  - every worker finished its bursts in the class, no watchdog move, the
+#    class stays.
 set -u
 fail() {
   echo "FAIL: $*"
@@ -41,12 +42,12 @@ num() {  # num FILE PATTERN: the first number PATTERN (a sed group) finds
 wakeups=$(num /tmp/w.log '.*wakeups=\([0-9]*\) .*')
 moved=$(num /tmp/w.log '.* moved=\([0-9]*\).*')
 [ -n "$wakeups" ] && [ -n "$moved" ] && [ "$wakeups" -gt 0 ] || fail "workers did not report"
-[ $((moved * 6)) -lt "$wakeups" ] || fail "$moved of $wakeups wake-ups landed on another CPU"
+[ $((moved * 3)) -lt "$wakeups" ] || fail "$moved of $wakeups wake-ups landed on another CPU"
 last=$(num /tmp/agent.log '.* placed_last_cpu=\([0-9]*\).*')
 else=$(num /tmp/agent.log '.* placed_elsewhere=\([0-9]*\).*')
 moves=$(num /tmp/agent.log '.*transactions: watchdog_moves=\([0-9]*\).*')
 [ -n "$last" ] && [ -n "$else" ] || fail "no placement counts from the agent"
-[ "$last" -gt "$else" ] || fail "placed on the last CPU $last times, elsewhere $else"
+[ "$last" -ge $((3 * else)) ] || fail "placed on the last CPU $last times, elsewhere $else"
 [ "${moves:-x}" = 0 ] || fail "$moves watchdog move(s): a thread waited 5 s"
 grep -E "^ghost-agent: (policy sol:|transactions:)" /tmp/agent.log
 echo "PASS: sol: $moved of $wakeups wake-ups moved; placed_last_cpu=$last placed_elsewhere=$else"
