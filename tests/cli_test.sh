@@ -46,6 +46,9 @@ expect "batch-below=-1 is not a QoS class" ghost-agent --policy=shinjuku --batch
 expect "batch-below is --policy=shinjuku's sharing (not baseline-fair)" ghost-sim --policy=baseline-fair --batch-below=1
 expect "worker-qos makes a hint table for a policy that reads one (not fifo-centralized)" ghost-sim --worker-qos=1
 expect "sol measures the agent's own placements: --fast-path=on does not apply" ghost-sim --policy=sol --fast-path=on
+expect "search places every thread near its caches by transaction: --fast-path=on does not apply" ghost-sim --policy=search --fast-path=on
+expect "migration-us=1,2: want CORE,LLC,NODE, three whole us counts 0..1000000" ghost-sim --migration-us=1,2
+expect "migration-us=1,2,2000000: want CORE,LLC,NODE" ghost-sim --policy=search --migration-us=1,2,2000000
 expect "deadline-factor writes deadlines into the application's hint table: it needs --worker-qos" ghost-sim --policy=edf --deadline-factor=10
 expect "ring-size: ring size 3 is not a power of two" ghost-agent --ring-size=3
 expect "ring-size: ring size 0 is not a power of two" ghost-agent --ring-size=0

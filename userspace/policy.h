@@ -16,6 +16,7 @@
 #include "userspace/cpu_list.h"
 #include "userspace/enclave.h"
 #include "userspace/ring_config.h"
+#include "userspace/topology.h"
 
 namespace ghost {
 
@@ -28,6 +29,13 @@ struct ThreadRank {
   // class's relative deadline; kNoDeadline: none).
   uint64_t relative_deadline_ns = kNoDeadline;
   bool operator==(const ThreadRank&) const = default;
+};
+
+// What PolicyOptions::place decides from, for one waiting thread.
+struct Placement {
+  int last_cpu = -1;     // where it last ran (-1: never)
+  CpuList idle;          // idle CPUs it may run on; never empty
+  uint64_t waited_ns = 0;  // since it was queued
 };
 
 struct PolicyOptions {
@@ -89,13 +97,19 @@ struct PolicyOptions {
   // every `slice`. 0: no batch classes.
   uint32_t batch_below = 0;
   absl::Duration batch_slice = absl::Milliseconds(20);
-  // Centralized scheduler: each waiting thread, oldest first, goes to the
-  // idle CPU nearest the one it last ran on (that CPU, then an SMT sibling
-  // of it per `siblings`, then any), instead of each idle CPU taking the
-  // oldest thread (SOL).
-  bool prefer_last_cpu = false;
-  // The SMT siblings of a CPU, itself included (empty: none known).
-  std::function<CpuList(int cpu)> siblings;
+  // Centralized scheduler: where each waiting thread goes, first in the
+  // queue first: one of `Placement::idle` (CPUs it may run on that nothing of
+  // ours runs on), or -1 to keep it waiting this round. Empty: each idle CPU
+  // takes the first waiting thread it may run (the FIFO's way). SOL and
+  // search (userspace/policies/placement.h).
+  std::function<int(const Placement&)> place;
+  // Centralized scheduler: within a class, the thread that has run least
+  // (its runtime over its weight, as CFS's vruntime: nice counts) first,
+  // instead of arrival order (search).
+  bool least_runtime_first = false;
+  // The machine's CPUs, caches and nodes (null: unknown), for placement and
+  // its counters (placed_last_cpu, placed_sibling, ... in --stats).
+  std::shared_ptr<const Topology> topology;
   // Shinjuku: the hint table (docs/HINTS.md) its threads' QoS classes come
   // from, as HintWriter::path() names it; empty: every thread in class 0.
   std::string hints;

@@ -85,7 +85,7 @@ TEST(FifoRunqueueTest, DeadlinesEarliestFirstWithinAClass) {
     FifoTask& x = t[tid];
     x.tid = tid;
     x.qos = qos;
-    x.deadline_ns = deadline;
+    x.order_ns = deadline;
     return x;
   };
   constexpr uint64_t kNone = ThreadRank::kNoDeadline;

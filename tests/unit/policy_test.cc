@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/fake_kernel_side.h"
 #include "userspace/enclave.h"
+#include "userspace/topology.h"
 
 namespace ghost {
 namespace {
@@ -53,9 +54,12 @@ class PolicyTest : public ::testing::Test {
 
 TEST_F(PolicyTest, KnowsItsNames) {
   EXPECT_EQ(PolicyNames(),
-            (std::vector<std::string>{"fifo-per-cpu", "fifo-centralized", "shinjuku", "edf", "sol"}));
+            (std::vector<std::string>{"fifo-per-cpu", "fifo-centralized", "shinjuku", "edf", "sol",
+                                      "search"}));
   for (const std::string& name : PolicyNames()) {
-    auto p = MakePolicy({.name = name}, *enclave_);
+    PolicyOptions o{.name = name};
+    o.topology = std::make_shared<const Topology>(*Topology::Preset("flat4"));
+    auto p = MakePolicy(o, *enclave_);
     ASSERT_TRUE(p.ok()) << name << ": " << p.status();
     EXPECT_EQ((*p)->name(), name);
     EXPECT_FALSE((*p)->agents().empty());
@@ -66,7 +70,7 @@ TEST_F(PolicyTest, UnknownNameSaysWhatIsKnown) {
   auto p = MakePolicy({.name = "x"}, *enclave_);
   EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(p.status().message(),
-            "unknown policy 'x' (known: fifo-per-cpu, fifo-centralized, shinjuku, edf, sol)");
+            "unknown policy 'x' (known: fifo-per-cpu, fifo-centralized, shinjuku, edf, sol, search)");
 }
 
 TEST_F(PolicyTest, RejectsBadOptions) {

@@ -11,6 +11,7 @@
 #include "userspace/hints/hint_table.h"
 #include "userspace/policy.h"
 #include "userspace/policies/registry.h"
+#include "userspace/policies/search.h"
 #include "userspace/sim/machine.h"
 #include "userspace/sim/sim_kernel_side.h"
 #include "userspace/sim/simulation.h"
@@ -62,7 +63,7 @@ PolicyRig MakeRig(const std::string& policy, const Topology& topo, Workload* w,
   PolicyOptions o{.name = policy, .slice = slice, .clock = [ks] { return ks->Clock(); }};
   o.hints = hints;
   o.batch_below = batch_below;
-  o.siblings = [m = r.machine.get()](int cpu) { return m->topology().siblings(cpu); };
+  o.topology = std::make_shared<const Topology>(r.machine->topology());
   r.policy = *MakePolicy(o, *r.enclave);
   for (Agent* a : r.policy->agents()) {
     EXPECT_TRUE(r.ks->RegisterAgent({.cpu = a->cpu(), .global = a->global(), .queue = a->queue(),
@@ -446,6 +447,146 @@ TEST(SimPolicyTest, SolPlacesOnTheLastCpuThenItsSmtSibling) {
       EXPECT_EQ(cpus, (std::vector<int>{1, 2, 2})) << "the FIFO's placement changed";
     }
   }
+}
+
+// WakeScript that also logs every run: (thread, CPU, when).
+class RunLog : public WakeScript {
+ public:
+  struct Run {
+    int thread, cpu;
+    uint64_t at;
+  };
+  std::vector<Run> runs;
+  void OnRun(Machine& m, int t) override {
+    WakeScript::OnRun(m, t);
+    runs.push_back({t, m.thread(t).cpu, m.now()});
+  }
+  // The first run of `t` at or after `after`.
+  Run RunAfter(int t, uint64_t after) const {
+    for (const Run& r : runs) {
+      if (r.thread == t && r.at >= after) return r;
+    }
+    return {t, -1, 0};
+  }
+};
+
+TEST(SimPolicyTest, SearchWaitsForItsLlcThenCrossesWithinItsNode) {
+  // 2 nodes x 2 LLCs x 2 cores, no SMT: LLCs {0,1} {2,3} {4,5} {6,7}; the
+  // agent has CPU 0, so A's LLC is CPU 1 alone. A runs on CPU 1 and blocks.
+  //  - A wakes while a short hog holds CPU 1 (it leaves after ~30 us): search
+  //    holds A for its LLC and A runs on CPU 1 again; the centralized FIFO
+  //    puts it on CPU 2 at once.
+  //  - A wakes while a long hog holds CPU 1: search holds it for kHoldLlc,
+  //    then crosses to CPU 2 (its node), not to the other node.
+  const Topology topo = *Topology::FromShape(
+      {.packages = 2, .cores_per_package = 4, .threads_per_core = 1, .cores_per_llc = 2});
+  for (const std::string policy : {"search", "fifo-centralized"}) {
+    SCOPED_TRACE(policy);
+    RunLog w;
+    PolicyRig r = MakeRig(policy, topo, &w);
+    r.ks->SetGlobalAgentIdlePoll(10'000);  // it spins, as ghost-sim's and ghost-agent's
+    const int a = r.ks->SpawnThread(r.enclave->id(), 0, 0, false, 10'000);
+    const int short_hog = r.ks->SpawnThread(r.enclave->id(), 0, 1, false, 50'000);
+    const int long_hog = r.ks->SpawnThread(r.enclave->id(), 0, 2, false, 50'000'000);
+    w.wakes = {{0, a},           {1'980'000, short_hog}, {2'000'000, a},
+               {3'000'000, long_hog}, {4'000'000, a},    {5'000'000, a}};
+    r.machine->RunUntil(6'000'000);
+    EXPECT_EQ(w.RunAfter(a, 0).cpu, 1);
+    EXPECT_EQ(w.RunAfter(short_hog, 0).cpu, 1);
+    EXPECT_EQ(w.RunAfter(long_hog, 0).cpu, 1);
+    const RunLog::Run back = w.RunAfter(a, 2'000'000);
+    const RunLog::Run crossed = w.RunAfter(a, 4'000'000);
+    if (policy == "search") {
+      EXPECT_EQ(back.cpu, 1) << "held for its LLC, A should get CPU 1 back";
+      EXPECT_LT(back.at, 2'000'000 + absl::ToInt64Nanoseconds(SearchPolicy::kHoldLlc));
+      EXPECT_EQ(crossed.cpu, 2);
+      EXPECT_GE(crossed.at, 4'000'000 + absl::ToInt64Nanoseconds(SearchPolicy::kHoldLlc));
+      EXPECT_EQ(w.RunAfter(a, 5'000'000).cpu, 2);  // its last CPU now
+      const std::string stats = r.policy->StatsLine();
+      EXPECT_NE(stats.find("placed_cross_llc=1 placed_cross_node=0"), std::string::npos) << stats;
+      EXPECT_EQ(stats.find("placements_held=0"), std::string::npos) << stats;
+    } else {
+      EXPECT_EQ(back.cpu, 2) << "the FIFO's placement changed";
+    }
+  }
+}
+
+TEST(SimPolicyTest, SearchRunsTheThreadThatRanLeastFirstWeightedByNice) {
+  // flat2: one CPU for threads. B has run 5 ms, C 1 ms; both wait behind a
+  // hog, B first. Search runs C first; with B's weight 10x C's (a lower
+  // nice), B's 5 ms count as 0.5 ms and B goes first. The FIFO: B.
+  for (const std::string policy : {"search", "fifo-centralized"}) {
+    for (const uint32_t b_weight : {100u, 1000u}) {
+      SCOPED_TRACE(policy + " weight " + std::to_string(b_weight));
+      RunLog w;
+      PolicyRig r = MakeRig(policy, "flat2", &w);
+      const int b = r.ks->SpawnThread(r.enclave->id(), 0, 0, false, 5'000'000);
+      const int c = r.ks->SpawnThread(r.enclave->id(), 0, 1, false, 1'000'000);
+      const int hog = r.ks->SpawnThread(r.enclave->id(), 0, 2, false, 20'000'000);
+      ASSERT_TRUE(r.ks->SetWeight(r.ks->TidOf(b), b_weight).ok());
+      w.wakes = {{0, b}, {5'500'000, c}, {7'000'000, hog}, {8'000'000, b}, {9'000'000, c}};
+      r.machine->RunUntil(40'000'000);
+      const uint64_t b_at = w.RunAfter(b, 8'000'000).at, c_at = w.RunAfter(c, 9'000'000).at;
+      ASSERT_GT(b_at, 0u);
+      ASSERT_GT(c_at, 0u);
+      const bool c_first = c_at < b_at;
+      EXPECT_EQ(c_first, policy == "search" && b_weight == 100u);
+    }
+  }
+  RunLog w;
+  PolicyRig r = MakeRig("search", "flat2", &w);
+  EXPECT_EQ(r.ks->SetWeight(r.ks->TidOf(r.ks->SpawnThread(r.enclave->id(), 0, 0, false, 1)), 0)
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SimPolicyTest, SearchKeepsRequestsInTheirLlcOnRome) {
+  // The RPC workload on two nodes of the rome preset (8 CCXs of 4 cores),
+  // a run away from a thread's last CPU paying a cache refill: 5 us on
+  // another core of its CCX, 50 us on another CCX, 150 us on the other node
+  // (docs/POLICIES.md, "Search"). Search moves threads across CCXs a few
+  // times less than the centralized FIFO and SOL, and serves requests faster.
+  SimOptions o;
+  o.machine = "rome";
+  o.cpus = "0-15,64-79";
+  o.service = "exponential";
+  o.service_us = 200;
+  o.load = 0.6;
+  o.migration_us = "5,50,150";
+  o.duration = absl::Milliseconds(200);
+  std::map<std::string, SimReport> r;
+  for (const std::string policy : {"search", "fifo-centralized", "sol"}) {
+    o.policy = policy;
+    absl::StatusOr<SimReport> one = RunSimulation(o);
+    ASSERT_TRUE(one.ok()) << policy << ": " << one.status();
+    r[policy] = *one;
+  }
+  auto crossed = [](const SimReport& x) { return x.migrations_llc + x.migrations_node; };
+  for (const std::string other : {"fifo-centralized", "sol"}) {
+    SCOPED_TRACE(other);
+    EXPECT_LT(crossed(r["search"]) * 3, crossed(r[other]));
+    EXPECT_LT(r["search"].latency.p50_ns, r[other].latency.p50_ns);
+    EXPECT_LE(r["search"].latency.p99_ns, r[other].latency.p99_ns);
+  }
+  EXPECT_EQ(r["search"].fallback_runs, 0u);
+}
+
+TEST(SimPolicyTest, SearchRefusesToStartWithoutATopology) {
+  Hogs w;
+  Machine m(*Topology::Preset("flat2"), 1);
+  SimKernelSide ks(m, CostModel::Paper());
+  std::unique_ptr<Enclave> e = *Enclave::Create(ks, {.cpus = m.topology().all_cpus()});
+  absl::StatusOr<std::unique_ptr<Policy>> p = MakePolicy({.name = "search"}, *e);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("search needs the machine's topology"), std::string::npos)
+      << p.status();
+  PolicyOptions o{.name = "search"};
+  o.topology = std::make_shared<const Topology>(m.topology());
+  o.fast_path = PolicyOptions::FastPath::kOn;
+  p = MakePolicy(o, *e);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("--fast-path=on does not apply"), std::string::npos)
+      << p.status();
 }
 
 TEST(SimPolicyTest, ShinjukuRefusesBadOptions) {

@@ -67,7 +67,9 @@ ABSL_FLAG(std::string, policy, "fifo-centralized",
           "Scheduling policy: fifo-centralized, fifo-per-cpu, shinjuku (centralized, preemptive, "
           "QoS classes from --hints), edf (centralized, earliest deadline first within a QoS "
           "class, from --hints), sol (the leanest centralized FIFO: each thread to its last CPU, "
-          "then its SMT sibling), or none (the class alone: SCHED_EXT threads run in its FIFO).");
+          "then its SMT sibling), search (NUMA/CCX: the thread that ran least first, onto the idle "
+          "CPU nearest its last one, waiting up to 100 us for its own LLC), or none (the class "
+          "alone: SCHED_EXT threads run in its FIFO).");
 ABSL_FLAG(std::string, cpus, "", "CPUs of the enclave, e.g. 0-3,6 (default: every CPU).");
 ABSL_FLAG(int, enclave, 0,
           "The enclave this agent runs (ghost-run --enclave puts threads in it). One agent per "
@@ -429,14 +431,11 @@ int main(int argc, char** argv) {
   policy_opts.deep_rings = *deep_rings;
   policy_opts.pinned_push = *pinned_push;
   policy_opts.hints = absl::GetFlag(FLAGS_hints);
-  // SMT siblings for sol's placement; a machine whose sysfs cannot be read
-  // has none known (placement falls back to any idle CPU).
-  std::optional<ghost::Topology> topology;
+  // The topology for placement (sol, search) and its counters; a machine
+  // whose sysfs cannot be read has none known (sol places on any idle CPU,
+  // search refuses to start).
   if (absl::StatusOr<ghost::Topology> t = ghost::Topology::FromSysfs(); t.ok()) {
-    topology = std::move(*t);
-    policy_opts.siblings = [&topology](int cpu) {
-      return cpu < topology->num_cpus() ? topology->siblings(cpu) : ghost::CpuList{};
-    };
+    policy_opts.topology = std::make_shared<const ghost::Topology>(std::move(*t));
   }
   policy_opts.batch_below = static_cast<uint32_t>(absl::GetFlag(FLAGS_batch_below));
   if (policy_name != "none") {

@@ -68,6 +68,30 @@ Tid FifoCentralizedScheduler::CurrentOn(int cpu) const {
 
 // --- message handlers ---------------------------------------------------------
 
+void FifoCentralizedScheduler::CountPlacement(int last, int cpu) {
+  switch (DistanceBetween(opts_.topology.get(), last, cpu)) {
+    case Distance::kSameCpu:
+      ++stats_.placed_last_cpu;
+      return;
+    case Distance::kSibling:
+      ++stats_.placed_sibling;
+      return;
+    case Distance::kSameLlc:
+      break;
+    case Distance::kSameNode:
+      ++stats_.placed_cross_llc;
+      break;
+    case Distance::kRemote:
+      ++stats_.placed_cross_llc;
+      ++stats_.placed_cross_node;
+      break;
+    case Distance::kUnknown:
+    case Distance::kNoLastCpu:
+      break;
+  }
+  ++stats_.placed_elsewhere;
+}
+
 void FifoCentralizedScheduler::OffCpu(FifoTask& t) {
   if (t.on_cpu < 0) return;
   Cpu* c = FindCpu(t.on_cpu);
@@ -108,6 +132,11 @@ void FifoCentralizedScheduler::Enqueue(FifoTask& t, bool front) {
   }
   if (!t.Waiting()) return;
   if (opts_.rank) ReadRank(t);
+  if (opts_.least_runtime_first && !t.queued) {
+    const uint64_t weighted = t.runtime_ns * 100 / std::max<uint32_t>(t.weight, 1);
+    t.order_ns = std::max(weighted, runtime_floor_ns_ - std::min(runtime_floor_ns_, kRuntimeCreditNs));
+  }
+  if (!t.queued) t.queued_ns = opts_.clock();
   if (front) {
     fifo_.PushFront(t);
   } else {
@@ -273,9 +302,9 @@ bool FifoCentralizedScheduler::ReadRank(FifoTask& t) {
       t.woke_ns != 0) {
     deadline = t.woke_ns + r.relative_deadline_ns;
   }
-  const bool changed = r.qos != t.qos || deadline != t.deadline_ns;
+  const bool changed = r.qos != t.qos || deadline != t.order_ns;
   t.qos = r.qos;
-  t.deadline_ns = deadline;
+  t.order_ns = deadline;
   return changed;
 }
 
@@ -328,7 +357,10 @@ FifoTask* FifoCentralizedScheduler::TakeFor(int cpu, uint64_t now, bool narrow_o
     }
   }
   for (Tid tid : gone) fifo_.RemoveTid(tid);
-  if (found != nullptr) fifo_.Remove(*found);
+  if (found != nullptr) {
+    fifo_.Remove(*found);
+    runtime_floor_ns_ = std::max(runtime_floor_ns_, found->order_ns);
+  }
   return found;
 }
 
@@ -579,9 +611,9 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
       if (FifoTask* v = tasks_.Find(c->current)) v->slice_preempted = true;
     }
   }
-  if (opts_.prefer_last_cpu) {
-    // Each waiting thread, oldest first, on the idle CPU nearest its last
-    // one (its caches): that CPU, an SMT sibling of it, then any.
+  if (opts_.place) {
+    // Each waiting thread, first in the queue first, where the policy's
+    // placement puts it (or nowhere this round).
     CpuList idle;
     for (auto& [cpu, c] : cpus_) {
       if (!c.req_active && c.current == GHOST_TID_NONE && Usable(c, now)) idle.Set(cpu);
@@ -591,30 +623,25 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
       if (idle.Empty()) break;
       FifoTask* t = tasks_.Find(tid);
       if (t == nullptr || !t->Waiting() || now < t->not_before_ns) continue;
-      auto free = [&](int c) { return c >= 0 && idle.IsSet(c) && t->AllowedOn(c); };
-      int pick = -1;
-      uint64_t* placed = &stats_.placed_elsewhere;
-      if (free(t->last_cpu)) {
-        pick = t->last_cpu;
-        placed = &stats_.placed_last_cpu;
-      } else if (t->last_cpu >= 0 && opts_.siblings) {
-        for (int s : opts_.siblings(t->last_cpu).ToVector()) {
-          if (!free(s)) continue;
-          pick = s;
-          placed = &stats_.placed_sibling;
-          break;
-        }
-      }
+      CpuList usable = idle & t->affinity;
+      for (int cpu : t->refused.ToVector()) usable.Clear(cpu);
+      if (usable.Empty()) continue;
+      const int pick = opts_.place({.last_cpu = t->last_cpu,
+                                    .idle = usable,
+                                    .waited_ns = now - std::min(now, t->queued_ns)});
       if (pick < 0) {
-        for (int c : idle.ToVector()) {
-          if (!free(c)) continue;
-          pick = c;
-          break;
-        }
+        ++stats_.placements_held;
+        continue;
       }
-      if (pick < 0) continue;
+      if (!usable.IsSet(pick)) {
+        // The policy's bug, not the thread's: it waits for a correct answer.
+        ++stats_.placements_refused;
+        continue;
+      }
       fifo_.Remove(*t);
-      if (open(cpus_.at(pick), *t, 0)) ++*placed;
+      if (opts_.least_runtime_first) runtime_floor_ns_ = std::max(runtime_floor_ns_, t->order_ns);
+      const int last = t->last_cpu;
+      if (open(cpus_.at(pick), *t, 0)) CountPlacement(last, pick);
       idle.Clear(pick);
     }
   } else {
@@ -624,14 +651,7 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
       FifoTask* t = TakeFor(cpu, now, /*narrow_only=*/fast_path());
       if (t == nullptr) continue;
       const int last = t->last_cpu;
-      if (!open(c, *t, 0)) continue;
-      if (last == cpu) {
-        ++stats_.placed_last_cpu;
-      } else if (last >= 0 && opts_.siblings && opts_.siblings(last).IsSet(cpu)) {
-        ++stats_.placed_sibling;
-      } else {
-        ++stats_.placed_elsewhere;
-      }
+      if (open(c, *t, 0)) CountPlacement(last, cpu);
     }
   }
   // QoS classes (PolicyOptions::rank): a waiting thread of a higher class than
@@ -1255,11 +1275,13 @@ std::string FifoCentralizedPolicy::StatsLine() const {
       "rounds_committed=%u commits=%u failed_commits=%u stale=%u preemptions=%u "
       "agent_cpu_commits=%u busy_cleared=%u wakeups_on_cpu=%u not_allowed_retries=%u "
       "class_held=%u class_returned=%u handed_over=%u hand_over_refused=%u "
-      "placed_last_cpu=%u placed_sibling=%u placed_elsewhere=%u",
+      "placed_last_cpu=%u placed_sibling=%u placed_elsewhere=%u placed_cross_llc=%u "
+      "placed_cross_node=%u placements_held=%u placements_refused=%u",
       s.rounds_committed, s.commits, s.failed_commits, s.stale, s.preemptions,
       s.agent_cpu_commits, s.busy_cleared, s.wakeups_on_cpu, s.not_allowed_retries,
       s.class_held, s.class_returned, s.handed_over, s.hand_over_refused, s.placed_last_cpu,
-      s.placed_sibling, s.placed_elsewhere) +
+      s.placed_sibling, s.placed_elsewhere, s.placed_cross_llc, s.placed_cross_node,
+      s.placements_held, s.placements_refused) +
          sched_->FastPathStatsLine() +
          (s.last_wakeup_on_cpu.empty()
               ? ""

@@ -52,6 +52,7 @@
 #include "userspace/agent.h"
 #include "userspace/enclave.h"
 #include "userspace/policies/fifo_task.h"
+#include "userspace/policies/placement.h"
 #include "userspace/policy.h"
 #include "userspace/ring.h"
 #include "userspace/run_request.h"
@@ -107,9 +108,14 @@ class FifoCentralizedScheduler : public Scheduler {
     uint64_t preemptions = 0;       // slice preemptions committed
     uint64_t qos_preemptions = 0;   // a higher class's thread displaced a running one
     // Transactions placing a waiting thread on an idle CPU: onto the CPU it
-    // last ran on, an SMT sibling of it, or another (PolicyOptions::prefer_last_cpu
-    // chooses by this; otherwise it is what the FIFO's choice came to).
+    // last ran on, an SMT sibling of it, or another (PolicyOptions::place
+    // chooses by this; otherwise it is what the FIFO's choice came to); of
+    // the others, those outside its LLC and outside its NUMA node.
     uint64_t placed_last_cpu = 0, placed_sibling = 0, placed_elsewhere = 0;
+    uint64_t placed_cross_llc = 0, placed_cross_node = 0;
+    // PolicyOptions::place kept a thread waiting though CPUs it may use were
+    // idle (counted per thread and round), or named a CPU it may not use.
+    uint64_t placements_held = 0, placements_refused = 0;
     uint64_t agent_cpu_commits = 0; // committed to the agent's own CPU
     // WAKEUPs of threads we believed on a CPU (a missed off-CPU event).
     uint64_t wakeups_on_cpu = 0;
@@ -186,6 +192,8 @@ class FifoCentralizedScheduler : public Scheduler {
   };
 
   void OffCpu(FifoTask& t);
+  // Counts a placement from `last` (the thread's last CPU) onto `cpu`.
+  void CountPlacement(int last, int cpu);
   // tasks_.Update, and whether the class holds it (pinned push) from the
   // message's flag: a held thread leaves the FIFO. `*returned`: the class
   // held it until this message.
@@ -297,6 +305,12 @@ class FifoCentralizedScheduler : public Scheduler {
   Stats stats_;
   bool hand_over_ok_ = true;  // the kernel side hands over (not Unimplemented)
   static constexpr uint64_t kRankRereadNs = 1'000'000;
+  // PolicyOptions::least_runtime_first: a thread is queued at most this far
+  // (weighted runtime) ahead of the last one taken from the queue, as CFS
+  // credits a sleeper half its 6 ms latency: a worker that ran less, long
+  // ago, does not starve one that ran more.
+  static constexpr uint64_t kRuntimeCreditNs = 3'000'000;
+  uint64_t runtime_floor_ns_ = 0;  // the order of the last thread taken
   uint64_t rank_read_ns_ = 0;  // when RefreshRanks last read the classes
 };
 

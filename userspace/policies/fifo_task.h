@@ -73,12 +73,17 @@ struct FifoTask {
   bool ring_left = false;
   bool ring_revoke_lost = false;
   int last_cpu = -1;  // where it last ran (node preference)
-  // Its class (PolicyOptions::rank; higher runs first) and deadline within
-  // it (earliest first), as last read: when queued, and every millisecond
-  // while it waits or runs. The runqueue's order; the class is what a
-  // slice's end or a waiting thread compares with.
+  // Its class (PolicyOptions::rank; higher runs first) and its order within
+  // it (lowest first): its deadline (EDF, Shinjuku) as last read when queued
+  // and every millisecond while it waits or runs, or its runtime over its
+  // weight when queued (PolicyOptions::least_runtime_first). The runqueue's
+  // order; the class is what a slice's end or a waiting thread compares with.
   uint32_t qos = 0;
-  uint64_t deadline_ns = ThreadRank::kNoDeadline;
+  uint64_t order_ns = ThreadRank::kNoDeadline;
+  // From its messages: CPU time so far and sched_ext weight (100: nice 0).
+  uint64_t runtime_ns = 0;
+  uint32_t weight = 100;
+  uint64_t queued_ns = 0;  // the policy's clock when it last joined the runqueue
   uint64_t woke_ns = 0;  // the policy's clock when it last became runnable (new or woken)
   // Diagnostics: its last transaction's result, and failures since it last
   // committed.
@@ -109,11 +114,11 @@ struct FifoTask {
     return absl::StrFormat(
         "tid=%d seq=%u runnable=%d on_cpu=%d inflight_cpu=%d queued=%d owner=%d queue=%d "
         "affinity=%s refused=%s ring_node=%d ring_pos=%u ring_seq=%u last_result=%u "
-        "failed_commits=%u class_held=%d pid=%u qos=%u deadline=%d",
+        "failed_commits=%u class_held=%d pid=%u qos=%u order=%d",
         tid, seq, runnable, on_cpu, inflight_cpu, queued, owner, queue, affinity.ToString(),
         refused.ToString(), ring_node, ring_pos, ring_seq, last_result, failed_commits,
         class_held, pid, qos,
-        deadline_ns == ThreadRank::kNoDeadline ? -1 : static_cast<int64_t>(deadline_ns)) +
+        order_ns == ThreadRank::kNoDeadline ? -1 : static_cast<int64_t>(order_ns)) +
            History();
   }
   // " history: msg 3/41@1 commit 1/41 result 1@1 ...": msg type/seq@cpu,
@@ -229,11 +234,21 @@ class FifoTaskTable {
         t.sw_index = raw.task_new.sw_index;
         t.pid = raw.task_new.pid;
         t.runnable = raw.task_new.runnable != 0;
+        t.runtime_ns = raw.task_new.runtime_ns;
+        t.weight = raw.task_new.weight;
         // A new life: what held for the earlier one (its mask) does not.
         t.affinity = CpuList::FirstN(GHOST_MAX_CPUS);
         break;
       case GHOST_MSG_TASK_AFFINITY_CHANGED:
         t.affinity = CpuList::FromMask(raw.affinity.cpus);
+        break;
+      case GHOST_MSG_TASK_PRIORITY_CHANGED:
+        t.weight = raw.priority.weight;
+        break;
+      case GHOST_MSG_TASK_BLOCKED:
+      case GHOST_MSG_TASK_PREEMPT:
+      case GHOST_MSG_TASK_YIELD:
+        t.runtime_ns = std::max<uint64_t>(t.runtime_ns, raw.off_cpu.runtime_ns);
         break;
       default:
         break;
@@ -347,27 +362,28 @@ inline std::vector<FifoTask*> HandOverToClass(KernelSide& kernel, FifoTaskTable&
   return taken;
 }
 
-// Waiting threads in order: by QoS class, highest first, then by deadline,
-// earliest first (FifoTask::qos and deadline_ns as they were when queued),
-// and first come first served among equals; a task is in at most one. With
-// one class and no deadlines (the FIFOs) it is a plain FIFO.
+// Waiting threads in order: by QoS class, highest first, then by order
+// (a deadline or a weighted runtime), lowest first (FifoTask::qos and
+// order_ns as they were when queued), and first come first served among
+// equals; a task is in at most one. With one class and no order (the FIFOs)
+// it is a plain FIFO.
 class FifoRunqueue {
  public:
-  // Behind every thread of its class with the same or an earlier deadline.
+  // Behind every thread of its class with the same or a lower order.
   void PushBack(FifoTask& t) {
     if (t.queued) return;
-    // ranks_ is sorted: class down, then deadline up.
-    auto pos = std::partition_point(ranks_.begin(), ranks_.end(), [&](const ThreadRank& r) {
-      return r.qos > t.qos || (r.qos == t.qos && r.deadline_ns <= t.deadline_ns);
+    // ranks_ is sorted: class down, then order up.
+    auto pos = std::partition_point(ranks_.begin(), ranks_.end(), [&](const Rank& r) {
+      return r.qos > t.qos || (r.qos == t.qos && r.order_ns <= t.order_ns);
     });
     Insert(pos - ranks_.begin(), t);
   }
-  // Ahead of every thread of its class with the same or a later deadline (it
+  // Ahead of every thread of its class with the same or a higher order (it
   // keeps its turn).
   void PushFront(FifoTask& t) {
     if (t.queued) return;
-    auto pos = std::partition_point(ranks_.begin(), ranks_.end(), [&](const ThreadRank& r) {
-      return r.qos > t.qos || (r.qos == t.qos && r.deadline_ns < t.deadline_ns);
+    auto pos = std::partition_point(ranks_.begin(), ranks_.end(), [&](const Rank& r) {
+      return r.qos > t.qos || (r.qos == t.qos && r.order_ns < t.order_ns);
     });
     Insert(pos - ranks_.begin(), t);
   }
@@ -392,11 +408,15 @@ class FifoRunqueue {
  private:
   void Insert(ptrdiff_t at, FifoTask& t) {
     q_.insert(q_.begin() + at, t.tid);
-    ranks_.insert(ranks_.begin() + at, ThreadRank{.qos = t.qos, .deadline_ns = t.deadline_ns});
+    ranks_.insert(ranks_.begin() + at, Rank{.qos = t.qos, .order_ns = t.order_ns});
     t.queued = true;
   }
+  struct Rank {
+    uint32_t qos = 0;
+    uint64_t order_ns = 0;
+  };
   std::deque<Tid> q_;
-  std::deque<ThreadRank> ranks_;  // q_[i]'s rank when queued
+  std::deque<Rank> ranks_;  // q_[i]'s when queued
 };
 
 }  // namespace ghost

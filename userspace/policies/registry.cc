@@ -8,6 +8,7 @@
 #include "userspace/policies/edf.h"
 #include "userspace/policies/fifo_centralized.h"
 #include "userspace/policies/fifo_per_cpu.h"
+#include "userspace/policies/search.h"
 #include "userspace/policies/shinjuku.h"
 #include "userspace/policies/sol.h"
 
@@ -15,7 +16,7 @@ namespace ghost {
 
 std::vector<std::string> PolicyNames() {
   return {FifoPerCpuPolicy::kName, FifoCentralizedPolicy::kName, ShinjukuPolicy::kName,
-          EdfPolicy::kName, SolPolicy::kName};
+          EdfPolicy::kName, SolPolicy::kName, SearchPolicy::kName};
 }
 
 absl::Duration DefaultSlice(const std::string& policy) {
@@ -71,6 +72,9 @@ absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(const PolicyOptions& opts,
   }
   if (o.name == SolPolicy::kName) {
     return SolPolicy::Create(o, enclave);
+  }
+  if (o.name == SearchPolicy::kName) {
+    return SearchPolicy::Create(o, enclave);
   }
   return absl::InvalidArgumentError(absl::StrFormat(
       "unknown policy '%s' (known: %s)", opts.name,

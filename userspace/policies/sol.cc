@@ -2,6 +2,7 @@
 
 #include "absl/status/status.h"
 #include "userspace/policies/fifo_centralized.h"
+#include "userspace/policies/placement.h"
 
 namespace ghost {
 
@@ -14,7 +15,7 @@ absl::StatusOr<std::unique_ptr<Policy>> SolPolicy::Create(const PolicyOptions& o
   PolicyOptions o = opts;
   o.name = kName;
   o.fast_path = PolicyOptions::FastPath::kOff;
-  o.prefer_last_cpu = true;
+  o.place = NearestSiblingPlacement(o.topology);
   return FifoCentralizedPolicy::Create(o, enclave);
 }
 

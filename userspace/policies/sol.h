@@ -8,7 +8,7 @@
 //   - no slice unless the caller gives one: a thread runs until it blocks;
 //   - each waiting thread, oldest first, goes to the idle CPU nearest the one
 //     it last ran on: that CPU, then its SMT sibling, then any
-//     (`PolicyOptions::prefer_last_cpu`, counted as placed_last_cpu,
+//     (NearestSiblingPlacement in placement.h; counted as placed_last_cpu,
 //     placed_sibling and placed_elsewhere in --stats).
 #ifndef GHOST_SCX_USERSPACE_POLICIES_SOL_H_
 #define GHOST_SCX_USERSPACE_POLICIES_SOL_H_

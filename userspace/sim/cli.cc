@@ -46,7 +46,9 @@ FlagSpec CliFlag(const char* name, const char* help, std::string CliOptions::*fi
 
 const std::vector<FlagSpec>& Flags() {
   static const std::vector<FlagSpec>* flags = new std::vector<FlagSpec>{
-      SimFlag("policy", "fifo-centralized, fifo-per-cpu, shinjuku, edf, sol, baseline-fifo or baseline-fair",
+      SimFlag("policy",
+              "fifo-centralized, fifo-per-cpu, shinjuku, edf, sol, search, baseline-fifo or "
+              "baseline-fair",
               &SimOptions::policy),
       SimFlag("machine", "skylake, rome or flatN", &SimOptions::machine),
       SimFlag("cpus", "enclave CPUs (e.g. 0-19); empty: all", &SimOptions::cpus),
@@ -109,6 +111,10 @@ const std::vector<FlagSpec>& Flags() {
               "shinjuku: Shenango-style sharing: QoS classes below this one are batch, taking "
               "idle CPUs in turns of 20 ms and giving them back at once; 0: off",
               &SimOptions::batch_below),
+      SimFlag("migration-us",
+              "CORE,LLC,NODE: extra compute (us) of a run that starts on another core of the "
+              "thread's last LLC, another LLC of its node, another node",
+              &SimOptions::migration_us),
       CliFlag("format", "text, csv or json", &CliOptions::format),
       CliFlag("sweep", "comma-separated loads: print a load-vs-latency table", &CliOptions::sweep),
   };

@@ -50,6 +50,15 @@ void Machine::RunThread(int cpu, int t, uint64_t slice_ns, uint64_t extra_ns) {
   SimThread& th = threads_[t];
   SimCpu& c = cpus_[cpu];
   th.state = ThreadState::kRunning;
+  if (th.cpu >= 0 && th.cpu != cpu && !topo_.siblings(th.cpu).IsSet(cpu)) {
+    const MigrationKind k = topo_.numa_node(th.cpu) != topo_.numa_node(cpu) ? kMigratedNode
+                            : topo_.llc(th.cpu) != topo_.llc(cpu)           ? kMigratedLlc
+                                                                            : kMigratedCore;
+    ++migrations_[k];
+    th.remaining_ns += k == kMigratedNode  ? migration_costs_.node_ns
+                       : k == kMigratedLlc ? migration_costs_.llc_ns
+                                           : migration_costs_.core_ns;
+  }
   th.cpu = cpu;
   th.gen++;
   th.remaining_ns += extra_ns;

@@ -85,6 +85,17 @@ class Workload {
   virtual void OnRun(Machine& m, int t) {}            // went on a CPU
 };
 
+// Extra compute a thread pays when it runs where its caches are cold: on
+// another core of its last CPU's LLC (its L1/L2 refill), on another LLC of
+// its node (L3), on another node (remote memory too). An SMT sibling shares
+// the core's caches: free. Not from the paper (docs/SIMULATOR.md); 0 by
+// default.
+struct MigrationCosts {
+  uint64_t core_ns = 0, llc_ns = 0, node_ns = 0;
+};
+// Runs that started away from the thread's last CPU, by how far.
+enum MigrationKind : uint8_t { kMigratedCore = 0, kMigratedLlc, kMigratedNode, kMigrationKinds };
+
 struct CfsLoad {
   CpuList cpus;             // CPUs that get CFS load
   double fraction = 0;      // share of each CPU's time CFS holds
@@ -101,6 +112,7 @@ class Machine {
   void SetWorkload(Workload* w) { workload_ = w; }
   void SetTrace(TraceWriter* t) { trace_ = t; }
   void SetCfsLoad(const CfsLoad& load);
+  void SetMigrationCosts(const MigrationCosts& c) { migration_costs_ = c; }
 
   // Starts the workload (first call only) and runs events up to `end_ns`.
   void RunUntil(uint64_t end_ns);
@@ -138,6 +150,7 @@ class Machine {
   // CPU time by occupant over [0, now], summed over `cpus`.
   uint64_t OccupantNs(Occupant o) const { return occ_ns_[o]; }
   uint64_t KindRuntimeNs(uint8_t kind) const;
+  uint64_t migrations(MigrationKind k) const { return migrations_[k]; }
   // Closes the accounting at now() (call once, after the last RunUntil).
   void Finish();
 
@@ -158,6 +171,8 @@ class Machine {
   Workload* workload_ = nullptr;
   TraceWriter* trace_ = nullptr;
   CfsLoad cfs_;
+  MigrationCosts migration_costs_;
+  uint64_t migrations_[kMigrationKinds] = {};
   uint64_t now_ = 0;
   bool started_ = false;
   uint64_t events_processed_ = 0;

@@ -573,6 +573,19 @@ absl::Status SimKernelSide::SetWantOnCpu(Tid tid, bool want) {
   return absl::OkStatus();
 }
 
+absl::Status SimKernelSide::SetWeight(Tid tid, uint32_t weight) {
+  const int t = ThreadOf(tid);
+  if (t < 0) return absl::NotFoundError(absl::StrCat("no thread ", tid));
+  if (weight < 1 || weight > 10000) {
+    return absl::InvalidArgumentError(absl::StrCat("weight ", weight, " is not in 1..10000"));
+  }
+  ghost_msg m = NewTaskMsg(t, GHOST_MSG_TASK_PRIORITY_CHANGED, machine_.thread(t).cpu);
+  m.priority.weight = weight;
+  UpdateStatusWord(t, 0, 0);
+  Produce(MsgQueue(t), m, t);
+  return absl::OkStatus();
+}
+
 absl::Status SimKernelSide::SetAffinity(Tid tid, const CpuList& cpus) {
   const int t = ThreadOf(tid);
   if (t < 0) return absl::NotFoundError(absl::StrCat("no thread ", tid));

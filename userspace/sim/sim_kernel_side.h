@@ -88,6 +88,8 @@ class SimKernelSide : public KernelSide, public SchedClass {
   int ThreadOf(Tid tid) const;  // -1 if unknown
   // Sets the affinity of a thread (TASK_AFFINITY_CHANGED).
   absl::Status SetAffinity(Tid tid, const CpuList& cpus);
+  // Sets its sched_ext weight (100: nice 0; TASK_PRIORITY_CHANGED).
+  absl::Status SetWeight(Tid tid, uint32_t weight);
   const SimKernelStats& stats() const { return stats_; }
   // Simulated CPU time agents spent (excluding global agents' idle spinning).
   uint64_t agent_busy_ns() const;

@@ -162,7 +162,24 @@ absl::Status ValidateSimOptions(const SimOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("--queue-bytes=", o.queue_bytes, ": ", s.message()));
   }
+  if (absl::StatusOr<MigrationCosts> m = ParseMigrationCosts(o.migration_us); !m.ok()) {
+    return m.status();
+  }
   return absl::OkStatus();
+}
+
+absl::StatusOr<MigrationCosts> ParseMigrationCosts(const std::string& text) {
+  const std::vector<std::string> parts = absl::StrSplit(text, ',');
+  uint64_t us[3];
+  bool ok = parts.size() == 3;
+  for (size_t i = 0; ok && i < 3; i++) {
+    ok = absl::SimpleAtoi(parts[i], &us[i]) && us[i] <= 1'000'000;
+  }
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--migration-us=", text, ": want CORE,LLC,NODE, three whole us counts 0..1000000"));
+  }
+  return MigrationCosts{.core_ns = us[0] * 1000, .llc_ns = us[1] * 1000, .node_ns = us[2] * 1000};
 }
 
 absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
@@ -179,6 +196,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
 
   // Declaration order is teardown order in reverse: policy, enclave, kernel side, machine.
   Machine machine(*topo, o.seed);
+  machine.SetMigrationCosts(*ParseMigrationCosts(o.migration_us));  // checked above
   std::unique_ptr<TraceWriter> trace;
   if (!o.trace.empty()) {
     absl::StatusOr<std::unique_ptr<TraceWriter>> t = TraceWriter::Open(o.trace, topo->num_cpus());
@@ -235,7 +253,7 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
     po.ring_sizes = *ParseRingSizes(o.ring_size);  // checked above
     po.hints = app_hints ? app_hints->path() : o.hints;
     po.batch_below = static_cast<uint32_t>(o.batch_below);
-    po.siblings = [t = &*topo](int cpu) { return t->siblings(cpu); };
+    po.topology = std::make_shared<const Topology>(*topo);
     absl::StatusOr<std::unique_ptr<Policy>> p = MakePolicy(po, *enclave);
     if (!p.ok()) return p.status();
     policy = std::move(*p);
@@ -337,6 +355,9 @@ absl::StatusOr<SimReport> RunSimulation(const SimOptions& o) {
   r.deadline_missed =
       r.completed == 0 ? 0 : static_cast<double>((*w)->missed()) / static_cast<double>(r.completed);
   r.events = machine.events_processed();
+  r.migrations_core = machine.migrations(kMigratedCore);
+  r.migrations_llc = machine.migrations(kMigratedLlc);
+  r.migrations_node = machine.migrations(kMigratedNode);
   if (kernel) {
     const SimKernelStats& st = kernel->stats();
     r.agent_utilization = kernel->num_agents() == 0
@@ -424,6 +445,9 @@ std::vector<std::tuple<std::string, std::string, bool>> Fields(const SimReport& 
       {"agent_sleeps", absl::StrCat(r.agent_sleeps), false},
       {"agent_cpu_runs", absl::StrCat(r.agent_cpu_runs), false},
       {"deadline_missed", F(r.deadline_missed), false},
+      {"migrations_core", absl::StrCat(r.migrations_core), false},
+      {"migrations_llc", absl::StrCat(r.migrations_llc), false},
+      {"migrations_node", absl::StrCat(r.migrations_node), false},
   };
 }
 

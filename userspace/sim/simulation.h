@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "userspace/sim/costs.h"
+#include "userspace/sim/machine.h"
 #include "userspace/sim/workload.h"
 
 namespace ghost {
@@ -58,7 +59,14 @@ struct SimOptions {
   // times its service time after it arrives, written into its worker's entry
   // before the worker wakes (edf orders by it); 0: no deadlines.
   double deadline_factor = 0;
+  // --migration-us=CORE,LLC,NODE: extra compute, in us, of a run that starts
+  // on another core of the thread's last LLC, another LLC of its node,
+  // another node (MigrationCosts); "0,0,0": none.
+  std::string migration_us = "0,0,0";
 };
+
+// "CORE,LLC,NODE" in us (--migration-us), each 0..1000000.
+absl::StatusOr<MigrationCosts> ParseMigrationCosts(const std::string& text);
 
 // Every check on the options: one clear message for the first problem.
 absl::Status ValidateSimOptions(const SimOptions& opts);
@@ -79,6 +87,8 @@ struct SimReport {
   double deadline_missed = 0;   // --deadline-factor: measured requests done late, a fraction
   double agent_utilization = 0; // agent busy time / (agents x duration)
   uint64_t events = 0;
+  // Runs that started away from the thread's last CPU (MigrationKind).
+  uint64_t migrations_core = 0, migrations_llc = 0, migrations_node = 0;
   uint64_t messages = 0, messages_dropped = 0, commits = 0, txns = 0, fallback_runs = 0;
   uint64_t slice_renewals = 0;  // slices the class renewed in place (nothing waited)
   uint64_t txn_committed = 0, txn_stale = 0, txn_other_failures = 0;

@@ -340,7 +340,7 @@ run_clients() {
   # stressor pin threads to one CPU, so the class queued some on their CPU
   # itself, and they ran (bpf/progs/pinned.bpf.h). Without a policy nothing
   # asks for it, so the class never does it.
-  case "$policy" in fifo-per-cpu | fifo-centralized) asks_pinned=1 ;; *) asks_pinned=0 ;; esac
+  case "$policy" in fifo-per-cpu | fifo-centralized | search) asks_pinned=1 ;; *) asks_pinned=0 ;; esac
   pinned=$(sed -n 's/^ghost-agent: pinned push: pushes=\([0-9]*\) runs=\([0-9]*\)$/\1 \2/p' /tmp/agent.log)
   echo "$policy: pinned push: pushes and runs: ${pinned:-none}"
   set -- $pinned
