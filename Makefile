@@ -68,7 +68,7 @@ msg = @printf '  %-8s %s\n' $(1) $(2)
 endif
 
 .PHONY: all deps test unit-test vm-test soak demo bench mutants vmlinux kernel peers clean \
-        install uninstall
+        install uninstall figures
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -183,6 +183,10 @@ mutants: deps
 bench: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) all $(BENCHES)
 	@bash scripts/bench.sh
+
+# The paper's figures from the simulator: CSV and PNG in docs/figures/ (scripts/figures.sh).
+figures: $(BUILD)/ghost-sim
+	@bash scripts/figures.sh
 
 kernel:
 	@bash scripts/kernel.sh

@@ -26,10 +26,12 @@ absl::Duration DefaultSlice(const std::string& policy) {
   return absl::Milliseconds(20);  // sched_ext's own (docs/BENCHMARKS.md, "Slices by default")
 }
 
+bool ReadsHints(const std::string& policy) {
+  return policy == ShinjukuPolicy::kName || policy == EdfPolicy::kName;
+}
+
 absl::Status CheckHintsFor(const std::string& policy, const std::string& hints) {
-  if (hints.empty() || policy == ShinjukuPolicy::kName || policy == EdfPolicy::kName) {
-    return absl::OkStatus();
-  }
+  if (hints.empty() || ReadsHints(policy)) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrFormat("--hints is read by --policy=%s and %s only (not %s)",
                       ShinjukuPolicy::kName, EdfPolicy::kName, policy));

@@ -20,6 +20,9 @@ std::vector<std::string> PolicyNames();
 // for the FIFOs (and the class alone), ShinjukuPolicy::kDefaultSlice for it.
 absl::Duration DefaultSlice(const std::string& policy);
 
+// Whether `policy` ranks threads by a hint table (shinjuku, edf).
+bool ReadsHints(const std::string& policy);
+
 // A hint table (--hints) is for a policy that reads one: InvalidArgument
 // ("--hints is read by --policy=shinjuku and edf only (not X)") when `hints` is set
 // for another.

@@ -81,7 +81,7 @@ absl::Status ValidateSimOptions(const SimOptions& o) {
       return absl::InvalidArgumentError(
           "--worker-qos makes the application's own hint table: not with --hints");
     }
-    if (!CheckHintsFor(o.policy, "a table").ok()) {
+    if (!ReadsHints(o.policy)) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "--worker-qos makes a hint table for a policy that reads one (not %s)", o.policy));
     }

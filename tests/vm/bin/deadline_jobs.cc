@@ -11,16 +11,20 @@
 //   3. starts --cpus blockers and --jobs jobs, all of class 1, each blocked on
 //      its own eventfd, their entries made first: the blockers with the
 //      latest deadline, job i with a deadline i x 10 ms from now;
-//   4. lets the jobs go to sleep on timers set 100 ms on, 2 ms apart in the
-//      reverse of their deadlines' order, then wakes the blockers, which hold
-//      every CPU for --blocker-ms: the jobs wake while they run, the latest
-//      deadline first. Each job notes when it first ran and works --job-ms.
+//   4. wakes the blockers, which hold every CPU for --blocker-ms; once all of
+//      them run, a SCHED_OTHER thread wakes the jobs, in the reverse of their
+//      deadlines' order: they wake while every CPU is held
+//      (on a loaded host a blocker may start late: timers set in advance let
+//      jobs find a CPU free; a blocker as the waker may be displaced and
+//      wait behind the jobs it woke).
+//      Each job notes when it first ran and works --job-ms.
 // Prints one line:
 //   deadline_jobs: order=J,J,... inversions=N (pairs a whole wave apart)
 // where order lists the jobs by their deadlines' rank (0 = earliest) in the
 // order they first ran, and inversions counts pairs whose deadlines are at
 // least --cpus ranks apart (never on the CPUs in one wave) that ran in the
-// wrong order. Exit 0 when it got that far; 1 otherwise; 2 for bad flags.
+// wrong order although the earlier one had been woken 10 ms before the
+// later one started. Exit 0 when it got that far; 1 otherwise; 2 for bad flags.
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -29,6 +33,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <fstream>
 #include <memory>
 #include <numeric>
@@ -65,25 +70,26 @@ int64_t NowNs() {
 struct Job {
   std::thread thread;
   int efd = -1;
-  int64_t wake_at_ns = 0;  // a job's timer (0: a blocker, none)
+  std::function<void()> on_start;  // a blocker's: called once it runs
   std::atomic<int> tid{0};
+  std::atomic<int64_t> woken_ns{0};  // a job's: when the waker woke it
   std::atomic<int64_t> started_ns{0};
 };
 
-// Blocks on its eventfd (then on its timer, if any), then notes when it ran
-// and works `work_ns`.
+bool Wake(Job& j) {
+  const uint64_t one = 1;
+  return write(j.efd, &one, sizeof(one)) == sizeof(one);
+}
+
+// Blocks on its eventfd, then notes when it ran, calls on_start and works
+// `work_ns`.
 void Run(Job* j, int64_t work_ns) {
   j->tid = Gettid();
   uint64_t v;
   if (read(j->efd, &v, sizeof(v)) != sizeof(v)) return;
-  if (j->wake_at_ns != 0) {
-    const timespec at = {.tv_sec = j->wake_at_ns / 1000000000LL,
-                         .tv_nsec = j->wake_at_ns % 1000000000LL};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, nullptr) != 0) {
-    }
-  }
   const int64_t start = NowNs();
   j->started_ns = start;
+  if (j->on_start) j->on_start();
   while (NowNs() - start < work_ns) {
   }
 }
@@ -150,27 +156,52 @@ int main(int argc, char** argv) {
     if (!add(j->tid, {.qos = kJobQos, .deadline_ns = deadline})) return 1;
   }
   usleep(100'000);  // every thread blocked in read() (its entry made before it runs)
-  auto wake = [](Job& j) {
-    const uint64_t one = 1;
-    return write(j.efd, &one, sizeof(one)) == sizeof(one);
-  };
-  // The jobs' timers: the latest deadline first, while the blockers run.
-  const int64_t first = NowNs() + 100'000'000;
-  for (int i = 0; i < njobs; i++) all[ncpus + i]->wake_at_ns = first + (njobs - 1 - i) * 2'000'000LL;
-  for (int i = ncpus; i < ncpus + njobs; i++) wake(*all[i]);
-  usleep(20'000);  // on their timers now (the CPUs were idle)
-  for (int i = 0; i < ncpus; i++) wake(*all[i]);
+  // Once every blocker runs, a thread outside the class (SCHED_OTHER: a
+  // displaced thread of ours could not finish the job) wakes the jobs, the
+  // latest deadline first.
+  std::atomic<int> running{0};
+  for (int i = 0; i < ncpus; i++) all[i]->on_start = [&] { running.fetch_add(1); };
+  bool woke_all = true;
+  std::thread waker([&] {
+    const sched_param other = {.sched_priority = 0};
+    woke_all = sched_setscheduler(0, SCHED_OTHER, &other) == 0;
+    for (int i = 0; woke_all && running.load() < ncpus; i++) {
+      woke_all = i < 10'000;  // 10 s
+      usleep(1000);
+    }
+    // In one go: the waker displaces a blocker while it runs, and the CPU
+    // it gives back goes to the earliest job waiting by then.
+    for (int k = njobs - 1; woke_all && k >= 0; k--) {
+      all[ncpus + k]->woken_ns = NowNs();
+      woke_all = Wake(*all[ncpus + k]);
+    }
+  });
+  for (int i = 0; i < ncpus; i++) Wake(*all[i]);
+  waker.join();
+  if (!woke_all) {
+    // Let every thread finish: the blockers may not all have run.
+    for (auto& j : all) Wake(*j);
+  }
   for (auto& j : all) j->thread.join();
-
+  if (!woke_all) {
+    absl::PrintF("deadline_jobs: the jobs were not woken (a blocker never ran, or a wake failed)\n");
+    return 1;
+  }
   std::vector<int> order(njobs);  // deadline ranks, by first run
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
     return all[ncpus + a]->started_ns.load() < all[ncpus + b]->started_ns.load();
   });
+  // Job b ran before job a, whose deadline is a wave earlier, although a
+  // had been waiting for kSeenNs when b started: the agent chose b over a.
+  // (A job that starts while the others are not woken yet, on a CPU a
+  // higher class handed back from a blocker it displaced, is EDF's choice.)
+  constexpr int64_t kSeenNs = 10'000'000;
   int inversions = 0;
   for (int a = 0; a < njobs; a++) {
     for (int b = a + ncpus; b < njobs; b++) {
-      if (all[ncpus + b]->started_ns.load() < all[ncpus + a]->started_ns.load()) inversions++;
+      const int64_t sa = all[ncpus + a]->started_ns.load(), sb = all[ncpus + b]->started_ns.load();
+      if (sb < sa && all[ncpus + a]->woken_ns.load() + kSeenNs <= sb) inversions++;
     }
   }
   absl::PrintF("deadline_jobs: order=%s inversions=%d (pairs a whole wave apart)\n",

@@ -3,12 +3,17 @@
 # application wrote (docs/HINTS.md). deadline_jobs makes the table outside
 # the class; ghost-agent starts with it (--policy=edf --hints); ghost-run
 # --pid moves the program in. Three blockers (the latest deadline) hold the
-# 3 CPUs the global agent leaves; meanwhile 9 jobs wake on timers in the
+# 3 CPUs the global agent leaves; once all run, 9 jobs are woken (by a
+# thread outside the class) in the
 # reverse of their deadlines' order (the program's main thread, in their
 # class with the earliest deadline, sleeps meanwhile). Checked:
 #  - the jobs first ran earliest deadline first: no two jobs whose deadlines
 #    are 3 or more ranks apart (never in one wave on 3 CPUs) ran in the wrong
-#    order (in wake order, as a FIFO runs them, nearly all would);
+#    order while the earlier one had been waiting 10 ms (in wake order, as a
+#    FIFO runs them, nearly all would). A job that runs before the others
+#    are woken, on a CPU a kernel thread took from a blocker and gave back,
+#    is EDF's choice, not an inversion (a CI run beside another guest and a
+#    busy loop saw it: order 4,2,0,...);
 #  - no job preempted a blocker (no slice; an earlier deadline takes no CPU):
 #    no preemption was committed;
 #  - the agent found the entries, no thread waited for the class's watchdog,
