@@ -7,10 +7,10 @@
 # thread outside the class) in the
 # reverse of their deadlines' order (the program's main thread, in their
 # class with the earliest deadline, sleeps meanwhile). Checked:
-#  - the jobs first ran earliest deadline first: no two jobs whose deadlines
-#    are 3 or more ranks apart (never in one wave on 3 CPUs) ran in the wrong
-#    order while the earlier one had been waiting 10 ms (in wake order, as a
-#    FIFO runs them, nearly all would). A job that runs before the others
+#  - the jobs first ran earliest deadline first: at most 3 pairs of jobs
+#    whose deadlines are 3 or more ranks apart (never in one wave on 3 CPUs)
+#    ran in the wrong order while the earlier one had been waiting 10 ms (in
+#    wake order, as a FIFO runs them, 15-21 do). A job that runs before the others
 #    are woken, on a CPU a kernel thread took from a blocker and gave back,
 #    is EDF's choice, not an inversion (a CI run beside another guest and a
 #    busy loop saw it: order 4,2,0,...);
@@ -56,7 +56,11 @@ num() {  # num FILE PATTERN: the first number PATTERN (a sed group) finds
 }
 inv=$(num /tmp/jobs.log '.* inversions=\([0-9]*\) .*')
 [ -n "$inv" ] || fail "deadline_jobs did not report"
-[ "$inv" = 0 ] || fail "$inv pairs of jobs a wave apart ran against their deadlines' order"
+# Up to 3: a commit a higher class's thread refuses (CPU_UNAVAILABLE) sends
+# the chosen job back while a later one committed elsewhere starts (a CI run
+# beside another guest and a busy loop: 31 refusals, order 0,2,3,4,1,...).
+# Run in wake order (a FIFO, the mutant edf-ignores-deadlines): 15-21.
+[ "$inv" -le 3 ] || fail "$inv pairs of jobs a wave apart ran against their deadlines' order"
 pre=$(num /tmp/agent.log '.* preemptions=\([0-9]*\) .*')
 qpre=$(num /tmp/agent.log '.* qos_preemptions=\([0-9]*\).*')
 found=$(num /tmp/agent.log '.* hint_found=\([0-9]*\).*')
