@@ -50,7 +50,8 @@ void Machine::RunThread(int cpu, int t, uint64_t slice_ns, uint64_t extra_ns) {
   SimThread& th = threads_[t];
   SimCpu& c = cpus_[cpu];
   th.state = ThreadState::kRunning;
-  if (th.cpu >= 0 && th.cpu != cpu && !topo_.siblings(th.cpu).IsSet(cpu)) {
+  // Another core (SMT siblings share one): its caches are cold there.
+  if (th.cpu >= 0 && topo_.cpu(th.cpu).core != topo_.cpu(cpu).core) {
     const MigrationKind k = topo_.numa_node(th.cpu) != topo_.numa_node(cpu) ? kMigratedNode
                             : topo_.llc(th.cpu) != topo_.llc(cpu)           ? kMigratedLlc
                                                                             : kMigratedCore;
