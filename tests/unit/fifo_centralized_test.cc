@@ -151,6 +151,58 @@ TEST_F(FifoCentralizedTest, AgentCpuNeverRunsThreads) {
   for (auto [cpu, t] : rig_->kernel.starts()) EXPECT_NE(cpu, 0);
 }
 
+// Two threads pinned to the global agent's CPU, transactions only (no
+// rings): when it is free, the one that has waited longer gets it, though the
+// other is ahead in the queue (it left that CPU and went back to the head).
+// Taking the queue's first there kept a thread pinned to CPU 0 waiting 5 s
+// for the watchdog under search (clients_search, stress-ng's affinity
+// stressor), whose queue is ordered by runtime.
+TEST_F(FifoCentralizedTest, AgentCpuGoesToTheThreadThatWaitedLongest) {
+  Start(3);
+  testing::FakeKernelSide& k = rig_->kernel;
+  const Tid first = k.NewThread();
+  k.SetAffinity(first, CpuList({0}));
+  rig_->Settle();
+  ASSERT_EQ(k.CurrentOn(0), first);
+  const Tid patient = k.NewThread();
+  k.SetAffinity(patient, CpuList({0}));
+  rig_->Settle();
+  k.AdvanceTime(1'000'000);
+  // A mover ran on CPU 1, pinned itself to CPU 0 and was moved off CPU 1
+  // (PREEMPT): back to the queue's head.
+  const Tid mover = k.NewThread();
+  rig_->Settle();
+  ASSERT_EQ(k.CurrentOn(1), mover);
+  k.SetAffinity(mover, CpuList({0}));
+  k.Preempt(mover);
+  rig_->Settle();
+  k.AdvanceTime(1'000'000);
+  k.Block(first);
+  rig_->Settle();
+  EXPECT_EQ(k.CurrentOn(0), patient);
+}
+
+// Without the rings too: a thread pinned to the global agent's CPU that has
+// waited kNarrowWaitNs takes it from one that has had it as long (which
+// runs only while the agent steps aside). Without this, under search, such
+// threads waited 5 s for the watchdog (clients_search).
+TEST_F(FifoCentralizedTest, NarrowThreadPreemptsOnTheAgentsCpu) {
+  Start(3);
+  testing::FakeKernelSide& k = rig_->kernel;
+  const Tid first = k.NewThread();
+  k.SetAffinity(first, CpuList({0}));
+  rig_->Settle();
+  ASSERT_EQ(k.CurrentOn(0), first);
+  const Tid waiter = k.NewThread();
+  k.SetAffinity(waiter, CpuList({0}));
+  rig_->Settle();
+  EXPECT_EQ(k.CurrentOn(0), first);  // not yet
+  k.AdvanceTime(FifoCentralizedScheduler::kNarrowWaitNs + 1);
+  rig_->Settle();
+  EXPECT_EQ(sched().stats().narrow_preemptions, 1u);
+  EXPECT_EQ(k.CurrentOn(0), waiter);
+}
+
 TEST_F(FifoCentralizedTest, FifoOrderHolds) {
   Start(3);  // two CPUs for threads
   std::vector<Tid> tids;

@@ -10,6 +10,7 @@
 #include "userspace/enclave.h"
 #include "userspace/hints/hint_table.h"
 #include "userspace/policy.h"
+#include "userspace/policies/fifo_centralized.h"
 #include "userspace/policies/registry.h"
 #include "userspace/policies/search.h"
 #include "userspace/sim/machine.h"
@@ -538,6 +539,37 @@ TEST(SimPolicyTest, SearchRunsTheThreadThatRanLeastFirstWeightedByNice) {
   EXPECT_EQ(r.ks->SetWeight(r.ks->TidOf(r.ks->SpawnThread(r.enclave->id(), 0, 0, false, 1)), 0)
                 .code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SimPolicyTest, SearchRunsAThreadThatRanMoreWithinItsWaitBound) {
+  // flat2: one CPU for threads, 1 ms slices. A hog has run 10 ms when a
+  // stream of new threads starts, each wanting 500 us, one every 400 us (more
+  // than the CPU): every newcomer is queued at the runtime floor, ahead of the
+  // hog, and the floor moves only when a thread above it is taken, so by
+  // runtime alone the hog waited for the whole stream (160 ms here; with a
+  // longer fork storm, for the class's watchdog). A thread that has waited
+  // kRuntimeMaxWait goes ahead of the order.
+  RunLog w;
+  PolicyRig r = MakeRig("search", "flat2", &w, absl::Milliseconds(1));
+  const int hog = r.ks->SpawnThread(r.enclave->id(), 0, 0, false, 400'000'000);
+  w.wakes.push_back({0, hog});
+  for (int i = 0; i < 400; ++i) {
+    const int t = r.ks->SpawnThread(r.enclave->id(), 0, 1 + i, false, 500'000);
+    w.wakes.push_back({10'000'000 + static_cast<uint64_t>(i) * 400'000, t});
+  }
+  r.machine->RunUntil(170'000'000);
+  // Between the hog's starts from 10 ms on (one start ends its first run).
+  uint64_t longest_gap = 0, last = 10'000'000;
+  for (const RunLog::Run& run : w.runs) {
+    if (run.thread != hog || run.at < last) continue;
+    longest_gap = std::max(longest_gap, run.at - last);
+    last = run.at;
+  }
+  longest_gap = std::max(longest_gap, 170'000'000 - last);
+  const uint64_t bound = absl::ToInt64Nanoseconds(FifoCentralizedScheduler::kRuntimeMaxWait);
+  // Plus a slice (it is 1 ms) and the newcomer that has the CPU.
+  EXPECT_LE(longest_gap, bound + 2'000'000) << "the hog waited " << longest_gap / 1000 << " us";
+  EXPECT_EQ(r.ks->stats().fallback_runs, 0u);
 }
 
 TEST(SimPolicyTest, SearchKeepsRequestsInTheirLlcOnRome) {

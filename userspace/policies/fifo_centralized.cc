@@ -424,7 +424,10 @@ FifoTask* FifoCentralizedScheduler::TakeForAgentCpu(uint64_t now, uint64_t min_w
   // The one that has waited longest, not the FIFO's first: threads that
   // leave this CPU go back to the FIFO's head, so under affinity churn a
   // thread pinned here was passed over by movers again and again (5 s
-  // watchdog moves once pinned push sped the movers up).
+  // watchdog moves once pinned push sped the movers up). Nor the policy's
+  // first: one thread at a time runs here, and under search's least runtime
+  // first a thread that had run more waited 5 s behind movers that had run
+  // less. Its wait: since it became narrow (the rings), else since queued.
   FifoTask* best = nullptr;
   uint64_t best_since = 0;
   for (Tid tid : fifo_.tids()) {
@@ -432,8 +435,8 @@ FifoTask* FifoCentralizedScheduler::TakeForAgentCpu(uint64_t now, uint64_t min_w
     if (t == nullptr || !t->Waiting() || now < t->not_before_ns) continue;
     if (!t->AllowedOn(agent_.cpu) || !t->Allowed(elsewhere).Empty()) continue;
     auto it = narrow_since_.find(tid);
-    const uint64_t since = it == narrow_since_.end() ? now : std::min(it->second, now);
-    if (min_wait_ns > 0 && (it == narrow_since_.end() || now - since < min_wait_ns)) continue;
+    const uint64_t since = std::min(it == narrow_since_.end() ? t->queued_ns : it->second, now);
+    if (min_wait_ns > 0 && now - since < min_wait_ns) continue;
     if (best == nullptr || since < best_since) {
       best = t;
       best_since = since;
@@ -441,6 +444,23 @@ FifoTask* FifoCentralizedScheduler::TakeForAgentCpu(uint64_t now, uint64_t min_w
   }
   if (best != nullptr) fifo_.Remove(*best);
   return best;
+}
+
+void FifoCentralizedScheduler::AgeRuntimeOrder(uint64_t now) {
+  const uint64_t max_wait = absl::ToInt64Nanoseconds(kRuntimeMaxWait);
+  const uint64_t floor = runtime_floor_ns_ - std::min(runtime_floor_ns_, kRuntimeCreditNs);
+  std::vector<FifoTask*> aged;
+  for (Tid tid : fifo_.tids()) {
+    FifoTask* t = tasks_.Find(tid);
+    if (t != nullptr && t->order_ns > floor && now >= t->queued_ns + max_wait) aged.push_back(t);
+  }
+  // Last first: each goes ahead of the ones before it.
+  for (auto it = aged.rbegin(); it != aged.rend(); ++it) {
+    fifo_.Remove(**it);
+    (*it)->order_ns = floor;
+    fifo_.PushFront(**it);
+    ++stats_.runtime_aged;
+  }
 }
 
 void FifoCentralizedScheduler::HandleResult(Cpu& c) {
@@ -572,6 +592,7 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
     return;
   }
   const uint64_t now = opts_.clock();
+  if (opts_.least_runtime_first) AgeRuntimeOrder(now);
   std::vector<RunRequest*> group;
   auto open = [&](Cpu& c, FifoTask& t, uint32_t flags) {
     absl::Status s = c.req->Open({.target = t.tid,
@@ -704,16 +725,16 @@ void FifoCentralizedScheduler::Schedule(Agent& agent) {
     }
   }
   // The agent's own CPU, for a thread that may run nowhere else.
-  // With the fast path, also in place of a thread that has had it for
-  // kNarrowWaitNs, for one that has waited as long: a thread committed here
-  // stays on this CPU's runqueue (it runs only while we step aside), and
-  // threads pinned here waited behind it for the watchdog.
+  // Also in place of a thread that has had it for kNarrowWaitNs, for one
+  // that has waited as long: a thread committed here stays on this CPU's
+  // runqueue (it runs only while we step aside), and threads pinned here
+  // waited behind it for the watchdog (with the rings; and without them,
+  // under search: stress-ng's affinity stressor, 5 s).
   bool yield = false;
   if (agent_.req != nullptr && !agent_.req_active && Usable(agent_, now)) {
     if (agent_.current == GHOST_TID_NONE) {
       if (FifoTask* t = TakeForAgentCpu(now)) yield = open(agent_, *t, 0);
-    } else if (fast_path() && now >= agent_.run_start_ns &&
-               now - agent_.run_start_ns >= kNarrowWaitNs) {
+    } else if (now >= agent_.run_start_ns && now - agent_.run_start_ns >= kNarrowWaitNs) {
       if (FifoTask* t = TakeForAgentCpu(now, kNarrowWaitNs)) {
         yield = open(agent_, *t, GHOST_TXN_F_PREEMPT | GHOST_TXN_F_NO_BARRIER);
         if (yield) {
@@ -1276,12 +1297,12 @@ std::string FifoCentralizedPolicy::StatsLine() const {
       "agent_cpu_commits=%u busy_cleared=%u wakeups_on_cpu=%u not_allowed_retries=%u "
       "class_held=%u class_returned=%u handed_over=%u hand_over_refused=%u "
       "placed_last_cpu=%u placed_sibling=%u placed_elsewhere=%u placed_cross_llc=%u "
-      "placed_cross_node=%u placements_held=%u placements_refused=%u",
+      "placed_cross_node=%u placements_held=%u placements_refused=%u runtime_aged=%u",
       s.rounds_committed, s.commits, s.failed_commits, s.stale, s.preemptions,
       s.agent_cpu_commits, s.busy_cleared, s.wakeups_on_cpu, s.not_allowed_retries,
       s.class_held, s.class_returned, s.handed_over, s.hand_over_refused, s.placed_last_cpu,
       s.placed_sibling, s.placed_elsewhere, s.placed_cross_llc, s.placed_cross_node,
-      s.placements_held, s.placements_refused) +
+      s.placements_held, s.placements_refused, s.runtime_aged) +
          sched_->FastPathStatsLine() +
          (s.last_wakeup_on_cpu.empty()
               ? ""

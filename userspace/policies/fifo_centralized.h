@@ -75,6 +75,11 @@ class FifoCentralizedScheduler : public Scheduler {
   // busy: an idle CPU's dispatch takes the next entry before the agent can
   // commit there. After waiting this long it preempts one of them.
   static constexpr uint64_t kNarrowWaitNs = 5'000'000;
+  // PolicyOptions::least_runtime_first: a thread that has waited this long
+  // goes ahead of the order (to the floor, ahead of its equals). Newcomers
+  // join at the floor, so by runtime alone one that ran more waited out any
+  // stream of them.
+  static constexpr absl::Duration kRuntimeMaxWait = absl::Milliseconds(50);
   // Sets up `enclave`'s rings (Ring::Create, or Ring::Attach and revoking
   // what an earlier agent left). Returns false (fast path off) if the kernel
   // side has no rings; an error if a ring is refused.
@@ -116,6 +121,9 @@ class FifoCentralizedScheduler : public Scheduler {
     // PolicyOptions::place kept a thread waiting though CPUs it may use were
     // idle (counted per thread and round), or named a CPU it may not use.
     uint64_t placements_held = 0, placements_refused = 0;
+    // least_runtime_first: threads moved ahead of the order after waiting
+    // kRuntimeMaxWait.
+    uint64_t runtime_aged = 0;
     uint64_t agent_cpu_commits = 0; // committed to the agent's own CPU
     // WAKEUPs of threads we believed on a CPU (a missed off-CPU event).
     uint64_t wakeups_on_cpu = 0;
@@ -261,6 +269,9 @@ class FifoCentralizedScheduler : public Scheduler {
   // CPU a higher class does not hold, taken out of the FIFO; with
   // `min_wait_ns`, only one whose narrow wait (narrow_since_) is that long.
   FifoTask* TakeForAgentCpu(uint64_t now, uint64_t min_wait_ns = 0);
+  // least_runtime_first: threads that have waited kRuntimeMaxWait go to the
+  // floor, ahead of its equals, in their queue order.
+  void AgeRuntimeOrder(uint64_t now);
   // Fast path: threads no ring may take that have waited kNarrowWaitNs
   // (failed commits meanwhile included), oldest first, each with a CPU it may
   // run on (a different one each), to be committed there preempting whatever

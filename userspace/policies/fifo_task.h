@@ -92,7 +92,9 @@ struct FifoTask {
 
   // Diagnostics: the last few things the policy learnt or did about it,
   // oldest first in Describe(), so a watchdog move names its own cause.
-  enum class Event : uint8_t { kMessage, kCommit, kResult };
+  enum class Event : uint8_t { kMessage, kCommit, kResult, kHandOver };
+  // In a kMessage entry's `what`: the message said the class holds it.
+  static constexpr uint16_t kHeldBit = 0x8000;
   struct Entry {
     Event event = Event::kMessage;
     uint16_t what = 0;  // message type, or transaction result
@@ -121,8 +123,9 @@ struct FifoTask {
         order_ns == ThreadRank::kNoDeadline ? -1 : static_cast<int64_t>(order_ns)) +
            History();
   }
-  // " history: msg 3/41@1 commit 1/41 result 1@1 ...": msg type/seq@cpu,
-  // commit cpu/seq, result code@cpu.
+  // " history: msg 3/41@1 commit 1/41 result 1@1 ...": msg type/seq@cpu
+  // ("(held)": class-held), commit cpu/seq, result code@cpu, handed (to the
+  // class) cpu/seq.
   std::string History() const {
     std::string out = " history:";
     const uint32_t n = std::min<uint32_t>(history_len, kHistory);
@@ -130,7 +133,11 @@ struct FifoTask {
       const Entry& e = history[i % kHistory];
       switch (e.event) {
         case Event::kMessage:
-          absl::StrAppendFormat(&out, " msg %u/%u@%d", e.what, e.seq, e.cpu);
+          absl::StrAppendFormat(&out, " msg %u/%u@%d%s", e.what & ~kHeldBit, e.seq, e.cpu,
+                                (e.what & kHeldBit) != 0 ? "(held)" : "");
+          break;
+        case Event::kHandOver:
+          absl::StrAppendFormat(&out, " handed %d/%u", e.cpu, e.seq);
           break;
         case Event::kCommit:
           absl::StrAppendFormat(&out, " commit %d/%u", e.cpu, e.seq);
@@ -226,7 +233,8 @@ class FifoTaskTable {
     if (created != nullptr) *created = inserted;
     t.seq = std::max(t.seq, m.seqnum());
     t.refused = CpuList();
-    t.Note(FifoTask::Event::kMessage, m.type(), static_cast<int>(m.cpu()), m.seqnum());
+    t.Note(FifoTask::Event::kMessage, m.type() | (m.class_held() ? FifoTask::kHeldBit : 0),
+           static_cast<int>(m.cpu()), m.seqnum());
     const ghost_msg& raw = m.raw();
     switch (m.type()) {
       case GHOST_MSG_TASK_NEW:
@@ -357,6 +365,7 @@ inline std::vector<FifoTask*> HandOverToClass(KernelSide& kernel, FifoTaskTable&
     }
     ++*handed;
     t->class_held = true;
+    t->Note(FifoTask::Event::kHandOver, 0, cpu, e.seqnum);
     taken.push_back(t);
   }
   return taken;
