@@ -79,6 +79,36 @@ TEST(FifoRunqueueTest, ClassesInOrderFirstComeFirstServedWithin) {
             (std::vector<Tid>{14, 11, 12, 13}));
 }
 
+// Aged threads (search's wait bound) go ahead of all others, first aged
+// first; a thread going back to the head (PushFront) does not overtake them.
+TEST(FifoRunqueueTest, AgedThreadsGoFirstInTheOrderTheyAged) {
+  std::map<Tid, FifoTask> t;
+  auto task = [&](Tid tid, uint64_t order) -> FifoTask& {
+    FifoTask& x = t[tid];
+    x.tid = tid;
+    x.order_ns = order;
+    return x;
+  };
+  FifoRunqueue q;
+  q.PushBack(task(1, 10));
+  q.PushBack(task(2, 900));
+  q.PushBack(task(3, 500));
+  q.Remove(t[2]);
+  q.PushAged(t[2]);
+  q.Remove(t[3]);
+  q.PushAged(t[3]);
+  q.PushFront(task(4, 0));  // left its CPU: back to the head of the rest
+  q.PushBack(task(5, 0));
+  EXPECT_EQ(std::vector<Tid>(q.tids().begin(), q.tids().end()),
+            (std::vector<Tid>{2, 3, 4, 5, 1}));
+  EXPECT_TRUE(q.Aged(0));
+  EXPECT_TRUE(q.Aged(1));
+  EXPECT_FALSE(q.Aged(2));
+  q.Remove(t[2]);
+  EXPECT_TRUE(q.Aged(0));
+  EXPECT_FALSE(q.Aged(1));
+}
+
 TEST(FifoRunqueueTest, DeadlinesEarliestFirstWithinAClass) {
   std::map<Tid, FifoTask> t;
   auto task = [&](Tid tid, uint32_t qos, uint64_t deadline) -> FifoTask& {

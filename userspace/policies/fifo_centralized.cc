@@ -448,17 +448,19 @@ FifoTask* FifoCentralizedScheduler::TakeForAgentCpu(uint64_t now, uint64_t min_w
 
 void FifoCentralizedScheduler::AgeRuntimeOrder(uint64_t now) {
   const uint64_t max_wait = absl::ToInt64Nanoseconds(kRuntimeMaxWait);
-  const uint64_t floor = runtime_floor_ns_ - std::min(runtime_floor_ns_, kRuntimeCreditNs);
   std::vector<FifoTask*> aged;
-  for (Tid tid : fifo_.tids()) {
-    FifoTask* t = tasks_.Find(tid);
-    if (t != nullptr && t->order_ns > floor && now >= t->queued_ns + max_wait) aged.push_back(t);
+  const std::deque<Tid>& q = fifo_.tids();
+  for (size_t i = 0; i < q.size(); ++i) {
+    FifoTask* t = tasks_.Find(q[i]);
+    if (t != nullptr && !fifo_.Aged(i) && now >= t->queued_ns + max_wait) aged.push_back(t);
   }
-  // Last first: each goes ahead of the ones before it.
-  for (auto it = aged.rbegin(); it != aged.rend(); ++it) {
-    fifo_.Remove(**it);
-    (*it)->order_ns = floor;
-    fifo_.PushFront(**it);
+  // Ahead of every thread not aged, behind those aged before: not just to
+  // the floor, where threads that left a CPU and went back to the queue's
+  // head overtook it again and again (under stress-ng's affinity stressor a
+  // thread pinned to one CPU waited 5 s).
+  for (FifoTask* t : aged) {
+    fifo_.Remove(*t);
+    fifo_.PushAged(*t);
     ++stats_.runtime_aged;
   }
 }

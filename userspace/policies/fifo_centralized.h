@@ -76,9 +76,8 @@ class FifoCentralizedScheduler : public Scheduler {
   // commit there. After waiting this long it preempts one of them.
   static constexpr uint64_t kNarrowWaitNs = 5'000'000;
   // PolicyOptions::least_runtime_first: a thread that has waited this long
-  // goes ahead of the order (to the floor, ahead of its equals). Newcomers
-  // join at the floor, so by runtime alone one that ran more waited out any
-  // stream of them.
+  // goes ahead of the order (AgeRuntimeOrder). Newcomers join at the floor,
+  // so by runtime alone one that ran more waited out any stream of them.
   static constexpr absl::Duration kRuntimeMaxWait = absl::Milliseconds(50);
   // Sets up `enclave`'s rings (Ring::Create, or Ring::Attach and revoking
   // what an earlier agent left). Returns false (fast path off) if the kernel
@@ -269,8 +268,8 @@ class FifoCentralizedScheduler : public Scheduler {
   // CPU a higher class does not hold, taken out of the FIFO; with
   // `min_wait_ns`, only one whose narrow wait (narrow_since_) is that long.
   FifoTask* TakeForAgentCpu(uint64_t now, uint64_t min_wait_ns = 0);
-  // least_runtime_first: threads that have waited kRuntimeMaxWait go to the
-  // floor, ahead of its equals, in their queue order.
+  // least_runtime_first: threads that have waited kRuntimeMaxWait go ahead
+  // of all others, in the order they aged.
   void AgeRuntimeOrder(uint64_t now);
   // Fast path: threads no ring may take that have waited kNarrowWaitNs
   // (failed commits meanwhile included), oldest first, each with a CPU it may

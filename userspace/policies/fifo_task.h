@@ -381,18 +381,27 @@ class FifoRunqueue {
   // Behind every thread of its class with the same or a lower order.
   void PushBack(FifoTask& t) {
     if (t.queued) return;
-    // ranks_ is sorted: class down, then order up.
+    // ranks_ is sorted: aged ones first, then class down, then order up.
     auto pos = std::partition_point(ranks_.begin(), ranks_.end(), [&](const Rank& r) {
-      return r.qos > t.qos || (r.qos == t.qos && r.order_ns <= t.order_ns);
+      return r.aged || r.qos > t.qos || (r.qos == t.qos && r.order_ns <= t.order_ns);
     });
     Insert(pos - ranks_.begin(), t);
+  }
+  // Ahead of every thread not pushed so, behind those that were: one that
+  // has waited too long for its order (FifoCentralizedScheduler::
+  // AgeRuntimeOrder), first aged first served.
+  void PushAged(FifoTask& t) {
+    if (t.queued) return;
+    auto pos = std::partition_point(ranks_.begin(), ranks_.end(),
+                                    [](const Rank& r) { return r.aged; });
+    Insert(pos - ranks_.begin(), t, /*aged=*/true);
   }
   // Ahead of every thread of its class with the same or a higher order (it
   // keeps its turn).
   void PushFront(FifoTask& t) {
     if (t.queued) return;
     auto pos = std::partition_point(ranks_.begin(), ranks_.end(), [&](const Rank& r) {
-      return r.qos > t.qos || (r.qos == t.qos && r.order_ns < t.order_ns);
+      return r.aged || r.qos > t.qos || (r.qos == t.qos && r.order_ns < t.order_ns);
     });
     Insert(pos - ranks_.begin(), t);
   }
@@ -413,16 +422,19 @@ class FifoRunqueue {
   const std::deque<Tid>& tids() const { return q_; }
   // The class of the thread at the head (0 when empty).
   uint32_t HeadQos() const { return ranks_.empty() ? 0 : ranks_.front().qos; }
+  // Whether the thread at `i` (of tids()) went in by PushAged.
+  bool Aged(size_t i) const { return i < ranks_.size() && ranks_[i].aged; }
 
  private:
-  void Insert(ptrdiff_t at, FifoTask& t) {
+  void Insert(ptrdiff_t at, FifoTask& t, bool aged = false) {
     q_.insert(q_.begin() + at, t.tid);
-    ranks_.insert(ranks_.begin() + at, Rank{.qos = t.qos, .order_ns = t.order_ns});
+    ranks_.insert(ranks_.begin() + at, Rank{.qos = t.qos, .order_ns = t.order_ns, .aged = aged});
     t.queued = true;
   }
   struct Rank {
     uint32_t qos = 0;
     uint64_t order_ns = 0;
+    bool aged = false;
   };
   std::deque<Tid> q_;
   std::deque<Rank> ranks_;  // q_[i]'s when queued
