@@ -264,9 +264,10 @@ class FifoCentralizedScheduler : public Scheduler {
   Cpu* FindCpu(int cpu);
   // Every CPU a commit may go to: the scheduled ones and the agent's own.
   CpuList UsableCpus() const;
-  // First waiting thread that may run on the agent's CPU and on no scheduled
+  // The longest-waiting thread that may run on the agent's CPU and on no scheduled
   // CPU a higher class does not hold, taken out of the FIFO; with
-  // `min_wait_ns`, only one whose narrow wait (narrow_since_) is that long.
+  // `min_wait_ns`, only one that has waited that long (since it became
+  // narrow, narrow_since_, with the rings; else since it was queued).
   FifoTask* TakeForAgentCpu(uint64_t now, uint64_t min_wait_ns = 0);
   // least_runtime_first: threads that have waited kRuntimeMaxWait go ahead
   // of all others, in the order they aged.

@@ -378,7 +378,8 @@ inline std::vector<FifoTask*> HandOverToClass(KernelSide& kernel, FifoTaskTable&
 // it is a plain FIFO.
 class FifoRunqueue {
  public:
-  // Behind every thread of its class with the same or a lower order.
+  // Behind every thread of its class with the same or a lower order (and
+  // every aged one, PushAged).
   void PushBack(FifoTask& t) {
     if (t.queued) return;
     // ranks_ is sorted: aged ones first, then class down, then order up.
@@ -397,7 +398,7 @@ class FifoRunqueue {
     Insert(pos - ranks_.begin(), t, /*aged=*/true);
   }
   // Ahead of every thread of its class with the same or a higher order (it
-  // keeps its turn).
+  // keeps its turn), behind the aged ones.
   void PushFront(FifoTask& t) {
     if (t.queued) return;
     auto pos = std::partition_point(ranks_.begin(), ranks_.end(), [&](const Rank& r) {
