@@ -46,14 +46,24 @@ class FifoCentralizedTest : public ::testing::Test {
   Agent* agent_ = nullptr;
 };
 
-TEST(FifoRunqueueTest, ClassesInOrderFirstComeFirstServedWithin) {
-  std::map<Tid, FifoTask> t;
-  auto task = [&](Tid tid, uint32_t qos) -> FifoTask& {
-    FifoTask& x = t[tid];
+// The runqueue tests' threads, by tid: task(tid, qos, order) sets one up.
+class RunqueueTasks {
+ public:
+  FifoTask& operator()(Tid tid, uint32_t qos, uint64_t order = 0) {
+    FifoTask& x = t_[tid];
     x.tid = tid;
     x.qos = qos;
+    x.order_ns = order;
     return x;
-  };
+  }
+  FifoTask& operator[](Tid tid) { return t_.at(tid); }
+
+ private:
+  std::map<Tid, FifoTask> t_;
+};
+
+TEST(FifoRunqueueTest, ClassesInOrderFirstComeFirstServedWithin) {
+  RunqueueTasks task;
   FifoRunqueue q;
   q.PushBack(task(1, 0));
   q.PushBack(task(2, 5));
@@ -65,7 +75,7 @@ TEST(FifoRunqueueTest, ClassesInOrderFirstComeFirstServedWithin) {
   EXPECT_EQ(std::vector<Tid>(q.tids().begin(), q.tids().end()),
             (std::vector<Tid>{7, 2, 4, 6, 3, 1, 5}));
   EXPECT_EQ(q.HeadQos(), 9u);
-  q.Remove(t[7]);
+  q.Remove(task[7]);
   q.RemoveTid(4);
   q.PushBack(task(8, 5));
   EXPECT_EQ(std::vector<Tid>(q.tids().begin(), q.tids().end()),
@@ -82,42 +92,29 @@ TEST(FifoRunqueueTest, ClassesInOrderFirstComeFirstServedWithin) {
 // Aged threads (search's wait bound) go ahead of all others, first aged
 // first; a thread going back to the head (PushFront) does not overtake them.
 TEST(FifoRunqueueTest, AgedThreadsGoFirstInTheOrderTheyAged) {
-  std::map<Tid, FifoTask> t;
-  auto task = [&](Tid tid, uint64_t order) -> FifoTask& {
-    FifoTask& x = t[tid];
-    x.tid = tid;
-    x.order_ns = order;
-    return x;
-  };
+  RunqueueTasks task;
   FifoRunqueue q;
-  q.PushBack(task(1, 10));
-  q.PushBack(task(2, 900));
-  q.PushBack(task(3, 500));
-  q.Remove(t[2]);
-  q.PushAged(t[2]);
-  q.Remove(t[3]);
-  q.PushAged(t[3]);
-  q.PushFront(task(4, 0));  // left its CPU: back to the head of the rest
-  q.PushBack(task(5, 0));
+  q.PushBack(task(1, 0, 10));
+  q.PushBack(task(2, 0, 900));
+  q.PushBack(task(3, 0, 500));
+  q.Remove(task[2]);
+  q.PushAged(task[2]);
+  q.Remove(task[3]);
+  q.PushAged(task[3]);
+  q.PushFront(task(4, 0, 0));  // left its CPU: back to the head of the rest
+  q.PushBack(task(5, 0, 0));
   EXPECT_EQ(std::vector<Tid>(q.tids().begin(), q.tids().end()),
             (std::vector<Tid>{2, 3, 4, 5, 1}));
   EXPECT_TRUE(q.Aged(0));
   EXPECT_TRUE(q.Aged(1));
   EXPECT_FALSE(q.Aged(2));
-  q.Remove(t[2]);
+  q.Remove(task[2]);
   EXPECT_TRUE(q.Aged(0));
   EXPECT_FALSE(q.Aged(1));
 }
 
 TEST(FifoRunqueueTest, DeadlinesEarliestFirstWithinAClass) {
-  std::map<Tid, FifoTask> t;
-  auto task = [&](Tid tid, uint32_t qos, uint64_t deadline) -> FifoTask& {
-    FifoTask& x = t[tid];
-    x.tid = tid;
-    x.qos = qos;
-    x.order_ns = deadline;
-    return x;
-  };
+  RunqueueTasks task;  // task(tid, class, deadline)
   constexpr uint64_t kNone = ThreadRank::kNoDeadline;
   FifoRunqueue q;
   q.PushBack(task(1, 1, kNone));
